@@ -1,0 +1,51 @@
+# Two commands: `make run` starts the whole platform on this machine, `make test` runs every test.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: help install browser run sync check test test-fast bench clean
+
+help:
+	@echo "make run     start the platform on this machine (catalog :8000, inbox :8025)"
+	@echo "make test    install everything and run the whole test suite"
+	@echo "make check   validate workshops/ ; make sync  sync it into a running local stack"
+	@echo "make bench   run the benchmarks in bench/"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@echo "Installing Python packages into $(VENV) ..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+# Debian's Chromium drives the browser tests (Playwright cannot download its own here).
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then echo "Installing chromium ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Browser tests need Chromium: sudo apt-get install chromium (or set CHROMIUM=/path)"; exit 1; fi; }
+
+run: install
+	$(BIN)/python -m local run
+
+check: install
+	$(BIN)/python -m chalicelib.catalog check workshops
+
+sync: install
+	$(BIN)/python -m local sync
+
+test: install browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e"
+
+bench: install
+	$(BIN)/python bench/register_burst.py
+
+clean:
+	rm -rf $(VENV) .wod .pytest_cache .hypothesis test-artifacts

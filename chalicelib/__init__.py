@@ -1,0 +1,1 @@
+"""Code shipped to Lambda: domain rules, DynamoDB store, adapters, web handlers."""

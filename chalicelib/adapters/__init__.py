@@ -1,0 +1,1 @@
+"""Adapters: AWS services and other outside systems behind domain verbs."""

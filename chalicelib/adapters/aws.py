@@ -1,0 +1,17 @@
+"""boto3 clients, built lazily in one place (never at import time)."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from chalicelib.settings import Settings
+
+
+@lru_cache(maxsize=None)
+def client(service: str, region: str, endpoint: str | None):
+    import boto3
+
+    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint)
+
+
+def client_for(service: str, settings: Settings):
+    return client(service, settings.region, settings.aws_endpoint)

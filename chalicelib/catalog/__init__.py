@@ -1,0 +1,1 @@
+"""Workshops as folders: validate ``workshops/<ID>/`` and sync them into DynamoDB."""

@@ -1,0 +1,163 @@
+"""Read and validate workshop folders; every problem names its file and field."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from chalicelib.catalog.spec import WorkshopSpec
+
+NOTEBOOK_VARIABLES = frozenset({"student_id", "password", "hub_url", "workshop_id", "workshop_title"})
+APPLIANCE_VARIABLES = frozenset({"appliance_url"})
+README = "0-ReadMeFirst.ipynb"
+SKIPPED = {"__pycache__", ".ipynb_checkpoints"}
+Problem = tuple[str, str, str]
+
+
+@dataclass
+class Workshop:
+    folder: Path
+    spec: WorkshopSpec
+    notebooks: list[str] = field(default_factory=list)
+    content_version: str = ""
+
+
+def content_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and not any(part in SKIPPED or part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def content_version(folder: Path) -> str:
+    """Hash of every file's path and bytes: changes whenever the content does."""
+    digest = hashlib.sha256()
+    for path in content_files(folder):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root.parent).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _load_spec(folder: Path, root: Path, problems: list[Problem]) -> WorkshopSpec | None:
+    import yaml
+    from pydantic import ValidationError
+
+    path = folder / "workshop.yaml"
+    name = _rel(path, root)
+    if not path.is_file():
+        problems.append((name, "-", "missing: every workshop folder needs a workshop.yaml"))
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "-"
+        problems.append((name, where, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        return None
+    if not isinstance(data, dict):
+        problems.append((name, "-", "must be a mapping of fields"))
+        return None
+    try:
+        spec = WorkshopSpec.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(part) for part in err["loc"]) or "-"
+            problems.append((name, loc, err["msg"]))
+        return None
+    if spec.id != folder.name:
+        problems.append((name, "id", f"is {spec.id!r} but the folder is named {folder.name!r}"))
+    if spec.badge and "://" not in spec.badge:
+        badge = (folder / spec.badge).resolve()
+        if folder.resolve() not in badge.parents or not badge.is_file():
+            problems.append((name, "badge", f"file {spec.badge!r} not found in the workshop folder"))
+        elif badge.suffix.lower() not in (".svg", ".png"):
+            problems.append((name, "badge", "must be an .svg or .png file"))
+    return spec
+
+
+def check_notebook(path: Path, allowed: frozenset[str], root: Path) -> list[Problem]:
+    """nbformat validity plus Jinja2 syntax and known variables in every cell."""
+    import jinja2
+    import jinja2.meta
+    import nbformat
+
+    name = _rel(path, root)
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # nbformat raises several unrelated types for bad files
+        return [(name, "notebook", f"not a valid notebook: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")]
+    env = jinja2.Environment()
+    problems: list[Problem] = []
+    for index, cell in enumerate(nb.cells):
+        try:
+            parsed = env.parse(cell.source)
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append((name, f"cells[{index}]", f"template error on line {exc.lineno}: {exc.message}"))
+            continue
+        unknown = jinja2.meta.find_undeclared_variables(parsed) - allowed
+        if unknown:
+            problems.append((name, f"cells[{index}]", f"unknown template variable(s): {', '.join(sorted(unknown))}"
+                             f" (allowed: {', '.join(sorted(allowed))})"))
+    return problems
+
+
+def load_workshop(folder: Path, root: Path, problems: list[Problem]) -> Workshop | None:
+    spec = _load_spec(folder, root, problems)
+    if spec is None:
+        return None
+    allowed = NOTEBOOK_VARIABLES | (APPLIANCE_VARIABLES if spec.appliance else frozenset())
+    notebooks = sorted(p.name for p in folder.glob("*.ipynb"))
+    if README not in notebooks:
+        problems.append((_rel(folder, root) + "/", README, "missing: participants start from this notebook"))
+    if not any("conclusion" in n.lower() for n in notebooks):
+        problems.append((_rel(folder, root) + "/", "*Conclusion*.ipynb", "missing: a conclusion notebook"))
+    for notebook in notebooks:
+        problems.extend(check_notebook(folder / notebook, allowed, root))
+    return Workshop(folder=folder, spec=spec, notebooks=notebooks, content_version=content_version(folder))
+
+
+def _cross_checks(workshops: Iterable[Workshop], root: Path, known_locations: Iterable[str] | None) -> list[Problem]:
+    problems: list[Problem] = []
+    owners: dict[str, str] = {}
+    ports: dict[int, str] = {}
+    for w in workshops:
+        yaml_name = _rel(w.folder / "workshop.yaml", root)
+        clashes = sorted({owners[s] for s in w.spec.student_range.ids() if s in owners})
+        for other in clashes:
+            problems.append((yaml_name, "students", f"student range overlaps the range of {other}"))
+        for student in w.spec.student_range.ids():
+            owners.setdefault(student, w.spec.id)
+        if known_locations is not None and w.spec.location not in known_locations:
+            problems.append((yaml_name, "location", f"unknown location {w.spec.location!r} (known: "
+                             f"{', '.join(sorted(known_locations)) or 'none'})"))
+        if w.spec.appliance:
+            size = len(w.spec.student_range.ids())
+            span = range(w.spec.appliance.port_base, w.spec.appliance.port_base + size)
+            taken = sorted({ports[p] for p in span if p in ports})
+            for other in taken:
+                problems.append((yaml_name, "appliance.port_base", f"appliance ports overlap those of {other}"))
+            for port in span:
+                ports.setdefault(port, w.spec.id)
+    return problems
+
+
+def load_catalog(root: Path, known_locations: Iterable[str] | None = None) -> tuple[list[Workshop], list[Problem]]:
+    """Every workshop under ``root`` and every problem found; nothing is partial."""
+    problems: list[Problem] = []
+    if not root.is_dir():
+        return [], [(root.as_posix(), "-", "not a directory")]
+    workshops = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        workshop = load_workshop(folder, root, problems)
+        if workshop:
+            workshops.append(workshop)
+    problems.extend(_cross_checks(workshops, root, known_locations))
+    return workshops, problems

@@ -1,0 +1,72 @@
+"""The schema of ``workshop.yaml``."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+ID_PATTERN = r"^WKSHP-[A-Z0-9]{1,32}$"
+MAX_SEATS = 1000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StudentRange(Strict):
+    prefix: str = Field("student", pattern=r"^[a-z][a-z0-9-]{0,15}$")
+    first: int = Field(alias="from", ge=0)
+    last: int = Field(alias="to", ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.last < self.first:
+            raise ValueError("'to' must be at least 'from'")
+        if self.last - self.first + 1 > MAX_SEATS:
+            raise ValueError(f"a workshop has at most {MAX_SEATS} students")
+        return self
+
+    def ids(self) -> list[str]:
+        return [f"{self.prefix}{n}" for n in range(self.first, self.last + 1)]
+
+
+class Presenter(Strict):
+    name: str = Field(min_length=1, max_length=80)
+    title: str | None = Field(None, max_length=120)
+
+
+class Appliance(Strict):
+    command: list[str] = Field(min_length=1)
+    port_base: int = Field(ge=1024, le=64000)
+    health_path: str = Field("/health", pattern=r"^/[A-Za-z0-9._~/-]*$")
+
+
+class WorkshopSpec(Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    title: str = Field(min_length=1, max_length=80)
+    description: str = Field(min_length=1, max_length=400)
+    category: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")
+    duration: int = Field(ge=15, le=480, description="minutes")
+    students: StudentRange | None = None
+    seats: int | None = Field(None, ge=1, le=MAX_SEATS)
+    location: str = Field(min_length=1, max_length=40)
+    presenter: Presenter
+    replay: HttpUrl | None = None
+    badge: str | None = Field(None, max_length=200)
+    active: bool = True
+    beta: bool = False
+    priority: int = Field(100, ge=0, le=10000)
+    appliance: Appliance | None = None
+
+    @model_validator(mode="after")
+    def _one_seat_source(self):
+        if (self.students is None) == (self.seats is None):
+            raise ValueError("give either 'students' (a range) or 'seats' (a count), not both or neither")
+        return self
+
+    @property
+    def student_range(self) -> StudentRange:
+        """``seats: N`` means students ``<slug>-1 .. <slug>-N``, e.g. ``py101-1``."""
+        if self.students is not None:
+            return self.students
+        slug = self.id.removeprefix("WKSHP-").lower()[:14]
+        slug = (slug if slug[0].isalpha() else "w" + slug[:13]) + "-"
+        return StudentRange(prefix=slug, first=1, last=self.seats)

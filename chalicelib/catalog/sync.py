@@ -1,0 +1,129 @@
+"""Write validated workshops into DynamoDB, keeping the seat counter exact.
+
+Students are added and removed in transactions that move the free-seat counter
+by the same amount, so ``seats_free`` always equals the number of free students.
+Busy students outside a shrunk range stay until they are freed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.catalog.folders import Workshop
+from chalicelib.store.errors import translated
+from chalicelib.store.models import StudentModel, WorkshopModel, connection
+
+CHUNK = 50
+
+
+@dataclass
+class SyncReport:
+    workshop: str
+    created: bool = False
+    added: int = 0
+    removed: int = 0
+    kept_busy: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        parts = ["created" if self.created else "updated", f"+{self.added} students", f"-{self.removed} students"]
+        if self.kept_busy:
+            parts.append(f"{len(self.kept_busy)} busy students outside the range kept until freed")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} students owned by another workshop skipped: {', '.join(self.skipped[:5])}")
+        return f"{self.workshop}: " + ", ".join(parts)
+
+
+def _metadata_actions(w: Workshop, seats_total: int) -> list:
+    s = w.spec
+    rng = s.student_range
+    return [
+        WorkshopModel.title.set(s.title),
+        WorkshopModel.description.set(s.description),
+        WorkshopModel.category.set(s.category),
+        WorkshopModel.duration_minutes.set(s.duration),
+        WorkshopModel.location.set(s.location),
+        WorkshopModel.presenter.set(s.presenter.model_dump(exclude_none=True)),
+        WorkshopModel.replay_url.set(str(s.replay)) if s.replay else WorkshopModel.replay_url.remove(),
+        WorkshopModel.badge.set(s.badge) if s.badge else WorkshopModel.badge.remove(),
+        WorkshopModel.active.set(s.active),
+        WorkshopModel.beta.set(s.beta),
+        WorkshopModel.priority.set(s.priority),
+        WorkshopModel.content_version.set(w.content_version),
+        WorkshopModel.student_prefix.set(rng.prefix),
+        WorkshopModel.student_from.set(rng.first),
+        WorkshopModel.student_to.set(rng.last),
+        WorkshopModel.appliance.set(s.appliance.model_dump()) if s.appliance else WorkshopModel.appliance.remove(),
+        WorkshopModel.seats_total.set(seats_total),
+    ]
+
+
+def _ensure_workshop_item(w: Workshop) -> bool:
+    rng = w.spec.student_range
+    item = WorkshopModel(w.spec.id, title=w.spec.title, description=w.spec.description, category=w.spec.category,
+                         duration_minutes=w.spec.duration, location=w.spec.location, student_prefix=rng.prefix,
+                         student_from=rng.first, student_to=rng.last, seats_total=0, seats_free=0, waitlist_seq=0)
+    try:
+        item.save(condition=WorkshopModel.id.does_not_exist())
+        return True
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def _add_students(w: Workshop, ids: list[str], report: SyncReport) -> None:
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        try:
+            with TransactWrite(connection=connection()) as tx:
+                for sid in chunk:
+                    tx.save(StudentModel(sid, workshop_id=w.spec.id, location=w.spec.location, status="free",
+                                         free_workshop=w.spec.id), condition=StudentModel.id.does_not_exist())
+                tx.update(WorkshopModel(w.spec.id), actions=[WorkshopModel.seats_free.add(len(chunk))])
+            report.added += len(chunk)
+        except TransactWriteError:
+            if len(chunk) == 1:
+                report.skipped.append(chunk[0])
+            else:  # some id exists elsewhere: retry one by one to find it
+                for sid in chunk:
+                    _add_students(w, [sid], report)
+
+
+def _remove_students(w: Workshop, students: list[StudentModel], report: SyncReport) -> None:
+    for student in students:
+        if student.status != "free":
+            report.kept_busy.append(student.id)
+            continue
+        try:
+            with TransactWrite(connection=connection()) as tx:
+                tx.delete(student, condition=(StudentModel.status == "free") & (StudentModel.workshop_id == w.spec.id))
+                tx.update(WorkshopModel(w.spec.id), actions=[WorkshopModel.seats_free.add(-1)])
+            report.removed += 1
+        except TransactWriteError:
+            report.kept_busy.append(student.id)  # claimed meanwhile
+
+
+@translated
+def sync_workshop(w: Workshop) -> SyncReport:
+    report = SyncReport(w.spec.id, created=_ensure_workshop_item(w))
+    desired = w.spec.student_range.ids()
+    existing = {s.id: s for s in StudentModel.workshop_index.query(w.spec.id)}
+    _add_students(w, [sid for sid in desired if sid not in existing], report)
+    wanted = set(desired)
+    _remove_students(w, [s for sid, s in existing.items() if sid not in wanted], report)
+    WorkshopModel(w.spec.id).update(actions=_metadata_actions(w, len(desired) - len(report.skipped)))
+    return report
+
+
+@translated
+def deactivate_missing(present: set[str]) -> list[str]:
+    """Workshops whose folder is gone are closed, never deleted: registrations point at them."""
+    closed = []
+    for item in WorkshopModel.scan(attributes_to_get=["id", "active"]):
+        if item.id not in present and item.active:
+            WorkshopModel(item.id).update(actions=[WorkshopModel.active.set(False)])
+            closed.append(item.id)
+    return closed

@@ -1,0 +1,1 @@
+"""Pure rules of the platform: no boto3, no environment, no sockets."""

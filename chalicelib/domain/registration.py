@@ -1,0 +1,118 @@
+"""Registration rules: what a valid applicant is, and the registration life states."""
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from chalicelib.domain.errors import InvalidInput
+
+# Registration statuses (DESIGN §3).
+WAITLISTED = "waitlisted"
+PENDING = "pending"
+PROVISIONING = "provisioning"
+ACTIVE = "active"
+EXPIRING = "expiring"
+FINISHED = "finished"
+FAILED = "failed"
+CANCELLED = "cancelled"
+LIVE_STATUSES = frozenset({WAITLISTED, PENDING, PROVISIONING, ACTIVE, EXPIRING})
+
+NAME_MAX = 64
+COMPANY_MAX = 100
+EMAIL_MAX = 254
+TRUE_WORDS = frozenset({"on", "true", "yes", "1"})
+
+
+@dataclass(frozen=True)
+class Applicant:
+    email: str  # normalised, as shown to the participant
+    first_name: str
+    last_name: str
+    company: str
+
+    @property
+    def email_key(self) -> str:
+        """The key that makes "one live registration per email" case-insensitive."""
+        return self.email.lower()
+
+
+def new_registration_id() -> str:
+    """An unguessable id: it is also the participant's status-page token."""
+    return secrets.token_urlsafe(18)
+
+
+def is_registration_id(value: str) -> bool:
+    return 16 <= len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+
+
+def _has_control(value: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") for ch in value)
+
+
+def _text(data: Mapping[str, Any], name: str, label: str, limit: int, errors: dict[str, str]) -> str:
+    raw = data.get(name)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        errors[name] = f"{label} is required."
+        return ""
+    if not isinstance(raw, str):
+        errors[name] = f"{label} must be text."
+        return ""
+    value = raw.strip()
+    if _has_control(value):
+        errors[name] = f"{label} must not contain control or invisible characters."
+        return value
+    value = unicodedata.normalize("NFC", " ".join(value.split()))
+    if len(value) > limit:
+        errors[name] = f"{label} must be at most {limit} characters."
+    elif any(ch in value for ch in "<>"):
+        errors[name] = f"{label} must not contain < or >."
+    return value
+
+
+def _email(raw: Any, deny_domains: Iterable[str], errors: dict[str, str]) -> str:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        errors["email"] = "Email is required."
+        return ""
+    if not isinstance(raw, str):
+        errors["email"] = "Email must be text."
+        return ""
+    raw = raw.strip()
+    if len(raw) > EMAIL_MAX or _has_control(raw):
+        errors["email"] = "Enter a valid email address."
+        return ""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        checked = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        errors["email"] = f"Enter a valid email address ({exc})."
+        return ""
+    email = checked.ascii_email or checked.normalized
+    domain = email.rsplit("@", 1)[1].lower()
+    if any(domain == d or domain.endswith("." + d) for d in deny_domains):
+        errors["email"] = f"Addresses at {domain} cannot register; please use your work or personal address."
+    return email
+
+
+def _accepted(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    return isinstance(raw, str) and raw.strip().lower() in TRUE_WORDS
+
+
+def validate_applicant(data: Any, deny_domains: Iterable[str] = ()) -> Applicant:
+    """Check a registration form or API body; raise :class:`InvalidInput` with every problem."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput({"body": "Expected a JSON object."}, "The request body must be a JSON object.")
+    errors: dict[str, str] = {}
+    email = _email(data.get("email"), deny_domains, errors)
+    first = _text(data, "first_name", "First name", NAME_MAX, errors)
+    last = _text(data, "last_name", "Last name", NAME_MAX, errors)
+    company = _text(data, "company", "Company", COMPANY_MAX, errors)
+    if not _accepted(data.get("accept_terms")):
+        errors["accept_terms"] = "You must accept the terms to register."
+    if errors:
+        raise InvalidInput(errors)
+    return Applicant(email=email, first_name=first, last_name=last, company=company)

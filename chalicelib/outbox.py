@@ -1,0 +1,93 @@
+"""Deliver what a registration's outbox holds: participant emails and signed orders.
+
+Used right after registration and by the time checks for retries, so a mail
+outage delays messages but loses none.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from chalicelib import render
+from chalicelib.context import Context
+from chalicelib.domain.errors import Unavailable, WodError
+from chalicelib.domain.mail import Email
+from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
+from chalicelib.observability import logger
+from chalicelib.secrets import get_key
+from chalicelib.store import outbox as store
+from chalicelib.store.models import RegistrationModel, WorkshopModel
+from chalicelib.store.seats import get_workshop, waitlist_position
+
+MAX_BACKOFF_STEPS = 6
+
+
+def status_url(context: Context, registration_id: str) -> str:
+    return f"{context.settings.public_url}/registrations/{registration_id}"
+
+
+def _participant_email(kind: str, reg: RegistrationModel, workshop: WorkshopModel, context: Context) -> Email:
+    subjects = {
+        "welcome": f"You're registered: {workshop.title}",
+        "waitlisted": f"You're on the waitlist: {workshop.title}",
+    }
+    return render.email(
+        kind, to=reg.email, subject=subjects[kind],
+        registration=reg, workshop=workshop, status_url=status_url(context, reg.id),
+        position=waitlist_position(reg),
+    )
+
+
+def _order_email(action: str, reg: RegistrationModel, workshop: WorkshopModel, context: Context) -> Email:
+    address = context.settings.orders_address(workshop.location)
+    if not address:
+        raise Unavailable(f"no order address is configured for location {workshop.location!r}")
+    order = Order.new(action, workshop.id, reg.student_id or "", reg.id, context.clock().timestamp())
+    body = order.body()
+    signature = sign(body, get_key(context.settings, "order_key"))
+    return Email(to=address, subject=order.subject, text=body.decode(), headers={SIGNATURE_HEADER: signature})
+
+
+def build(entry: str, reg: RegistrationModel, workshop: WorkshopModel, context: Context) -> Email:
+    kind, _, action = entry.partition(":")
+    if kind == "order":
+        return _order_email(action, reg, workshop, context)
+    return _participant_email(kind, reg, workshop, context)
+
+
+def deliver(reg: RegistrationModel, context: Context, workshop: WorkshopModel | None = None) -> list[str]:
+    """Send every outbox entry; return what is left for a later try."""
+    remaining = list(reg.outbox or [])
+    if not remaining:
+        return remaining
+    error = None
+    try:
+        workshop = workshop or get_workshop(reg.workshop_id)
+    except WodError as exc:
+        workshop, error = None, exc.message
+    for entry in list(remaining if workshop else []):
+        try:
+            context.mailer.send(build(entry, reg, workshop, context))
+        except Unavailable as exc:
+            error = exc.message
+            logger.warning("outbox entry not sent", extra={"registration": reg.id, "entry": entry, "error": error})
+            continue
+        remaining.remove(entry)
+        logger.info("outbox entry sent", extra={"registration": reg.id, "entry": entry, "workshop": reg.workshop_id})
+    retry = timedelta(seconds=context.settings.outbox_retry_seconds * 2 ** min(reg.outbox_attempts or 0, MAX_BACKOFF_STEPS))
+    try:
+        store.settle(reg, remaining, context.clock(), retry, error)
+    except Unavailable:
+        logger.exception("outbox state not saved; the lease expiry will retry", extra={"registration": reg.id})
+    return remaining
+
+
+def deliver_due(context: Context) -> int:
+    """Retry every registration whose outbox is due; return how many were handled."""
+    leased = store.lease_due(context.clock(), store_lease(context))
+    for reg in leased:
+        deliver(reg, context)
+    return len(leased)
+
+
+def store_lease(context: Context) -> timedelta:
+    return timedelta(seconds=max(60, context.settings.outbox_retry_seconds))

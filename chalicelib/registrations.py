@@ -1,0 +1,101 @@
+"""Registration use cases shared by the JSON API and the HTML pages."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chalicelib import outbox
+from chalicelib.context import current
+from chalicelib.domain.errors import InvalidInput, NotFound
+from chalicelib.domain.registration import is_registration_id, new_registration_id, validate_applicant
+from chalicelib.store import seats
+from chalicelib.store.models import RegistrationModel, WorkshopModel
+
+WORKSHOP_ID = re.compile(r"^WKSHP-[A-Z0-9]{1,32}$")
+SEATED_OUTBOX = ["welcome", "order:CREATE"]
+WAITLISTED_OUTBOX = ["waitlisted"]
+
+
+def workshop_view(w: WorkshopModel) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "title": w.title,
+        "description": w.description,
+        "category": w.category,
+        "duration_minutes": int(w.duration_minutes),
+        "seats_total": int(w.seats_total),
+        "seats_free": max(0, int(w.seats_free)),
+        "waitlist_open": int(w.seats_free) <= 0,
+        "active": bool(w.active),
+        "beta": bool(w.beta),
+        "presenter": w.presenter or {},
+        "location": w.location,
+        "replay_url": w.replay_url,
+        "badge": w.badge,
+        "priority": int(w.priority),
+    }
+
+
+def catalog(include_inactive: bool = False) -> list[dict[str, Any]]:
+    current()
+    return [workshop_view(w) for w in seats.list_workshops() if include_inactive or w.active]
+
+
+def _open_workshop(workshop_id: str) -> WorkshopModel:
+    current()
+    if not isinstance(workshop_id, str) or not WORKSHOP_ID.match(workshop_id):
+        raise NotFound("There is no such workshop.")
+    found = seats.get_workshop(workshop_id)
+    if not found.active:
+        raise NotFound(f"The workshop {workshop_id} is not open for registration.")
+    return found
+
+
+def workshop(workshop_id: str) -> dict[str, Any]:
+    return workshop_view(_open_workshop(workshop_id))
+
+
+def registration_view(reg: RegistrationModel, workshop_title: str | None = None) -> dict[str, Any]:
+    def iso(value):
+        return value.isoformat() if value else None
+
+    return {
+        "id": reg.id,
+        "status": reg.status,
+        "workshop": {"id": reg.workshop_id, "title": workshop_title},
+        "student": reg.student_id,
+        "position": seats.waitlist_position(reg),
+        "created_at": iso(reg.created_at),
+        "started_at": iso(reg.started_at),
+        "ends_at": iso(reg.ends_at),
+        "completion": reg.completion,
+        "status_url": outbox.status_url(current(), reg.id),
+    }
+
+
+def register(data: Any, workshop_id: Any = None) -> dict[str, Any]:
+    """Validate, claim a seat (or a waitlist place) atomically, then send what is due."""
+    context = current()
+    if workshop_id is None:
+        workshop_id = data.get("workshop") if isinstance(data, dict) else None
+        if workshop_id is None or (isinstance(workshop_id, str) and not workshop_id.strip()):
+            raise InvalidInput({"workshop": "Choose a workshop."})
+        if not isinstance(workshop_id, str):
+            raise InvalidInput({"workshop": "The workshop must be given by its id, as text."})
+    applicant = validate_applicant(data, context.settings.deny_domains)
+    reg, found = seats.register(applicant, workshop_id, new_registration_id(), context.clock(),
+                                SEATED_OUTBOX, WAITLISTED_OUTBOX, _open_workshop(workshop_id))
+    outbox.deliver(reg, context, found)
+    return registration_view(reg, found.title)
+
+
+def status(registration_id: str) -> dict[str, Any]:
+    current()
+    if not is_registration_id(registration_id):
+        raise NotFound("No registration has this id.")
+    reg = seats.get_registration(registration_id)
+    try:
+        title = seats.get_workshop(reg.workshop_id).title
+    except NotFound:
+        title = None
+    return registration_view(reg, title)

@@ -1,0 +1,48 @@
+"""Jinja2 for pages and emails: one environment, autoescaped HTML, strict undefined."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from chalicelib.domain.mail import Email
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["duration"] = format_duration
+    return env
+
+
+def format_duration(minutes: int | float) -> str:
+    hours, mins = divmod(int(minutes), 60)
+    if not hours:
+        return f"{mins} min"
+    return f"{hours} h" if not mins else f"{hours} h {mins} min"
+
+
+def page(name: str, **context) -> str:
+    return environment().get_template(name).render(**context)
+
+
+def email(kind: str, to: str, subject: str, headers: dict[str, str] | None = None, **context) -> Email:
+    """Render ``email/<kind>.txt`` and ``email/<kind>.html`` into one message."""
+    env = environment()
+    context.setdefault("subject", subject)
+    return Email(
+        to=to,
+        subject=subject,
+        text=env.get_template(f"email/{kind}.txt").render(**context),
+        html=env.get_template(f"email/{kind}.html").render(**context),
+        headers=headers or {},
+    )

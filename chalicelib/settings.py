@@ -1,0 +1,79 @@
+"""Typed settings, parsed once from the environment.
+
+Domain code never reads ``os.environ``; it receives a :class:`Settings`.
+Secrets are not settings: :mod:`chalicelib.secrets` loads them from a file
+(local mode) or from SSM/Secrets Manager (AWS).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Mapping
+
+DEFAULT_DENY_DOMAINS = (
+    "mailinator.com", "guerrillamail.com", "10minutemail.com", "yopmail.com",
+    "trashmail.com", "tempmail.com", "temp-mail.org", "sharklasers.com",
+    "dispostable.com", "getnada.com", "maildrop.cc", "throwawaymail.com",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str = "local"
+    region: str = "us-east-1"
+    table_prefix: str = "wod"
+    aws_endpoint: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    mail_transport: str = "smtp"  # "smtp" or "ses"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    mail_from: str = "Workshops-on-Demand <noreply@wod.local>"
+    # location name -> inbound address of that backend's order intake
+    locations: Mapping[str, str] = field(default_factory=lambda: {"local": "orders@backend.wod.local"})
+    deny_domains: tuple[str, ...] = DEFAULT_DENY_DOMAINS
+    secrets_file: str | None = None
+    secrets_prefix: str = "/wod"
+    outbox_retry_seconds: int = 60
+    order_max_age_seconds: int = 900
+
+    def table_name(self, kind: str) -> str:
+        return f"{self.table_prefix}-{kind}"
+
+    def orders_address(self, location: str) -> str | None:
+        return self.locations.get(location)
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``WOD_*`` variables; unset ones keep their defaults."""
+    env = os.environ if env is None else env
+    defaults = Settings()
+    locations = env.get("WOD_LOCATIONS")
+    deny = env.get("WOD_DENY_DOMAINS")
+    return Settings(
+        stage=env.get("WOD_STAGE", defaults.stage),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or defaults.region,
+        table_prefix=env.get("WOD_TABLE_PREFIX", defaults.table_prefix),
+        aws_endpoint=env.get("WOD_AWS_ENDPOINT") or None,
+        public_url=env.get("WOD_PUBLIC_URL", defaults.public_url).rstrip("/"),
+        mail_transport=env.get("WOD_MAIL_TRANSPORT", defaults.mail_transport),
+        smtp_host=env.get("WOD_SMTP_HOST", defaults.smtp_host),
+        smtp_port=int(env.get("WOD_SMTP_PORT", defaults.smtp_port)),
+        mail_from=env.get("WOD_MAIL_FROM", defaults.mail_from),
+        locations=json.loads(locations) if locations else defaults.locations,
+        deny_domains=_split(deny) if deny is not None else defaults.deny_domains,
+        secrets_file=env.get("WOD_SECRETS_FILE") or None,
+        secrets_prefix=env.get("WOD_SECRETS_PREFIX", defaults.secrets_prefix),
+        outbox_retry_seconds=int(env.get("WOD_OUTBOX_RETRY_SECONDS", defaults.outbox_retry_seconds)),
+        order_max_age_seconds=int(env.get("WOD_ORDER_MAX_AGE_SECONDS", defaults.order_max_age_seconds)),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

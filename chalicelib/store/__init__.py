@@ -1,0 +1,1 @@
+"""DynamoDB through pynamodb. Models stay behind this package's functions."""

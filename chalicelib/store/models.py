@@ -1,0 +1,194 @@
+"""pynamodb models for the platform's tables (DESIGN §3).
+
+Table names, region and endpoint come from settings through :func:`bind`, so the
+same models serve AWS, moto in tests, and the local stack.
+"""
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.settings import Settings
+
+
+class _Meta:
+    region = "us-east-1"
+    host = None
+    billing_mode = "PAY_PER_REQUEST"
+    max_pool_connections = 64
+    max_retry_attempts = 3
+
+
+class WorkshopModel(Model):
+    class Meta(_Meta):
+        table_name = "wod-workshops"
+
+    id = UnicodeAttribute(hash_key=True)
+    title = UnicodeAttribute()
+    description = UnicodeAttribute()
+    category = UnicodeAttribute()
+    duration_minutes = NumberAttribute()
+    location = UnicodeAttribute()
+    presenter = JSONAttribute(null=True)
+    replay_url = UnicodeAttribute(null=True)
+    badge = UnicodeAttribute(null=True)
+    active = BooleanAttribute(default=True)
+    beta = BooleanAttribute(default=False)
+    priority = NumberAttribute(default=100)
+    content_version = UnicodeAttribute(null=True)
+    student_prefix = UnicodeAttribute()
+    student_from = NumberAttribute()
+    student_to = NumberAttribute()
+    appliance = JSONAttribute(null=True)
+    seats_total = NumberAttribute(default=0)
+    seats_free = NumberAttribute(default=0)
+    waitlist_seq = NumberAttribute(default=0)
+
+
+class FreeStudentIndex(GlobalSecondaryIndex):
+    """Sparse: only free students carry ``free_workshop``, so a query lists candidates."""
+
+    class Meta:
+        index_name = "free-by-workshop"
+        projection = KeysOnlyProjection()
+
+    free_workshop = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class StudentWorkshopIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by-workshop"
+        projection = AllProjection()
+
+    workshop_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class StudentModel(Model):
+    class Meta(_Meta):
+        table_name = "wod-students"
+
+    id = UnicodeAttribute(hash_key=True)
+    workshop_id = UnicodeAttribute()
+    location = UnicodeAttribute()
+    status = UnicodeAttribute(default="free")
+    free_workshop = UnicodeAttribute(null=True)
+    registration_id = UnicodeAttribute(null=True)
+    password_hash = UnicodeAttribute(null=True)
+    expires_at = UTCDateTimeAttribute(null=True)
+    hub_url = UnicodeAttribute(null=True)
+
+    free_index = FreeStudentIndex()
+    workshop_index = StudentWorkshopIndex()
+
+
+class WaitlistIndex(GlobalSecondaryIndex):
+    """Sparse: only waitlisted registrations carry ``waitlist_workshop``; ordered by arrival."""
+
+    class Meta:
+        index_name = "waitlist"
+        projection = KeysOnlyProjection()
+
+    waitlist_workshop = UnicodeAttribute(hash_key=True)
+    waitlist_seq = NumberAttribute(range_key=True)
+
+
+class OutboxIndex(GlobalSecondaryIndex):
+    """Sparse: registrations with mail still to send, by when the next try is due."""
+
+    class Meta:
+        index_name = "outbox"
+        projection = KeysOnlyProjection()
+
+    outbox_state = UnicodeAttribute(hash_key=True)
+    outbox_due_at = UTCDateTimeAttribute(range_key=True)
+
+
+class RegistrationModel(Model):
+    """A participant's registration (the "customers" table)."""
+
+    class Meta(_Meta):
+        table_name = "wod-customers"
+
+    id = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute()
+    first_name = UnicodeAttribute()
+    last_name = UnicodeAttribute()
+    company = UnicodeAttribute()
+    workshop_id = UnicodeAttribute()
+    student_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    started_at = UTCDateTimeAttribute(null=True)
+    ends_at = UTCDateTimeAttribute(null=True)
+    reminder_sent = BooleanAttribute(default=False)
+    extensions_used = NumberAttribute(default=0)
+    completion = NumberAttribute(null=True)
+    waitlist_workshop = UnicodeAttribute(null=True)
+    waitlist_seq = NumberAttribute(null=True)
+    outbox = ListAttribute(of=UnicodeAttribute, null=True)
+    outbox_state = UnicodeAttribute(null=True)
+    outbox_due_at = UTCDateTimeAttribute(null=True)
+    outbox_attempts = NumberAttribute(default=0)
+    outbox_error = UnicodeAttribute(null=True)
+    ttl = NumberAttribute(null=True)
+
+    waitlist_index = WaitlistIndex()
+    outbox_index = OutboxIndex()
+
+
+class EmailClaimModel(Model):
+    """One item per email with a live registration: the atomic uniqueness guard."""
+
+    class Meta(_Meta):
+        table_name = "wod-emails"
+
+    email = UnicodeAttribute(hash_key=True)
+    registration_id = UnicodeAttribute()
+
+
+MODELS = {
+    "workshops": WorkshopModel,
+    "students": StudentModel,
+    "customers": RegistrationModel,
+    "emails": EmailClaimModel,
+}
+
+_bound: dict[str, object] = {}
+
+
+def bind(settings: Settings) -> None:
+    """Point every model at the settings' tables, region and endpoint."""
+    key = (settings.table_prefix, settings.region, settings.aws_endpoint)
+    if _bound.get("key") == key:
+        return
+    for kind, model in MODELS.items():
+        model.Meta.table_name = settings.table_name(kind)
+        model.Meta.region = settings.region
+        model.Meta.host = settings.aws_endpoint
+        model._connection = None
+    _bound["key"] = key
+    _bound["connection"] = Connection(
+        region=settings.region, host=settings.aws_endpoint, max_pool_connections=64
+    )
+
+
+def connection() -> Connection:
+    """The shared low-level connection that transactions run on."""
+    return _bound["connection"]  # type: ignore[return-value]
+
+
+def create_tables() -> None:
+    for model in MODELS.values():
+        if not model.exists():
+            model.create_table(wait=True)

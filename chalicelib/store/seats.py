@@ -1,0 +1,161 @@
+"""Seats and registrations: every state change is one conditional transaction.
+
+Invariants (DESIGN §3): a student belongs to at most one live registration, the
+free-seat counter equals the number of free students, one live registration per
+email. They hold because each claim writes the email guard, the student, the
+counter and the registration together, each under a condition.
+"""
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.domain.errors import Conflict, NotFound, Unavailable
+from chalicelib.domain.registration import PENDING, WAITLISTED, Applicant
+from chalicelib.store.errors import translated
+from chalicelib.store.models import (
+    EmailClaimModel,
+    RegistrationModel,
+    StudentModel,
+    WorkshopModel,
+    connection,
+)
+
+MAX_ATTEMPTS = 40
+CANDIDATES = 25
+OUTBOX_LEASE = timedelta(seconds=60)
+EMAIL_TAKEN = "This email address already has a live registration. Check your inbox for its status link."
+
+
+def _failed(exc: TransactWriteError) -> list[bool]:
+    """Which items of a cancelled transaction failed their condition."""
+    return [bool(r and r.code == "ConditionalCheckFailed") for r in exc.cancellation_reasons]
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.004 * min(attempt, 10)))
+
+
+@translated
+def get_workshop(workshop_id: str) -> WorkshopModel:
+    try:
+        return WorkshopModel.get(workshop_id, consistent_read=True)
+    except DoesNotExist:
+        raise NotFound(f"There is no workshop called {workshop_id}.") from None
+
+
+def _active_workshop(workshop_id: str) -> WorkshopModel:
+    workshop = get_workshop(workshop_id)
+    if not workshop.active:
+        raise NotFound(f"The workshop {workshop_id} is not open for registration.")
+    return workshop
+
+
+def _new_registration(registration_id: str, applicant: Applicant, workshop_id: str, now: datetime,
+                      outbox: list[str]) -> RegistrationModel:
+    return RegistrationModel(
+        registration_id,
+        email=applicant.email,
+        first_name=applicant.first_name,
+        last_name=applicant.last_name,
+        company=applicant.company,
+        workshop_id=workshop_id,
+        created_at=now,
+        outbox=outbox,
+        outbox_state="pending",
+        # The creator delivers right away; the lease keeps the retry tick off it meanwhile.
+        outbox_due_at=now + OUTBOX_LEASE,
+    )
+
+
+def _try_seat(workshop_id: str, student_id: str, applicant: Applicant, registration: RegistrationModel) -> None:
+    registration.status = PENDING
+    registration.student_id = student_id
+    with TransactWrite(connection=connection()) as tx:
+        tx.save(EmailClaimModel(applicant.email_key, registration_id=registration.id),
+                condition=EmailClaimModel.email.does_not_exist())
+        tx.update(StudentModel(student_id),
+                  actions=[StudentModel.status.set("reserved"),
+                           StudentModel.registration_id.set(registration.id),
+                           StudentModel.free_workshop.remove()],
+                  condition=(StudentModel.status == "free") & (StudentModel.workshop_id == workshop_id))
+        tx.update(WorkshopModel(workshop_id),
+                  actions=[WorkshopModel.seats_free.add(-1)],
+                  condition=(WorkshopModel.seats_free > 0) & (WorkshopModel.active == True))  # noqa: E712
+        tx.save(registration, condition=RegistrationModel.id.does_not_exist())
+
+
+def _try_waitlist(workshop_id: str, applicant: Applicant, registration: RegistrationModel) -> None:
+    counter = WorkshopModel(workshop_id)
+    counter.update(actions=[WorkshopModel.waitlist_seq.add(1)], condition=WorkshopModel.id.exists())
+    registration.status = WAITLISTED
+    registration.student_id = None
+    registration.waitlist_workshop = workshop_id
+    registration.waitlist_seq = counter.waitlist_seq
+    with TransactWrite(connection=connection()) as tx:
+        tx.save(EmailClaimModel(applicant.email_key, registration_id=registration.id),
+                condition=EmailClaimModel.email.does_not_exist())
+        tx.condition_check(WorkshopModel, workshop_id,
+                           condition=(WorkshopModel.seats_free <= 0) & (WorkshopModel.active == True))  # noqa: E712
+        tx.save(registration, condition=RegistrationModel.id.does_not_exist())
+
+
+@translated
+def register(applicant: Applicant, workshop_id: str, registration_id: str, now: datetime,
+             seated_outbox: list[str], waitlisted_outbox: list[str],
+             workshop: WorkshopModel | None = None) -> tuple[RegistrationModel, WorkshopModel]:
+    """Claim a free student, or a waitlist place when the workshop is full.
+
+    Contention on a student retries with another one; a seat that frees while
+    joining the waitlist sends the applicant back to claim it. ``workshop`` is
+    a fresh read the caller already made, saving one round trip.
+    """
+    for attempt in range(MAX_ATTEMPTS):
+        if workshop is None or attempt:
+            workshop = _active_workshop(workshop_id)
+        try:
+            if workshop.seats_free > 0:
+                candidates = [s.id for s in StudentModel.free_index.query(workshop_id, limit=CANDIDATES)]
+                if not candidates:  # the index lags the counter for a moment
+                    _backoff(attempt + 1)
+                    continue
+                registration = _new_registration(registration_id, applicant, workshop_id, now, seated_outbox)
+                _try_seat(workshop_id, random.choice(candidates), applicant, registration)
+            else:
+                registration = _new_registration(registration_id, applicant, workshop_id, now, waitlisted_outbox)
+                _try_waitlist(workshop_id, applicant, registration)
+            return registration, workshop
+        except TransactWriteError as exc:
+            failed = _failed(exc)
+            if failed and failed[0]:
+                raise Conflict(EMAIL_TAKEN) from exc
+            _backoff(attempt)
+    raise Unavailable("Too many people are registering for this workshop right now; please try again.")
+
+
+@translated
+def get_registration(registration_id: str) -> RegistrationModel:
+    try:
+        return RegistrationModel.get(registration_id, consistent_read=True)
+    except DoesNotExist:
+        raise NotFound("No registration has this id.") from None
+
+
+@translated
+def waitlist_position(registration: RegistrationModel) -> int | None:
+    """1-based place in the workshop's waitlist, counted from the sparse index."""
+    if registration.status != WAITLISTED or registration.waitlist_seq is None:
+        return None
+    return RegistrationModel.waitlist_index.count(
+        registration.workshop_id, RegistrationModel.waitlist_seq <= registration.waitlist_seq
+    )
+
+
+@translated
+def list_workshops() -> list[WorkshopModel]:
+    workshops = list(WorkshopModel.scan())
+    return sorted(workshops, key=lambda w: (w.priority, w.title))

@@ -1,0 +1,1 @@
+"""Participant-facing HTTP: JSON API and server-rendered pages."""

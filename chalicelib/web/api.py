@@ -1,0 +1,28 @@
+"""The public JSON contract (also used by tests and automation)."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib import registrations
+from chalicelib.web.http import json_errors, json_response, parse_json
+
+api = Blueprint(__name__)
+
+
+@api.route("/api/workshops", methods=["GET"])
+@json_errors
+def list_workshops():
+    return json_response(registrations.catalog())
+
+
+@api.route("/api/registrations", methods=["POST"], content_types=["application/json", "text/plain"])
+@json_errors
+def create_registration():
+    created = registrations.register(parse_json(api.current_request.raw_body))
+    return json_response(created, 201, {"Location": f"/api/registrations/{created['id']}"})
+
+
+@api.route("/api/registrations/{registration_id}", methods=["GET"])
+@json_errors
+def get_registration(registration_id):
+    return json_response(registrations.status(registration_id))

@@ -1,0 +1,81 @@
+"""Server-rendered participant pages; they work without JavaScript."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from chalice import Blueprint, Response
+
+from chalicelib import registrations, render
+from chalicelib.domain.errors import Conflict, InvalidInput, WodError
+from chalicelib.domain.registration import LIVE_STATUSES
+from chalicelib.observability import logger
+from chalicelib.web.http import INTERNAL, html_response, parse_form
+
+pages = Blueprint(__name__)
+STATIC = Path(__file__).parent.parent / "templates" / "static"
+FORM_FIELDS = ("email", "first_name", "last_name", "company")
+REFRESHING = frozenset(LIVE_STATUSES) - {"active", "expiring"}
+
+
+def html_errors(handler):
+    @functools.wraps(handler)
+    def wrapper(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except WodError as exc:
+            return html_response(render.page("error.html", status=exc.status, message=exc.message), exc.status)
+        except Exception:
+            logger.exception("unhandled error")
+            return html_response(render.page("error.html", status=500, message=INTERNAL), 500)
+
+    return wrapper
+
+
+@pages.route("/", methods=["GET"])
+@html_errors
+def catalog_page():
+    return html_response(render.page("catalog.html", workshops=registrations.catalog()))
+
+
+def _form_page(workshop, values=None, errors=None, message=None, status=200):
+    body = render.page(
+        "workshop.html", workshop=workshop, values=values or {}, errors=errors or {}, message=message
+    )
+    return html_response(body, status)
+
+
+@pages.route("/workshops/{workshop_id}", methods=["GET"])
+@html_errors
+def workshop_page(workshop_id):
+    return _form_page(registrations.workshop(workshop_id))
+
+
+@pages.route("/workshops/{workshop_id}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+@html_errors
+def register_form(workshop_id):
+    form = parse_form(pages.current_request.raw_body)
+    workshop = registrations.workshop(workshop_id)
+    values = {name: form.get(name, "") for name in FORM_FIELDS}
+    try:
+        created = registrations.register(form, workshop_id)
+    except InvalidInput as exc:
+        return _form_page(workshop, values, exc.fields, exc.message, 422)
+    except Conflict as exc:
+        return _form_page(workshop, values, {"email": exc.message}, exc.message, 409)
+    return Response(body="", status_code=303, headers={"Location": f"/registrations/{created['id']}"})
+
+
+@pages.route("/registrations/{registration_id}", methods=["GET"])
+@html_errors
+def status_page(registration_id):
+    reg = registrations.status(registration_id)
+    return html_response(render.page("status.html", reg=reg, refresh=reg["status"] in REFRESHING))
+
+
+@pages.route("/static/style.css", methods=["GET"])
+def stylesheet():
+    return Response(
+        body=(STATIC / "style.css").read_text(),
+        headers={"Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=3600"},
+    )

@@ -1,0 +1,84 @@
+"""Ports and paths of the single-machine stack, from ``WOD_*`` variables."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from chalicelib.secrets import NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    app_port: int = 8000
+    inbox_port: int = 8025
+    smtp_port: int = 2525
+    aws_port: int = 4566
+    tick_seconds: float = 60.0
+    workshops: Path = ROOT / "workshops"
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "LocalConfig":
+        return cls(
+            state_dir=Path(env.get("WOD_STATE_DIR", ROOT / ".wod")).resolve(),
+            host=env.get("WOD_HOST", cls.host),
+            app_port=int(env.get("WOD_APP_PORT", cls.app_port)),
+            inbox_port=int(env.get("WOD_INBOX_PORT", cls.inbox_port)),
+            smtp_port=int(env.get("WOD_SMTP_PORT", cls.smtp_port)),
+            aws_port=int(env.get("WOD_AWS_PORT", cls.aws_port)),
+            tick_seconds=float(env.get("WOD_TICK_SECONDS", cls.tick_seconds)),
+            workshops=Path(env.get("WOD_WORKSHOPS", cls.workshops)).resolve(),
+        )
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.state_dir / "secrets.json"
+
+    @property
+    def app_url(self) -> str:
+        return f"http://{self.host}:{self.app_port}"
+
+    @property
+    def inbox_url(self) -> str:
+        return f"http://{self.host}:{self.inbox_port}"
+
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://{self.host}:{self.aws_port}"
+
+    def app_environment(self) -> dict[str, str]:
+        """What the app's settings read in local mode."""
+        return {
+            "WOD_STAGE": "local",
+            "WOD_AWS_ENDPOINT": self.aws_endpoint,
+            "WOD_PUBLIC_URL": self.app_url,
+            "WOD_MAIL_TRANSPORT": "smtp",
+            "WOD_SMTP_HOST": self.host,
+            "WOD_SMTP_PORT": str(self.smtp_port),
+            "WOD_SECRETS_FILE": str(self.secrets_file),
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        }
+
+
+def ensure_secrets(path: Path) -> dict[str, str]:
+    """Generate the local keys once (0600); later runs reuse them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    wanted = {name: existing.get(name) or secrets.token_urlsafe(32) for name in NAMES}
+    if wanted != existing:
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(wanted, handle, indent=2)
+        os.replace(tmp, path)
+    os.chmod(path, 0o600)
+    return wanted

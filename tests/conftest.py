@@ -1,0 +1,103 @@
+"""Shared fixtures: an isolated AWS (moto), settings, a synced catalog, the app client."""
+from __future__ import annotations
+
+import email
+import os
+import uuid
+from email import policy
+from pathlib import Path
+
+import pytest
+
+# Never reach a real AWS account from the tests.
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                  AWS_SECURITY_TOKEN="testing", AWS_SESSION_TOKEN="testing", POWERTOOLS_LOG_LEVEL="WARNING")
+for name in [n for n in os.environ if n.startswith("WOD_")]:
+    del os.environ[name]
+
+from chalicelib import context as ctx  # noqa: E402
+from chalicelib.catalog.folders import load_catalog  # noqa: E402
+from chalicelib.catalog.sync import sync_workshop  # noqa: E402
+from chalicelib.settings import Settings  # noqa: E402
+from chalicelib.store import models  # noqa: E402
+from local.config import ensure_secrets  # noqa: E402
+from tests.factory import Clock, RecordingMailer, write_workshop  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SENDER = "noreply@wod.local"
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    secrets = tmp_path / "secrets.json"
+    ensure_secrets(secrets)
+    return Settings(table_prefix=f"t{uuid.uuid4().hex[:8]}", secrets_file=str(secrets), mail_transport="ses",
+                    mail_from=f"Workshops-on-Demand <{SENDER}>", public_url="https://wod.example")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def aws():
+    from moto import mock_aws
+
+    with mock_aws():
+        import boto3
+
+        boto3.client("ses", region_name="us-east-1").verify_email_identity(EmailAddress=SENDER)
+        yield
+
+
+@pytest.fixture
+def platform(aws, settings, clock, tmp_path):
+    """Tables created, context installed (SES mailer through moto), nothing synced yet."""
+    context = ctx.build(settings, clock=clock)
+    ctx.use(context)
+    models.create_tables()
+    yield context
+    ctx.use(None)
+
+
+@pytest.fixture
+def recording(platform):
+    """Swap the platform's mailer for a recording one."""
+    mailer = RecordingMailer()
+    platform.mailer = mailer
+    return mailer
+
+
+@pytest.fixture
+def sync(platform, tmp_path):
+    """Write workshop folders and sync them: ``sync(("WKSHP-A", {"seats": 2}), ...)``."""
+
+    def _sync(*workshops):
+        root = tmp_path / "workshops"
+        for workshop_id, fields in workshops:
+            write_workshop(root, workshop_id, **fields)
+        loaded, problems = load_catalog(root, platform.settings.locations.keys())
+        assert problems == []
+        return [sync_workshop(w) for w in loaded]
+
+    return _sync
+
+
+@pytest.fixture
+def client(platform):
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app) as test_client:
+        yield test_client
+
+
+def ses_sent() -> list[email.message.EmailMessage]:
+    """Every message sent through moto's SES, parsed."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    return [email.message_from_string(m.raw_data, policy=policy.default) for m in backend.sent_messages]

@@ -1,0 +1,71 @@
+"""Builders for test data: workshop folders on disk, a settable clock, a recording mailer."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from chalicelib.domain.errors import Unavailable
+from chalicelib.domain.mail import Email
+
+
+def write_workshop(root: Path, workshop_id: str = "WKSHP-T1", *, seats: int | None = 3,
+                   students: dict | None = None, notebooks: dict[str, list[str]] | None = None,
+                   **fields) -> Path:
+    """A valid workshop folder; ``fields`` override or add workshop.yaml keys."""
+    folder = root / workshop_id
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "id": workshop_id,
+        "title": f"Workshop {workshop_id}",
+        "description": "A workshop for tests.",
+        "category": "test",
+        "duration": 60,
+        "location": "local",
+        "presenter": {"name": "Ada Lovelace"},
+    }
+    spec.update({"students": students} if students else {"seats": seats})
+    spec.update(fields)
+    (folder / "workshop.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    if notebooks is None:
+        notebooks = {"0-ReadMeFirst.ipynb": ["Welcome **{{ student_id }}**"],
+                     "9-Conclusion.ipynb": ["Thank you!"]}
+    for name, sources in notebooks.items():
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell(src) for src in sources]
+        nbformat.write(nb, str(folder / name))
+    return folder
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+class RecordingMailer:
+    """Keeps what it is asked to send; can be told to fail like a relay outage."""
+
+    def __init__(self):
+        self.sent: list[Email] = []
+        self.failing = False
+        self._lock = threading.Lock()
+
+    def send(self, email: Email) -> None:
+        if self.failing:
+            raise Unavailable("relay down")
+        with self._lock:
+            self.sent.append(email)
+
+    def to(self, address: str) -> list[Email]:
+        return [e for e in self.sent if e.to == address]

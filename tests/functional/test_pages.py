@@ -1,0 +1,87 @@
+"""Server-rendered pages: catalog, form with field errors, status page, escaping."""
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from urllib.parse import urlencode
+
+import pytest
+
+from chalicelib.store.models import RegistrationModel
+
+FORM = {"email": "grace@example.com", "first_name": "Grace", "last_name": "Hopper", "company": "Navy",
+        "accept_terms": "on"}
+
+
+def submit(client, workshop_id, form):
+    return client.http.post(f"/workshops/{workshop_id}", body=urlencode(form),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+@pytest.fixture
+def workshops(sync):
+    sync(("WKSHP-PAGE", {"seats": 1, "beta": True, "title": "Pages & <Forms>",
+                         "presenter": {"name": "Linus O'Neil"}}),
+         ("WKSHP-FULL", {"seats": 1, "priority": 1}))
+
+
+def test_catalog_shows_cards_with_seats_beta_and_escaped_text(client, workshops):
+    response = client.http.get("/")
+    html = response.body.decode()
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert html.index('id="WKSHP-FULL"') < html.index('id="WKSHP-PAGE"')  # priority order
+    assert "Pages &amp; &lt;Forms&gt;" in html and "<Forms>" not in html
+    assert "Linus O&#39;Neil" in html
+    assert '<span class="badge beta"' in html
+    assert "1 of 1 left" in html
+    HTMLParser().feed(html)
+
+
+def test_form_post_redirects_to_the_status_page(client, workshops):
+    response = submit(client, "WKSHP-PAGE", FORM)
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert location.startswith("/registrations/")
+    page = client.http.get(location).body.decode()
+    assert "Status: <strong>Pending</strong>" in page
+    assert "page-1" in page  # the student account
+
+
+def test_form_errors_are_shown_per_field_and_values_kept_escaped(client, workshops):
+    response = submit(client, "WKSHP-PAGE", FORM | {"email": "nope", "company": '"><img src=x>', "accept_terms": ""})
+    html = response.body.decode()
+    assert response.status_code == 422
+    assert 'id="email-error"' in html and 'id="accept_terms-error"' in html and 'id="company-error"' in html
+    assert 'value="nope"' in html
+    assert "<img src=x>" not in html and "&#34;&gt;&lt;img src=x&gt;" in html
+    assert RegistrationModel.count() == 0
+
+
+def test_second_registration_with_same_email_is_409_on_the_form(client, workshops):
+    assert submit(client, "WKSHP-PAGE", FORM).status_code == 303
+    response = submit(client, "WKSHP-FULL", FORM | {"email": "GRACE@example.com"})
+    assert response.status_code == 409
+    assert "already has a live registration" in response.body.decode()
+
+
+def test_full_workshop_offers_the_waitlist_and_shows_the_position(client, workshops):
+    submit(client, "WKSHP-FULL", FORM | {"email": "first@example.com"})
+    assert "Join the waitlist" in client.http.get("/workshops/WKSHP-FULL").body.decode()
+    response = submit(client, "WKSHP-FULL", FORM)
+    page = client.http.get(response.headers["Location"]).body.decode()
+    assert "Waitlist position" in page and '<dd class="position">1</dd>' in page
+    assert 'http-equiv="refresh"' in page
+
+
+def test_unknown_pages_are_friendly_404s(client, workshops):
+    for path in ("/workshops/WKSHP-NOPE", "/workshops/%3Cscript%3E", "/registrations/doesnotexistatall123"):
+        response = client.http.get(path)
+        assert response.status_code == 404, path
+        assert "Not found" in response.body.decode()
+        assert "<script>" not in response.body.decode()
+
+
+def test_stylesheet_is_served(client):
+    response = client.http.get("/static/style.css")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/css")

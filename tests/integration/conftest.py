@@ -1,0 +1,34 @@
+"""Integration fixtures: the embedded AWS (moto's server behind the DynamoDB lock) on a free port."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from chalicelib import context as ctx
+from chalicelib.settings import Settings
+from chalicelib.store import models
+from local.aws import EmbeddedAws
+from local.config import ensure_secrets
+from tests.factory import RecordingMailer
+
+
+@pytest.fixture(scope="session")
+def embedded_aws():
+    aws = EmbeddedAws("127.0.0.1", 0).start()
+    yield aws
+    aws.stop()
+
+
+@pytest.fixture
+def served(embedded_aws, tmp_path):
+    """A context whose tables live on the embedded AWS server (real HTTP, real lock)."""
+    secrets = tmp_path / "secrets.json"
+    ensure_secrets(secrets)
+    settings = Settings(table_prefix=f"i{uuid.uuid4().hex[:8]}", aws_endpoint=embedded_aws.endpoint,
+                        secrets_file=str(secrets))
+    context = ctx.build(settings, mailer=RecordingMailer())
+    ctx.use(context)
+    models.create_tables()
+    yield context
+    ctx.use(None)

@@ -1,0 +1,349 @@
+"""Run the single-machine stack (``python -m local``) as a child process, for tests and benchmarks.
+
+Not a test module. Typical use::
+
+    root = tmp / "workshops"
+    write_workshop(root, "WKSHP-E2E", seats=2, beta=True)
+    with LocalStack(root, tmp / "state") as stack:
+        requests.get(f"{stack.app_url}/api/workshops")
+        stack.wait_for_message(lambda m: m["subject"].startswith("You're registered"), timeout=20)
+
+Every port is picked free at start; if another process grabs one before the
+child binds it, the start is retried on fresh ports.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+PORT_VARS = ("WOD_APP_PORT", "WOD_INBOX_PORT", "WOD_SMTP_PORT", "WOD_AWS_PORT")
+# Inherited variables that would make the child talk to something other than itself.
+_SCRUBBED_PREFIXES = ("WOD_", "AWS_ENDPOINT_URL", "AWS_PROFILE")
+
+
+class StackError(RuntimeError):
+    """The stack did not start (or stop) cleanly; the message carries its output and log tail."""
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port that is free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _free_ports(count: int, host: str = HOST) -> list[int]:
+    """``count`` distinct free ports: all sockets are held open until every port is chosen."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def write_notebook(path: Path, *markdown_cells: str) -> Path:
+    import nbformat
+    from nbformat import v4
+
+    nb = v4.new_notebook()
+    nb.cells = [v4.new_markdown_cell(text) for text in markdown_cells]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def _yaml_str(value: str) -> str:
+    """A double-quoted YAML scalar (JSON strings are valid YAML)."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def write_workshop(
+    root: str | os.PathLike,
+    id: str,
+    seats: int | None = None,
+    students: dict | None = None,
+    beta: bool = False,
+    title: str = "Browser test workshop",
+    description: str = "A workshop used by the end-to-end test.",
+    duration: int = 60,
+    location: str = "local",
+    presenter: str = "Ada Lovelace",
+) -> Path:
+    """Write a minimal valid workshop folder ``<root>/<id>/`` and return it.
+
+    Give ``seats`` (students ``<slug>-1..<slug>-N``) or ``students``
+    (``{"prefix": ..., "from": ..., "to": ...}``); with neither, 2 seats.
+    """
+    if seats is not None and students is not None:
+        raise ValueError("give seats or students, not both")
+    if seats is None and students is None:
+        seats = 2
+    folder = Path(root) / id
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"id: {id}",
+        f"title: {_yaml_str(title)}",
+        f"description: {_yaml_str(description)}",
+        "category: test",
+        f"duration: {int(duration)}",
+    ]
+    if seats is not None:
+        lines.append(f"seats: {int(seats)}")
+    else:
+        lines.append(
+            "students: {prefix: %s, from: %d, to: %d}"
+            % (students.get("prefix", "student"), int(students["from"]), int(students["to"]))
+        )
+    lines += [
+        f"location: {location}",
+        f"presenter: {{name: {_yaml_str(presenter)}}}",
+        f"beta: {'true' if beta else 'false'}",
+    ]
+    (folder / "workshop.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_notebook(folder / "0-ReadMeFirst.ipynb", "# {{ workshop_title }}", "Hello {{ student_id }}")
+    write_notebook(folder / "9-Conclusion.ipynb", "Well done, {{ student_id }}!")
+    return folder
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return f"(cannot read {path}: {exc})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class LocalStack:
+    """``python -m local`` in a subprocess on free ports; a context manager.
+
+    Attributes once started: ``app_url``, ``inbox_url``, ``aws_url``, ``ports``
+    (name -> port), ``process``.
+    """
+
+    def __init__(
+        self,
+        workshops_dir: str | os.PathLike,
+        state_dir: str | os.PathLike,
+        *,
+        tick_seconds: float = 60,
+        start_timeout: float = 60,
+        stop_timeout: float = 15,
+        env: dict[str, str] | None = None,
+        host: str = HOST,
+        start_attempts: int = 3,
+    ):
+        self.workshops_dir = Path(workshops_dir).resolve()
+        self.state_dir = Path(state_dir).resolve()
+        self.tick_seconds = tick_seconds
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.extra_env = dict(env or {})
+        self.host = host
+        self.start_attempts = start_attempts
+        self.process: subprocess.Popen | None = None
+        self.ports: dict[str, int] = {}
+        self._output_file: Path | None = None  # the child's stdout+stderr
+        self._session = requests.Session()
+
+    # -- URLs -------------------------------------------------------------------------------
+    @property
+    def app_url(self) -> str:
+        return f"http://{self.host}:{self.ports['WOD_APP_PORT']}"
+
+    @property
+    def inbox_url(self) -> str:
+        return f"http://{self.host}:{self.ports['WOD_INBOX_PORT']}"
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://{self.host}:{self.ports['WOD_AWS_PORT']}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "logs" / "stack.log"
+
+    # -- diagnostics ------------------------------------------------------------------------
+    def output(self) -> str:
+        """Everything the child printed so far (stdout and stderr)."""
+        if self._output_file is None:
+            return ""
+        try:
+            return self._output_file.read_bytes().decode("utf-8", errors="replace")
+        except OSError as exc:
+            return f"(cannot read {self._output_file}: {exc})"
+
+    def diagnostics(self, lines: int = 60) -> str:
+        rc = None if self.process is None else self.process.poll()
+        return (
+            f"--- python -m local (pid {getattr(self.process, 'pid', None)}, exit code {rc}, "
+            f"ports {self.ports}) output ---\n{self.output()[-8000:]}\n"
+            f"--- tail of {self.log_file} ---\n{_tail(self.log_file, lines)}"
+        )
+
+    # -- life cycle -------------------------------------------------------------------------
+    def _environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+        env.update(
+            WOD_STATE_DIR=str(self.state_dir),
+            WOD_HOST=self.host,
+            WOD_WORKSHOPS=str(self.workshops_dir),
+            WOD_TICK_SECONDS=str(self.tick_seconds),
+            PYTHONUNBUFFERED="1",
+            PYTHONIOENCODING="utf-8",
+            **{name: str(port) for name, port in self.ports.items()},
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self) -> None:
+        self.ports = dict(zip(PORT_VARS, _free_ports(len(PORT_VARS), self.host)))
+        # Appending, so reading it while the child writes never moves the child's offset.
+        self._output_file = self.state_dir / "python-m-local.out"
+        with open(self._output_file, "ab") as out:
+            out.write(f"=== python -m local, ports {self.ports} ===\n".encode())
+            out.flush()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "local"],
+                cwd=ROOT,
+                env=self._environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C in the terminal stops us; we stop the child
+            )
+
+    def _wait_ready(self) -> bool:
+        """True once the API answers; False if the child died of a port clash (retryable)."""
+        deadline = time.monotonic() + self.start_timeout
+        url = f"{self.app_url}/api/workshops"
+        last_error = "no attempt yet"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                if "Cannot start" in self.output() or "Address already in use" in self.output():
+                    return False
+                raise StackError(f"python -m local exited with code {self.process.returncode} "
+                                 f"before it was ready\n{self.diagnostics()}")
+            try:
+                response = self._session.get(url, timeout=5)
+                if response.status_code == 200 and "Ready." in self.output():
+                    inbox = self._session.get(f"{self.inbox_url}/api/messages", timeout=5)
+                    if inbox.status_code == 200:
+                        return True
+                last_error = f"GET {url} -> {response.status_code}"
+            except requests.RequestException as exc:
+                last_error = f"GET {url}: {type(exc).__name__}"
+            time.sleep(0.2)
+        raise StackError(f"python -m local was not ready within {self.start_timeout:.0f}s "
+                         f"({last_error})\n{self.diagnostics()}")
+
+    def start(self) -> "LocalStack":
+        if self.process is not None:
+            raise StackError("already started")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, self.start_attempts + 1):
+            self._spawn()
+            try:
+                if self._wait_ready():
+                    return self
+            except BaseException:
+                self._terminate()
+                raise
+            # A port was taken between picking and binding: try again on fresh ports.
+            failed = self.diagnostics()
+            self._terminate()
+            self.process = None
+        raise StackError(f"python -m local could not bind its ports in {self.start_attempts} attempts\n{failed}")
+
+    def _terminate(self) -> int | None:
+        """SIGTERM, wait, then SIGKILL; returns the exit code (None if it had to be killed)."""
+        proc = self.process
+        if proc is None:
+            return None
+        if proc.poll() is not None:
+            return proc.returncode
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+            return None
+
+    def stop(self) -> None:
+        """Stop the child; raise :class:`StackError` if it had to be killed or failed."""
+        if self.process is None:
+            return
+        try:
+            already_dead = self.process.poll() is not None
+            rc = self._terminate()
+            if already_dead:
+                raise StackError(f"python -m local died while in use (exit code {rc})\n{self.diagnostics()}")
+            if rc is None:
+                raise StackError(f"python -m local ignored SIGTERM for {self.stop_timeout:.0f}s and was killed\n"
+                                 f"{self.diagnostics()}")
+            if rc != 0:
+                raise StackError(f"python -m local stopped with exit code {rc}\n{self.diagnostics()}")
+        finally:
+            self._session.close()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.stop()
+            return
+        # Already failing: stop without masking the error, and attach the stack's side of it.
+        try:
+            self.stop()
+            stopped = "stopped cleanly"
+        except StackError as stop_error:
+            stopped = str(stop_error).splitlines()[0]
+        if isinstance(exc, Exception) and not isinstance(exc, StackError):
+            exc.add_note(f"[LocalStack {stopped}]\n{self.diagnostics(40)}")
+
+    def assert_alive(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            raise StackError(f"python -m local is not running\n{self.diagnostics()}")
+
+    # -- mail -------------------------------------------------------------------------------
+    def messages(self, to: str | None = None) -> list[dict]:
+        """Inbox messages, newest first; only those to ``to`` when given."""
+        params = {"to": to} if to else None
+        response = self._session.get(f"{self.inbox_url}/api/messages", params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for_message(self, predicate: Callable[[dict], bool], timeout: float = 20,
+                         to: str | None = None) -> dict:
+        """The newest message for which ``predicate`` is true; polls until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        seen: Iterable[dict] = []
+        while True:
+            seen = self.messages(to)
+            for message in seen:
+                if predicate(message):
+                    return message
+            if time.monotonic() >= deadline:
+                break
+            self.assert_alive()
+            time.sleep(0.2)
+        summary = "\n".join(f"  {m['to']} {m['subject']!r}" for m in seen) or "  (none)"
+        raise StackError(f"no matching message within {timeout:.0f}s; the inbox has:\n{summary}\n"
+                         f"--- tail of {self.log_file} ---\n{_tail(self.log_file, 40)}")
