@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         # -- verdict ---------------------------------------------------------------------------
         others = {k: v for k, v in by_status.items() if k not in ("201", "503")}
         if others:
-            samples = [f"{r['status']} {r['body']}" for r in results if str(r["status"]) in others][:3]
+            samples = list(dict.fromkeys(f"{r['status']} {r['body']}" for r in results
+                                         if str(r["status"]) in others))[:3]
             problems.append(f"unexpected answers {others} (e.g. {'; '.join(samples)})")
         if not accepted:
             problems.append("no registration was accepted")

@@ -105,10 +105,19 @@ class Stack:
 
     def _start_app(self) -> None:
         from chalice.config import Config
-        from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer
+        from chalice.local import (
+            ChaliceRequestHandler,
+            CustomLocalChalice,
+            LocalChalice,
+            LocalDevServer,
+            ThreadedHTTPServer,
+        )
 
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         from app import app
+
+        class BurstServer(ThreadedHTTPServer):
+            request_queue_size = 256  # socketserver's 5 resets connections when many arrive at once
 
         class LoggedHandler(ChaliceRequestHandler):
             def log_message(self, fmt, *args):
@@ -117,7 +126,8 @@ class Stack:
         CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
         app.__class__ = CustomLocalChalice
         config = Config.create(chalice_stage="local", app_name="wod")
-        server = LocalDevServer(app, config, self.config.host, self.config.app_port, handler_cls=LoggedHandler)
+        server = LocalDevServer(app, config, self.config.host, self.config.app_port, handler_cls=LoggedHandler,
+                                server_cls=BurstServer)
         threading.Thread(target=server.server.serve_forever, name="app", daemon=True).start()
         self.parts.append(server)
 

@@ -158,7 +158,8 @@ class LocalStack:
         self.start_attempts = start_attempts
         self.process: subprocess.Popen | None = None
         self.ports: dict[str, int] = {}
-        self._output_file: Path | None = None  # the child's stdout+stderr
+        self._output_file: Path | None = None  # the child's stdout+stderr (appended across starts)
+        self._output_start = 0  # where this start's output begins in it
         self._session = requests.Session()
 
     # -- URLs -------------------------------------------------------------------------------
@@ -180,11 +181,13 @@ class LocalStack:
 
     # -- diagnostics ------------------------------------------------------------------------
     def output(self) -> str:
-        """Everything the child printed so far (stdout and stderr)."""
+        """Everything the current child printed so far (stdout and stderr)."""
         if self._output_file is None:
             return ""
         try:
-            return self._output_file.read_bytes().decode("utf-8", errors="replace")
+            with open(self._output_file, "rb") as handle:
+                handle.seek(self._output_start)
+                return handle.read().decode("utf-8", errors="replace")
         except OSError as exc:
             return f"(cannot read {self._output_file}: {exc})"
 
@@ -216,6 +219,7 @@ class LocalStack:
         # Appending, so reading it while the child writes never moves the child's offset.
         self._output_file = self.state_dir / "python-m-local.out"
         with open(self._output_file, "ab") as out:
+            self._output_start = out.tell()
             out.write(f"=== python -m local, ports {self.ports} ===\n".encode())
             out.flush()
             self.process = subprocess.Popen(

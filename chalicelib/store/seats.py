@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Iterator
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
@@ -31,9 +33,27 @@ OUTBOX_LEASE = timedelta(seconds=60)
 EMAIL_TAKEN = "This email address already has a live registration. Check your inbox for its status link."
 
 
-def _failed(exc: TransactWriteError) -> list[bool]:
-    """Which items of a cancelled transaction failed their condition."""
-    return [bool(r and r.code == "ConditionalCheckFailed") for r in exc.cancellation_reasons]
+# pynamodb sends a transaction's items as condition checks, deletes, puts, updates:
+# the email claim (the first put) sits after the condition checks.
+CLAIM_INDEX_SEAT = 0
+CLAIM_INDEX_WAITLIST = 1
+
+
+class _Retry(Exception):
+    """The transaction lost a race that another attempt can win."""
+
+
+@contextmanager
+def _transaction(claim_index: int) -> Iterator[TransactWrite]:
+    """Commit on exit; an email-claim failure is a conflict, anything else is retried."""
+    try:
+        with TransactWrite(connection=connection()) as tx:
+            yield tx
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons
+        if len(reasons) > claim_index and reasons[claim_index] and reasons[claim_index].code == "ConditionalCheckFailed":
+            raise Conflict(EMAIL_TAKEN) from exc
+        raise _Retry() from exc
 
 
 def _backoff(attempt: int) -> None:
@@ -75,7 +95,7 @@ def _new_registration(registration_id: str, applicant: Applicant, workshop_id: s
 def _try_seat(workshop_id: str, student_id: str, applicant: Applicant, registration: RegistrationModel) -> None:
     registration.status = PENDING
     registration.student_id = student_id
-    with TransactWrite(connection=connection()) as tx:
+    with _transaction(CLAIM_INDEX_SEAT) as tx:
         tx.save(EmailClaimModel(applicant.email_key, registration_id=registration.id),
                 condition=EmailClaimModel.email.does_not_exist())
         tx.update(StudentModel(student_id),
@@ -96,7 +116,7 @@ def _try_waitlist(workshop_id: str, applicant: Applicant, registration: Registra
     registration.student_id = None
     registration.waitlist_workshop = workshop_id
     registration.waitlist_seq = counter.waitlist_seq
-    with TransactWrite(connection=connection()) as tx:
+    with _transaction(CLAIM_INDEX_WAITLIST) as tx:
         tx.save(EmailClaimModel(applicant.email_key, registration_id=registration.id),
                 condition=EmailClaimModel.email.does_not_exist())
         tx.condition_check(WorkshopModel, workshop_id,
@@ -129,10 +149,7 @@ def register(applicant: Applicant, workshop_id: str, registration_id: str, now: 
                 registration = _new_registration(registration_id, applicant, workshop_id, now, waitlisted_outbox)
                 _try_waitlist(workshop_id, applicant, registration)
             return registration, workshop
-        except TransactWriteError as exc:
-            failed = _failed(exc)
-            if failed and failed[0]:
-                raise Conflict(EMAIL_TAKEN) from exc
+        except _Retry:
             _backoff(attempt)
     raise Unavailable("Too many people are registering for this workshop right now; please try again.")
 

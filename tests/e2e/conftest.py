@@ -1,6 +1,7 @@
 """Fixtures for the browser tests: one local stack per module, one Chromium per module, a page per test."""
 from __future__ import annotations
 
+import os
 import re
 from glob import escape as glob_escape
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 
 from tests.stack import ROOT, LocalStack, write_workshop
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROMIUM") or "/usr/bin/chromium")  # `make test` passes CHROMIUM
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",

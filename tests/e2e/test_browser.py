@@ -257,10 +257,6 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
     assert console.errors == [], f"the browser reported errors: {console.errors}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "app bug: a duplicate email on a FULL workshop answers 503 instead of 409. seats._try_waitlist "
-    "checks cancellation_reasons[0] for the email claim, but pynamodb's TransactWrite sends condition "
-    "checks first, so the claim is item 1; the conflict is retried 40 times and reported as overload."))
 def test_duplicate_email_on_a_full_workshop_is_a_conflict(page, stack, workshops, shot):
     workshop_id = workshops["full"]["id"]
     email = "only.seat@example.com"

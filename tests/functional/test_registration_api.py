@@ -127,3 +127,15 @@ def test_status_has_times_and_never_a_password(client, workshop):
 def test_unknown_registration_is_404(client, workshop):
     assert client.http.get("/api/registrations/AAAAAAAAAAAAAAAAAAAAAAAA").status_code == 404
     assert client.http.get("/api/registrations/bad%20id").status_code == 404
+
+
+def test_duplicate_email_is_409_on_a_full_workshop_too(client, sync):
+    sync(("WKSHP-ONE", {"seats": 1}))
+    seated = BODY | {"workshop": "WKSHP-ONE", "email": "a@example.com"}
+    assert post(client, seated)[1]["status"] == "pending"
+    assert post(client, seated)[0] == 409
+    waiting = BODY | {"workshop": "WKSHP-ONE", "email": "b@example.com"}
+    assert post(client, waiting)[1]["status"] == "waitlisted"
+    status, body = post(client, waiting | {"email": "B@example.com"})
+    assert status == 409 and "live registration" in body["message"]
+    assert WorkshopModel.get("WKSHP-ONE").waitlist_seq == 3  # one number per attempt: refusals are not retried

@@ -63,3 +63,15 @@ def test_unknown_action_and_malformed_bodies_are_rejected():
 def test_new_refuses_unknown_actions():
     with pytest.raises(ValueError):
         Order.new("DESTROY", "W", "s", "r", NOW)
+
+
+def test_password_hashes_verify_and_never_contain_the_password():
+    from chalicelib.domain.passwords import generate_password, hash_password, verify_password
+
+    password = generate_password()
+    encoded = hash_password(password, iterations=1000)
+    assert len(password) == 12 and password not in encoded
+    assert verify_password(password, encoded)
+    assert not verify_password(password + "x", encoded)
+    assert not verify_password(password, None) and not verify_password(password, "md5$1$x$y")
+    assert hash_password(password, iterations=1000) != encoded  # salted

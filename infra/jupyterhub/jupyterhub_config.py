@@ -1,0 +1,176 @@
+"""JupyterHub configuration for the LOCAL platform (one machine, `make run`, the tests).
+
+Run with the hub venv:  .venv-hub/bin/jupyterhub -f infra/jupyterhub/jupyterhub_config.py
+(local/hub.py does this). The production variant is jupyterhub_config_production.py.
+
+Environment:
+  WOD_HUB_PORT            public port of the proxy, bound to 127.0.0.1 (default 8001)
+  WOD_HUB_API_PORT        the hub's own API port (default 8081)
+  WOD_HUB_PROXY_API_PORT  configurable-http-proxy's API port (default 8002)
+  WOD_HUB_STATE_DIR       hub database, cookie secret, proxy token (created 0700; default .wod/hub)
+  WOD_HUB_TOKEN           the platform's service token (service "wod-platform")
+  WOD_HUB_SPAWNER         isolated (default) | shared-insecure
+  WOD_HUB_CONCURRENT_SPAWNS  concurrent_spawn_limit (default 20; the API answers 429 above it)
+  WOD_STUDENTS_TABLE, WOD_AWS_ENDPOINT, AWS_DEFAULT_REGION  where the authenticator reads students
+  WOD_HUB_PROXY_CMD       configurable-http-proxy binary (default node_modules/.bin/..., else PATH)
+
+Spawners:
+  isolated         LocalProcessSpawner: every student is a Linux user (created on demand,
+                   useradd, no login shell) with a private home /home/<student> (0700); the hub
+                   must run as root. The hub venv must be usable by those users, so create it
+                   from a world-readable interpreter (/usr/bin/python3.11, not a pyenv under /root).
+  shared-insecure  SimpleLocalProcessSpawner: every notebook runs as the hub's user (root here)
+                   with a home under <state>/homes/<name>. Students can read each other's files
+                   and the platform's state. Developer convenience only.
+"""
+import logging
+import os
+import secrets
+import stat
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+from wod_authenticator import WodAuthenticator  # noqa: E402
+
+c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
+log = logging.getLogger("JupyterHub")
+
+ADMIN_SCOPES = ["admin:users", "admin:servers", "access:servers", "list:users", "read:users"]
+DEFAULT_URL = "/lab/tree/0-ReadMeFirst.ipynb"
+
+
+def _port(name, default):
+    value = int(os.environ.get(name) or default)
+    if not 0 < value < 65536:
+        raise SystemExit(f"{name}={value} is not a TCP port")
+    return value
+
+
+def _private_dir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _secret_file(path, nbytes=32):
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(nbytes))
+    os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def _unreachable_by_others(path):
+    """The first component of ``path`` (after resolving symlinks) that other users cannot use."""
+    real = Path(os.path.realpath(path))
+    for part in [*reversed(real.parents), real]:
+        mode = part.stat().st_mode
+        needed = stat.S_IXOTH if part.is_dir() else stat.S_IROTH | stat.S_IXOTH
+        if mode & needed != needed:
+            return part
+    return None
+
+
+port = _port("WOD_HUB_PORT", 8001)
+api_port = _port("WOD_HUB_API_PORT", 8081)
+proxy_api_port = _port("WOD_HUB_PROXY_API_PORT", 8002)
+state = _private_dir(Path(os.environ.get("WOD_HUB_STATE_DIR") or REPO / ".wod" / "hub").resolve())
+spawner_mode = (os.environ.get("WOD_HUB_SPAWNER") or "isolated").strip().lower()
+venv_bin = Path(sys.executable).parent  # .venv-hub/bin (not resolved: the venv's own python)
+
+# ---- network -----------------------------------------------------------------------------
+c.JupyterHub.bind_url = f"http://127.0.0.1:{port}"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = api_port
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.auth_token = _secret_file(state / "proxy_token")
+c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+proxy_cmd = os.environ.get("WOD_HUB_PROXY_CMD") or REPO / "node_modules" / ".bin" / "configurable-http-proxy"
+c.ConfigurableHTTPProxy.command = [str(proxy_cmd) if Path(proxy_cmd).exists() else "configurable-http-proxy"]
+
+# ---- state -------------------------------------------------------------------------------
+c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+c.JupyterHub.cleanup_servers = True  # stopping the hub stops every student server
+c.JupyterHub.cleanup_proxy = True
+c.JupyterHub.concurrent_spawn_limit = int(os.environ.get("WOD_HUB_CONCURRENT_SPAWNS") or 20)
+c.JupyterHub.active_server_limit = 0
+c.JupyterHub.allow_named_servers = False
+
+# ---- the platform's service account --------------------------------------------------------
+token = os.environ.get("WOD_HUB_TOKEN", "")
+if token:
+    c.JupyterHub.services = [{"name": "wod-platform", "api_token": token}]
+    c.JupyterHub.load_roles = [{
+        "name": "wod-platform",
+        "description": "Workshops-on-Demand backend: create/delete students, start/stop servers, upload notebooks.",
+        "scopes": ADMIN_SCOPES,
+        "services": ["wod-platform"],
+    }]
+else:
+    print("WARNING: WOD_HUB_TOKEN is not set - the platform cannot drive this hub.", file=sys.stderr)
+
+# ---- login -----------------------------------------------------------------------------------
+c.JupyterHub.authenticator_class = WodAuthenticator
+c.Authenticator.allow_all = True  # WodAuthenticator (the student item in DynamoDB) is the gate
+c.Authenticator.admin_users = set()
+c.Authenticator.enable_auth_state = False
+c.WodAuthenticator.students_table = os.environ.get("WOD_STUDENTS_TABLE", "wod-students")
+c.WodAuthenticator.aws_endpoint = os.environ.get("WOD_AWS_ENDPOINT", "")
+c.JupyterHub.template_vars = {
+    "announcement_login": (
+        "Log in with the <b>student name</b> (for example <code>student207</code>) and the "
+        "<b>password</b> from your Workshops-on-Demand welcome email."),
+}
+
+# ---- single-user servers ---------------------------------------------------------------------
+c.Spawner.default_url = DEFAULT_URL
+c.Spawner.notebook_dir = "~"
+c.Spawner.cmd = [os.environ.get("WOD_HUB_SINGLEUSER") or str(venv_bin / "jupyterhub-singleuser")]
+c.Spawner.env_keep = ["LANG", "LC_ALL"]  # nothing of the hub's environment (AWS, tokens) leaks
+c.Spawner.environment = {"PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"}
+c.Spawner.disable_user_config = True
+c.Spawner.start_timeout = 60
+c.Spawner.http_timeout = 60
+# Terminals use bash even though the student's login shell is nologin.
+terminals = '--ServerApp.terminado_settings={"shell_command": ["/bin/bash", "-l"]}'
+
+if spawner_mode == "isolated":
+    if os.geteuid() != 0:
+        raise SystemExit("WOD_HUB_SPAWNER=isolated creates a Linux user per student and must run as root "
+                         "(use WOD_HUB_SPAWNER=shared-insecure for a non-root developer hub).")
+    for needed in (sys.executable, c.Spawner.cmd[0], sys.prefix):
+        blocked = _unreachable_by_others(needed)
+        if blocked is not None:
+            raise SystemExit(
+                f"WOD_HUB_SPAWNER=isolated: students cannot use {needed} ({blocked} is not accessible to "
+                f"other users). Recreate the hub venv from a system interpreter: "
+                f"/usr/bin/python3.11 -m venv .venv-hub")
+    c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"
+    c.Spawner.args = [terminals]
+    c.WodAuthenticator.system_users = True
+    c.LocalAuthenticator.create_system_users = True
+    c.WodAuthenticator.delete_system_users = True  # DELETE /hub/api/users/<name> wipes Linux user + home
+elif spawner_mode == "shared-insecure":
+    banner = ("!" * 78 + "\n"
+              "WOD_HUB_SPAWNER=shared-insecure: every student notebook runs as "
+              f"{'root' if os.geteuid() == 0 else 'the hub user'} and can\n"
+              "read every other student's files and the platform's state. Developer use only.\n"
+              + "!" * 78)
+    print(banner, file=sys.stderr, flush=True)
+    log.warning("INSECURE spawner: SimpleLocalProcessSpawner, no isolation between students")
+    homes = _private_dir(state / "homes")
+    c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+    c.SimpleLocalProcessSpawner.home_dir_template = str(homes / "{username}")
+    c.Spawner.args = [terminals] + (["--allow-root"] if os.geteuid() == 0 else [])
+    c.WodAuthenticator.system_users = False
+    c.LocalAuthenticator.create_system_users = False
+    c.JupyterHub.template_vars["announcement"] = "Developer hub: notebooks are NOT isolated from each other."
+else:
+    raise SystemExit(f"WOD_HUB_SPAWNER={spawner_mode!r}: use 'isolated' or 'shared-insecure'")

@@ -1,0 +1,175 @@
+"""JupyterHub authenticator for Workshops-on-Demand students.
+
+The participant logs in with the student name (``student207``) and the password from the
+welcome email; the student item in DynamoDB decides (rules in wod_login.py, which has no
+JupyterHub import so the platform's unit tests cover it).
+
+It is a LocalAuthenticator so that, in the isolated local mode, each student is also a Linux
+user with a private home (created on demand, ``/home/<student>`` mode 0700). With
+``system_users = False`` (the shared-insecure developer mode, or container spawners) it
+behaves like a plain Authenticator and never touches Linux accounts.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from jupyterhub.auth import Authenticator, LocalAuthenticator
+from jupyterhub.utils import maybe_future
+from traitlets import Any, Bool, Float, Integer, Unicode, default
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+import wod_login  # noqa: E402
+
+
+def _loggable(name: object) -> str:
+    text = repr(name)
+    return text if len(text) <= 40 else f"{text[:30]}...({len(text)} chars)"
+
+
+class WodAuthenticator(LocalAuthenticator):
+    """Students log in with their name + emailed password, checked against DynamoDB."""
+
+    students_table = Unicode(config=True, help="DynamoDB students table (hash key id).")
+    aws_endpoint = Unicode(config=True, help="DynamoDB endpoint URL; empty means the AWS default.")
+    aws_region = Unicode(config=True, help="AWS region of the students table.")
+
+    max_failed_logins = Integer(10, config=True, help="Failures within failed_login_window that block a name.")
+    failed_login_window = Float(300.0, config=True, help="Seconds over which failures are counted.")
+    lockout_seconds = Float(300.0, config=True, help="How long a name stays blocked.")
+
+    system_users = Bool(True, config=True, help="""Map each student to a Linux user (isolated local mode).
+        False: never look up, create or delete Linux users (shared-insecure mode, container spawners).""")
+    min_system_uid = Integer(1000, config=True, help="""Never map a hub user onto a Linux account below this uid
+        (root, daemon, www-data ... all match the student name pattern).""")
+    delete_system_users = Bool(False, config=True, help="""Remove the Linux user and its home (userdel -r)
+        when the hub user is deleted, so a recycled student name starts with an empty home.""")
+    home_mode = Integer(0o700, config=True, help="Mode enforced on a student's home after creation.")
+
+    lookup = Any(help="""Callable(username) -> student item dict | None; raises on storage errors.
+        Default: a consistent GetItem on students_table. Inject a fake in tests.""").tag(config=True)
+
+    @default("students_table")
+    def _default_table(self):
+        return os.environ.get("WOD_STUDENTS_TABLE", "wod-students")
+
+    @default("aws_endpoint")
+    def _default_endpoint(self):
+        return os.environ.get("WOD_AWS_ENDPOINT", "")
+
+    @default("aws_region")
+    def _default_region(self):
+        return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+
+    @default("username_pattern")
+    def _default_username_pattern(self):
+        return wod_login.USERNAME_PATTERN
+
+    @default("add_user_cmd")
+    def _default_add_user_cmd(self):
+        # Debian's useradd: no login shell, own group, home from /etc/skel created 0700.
+        return ["useradd", "--create-home", "--key", "HOME_MODE=0700", "--shell", "/usr/sbin/nologin",
+                "--user-group", "--comment", "Workshops-on-Demand student"]
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._lookup_lock = threading.Lock()
+        self.throttle = wod_login.Throttle(self.max_failed_logins, self.failed_login_window, self.lockout_seconds)
+
+    def _get_lookup(self):
+        with self._lookup_lock:
+            if self.lookup is None:
+                self.lookup = wod_login.DynamoStudents(self.students_table, self.aws_endpoint, self.aws_region)
+            return self.lookup
+
+    def _check(self, username, password):
+        try:
+            lookup = self._get_lookup()
+        except Exception as exc:  # boto3 missing, bad endpoint ...
+            return wod_login.Decision(False, f"student lookup unavailable: {type(exc).__name__}: {exc}")
+        return wod_login.login(username, password, lookup, self.throttle)
+
+    async def authenticate(self, handler, data):
+        data = data or {}
+        username, password = data.get("username"), data.get("password")
+        if isinstance(username, str):
+            username = username.strip().lower()
+        decision = await asyncio.to_thread(self._check, username, password)
+        remote = getattr(getattr(handler, "request", None), "remote_ip", "-")
+        if decision.ok:
+            self.log.info("WoD login ok for %s from %s", username, remote)
+            return username
+        log = self.log.error if "lookup" in decision.reason else self.log.warning
+        log("WoD login refused for %s from %s: %s", _loggable(username), remote, decision.reason)
+        return None
+
+    # ---- Linux users (isolated mode) ---------------------------------------------------
+
+    def _system_account(self, name):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            return None
+
+    def _guard_account(self, name):
+        account = self._system_account(name)
+        if account is not None and account.pw_uid < self.min_system_uid:
+            raise ValueError(f"refusing hub user {name!r}: Linux account uid {account.pw_uid} < {self.min_system_uid}")
+        return account
+
+    def system_user_exists(self, user):
+        return self._system_account(user.name) is not None
+
+    async def add_user(self, user):
+        if not self.system_users:
+            return await maybe_future(Authenticator.add_user(self, user))
+        if not self.validate_username(user.name):
+            raise ValueError(f"Invalid username: {user.name}")
+        self._guard_account(user.name)
+        await super().add_user(user)
+        account = self._guard_account(user.name)
+        if account is not None:
+            self._private_home(account)
+
+    def add_system_user(self, user):
+        super().add_system_user(user)
+        account = self._system_account(user.name)
+        if account is not None:
+            self._private_home(account)
+
+    def _private_home(self, account):
+        home = Path(account.pw_dir)
+        try:
+            st = home.stat()
+        except FileNotFoundError:
+            self.log.warning("home of %s (%s) does not exist", account.pw_name, home)
+            return
+        if st.st_uid == account.pw_uid and (st.st_mode & 0o777) != self.home_mode:
+            os.chmod(home, self.home_mode)
+            self.log.info("home of %s set to mode %o", account.pw_name, self.home_mode)
+
+    async def pre_spawn_start(self, user, spawner):
+        if self.system_users:
+            if self._guard_account(user.name) is None:
+                raise ValueError(f"no Linux user for {user.name!r}")
+
+    async def delete_user(self, user):
+        super().delete_user(user)
+        if not (self.system_users and self.delete_system_users and wod_login.valid_username(user.name)):
+            return
+        account = self._system_account(user.name)
+        if account is None or account.pw_uid < self.min_system_uid:
+            return
+        result = await asyncio.to_thread(
+            subprocess.run, ["userdel", "--remove", user.name], capture_output=True, text=True)
+        if result.returncode not in (0, 12):  # 12: home could not be removed (already gone)
+            self.log.error("userdel %s failed (%s): %s", user.name, result.returncode, result.stderr.strip())
+        else:
+            self.log.info("removed Linux user %s and its home", user.name)

@@ -1,0 +1,205 @@
+"""The hub's login rules, free of JupyterHub so the platform's tests can import it.
+
+A participant logs in with the student name and the password from the welcome email.
+The student item in DynamoDB (table ``WOD_STUDENTS_TABLE``, hash key ``id``) decides:
+
+* ``status`` must be ``active``;
+* ``expires_at`` (pynamodb UTCDateTimeAttribute text, UTC) must be in the future -
+  a login at ``expires_at`` or later is refused;
+* ``password_hash`` (``pbkdf2_sha256$<iterations>$<salt>$<digest>``, urlsafe base64 without
+  padding, the format written by chalicelib/domain/passwords.py) must match the password.
+
+Nothing here logs or returns the password. This module deliberately does not import
+chalicelib: the hub venv does not have the platform's code.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Optional
+
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+USERNAME_PATTERN = USERNAME_RE.pattern
+EXPIRES_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+0000"  # pynamodb's UTCDateTimeAttribute
+MAX_PASSWORD_CHARS = 256
+# The platform writes 200k; the bounds keep a corrupt item from turning a login into a CPU burn.
+MIN_ITERATIONS, MAX_ITERATIONS = 1_000, 5_000_000
+
+# A lookup returns the student item as plain strings ({"id": ..., "status": ..., ...}),
+# None when there is no such item, and raises on storage errors.
+Lookup = Callable[[str], Optional[Mapping[str, Any]]]
+
+
+def valid_username(username: Any) -> bool:
+    return isinstance(username, str) and USERNAME_RE.fullmatch(username) is not None
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def verify_password(password: Any, encoded: Any) -> bool:
+    """True if ``password`` matches ``encoded``; False for any malformed input (never raises)."""
+    if not isinstance(password, str) or not isinstance(encoded, str) or len(password) > MAX_PASSWORD_CHARS:
+        return False
+    parts = encoded.split("$")
+    if len(parts) != 4 or parts[0] != "pbkdf2_sha256" or not parts[1].isdigit():
+        return False
+    iterations = int(parts[1])
+    if not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
+        return False
+    try:
+        salt, digest = _unb64(parts[2]), _unb64(parts[3])
+        candidate = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        return False
+    if not salt or len(digest) != len(candidate):
+        return False
+    return hmac.compare_digest(candidate, digest)
+
+
+def parse_expires(value: Any) -> Optional[datetime]:
+    """The aware UTC datetime in a UTCDateTimeAttribute string, None if absent or unreadable."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, EXPIRES_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        pass
+    try:  # tolerate plain ISO 8601 with an offset
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    ok: bool
+    reason: str  # short, loggable, never contains the password
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def check_login(item: Optional[Mapping[str, Any]], password: Any, now: datetime) -> Decision:
+    """Decide a login from the student item alone. ``now`` must be timezone-aware."""
+    if not item:
+        return Decision(False, "no such student")
+    if item.get("status") != "active":
+        return Decision(False, f"student status is {item.get('status')!r}, not 'active'")
+    expires = parse_expires(item.get("expires_at"))
+    if expires is None:
+        return Decision(False, "student has no readable expires_at")
+    if now >= expires:
+        return Decision(False, "student reservation has expired")
+    if not item.get("password_hash"):
+        return Decision(False, "student has no password hash")
+    if not verify_password(password, item.get("password_hash")):
+        return Decision(False, "wrong password")
+    return Decision(True, "ok")
+
+
+class Throttle:
+    """Per-username failed-login limiter: ``max_failures`` within ``window`` seconds blocks
+    that username for ``lockout`` seconds. In memory, per hub process."""
+
+    def __init__(self, max_failures: int = 10, window: float = 300.0, lockout: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.max_failures, self.window, self.lockout, self.clock = max_failures, window, lockout, clock
+        self._failures: dict[str, deque] = {}
+        self._blocked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def blocked(self, username: str) -> bool:
+        with self._lock:
+            until = self._blocked_until.get(username)
+            if until is None:
+                return False
+            if self.clock() < until:
+                return True
+            del self._blocked_until[username]
+            return False
+
+    def failure(self, username: str) -> None:
+        with self._lock:
+            now = self.clock()
+            failures = self._failures.setdefault(username, deque())
+            failures.append(now)
+            while failures and failures[0] <= now - self.window:
+                failures.popleft()
+            if len(failures) >= self.max_failures:
+                self._blocked_until[username] = now + self.lockout
+                failures.clear()
+            if len(self._failures) > 10_000:  # bound memory against name spraying
+                for name in [n for n, q in self._failures.items() if not q or q[-1] <= now - self.window]:
+                    del self._failures[name]
+
+    def success(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username, None)
+
+
+def login(username: Any, password: Any, lookup: Lookup, throttle: Optional[Throttle] = None,
+          now: Optional[datetime] = None) -> Decision:
+    """The whole login: name check, throttle, lookup (errors refuse), item rules."""
+    if not valid_username(username):
+        return Decision(False, "invalid username")
+    if throttle is not None and throttle.blocked(username):
+        return Decision(False, "too many failed logins, temporarily blocked")
+    try:
+        item = lookup(username)
+    except Exception as exc:  # storage down, throttled, misconfigured: refuse, don't crash the page
+        return Decision(False, f"student lookup failed: {type(exc).__name__}: {exc}")
+    decision = check_login(item, password, now or datetime.now(timezone.utc))
+    if throttle is not None:
+        (throttle.success if decision.ok else throttle.failure)(username)
+    return decision
+
+
+def _plain(value: Mapping[str, Any]) -> Any:
+    """One DynamoDB attribute value ({"S": "x"}) as a plain Python value."""
+    (kind, raw), = value.items()
+    if kind == "M":
+        return {k: _plain(v) for k, v in raw.items()}
+    if kind == "L":
+        return [_plain(v) for v in raw]
+    if kind == "NULL":
+        return None
+    return raw
+
+
+class DynamoStudents:
+    """Lookup backed by DynamoDB: a strongly consistent GetItem on the students table."""
+
+    ATTRIBUTES = ("id", "status", "password_hash", "expires_at")
+
+    def __init__(self, table: str, endpoint: Optional[str] = None, region: Optional[str] = None,
+                 client: Any = None):
+        self.table = table
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            client = boto3.client(
+                "dynamodb", endpoint_url=endpoint or None, region_name=region or None,
+                config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}))
+        self.client = client
+
+    def __call__(self, username: str) -> Optional[dict]:
+        response = self.client.get_item(
+            TableName=self.table, Key={"id": {"S": username}}, ConsistentRead=True,
+            ProjectionExpression=", ".join(f"#a{i}" for i in range(len(self.ATTRIBUTES))),
+            ExpressionAttributeNames={f"#a{i}": name for i, name in enumerate(self.ATTRIBUTES)})
+        item = response.get("Item")
+        return None if item is None else {k: _plain(v) for k, v in item.items()}
