@@ -24,6 +24,8 @@ from typing import Callable, Iterable
 
 import requests
 
+from tests.factory import write_workshop  # noqa: F401  (re-exported for bench/)
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 PORT_VARS = ("WOD_APP_PORT", "WOD_INBOX_PORT", "WOD_SMTP_PORT", "WOD_AWS_PORT")
@@ -54,71 +56,6 @@ def _free_ports(count: int, host: str = HOST) -> list[int]:
     finally:
         for s in sockets:
             s.close()
-
-
-def write_notebook(path: Path, *markdown_cells: str) -> Path:
-    import nbformat
-    from nbformat import v4
-
-    nb = v4.new_notebook()
-    nb.cells = [v4.new_markdown_cell(text) for text in markdown_cells]
-    nbformat.write(nb, str(path))
-    return path
-
-
-def _yaml_str(value: str) -> str:
-    """A double-quoted YAML scalar (JSON strings are valid YAML)."""
-    import json
-
-    return json.dumps(value, ensure_ascii=False)
-
-
-def write_workshop(
-    root: str | os.PathLike,
-    id: str,
-    seats: int | None = None,
-    students: dict | None = None,
-    beta: bool = False,
-    title: str = "Browser test workshop",
-    description: str = "A workshop used by the end-to-end test.",
-    duration: int = 60,
-    location: str = "local",
-    presenter: str = "Ada Lovelace",
-) -> Path:
-    """Write a minimal valid workshop folder ``<root>/<id>/`` and return it.
-
-    Give ``seats`` (students ``<slug>-1..<slug>-N``) or ``students``
-    (``{"prefix": ..., "from": ..., "to": ...}``); with neither, 2 seats.
-    """
-    if seats is not None and students is not None:
-        raise ValueError("give seats or students, not both")
-    if seats is None and students is None:
-        seats = 2
-    folder = Path(root) / id
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [
-        f"id: {id}",
-        f"title: {_yaml_str(title)}",
-        f"description: {_yaml_str(description)}",
-        "category: test",
-        f"duration: {int(duration)}",
-    ]
-    if seats is not None:
-        lines.append(f"seats: {int(seats)}")
-    else:
-        lines.append(
-            "students: {prefix: %s, from: %d, to: %d}"
-            % (students.get("prefix", "student"), int(students["from"]), int(students["to"]))
-        )
-    lines += [
-        f"location: {location}",
-        f"presenter: {{name: {_yaml_str(presenter)}}}",
-        f"beta: {'true' if beta else 'false'}",
-    ]
-    (folder / "workshop.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    write_notebook(folder / "0-ReadMeFirst.ipynb", "# {{ workshop_title }}", "Hello {{ student_id }}")
-    write_notebook(folder / "9-Conclusion.ipynb", "Well done, {{ student_id }}!")
-    return folder
 
 
 def _tail(path: Path, lines: int = 60) -> str:
