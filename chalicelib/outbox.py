@@ -29,6 +29,7 @@ def _participant_email(kind: str, reg: RegistrationModel, workshop: WorkshopMode
     subjects = {
         "welcome": f"You're registered: {workshop.title}",
         "waitlisted": f"You're on the waitlist: {workshop.title}",
+        "apology": f"We could not prepare your workshop: {workshop.title}",
     }
     return render.email(
         kind, to=reg.email, subject=subjects[kind],

@@ -37,12 +37,23 @@ class Settings:
     secrets_prefix: str = "/wod"
     outbox_retry_seconds: int = 60
     order_max_age_seconds: int = 900
+    # backend side
+    hub_url: str = "http://127.0.0.1:8001"  # what participants open
+    hub_api_url: str | None = None  # what the backend calls (defaults to hub_url)
+    workshops_dir: str = "workshops"  # workshop content (local mode; S3 on AWS)
+    provision_arn: str | None = None  # the provision state machine
+    callback_url: str | None = None  # the frontend the backend calls back (defaults to public_url)
+    ready_timeout_seconds: int = 180
 
     def table_name(self, kind: str) -> str:
         return f"{self.table_prefix}-{kind}"
 
     def orders_address(self, location: str) -> str | None:
         return self.locations.get(location)
+
+    @property
+    def orders_addresses(self) -> frozenset[str]:
+        return frozenset(address.lower() for address in self.locations.values())
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -71,6 +82,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secrets_prefix=env.get("WOD_SECRETS_PREFIX", defaults.secrets_prefix),
         outbox_retry_seconds=int(env.get("WOD_OUTBOX_RETRY_SECONDS", defaults.outbox_retry_seconds)),
         order_max_age_seconds=int(env.get("WOD_ORDER_MAX_AGE_SECONDS", defaults.order_max_age_seconds)),
+        hub_url=env.get("WOD_HUB_URL", defaults.hub_url).rstrip("/"),
+        hub_api_url=env.get("WOD_HUB_API_URL") or None,
+        workshops_dir=env.get("WOD_WORKSHOPS_DIR", defaults.workshops_dir),
+        provision_arn=env.get("WOD_PROVISION_ARN") or None,
+        callback_url=env.get("WOD_CALLBACK_URL") or None,
+        ready_timeout_seconds=int(env.get("WOD_READY_TIMEOUT_SECONDS", defaults.ready_timeout_seconds)),
     )
 
 

@@ -80,3 +80,17 @@ def verify_order(body: bytes, signature: str | None, key: bytes, now: float, max
     if not isinstance(order.issued_at, int) or abs(now - order.issued_at) > max_age:
         raise OrderRejected("stale", "the order is too old or from the future")
     return order
+
+
+def verify_signed_json(body: bytes, signature: str | None, key: bytes, now: float, max_age: int) -> dict:
+    """Check a signed JSON message (the backend's callbacks) and return it."""
+    if not signature or not hmac.compare_digest(signature.strip(), sign(body, key)):
+        raise OrderRejected("bad_signature", "the signature is missing or does not match")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise OrderRejected("malformed", "the body is not JSON") from exc
+    issued = data.get("issued_at") if isinstance(data, dict) else None
+    if not isinstance(issued, int) or abs(now - issued) > max_age:
+        raise OrderRejected("stale", "the message is too old or from the future")
+    return data

@@ -141,6 +141,8 @@ class RegistrationModel(Model):
     outbox_due_at = UTCDateTimeAttribute(null=True)
     outbox_attempts = NumberAttribute(default=0)
     outbox_error = UnicodeAttribute(null=True)
+    progress = UnicodeAttribute(null=True)  # the provisioning step shown on the status page
+    failure = UnicodeAttribute(null=True)
     ttl = NumberAttribute(null=True)
 
     waitlist_index = WaitlistIndex()
@@ -157,11 +159,22 @@ class EmailClaimModel(Model):
     registration_id = UnicodeAttribute()
 
 
+class NonceModel(Model):
+    """Order nonces already seen: a replayed order finds its nonce here and is refused."""
+
+    class Meta(_Meta):
+        table_name = "wod-nonces"
+
+    nonce = UnicodeAttribute(hash_key=True)
+    expires = NumberAttribute()  # TTL attribute
+
+
 MODELS = {
     "workshops": WorkshopModel,
     "students": StudentModel,
     "customers": RegistrationModel,
     "emails": EmailClaimModel,
+    "nonces": NonceModel,
 }
 
 _bound: dict[str, object] = {}

@@ -1,0 +1,93 @@
+"""JupyterHub REST client: users, servers and the Jupyter Contents API, with the service token.
+
+Transient failures (connection refused, timeouts, 5xx) raise :class:`HubUnavailable`
+so the state machine's Retry can wait and try again; anything else is a
+:class:`HubError` that goes straight to the compensation path.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+
+from chalicelib.domain.errors import Unavailable, WodError
+
+
+class HubError(WodError):
+    """The hub refused a request in a way that retrying will not fix."""
+
+    status = 502
+    code = "hub_error"
+
+
+class HubUnavailable(Unavailable):
+    """The hub is down, slow or overloaded; retry later."""
+
+    code = "hub_unavailable"
+
+
+class HubClient:
+    def __init__(self, base_url: str, token: str, timeout: float = 10.0, retries: int = 2):
+        self.base_url = base_url.rstrip("/")
+        self.headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+        self.http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
+            retries=urllib3.Retry(total=retries, connect=retries, read=0, backoff_factor=0.2,
+                                  status_forcelist=(502, 503, 504), allowed_methods=None),
+        )
+
+    def _call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
+        url = self.base_url + path
+        try:
+            response = self.http.request(method, url, headers=self.headers,
+                                         body=None if body is None else json.dumps(body).encode())
+        except urllib3.exceptions.HTTPError as exc:
+            raise HubUnavailable(f"JupyterHub at {self.base_url} did not answer {method} {path}: {exc}") from exc
+        data = None
+        if response.data:
+            try:
+                data = json.loads(response.data)
+            except ValueError:
+                data = response.data.decode(errors="replace")[:200]
+        if response.status in ok:
+            return response.status, data
+        message = f"JupyterHub answered {response.status} to {method} {path}: {data}"
+        if response.status >= 500 or response.status == 429:
+            raise HubUnavailable(message)
+        raise HubError(message)
+
+    @staticmethod
+    def _user(name: str) -> str:
+        return quote(name, safe="")
+
+    def ensure_user(self, name: str) -> None:
+        self._call("POST", f"/hub/api/users/{self._user(name)}", ok=(201, 409))
+
+    def delete_user(self, name: str) -> None:
+        """Remove the user and stop its server; an unknown user is already gone."""
+        self._call("DELETE", f"/hub/api/users/{self._user(name)}", ok=(204, 404))
+
+    def start_server(self, name: str) -> bool:
+        """Ask for the server; True when it is already up."""
+        status, _ = self._call("POST", f"/hub/api/users/{self._user(name)}/server", ok=(201, 202, 400))
+        return status in (201, 400)  # 400: already running
+
+    def stop_server(self, name: str) -> None:
+        self._call("DELETE", f"/hub/api/users/{self._user(name)}/server", ok=(202, 204, 400, 404))
+
+    def server_ready(self, name: str) -> bool:
+        _, user = self._call("GET", f"/hub/api/users/{self._user(name)}")
+        server = (user or {}).get("servers", {}).get("", {})
+        return bool(server.get("ready"))
+
+    def put_contents(self, name: str, path: str, model: dict[str, Any]) -> None:
+        """Jupyter Contents API PUT, through the proxy, as the service."""
+        target = "/".join(quote(part, safe="") for part in path.split("/"))
+        self._call("PUT", f"/user/{self._user(name)}/api/contents/{target}", model, ok=(200, 201))
+
+    def get_contents(self, name: str, path: str = "") -> dict[str, Any]:
+        target = "/".join(quote(part, safe="") for part in path.split("/") if part)
+        _, data = self._call("GET", f"/user/{self._user(name)}/api/contents/{target}?content=1")
+        return data

@@ -1,0 +1,1 @@
+"""The backend: order intake and the provisioning tasks run by Step Functions."""

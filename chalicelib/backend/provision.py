@@ -1,0 +1,182 @@
+"""Provisioning tasks, one per Task state of ``infra/statemachines/provision.asl.json``.
+
+Each task is small and safe to repeat. The password is generated, hashed,
+rendered into the notebooks and handed to the frontend inside :func:`deploy`
+alone, so it never appears in the execution's input, output or history.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import urllib3
+
+from chalicelib.adapters.content import FolderContent
+from chalicelib.adapters.hub import HubClient, HubUnavailable
+from chalicelib.domain.errors import WodError
+from chalicelib.domain.notebooks import render_notebook
+from chalicelib.domain.orders import SIGNATURE_HEADER, sign
+from chalicelib.domain.passwords import generate_password, hash_password
+from chalicelib.observability import logger
+from chalicelib.secrets import get_key, get_secret
+from chalicelib.settings import Settings, get_settings
+from chalicelib.store import models, provisioning
+from chalicelib.store.models import StudentModel, WorkshopModel
+
+README = "0-ReadMeFirst.ipynb"
+
+
+class StaleOrder(WodError):
+    """The order no longer matches the seat (cancelled, reassigned): nothing to provision."""
+
+
+class ServerNotReady(WodError):
+    """The student's server did not come up before the deadline."""
+
+
+class CallbackFailed(WodError):
+    """The frontend did not take the result; the state machine retries."""
+
+
+@dataclass
+class Backend:
+    settings: Settings
+    hub: HubClient
+    content: FolderContent
+
+
+@lru_cache(maxsize=1)
+def _default() -> Backend:
+    settings = get_settings()
+    return build(settings)
+
+
+def build(settings: Settings) -> Backend:
+    models.bind(settings)
+    hub = HubClient(settings.hub_api_url or settings.hub_url, get_secret(settings, "hub_token"))
+    return Backend(settings, hub, FolderContent(settings.workshops_dir))
+
+
+_override: list[Backend] = []
+
+
+def use(backend: Backend | None) -> None:
+    """Install a backend (tests, local stack); ``None`` goes back to the environment's."""
+    _override[:] = [backend] if backend else []
+
+
+def current() -> Backend:
+    return _override[0] if _override else _default()
+
+
+def _order(event: dict) -> dict:
+    return event["order"]
+
+
+def prepare(event: dict) -> dict:
+    order = _order(event)
+    current()
+    student = StudentModel.get(order["student"], consistent_read=True)
+    if student.registration_id != order["registration"] or student.workshop_id != order["workshop"]:
+        raise StaleOrder(f"{order['student']} is not reserved for registration {order['registration']}")
+    if not provisioning.record_progress(order["registration"], "creating_account"):
+        raise StaleOrder(f"registration {order['registration']} is no longer waiting for provisioning")
+    logger.info("provisioning", extra={"registration": order["registration"], "student": order["student"],
+                                       "workshop": order["workshop"]})
+    return {"deadline": int(time.time()) + current().settings.ready_timeout_seconds}
+
+
+def create_hub_user(event: dict) -> None:
+    order = _order(event)
+    current().hub.ensure_user(order["student"])
+    provisioning.record_progress(order["registration"], "starting_server")
+
+
+def start_server(event: dict) -> dict:
+    order = _order(event)
+    return {"ready": current().hub.start_server(order["student"])}
+
+
+def check_ready(event: dict) -> dict:
+    order = _order(event)
+    if current().hub.server_ready(order["student"]):
+        return {"ready": True}
+    if time.time() > event["ctx"]["deadline"]:
+        raise ServerNotReady(f"the server of {order['student']} was not ready in time")
+    return {"ready": False}
+
+
+def _upload(backend: Backend, workshop: WorkshopModel, student: str, variables: dict) -> int:
+    count = 0
+    for path, data in backend.content.files(workshop.id, workshop.badge):
+        if path.endswith(".ipynb"):
+            model = {"type": "notebook", "format": "json", "content": render_notebook(data, variables)}
+        else:
+            try:
+                model = {"type": "file", "format": "text", "content": data.decode("utf-8")}
+            except UnicodeDecodeError:
+                model = {"type": "file", "format": "base64", "content": base64.b64encode(data).decode()}
+        folders = path.split("/")[:-1]
+        for depth in range(1, len(folders) + 1):
+            backend.hub.put_contents(student, "/".join(folders[:depth]), {"type": "directory"})
+        backend.hub.put_contents(student, path, model)
+        count += 1
+    return count
+
+
+def _callback(backend: Backend, payload: dict) -> None:
+    settings = backend.settings
+    body = json.dumps(payload | {"issued_at": int(time.time())}).encode()
+    url = f"{settings.callback_url or settings.public_url}/api/callbacks/provision"
+    try:
+        response = urllib3.request("POST", url, body=body, timeout=30, retries=False, headers={
+            "Content-Type": "application/json", SIGNATURE_HEADER: sign(body, get_key(settings, "callback_key"))})
+    except urllib3.exceptions.HTTPError as exc:
+        raise CallbackFailed(f"the frontend at {url} did not answer: {exc}") from exc
+    if response.status >= 300:
+        raise CallbackFailed(f"the frontend answered {response.status}: {response.data[:200]!r}")
+
+
+def deploy(event: dict) -> None:
+    """Password, notebooks, callback: the only place the password exists, and only in memory."""
+    order = _order(event)
+    backend = current()
+    provisioning.record_progress(order["registration"], "copying_notebooks")
+    workshop = WorkshopModel.get(order["workshop"])
+    password = generate_password()
+    provisioning.store_password_hash(order["student"], order["registration"], hash_password(password),
+                                     backend.settings.hub_url)
+    variables = {"student_id": order["student"], "password": password, "hub_url": backend.settings.hub_url,
+                 "workshop_id": workshop.id, "workshop_title": workshop.title}
+    if workshop.appliance:
+        variables["appliance_url"] = appliance_url(workshop, order["student"])
+    uploaded = _upload(backend, workshop, order["student"], variables)
+    _callback(backend, {"registration": order["registration"], "student": order["student"], "outcome": "ready",
+                        "password": password, "hub_url": backend.settings.hub_url})
+    logger.info("provisioned", extra={"registration": order["registration"], "student": order["student"],
+                                      "files": uploaded})
+
+
+def appliance_url(workshop: WorkshopModel, student: str) -> str:
+    number = int(student.removeprefix(workshop.student_prefix))
+    port = int(workshop.appliance["port_base"]) + number - int(workshop.student_from)
+    return f"http://127.0.0.1:{port}"
+
+
+def compensate(event: dict) -> None:
+    """Undo what provisioning did and tell the frontend, which frees the seat and apologises."""
+    order = _order(event)
+    backend = current()
+    error = event.get("error") or {}
+    reason = f"{error.get('Error', 'error')}: {str(error.get('Cause', ''))[:300]}"
+    try:
+        backend.hub.delete_user(order["student"])
+    except (HubUnavailable, WodError) as exc:
+        logger.warning("hub user not removed", extra={"student": order["student"], "error": str(exc)})
+    _callback(backend, {"registration": order["registration"], "student": order["student"], "outcome": "failed",
+                        "reason": reason})
+    logger.warning("provisioning failed", extra={"registration": order["registration"],
+                                                 "student": order["student"], "reason": reason})

@@ -1,0 +1,63 @@
+"""The backend's signed callbacks: provisioning succeeded (clock starts) or failed (seat freed)."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from chalice import Blueprint
+
+from chalicelib import outbox, render
+from chalicelib.context import current
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.orders import SIGNATURE_HEADER, verify_signed_json
+from chalicelib.observability import logger
+from chalicelib.secrets import get_key
+from chalicelib.store import provisioning
+from chalicelib.store.seats import get_workshop
+from chalicelib.web.http import json_errors, json_response
+
+callbacks = Blueprint(__name__)
+CALLBACK_MAX_AGE = 300
+README = "0-ReadMeFirst.ipynb"
+
+
+def start_link(hub_url: str) -> str:
+    """Log in, then land on the ReadMeFirst notebook in the student's own server."""
+    return f"{hub_url}/hub/login?next={quote('/hub/user-redirect/lab/tree/' + README, safe='')}"
+
+
+def _send_credentials(reg, password: str, hub_url: str) -> None:
+    context = current()
+    workshop = get_workshop(reg.workshop_id)
+    context.mailer.send(render.email(
+        "credentials", to=reg.email, subject=f"Your workshop is ready: {workshop.title}",
+        registration=reg, workshop=workshop, password=password, hub_url=hub_url, start_url=start_link(hub_url),
+        status_url=outbox.status_url(context, reg.id),
+    ))
+
+
+@callbacks.route("/api/callbacks/provision", methods=["POST"], content_types=["application/json"])
+@json_errors
+def provision_result():
+    context = current()
+    request = callbacks.current_request
+    data = verify_signed_json(request.raw_body or b"", request.headers.get(SIGNATURE_HEADER),
+                              get_key(context.settings, "callback_key"), context.clock().timestamp(),
+                              CALLBACK_MAX_AGE)
+    registration_id, outcome = data.get("registration"), data.get("outcome")
+    if not isinstance(registration_id, str) or outcome not in ("ready", "failed"):
+        raise InvalidInput({"body": "expected registration and outcome ready|failed"})
+    if outcome == "ready":
+        password, hub_url = data.get("password"), data.get("hub_url")
+        if not isinstance(password, str) or not isinstance(hub_url, str):
+            raise InvalidInput({"body": "a ready callback carries password and hub_url"})
+        reg, first = provisioning.activate(registration_id, context.clock())
+        _send_credentials(reg, password, hub_url)  # a failure here makes the backend retry
+        logger.info("registration active", extra={"registration": reg.id, "student": reg.student_id,
+                                                  "workshop": reg.workshop_id, "first": first})
+        return json_response({"status": reg.status})
+    failed = provisioning.release(registration_id, str(data.get("reason", "")), context.clock(), "apology")
+    if failed:
+        outbox.deliver(failed, context)
+        logger.warning("provisioning failed, seat released",
+                       extra={"registration": registration_id, "workshop": failed.workshop_id})
+    return json_response({"status": "failed"})

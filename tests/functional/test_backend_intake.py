@@ -1,0 +1,75 @@
+"""Order intake: only fresh, signed, unseen orders with passing SES verdicts start a workflow."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib.adapters.mail import to_mime
+from chalicelib.backend.intake import Intake, handle
+from chalicelib.domain.mail import Email
+from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
+from chalicelib.secrets import get_key
+from chalicelib.store.models import NonceModel
+from local.orders import ses_notification
+
+
+class Starter:
+    def __init__(self):
+        self.started: list[str] = []
+
+    def __call__(self, order):
+        if order.execution_name in self.started:
+            return False
+        self.started.append(order.execution_name)
+        return True
+
+
+@pytest.fixture
+def intake(platform):
+    return Intake(settings=platform.settings, start=Starter(), clock=platform.clock)
+
+
+def order_mail(platform, order=None, key=None, headers=None):
+    order = order or Order.new("CREATE", "WKSHP-X", "student7", "reg-1234567890abcdef", platform.clock().timestamp())
+    body = order.body()
+    signature = sign(body, key or get_key(platform.settings, "order_key"))
+    email = Email(to="orders@backend.wod.local", subject=order.subject, text=body.decode(),
+                  headers={SIGNATURE_HEADER: signature} if headers is None else headers)
+    raw = to_mime(email, "noreply@wod.local").as_bytes()
+    return json.dumps(ses_notification(raw, "noreply@wod.local", ["orders@backend.wod.local"]))
+
+
+def test_valid_order_starts_one_workflow_and_a_duplicate_delivery_none(platform, intake):
+    message = order_mail(platform)
+    assert handle(intake, message) == "started"
+    assert intake.start.started == ["reg-1234567890abcdef-CREATE"]
+    assert handle(intake, message) == "rejected:replay"  # same email delivered twice
+    resent = order_mail(platform)  # the outbox resending: a new nonce, same registration
+    assert handle(intake, resent) == "duplicate"
+    assert intake.start.started == ["reg-1234567890abcdef-CREATE"]
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("forged", "bad_signature"), ("unsigned", "missing_signature"), ("stale", "stale"),
+    ("spam", "verdict"), ("dkim", "verdict"), ("not-ses", "malformed"), ("unknown-action", "unknown_action"),
+])
+def test_bad_orders_are_rejected_without_side_effects(platform, intake, case, reason):
+    now = platform.clock().timestamp()
+    if case == "forged":
+        message = order_mail(platform, key=b"not-the-key")
+    elif case == "unsigned":
+        message = order_mail(platform, headers={})
+    elif case == "stale":
+        message = order_mail(platform, Order.new("CREATE", "W", "s", "r", now - 3600))
+    elif case in ("spam", "dkim"):
+        note = json.loads(order_mail(platform))
+        note["receipt"]["spamVerdict" if case == "spam" else "dkimVerdict"] = {"status": "FAIL"}
+        message = json.dumps(note)
+    elif case == "not-ses":
+        message = "hello"
+    else:
+        message = order_mail(platform, Order("DESTROY", "W", "s", "r", int(now), "n" * 32))
+    assert handle(intake, message) == f"rejected:{reason}"
+    assert intake.start.started == []
+    assert NonceModel.count() == 0
