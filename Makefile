@@ -4,6 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 CHROMIUM ?= /usr/bin/chromium
+# The hub venv must come from a Python that student users can execute (not one under /root).
+HUB_PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || command -v python3.11)
+HUB_VENV   := .venv-hub
+HUB_STAMP  := $(HUB_VENV)/.installed-$(shell cat infra/jupyterhub/requirements.txt | sha1sum | cut -c1-12)
+NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha1sum | cut -c1-12)
 
 .PHONY: help install browser run sync check test test-fast bench clean
 
@@ -20,7 +25,19 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)
+$(HUB_STAMP): infra/jupyterhub/requirements.txt
+	@echo "Installing JupyterHub into $(HUB_VENV) ..."
+	@test -x $(HUB_VENV)/bin/python || $(HUB_PYTHON) -m venv $(HUB_VENV)
+	@$(HUB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip<26.3"
+	@$(HUB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/jupyterhub/requirements.txt
+	@rm -f $(HUB_VENV)/.installed-* && touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	@echo "Installing node packages (configurable-http-proxy, asl-validator) ..."
+	@npm ci --no-audit --no-fund --loglevel=error
+	@rm -f node_modules/.installed-* && touch $@
+
+install: $(STAMP) $(HUB_STAMP) $(NODE_STAMP)
 
 # Debian's Chromium drives the browser tests (Playwright cannot download its own here).
 browser:
@@ -39,7 +56,7 @@ sync: install
 	$(BIN)/python -m local sync
 
 test: install browser
-	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+	WOD_REQUIRE_HUB=1 CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not e2e"
@@ -48,4 +65,4 @@ bench: install
 	$(BIN)/python bench/register_burst.py
 
 clean:
-	rm -rf $(VENV) .wod .pytest_cache .hypothesis test-artifacts
+	rm -rf $(VENV) $(HUB_VENV) node_modules .wod .pytest_cache .hypothesis test-artifacts

@@ -20,6 +20,10 @@ class LocalConfig:
     inbox_port: int = 8025
     smtp_port: int = 2525
     aws_port: int = 4566
+    hub_port: int = 8001
+    hub_api_port: int = 8081
+    hub_proxy_api_port: int = 8002
+    hub_spawner: str = "isolated"
     tick_seconds: float = 60.0
     workshops: Path = ROOT / "workshops"
 
@@ -32,6 +36,10 @@ class LocalConfig:
             inbox_port=int(env.get("WOD_INBOX_PORT", cls.inbox_port)),
             smtp_port=int(env.get("WOD_SMTP_PORT", cls.smtp_port)),
             aws_port=int(env.get("WOD_AWS_PORT", cls.aws_port)),
+            hub_port=int(env.get("WOD_HUB_PORT", cls.hub_port)),
+            hub_api_port=int(env.get("WOD_HUB_API_PORT", cls.hub_api_port)),
+            hub_proxy_api_port=int(env.get("WOD_HUB_PROXY_API_PORT", cls.hub_proxy_api_port)),
+            hub_spawner=env.get("WOD_HUB_SPAWNER", cls.hub_spawner),
             tick_seconds=float(env.get("WOD_TICK_SECONDS", cls.tick_seconds)),
             workshops=Path(env.get("WOD_WORKSHOPS", cls.workshops)).resolve(),
         )
@@ -49,6 +57,10 @@ class LocalConfig:
         return f"http://{self.host}:{self.inbox_port}"
 
     @property
+    def hub_url(self) -> str:
+        return f"http://{self.host}:{self.hub_port}"
+
+    @property
     def aws_endpoint(self) -> str:
         return f"http://{self.host}:{self.aws_port}"
 
@@ -62,6 +74,8 @@ class LocalConfig:
             "WOD_SMTP_HOST": self.host,
             "WOD_SMTP_PORT": str(self.smtp_port),
             "WOD_SECRETS_FILE": str(self.secrets_file),
+            "WOD_HUB_URL": self.hub_url,
+            "WOD_WORKSHOPS_DIR": str(self.workshops),
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from local.aws import EmbeddedAws
 from local.config import LocalConfig, ensure_secrets
+from local.hub import Hub
 from local.mailbox import InboxServer, Mailbox, SmtpServer
+from local.orders import OrderRouter
 
 log = logging.getLogger("wod.local")
 
@@ -39,11 +41,15 @@ class Stack:
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(logging.INFO)
+        for chatty in ("werkzeug", "mail.log", "botocore", "urllib3"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
         return logs / "stack.log"
 
     def start(self) -> None:
         cfg = self.config
         print(f"Starting Workshops-on-Demand (state in {cfg.state_dir})", flush=True)
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(cfg.state_dir, 0o700)  # mail, logs and keys: never readable by students
         log_file = self._log_to_file()
         ensure_secrets(cfg.secrets_file)
         os.environ.update(cfg.app_environment())
@@ -51,17 +57,25 @@ class Stack:
         t = _step(f"embedded AWS on {cfg.aws_endpoint}")
         aws = EmbeddedAws(cfg.host, cfg.aws_port).start()
         self.parts.append(aws)
+        self._workflows(aws)
         from chalicelib.settings import get_settings
         from chalicelib.store import models
 
         get_settings.cache_clear()
         models.bind(get_settings())
         models.create_tables()
-        _done(t, "tables created")
+        _done(t, "tables and state machines created")
+
+        t = _step(f"JupyterHub on {cfg.hub_url} ({cfg.hub_spawner} spawner)")
+        self._start_hub()
+        _done(t)
 
         t = _step(f"mail: SMTP on {cfg.host}:{cfg.smtp_port}, inbox on {cfg.inbox_url}")
         self.mailbox = Mailbox(cfg.state_dir)
-        smtp = SmtpServer(self.mailbox.add, cfg.host, cfg.smtp_port)
+        from app import order_intake
+
+        router = OrderRouter(self.mailbox.add, order_intake, get_settings().orders_addresses)
+        smtp = SmtpServer(router, cfg.host, cfg.smtp_port)
         smtp.start()
         inbox = InboxServer(self.mailbox, cfg.host, cfg.inbox_port)
         inbox.start()
@@ -82,12 +96,43 @@ class Stack:
             "\nReady.\n"
             f"  Catalog        {cfg.app_url}/\n"
             f"  Inbox          {cfg.inbox_url}/\n"
+            f"  JupyterHub     {cfg.hub_url}/\n"
             f"  JSON API       {cfg.app_url}/api/workshops\n"
             f"  Embedded AWS   {cfg.aws_endpoint}\n"
             f"  Logs           {log_file}\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )
+
+    def _workflows(self, aws: EmbeddedAws) -> None:
+        """Step Functions that execute, their Lambda tasks dispatched to the app's handlers."""
+        import boto3
+
+        from local.stepfunctions import LambdaDispatcher, enable_execution
+        from local.workflows import create_state_machines, register_tasks
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from app import app
+
+        enable_execution(aws)
+        register_tasks(LambdaDispatcher().install(), app)
+        client = boto3.client("stepfunctions", endpoint_url=aws.endpoint, region_name=os.environ["AWS_DEFAULT_REGION"])
+        arns = create_state_machines(client, os.environ["AWS_DEFAULT_REGION"])
+        os.environ["WOD_PROVISION_ARN"] = arns["CREATE"]
+
+    def _start_hub(self) -> None:
+        from chalicelib.secrets import get_secret
+        from chalicelib.settings import get_settings
+
+        settings = get_settings()
+        cfg = self.config
+        self.hub = Hub(state_dir=cfg.state_dir / "hub", log_file=cfg.state_dir / "logs" / "jupyterhub.log",
+                       token=get_secret(settings, "hub_token"), port=cfg.hub_port, api_port=cfg.hub_api_port,
+                       proxy_api_port=cfg.hub_proxy_api_port, aws_endpoint=cfg.aws_endpoint,
+                       students_table=settings.table_name("students"), spawner=cfg.hub_spawner,
+                       region=settings.region, host=cfg.host)
+        self.hub.start()
+        self.parts.append(self.hub)
 
     def _sync(self) -> str:
         from chalicelib.catalog.folders import load_catalog

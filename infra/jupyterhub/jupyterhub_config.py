@@ -121,6 +121,11 @@ c.JupyterHub.authenticator_class = WodAuthenticator
 c.Authenticator.allow_all = True  # WodAuthenticator (the student item in DynamoDB) is the gate
 c.Authenticator.admin_users = set()
 c.Authenticator.enable_auth_state = False
+# Re-check the student item (active, not expired) on the student's own requests every minute
+# and before any spawn they ask for: the hub cookie alone must not outlive the reservation.
+c.Authenticator.auth_refresh_age = 60
+c.Authenticator.refresh_pre_spawn = True
+c.JupyterHub.cookie_max_age_days = 1
 c.WodAuthenticator.students_table = os.environ.get("WOD_STUDENTS_TABLE", "wod-students")
 c.WodAuthenticator.aws_endpoint = os.environ.get("WOD_AWS_ENDPOINT", "")
 c.JupyterHub.template_vars = {

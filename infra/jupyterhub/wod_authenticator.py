@@ -110,6 +110,32 @@ class WodAuthenticator(LocalAuthenticator):
         log("WoD login refused for %s from %s: %s", _loggable(username), remote, decision.reason)
         return None
 
+    async def refresh_user(self, user, handler=None):
+        """Called by the hub every auth_refresh_age seconds on the student's own requests and
+        before a spawn (refresh_pre_spawn): a session ends when the student item stops being
+        active or expires, even though the hub cookie is still valid."""
+        acting = getattr(handler, "_jupyterhub_user", user) if handler is not None else user
+        if acting is not user:
+            return True  # the platform (service) acting on the student: nothing to re-check
+        try:
+            lookup = self._get_lookup()
+        except Exception as exc:
+            self.log.error("WoD session check for %s impossible: %s", user.name, exc)
+            return True
+        decision = await asyncio.to_thread(wod_login.session_still_valid, user.name, lookup)
+        if decision.ok:
+            return True
+        if "lookup failed" in decision.reason:  # DynamoDB hiccup: keep the session, log it
+            self.log.error("WoD session check for %s failed, keeping the session: %s", user.name, decision.reason)
+            return True
+        self.log.warning("WoD session of %s ended: %s", user.name, decision.reason)
+        # JupyterHub 6.1.1 bug: BaseHandler.refresh_auth reads self._token_authenticated, which is
+        # only ever set on token-authenticated requests, so a refused refresh of a cookie session
+        # raised AttributeError (HTTP 500) instead of sending the student to the login page.
+        if handler is not None and not hasattr(handler, "_token_authenticated"):
+            handler._token_authenticated = False
+        return False
+
     # ---- Linux users (isolated mode) ---------------------------------------------------
 
     def _system_account(self, name):

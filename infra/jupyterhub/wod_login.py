@@ -92,8 +92,9 @@ class Decision:
         return self.ok
 
 
-def check_login(item: Optional[Mapping[str, Any]], password: Any, now: datetime) -> Decision:
-    """Decide a login from the student item alone. ``now`` must be timezone-aware."""
+def check_session(item: Optional[Mapping[str, Any]], now: datetime) -> Decision:
+    """May this student (still) use the hub? Active and not expired; no password involved.
+    Used at login and when the hub re-checks an existing session."""
     if not item:
         return Decision(False, "no such student")
     if item.get("status") != "active":
@@ -103,6 +104,14 @@ def check_login(item: Optional[Mapping[str, Any]], password: Any, now: datetime)
         return Decision(False, "student has no readable expires_at")
     if now >= expires:
         return Decision(False, "student reservation has expired")
+    return Decision(True, "ok")
+
+
+def check_login(item: Optional[Mapping[str, Any]], password: Any, now: datetime) -> Decision:
+    """Decide a login from the student item alone. ``now`` must be timezone-aware."""
+    session = check_session(item, now)
+    if not session.ok:
+        return session
     if not item.get("password_hash"):
         return Decision(False, "student has no password hash")
     if not verify_password(password, item.get("password_hash")):
@@ -165,6 +174,16 @@ def login(username: Any, password: Any, lookup: Lookup, throttle: Optional[Throt
     if throttle is not None:
         (throttle.success if decision.ok else throttle.failure)(username)
     return decision
+
+
+def session_still_valid(username: str, lookup: Lookup, now: Optional[datetime] = None) -> Decision:
+    """Re-check an existing session. A lookup failure is reported with ``lookup failed`` in the
+    reason so the caller can choose availability over strictness."""
+    try:
+        item = lookup(username)
+    except Exception as exc:
+        return Decision(False, f"student lookup failed: {type(exc).__name__}: {exc}")
+    return check_session(item, now or datetime.now(timezone.utc))
 
 
 def _plain(value: Mapping[str, Any]) -> Any:

@@ -1,0 +1,422 @@
+"""The real JupyterHub (local/hub.py, isolated spawner) against moto's DynamoDB.
+
+Drives it like the platform does: create the hub user, start the server, upload a notebook
+through the proxy with the service token, store the student item; then logs in like a
+participant, and checks from inside a student's kernel that other students' homes and the
+platform's state are out of reach.
+
+Needs .venv-hub, node_modules (configurable-http-proxy) and root (Linux users are created).
+Without them the module is skipped - unless WOD_REQUIRE_HUB is set (CI), where it fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from chalicelib.domain.passwords import hash_password
+from local.hub import HUB_VENV, NODE_BIN, Hub
+
+README = "0-ReadMeFirst.ipynb"
+LANDING = f"lab/tree/{README}"
+PASSWORD_ITERATIONS = 20_000  # the platform's format, cheaper than production's count
+
+
+def _missing() -> str | None:
+    if not (HUB_VENV / "bin" / "jupyterhub").exists():
+        return f"{HUB_VENV}/bin/jupyterhub missing (create .venv-hub, see infra/jupyterhub/requirements.txt)"
+    if not (NODE_BIN / "configurable-http-proxy").exists():
+        return f"{NODE_BIN}/configurable-http-proxy missing (npm install)"
+    if os.geteuid() != 0:
+        return "the isolated spawner creates Linux users: run as root"
+    return None
+
+
+def _required() -> bool:
+    """WOD_REQUIRE_HUB, read from the process's initial environment too: tests/conftest.py
+    deletes every WOD_* variable from os.environ before this module is imported."""
+    if os.environ.get("WOD_REQUIRE_HUB"):
+        return True
+    try:
+        initial = Path("/proc/self/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(entry.startswith(b"WOD_REQUIRE_HUB=") and entry != b"WOD_REQUIRE_HUB=" for entry in initial)
+
+
+_reason = _missing()
+if _reason and not _required():
+    pytest.skip(f"JupyterHub tests skipped: {_reason}", allow_module_level=True)
+elif _reason:
+    raise RuntimeError(f"WOD_REQUIRE_HUB is set but {_reason}")
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+
+
+def notebook(text: str) -> dict:
+    return {"cells": [{"cell_type": "markdown", "metadata": {}, "source": text}],
+            "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+class Api:
+    """The bits of the platform's hub client these tests need (service token)."""
+
+    def __init__(self, hub: Hub):
+        self.hub = hub
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"token {hub.token}"
+
+    def create_user(self, name: str) -> None:
+        response = self.http.post(f"{self.hub.api_url}/users/{name}", timeout=30)
+        assert response.status_code == 201, response.text
+
+    def start_server(self, name: str) -> None:
+        response = self.http.post(f"{self.hub.api_url}/users/{name}/server", timeout=90)
+        assert response.status_code in (201, 202), response.text
+
+    def wait_ready(self, name: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.http.get(f"{self.hub.api_url}/users/{name}", timeout=10).json()["servers"].get("", {})
+            if server.get("ready"):
+                return
+            time.sleep(0.25)
+        raise TimeoutError(f"server of {name} not ready after {timeout}s")
+
+    def put(self, name: str, path: str, model: dict) -> None:
+        response = self.http.put(f"{self.hub.url}/user/{name}/api/contents/{path}", json=model, timeout=30)
+        assert response.status_code in (200, 201), response.text
+
+    def delete_user(self, name: str) -> None:
+        self.http.delete(f"{self.hub.api_url}/users/{name}", timeout=30)
+
+
+class Students:
+    """Student items in moto's DynamoDB, as the platform writes them."""
+
+    def __init__(self, endpoint: str, table: str):
+        self.table = table
+        self.client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+        self.client.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                                 KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+
+    def put(self, name: str, password: str, status: str = "active", expires_in=timedelta(hours=1)) -> None:
+        self.client.put_item(TableName=self.table, Item={
+            "id": {"S": name}, "status": {"S": status}, "workshop": {"S": "api101"},
+            "password_hash": {"S": hash_password(password, PASSWORD_ITERATIONS)},
+            "expires_at": {"S": utc_text(datetime.now(timezone.utc) + expires_in)}})
+
+
+def login(hub: Hub, name: str, password: str) -> tuple[requests.Session, requests.Response]:
+    """A participant at the login page: GET it (xsrf cookie), POST the form, follow redirects."""
+    session = requests.Session()
+    page = session.get(f"{hub.url}/hub/login", timeout=30)
+    assert page.status_code == 200
+    assert "from your Workshops-on-Demand welcome email" in page.text  # the announcement
+    xsrf = session.cookies.get("_xsrf", path="/hub/") or session.cookies.get("_xsrf")
+    response = session.post(f"{hub.url}/hub/login", timeout=60,
+                            data={"username": name, "password": password, "_xsrf": xsrf})
+    return session, response
+
+
+def remove_linux_user(name: str) -> None:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return
+    subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+    subprocess.run(["userdel", "--remove", "--force", name], check=False, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def hub(embedded_aws, tmp_path_factory):
+    base = tmp_path_factory.mktemp("hub")
+    table = f"hub-students-{uuid.uuid4().hex[:8]}"
+    students = Students(embedded_aws.endpoint, table)
+    port, api_port, proxy_api_port = free_ports(3)
+    hub = Hub(state_dir=base / "state", log_file=base / "hub.log", token=secrets.token_hex(32),
+              port=port, api_port=api_port, proxy_api_port=proxy_api_port, aws_endpoint=embedded_aws.endpoint,
+              students_table=table, spawner="isolated", region="us-east-1")
+    started = time.monotonic()
+    hub.start(timeout=60)
+    print(f"hub started in {time.monotonic() - started:.1f}s, log {hub.log_file}")
+    hub.students = students
+    hub.api = Api(hub)
+    hub.created = []
+    yield hub
+    for name in hub.created:
+        hub.api.delete_user(name)
+    hub.stop()
+    for name in hub.created:
+        remove_linux_user(name)
+
+
+def new_name() -> str:
+    return f"student{secrets.randbelow(10**6):06d}t"
+
+
+@pytest.fixture(scope="module")
+def two_students(hub):
+    """Students A and B, hub users with running servers, README uploaded, items active."""
+    names = [new_name(), new_name()]
+    passwords = {name: secrets.token_urlsafe(12) for name in names}
+    for name in names:
+        hub.created.append(name)
+        hub.api.create_user(name)
+    started = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(hub.api.start_server, names))
+        list(pool.map(hub.api.wait_ready, names))
+    print(f"two servers ready in {time.monotonic() - started:.1f}s")
+    for name in names:
+        hub.api.put(name, README, {"type": "notebook", "format": "json", "content": notebook(f"# Hello {name}")})
+        hub.students.put(name, passwords[name])
+    return [(name, passwords[name]) for name in names]
+
+
+def test_linux_user_has_a_private_home(hub, two_students):
+    for name, _ in two_students:
+        account = pwd.getpwnam(name)
+        home = Path(account.pw_dir)
+        assert account.pw_uid >= 1000 and account.pw_shell == "/usr/sbin/nologin"
+        assert home == Path("/home") / name
+        st = home.stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (account.pw_uid, 0o700)
+        readme = home / README
+        assert readme.stat().st_uid == account.pw_uid  # written by the student's own server
+        assert "".join(json.loads(readme.read_text())["cells"][0]["source"]) == f"# Hello {name}"
+
+
+def test_login_lands_on_the_readme(hub, two_students):
+    name, password = two_students[0]
+    session, response = login(hub, name, password)
+    assert response.status_code == 200, response.url
+    assert response.url == f"{hub.url}/user/{name}/{LANDING}"
+    assert [r.status_code for r in response.history][:1] == [302]
+    who = session.get(f"{hub.url}/hub/api/user", timeout=10, headers={"X-XSRFToken": session.cookies.get("_xsrf", path="/hub/")})
+    assert who.status_code == 200 and who.json()["name"] == name
+
+
+def test_login_accepts_capitalised_name(hub, two_students):
+    name, password = two_students[1]
+    _, response = login(hub, name.capitalize(), password)
+    assert response.url == f"{hub.url}/user/{name}/{LANDING}"
+
+
+def _refused(hub: Hub, name: str, password: str) -> None:
+    session, response = login(hub, name, password)
+    assert response.status_code == 403
+    assert response.url == f"{hub.url}/hub/login"
+    assert "Invalid username or password" in response.text
+    # no session: the hub sends the visitor back to the login page
+    home = session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
+    assert home.status_code == 302 and "/hub/login" in home.headers["Location"]
+
+
+def test_wrong_password_is_refused(hub, two_students):
+    name, password = two_students[0]
+    _refused(hub, name, password + "x")
+    _refused(hub, name, "")
+    _refused(hub, two_students[1][0], password)  # A's password is not B's
+
+
+def test_expired_or_inactive_student_is_refused(hub):
+    expired, cleaning, unknown = new_name(), new_name(), new_name()
+    for name in (expired, cleaning):
+        hub.created.append(name)
+        hub.api.create_user(name)
+    hub.students.put(expired, "pw-expired-1", expires_in=-timedelta(seconds=1))
+    hub.students.put(cleaning, "pw-cleaning-1", status="cleaning")
+    _refused(hub, expired, "pw-expired-1")
+    _refused(hub, cleaning, "pw-cleaning-1")
+    _refused(hub, unknown, "anything")  # no item at all
+    _refused(hub, "root", "anything")
+    log = hub.log_file.read_text()
+    assert f"WoD login refused for '{expired}'" in log and "expired" in log
+    for password in ("pw-expired-1", "pw-cleaning-1"):
+        assert password not in log  # passwords never reach the log
+
+
+def test_a_session_ends_when_the_student_is_no_longer_active(hub):
+    """Logged in, then the platform moves the student to cleaning: the still-valid hub cookie
+    cannot start a server (refresh_pre_spawn) and the hub asks for a login again."""
+    name, password = new_name(), "pw-session-1"
+    hub.created.append(name)
+    hub.api.create_user(name)
+    hub.students.put(name, password)
+    session = requests.Session()
+    session.get(f"{hub.url}/hub/login", timeout=30)
+    response = session.post(f"{hub.url}/hub/login?next=/hub/home", allow_redirects=False, timeout=30,
+                            data={"username": name, "password": password, "_xsrf": session.cookies.get("_xsrf")})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/hub/home")
+    assert session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10).status_code == 200
+
+    hub.students.put(name, password, status="cleaning")
+    spawn = session.get(f"{hub.url}/hub/spawn/{name}", allow_redirects=False, timeout=30)
+    assert spawn.status_code in (302, 403), spawn.status_code
+    if spawn.status_code == 302:
+        assert "/hub/login" in spawn.headers["Location"]
+    server = hub.api.http.get(f"{hub.api_url}/users/{name}", timeout=10).json()["servers"]
+    assert server == {}  # nothing was spawned
+    assert f"WoD session of {name} ended" in hub.log_file.read_text()
+
+
+def test_the_platform_is_never_mistaken_for_a_stale_student(hub, two_students):
+    # two_students' servers were started by the service before their items existed
+    log = hub.log_file.read_text()
+    assert "Cannot refresh on API requests" not in log and "cannot refresh on cross-user requests" not in log
+
+
+def test_deleting_the_hub_user_removes_the_linux_user(hub):
+    name = new_name()
+    hub.created.append(name)
+    hub.api.create_user(name)
+    assert Path(f"/home/{name}").is_dir()
+    hub.api.delete_user(name)
+    with pytest.raises(KeyError):
+        pwd.getpwnam(name)
+    assert not Path(f"/home/{name}").exists()
+
+
+# ---- isolation: what student A's code can reach ------------------------------------------------------------
+
+PROBE = r"""
+import json, os, pwd
+def attempt(fn):
+    try:
+        fn()
+        return "allowed"
+    except PermissionError:
+        return "PermissionError"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+def read(path):
+    with open(path, "rb") as fh:
+        return fh.read()
+result = {
+    "uid": os.getuid(), "euid": os.geteuid(), "user": pwd.getpwuid(os.getuid()).pw_name, "cwd": os.getcwd(),
+    "list_other_home": attempt(lambda: os.listdir(OTHER_HOME)),
+    "read_other_file": attempt(lambda: read(OTHER_FILE)),
+    "write_other_home": attempt(lambda: open(os.path.join(OTHER_HOME, "x"), "w")),
+    "list_platform_state": attempt(lambda: os.listdir(PLATFORM_DIR)),
+    "read_platform_secret": attempt(lambda: read(PLATFORM_SECRET)),
+    "read_hub_db": attempt(lambda: read(HUB_DB)),
+    "become_root": attempt(lambda: os.setuid(0)),
+    "own_readme": "".join(json.loads(read(os.path.expanduser("~/0-ReadMeFirst.ipynb")))["cells"][0]["source"]),
+    "own_home": sorted(os.listdir(os.path.expanduser("~"))),
+}
+print("PROBE:" + json.dumps(result))
+"""
+
+
+def run_in_kernel(hub: Hub, session: requests.Session, name: str, code: str, timeout: float = 30) -> str:
+    """Start a kernel on ``name``'s server with that session, execute ``code`` over the kernel
+    websocket, return its stdout."""
+    import websocket
+
+    base = f"{hub.url}/user/{name}"
+    xsrf = session.cookies.get("_xsrf", path=f"/user/{name}/")
+    assert xsrf, f"no _xsrf cookie for /user/{name}/: {session.cookies}"
+    kernel = session.post(f"{base}/api/kernels", json={"name": "python3"}, headers={"X-XSRFToken": xsrf}, timeout=30)
+    assert kernel.status_code == 201, kernel.text
+    kernel_id = kernel.json()["id"]
+    url = f"{base}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
+    cookie = session.prepare_request(requests.Request("GET", url)).headers["Cookie"]
+    ws = websocket.create_connection(url.replace("http://", "ws://"), header=[f"Cookie: {cookie}"], timeout=timeout)
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "username": name, "session": uuid.uuid4().hex, "msg_type": "execute_request",
+                       "version": "5.3", "date": datetime.now(timezone.utc).isoformat()},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True}}))
+        out, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                raise AssertionError("kernel error: " + "\n".join(msg["content"]["traceback"]))
+            elif msg["msg_type"] == "execute_reply":
+                return "".join(out)
+        raise TimeoutError("no execute_reply")
+    finally:
+        ws.close()
+        session.delete(f"{base}/api/kernels/{kernel_id}", headers={"X-XSRFToken": xsrf}, timeout=30)
+
+
+@pytest.fixture
+def platform_state():
+    """Stands in for the platform's state (secrets.json, hub token ...): root, 0700."""
+    path = Path(tempfile.mkdtemp(prefix="wod-platform-state-", dir="/tmp"))
+    os.chmod(path, 0o700)
+    (path / "secrets.json").write_text('{"hub_token": "not-for-students"}')
+    os.chmod(path / "secrets.json", 0o644)  # only the directory protects it
+    yield path
+    for child in path.iterdir():
+        child.unlink()
+    path.rmdir()
+
+
+def test_a_student_cannot_reach_other_homes_or_platform_state(hub, two_students, platform_state):
+    (a, a_password), (b, _) = two_students
+    hub.api.put(b, "secret.txt", {"type": "file", "format": "text", "content": "B's answers"})
+    assert (Path("/home") / b / "secret.txt").stat().st_mode & 0o004  # world-readable file, private home
+
+    session, response = login(hub, a, a_password)
+    assert response.url == f"{hub.url}/user/{a}/{LANDING}"
+    code = "\n".join([
+        f"OTHER_HOME = {str(Path('/home') / b)!r}",
+        f"OTHER_FILE = {str(Path('/home') / b / 'secret.txt')!r}",
+        f"PLATFORM_DIR = {str(platform_state)!r}",
+        f"PLATFORM_SECRET = {str(platform_state / 'secrets.json')!r}",
+        f"HUB_DB = {str(hub.state_dir / 'jupyterhub.sqlite')!r}",
+        PROBE])
+    stdout = run_in_kernel(hub, session, a, code)
+    result = json.loads(stdout.split("PROBE:", 1)[1])
+
+    account = pwd.getpwnam(a)
+    assert (result["uid"], result["euid"], result["user"]) == (account.pw_uid, account.pw_uid, a)
+    assert result["cwd"] == f"/home/{a}"
+    for probe in ("list_other_home", "read_other_file", "write_other_home", "list_platform_state",
+                  "read_platform_secret", "read_hub_db", "become_root"):
+        assert result[probe] == "PermissionError", (probe, result[probe])
+    assert result["own_readme"] == f"# Hello {a}"
+    assert README in result["own_home"]
+
+    # nor through the hub: A's session gets nothing from B's server
+    stolen = session.get(f"{hub.url}/user/{b}/api/contents/secret.txt", timeout=30)
+    assert stolen.status_code in (403, 404) or "/hub/login" in stolen.url, (stolen.status_code, stolen.url)
+    assert "B's answers" not in stolen.text
