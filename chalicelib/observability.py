@@ -3,4 +3,4 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-logger = Logger(service="wod")
+logger = Logger(service="wod-platform")  # not "wod": that name is Chalice's own app logger

@@ -45,6 +45,17 @@ class Stack:
             logging.getLogger(chatty).setLevel(logging.WARNING)
         return logs / "stack.log"
 
+    @staticmethod
+    def _app_log_to(path: Path) -> None:
+        """The app's structured (JSON) log lines go to the stack log, not the console."""
+        from chalicelib.observability import logger as app_logger
+
+        stream = open(path, "a", buffering=1)  # noqa: SIM115 (lives as long as the stack)
+        for handler in app_logger.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(stream)
+        app_logger._logger.propagate = False  # written once, in JSON
+
     def start(self) -> None:
         cfg = self.config
         print(f"Starting Workshops-on-Demand (state in {cfg.state_dir})", flush=True)
@@ -53,6 +64,7 @@ class Stack:
         log_file = self._log_to_file()
         ensure_secrets(cfg.secrets_file)
         os.environ.update(cfg.app_environment())
+        self._app_log_to(log_file)
 
         t = _step(f"embedded AWS on {cfg.aws_endpoint}")
         aws = EmbeddedAws(cfg.host, cfg.aws_port).start()
@@ -187,6 +199,8 @@ class Stack:
 
     def stop(self) -> None:
         self.stopping.set()
+        if "chalicelib.backend.provision" in sys.modules:
+            sys.modules["chalicelib.backend.provision"].current().appliances.stop_all()
         for part in reversed(self.parts):
             try:
                 (getattr(part, "shutdown", None) or part.stop)()

@@ -28,7 +28,8 @@ from tests.factory import write_workshop  # noqa: F401  (re-exported for bench/)
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-PORT_VARS = ("WOD_APP_PORT", "WOD_INBOX_PORT", "WOD_SMTP_PORT", "WOD_AWS_PORT")
+PORT_VARS = ("WOD_APP_PORT", "WOD_INBOX_PORT", "WOD_SMTP_PORT", "WOD_AWS_PORT", "WOD_HUB_PORT", "WOD_HUB_API_PORT",
+             "WOD_HUB_PROXY_API_PORT")
 # Inherited variables that would make the child talk to something other than itself.
 _SCRUBBED_PREFIXES = ("WOD_", "AWS_ENDPOINT_URL", "AWS_PROFILE")
 
@@ -111,6 +112,15 @@ class LocalStack:
     @property
     def aws_url(self) -> str:
         return f"http://{self.host}:{self.ports['WOD_AWS_PORT']}"
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://{self.host}:{self.ports['WOD_HUB_PORT']}"
+
+    def secret(self, name: str) -> str:
+        import json
+
+        return json.loads((self.state_dir / "secrets.json").read_text())[name]
 
     @property
     def log_file(self) -> Path:

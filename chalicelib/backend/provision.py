@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import urllib3
 
+from chalicelib.adapters.appliances import LocalAppliances, appliance_port
 from chalicelib.adapters.content import FolderContent
 from chalicelib.adapters.hub import HubClient, HubUnavailable
 from chalicelib.domain.errors import WodError
@@ -46,6 +47,7 @@ class Backend:
     settings: Settings
     hub: HubClient
     content: FolderContent
+    appliances: LocalAppliances
 
 
 @lru_cache(maxsize=1)
@@ -57,7 +59,7 @@ def _default() -> Backend:
 def build(settings: Settings) -> Backend:
     models.bind(settings)
     hub = HubClient(settings.hub_api_url or settings.hub_url, get_secret(settings, "hub_token"))
-    return Backend(settings, hub, FolderContent(settings.workshops_dir))
+    return Backend(settings, hub, FolderContent(settings.workshops_dir), LocalAppliances(settings.workshops_dir))
 
 
 _override: list[Backend] = []
@@ -95,14 +97,28 @@ def create_hub_user(event: dict) -> None:
     provisioning.record_progress(order["registration"], "starting_server")
 
 
+def _appliance(workshop: WorkshopModel, student: str) -> tuple[dict, int] | None:
+    if not workshop.appliance:
+        return None
+    number = int(student.removeprefix(workshop.student_prefix))
+    return workshop.appliance, appliance_port(workshop.appliance, number, int(workshop.student_from))
+
+
 def start_server(event: dict) -> dict:
+    """The student's server (the container) and, where the workshop has one, its appliance."""
     order = _order(event)
-    return {"ready": current().hub.start_server(order["student"])}
+    backend = current()
+    appliance = _appliance(WorkshopModel.get(order["workshop"]), order["student"])
+    if appliance:
+        backend.appliances.start(order["workshop"], order["student"], *appliance)
+    return {"ready": backend.hub.start_server(order["student"]) and not appliance}
 
 
 def check_ready(event: dict) -> dict:
     order = _order(event)
-    if current().hub.server_ready(order["student"]):
+    backend = current()
+    appliance = _appliance(WorkshopModel.get(order["workshop"]), order["student"])
+    if backend.hub.server_ready(order["student"]) and (not appliance or backend.appliances.healthy(*appliance)):
         return {"ready": True}
     if time.time() > event["ctx"]["deadline"]:
         raise ServerNotReady(f"the server of {order['student']} was not ready in time")
@@ -151,19 +167,14 @@ def deploy(event: dict) -> None:
                                      backend.settings.hub_url)
     variables = {"student_id": order["student"], "password": password, "hub_url": backend.settings.hub_url,
                  "workshop_id": workshop.id, "workshop_title": workshop.title}
-    if workshop.appliance:
-        variables["appliance_url"] = appliance_url(workshop, order["student"])
+    appliance = _appliance(workshop, order["student"])
+    if appliance:
+        variables["appliance_url"] = backend.appliances.url(appliance[1])
     uploaded = _upload(backend, workshop, order["student"], variables)
     _callback(backend, {"registration": order["registration"], "student": order["student"], "outcome": "ready",
                         "password": password, "hub_url": backend.settings.hub_url})
     logger.info("provisioned", extra={"registration": order["registration"], "student": order["student"],
                                       "files": uploaded})
-
-
-def appliance_url(workshop: WorkshopModel, student: str) -> str:
-    number = int(student.removeprefix(workshop.student_prefix))
-    port = int(workshop.appliance["port_base"]) + number - int(workshop.student_from)
-    return f"http://127.0.0.1:{port}"
 
 
 def compensate(event: dict) -> None:
@@ -172,6 +183,7 @@ def compensate(event: dict) -> None:
     backend = current()
     error = event.get("error") or {}
     reason = f"{error.get('Error', 'error')}: {str(error.get('Cause', ''))[:300]}"
+    backend.appliances.stop(order["student"])
     try:
         backend.hub.delete_user(order["student"])
     except (HubUnavailable, WodError) as exc:

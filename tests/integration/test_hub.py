@@ -29,6 +29,7 @@ import requests
 
 from chalicelib.domain.passwords import hash_password
 from local.hub import HUB_VENV, NODE_BIN, Hub
+from tests.hubtools import login, remove_linux_user
 
 README = "0-ReadMeFirst.ipynb"
 LANDING = f"lab/tree/{README}"
@@ -136,27 +137,6 @@ class Students:
             "expires_at": {"S": utc_text(datetime.now(timezone.utc) + expires_in)}})
 
 
-def login(hub: Hub, name: str, password: str) -> tuple[requests.Session, requests.Response]:
-    """A participant at the login page: GET it (xsrf cookie), POST the form, follow redirects."""
-    session = requests.Session()
-    page = session.get(f"{hub.url}/hub/login", timeout=30)
-    assert page.status_code == 200
-    assert "from your Workshops-on-Demand welcome email" in page.text  # the announcement
-    xsrf = session.cookies.get("_xsrf", path="/hub/") or session.cookies.get("_xsrf")
-    response = session.post(f"{hub.url}/hub/login", timeout=60,
-                            data={"username": name, "password": password, "_xsrf": xsrf})
-    return session, response
-
-
-def remove_linux_user(name: str) -> None:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return
-    subprocess.run(["pkill", "-KILL", "-u", name], check=False)
-    subprocess.run(["userdel", "--remove", "--force", name], check=False, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def hub(embedded_aws, tmp_path_factory):
     base = tmp_path_factory.mktemp("hub")
@@ -218,7 +198,7 @@ def test_linux_user_has_a_private_home(hub, two_students):
 
 def test_login_lands_on_the_readme(hub, two_students):
     name, password = two_students[0]
-    session, response = login(hub, name, password)
+    session, response = login(hub.url, name, password)
     assert response.status_code == 200, response.url
     assert response.url == f"{hub.url}/user/{name}/{LANDING}"
     assert [r.status_code for r in response.history][:1] == [302]
@@ -228,12 +208,12 @@ def test_login_lands_on_the_readme(hub, two_students):
 
 def test_login_accepts_capitalised_name(hub, two_students):
     name, password = two_students[1]
-    _, response = login(hub, name.capitalize(), password)
+    _, response = login(hub.url, name.capitalize(), password)
     assert response.url == f"{hub.url}/user/{name}/{LANDING}"
 
 
 def _refused(hub: Hub, name: str, password: str) -> None:
-    session, response = login(hub, name, password)
+    session, response = login(hub.url, name, password)
     assert response.status_code == 403
     assert response.url == f"{hub.url}/hub/login"
     assert "Invalid username or password" in response.text
@@ -395,7 +375,7 @@ def test_a_student_cannot_reach_other_homes_or_platform_state(hub, two_students,
     hub.api.put(b, "secret.txt", {"type": "file", "format": "text", "content": "B's answers"})
     assert (Path("/home") / b / "secret.txt").stat().st_mode & 0o004  # world-readable file, private home
 
-    session, response = login(hub, a, a_password)
+    session, response = login(hub.url, a, a_password)
     assert response.url == f"{hub.url}/user/{a}/{LANDING}"
     code = "\n".join([
         f"OTHER_HOME = {str(Path('/home') / b)!r}",
