@@ -10,7 +10,8 @@ HUB_VENV   := .venv-hub
 HUB_STAMP  := $(HUB_VENV)/.installed-$(shell cat infra/jupyterhub/requirements.txt | sha1sum | cut -c1-12)
 NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha1sum | cut -c1-12)
 
-.PHONY: help install browser run sync check test test-fast bench clean
+
+.PHONY: help install system browser run sync check test test-fast bench clean
 
 help:
 	@echo "make run     start the platform on this machine (catalog :8000, inbox :8025)"
@@ -39,14 +40,19 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(HUB_STAMP) $(NODE_STAMP)
 
-# Debian's Chromium drives the browser tests (Playwright cannot download its own here).
-browser:
-	@test -x $(CHROMIUM) || { \
-	  if [ "$$(id -u)" = 0 ]; then echo "Installing chromium ..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "Browser tests need Chromium: sudo apt-get install chromium (or set CHROMIUM=/path)"; exit 1; fi; }
+# Debian packages: iptables fences students off the platform's local ports; Chromium drives
+# the browser tests (Playwright cannot download its own browser here).
+APT_INSTALL = if [ "$$(id -u)" = 0 ]; then echo "Installing $(1) ..."; \
+	  (apt-get install -y -qq $(1) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; }); \
+	  else echo "Please install $(1): sudo apt-get install $(1)"; exit 1; fi
 
-run: install
+system:
+	@command -v iptables >/dev/null || $(call APT_INSTALL,iptables)
+
+browser: system
+	@test -x $(CHROMIUM) || $(call APT_INSTALL,chromium)
+
+run: install system
 	$(BIN)/python -m local run
 
 check: install

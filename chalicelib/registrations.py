@@ -69,6 +69,7 @@ def registration_view(reg: RegistrationModel, workshop_title: str | None = None)
         "started_at": iso(reg.started_at),
         "ends_at": iso(reg.ends_at),
         "completion": reg.completion,
+        "progress": reg.progress,
         "status_url": outbox.status_url(current(), reg.id),
     }
 

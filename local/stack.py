@@ -142,7 +142,8 @@ class Stack:
                        token=get_secret(settings, "hub_token"), port=cfg.hub_port, api_port=cfg.hub_api_port,
                        proxy_api_port=cfg.hub_proxy_api_port, aws_endpoint=cfg.aws_endpoint,
                        students_table=settings.table_name("students"), spawner=cfg.hub_spawner,
-                       region=settings.region, host=cfg.host)
+                       region=settings.region, host=cfg.host,
+                       env={"WOD_HUB_BLOCKED_PORTS": f"{cfg.aws_port},{cfg.smtp_port},{cfg.inbox_port}"})
         self.hub.start()
         self.parts.append(self.hub)
 

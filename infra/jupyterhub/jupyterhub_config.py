@@ -158,6 +158,14 @@ if spawner_mode == "isolated":
                 f"other users). Recreate the hub venv from a system interpreter: "
                 f"/usr/bin/python3.11 -m venv .venv-hub")
     c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"
+    from student_firewall import install as fence_students
+    from wod_authenticator import STUDENTS_GROUP
+
+    blocked = [int(p) for p in (os.environ.get("WOD_HUB_BLOCKED_PORTS") or "").split(",") if p.strip()]
+    blocked.append(proxy_api_port)  # not the hub API: student servers report to it
+    problem = fence_students(blocked, STUDENTS_GROUP)
+    if problem:
+        print(f"WARNING: {problem}", file=sys.stderr)
     c.Spawner.args = [terminals]
     c.WodAuthenticator.system_users = True
     c.LocalAuthenticator.create_system_users = True

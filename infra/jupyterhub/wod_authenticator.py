@@ -29,6 +29,9 @@ if _HERE not in sys.path:
 import wod_login  # noqa: E402
 
 
+STUDENTS_GROUP = "wod-students"  # the firewall (student_firewall.py) matches this group
+
+
 def _loggable(name: object) -> str:
     text = repr(name)
     return text if len(text) <= 40 else f"{text[:30]}...({len(text)} chars)"
@@ -76,7 +79,7 @@ class WodAuthenticator(LocalAuthenticator):
     def _default_add_user_cmd(self):
         # Debian's useradd: no login shell, own group, home from /etc/skel created 0700.
         return ["useradd", "--create-home", "--key", "HOME_MODE=0700", "--shell", "/usr/sbin/nologin",
-                "--user-group", "--comment", "Workshops-on-Demand student"]
+                "--user-group", "--groups", STUDENTS_GROUP, "--comment", "Workshops-on-Demand student"]
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -85,3 +85,15 @@ def test_unknown_pages_are_friendly_404s(client, workshops):
 def test_stylesheet_is_served(client):
     response = client.http.get("/static/style.css")
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/css")
+
+
+def test_status_page_shows_the_provisioning_step(client, workshops):
+    from chalicelib.store.provisioning import record_progress
+
+    location = submit(client, "WKSHP-PAGE", FORM).headers["Location"]
+    assert 'aria-current="step">Waiting for the backend' in client.http.get(location).body.decode()
+    record_progress(location.rsplit("/", 1)[1], "starting_server")
+    page = client.http.get(location).body.decode()
+    assert "Status: <strong>Provisioning</strong>" in page
+    assert '<li class="done">Creating your account' in page
+    assert 'aria-current="step">Starting your server' in page

@@ -145,7 +145,9 @@ def hub(embedded_aws, tmp_path_factory):
     port, api_port, proxy_api_port = free_ports(3)
     hub = Hub(state_dir=base / "state", log_file=base / "hub.log", token=secrets.token_hex(32),
               port=port, api_port=api_port, proxy_api_port=proxy_api_port, aws_endpoint=embedded_aws.endpoint,
-              students_table=table, spawner="isolated", region="us-east-1")
+              students_table=table, spawner="isolated", region="us-east-1",
+              env={"WOD_HUB_BLOCKED_PORTS": str(embedded_aws.port)})
+    hub.blocked_port = embedded_aws.port
     started = time.monotonic()
     hub.start(timeout=60)
     print(f"hub started in {time.monotonic() - started:.1f}s, log {hub.log_file}")
@@ -290,13 +292,15 @@ def test_deleting_the_hub_user_removes_the_linux_user(hub):
 # ---- isolation: what student A's code can reach ------------------------------------------------------------
 
 PROBE = r"""
-import json, os, pwd
+import json, os, pwd, socket
 def attempt(fn):
     try:
         fn()
         return "allowed"
     except PermissionError:
         return "PermissionError"
+    except ConnectionRefusedError:
+        return "ConnectionRefusedError"
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
 def read(path):
@@ -311,6 +315,7 @@ result = {
     "read_platform_secret": attempt(lambda: read(PLATFORM_SECRET)),
     "read_hub_db": attempt(lambda: read(HUB_DB)),
     "become_root": attempt(lambda: os.setuid(0)),
+    "reach_platform_port": attempt(lambda: socket.create_connection(("127.0.0.1", PLATFORM_PORT), timeout=5).close()),
     "own_readme": "".join(json.loads(read(os.path.expanduser("~/0-ReadMeFirst.ipynb")))["cells"][0]["source"]),
     "own_home": sorted(os.listdir(os.path.expanduser("~"))),
 }
@@ -383,6 +388,7 @@ def test_a_student_cannot_reach_other_homes_or_platform_state(hub, two_students,
         f"PLATFORM_DIR = {str(platform_state)!r}",
         f"PLATFORM_SECRET = {str(platform_state / 'secrets.json')!r}",
         f"HUB_DB = {str(hub.state_dir / 'jupyterhub.sqlite')!r}",
+        f"PLATFORM_PORT = {hub.blocked_port}",
         PROBE])
     stdout = run_in_kernel(hub, session, a, code)
     result = json.loads(stdout.split("PROBE:", 1)[1])
@@ -393,6 +399,7 @@ def test_a_student_cannot_reach_other_homes_or_platform_state(hub, two_students,
     for probe in ("list_other_home", "read_other_file", "write_other_home", "list_platform_state",
                   "read_platform_secret", "read_hub_db", "become_root"):
         assert result[probe] == "PermissionError", (probe, result[probe])
+    assert result["reach_platform_port"] == "ConnectionRefusedError"  # the embedded AWS is fenced off
     assert result["own_readme"] == f"# Hello {a}"
     assert README in result["own_home"]
 
