@@ -1,4 +1,6 @@
 """Chalice wiring only: routes come from blueprints, handlers call chalicelib."""
+from importlib import import_module
+
 from chalice import Chalice, Rate
 
 from chalicelib.web.api import api
@@ -13,7 +15,7 @@ app.register_blueprint(callbacks)
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="time-checks")
 def time_checks(event):
-    """Every minute: the due-only time checks (mail outbox retries for now)."""
+    """Every minute: reminders, expiries, stuck work, waitlist, mail retries — only what is due."""
     from chalicelib import lifecycle
 
     return lifecycle.tick()
@@ -27,17 +29,23 @@ def order_intake(event):
     return wiring.handle_order(event.message, event.to_dict())
 
 
-def _task(name):
-    """A provisioning task as its own Lambda function (DESIGN §5)."""
+# One Lambda function per Task state: ``<machine>-<task>`` (see local/workflows.py).
+STATE_MACHINE_TASKS = {
+    "provision": ("chalicelib.backend.provision",
+                  ("prepare", "create_hub_user", "start_server", "check_ready", "deploy", "compensate")),
+    "cleanup": ("chalicelib.backend.cleanup", ("measure_completion", "teardown", "report")),
+    "purge": ("chalicelib.backend.cleanup", ("teardown", "report")),
+    "reset": ("chalicelib.backend.provision", ("deploy",)),
+}
 
+
+def _task(machine: str, module: str, name: str):
     def handler(event, context):
-        from chalicelib.backend import provision
+        return getattr(import_module(module), name)(event)
 
-        return getattr(provision, name)(event)
-
-    handler.__name__ = f"provision_{name}"
-    return app.lambda_function(name=f"provision-{name.replace('_', '-')}")(handler)
+    handler.__name__ = f"{machine}_{name}"
+    return app.lambda_function(name=f"{machine}-{name.replace('_', '-')}")(handler)
 
 
-PROVISION_TASKS = {name: _task(name) for name in
-                   ("prepare", "create_hub_user", "start_server", "check_ready", "deploy", "compensate")}
+TASK_FUNCTIONS = [_task(machine, module, name)
+                  for machine, (module, names) in STATE_MACHINE_TASKS.items() for name in names]

@@ -30,28 +30,41 @@ def _participant_email(kind: str, reg: RegistrationModel, workshop: WorkshopMode
         "welcome": f"You're registered: {workshop.title}",
         "waitlisted": f"You're on the waitlist: {workshop.title}",
         "apology": f"We could not prepare your workshop: {workshop.title}",
+        "promoted": f"A seat is yours: {workshop.title}",
+        "reminder": f"One hour left: {workshop.title}",
+        "thanks": f"Thank you for taking {workshop.title}",
     }
     return render.email(
         kind, to=reg.email, subject=subjects[kind],
         registration=reg, workshop=workshop, status_url=status_url(context, reg.id),
-        position=waitlist_position(reg),
+        position=waitlist_position(reg), badge_url=badge_url(context, workshop),
     )
 
 
-def _order_email(action: str, reg: RegistrationModel, workshop: WorkshopModel, context: Context) -> Email:
+def badge_url(context: Context, workshop: WorkshopModel) -> str | None:
+    if not workshop.badge:
+        return None
+    if "://" in workshop.badge:
+        return workshop.badge
+    return f"{context.settings.public_url}/badges/{workshop.id}"
+
+
+def _order_email(action: str, attempt: int, reg: RegistrationModel, workshop: WorkshopModel,
+                 context: Context) -> Email:
     address = context.settings.orders_address(workshop.location)
     if not address:
         raise Unavailable(f"no order address is configured for location {workshop.location!r}")
-    order = Order.new(action, workshop.id, reg.student_id or "", reg.id, context.clock().timestamp())
+    order = Order.new(action, workshop.id, reg.student_id or "", reg.id, context.clock().timestamp(), attempt)
     body = order.body()
     signature = sign(body, get_key(context.settings, "order_key"))
     return Email(to=address, subject=order.subject, text=body.decode(), headers={SIGNATURE_HEADER: signature})
 
 
 def build(entry: str, reg: RegistrationModel, workshop: WorkshopModel, context: Context) -> Email:
-    kind, _, action = entry.partition(":")
+    kind, _, rest = entry.partition(":")
     if kind == "order":
-        return _order_email(action, reg, workshop, context)
+        action, _, attempt = rest.partition(":")
+        return _order_email(action, int(attempt or 0), reg, workshop, context)
     return _participant_email(kind, reg, workshop, context)
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from chalicelib import outbox
@@ -55,10 +57,20 @@ def workshop(workshop_id: str) -> dict[str, Any]:
     return workshop_view(_open_workshop(workshop_id))
 
 
-def registration_view(reg: RegistrationModel, workshop_title: str | None = None) -> dict[str, Any]:
+def _actions(reg: RegistrationModel, workshop: WorkshopModel | None) -> list[str]:
+    if reg.status == "waitlisted":
+        return ["leave"]
+    if reg.status != "active":
+        return []
+    can_extend = workshop is not None and int(reg.extensions_used or 0) < int(workshop.extension_max)
+    return (["extend"] if can_extend else []) + ["reset", "end"]
+
+
+def registration_view(reg: RegistrationModel, workshop: WorkshopModel | None = None) -> dict[str, Any]:
     def iso(value):
         return value.isoformat() if value else None
 
+    workshop_title = workshop.title if workshop else None
     return {
         "id": reg.id,
         "status": reg.status,
@@ -70,6 +82,9 @@ def registration_view(reg: RegistrationModel, workshop_title: str | None = None)
         "ends_at": iso(reg.ends_at),
         "completion": reg.completion,
         "progress": reg.progress,
+        "extensions_used": int(reg.extensions_used or 0),
+        "extension_minutes": int(workshop.extension_minutes) if workshop else None,
+        "actions": _actions(reg, workshop),
         "status_url": outbox.status_url(current(), reg.id),
     }
 
@@ -85,9 +100,10 @@ def register(data: Any, workshop_id: Any = None) -> dict[str, Any]:
             raise InvalidInput({"workshop": "The workshop must be given by its id, as text."})
     applicant = validate_applicant(data, context.settings.deny_domains)
     reg, found = seats.register(applicant, workshop_id, new_registration_id(), context.clock(),
-                                SEATED_OUTBOX, WAITLISTED_OUTBOX, _open_workshop(workshop_id))
+                                SEATED_OUTBOX, WAITLISTED_OUTBOX, _open_workshop(workshop_id),
+                                timedelta(minutes=context.settings.stuck_minutes))
     outbox.deliver(reg, context, found)
-    return registration_view(reg, found.title)
+    return registration_view(reg, found)
 
 
 def status(registration_id: str) -> dict[str, Any]:
@@ -96,7 +112,22 @@ def status(registration_id: str) -> dict[str, Any]:
         raise NotFound("No registration has this id.")
     reg = seats.get_registration(registration_id)
     try:
-        title = seats.get_workshop(reg.workshop_id).title
+        found = seats.get_workshop(reg.workshop_id)
     except NotFound:
-        title = None
-    return registration_view(reg, title)
+        found = None
+    return registration_view(reg, found)
+
+
+def workshop_badge(workshop_id: str) -> tuple[bytes, str] | None:
+    """The badge file of a workshop (bytes, suffix), read from the content folder."""
+    current()
+    if not WORKSHOP_ID.match(workshop_id):
+        return None
+    found = seats.get_workshop(workshop_id)
+    if not found.badge or "://" in found.badge:
+        return None
+    folder = Path(current().settings.workshops_dir) / found.id
+    path = (folder / found.badge).resolve()
+    if folder.resolve() not in path.parents or path.suffix.lower() not in (".svg", ".png") or not path.is_file():
+        return None
+    return path.read_bytes(), path.suffix.lower()

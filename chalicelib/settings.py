@@ -41,9 +41,14 @@ class Settings:
     hub_url: str = "http://127.0.0.1:8001"  # what participants open
     hub_api_url: str | None = None  # what the backend calls (defaults to hub_url)
     workshops_dir: str = "workshops"  # workshop content (local mode; S3 on AWS)
-    provision_arn: str | None = None  # the provision state machine
+    state_machines: Mapping[str, str] = field(default_factory=dict)  # order action -> state machine ARN
     callback_url: str | None = None  # the frontend the backend calls back (defaults to public_url)
     ready_timeout_seconds: int = 180
+    # run phase
+    reminder_minutes: int = 60  # the "ends in one hour" email
+    stuck_minutes: int = 10  # provisioning past this fails
+    cleanup_retry_minutes: int = 5  # a cleanup not finished by then is ordered again
+    badge_levels: tuple[int, ...] = (3, 5, 7, 10, 15)
 
     def table_name(self, kind: str) -> str:
         return f"{self.table_prefix}-{kind}"
@@ -85,9 +90,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hub_url=env.get("WOD_HUB_URL", defaults.hub_url).rstrip("/"),
         hub_api_url=env.get("WOD_HUB_API_URL") or None,
         workshops_dir=env.get("WOD_WORKSHOPS_DIR", defaults.workshops_dir),
-        provision_arn=env.get("WOD_PROVISION_ARN") or None,
+        state_machines=json.loads(env["WOD_STATE_MACHINES"]) if env.get("WOD_STATE_MACHINES") else {},
         callback_url=env.get("WOD_CALLBACK_URL") or None,
         ready_timeout_seconds=int(env.get("WOD_READY_TIMEOUT_SECONDS", defaults.ready_timeout_seconds)),
+        reminder_minutes=int(env.get("WOD_REMINDER_MINUTES", defaults.reminder_minutes)),
+        stuck_minutes=int(env.get("WOD_STUCK_MINUTES", defaults.stuck_minutes)),
+        cleanup_retry_minutes=int(env.get("WOD_CLEANUP_RETRY_MINUTES", defaults.cleanup_retry_minutes)),
+        badge_levels=tuple(int(n) for n in _split(env["WOD_BADGE_LEVELS"])) if env.get("WOD_BADGE_LEVELS")
+        else defaults.badge_levels,
     )
 
 

@@ -1,6 +1,7 @@
 """Start the whole platform on one machine: embedded AWS, mail, app, timer."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -130,7 +131,7 @@ class Stack:
         register_tasks(LambdaDispatcher().install(), app)
         client = boto3.client("stepfunctions", endpoint_url=aws.endpoint, region_name=os.environ["AWS_DEFAULT_REGION"])
         arns = create_state_machines(client, os.environ["AWS_DEFAULT_REGION"])
-        os.environ["WOD_PROVISION_ARN"] = arns["CREATE"]
+        os.environ["WOD_STATE_MACHINES"] = json.dumps(arns)
 
     def _start_hub(self) -> None:
         from chalicelib.secrets import get_secret

@@ -14,7 +14,7 @@ MACHINES = ROOT / "infra" / "statemachines"
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/wod-stepfunctions"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)FunctionArn\}")
-ACTIONS = {"provision": "CREATE"}
+ACTIONS = {"provision": "CREATE", "cleanup": "CLEANUP", "reset": "RESET", "purge": "PURGE"}
 
 
 def function_name(machine: str, placeholder: str) -> str:
@@ -38,7 +38,7 @@ def create_state_machines(client, region: str, prefix: str = "wod") -> dict[str,
         name = f"{prefix}-{machine}"
         arn = existing.get(name) or client.create_state_machine(
             name=name, definition=definition(path, region), roleArn=ROLE)["stateMachineArn"]
-        arns[ACTIONS.get(machine, machine.upper())] = arn
+        arns[ACTIONS[machine]] = arn
     return arns
 
 

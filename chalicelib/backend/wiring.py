@@ -14,7 +14,7 @@ from chalicelib.store import models
 def intake() -> Intake:
     settings = get_settings()
     models.bind(settings)
-    starter = StepFunctionsStarter(lambda: client_for("stepfunctions", settings), {"CREATE": settings.provision_arn})
+    starter = StepFunctionsStarter(lambda: client_for("stepfunctions", settings), settings.state_machines)
     return Intake(settings=settings, start=starter)
 
 

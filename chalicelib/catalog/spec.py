@@ -39,6 +39,11 @@ class Appliance(Strict):
     health_path: str = Field("/health", pattern=r"^/[A-Za-z0-9._~/-]*$")
 
 
+class Extension(Strict):
+    minutes: int = Field(30, ge=5, le=240, description="added by one extension")
+    max: int = Field(2, ge=0, le=10, description="extensions a participant may take")
+
+
 class WorkshopSpec(Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: str = Field(min_length=1, max_length=80)
@@ -55,6 +60,7 @@ class WorkshopSpec(Strict):
     beta: bool = False
     priority: int = Field(100, ge=0, le=10000)
     appliance: Appliance | None = None
+    extension: Extension = Extension()
 
     @model_validator(mode="after")
     def _one_seat_source(self):

@@ -56,6 +56,8 @@ def _metadata_actions(w: Workshop, seats_total: int) -> list:
         WorkshopModel.student_from.set(rng.first),
         WorkshopModel.student_to.set(rng.last),
         WorkshopModel.appliance.set(s.appliance.model_dump()) if s.appliance else WorkshopModel.appliance.remove(),
+        WorkshopModel.extension_minutes.set(s.extension.minutes),
+        WorkshopModel.extension_max.set(s.extension.max),
         WorkshopModel.seats_total.set(seats_total),
     ]
 

@@ -38,12 +38,14 @@ class Order:
     issued_at: int
     nonce: str
     v: int = VERSION
+    attempt: int = 0  # a repeated CLEANUP or RESET gets its own execution
 
     @classmethod
-    def new(cls, action: str, workshop: str, student: str, registration: str, now: float) -> "Order":
+    def new(cls, action: str, workshop: str, student: str, registration: str, now: float,
+            attempt: int = 0) -> "Order":
         if action not in ACTIONS:
             raise ValueError(f"unknown order action {action!r}")
-        return cls(action, workshop, student, registration, int(now), secrets.token_hex(16))
+        return cls(action, workshop, student, registration, int(now), secrets.token_hex(16), attempt=attempt)
 
     @property
     def subject(self) -> str:
@@ -51,8 +53,9 @@ class Order:
 
     @property
     def execution_name(self) -> str:
-        """Same registration + action -> same name, so a duplicate delivery starts nothing."""
-        return f"{self.registration}-{self.action}"
+        """Same registration + action (+ attempt) -> same name, so a duplicate delivery starts nothing."""
+        suffix = f"-{self.attempt}" if self.attempt else ""
+        return f"{self.registration}-{self.action}{suffix}"
 
     def body(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
@@ -77,6 +80,8 @@ def verify_order(body: bytes, signature: str | None, key: bytes, now: float, max
         raise OrderRejected("version", f"unsupported order version {order.v!r}")
     if order.action not in ACTIONS:
         raise OrderRejected("unknown_action", f"unknown action {order.action!r}")
+    if not isinstance(order.attempt, int) or not 0 <= order.attempt < 1000:
+        raise OrderRejected("malformed", "the order attempt must be a small number")
     if not isinstance(order.issued_at, int) or abs(now - order.issued_at) > max_age:
         raise OrderRejected("stale", "the order is too old or from the future")
     return order

@@ -49,6 +49,8 @@ class WorkshopModel(Model):
     student_from = NumberAttribute()
     student_to = NumberAttribute()
     appliance = JSONAttribute(null=True)
+    extension_minutes = NumberAttribute(default=30)
+    extension_max = NumberAttribute(default=2)
     seats_total = NumberAttribute(default=0)
     seats_free = NumberAttribute(default=0)
     waitlist_seq = NumberAttribute(default=0)
@@ -114,6 +116,21 @@ class OutboxIndex(GlobalSecondaryIndex):
     outbox_due_at = UTCDateTimeAttribute(range_key=True)
 
 
+class DueIndex(GlobalSecondaryIndex):
+    """Sparse: what the time checks must look at, by phase and by when it is due.
+
+    ``due_state`` is ``provisioning`` (due = the stuck deadline), ``active`` (due = the
+    reminder, then the end) or ``cleaning`` (due = when to retry a stuck cleanup).
+    """
+
+    class Meta:
+        index_name = "due"
+        projection = KeysOnlyProjection()
+
+    due_state = UnicodeAttribute(hash_key=True)
+    due_at = UTCDateTimeAttribute(range_key=True)
+
+
 class RegistrationModel(Model):
     """A participant's registration (the "customers" table)."""
 
@@ -142,11 +159,17 @@ class RegistrationModel(Model):
     outbox_attempts = NumberAttribute(default=0)
     outbox_error = UnicodeAttribute(null=True)
     progress = UnicodeAttribute(null=True)  # the provisioning step shown on the status page
+    due_state = UnicodeAttribute(null=True)
+    due_at = UTCDateTimeAttribute(null=True)
+    finished_at = UTCDateTimeAttribute(null=True)
+    cleanup_attempts = NumberAttribute(default=0)
+    resets_used = NumberAttribute(default=0)
     failure = UnicodeAttribute(null=True)
     ttl = NumberAttribute(null=True)
 
     waitlist_index = WaitlistIndex()
     outbox_index = OutboxIndex()
+    due_index = DueIndex()
 
 
 class EmailClaimModel(Model):

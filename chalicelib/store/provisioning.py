@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain.errors import Conflict
+from chalicelib.domain.lifecycle import DUE_ACTIVE, reminder_at
 from chalicelib.domain.registration import ACTIVE, FAILED, PENDING, PROVISIONING
 from chalicelib.store.errors import translated
 from chalicelib.store.models import (
@@ -54,7 +56,7 @@ def store_password_hash(student_id: str, registration_id: str, password_hash: st
 
 
 @translated
-def activate(registration_id: str, now: datetime) -> tuple[RegistrationModel, bool]:
+def activate(registration_id: str, now: datetime, reminder: timedelta) -> tuple[RegistrationModel, bool]:
     """Start the clock: registration and student become active together.
 
     Returns the registration and whether this call activated it (a repeated
@@ -63,12 +65,16 @@ def activate(registration_id: str, now: datetime) -> tuple[RegistrationModel, bo
     reg = RegistrationModel.get(registration_id, consistent_read=True)
     if reg.status == ACTIVE:
         return reg, False
+    if reg.status not in IN_FLIGHT:
+        raise Conflict(f"registration {registration_id} is {reg.status}, not waiting for its environment")
     workshop = WorkshopModel.get(reg.workshop_id)
     ends = now + timedelta(minutes=int(workshop.duration_minutes))
     with TransactWrite(connection=connection()) as tx:
         tx.update(RegistrationModel(registration_id),
                   actions=[RegistrationModel.status.set(ACTIVE), RegistrationModel.started_at.set(now),
-                           RegistrationModel.ends_at.set(ends), RegistrationModel.progress.set("ready")],
+                           RegistrationModel.ends_at.set(ends), RegistrationModel.progress.set("ready"),
+                           RegistrationModel.due_state.set(DUE_ACTIVE),
+                           RegistrationModel.due_at.set(reminder_at(ends, now, reminder))],
                   condition=RegistrationModel.status.is_in(*IN_FLIGHT))
         tx.update(StudentModel(reg.student_id),
                   actions=[StudentModel.status.set(ACTIVE), StudentModel.expires_at.set(ends)],
@@ -91,7 +97,8 @@ def release(registration_id: str, reason: str, now: datetime, outbox_entry: str)
             tx.delete(EmailClaimModel(reg.email.lower()), condition=EmailClaimModel.registration_id == registration_id)
             tx.update(RegistrationModel(registration_id),
                       actions=[RegistrationModel.status.set(FAILED), RegistrationModel.failure.set(reason[:500]),
-                               RegistrationModel.progress.remove(),
+                               RegistrationModel.progress.remove(), RegistrationModel.due_state.remove(),
+                               RegistrationModel.due_at.remove(),
                                RegistrationModel.outbox.set([outbox_entry]),
                                RegistrationModel.outbox_state.set("pending"),
                                RegistrationModel.outbox_due_at.set(now + timedelta(seconds=60))],

@@ -17,6 +17,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.errors import Conflict, NotFound, Unavailable
+from chalicelib.domain.lifecycle import DUE_PROVISIONING
 from chalicelib.domain.registration import PENDING, WAITLISTED, Applicant
 from chalicelib.store.errors import translated
 from chalicelib.store.models import (
@@ -92,9 +93,12 @@ def _new_registration(registration_id: str, applicant: Applicant, workshop_id: s
     )
 
 
-def _try_seat(workshop_id: str, student_id: str, applicant: Applicant, registration: RegistrationModel) -> None:
+def _try_seat(workshop_id: str, student_id: str, applicant: Applicant, registration: RegistrationModel,
+              stuck_after: timedelta) -> None:
     registration.status = PENDING
     registration.student_id = student_id
+    registration.due_state = DUE_PROVISIONING
+    registration.due_at = registration.created_at + stuck_after
     with _transaction(CLAIM_INDEX_SEAT) as tx:
         tx.save(EmailClaimModel(applicant.email_key, registration_id=registration.id),
                 condition=EmailClaimModel.email.does_not_exist())
@@ -127,7 +131,8 @@ def _try_waitlist(workshop_id: str, applicant: Applicant, registration: Registra
 @translated
 def register(applicant: Applicant, workshop_id: str, registration_id: str, now: datetime,
              seated_outbox: list[str], waitlisted_outbox: list[str],
-             workshop: WorkshopModel | None = None) -> tuple[RegistrationModel, WorkshopModel]:
+             workshop: WorkshopModel | None = None,
+             stuck_after: timedelta = timedelta(minutes=10)) -> tuple[RegistrationModel, WorkshopModel]:
     """Claim a free student, or a waitlist place when the workshop is full.
 
     Contention on a student retries with another one; a seat that frees while
@@ -144,7 +149,7 @@ def register(applicant: Applicant, workshop_id: str, registration_id: str, now: 
                     _backoff(attempt + 1)
                     continue
                 registration = _new_registration(registration_id, applicant, workshop_id, now, seated_outbox)
-                _try_seat(workshop_id, random.choice(candidates), applicant, registration)
+                _try_seat(workshop_id, random.choice(candidates), applicant, registration, stuck_after)
             else:
                 registration = _new_registration(registration_id, applicant, workshop_id, now, waitlisted_outbox)
                 _try_waitlist(workshop_id, applicant, registration)
@@ -176,3 +181,48 @@ def waitlist_position(registration: RegistrationModel) -> int | None:
 def list_workshops() -> list[WorkshopModel]:
     workshops = list(WorkshopModel.scan())
     return sorted(workshops, key=lambda w: (w.priority, w.title))
+
+
+@translated
+def promote_next(workshop_id: str, now: datetime, stuck_after: timedelta, outbox: list[str]) -> RegistrationModel | None:
+    """Give a free seat to the oldest waitlisted registration; None when nobody waits or no seat is free."""
+    for attempt in range(MAX_ATTEMPTS):
+        workshop = get_workshop(workshop_id)
+        if workshop.seats_free <= 0:
+            return None
+        first = next(iter(RegistrationModel.waitlist_index.query(workshop_id, limit=1)), None)
+        if first is None:
+            return None
+        candidates = [s.id for s in StudentModel.free_index.query(workshop_id, limit=CANDIDATES)]
+        if not candidates:
+            _backoff(attempt + 1)
+            continue
+        student = random.choice(candidates)
+        try:
+            with TransactWrite(connection=connection()) as tx:
+                tx.update(RegistrationModel(first.id), actions=[
+                    RegistrationModel.status.set(PENDING), RegistrationModel.student_id.set(student),
+                    RegistrationModel.waitlist_workshop.remove(), RegistrationModel.waitlist_seq.remove(),
+                    RegistrationModel.due_state.set(DUE_PROVISIONING), RegistrationModel.due_at.set(now + stuck_after),
+                    RegistrationModel.outbox.set((RegistrationModel.outbox | []).append(outbox)),
+                    RegistrationModel.outbox_state.set("pending"), RegistrationModel.outbox_due_at.set(now)],
+                    condition=(RegistrationModel.status == WAITLISTED)
+                    & (RegistrationModel.waitlist_seq == first.waitlist_seq))
+                tx.update(StudentModel(student),
+                          actions=[StudentModel.status.set("reserved"), StudentModel.registration_id.set(first.id),
+                                   StudentModel.free_workshop.remove()],
+                          condition=(StudentModel.status == "free") & (StudentModel.workshop_id == workshop_id))
+                tx.update(WorkshopModel(workshop_id), actions=[WorkshopModel.seats_free.add(-1)],
+                          condition=WorkshopModel.seats_free > 0)
+        except TransactWriteError:
+            _backoff(attempt)
+            continue
+        return RegistrationModel.get(first.id, consistent_read=True)
+    return None
+
+
+@translated
+def workshops_with_waitlist() -> list[str]:
+    """Workshops that have both a free seat and someone who ever waited (the workshops table is small)."""
+    return [w.id for w in WorkshopModel.scan(attributes_to_get=["id", "seats_free", "waitlist_seq"])
+            if w.seats_free > 0 and (w.waitlist_seq or 0) > 0]

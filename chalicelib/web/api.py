@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib import registrations
+from chalicelib import participant, registrations
 from chalicelib.web.http import json_errors, json_response, parse_json
 
 api = Blueprint(__name__)
@@ -26,3 +26,11 @@ def create_registration():
 @json_errors
 def get_registration(registration_id):
     return json_response(registrations.status(registration_id))
+
+
+@api.route("/api/registrations/{registration_id}/{action}", methods=["POST"],
+           content_types=["application/json", "text/plain", "application/x-www-form-urlencoded"])
+@json_errors
+def registration_action(registration_id, action):
+    """extend | reset | end | leave — each safe to repeat."""
+    return json_response(participant.perform(action, registration_id))

@@ -1,16 +1,19 @@
-"""The backend's signed callbacks: provisioning succeeded (clock starts) or failed (seat freed)."""
+"""The backend's signed callbacks: provisioning succeeded (clock starts) or failed (seat
+freed), and an environment was cleaned (seat freed, thank-you sent, waitlist served)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import quote
 
 from chalice import Blueprint
 
-from chalicelib import outbox, render
+from chalicelib import lifecycle, outbox, render
 from chalicelib.context import current
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.orders import SIGNATURE_HEADER, verify_signed_json
 from chalicelib.observability import logger
 from chalicelib.secrets import get_key
+from chalicelib.store import lifecycle as lifecycle_store
 from chalicelib.store import provisioning
 from chalicelib.store.seats import get_workshop
 from chalicelib.web.http import json_errors, json_response
@@ -23,6 +26,19 @@ README = "0-ReadMeFirst.ipynb"
 def start_link(hub_url: str) -> str:
     """Log in, then land on the ReadMeFirst notebook in the student's own server."""
     return f"{hub_url}/hub/login?next={quote('/hub/user-redirect/lab/tree/' + README, safe='')}"
+
+
+def _cleaned(context, registration_id: str, completion):
+    if not (completion is None or (isinstance(completion, (int, float)) and 0 <= completion <= 100)):
+        raise InvalidInput({"completion": "a percentage or null"})
+    finished = lifecycle_store.finish(registration_id, completion, context.clock(), ["thanks"])
+    if finished:
+        outbox.deliver(finished, context)
+        lifecycle.promote_waitlist(context, finished.workshop_id)
+        logger.info("registration finished, seat freed",
+                    extra={"registration": registration_id, "workshop": finished.workshop_id,
+                           "student": finished.student_id, "completion": completion})
+    return json_response({"status": finished.status if finished else "finished"})
 
 
 def _send_credentials(reg, password: str, hub_url: str) -> None:
@@ -44,13 +60,16 @@ def provision_result():
                               get_key(context.settings, "callback_key"), context.clock().timestamp(),
                               CALLBACK_MAX_AGE)
     registration_id, outcome = data.get("registration"), data.get("outcome")
-    if not isinstance(registration_id, str) or outcome not in ("ready", "failed"):
-        raise InvalidInput({"body": "expected registration and outcome ready|failed"})
+    if not isinstance(registration_id, str) or outcome not in ("ready", "failed", "cleaned"):
+        raise InvalidInput({"body": "expected registration and outcome ready|failed|cleaned"})
+    if outcome == "cleaned":
+        return _cleaned(context, registration_id, data.get("completion"))
     if outcome == "ready":
         password, hub_url = data.get("password"), data.get("hub_url")
         if not isinstance(password, str) or not isinstance(hub_url, str):
             raise InvalidInput({"body": "a ready callback carries password and hub_url"})
-        reg, first = provisioning.activate(registration_id, context.clock())
+        reg, first = provisioning.activate(registration_id, context.clock(),
+                                           timedelta(minutes=context.settings.reminder_minutes))
         _send_credentials(reg, password, hub_url)  # a failure here makes the backend retry
         logger.info("registration active", extra={"registration": reg.id, "student": reg.student_id,
                                                   "workshop": reg.workshop_id, "first": first})

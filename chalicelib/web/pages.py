@@ -6,7 +6,7 @@ from pathlib import Path
 
 from chalice import Blueprint, Response
 
-from chalicelib import registrations, render
+from chalicelib import participant, registrations, render
 from chalicelib.domain.errors import Conflict, InvalidInput, WodError
 from chalicelib.domain.registration import LIVE_STATUSES
 from chalicelib.observability import logger
@@ -70,12 +70,50 @@ def register_form(workshop_id):
 @html_errors
 def status_page(registration_id):
     reg = registrations.status(registration_id)
-    return html_response(render.page("status.html", reg=reg, refresh=reg["status"] in REFRESHING))
+    done = DONE.get((pages.current_request.query_params or {}).get("done", ""))
+    return html_response(render.page("status.html", reg=reg, refresh=reg["status"] in REFRESHING, done=done))
 
 
-@pages.route("/static/style.css", methods=["GET"])
-def stylesheet():
-    return Response(
-        body=(STATIC / "style.css").read_text(),
-        headers={"Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=3600"},
-    )
+DONE = {"extend": "Your workshop was extended.", "reset": "Fresh notebooks are on their way, with a new password by email.",
+        "end": "Your workshop is ending; the thank-you email follows.", "leave": "You left the waitlist."}
+
+
+@pages.route("/registrations/{registration_id}/{action}", methods=["POST"],
+             content_types=["application/x-www-form-urlencoded"])
+@html_errors
+def registration_action(registration_id, action):
+    try:
+        participant.perform(action, registration_id)
+    except Conflict as exc:
+        reg = registrations.status(registration_id)
+        return html_response(render.page("status.html", reg=reg, refresh=False, message=exc.message), 409)
+    return Response(body="", status_code=303,
+                    headers={"Location": f"/registrations/{registration_id}?done={action}"})
+
+
+BADGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
+
+
+@pages.route("/badges/{workshop_id}", methods=["GET"])
+@html_errors
+def badge(workshop_id):
+    """The workshop's badge, for the thank-you email (from the content folder)."""
+    found = registrations.workshop_badge(workshop_id)
+    if found is None:
+        return html_response(render.page("error.html", status=404, message="This workshop has no badge."), 404)
+    data, suffix = found
+    return Response(body=data.decode() if suffix == ".svg" else data, headers={"Content-Type": BADGE_TYPES[suffix], "Cache-Control": "public, max-age=86400",
+                                        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                                        "X-Content-Type-Options": "nosniff"})
+
+
+STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "status.js": "text/javascript; charset=utf-8"}
+
+
+@pages.route("/static/{name}", methods=["GET"])
+def static_file(name):
+    if name not in STATIC_TYPES:
+        return html_response(render.page("error.html", status=404, message="No such file."), 404)
+    return Response(body=(STATIC / name).read_text(),
+                    headers={"Content-Type": STATIC_TYPES[name], "Cache-Control": "public, max-age=3600",
+                             "X-Content-Type-Options": "nosniff"})

@@ -1,0 +1,48 @@
+"""CLEANUP, RESET and PURGE tasks (``infra/statemachines/{cleanup,reset,purge}.asl.json``).
+
+Cleanup measures completion, tears the environment down (server, appliance, hub user —
+and with it the student's home) and reports to the frontend, which frees the seat. A
+failed measure or teardown still reports: a seat is never kept by a broken cleanup.
+"""
+from __future__ import annotations
+
+import json
+
+from chalicelib.adapters.hub import HubError
+from chalicelib.backend.provision import _callback, current
+from chalicelib.domain.notebooks import completion
+from chalicelib.observability import logger
+from chalicelib.store.models import WorkshopModel
+
+
+def measure_completion(event: dict) -> dict:
+    """Executed code cells over code cells, across the workshop's notebooks in the student's home."""
+    order = event["order"]
+    backend = current()
+    workshop = WorkshopModel.get(order["workshop"])
+    notebooks = []
+    for path, original in backend.content.files(workshop.id, workshop.badge):
+        if not path.endswith(".ipynb"):
+            continue
+        try:
+            notebooks.append(backend.hub.get_contents(order["student"], path)["content"])
+        except HubError:  # deleted by the participant: its cells count as not done
+            notebooks.append(json.loads(original))
+    return {"value": completion(notebooks)}
+
+
+def teardown(event: dict) -> None:
+    order = event["order"]
+    backend = current()
+    backend.appliances.stop(order["student"])
+    backend.hub.delete_user(order["student"])  # stops the server; the hub removes the account and home
+
+
+def report(event: dict) -> None:
+    order = event["order"]
+    value = (event.get("completion") or {}).get("value")
+    _callback(current(), {"registration": order["registration"], "student": order["student"], "outcome": "cleaned",
+                          "completion": value, "errors": [k for k in ("completion_error", "teardown_error")
+                                                          if k in event]})
+    logger.info("cleaned", extra={"registration": order["registration"], "student": order["student"],
+                                  "completion": value})

@@ -1,0 +1,155 @@
+"""Run-phase state changes. Each is conditional on what the caller saw, so two overlapping
+time checks, a retried tick or a double click change things once."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.domain.errors import Conflict
+from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_CLEANING, reminder_at
+from chalicelib.domain.registration import ACTIVE, CANCELLED, FAILED, FINISHED, PENDING, PROVISIONING, WAITLISTED
+from chalicelib.store.errors import translated
+from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel, connection
+
+_PENDING_OUTBOX = "pending"
+
+
+def _queue(entries: list[str], now: datetime) -> list:
+    """Actions that append outbox entries and make them due now."""
+    return [RegistrationModel.outbox.set((RegistrationModel.outbox | []).append(entries)),
+            RegistrationModel.outbox_state.set(_PENDING_OUTBOX),
+            RegistrationModel.outbox_due_at.set(now)]
+
+
+@translated
+def due(state: str, now: datetime, limit: int = 100) -> list[str]:
+    """Ids of registrations in ``state`` whose time has come: an index query, never a scan."""
+    return [key.id for key in RegistrationModel.due_index.query(state, RegistrationModel.due_at <= now, limit=limit)]
+
+
+@translated
+def get(registration_id: str) -> RegistrationModel:
+    return RegistrationModel.get(registration_id, consistent_read=True)
+
+
+@translated
+def mark_reminded(reg: RegistrationModel, now: datetime) -> bool:
+    """Queue the reminder once; the next due time becomes the end."""
+    try:
+        reg.update(actions=[RegistrationModel.reminder_sent.set(True), RegistrationModel.due_at.set(reg.ends_at),
+                            *_queue(["reminder"], now)],
+                   condition=(RegistrationModel.status == ACTIVE) & (RegistrationModel.due_at == reg.due_at)
+                   & (RegistrationModel.reminder_sent == False))  # noqa: E712
+    except UpdateError:
+        return False
+    return True
+
+
+@translated
+def begin_cleanup(reg: RegistrationModel, now: datetime, retry: timedelta, status: str,
+                  extra_outbox: tuple[str, ...] = ()) -> bool:
+    """Stop the session now (login refused from this instant) and order its cleanup.
+
+    ``status`` is ``expiring`` for an end (time up, or the participant's choice) and
+    ``failed`` for provisioning stuck past its deadline.
+    """
+    try:
+        with TransactWrite(connection=connection()) as tx:
+            tx.update(RegistrationModel(reg.id), actions=[
+                RegistrationModel.status.set(status), RegistrationModel.due_state.set(DUE_CLEANING),
+                RegistrationModel.due_at.set(now + retry), RegistrationModel.progress.remove(),
+                *_queue(["order:CLEANUP", *extra_outbox], now)],
+                condition=RegistrationModel.status.is_in(PENDING, PROVISIONING, ACTIVE)
+                & (RegistrationModel.status == reg.status))
+            tx.update(StudentModel(reg.student_id), actions=[StudentModel.expires_at.set(now),
+                                                             StudentModel.status.set("cleaning")],
+                      condition=StudentModel.registration_id == reg.id)
+    except TransactWriteError:
+        return False
+    return True
+
+
+@translated
+def retry_cleanup(reg: RegistrationModel, now: datetime, retry: timedelta) -> bool:
+    attempt = int(reg.cleanup_attempts or 0) + 1
+    try:
+        reg.update(actions=[RegistrationModel.cleanup_attempts.set(attempt),
+                            RegistrationModel.due_at.set(now + retry), *_queue([f"order:CLEANUP:{attempt}"], now)],
+                   condition=(RegistrationModel.due_state == DUE_CLEANING) & (RegistrationModel.due_at == reg.due_at))
+    except UpdateError:
+        return False
+    return True
+
+
+@translated
+def finish(registration_id: str, completion: float | None, now: datetime,
+           thanks: list[str]) -> RegistrationModel | None:
+    """The environment is clean: free the student and the seat, close the registration.
+
+    One transaction; ``thanks`` is queued for a workshop that ran (not for a failed one).
+    None when it was already finished (a repeated callback).
+    """
+    reg = RegistrationModel.get(registration_id, consistent_read=True)
+    if reg.due_state != DUE_CLEANING:
+        return None
+    final = FAILED if reg.status == FAILED else FINISHED
+    outbox = thanks if final == FINISHED else []
+    actions = [RegistrationModel.status.set(final), RegistrationModel.finished_at.set(now),
+               RegistrationModel.due_state.remove(), RegistrationModel.due_at.remove(), *_queue(outbox, now)]
+    if completion is not None:
+        actions.append(RegistrationModel.completion.set(completion))
+    try:
+        with TransactWrite(connection=connection()) as tx:
+            tx.update(RegistrationModel(registration_id), actions=actions,
+                      condition=RegistrationModel.due_state == DUE_CLEANING)
+            tx.update(StudentModel(reg.student_id),
+                      actions=[StudentModel.status.set("free"), StudentModel.free_workshop.set(reg.workshop_id),
+                               StudentModel.registration_id.remove(), StudentModel.password_hash.remove(),
+                               StudentModel.expires_at.remove()],
+                      condition=StudentModel.registration_id == registration_id)
+            tx.update(WorkshopModel(reg.workshop_id), actions=[WorkshopModel.seats_free.add(1)])
+            tx.delete(EmailClaimModel(reg.email.lower()), condition=EmailClaimModel.registration_id == registration_id)
+    except TransactWriteError:
+        return None
+    return RegistrationModel.get(registration_id, consistent_read=True)
+
+
+@translated
+def extend(reg: RegistrationModel, minutes: int, reminder: timedelta) -> RegistrationModel:
+    """Push the end back; the caller checked the rules, the conditions re-check the state."""
+    ends = reg.ends_at + timedelta(minutes=minutes)
+    try:
+        with TransactWrite(connection=connection()) as tx:
+            tx.update(RegistrationModel(reg.id), actions=[
+                RegistrationModel.ends_at.set(ends), RegistrationModel.extensions_used.add(1),
+                RegistrationModel.reminder_sent.set(False),
+                RegistrationModel.due_at.set(reminder_at(ends, reg.started_at, reminder))],
+                condition=(RegistrationModel.status == ACTIVE) & (RegistrationModel.ends_at == reg.ends_at))
+            tx.update(StudentModel(reg.student_id), actions=[StudentModel.expires_at.set(ends)],
+                      condition=StudentModel.registration_id == reg.id)
+    except TransactWriteError as exc:
+        raise Conflict("The workshop changed meanwhile (ended or extended); please reload and try again.") from exc
+    return RegistrationModel.get(reg.id, consistent_read=True)
+
+
+@translated
+def queue(reg: RegistrationModel, entries: list[str], now: datetime, **changes) -> None:
+    """Add outbox entries (and set simple attributes) on a registration."""
+    actions = [getattr(RegistrationModel, name).set(value) for name, value in changes.items()]
+    reg.update(actions=[*actions, *_queue(entries, now)])
+
+
+@translated
+def leave_waitlist(reg: RegistrationModel, now: datetime) -> bool:
+    try:
+        with TransactWrite(connection=connection()) as tx:
+            tx.update(RegistrationModel(reg.id), actions=[
+                RegistrationModel.status.set(CANCELLED), RegistrationModel.finished_at.set(now),
+                RegistrationModel.waitlist_workshop.remove(), RegistrationModel.waitlist_seq.remove()],
+                condition=RegistrationModel.status == WAITLISTED)
+            tx.delete(EmailClaimModel(reg.email.lower()), condition=EmailClaimModel.registration_id == reg.id)
+    except TransactWriteError:
+        return False
+    return True
