@@ -93,7 +93,9 @@ def prepare(event: dict) -> dict:
 
 def create_hub_user(event: dict) -> None:
     order = _order(event)
-    current().hub.ensure_user(order["student"])
+    hub = current().hub
+    hub.delete_user(order["student"])  # a fresh home: nothing a previous holder of the seat left survives
+    hub.ensure_user(order["student"])
     provisioning.record_progress(order["registration"], "starting_server")
 
 

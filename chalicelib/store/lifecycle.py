@@ -11,6 +11,7 @@ from chalicelib.domain.errors import Conflict
 from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_CLEANING, reminder_at
 from chalicelib.domain.registration import ACTIVE, CANCELLED, FAILED, FINISHED, PENDING, PROVISIONING, WAITLISTED
 from chalicelib.store.errors import translated
+from chalicelib.store.seats import get_registration
 from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel, connection
 
 _PENDING_OUTBOX = "pending"
@@ -29,9 +30,7 @@ def due(state: str, now: datetime, limit: int = 100) -> list[str]:
     return [key.id for key in RegistrationModel.due_index.query(state, RegistrationModel.due_at <= now, limit=limit)]
 
 
-@translated
-def get(registration_id: str) -> RegistrationModel:
-    return RegistrationModel.get(registration_id, consistent_read=True)
+get = get_registration  # raises NotFound for an unknown id
 
 
 @translated

@@ -97,3 +97,21 @@ def test_status_page_shows_the_provisioning_step(client, workshops):
     assert "Status: <strong>Provisioning</strong>" in page
     assert '<li class="done">Creating your account' in page
     assert 'aria-current="step">Starting your server' in page
+
+
+def test_running_workshop_offers_extend_reset_end_without_javascript(client, workshops, platform):
+    from chalicelib.store import provisioning
+    from datetime import timedelta
+
+    location = submit(client, "WKSHP-PAGE", FORM).headers["Location"]
+    registration_id = location.rsplit("/", 1)[1]
+    provisioning.activate(registration_id, platform.clock(), timedelta(minutes=60))
+    page = client.http.get(location).body.decode()
+    for name in ("extend", "reset", "end"):
+        assert f'action="/registrations/{registration_id}/{name}"' in page
+    assert 'id="countdown"' in page and '<script src="/static/status.js" defer>' in page
+    response = client.http.post(f"{location}/extend", body="",
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 303 and response.headers["Location"].endswith("?done=extend")
+    assert "Your workshop was extended." in client.http.get(response.headers["Location"]).body.decode()
+    assert client.http.get("/static/status.js").headers["Content-Type"].startswith("text/javascript")

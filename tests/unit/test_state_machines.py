@@ -30,17 +30,38 @@ def test_state_machine_is_valid_asl(path, tmp_path):
 
 
 def test_validator_catches_a_broken_machine(tmp_path):
-    broken = json.loads(DEFINITIONS[0].read_text())
+    broken = json.loads((MACHINES / "provision.asl.json").read_text())
     broken["States"]["Prepare"]["Next"] = "Nowhere"
     path = tmp_path / "broken.asl.json"
     path.write_text(json.dumps(broken))
     assert validate(path).returncode != 0
 
 
-def test_every_task_retries_and_falls_back_to_compensation():
+def test_every_task_retries_and_provisioning_falls_back_to_compensation():
+    for path in DEFINITIONS:
+        for name, state in json.loads(path.read_text())["States"].items():
+            assert state["Type"] != "Task" or state.get("Retry"), (path.name, name)
     machine = json.loads((MACHINES / "provision.asl.json").read_text())
-    tasks = {name: s for name, s in machine["States"].items() if s["Type"] == "Task"}
-    for name, state in tasks.items():
-        assert state.get("Retry"), name
-        if name != "Compensate":
+    for name, state in machine["States"].items():
+        if state["Type"] == "Task" and name != "Compensate":
             assert state["Catch"][0]["Next"] == "Compensate", name
+
+
+def test_cleanup_reports_even_when_measuring_or_teardown_fails():
+    machine = json.loads((MACHINES / "cleanup.asl.json").read_text())["States"]
+    assert machine["MeasureCompletion"]["Catch"][0]["Next"] == "Teardown"
+    assert machine["Teardown"]["Catch"][0]["Next"] == "Report"
+    assert machine["Report"]["Retry"][0]["ErrorEquals"] == ["States.ALL"]
+
+
+def test_every_task_names_a_function_the_app_declares():
+    import re
+
+    from app import app
+    from local.workflows import PLACEHOLDER, function_name
+
+    declared = {f.name for f in app.pure_lambda_functions}
+    wanted = {function_name(path.name.removesuffix(".asl.json"), placeholder)
+              for path in DEFINITIONS for placeholder in PLACEHOLDER.findall(path.read_text())}
+    assert wanted and wanted <= declared, wanted - declared
+    assert all(re.fullmatch(r"[a-z]+(-[a-z]+)+", name) for name in wanted)
