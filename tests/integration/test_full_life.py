@@ -1,0 +1,100 @@
+"""A whole life on the local stack with a real JupyterHub: CREATE -> active -> reminder -> extend ->
+expiry -> login refused -> cleanup with completion -> thank-you -> seat to the waitlisted participant.
+
+Time is moved by making the registration due in the embedded DynamoDB; the stack's own timer
+(every second here) runs the time checks.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import nbformat
+import pytest
+import requests
+
+from tests.factory import write_workshop
+from tests.hubtools import login, remove_linux_user
+from tests.stack import LocalStack
+
+WORKSHOP = "WKSHP-LIFE"
+PYFMT = "%Y-%m-%dT%H:%M:%S.%f+0000"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("life")
+    folder = write_workshop(root / "workshops", WORKSHOP, students={"prefix": "life", "from": 1, "to": 1},
+                            duration=120)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("Hi {{ student_id }}"), nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_code_cell("y = 2")]
+    nbformat.write(nb, str(folder / "1-Lab.ipynb"))
+    with LocalStack(root / "workshops", root / "state", tick_seconds=1) as running:
+        yield running
+    remove_linux_user("life1")
+
+
+def register(stack, email):
+    response = requests.post(f"{stack.app_url}/api/registrations", timeout=60, json={
+        "workshop": WORKSHOP, "email": email, "first_name": "Ada", "last_name": "L", "company": "C",
+        "accept_terms": True})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def status(stack, registration_id):
+    return requests.get(f"{stack.app_url}/api/registrations/{registration_id}", timeout=30).json()
+
+
+def make_due(stack, registration_id, **fields):
+    """Move a registration's times as if the clock had advanced."""
+    table = boto3.resource("dynamodb", endpoint_url=stack.aws_url, region_name="us-east-1",
+                           aws_access_key_id="local", aws_secret_access_key="local").Table("wod-customers")
+    now = datetime.now(timezone.utc)
+    values = {name: (now + offset).strftime(PYFMT) for name, offset in fields.items()}
+    table.update_item(Key={"id": registration_id},
+                      UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in values),
+                      ExpressionAttributeNames={f"#{k}": k for k in values},
+                      ExpressionAttributeValues={f":{k}": v for k, v in values.items()})
+
+
+def test_a_whole_life(stack):
+    first = register(stack, "ada@example.com")
+    waiting = register(stack, "bob@example.com")
+    assert waiting["status"] == "waitlisted"
+    ready = stack.wait_for_message(lambda m: "ada@example.com" in m["to"] and m["subject"].startswith("Your workshop"),
+                                   timeout=90)
+    password = re.search(r"Password:\s+(\S+)", ready["text"]).group(1)
+    session, response = login(stack.hub_url, "life1", password)
+    assert "/user/life1/" in response.url
+
+    # the participant runs one of the two code cells of the lab
+    base = f"{stack.hub_url}/user/life1/api/contents/1-Lab.ipynb"
+    xsrf = {"X-XSRFToken": session.cookies.get("_xsrf", path="/user/life1/") or ""}
+    model = session.get(base, timeout=30).json()
+    model["content"]["cells"][1]["execution_count"] = 1
+    assert session.put(base, json={"type": "notebook", "format": "json", "content": model["content"]},
+                       headers=xsrf, timeout=30).status_code == 200
+
+    make_due(stack, first["id"], due_at=timedelta(seconds=-1))
+    stack.wait_for_message(lambda m: m["subject"].startswith("One hour left"), timeout=30)
+    extended = requests.post(f"{stack.app_url}/api/registrations/{first['id']}/extend", json={}, timeout=30)
+    assert extended.status_code == 409  # bob is waiting: no extension
+    assert "waiting for a seat" in extended.json()["message"]
+
+    make_due(stack, first["id"], ends_at=timedelta(seconds=-1), due_at=timedelta(seconds=-1))
+    thanks = stack.wait_for_message(lambda m: m["subject"].startswith("Thank you"), timeout=90)
+    assert "50%" in thanks["text"]  # one of the lab's two code cells ran
+    assert login(stack.hub_url, "life1", password)[1].url.endswith("/hub/login")
+    done = status(stack, first["id"])
+    assert (done["status"], done["completion"]) == ("finished", 50.0)
+
+    promoted = stack.wait_for_message(lambda m: "bob@example.com" in m["to"] and m["subject"].startswith("Your workshop"),
+                                      timeout=90)
+    bob_password = re.search(r"Password:\s+(\S+)", promoted["text"]).group(1)
+    assert status(stack, waiting["id"])["status"] == "active"
+    session, response = login(stack.hub_url, "life1", bob_password)
+    listing = session.get(f"{stack.hub_url}/user/life1/api/contents/1-Lab.ipynb", timeout=30).json()
+    assert all(cell.get("execution_count") is None for cell in listing["content"]["cells"])  # a fresh home
