@@ -1,4 +1,8 @@
-"""Fixtures for the browser tests: one local stack per module, one Chromium per module, a page per test."""
+"""Fixtures for the browser tests: one local stack per module, one Chromium per module, a page per test.
+
+The stack runs a real JupyterHub with the isolated spawner: every student of the test workshops
+becomes a Linux user, removed when the module's stack is torn down.
+"""
 from __future__ import annotations
 
 import os
@@ -6,8 +10,12 @@ import re
 from glob import escape as glob_escape
 from pathlib import Path
 
+import nbformat
 import pytest
+import yaml
 
+from chalicelib.catalog.spec import WorkshopSpec
+from tests.hubtools import remove_linux_user
 from tests.stack import ROOT, LocalStack, write_workshop
 
 CHROMIUM = Path(os.environ.get("CHROMIUM") or "/usr/bin/chromium")  # `make test` passes CHROMIUM
@@ -21,6 +29,29 @@ ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 SEATED = {"id": "WKSHP-E2E", "title": "Browser test workshop", "seats": 2, "beta": True}
 WAITLIST = {"id": "WKSHP-E2EWAIT", "title": "Waitlist test workshop", "seats": 2, "beta": False}
 FULL = {"id": "WKSHP-E2EFULL", "title": "One seat workshop", "seats": 1, "beta": False}
+
+# The seated workshop's first notebook: markdown and a code cell, both rendered per student.
+README = "0-ReadMeFirst.ipynb"
+README_MARKDOWN = ["Welcome **{{ student_id }}**", "Run the cell below with Shift+Enter."]
+README_CODE = "import getpass\nprint('hello from', '{{ student_id }}', 'as', getpass.getuser())"
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def student_ids(folder: Path) -> list[str]:
+    """The Linux users a workshop folder's seats can become (``seats: N``: ``<slug>-1 .. <slug>-N``),
+    as the platform itself reads workshop.yaml."""
+    spec = WorkshopSpec.model_validate(yaml.safe_load((folder / "workshop.yaml").read_text()))
+    return spec.student_range.ids()
+
+
+def write_seated_workshop(root: Path, spec: dict) -> Path:
+    folder = write_workshop(root, spec["id"], seats=spec["seats"], beta=spec["beta"], title=spec["title"],
+                            notebooks={README: README_MARKDOWN, "9-Conclusion.ipynb": ["Thank you!"]})
+    notebook = nbformat.read(str(folder / README), as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(README_CODE))
+    notebook.metadata["kernelspec"] = KERNELSPEC  # as real workshop notebooks have: no kernel picker
+    nbformat.write(notebook, str(folder / README))
+    return folder
 
 
 @pytest.hookimpl(wrapper=True)
@@ -45,10 +76,20 @@ def workshops() -> dict[str, dict]:
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     workshops = root / "workshops"
-    for spec in (SEATED, WAITLIST, FULL):
-        write_workshop(workshops, spec["id"], seats=spec["seats"], beta=spec["beta"], title=spec["title"])
-    with LocalStack(workshops, root / "state") as running:
-        yield running
+    folders = [write_seated_workshop(workshops, SEATED)]
+    for spec in (WAITLIST, FULL):
+        folders.append(write_workshop(workshops, spec["id"], seats=spec["seats"], beta=spec["beta"],
+                                      title=spec["title"]))
+    students = [name for folder in folders for name in student_ids(folder)]
+    assert students == ["e2e-1", "e2e-2", "e2ewait-1", "e2ewait-2", "e2efull-1"], students
+    try:
+        # Stopping waits for JupyterHub to stop the student servers (local/hub.py gives it 20 s and more):
+        # a shorter stop_timeout would SIGKILL `python -m local` and orphan the hub.
+        with LocalStack(workshops, root / "state", start_timeout=120, stop_timeout=60) as running:
+            yield running
+    finally:  # after the hub stopped their servers
+        for name in students:
+            remove_linux_user(name)
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +107,35 @@ def browser():
 
 
 class Console:
-    """Errors the page reported: console.error (CSP violations among them) and uncaught exceptions.
+    """Errors the pages reported: console.error (CSP violations among them) and uncaught exceptions,
+    from every tab of the test's browser context (tabs opened by links included).
 
     Failed resource loads are left out: a 422 form page and the missing favicon are expected.
+    ``errors`` holds "<message> [<script url>] (<page url>)" lines.
     """
 
     def __init__(self):
-        self.errors: list[str] = []
+        self.entries: list[tuple[str, str]] = []  # (page url, message)
+        self._attached: list = []
 
-    def on_console(self, message) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            self.errors.append(f"{message.text} ({message.location.get('url', '')})")
+    @property
+    def errors(self) -> list[str]:
+        return [f"{text} ({url})" for url, text in self.entries]
 
-    def on_page_error(self, error) -> None:
-        self.errors.append(f"uncaught: {error}")
+    def attach(self, page) -> None:
+        if any(seen is page for seen in self._attached):
+            return
+        self._attached.append(page)
+
+        def on_console(message) -> None:
+            if message.type == "error" and not message.text.startswith("Failed to load resource"):
+                self.entries.append((page.url, f"{message.text} [{message.location.get('url', '')}]"))
+
+        def on_page_error(error) -> None:
+            self.entries.append((page.url, f"uncaught: {error}"))
+
+        page.on("console", on_console)
+        page.on("pageerror", on_page_error)
 
 
 @pytest.fixture
@@ -90,19 +146,23 @@ def console() -> Console:
 @pytest.fixture
 def page(browser, request, console):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(30_000)  # generous: a loaded machine; only failures wait this long
+    context.on("page", console.attach)  # this page and the tabs links open
     page = context.new_page()
-    page.on("console", console.on_console)
-    page.on("pageerror", console.on_page_error)
+    console.attach(page)  # no-op if the context's "page" event already did
     try:
         yield page
     finally:
         report = getattr(request.node, "report_call", None)
-        if report is not None and report.failed and not page.is_closed():
-            try:
-                page.screenshot(path=str(screenshot_path(request.node.name, "failure")), full_page=True)
-            except Exception:  # the screenshot is a diagnostic; never hide the real failure
-                pass
+        if report is not None and report.failed:
+            for n, tab in enumerate(context.pages):  # every tab: the failure may be in a popup
+                if tab.is_closed():
+                    continue
+                try:
+                    step = "failure" if n == 0 else f"failure-tab{n + 1}"
+                    tab.screenshot(path=str(screenshot_path(request.node.name, step)), full_page=True)
+                except Exception:  # the screenshot is a diagnostic; never hide the real failure
+                    pass
         context.close()
 
 

@@ -1,14 +1,18 @@
-"""A participant registers in a real browser; the emails are read in the local web inbox.
+"""A participant registers in a real browser, reads the emails in the local web inbox, logs in
+to the real JupyterHub with the emailed credentials and runs the workshop's first notebook.
 
-Runs `python -m local` (tests/stack.py) and headless Chromium. Screenshots of each
-step land in test-artifacts/e2e/.
+Runs `python -m local` (tests/stack.py: app, SMTP + inbox, embedded AWS, order intake, Step Functions,
+JupyterHub with the isolated spawner) and headless Chromium. Screenshots of each step land in
+test-artifacts/e2e/.
 """
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -16,6 +20,11 @@ pytestmark = pytest.mark.e2e
 REGISTRATION_URL = re.compile(r"/registrations/([A-Za-z0-9_-]{16,64})$")
 ORDERS = "orders@backend.wod.local"
 FIRST, LAST, COMPANY = "Zoë", "O'Brien", "Smith & Sons"
+README = "0-ReadMeFirst.ipynb"
+START_NEXT = "%2Fhub%2Fuser-redirect%2Flab%2Ftree%2F0-ReadMeFirst.ipynb"  # the quoted ?next= of Start workshop
+# A seated registration right after the form: the backend may not have started, be at work, or be done.
+SEATED_STATUS = re.compile(r"^Status: (Pending|Provisioning|Active)$")
+SEATED_CLASS = re.compile(r"^status status-(pending|provisioning|active)$")
 
 
 def card(page, workshop_id: str):
@@ -52,6 +61,19 @@ def assert_redirected_after_post(response, workshop_id: str) -> None:
     assert posted.response().status == 303
 
 
+def dismiss_news_toast(page, wait: float = 0) -> None:
+    """JupyterLab may ask "Would you like to get notified about official Jupyter news?" (a toast, bottom
+    right, a few seconds after it loads): answer No if it shows within ``wait`` seconds."""
+    question = "Would you like to get notified about official Jupyter news?"
+    toast = page.get_by_role("alert").filter(has_text=question)
+    try:
+        toast.wait_for(state="visible", timeout=wait * 1000 or 1)
+    except PlaywrightTimeoutError:
+        return
+    toast.get_by_role("button", name="No", exact=True).click()
+    expect(page.get_by_text(question)).to_be_hidden()  # gone, exit animation included
+
+
 def open_in_inbox(page, stack, message: dict):
     """Open the inbox page, click the message's subject in its row, return the HTML body's frame."""
     page.goto(f"{stack.inbox_url}/")
@@ -65,7 +87,7 @@ def open_in_inbox(page, stack, message: dict):
     return page.frame_locator('iframe[title="HTML body"]')
 
 
-def test_register_through_the_form_and_read_the_welcome_email(page, stack, workshops, shot, console):
+def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, workshops, shot, console):
     workshop_id, title = workshops["seated"]["id"], workshops["seated"]["title"]
     email = "zoe.obrien+e2e@example.com"
 
@@ -113,14 +135,15 @@ def test_register_through_the_form_and_read_the_welcome_email(page, stack, works
     expect(page.locator("p.error")).to_have_count(len(expected_errors))
     shot(page, "errors")
 
-    # 4. A valid form (non-ASCII name, apostrophe, ampersand) redirects to the status page.
+    # 4. A valid form (non-ASCII name, apostrophe, ampersand) redirects to the status page: the seat
+    #    is taken and the environment is on its way (the backend may already be at work, or done).
     fill_form(page, email)
     response = submit(page)
     assert_redirected_after_post(response, workshop_id)
     registration_id = registration_id_of(page)
     status_url = f"{stack.app_url}/registrations/{registration_id}"
-    expect(page.locator("p.status")).to_have_class("status status-pending")
-    expect(page.locator("p.status")).to_have_text("Status: Pending")
+    expect(page.locator("p.status")).to_have_class(SEATED_CLASS)
+    expect(page.locator("p.status")).to_have_text(SEATED_STATUS)
     expect(page.locator("dt", has_text="Workshop").locator("+ dd")).to_have_text(title)
     student_dd = page.locator("dt", has_text="Your student account").locator("+ dd")
     expect(student_dd).to_have_text(re.compile(r"^e2e-[12]$"))
@@ -129,7 +152,7 @@ def test_register_through_the_form_and_read_the_welcome_email(page, stack, works
     shot(page, "status")
 
     api = requests.get(f"{stack.app_url}/api/registrations/{registration_id}", timeout=10).json()
-    assert api["status"] == "pending"
+    assert api["status"] in ("pending", "provisioning", "active"), api
     assert api["student"] == student
     assert api["position"] is None
     assert api["workshop"] == {"id": workshop_id, "title": title}
@@ -137,15 +160,13 @@ def test_register_through_the_form_and_read_the_welcome_email(page, stack, works
     seats = {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=10).json()}
     assert seats[workshop_id]["seats_free"] == 1 and seats[workshop_id]["seats_total"] == 2
 
-    # 5. The welcome email and the signed order arrive.
+    # 5. The welcome email arrives; the order goes to the backend, not to anyone's inbox.
     subject = f"You're registered: {title}"
     welcome = stack.wait_for_message(lambda m: m["subject"] == subject, timeout=20, to=email)
     assert welcome["to"] == [email]
     assert f"Hello {FIRST}," in welcome["text"]
     assert f"Your registration: {status_url}" in welcome["text"]
-    order = stack.wait_for_message(lambda m: m["subject"] == f"CREATE {workshop_id} {student}", timeout=20, to=ORDERS)
-    assert re.fullmatch(r"v1=[0-9a-f]{64}", order["headers"].get("X-WOD-Signature", "")), order["headers"]
-    assert len([m for m in stack.messages(to=email)]) == 1, "the participant got more than one email"
+    assert stack.messages(to=ORDERS) == [], "an order was delivered to the inbox"
 
     # 6. The inbox shows it; the HTML body greets the participant and links to the status page.
     frame = open_in_inbox(page, stack, welcome)
@@ -162,11 +183,99 @@ def test_register_through_the_form_and_read_the_welcome_email(page, stack, works
     status_tab = popup_info.value
     status_tab.wait_for_load_state()
     assert status_tab.url == status_url
-    expect(status_tab.locator("p.status")).to_have_text("Status: Pending")
+    expect(status_tab.locator("p.status")).to_have_text(SEATED_STATUS)
     expect(status_tab.locator("dt", has_text="Your student account").locator("+ dd")).to_have_text(student)
     shot(status_tab, "status-from-email")
 
-    # 8. The same email (any case) cannot register again: 409, the form keeps what was typed.
+    # 8. The environment is ready: a second email with the login, and still no order in the inbox.
+    ready = stack.wait_for_message(lambda m: m["subject"] == f"Your workshop is ready: {title}", timeout=90,
+                                   to=email)
+    assert ready["to"] == [email]
+    text = ready["text"]
+    assert f"Hello {FIRST}," in text
+    assert re.search(rf"^\s*Student name: {re.escape(student)}$", text, re.M), text
+    password_line = re.search(r"^\s*Password:     (\S+)$", text, re.M)
+    assert password_line, text
+    password = password_line.group(1)
+    assert len(password) == 12, "the generated password is 12 characters"
+    assert password not in welcome["text"]
+    start_url = f"{stack.hub_url}/hub/login?next={START_NEXT}"
+    assert f"Start workshop: {start_url}" in text
+    assert f"Your registration: {status_url}" in text
+    assert stack.messages(to=ORDERS) == [], "an order was delivered to the inbox"
+    assert [m["subject"] for m in stack.messages(to=email)] == [ready["subject"], subject]
+
+    frame = open_in_inbox(page, stack, ready)
+    expect(frame.locator("body")).to_contain_text(f"Your environment for {title} is ready.")
+    expect(frame.locator("td", has_text=re.compile("^Student name$")).locator("+ td")).to_have_text(student)
+    expect(frame.locator("td", has_text=re.compile("^Password$")).locator("+ td")).to_have_text(password)
+    start = frame.get_by_role("link", name="Start workshop", exact=True)
+    expect(start).to_have_attribute("href", start_url)
+    expect(page.locator("pre")).to_contain_text(f"Start workshop: {start_url}")
+    shot(page, "credentials-email")
+
+    # 9. Start workshop opens the hub's login page in a new tab; a wrong password is refused.
+    with page.expect_popup() as popup_info:
+        start.click()
+    hub = popup_info.value
+    hub.wait_for_load_state()
+    expect(hub).to_have_url(start_url)
+    expect(hub.locator("body")).to_contain_text("from your Workshops-on-Demand welcome email")
+    hub.locator("#username_input").fill(student)
+    hub.locator("#password_input").fill(password[:-1] + ("x" if password[-1] != "x" else "y"))
+    with hub.expect_navigation() as navigation:
+        hub.locator("#login_submit").click()
+    assert navigation.value.request.method == "POST"
+    assert navigation.value.status == 403, navigation.value.status
+    expect(hub).to_have_url(re.compile(rf"^{re.escape(stack.hub_url)}/hub/login\?next="))
+    expect(hub.locator("p.login_error")).to_have_text("Invalid username or password")
+    expect(hub.locator("#username_input")).to_have_value(student)
+    shot(hub, "hub-wrong-password")
+
+    # 10. The right password lands in JupyterLab, in the student's own server, on the ReadMeFirst notebook.
+    hub.locator("#password_input").fill(password)
+    hub.locator("#login_submit").click()
+    expect(hub).to_have_url(f"{stack.hub_url}/user/{student}/lab/tree/{README}", timeout=60_000)
+    main = hub.get_by_role("main")
+    expect(main.get_by_role("tab", name=README, selected=True)).to_be_visible(timeout=60_000)
+    notebook = main.get_by_role("tabpanel", name=README)
+    expect(notebook).to_have_class(re.compile(r"\bjp-NotebookPanel\b"))
+    markdown = notebook.locator(".jp-MarkdownCell .jp-RenderedMarkdown")
+    expect(markdown.first).to_have_text(f"Welcome {student}")
+    expect(markdown.first.locator("strong")).to_have_text(student)
+    expect(notebook.locator(".jp-CodeCell")).to_have_count(1)
+    code = notebook.locator(".jp-CodeCell").first
+    expect(code.locator(".cm-content")).to_contain_text(f"print('hello from', '{student}', 'as', getpass.getuser())")
+    dismiss_news_toast(hub)
+    shot(hub, "notebook")
+
+    # 11. Shift+Enter runs the cell in the student's kernel, as the student's own Linux user.
+    code.locator(".cm-content").click()
+    hub.keyboard.press("Shift+Enter")
+    output = code.locator(".jp-OutputArea-output")
+    expect(output).to_have_text(f"hello from {student} as {student}", timeout=60_000)  # kernel start
+    expect(code.locator(".jp-InputArea-prompt")).to_have_text("[1]:")
+    expect(notebook.locator(".jp-CodeCell")).to_have_count(2)  # "run and advance" added an empty cell
+    dismiss_news_toast(hub, wait=5)
+    shot(hub, "notebook-run")
+
+    # 12. Back on the status page (it refreshed itself): active, with the end time.
+    status_tab.bring_to_front()
+    expect(status_tab.locator("p.status")).to_have_text("Status: Active", timeout=30_000)
+    expect(status_tab.locator("p.status")).to_have_class("status status-active")
+    expect(status_tab.locator("ol.steps")).to_have_count(0)
+    api = requests.get(f"{stack.app_url}/api/registrations/{registration_id}", timeout=10).json()
+    assert api["status"] == "active" and api["student"] == student, api
+    ends_at = datetime.fromisoformat(api["ends_at"])
+    assert timedelta(minutes=55) < ends_at - datetime.now(timezone.utc) <= timedelta(minutes=60), api["ends_at"]
+    ends = status_tab.locator("dt", has_text="Ends").locator("+ dd time")
+    expect(ends).to_have_attribute("datetime", api["ends_at"])
+    expect(ends).to_have_text(f"{api['ends_at'][:16].replace('T', ' ')} UTC")
+    assert f"until {ends_at.strftime('%H:%M UTC on %d %b %Y')}." in text
+    shot(status_tab, "status-active")
+
+    # 13. The same email (any case) cannot register again: 409, the form keeps what was typed.
+    page.bring_to_front()
     page.goto(f"{stack.app_url}/workshops/{workshop_id}")
     fill_form(page, email.upper())
     response = submit(page)
@@ -180,8 +289,9 @@ def test_register_through_the_form_and_read_the_welcome_email(page, stack, works
     shot(page, "duplicate")
     seats = {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=10).json()}
     assert seats[workshop_id]["seats_free"] == 1, "the refused duplicate took a seat"
-    assert len(stack.messages(to=email)) == 1, "the refused duplicate was emailed"
+    assert len(stack.messages(to=email)) == 2, "the refused duplicate was emailed"
 
+    # Every tab: the app, the inbox, the hub's login page and JupyterLab (its kernel websocket included).
     assert console.errors == [], f"the browser reported errors: {console.errors}"
 
 
@@ -189,8 +299,8 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
     workshop_id, title = workshops["waitlist"]["id"], workshops["waitlist"]["title"]
     email = "zoe.waitlist@example.com"
 
-    # 1. Two API registrations take both seats.
-    seated = []
+    # 1. Two API registrations take both seats (the backend then prepares them, in the background).
+    seated = {}
     for n in (1, 2):
         response = requests.post(f"{stack.app_url}/api/registrations", timeout=30, json={
             "workshop": workshop_id, "email": f"seat{n}@example.com", "first_name": f"Seat{n}",
@@ -199,8 +309,8 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
         assert response.status_code == 201, response.text
         body = response.json()
         assert body["status"] == "pending" and body["position"] is None, body
-        seated.append(body["student"])
-    assert sorted(seated) == ["e2ewait-1", "e2ewait-2"]
+        seated[f"seat{n}@example.com"] = body
+    assert sorted(body["student"] for body in seated.values()) == ["e2ewait-1", "e2ewait-2"]
     workshops = {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=10).json()}
     assert workshops[workshop_id]["seats_free"] == 0
     assert workshops[workshop_id]["waitlist_open"] is True
@@ -238,14 +348,12 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
     assert (api["status"], api["position"], api["student"]) == ("waitlisted", 1, None)
     assert api["status_url"] == status_url
 
-    # 4. The waitlist email, and no order for a seat that was not given.
+    # 4. The waitlist email.
     subject = f"You're on the waitlist: {title}"
     message = stack.wait_for_message(lambda m: m["subject"] == subject, timeout=20, to=email)
     assert f"Hello {FIRST}," in message["text"]
     assert "on its waitlist at position 1." in message["text"]
     assert f"Your place in the waitlist: {status_url}" in message["text"]
-    orders = [m["subject"] for m in stack.messages(to=ORDERS) if m["subject"].startswith(f"CREATE {workshop_id} ")]
-    assert sorted(orders) == [f"CREATE {workshop_id} e2ewait-1", f"CREATE {workshop_id} e2ewait-2"]
 
     frame = open_in_inbox(page, stack, message)
     expect(frame.locator("body")).to_contain_text(f"Hello {FIRST},")
@@ -253,6 +361,19 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
     link = frame.get_by_role("link", name="See your place in the waitlist", exact=True)
     expect(link).to_have_attribute("href", status_url)
     shot(page, "email")
+
+    # 5. The two seats were prepared (their holders got their logins); the waitlisted participant got
+    #    no seat, no login, and is still first in line. No order ever lands in the inbox.
+    ready_subject = f"Your workshop is ready: {title}"
+    for seat_email, body in seated.items():
+        ready = stack.wait_for_message(lambda m: m["subject"] == ready_subject, timeout=90, to=seat_email)
+        assert f"Student name: {body['student']}" in ready["text"]
+        state = requests.get(f"{stack.app_url}/api/registrations/{body['id']}", timeout=10).json()
+        assert (state["status"], state["student"]) == ("active", body["student"]), state
+    assert [m["subject"] for m in stack.messages(to=email)] == [subject], "the waitlisted participant got a login"
+    api = requests.get(f"{stack.app_url}/api/registrations/{registration_id}", timeout=10).json()
+    assert (api["status"], api["position"], api["student"]) == ("waitlisted", 1, None)
+    assert stack.messages(to=ORDERS) == [], "an order was delivered to the inbox"
 
     assert console.errors == [], f"the browser reported errors: {console.errors}"
 
