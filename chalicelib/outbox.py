@@ -26,7 +26,9 @@ def status_url(context: Context, registration_id: str) -> str:
 
 
 def _participant_email(kind: str, reg: RegistrationModel, workshop: WorkshopModel, context: Context) -> Email:
+    kind, _, level = kind.partition(":")
     subjects = {
+        "level": f"Level {level} reached: {level} workshops completed",
         "welcome": f"You're registered: {workshop.title}",
         "waitlisted": f"You're on the waitlist: {workshop.title}",
         "apology": f"We could not prepare your workshop: {workshop.title}",
@@ -37,7 +39,7 @@ def _participant_email(kind: str, reg: RegistrationModel, workshop: WorkshopMode
     return render.email(
         kind, to=reg.email, subject=subjects[kind],
         registration=reg, workshop=workshop, status_url=status_url(context, reg.id),
-        position=waitlist_position(reg), badge_url=badge_url(context, workshop),
+        position=waitlist_position(reg), badge_url=badge_url(context, workshop), level=level,
     )
 
 
@@ -65,7 +67,7 @@ def build(entry: str, reg: RegistrationModel, workshop: WorkshopModel, context: 
     if kind == "order":
         action, _, attempt = rest.partition(":")
         return _order_email(action, int(attempt or 0), reg, workshop, context)
-    return _participant_email(kind, reg, workshop, context)
+    return _participant_email(entry, reg, workshop, context)
 
 
 def deliver(reg: RegistrationModel, context: Context, workshop: WorkshopModel | None = None) -> list[str]:

@@ -44,6 +44,9 @@ class Settings:
     state_machines: Mapping[str, str] = field(default_factory=dict)  # order action -> state machine ARN
     callback_url: str | None = None  # the frontend the backend calls back (defaults to public_url)
     ready_timeout_seconds: int = 180
+    ecs_cluster: str | None = None  # appliances as ECS tasks (AWS); unset: local processes
+    ecs_subnets: tuple[str, ...] = ()
+    ecs_security_groups: tuple[str, ...] = ()
     # run phase
     reminder_minutes: int = 60  # the "ends in one hour" email
     stuck_minutes: int = 10  # provisioning past this fails
@@ -93,6 +96,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_machines=json.loads(env["WOD_STATE_MACHINES"]) if env.get("WOD_STATE_MACHINES") else {},
         callback_url=env.get("WOD_CALLBACK_URL") or None,
         ready_timeout_seconds=int(env.get("WOD_READY_TIMEOUT_SECONDS", defaults.ready_timeout_seconds)),
+        ecs_cluster=env.get("WOD_ECS_CLUSTER") or None,
+        ecs_subnets=_split(env.get("WOD_ECS_SUBNETS", "")),
+        ecs_security_groups=_split(env.get("WOD_ECS_SECURITY_GROUPS", "")),
         reminder_minutes=int(env.get("WOD_REMINDER_MINUTES", defaults.reminder_minutes)),
         stuck_minutes=int(env.get("WOD_STUCK_MINUTES", defaults.stuck_minutes)),
         cleanup_retry_minutes=int(env.get("WOD_CLEANUP_RETRY_MINUTES", defaults.cleanup_retry_minutes)),

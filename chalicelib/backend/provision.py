@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import urllib3
 
-from chalicelib.adapters.appliances import LocalAppliances, appliance_port
+from chalicelib.adapters.appliances import EcsAppliances, LocalAppliances, appliance_port
 from chalicelib.adapters.content import FolderContent
 from chalicelib.adapters.hub import HubClient, HubUnavailable
 from chalicelib.domain.errors import WodError
@@ -47,7 +47,7 @@ class Backend:
     settings: Settings
     hub: HubClient
     content: FolderContent
-    appliances: LocalAppliances
+    appliances: LocalAppliances | EcsAppliances
 
 
 @lru_cache(maxsize=1)
@@ -59,7 +59,14 @@ def _default() -> Backend:
 def build(settings: Settings) -> Backend:
     models.bind(settings)
     hub = HubClient(settings.hub_api_url or settings.hub_url, get_secret(settings, "hub_token"))
-    return Backend(settings, hub, FolderContent(settings.workshops_dir), LocalAppliances(settings.workshops_dir))
+    if settings.ecs_cluster:
+        from chalicelib.adapters.aws import client_for
+
+        appliances = EcsAppliances(lambda: client_for("ecs", settings), settings.ecs_cluster,
+                                   list(settings.ecs_subnets), list(settings.ecs_security_groups))
+    else:
+        appliances = LocalAppliances(settings.workshops_dir)
+    return Backend(settings, hub, FolderContent(settings.workshops_dir), appliances)
 
 
 _override: list[Backend] = []
@@ -120,7 +127,8 @@ def check_ready(event: dict) -> dict:
     order = _order(event)
     backend = current()
     appliance = _appliance(WorkshopModel.get(order["workshop"]), order["student"])
-    if backend.hub.server_ready(order["student"]) and (not appliance or backend.appliances.healthy(*appliance)):
+    if backend.hub.server_ready(order["student"]) and (
+            not appliance or backend.appliances.ready(order["student"], *appliance)):
         return {"ready": True}
     if time.time() > event["ctx"]["deadline"]:
         raise ServerNotReady(f"the server of {order['student']} was not ready in time")
@@ -171,7 +179,7 @@ def deploy(event: dict) -> None:
                  "workshop_id": workshop.id, "workshop_title": workshop.title}
     appliance = _appliance(workshop, order["student"])
     if appliance:
-        variables["appliance_url"] = backend.appliances.url(appliance[1])
+        variables["appliance_url"] = backend.appliances.url(order["student"], appliance[1])
     uploaded = _upload(backend, workshop, order["student"], variables)
     _callback(backend, {"registration": order["registration"], "student": order["student"], "outcome": "ready",
                         "password": password, "hub_url": backend.settings.hub_url})

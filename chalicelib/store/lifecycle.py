@@ -152,3 +152,9 @@ def leave_waitlist(reg: RegistrationModel, now: datetime) -> bool:
     except TransactWriteError:
         return False
     return True
+
+
+@translated
+def finished_workshops(email: str) -> int:
+    """Distinct workshops this address has finished."""
+    return len({r.workshop_id for r in RegistrationModel.email_index.query(email) if r.status == FINISHED})

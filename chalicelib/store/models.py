@@ -14,7 +14,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.settings import Settings
@@ -131,6 +131,16 @@ class DueIndex(GlobalSecondaryIndex):
     due_at = UTCDateTimeAttribute(range_key=True)
 
 
+class EmailIndex(GlobalSecondaryIndex):
+    """A participant's registrations, for level badges (how many workshops they finished)."""
+
+    class Meta:
+        index_name = "by-email"
+        projection = IncludeProjection(["status", "workshop_id"])
+
+    email = UnicodeAttribute(hash_key=True)
+
+
 class RegistrationModel(Model):
     """A participant's registration (the "customers" table)."""
 
@@ -170,6 +180,7 @@ class RegistrationModel(Model):
     waitlist_index = WaitlistIndex()
     outbox_index = OutboxIndex()
     due_index = DueIndex()
+    email_index = EmailIndex()
 
 
 class EmailClaimModel(Model):

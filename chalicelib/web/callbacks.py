@@ -10,6 +10,7 @@ from chalice import Blueprint
 from chalicelib import lifecycle, outbox, render
 from chalicelib.context import current
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.lifecycle import badge_level
 from chalicelib.domain.orders import SIGNATURE_HEADER, verify_signed_json
 from chalicelib.observability import logger
 from chalicelib.secrets import get_key
@@ -33,6 +34,10 @@ def _cleaned(context, registration_id: str, completion):
         raise InvalidInput({"completion": "a percentage or null"})
     finished = lifecycle_store.finish(registration_id, completion, context.clock(), ["thanks"])
     if finished:
+        level = badge_level(lifecycle_store.finished_workshops(finished.email), context.settings.badge_levels)
+        if level and finished.status == "finished":
+            lifecycle_store.queue(finished, [f"level:{level}"], context.clock())
+            finished = lifecycle_store.get(registration_id)
         outbox.deliver(finished, context)
         lifecycle.promote_waitlist(context, finished.workshop_id)
         logger.info("registration finished, seat freed",

@@ -162,3 +162,18 @@ def test_tick_reads_only_due_registrations(platform, active, clock):
     assert store.due("active", clock()) == []
     clock.advance(minutes=61)
     assert store.due("active", clock()) == [active["id"]]
+
+
+def test_third_finished_workshop_earns_the_level_badge(client, platform, sync, recording):
+    sync(*[(f"WKSHP-L{n}", {"seats": 1}) for n in range(3)])
+    for n in range(3):
+        created = registrations.register(body("lea@example.com") | {"workshop": f"WKSHP-L{n}"})
+        callback(client, platform, {"registration": created["id"], "student": created["student"],
+                                    "outcome": "ready", "password": "Pw123456789x", "hub_url": "http://hub"})
+        action(client, created["id"], "end")
+        callback(client, platform, {"registration": created["id"], "student": created["student"],
+                                    "outcome": "cleaned", "completion": 100})
+    levels = [e for e in recording.sent if e.subject.startswith("Level")]
+    assert [e.subject for e in levels] == ["Level 3 reached: 3 workshops completed"]
+    assert "Level 3" in levels[0].html and levels[0].to == "lea@example.com"
+    assert len([e for e in recording.sent if e.subject.startswith("Thank you")]) == 3
