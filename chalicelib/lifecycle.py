@@ -17,9 +17,10 @@ from chalicelib.store import seats
 PROMOTED_OUTBOX = ["promoted", "order:CREATE"]
 
 
-def _due(state: str, context: Context):
+def _due(state: str, context: Context, counts: dict[str, int]):
     now = context.clock()
     for registration_id in store.due(state, now):
+        counts["read"] += 1
         try:
             reg = store.get(registration_id)
         except NotFound:
@@ -44,20 +45,21 @@ def tick(context: Context | None = None) -> dict[str, int]:
     context = context or current()
     settings = context.settings
     retry = timedelta(minutes=settings.cleanup_retry_minutes)
-    counts = dict.fromkeys(("stuck", "reminders", "expired", "cleanup_retried", "promoted", "outbox_retried"), 0)
+    counts = dict.fromkeys(("read", "stuck", "reminders", "expired", "cleanup_retried", "promoted",
+                            "outbox_retried"), 0)
 
-    for reg in _due(DUE_PROVISIONING, context):
+    for reg in _due(DUE_PROVISIONING, context, counts):
         if reg.status in (PENDING, PROVISIONING) and store.begin_cleanup(
                 reg, context.clock(), retry, FAILED, extra_outbox=("apology",)):
             counts["stuck"] += 1
-    for reg in _due(DUE_ACTIVE, context):
+    for reg in _due(DUE_ACTIVE, context, counts):
         if reg.status != ACTIVE:
             continue
         if context.clock() >= reg.ends_at:
             counts["expired"] += store.begin_cleanup(reg, context.clock(), retry, EXPIRING)
         elif not reg.reminder_sent:
             counts["reminders"] += store.mark_reminded(reg, context.clock())
-    for reg in _due(DUE_CLEANING, context):
+    for reg in _due(DUE_CLEANING, context, counts):
         counts["cleanup_retried"] += store.retry_cleanup(reg, context.clock(), retry)
     for workshop_id in seats.workshops_with_waitlist():
         counts["promoted"] += promote_waitlist(context, workshop_id)
