@@ -18,6 +18,22 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class ScaledClock:
+    """Business time that runs ``scale`` times faster than the wall clock (local demos).
+
+    Only the platform's own deadlines follow it; signatures and their freshness use wall time.
+    """
+
+    def __init__(self, scale: float, start: datetime | None = None):
+        if scale <= 0:
+            raise ValueError("the time scale must be positive")
+        self.scale, self.start = scale, start or utcnow()
+        self.wall_start = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.start + (utcnow() - self.wall_start) * self.scale
+
+
 @dataclass
 class Context:
     settings: Settings

@@ -25,6 +25,7 @@ class LocalConfig:
     hub_proxy_api_port: int = 8002
     hub_spawner: str = "isolated"
     tick_seconds: float = 60.0
+    time_scale: float = 1.0
     workshops: Path = ROOT / "workshops"
 
     @classmethod
@@ -41,6 +42,7 @@ class LocalConfig:
             hub_proxy_api_port=int(env.get("WOD_HUB_PROXY_API_PORT", cls.hub_proxy_api_port)),
             hub_spawner=env.get("WOD_HUB_SPAWNER", cls.hub_spawner),
             tick_seconds=float(env.get("WOD_TICK_SECONDS", cls.tick_seconds)),
+            time_scale=float(env.get("WOD_TIME_SCALE", cls.time_scale)),
             workshops=Path(env.get("WOD_WORKSHOPS", cls.workshops)).resolve(),
         )
 

@@ -77,6 +77,7 @@ class Stack:
         get_settings.cache_clear()
         models.bind(get_settings())
         models.create_tables()
+        self._use_clock()
         _done(t, "tables and state machines created")
 
         t = _step(f"JupyterHub on {cfg.hub_url} ({cfg.hub_spawner} spawner)")
@@ -132,6 +133,16 @@ class Stack:
         client = boto3.client("stepfunctions", endpoint_url=aws.endpoint, region_name=os.environ["AWS_DEFAULT_REGION"])
         arns = create_state_machines(client, os.environ["AWS_DEFAULT_REGION"])
         os.environ["WOD_STATE_MACHINES"] = json.dumps(arns)
+
+    def _use_clock(self) -> None:
+        from chalicelib import context
+        from chalicelib.settings import get_settings
+
+        scale = self.config.time_scale
+        clock = context.ScaledClock(scale) if scale != 1 else context.utcnow
+        context.use(context.build(get_settings(), clock=clock))
+        if scale != 1:
+            print(f"\n    time runs {scale:g}x faster: a 2 h workshop lasts {120 / scale:g} min", end="")
 
     def _start_hub(self) -> None:
         from chalicelib.secrets import get_secret

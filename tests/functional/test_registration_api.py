@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_registration_claims_a_student_and_sends_welcome_and_signed_order(client
     assert order["Subject"] == f"CREATE WKSHP-API1 {body['student']}"
     payload = order.get_body(("plain",)).get_content().strip().encode()
     verified = verify_order(payload, order[SIGNATURE_HEADER], get_key(platform.settings, "order_key"),
-                            now=platform.clock().timestamp(), max_age=60)
+                            now=time.time(), max_age=60)
     assert (verified.action, verified.registration, verified.student) == ("CREATE", body["id"], body["student"])
 
 

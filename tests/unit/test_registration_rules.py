@@ -63,3 +63,16 @@ def test_registration_ids_are_unguessable_and_url_safe():
     ids = {new_registration_id() for _ in range(200)}
     assert len(ids) == 200 and all(is_registration_id(i) and len(i) == 24 for i in ids)
     assert not is_registration_id("../../etc/passwd") and not is_registration_id("short")
+
+
+def test_scaled_clock_runs_faster_than_the_wall():
+    import time
+
+    from chalicelib.context import ScaledClock
+
+    clock = ScaledClock(3600)
+    first = clock()
+    time.sleep(0.05)
+    assert 150 <= (clock() - first).total_seconds() <= 400  # 0.05 s of wall time = about 3 minutes
+    with pytest.raises(ValueError):
+        ScaledClock(0)
