@@ -36,6 +36,7 @@ STATE_MACHINE_TASKS = {
     "cleanup": ("chalicelib.backend.cleanup", ("measure_completion", "teardown", "report")),
     "purge": ("chalicelib.backend.cleanup", ("teardown", "report")),
     "reset": ("chalicelib.backend.provision", ("deploy",)),
+    "warm": ("chalicelib.backend.warm", ("prepare", "start", "check_ready", "mark")),
 }
 
 

@@ -7,12 +7,13 @@ from datetime import timedelta
 
 from chalicelib import outbox
 from chalicelib.context import Context, current
-from chalicelib.domain.errors import NotFound
+from chalicelib.domain.errors import NotFound, Unavailable
 from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_CLEANING, DUE_PROVISIONING
 from chalicelib.domain.registration import ACTIVE, EXPIRING, FAILED, PENDING, PROVISIONING
 from chalicelib.observability import logger
 from chalicelib.store import lifecycle as store
 from chalicelib.store import seats
+from chalicelib.store import warm as warm_store
 
 PROMOTED_OUTBOX = ["promoted", "order:CREATE"]
 
@@ -41,12 +42,35 @@ def promote_waitlist(context: Context, workshop_id: str) -> int:
     return promoted
 
 
+def top_up_warm_pools(context: Context) -> int:
+    """Keep ``warm_pool`` free students of each workshop with a running server, never more than
+    the free seats; a WARM order per student, each claimed first so no student is warmed twice."""
+    now, stale = context.clock(), timedelta(minutes=context.settings.stuck_minutes)
+    ordered = 0
+    for workshop in warm_store.pool_workshops():
+        free = warm_store.free_students(workshop.id)
+        warming = [s for s in free if not s.warm and s.warming_since and s.warming_since > now - stale]
+        need = min(int(workshop.warm_pool), int(workshop.seats_free)) - sum(1 for s in free if s.warm) - len(warming)
+        for student in [s for s in free if not s.warm and s not in warming][:max(0, need)]:
+            cycle = warm_store.mark_warming(student.id, now, stale)
+            if cycle is None:
+                continue
+            try:
+                context.mailer.send(outbox.order_email("WARM", cycle % 1000, workshop, student.id,
+                                                       f"warm-{student.id}", context))
+            except Unavailable as exc:  # the claim expires after `stale`, then the pool is topped up again
+                logger.warning("warm order not sent", extra={"student": student.id, "error": exc.message})
+                continue
+            ordered += 1
+    return ordered
+
+
 def tick(context: Context | None = None) -> dict[str, int]:
     context = context or current()
     settings = context.settings
     retry = timedelta(minutes=settings.cleanup_retry_minutes)
     counts = dict.fromkeys(("read", "stuck", "reminders", "expired", "cleanup_retried", "promoted",
-                            "outbox_retried"), 0)
+                            "outbox_retried", "warming"), 0)
 
     for reg in _due(DUE_PROVISIONING, context, counts):
         if reg.status in (PENDING, PROVISIONING) and store.begin_cleanup(
@@ -64,6 +88,7 @@ def tick(context: Context | None = None) -> dict[str, int]:
     for workshop_id in seats.workshops_with_waitlist():
         counts["promoted"] += promote_waitlist(context, workshop_id)
     counts["outbox_retried"] = outbox.deliver_due(context)
+    counts["warming"] = top_up_warm_pools(context)
     if any(counts.values()):
         logger.info("time checks", extra=counts)
     return counts

@@ -52,13 +52,14 @@ def badge_url(context: Context, workshop: WorkshopModel) -> str | None:
     return f"{context.settings.public_url}/badges/{workshop.id}"
 
 
-def _order_email(action: str, attempt: int, reg: RegistrationModel, workshop: WorkshopModel,
-                 context: Context) -> Email:
+def order_email(action: str, attempt: int, workshop: WorkshopModel, student: str, registration_id: str,
+                context: Context) -> Email:
+    """A signed order to the backend of the workshop's location."""
     address = context.settings.orders_address(workshop.location)
     if not address:
         raise Unavailable(f"no order address is configured for location {workshop.location!r}")
     # issued_at is wall time: it proves freshness to the backend, whatever the business clock says
-    order = Order.new(action, workshop.id, reg.student_id or "", reg.id, time.time(), attempt)
+    order = Order.new(action, workshop.id, student, registration_id, time.time(), attempt)
     body = order.body()
     signature = sign(body, get_key(context.settings, "order_key"))
     return Email(to=address, subject=order.subject, text=body.decode(), headers={SIGNATURE_HEADER: signature})
@@ -68,7 +69,7 @@ def build(entry: str, reg: RegistrationModel, workshop: WorkshopModel, context: 
     kind, _, rest = entry.partition(":")
     if kind == "order":
         action, _, attempt = rest.partition(":")
-        return _order_email(action, int(attempt or 0), reg, workshop, context)
+        return order_email(action, int(attempt or 0), workshop, reg.student_id or "", reg.id, context)
     return _participant_email(entry, reg, workshop, context)
 
 

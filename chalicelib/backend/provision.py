@@ -95,13 +95,14 @@ def prepare(event: dict) -> dict:
         raise StaleOrder(f"registration {order['registration']} is no longer waiting for provisioning")
     logger.info("provisioning", extra={"registration": order["registration"], "student": order["student"],
                                        "workshop": order["workshop"]})
-    return {"deadline": int(time.time()) + current().settings.ready_timeout_seconds}
+    return {"deadline": int(time.time()) + current().settings.ready_timeout_seconds, "warm": bool(student.warm)}
 
 
 def create_hub_user(event: dict) -> None:
     order = _order(event)
     hub = current().hub
-    hub.delete_user(order["student"])  # a fresh home: nothing a previous holder of the seat left survives
+    if not event.get("ctx", {}).get("warm"):  # a warm student's home is fresh and its server runs
+        hub.delete_user(order["student"])  # nothing a previous holder of the seat left survives
     hub.ensure_user(order["student"])
     provisioning.record_progress(order["registration"], "starting_server")
 

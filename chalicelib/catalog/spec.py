@@ -61,11 +61,18 @@ class WorkshopSpec(Strict):
     priority: int = Field(100, ge=0, le=10000)
     appliance: Appliance | None = None
     extension: Extension = Extension()
+    warm_pool: int = Field(0, ge=0, le=MAX_SEATS, description="free students kept with a running server")
 
     @model_validator(mode="after")
     def _one_seat_source(self):
         if (self.students is None) == (self.seats is None):
             raise ValueError("give either 'students' (a range) or 'seats' (a count), not both or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _pool_fits(self):
+        if self.warm_pool > len(self.student_range.ids()):
+            raise ValueError("warm_pool cannot exceed the number of seats")
         return self
 
     @property

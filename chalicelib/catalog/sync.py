@@ -58,6 +58,7 @@ def _metadata_actions(w: Workshop, seats_total: int) -> list:
         WorkshopModel.appliance.set(s.appliance.model_dump()) if s.appliance else WorkshopModel.appliance.remove(),
         WorkshopModel.extension_minutes.set(s.extension.minutes),
         WorkshopModel.extension_max.set(s.extension.max),
+        WorkshopModel.warm_pool.set(s.warm_pool),
         WorkshopModel.seats_total.set(seats_total),
     ]
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from chalicelib.domain.errors import WodError
 
 VERSION = 1
-ACTIONS = ("CREATE", "CLEANUP", "RESET", "PURGE")
+ACTIONS = ("CREATE", "CLEANUP", "RESET", "PURGE", "WARM")
 SIGNATURE_HEADER = "X-WOD-Signature"
 
 

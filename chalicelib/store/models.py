@@ -51,6 +51,7 @@ class WorkshopModel(Model):
     appliance = JSONAttribute(null=True)
     extension_minutes = NumberAttribute(default=30)
     extension_max = NumberAttribute(default=2)
+    warm_pool = NumberAttribute(default=0)
     seats_total = NumberAttribute(default=0)
     seats_free = NumberAttribute(default=0)
     waitlist_seq = NumberAttribute(default=0)
@@ -61,7 +62,7 @@ class FreeStudentIndex(GlobalSecondaryIndex):
 
     class Meta:
         index_name = "free-by-workshop"
-        projection = KeysOnlyProjection()
+        projection = IncludeProjection(["warm", "warming_since"])
 
     free_workshop = UnicodeAttribute(hash_key=True)
     id = UnicodeAttribute(range_key=True)
@@ -89,6 +90,9 @@ class StudentModel(Model):
     password_hash = UnicodeAttribute(null=True)
     expires_at = UTCDateTimeAttribute(null=True)
     hub_url = UnicodeAttribute(null=True)
+    warm = BooleanAttribute(null=True)  # a free student whose server already runs (warm pool)
+    warming_since = UTCDateTimeAttribute(null=True)
+    warm_cycles = NumberAttribute(default=0)
 
     free_index = FreeStudentIndex()
     workshop_index = StudentWorkshopIndex()

@@ -106,6 +106,7 @@ def release(registration_id: str, reason: str, now: datetime, outbox_entry: str)
             tx.update(StudentModel(reg.student_id),
                       actions=[StudentModel.status.set("free"), StudentModel.free_workshop.set(reg.workshop_id),
                                StudentModel.registration_id.remove(), StudentModel.password_hash.remove(),
+                               StudentModel.warm.remove(), StudentModel.warming_since.remove(),
                                StudentModel.expires_at.remove()],
                       condition=StudentModel.registration_id == registration_id)
             tx.update(WorkshopModel(reg.workshop_id), actions=[WorkshopModel.seats_free.add(1)])

@@ -128,6 +128,16 @@ def _try_waitlist(workshop_id: str, applicant: Applicant, registration: Registra
         tx.save(registration, condition=RegistrationModel.id.does_not_exist())
 
 
+def _free_student(workshop: WorkshopModel) -> str | None:
+    """A random free student; a warm one (server already running) when the workshop keeps a pool."""
+    if int(workshop.warm_pool or 0) > 0:
+        warm = list(StudentModel.free_index.query(workshop.id, filter_condition=StudentModel.warm == True))  # noqa: E712
+        if warm:
+            return random.choice(warm).id
+    free = list(StudentModel.free_index.query(workshop.id, limit=CANDIDATES))
+    return random.choice(free).id if free else None
+
+
 @translated
 def register(applicant: Applicant, workshop_id: str, registration_id: str, now: datetime,
              seated_outbox: list[str], waitlisted_outbox: list[str],
@@ -144,12 +154,12 @@ def register(applicant: Applicant, workshop_id: str, registration_id: str, now: 
             workshop = _active_workshop(workshop_id)
         try:
             if workshop.seats_free > 0:
-                candidates = [s.id for s in StudentModel.free_index.query(workshop_id, limit=CANDIDATES)]
-                if not candidates:  # the index lags the counter for a moment
+                candidate = _free_student(workshop)
+                if candidate is None:  # the index lags the counter for a moment
                     _backoff(attempt + 1)
                     continue
                 registration = _new_registration(registration_id, applicant, workshop_id, now, seated_outbox)
-                _try_seat(workshop_id, random.choice(candidates), applicant, registration, stuck_after)
+                _try_seat(workshop_id, candidate, applicant, registration, stuck_after)
             else:
                 registration = _new_registration(registration_id, applicant, workshop_id, now, waitlisted_outbox)
                 _try_waitlist(workshop_id, applicant, registration)
@@ -193,11 +203,10 @@ def promote_next(workshop_id: str, now: datetime, stuck_after: timedelta, outbox
         first = next(iter(RegistrationModel.waitlist_index.query(workshop_id, limit=1)), None)
         if first is None:
             return None
-        candidates = [s.id for s in StudentModel.free_index.query(workshop_id, limit=CANDIDATES)]
-        if not candidates:
+        student = _free_student(workshop)
+        if student is None:
             _backoff(attempt + 1)
             continue
-        student = random.choice(candidates)
         try:
             with TransactWrite(connection=connection()) as tx:
                 tx.update(RegistrationModel(first.id), actions=[
