@@ -64,10 +64,11 @@ def stack(tmp_path_factory):
                                                       "{{ appliance_url }}"],
                               "9-Conclusion.ipynb": ["Bye {{ student_id }}"]},
                    appliance={"command": ["{python}", "-m", "http.server", "{port}"], "port_base": 19300})
-    with LocalStack(root / "workshops", root / "state") as running:
+    write_workshop(root / "workshops", "WKSHP-HOT", students={"prefix": "hot", "from": 1, "to": 2}, warm_pool=1)
+    with LocalStack(root / "workshops", root / "state", tick_seconds=1) as running:
         yield running
-    for n in range(1, 4):
-        remove_linux_user(f"prov{n}")
+    for name in ("prov1", "prov2", "prov3", "hot1", "hot2"):
+        remove_linux_user(name)
 
 
 def test_create_order_becomes_a_ready_student_that_can_log_in(stack):
@@ -140,3 +141,21 @@ def test_hub_down_retries_then_releases_the_seat_and_apologises(tmp_path):
         assert executions(down)[0]["status"] == "FAILED"
         again = register(down, "WKSHP-DOWN", "kay@example.com")  # the seat and the email are free again
         assert again["status"] == "pending"
+
+
+def test_a_warm_student_is_ready_at_once_and_can_log_in(stack):
+    students = aws(stack, "dynamodb")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        warm = [i["id"]["S"] for i in students.scan(TableName="wod-students")["Items"] if i.get("warm", {}).get("BOOL")]
+        if warm:
+            break
+        time.sleep(1)
+    assert warm, "the warm pool was never filled"
+    started = time.monotonic()
+    created = register(stack, "WKSHP-HOT", "hot@example.com")
+    assert created["student"] == warm[0]
+    _, password = credentials(stack, "hot@example.com", timeout=30)
+    assert time.monotonic() - started < 10
+    session, response = login(stack.hub_url, created["student"], password)
+    assert response.status_code == 200 and f"/user/{created['student']}/" in response.url
