@@ -8,11 +8,11 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.errors import Conflict
-from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_CLEANING, reminder_at
+from chalicelib.domain.lifecycle import DUE_CLEANING, reminder_at
 from chalicelib.domain.registration import ACTIVE, CANCELLED, FAILED, FINISHED, PENDING, PROVISIONING, WAITLISTED
 from chalicelib.store.errors import translated
-from chalicelib.store.seats import get_registration
-from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel, connection
+from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, connection
+from chalicelib.store.seats import get_registration, return_seat
 
 _PENDING_OUTBOX = "pending"
 
@@ -103,14 +103,7 @@ def finish(registration_id: str, completion: float | None, now: datetime,
         with TransactWrite(connection=connection()) as tx:
             tx.update(RegistrationModel(registration_id), actions=actions,
                       condition=RegistrationModel.due_state == DUE_CLEANING)
-            tx.update(StudentModel(reg.student_id),
-                      actions=[StudentModel.status.set("free"), StudentModel.free_workshop.set(reg.workshop_id),
-                               StudentModel.registration_id.remove(), StudentModel.password_hash.remove(),
-                               StudentModel.warm.remove(), StudentModel.warming_since.remove(),
-                               StudentModel.expires_at.remove()],
-                      condition=StudentModel.registration_id == registration_id)
-            tx.update(WorkshopModel(reg.workshop_id), actions=[WorkshopModel.seats_free.add(1)])
-            tx.delete(EmailClaimModel(reg.email.lower()), condition=EmailClaimModel.registration_id == registration_id)
+            return_seat(tx, reg)
     except TransactWriteError:
         return None
     return RegistrationModel.get(registration_id, consistent_read=True)

@@ -10,14 +10,8 @@ from chalicelib.domain.errors import Conflict
 from chalicelib.domain.lifecycle import DUE_ACTIVE, reminder_at
 from chalicelib.domain.registration import ACTIVE, FAILED, PENDING, PROVISIONING
 from chalicelib.store.errors import translated
-from chalicelib.store.models import (
-    EmailClaimModel,
-    NonceModel,
-    RegistrationModel,
-    StudentModel,
-    WorkshopModel,
-    connection,
-)
+from chalicelib.store.models import NonceModel, RegistrationModel, StudentModel, WorkshopModel, connection
+from chalicelib.store.seats import return_seat
 
 IN_FLIGHT = (PENDING, PROVISIONING)
 
@@ -94,7 +88,6 @@ def release(registration_id: str, reason: str, now: datetime, outbox_entry: str)
         return None
     try:
         with TransactWrite(connection=connection()) as tx:
-            tx.delete(EmailClaimModel(reg.email.lower()), condition=EmailClaimModel.registration_id == registration_id)
             tx.update(RegistrationModel(registration_id),
                       actions=[RegistrationModel.status.set(FAILED), RegistrationModel.failure.set(reason[:500]),
                                RegistrationModel.progress.remove(), RegistrationModel.due_state.remove(),
@@ -103,13 +96,7 @@ def release(registration_id: str, reason: str, now: datetime, outbox_entry: str)
                                RegistrationModel.outbox_state.set("pending"),
                                RegistrationModel.outbox_due_at.set(now + timedelta(seconds=60))],
                       condition=RegistrationModel.status.is_in(*IN_FLIGHT))
-            tx.update(StudentModel(reg.student_id),
-                      actions=[StudentModel.status.set("free"), StudentModel.free_workshop.set(reg.workshop_id),
-                               StudentModel.registration_id.remove(), StudentModel.password_hash.remove(),
-                               StudentModel.warm.remove(), StudentModel.warming_since.remove(),
-                               StudentModel.expires_at.remove()],
-                      condition=StudentModel.registration_id == registration_id)
-            tx.update(WorkshopModel(reg.workshop_id), actions=[WorkshopModel.seats_free.add(1)])
+            return_seat(tx, reg)
     except TransactWriteError:
         return None
     return RegistrationModel.get(registration_id, consistent_read=True)

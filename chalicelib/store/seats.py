@@ -61,6 +61,21 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, 0.004 * min(attempt, 10)))
 
 
+def return_seat(tx: TransactWrite, reg: RegistrationModel) -> None:
+    """Add to ``tx``: the student back to free, the counter up by one, the email guard gone.
+
+    Every path that gives a seat back goes through here, inside its own transaction.
+    """
+    tx.update(StudentModel(reg.student_id),
+              actions=[StudentModel.status.set("free"), StudentModel.free_workshop.set(reg.workshop_id),
+                       StudentModel.registration_id.remove(), StudentModel.password_hash.remove(),
+                       StudentModel.warm.remove(), StudentModel.warming_since.remove(),
+                       StudentModel.expires_at.remove()],
+              condition=StudentModel.registration_id == reg.id)
+    tx.update(WorkshopModel(reg.workshop_id), actions=[WorkshopModel.seats_free.add(1)])
+    tx.delete(EmailClaimModel(reg.email.lower()), condition=EmailClaimModel.registration_id == reg.id)
+
+
 @translated
 def get_workshop(workshop_id: str) -> WorkshopModel:
     try:

@@ -15,7 +15,6 @@ import os
 import pwd
 import secrets
 import socket
-import subprocess
 import tempfile
 import time
 import uuid
