@@ -73,38 +73,50 @@ def build(entry: str, reg: RegistrationModel, workshop: WorkshopModel, context: 
     return _participant_email(entry, reg, workshop, context)
 
 
-def deliver(reg: RegistrationModel, context: Context, workshop: WorkshopModel | None = None) -> list[str]:
-    """Send every outbox entry; return what is left for a later try."""
-    remaining = list(reg.outbox or [])
-    if not remaining:
-        return remaining
-    error = None
+def deliver(reg: RegistrationModel, context: Context, workshop: WorkshopModel | None = None,
+            leased: bool = False) -> list[str]:
+    """Send every outbox entry; return what is left for a later try.
+
+    Takes the outbox's lease first unless the caller holds it (a new registration, the
+    time checks); when someone else holds it, that sender sends.
+    """
+    now = context.clock()
+    if not leased:
+        if not reg.outbox:
+            return []
+        reg = store.lease(reg.id, now, store_lease(context))
+        if reg is None:
+            return []
+    entries = list(reg.outbox or [])
+    if not entries:
+        return entries
+    error, sent = None, []
     try:
         workshop = workshop or get_workshop(reg.workshop_id)
     except WodError as exc:
         workshop, error = None, exc.message
-    for entry in list(remaining if workshop else []):
+    for entry in entries if workshop else []:
         try:
             context.mailer.send(build(entry, reg, workshop, context))
         except Unavailable as exc:
             error = exc.message
             logger.warning("outbox entry not sent", extra={"registration": reg.id, "entry": entry, "error": error})
             continue
-        remaining.remove(entry)
+        sent.append(entry)
         logger.info("outbox entry sent", extra={"registration": reg.id, "entry": entry, "workshop": reg.workshop_id})
     retry = timedelta(seconds=context.settings.outbox_retry_seconds * 2 ** min(reg.outbox_attempts or 0, MAX_BACKOFF_STEPS))
     try:
-        store.settle(reg, remaining, context.clock(), retry, error)
+        store.settle(reg.id, sent, now, retry, error)
     except Unavailable:
         logger.exception("outbox state not saved; the lease expiry will retry", extra={"registration": reg.id})
-    return remaining
+    return [e for e in entries if e not in sent]
 
 
 def deliver_due(context: Context) -> int:
     """Retry every registration whose outbox is due; return how many were handled."""
     leased = store.lease_due(context.clock(), store_lease(context))
     for reg in leased:
-        deliver(reg, context)
+        deliver(reg, context, leased=True)
     return len(leased)
 
 

@@ -102,7 +102,7 @@ def register(data: Any, workshop_id: Any = None) -> dict[str, Any]:
     reg, found = seats.register(applicant, workshop_id, new_registration_id(), context.clock(),
                                 SEATED_OUTBOX, WAITLISTED_OUTBOX, _open_workshop(workshop_id),
                                 timedelta(minutes=context.settings.stuck_minutes))
-    outbox.deliver(reg, context, found)
+    outbox.deliver(reg, context, found, leased=True)  # created with the lease held
     return registration_view(reg, found)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from chalicelib.adapters.hub import HubError
-from chalicelib.backend.provision import _callback, current
+from chalicelib.backend.provision import _callback, current, holds
 from chalicelib.domain.notebooks import completion
 from chalicelib.observability import logger
 from chalicelib.store.models import WorkshopModel
@@ -19,6 +19,8 @@ def measure_completion(event: dict) -> dict:
     """Executed code cells over code cells, across the workshop's notebooks in the student's home."""
     order = event["order"]
     backend = current()
+    if not holds(order):
+        return {"value": None}  # a late repeat: the seat already has another holder
     workshop = WorkshopModel.get(order["workshop"])
     notebooks = []
     for path, original in backend.content.files(workshop.id, workshop.badge):
@@ -34,6 +36,9 @@ def measure_completion(event: dict) -> dict:
 def teardown(event: dict) -> None:
     order = event["order"]
     backend = current()
+    if not holds(order):
+        logger.info("teardown skipped: the student has another holder", extra={"student": order["student"]})
+        return
     backend.appliances.stop(order["student"])
     backend.hub.delete_user(order["student"])  # stops the server; the hub removes the account and home
 

@@ -78,7 +78,11 @@ def handle(intake: Intake, sns_message: str, message_id: str = "") -> str:
     except OrderRejected as exc:
         logger.warning("order rejected", extra={"reason": exc.reason, "detail": exc.message, "sns": message_id})
         return f"rejected:{exc.reason}"
-    started = intake.start(order)
+    try:
+        started = intake.start(order)
+    except Exception:
+        provisioning.forget_nonce(order.nonce)  # so the redelivery SNS makes is not taken for a replay
+        raise
     logger.info("order accepted" if started else "duplicate order ignored",
                 extra={"registration": order.registration, "student": order.student, "workshop": order.workshop,
                        "action": order.action})

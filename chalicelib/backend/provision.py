@@ -85,6 +85,16 @@ def _order(event: dict) -> dict:
     return event["order"]
 
 
+def holds(order: dict) -> bool:
+    """Does the order's registration still hold its student? A late or repeated workflow must
+    never tear down the environment of the seat's next holder."""
+    try:
+        student = StudentModel.get(order["student"], consistent_read=True)
+    except StudentModel.DoesNotExist:
+        return False
+    return student.registration_id == order["registration"]
+
+
 def prepare(event: dict) -> dict:
     order = _order(event)
     current()
@@ -194,11 +204,12 @@ def compensate(event: dict) -> None:
     backend = current()
     error = event.get("error") or {}
     reason = f"{error.get('Error', 'error')}: {str(error.get('Cause', ''))[:300]}"
-    backend.appliances.stop(order["student"])
-    try:
-        backend.hub.delete_user(order["student"])
-    except (HubUnavailable, WodError) as exc:
-        logger.warning("hub user not removed", extra={"student": order["student"], "error": str(exc)})
+    if holds(order):
+        backend.appliances.stop(order["student"])
+        try:
+            backend.hub.delete_user(order["student"])
+        except (HubUnavailable, WodError) as exc:
+            logger.warning("hub user not removed", extra={"student": order["student"], "error": str(exc)})
     _callback(backend, {"registration": order["registration"], "student": order["student"], "outcome": "failed",
                         "reason": reason})
     logger.warning("provisioning failed", extra={"registration": order["registration"],

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
-from chalicelib.backend.provision import _appliance, check_ready, current
+from chalicelib.backend.provision import StaleOrder, _appliance, check_ready, current
 from chalicelib.store import warm
-from chalicelib.store.models import WorkshopModel
+from chalicelib.store.models import StudentModel, WorkshopModel
 
 __all__ = ["prepare", "start", "check_ready", "mark"]
 
@@ -21,6 +21,9 @@ def prepare(event: dict) -> dict:
 def start(event: dict) -> dict:
     order = event["order"]
     backend = current()
+    student = StudentModel.get(order["student"], consistent_read=True)
+    if student.status != "free" or student.warm:
+        raise StaleOrder(f"{order['student']} is no longer a cold free student")
     backend.hub.delete_user(order["student"])  # a fresh home
     backend.hub.ensure_user(order["student"])
     appliance = _appliance(WorkshopModel.get(order["workshop"]), order["student"])

@@ -7,22 +7,13 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.domain.errors import Conflict
+from chalicelib.domain.errors import Conflict, Unavailable
 from chalicelib.domain.lifecycle import DUE_CLEANING, reminder_at
 from chalicelib.domain.registration import ACTIVE, CANCELLED, FAILED, FINISHED, PENDING, PROVISIONING, WAITLISTED
 from chalicelib.store.errors import translated
 from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, connection
+from chalicelib.store.outbox import queue_actions
 from chalicelib.store.seats import get_registration, return_seat
-
-_PENDING_OUTBOX = "pending"
-
-
-def _queue(entries: list[str], now: datetime) -> list:
-    """Actions that append outbox entries and make them due now."""
-    return [RegistrationModel.outbox.set((RegistrationModel.outbox | []).append(entries)),
-            RegistrationModel.outbox_state.set(_PENDING_OUTBOX),
-            RegistrationModel.outbox_due_at.set(now)]
-
 
 @translated
 def due(state: str, now: datetime, limit: int = 100) -> list[str]:
@@ -38,7 +29,7 @@ def mark_reminded(reg: RegistrationModel, now: datetime) -> bool:
     """Queue the reminder once; the next due time becomes the end."""
     try:
         reg.update(actions=[RegistrationModel.reminder_sent.set(True), RegistrationModel.due_at.set(reg.ends_at),
-                            *_queue(["reminder"], now)],
+                            *queue_actions(["reminder"], now)],
                    condition=(RegistrationModel.status == ACTIVE) & (RegistrationModel.due_at == reg.due_at)
                    & (RegistrationModel.reminder_sent == False))  # noqa: E712
     except UpdateError:
@@ -59,9 +50,10 @@ def begin_cleanup(reg: RegistrationModel, now: datetime, retry: timedelta, statu
             tx.update(RegistrationModel(reg.id), actions=[
                 RegistrationModel.status.set(status), RegistrationModel.due_state.set(DUE_CLEANING),
                 RegistrationModel.due_at.set(now + retry), RegistrationModel.progress.remove(),
-                *_queue(["order:CLEANUP", *extra_outbox], now)],
+                *queue_actions(["order:CLEANUP", *extra_outbox], now)],
                 condition=RegistrationModel.status.is_in(PENDING, PROVISIONING, ACTIVE)
-                & (RegistrationModel.status == reg.status))
+                & (RegistrationModel.status == reg.status)
+                & (RegistrationModel.ends_at == reg.ends_at if reg.ends_at else RegistrationModel.ends_at.does_not_exist()))
             tx.update(StudentModel(reg.student_id), actions=[StudentModel.expires_at.set(now),
                                                              StudentModel.status.set("cleaning")],
                       condition=StudentModel.registration_id == reg.id)
@@ -75,7 +67,7 @@ def retry_cleanup(reg: RegistrationModel, now: datetime, retry: timedelta) -> bo
     attempt = int(reg.cleanup_attempts or 0) + 1
     try:
         reg.update(actions=[RegistrationModel.cleanup_attempts.set(attempt),
-                            RegistrationModel.due_at.set(now + retry), *_queue([f"order:CLEANUP:{attempt}"], now)],
+                            RegistrationModel.due_at.set(now + retry), *queue_actions([f"order:CLEANUP:{attempt}"], now)],
                    condition=(RegistrationModel.due_state == DUE_CLEANING) & (RegistrationModel.due_at == reg.due_at))
     except UpdateError:
         return False
@@ -96,7 +88,7 @@ def finish(registration_id: str, completion: float | None, now: datetime,
     final = FAILED if reg.status == FAILED else FINISHED
     outbox = thanks if final == FINISHED else []
     actions = [RegistrationModel.status.set(final), RegistrationModel.finished_at.set(now),
-               RegistrationModel.due_state.remove(), RegistrationModel.due_at.remove(), *_queue(outbox, now)]
+               RegistrationModel.due_state.remove(), RegistrationModel.due_at.remove(), *queue_actions(outbox, now)]
     if completion is not None:
         actions.append(RegistrationModel.completion.set(completion))
     try:
@@ -104,8 +96,10 @@ def finish(registration_id: str, completion: float | None, now: datetime,
             tx.update(RegistrationModel(registration_id), actions=actions,
                       condition=RegistrationModel.due_state == DUE_CLEANING)
             return_seat(tx, reg)
-    except TransactWriteError:
-        return None
+    except TransactWriteError as exc:
+        if RegistrationModel.get(registration_id, consistent_read=True).due_state != DUE_CLEANING:
+            return None  # finished meanwhile: a repeated callback
+        raise Unavailable("the seat could not be freed yet; retry") from exc
     return RegistrationModel.get(registration_id, consistent_read=True)
 
 
@@ -131,7 +125,7 @@ def extend(reg: RegistrationModel, minutes: int, reminder: timedelta) -> Registr
 def queue(reg: RegistrationModel, entries: list[str], now: datetime, **changes) -> None:
     """Add outbox entries (and set simple attributes) on a registration."""
     actions = [getattr(RegistrationModel, name).set(value) for name, value in changes.items()]
-    reg.update(actions=[*actions, *_queue(entries, now)])
+    reg.update(actions=[*actions, *queue_actions(entries, now)])
 
 
 @translated

@@ -1,8 +1,9 @@
 """The mail outbox on each registration: what still has to be sent, and when to retry.
 
-An entry stays until its send succeeded, so a crash or a mail outage delays
-mail but never loses it. A lease (``outbox_due_at`` in the future) keeps two
-senders from working on one registration at once.
+An entry stays until its send succeeded, so a crash or a mail outage delays mail but
+never loses it. A sender first takes the lease (``outbox_due_at`` moved into the
+future, conditionally), so two senders never work on one registration at once; and it
+removes only the entries it sent, so entries queued meanwhile are kept.
 """
 from __future__ import annotations
 
@@ -10,48 +11,76 @@ from datetime import datetime, timedelta
 
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.domain.errors import Unavailable
 from chalicelib.store.errors import translated
 from chalicelib.store.models import RegistrationModel
 
 PENDING = "pending"
+SETTLE_ATTEMPTS = 5
+
+
+def queue_actions(entries: list[str], now: datetime) -> list:
+    """Update actions that append outbox entries; they are due now unless a lease or a retry
+    time is already set (the holder of a lease leaves them due when it is done)."""
+    return [RegistrationModel.outbox.set((RegistrationModel.outbox | []).append(entries)),
+            RegistrationModel.outbox_state.set(PENDING),
+            RegistrationModel.outbox_due_at.set(RegistrationModel.outbox_due_at | now)]
 
 
 @translated
-def lease_due(now: datetime, lease: timedelta, limit: int = 50) -> list[RegistrationModel]:
+def lease(registration_id: str, now: datetime, duration: timedelta) -> RegistrationModel | None:
+    """Take the lease on one registration's outbox; None when it is empty or someone holds it."""
+    registration = RegistrationModel(registration_id)
+    try:
+        registration.update(
+            actions=[RegistrationModel.outbox_due_at.set(now + duration)],
+            condition=(RegistrationModel.outbox_state == PENDING) & (RegistrationModel.outbox_due_at <= now),
+        )
+    except UpdateError:
+        return None
+    return registration
+
+
+@translated
+def lease_due(now: datetime, duration: timedelta, limit: int = 50) -> list[RegistrationModel]:
     """Take the lease on registrations whose outbox is due; only the winner of each gets it."""
     leased = []
-    for key in RegistrationModel.outbox_index.query(
-        PENDING, RegistrationModel.outbox_due_at <= now, limit=limit
-    ):
-        registration = RegistrationModel(key.id)
-        try:
-            registration.update(
-                actions=[RegistrationModel.outbox_due_at.set(now + lease)],
-                condition=(RegistrationModel.outbox_state == PENDING)
-                & (RegistrationModel.outbox_due_at <= now),
-            )
-        except UpdateError:
-            continue  # another sender took it, or it was emptied meanwhile
-        leased.append(registration)
+    for key in RegistrationModel.outbox_index.query(PENDING, RegistrationModel.outbox_due_at <= now, limit=limit):
+        registration = lease(key.id, now, duration)
+        if registration is not None:
+            leased.append(registration)
     return leased
 
 
 @translated
-def settle(registration: RegistrationModel, remaining: list[str], now: datetime,
-           retry_in: timedelta, error: str | None) -> None:
-    """Record what is left after a delivery attempt."""
-    if remaining:
-        actions = [
-            RegistrationModel.outbox.set(remaining),
-            RegistrationModel.outbox_due_at.set(now + retry_in),
-            RegistrationModel.outbox_attempts.add(1),
-            RegistrationModel.outbox_error.set(error or ""),
-        ]
-    else:
-        actions = [
-            RegistrationModel.outbox.remove(),
-            RegistrationModel.outbox_state.remove(),
-            RegistrationModel.outbox_due_at.remove(),
-            RegistrationModel.outbox_error.remove(),
-        ]
-    registration.update(actions=actions)
+def settle(registration_id: str, sent: list[str], now: datetime, retry_in: timedelta, error: str | None) -> None:
+    """Remove what was sent (and nothing queued meanwhile); schedule the rest."""
+    for _ in range(SETTLE_ATTEMPTS):
+        current = RegistrationModel.get(registration_id, consistent_read=True)
+        remaining = list(current.outbox or [])
+        for entry in sent:
+            if entry in remaining:
+                remaining.remove(entry)
+        if remaining:
+            actions = [
+                RegistrationModel.outbox.set(remaining),
+                RegistrationModel.outbox_due_at.set(now + retry_in if error else now),
+                RegistrationModel.outbox_attempts.add(1) if error else RegistrationModel.outbox_attempts.set(0),
+                RegistrationModel.outbox_error.set(error) if error else RegistrationModel.outbox_error.remove(),
+            ]
+        else:
+            actions = [
+                RegistrationModel.outbox.remove(),
+                RegistrationModel.outbox_state.remove(),
+                RegistrationModel.outbox_due_at.remove(),
+                RegistrationModel.outbox_error.remove(),
+                RegistrationModel.outbox_attempts.set(0),
+            ]
+        unchanged = (RegistrationModel.outbox == current.outbox if current.outbox is not None
+                     else RegistrationModel.outbox.does_not_exist())
+        try:
+            current.update(actions=actions, condition=unchanged)
+            return
+        except UpdateError:
+            continue  # an entry was queued meanwhile: read again
+    raise Unavailable(f"the outbox of {registration_id} keeps changing; its lease expiry retries it")

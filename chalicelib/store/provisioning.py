@@ -6,11 +6,12 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.domain.errors import Conflict
+from chalicelib.domain.errors import Conflict, Unavailable
 from chalicelib.domain.lifecycle import DUE_ACTIVE, reminder_at
 from chalicelib.domain.registration import ACTIVE, FAILED, PENDING, PROVISIONING
 from chalicelib.store.errors import translated
 from chalicelib.store.models import NonceModel, RegistrationModel, StudentModel, WorkshopModel, connection
+from chalicelib.store.outbox import queue_actions
 from chalicelib.store.seats import return_seat
 
 IN_FLIGHT = (PENDING, PROVISIONING)
@@ -26,6 +27,11 @@ def remember_nonce(nonce: str, expires: datetime) -> bool:
             return False
         raise
     return True
+
+
+@translated
+def forget_nonce(nonce: str) -> None:
+    NonceModel(nonce).delete()
 
 
 @translated
@@ -92,11 +98,11 @@ def release(registration_id: str, reason: str, now: datetime, outbox_entry: str)
                       actions=[RegistrationModel.status.set(FAILED), RegistrationModel.failure.set(reason[:500]),
                                RegistrationModel.progress.remove(), RegistrationModel.due_state.remove(),
                                RegistrationModel.due_at.remove(),
-                               RegistrationModel.outbox.set([outbox_entry]),
-                               RegistrationModel.outbox_state.set("pending"),
-                               RegistrationModel.outbox_due_at.set(now + timedelta(seconds=60))],
+                               *queue_actions([outbox_entry], now)],
                       condition=RegistrationModel.status.is_in(*IN_FLIGHT))
             return_seat(tx, reg)
-    except TransactWriteError:
-        return None
+    except TransactWriteError as exc:
+        if RegistrationModel.get(registration_id, consistent_read=True).status not in IN_FLIGHT:
+            return None  # released meanwhile: a repeated callback
+        raise Unavailable("the seat could not be released yet; retry") from exc
     return RegistrationModel.get(registration_id, consistent_read=True)

@@ -27,6 +27,7 @@ from chalicelib.store.models import (
     WorkshopModel,
     connection,
 )
+from chalicelib.store.outbox import queue_actions
 
 MAX_ATTEMPTS = 40
 CANDIDATES = 25
@@ -150,7 +151,8 @@ def _free_student(workshop: WorkshopModel) -> str | None:
         if warm:
             return random.choice(warm).id
     free = list(StudentModel.free_index.query(workshop.id, limit=CANDIDATES))
-    return random.choice(free).id if free else None
+    settled = [s for s in free if not s.warming_since]  # a student being warmed is taken last
+    return random.choice(settled or free).id if free else None
 
 
 @translated
@@ -228,8 +230,7 @@ def promote_next(workshop_id: str, now: datetime, stuck_after: timedelta, outbox
                     RegistrationModel.status.set(PENDING), RegistrationModel.student_id.set(student),
                     RegistrationModel.waitlist_workshop.remove(), RegistrationModel.waitlist_seq.remove(),
                     RegistrationModel.due_state.set(DUE_PROVISIONING), RegistrationModel.due_at.set(now + stuck_after),
-                    RegistrationModel.outbox.set((RegistrationModel.outbox | []).append(outbox)),
-                    RegistrationModel.outbox_state.set("pending"), RegistrationModel.outbox_due_at.set(now)],
+                    *queue_actions(outbox, now)],
                     condition=(RegistrationModel.status == WAITLISTED)
                     & (RegistrationModel.waitlist_seq == first.waitlist_seq))
                 tx.update(StudentModel(student),

@@ -79,7 +79,14 @@ def provision_result():
         logger.info("registration active", extra={"registration": reg.id, "student": reg.student_id,
                                                   "workshop": reg.workshop_id, "first": first})
         return json_response({"status": reg.status})
-    failed = provisioning.release(registration_id, str(data.get("reason", "")), context.clock(), "apology")
+    reason = str(data.get("reason", ""))
+    running = lifecycle_store.get(registration_id)
+    if running.status == "active":  # failed after activation (e.g. the credentials mail): clean up, apologise
+        retry = timedelta(minutes=context.settings.cleanup_retry_minutes)
+        if lifecycle_store.begin_cleanup(running, context.clock(), retry, "failed", extra_outbox=("apology",)):
+            outbox.deliver(lifecycle_store.get(registration_id), context)
+        return json_response({"status": "failed"})
+    failed = provisioning.release(registration_id, reason, context.clock(), "apology")
     if failed:
         outbox.deliver(failed, context)
         logger.warning("provisioning failed, seat released",

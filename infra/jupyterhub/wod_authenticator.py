@@ -33,8 +33,8 @@ STUDENTS_GROUP = "wod-students"  # the firewall (student_firewall.py) matches th
 
 
 def _loggable(name: object) -> str:
-    text = repr(name)
-    return text if len(text) <= 40 else f"{text[:30]}...({len(text)} chars)"
+    """A student name as typed, or a placeholder: people type passwords into the wrong field."""
+    return repr(name) if isinstance(name, str) and wod_login.valid_username(name) else "<not a student name>"
 
 
 class WodAuthenticator(LocalAuthenticator):
@@ -196,9 +196,12 @@ class WodAuthenticator(LocalAuthenticator):
         account = self._system_account(user.name)
         if account is None or account.pw_uid < self.min_system_uid:
             return
+        # Whatever the student left running (nohup, setsid) dies first: userdel refuses while a
+        # process of the account lives, and nothing may pass to the seat's next holder.
+        await asyncio.to_thread(subprocess.run, ["pkill", "-KILL", "-u", user.name], capture_output=True)
         result = await asyncio.to_thread(
             subprocess.run, ["userdel", "--remove", user.name], capture_output=True, text=True)
         if result.returncode not in (0, 12):  # 12: home could not be removed (already gone)
             self.log.error("userdel %s failed (%s): %s", user.name, result.returncode, result.stderr.strip())
-        else:
-            self.log.info("removed Linux user %s and its home", user.name)
+            raise RuntimeError(f"the Linux account {user.name} could not be removed; the deletion is retried")
+        self.log.info("removed Linux user %s and its home", user.name)

@@ -258,6 +258,8 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     expect(notebook.locator(".jp-CodeCell")).to_have_count(2)  # "run and advance" added an empty cell
     dismiss_news_toast(hub, wait=5)
     shot(hub, "notebook-run")
+    hub.keyboard.press("Control+s")  # what the cleanup measures is what is saved in the home
+    expect(hub.locator(".jp-mod-dirty")).to_have_count(0, timeout=30_000)
 
     # 12. Back on the status page (it refreshed itself): active, with the end time.
     status_tab.bring_to_front()
@@ -293,6 +295,17 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
 
     # Every tab: the app, the inbox, the hub's login page and JupyterLab (its kernel websocket included).
     assert console.errors == [], f"the browser reported errors: {console.errors}"
+
+    # 14. End the workshop from the status page: cleanup runs, the thank-you email tells the completion.
+    hub.close()
+    status_tab.bring_to_front()
+    status_tab.get_by_role("button", name="End now").click()
+    expect(status_tab.locator("p.notice")).to_have_text("Your workshop is ending; the thank-you email follows.")
+    thanks = stack.wait_for_message(lambda m: email in m["to"] and m["subject"].startswith("Thank you"), timeout=90)
+    assert "You completed 100% of its exercises." in thanks["text"], thanks["text"]
+    status_tab.reload()
+    expect(status_tab.locator("p.status")).to_have_text("Status: Finished", timeout=30_000)
+    shot(status_tab, "finished")
 
 
 def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, workshops, shot, console):

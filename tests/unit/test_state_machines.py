@@ -44,7 +44,11 @@ def test_every_task_retries_and_provisioning_falls_back_to_compensation():
     machine = json.loads((MACHINES / "provision.asl.json").read_text())
     for name, state in machine["States"].items():
         if state["Type"] == "Task" and name != "Compensate":
-            assert state["Catch"][0]["Next"] == "Compensate", name
+            assert state["Catch"][-1] == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                                          "Next": "Compensate"}, name
+    # a stale order touches nothing: it fails before any compensation
+    assert machine["States"]["Prepare"]["Catch"][0]["Next"] == "Stale"
+    assert machine["States"]["Stale"]["Type"] == "Fail"
 
 
 def test_cleanup_reports_even_when_measuring_or_teardown_fails():
