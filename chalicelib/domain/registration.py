@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
 from chalicelib.domain.errors import InvalidInput
@@ -18,6 +19,16 @@ FINISHED = "finished"
 FAILED = "failed"
 CANCELLED = "cancelled"
 LIVE_STATUSES = frozenset({WAITLISTED, PENDING, PROVISIONING, ACTIVE, EXPIRING})
+
+# A closed registration's personal data is deleted (DynamoDB TTL) this long after it ends.
+PERSONAL_DATA_RETENTION_DAYS = 30
+
+
+
+def personal_data_expiry(closed_at: datetime) -> int:
+    """The TTL (epoch seconds) of a registration closed at ``closed_at``."""
+    return int((closed_at + timedelta(days=PERSONAL_DATA_RETENTION_DAYS)).timestamp())
+
 
 NAME_MAX = 64
 COMPANY_MAX = 100

@@ -9,7 +9,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.errors import Conflict, Unavailable
 from chalicelib.domain.lifecycle import DUE_CLEANING, reminder_at
-from chalicelib.domain.registration import ACTIVE, CANCELLED, FAILED, FINISHED, PENDING, PROVISIONING, WAITLISTED
+from chalicelib.domain.registration import personal_data_expiry, ACTIVE, CANCELLED, FAILED, FINISHED, PENDING, PROVISIONING, WAITLISTED
 from chalicelib.store.errors import translated
 from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, connection
 from chalicelib.store.outbox import queue_actions
@@ -88,6 +88,7 @@ def finish(registration_id: str, completion: float | None, now: datetime,
     final = FAILED if reg.status == FAILED else FINISHED
     outbox = thanks if final == FINISHED else []
     actions = [RegistrationModel.status.set(final), RegistrationModel.finished_at.set(now),
+               RegistrationModel.ttl.set(personal_data_expiry(now)),
                RegistrationModel.due_state.remove(), RegistrationModel.due_at.remove(), *queue_actions(outbox, now)]
     if completion is not None:
         actions.append(RegistrationModel.completion.set(completion))
@@ -134,6 +135,7 @@ def leave_waitlist(reg: RegistrationModel, now: datetime) -> bool:
         with TransactWrite(connection=connection()) as tx:
             tx.update(RegistrationModel(reg.id), actions=[
                 RegistrationModel.status.set(CANCELLED), RegistrationModel.finished_at.set(now),
+                RegistrationModel.ttl.set(personal_data_expiry(now)),
                 RegistrationModel.waitlist_workshop.remove(), RegistrationModel.waitlist_seq.remove()],
                 condition=RegistrationModel.status == WAITLISTED)
             tx.delete(EmailClaimModel(reg.email.lower()), condition=EmailClaimModel.registration_id == reg.id)

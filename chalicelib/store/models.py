@@ -179,7 +179,7 @@ class RegistrationModel(Model):
     cleanup_attempts = NumberAttribute(default=0)
     resets_used = NumberAttribute(default=0)
     failure = UnicodeAttribute(null=True)
-    ttl = NumberAttribute(null=True)
+    ttl = NumberAttribute(null=True)  # epoch seconds: DynamoDB deletes the item after it
 
     waitlist_index = WaitlistIndex()
     outbox_index = OutboxIndex()

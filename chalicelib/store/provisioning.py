@@ -8,7 +8,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.errors import Conflict, Unavailable
 from chalicelib.domain.lifecycle import DUE_ACTIVE, reminder_at
-from chalicelib.domain.registration import ACTIVE, FAILED, PENDING, PROVISIONING
+from chalicelib.domain.registration import personal_data_expiry, ACTIVE, FAILED, PENDING, PROVISIONING
 from chalicelib.store.errors import translated
 from chalicelib.store.models import NonceModel, RegistrationModel, StudentModel, WorkshopModel, connection
 from chalicelib.store.outbox import queue_actions
@@ -96,6 +96,7 @@ def release(registration_id: str, reason: str, now: datetime, outbox_entry: str)
         with TransactWrite(connection=connection()) as tx:
             tx.update(RegistrationModel(registration_id),
                       actions=[RegistrationModel.status.set(FAILED), RegistrationModel.failure.set(reason[:500]),
+                               RegistrationModel.ttl.set(personal_data_expiry(now)),
                                RegistrationModel.progress.remove(), RegistrationModel.due_state.remove(),
                                RegistrationModel.due_at.remove(),
                                *queue_actions([outbox_entry], now)],

@@ -64,6 +64,25 @@ _BRIDGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")  # Linux IFNAMSIZ:
 _INSTANCE_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
 
 
+
+HOME_VOLUME = "wod-{username}"
+
+
+def wod_docker_spawner():
+    """DockerSpawner whose ``delete_forever`` also removes the student's home volume.
+
+    The platform deletes the hub user at every cleanup; DockerSpawner alone keeps the named
+    volume, and the seat's next holder would find the previous participant's files.
+    """
+    from dockerspawner import DockerSpawner
+
+    class WodDockerSpawner(DockerSpawner):
+        async def delete_forever(self):
+            await super().delete_forever()
+            await self.docker("remove_volume", name=self.format_volume_name(HOME_VOLUME, self))
+
+    return WodDockerSpawner
+
 def metadata_block_commands(bridge: str = "br-wod") -> list:
     """Shell commands (idempotent: check, else insert) dropping traffic from the student bridge
     to the instance metadata service, IPv4 and IPv6, routed and host-bound."""
@@ -129,13 +148,13 @@ if "get_config" in globals():
                               "from your Workshops-on-Demand welcome email."}
 
     # ---- one container per student ------------------------------------------------------------
-    c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
+    c.JupyterHub.spawner_class = wod_docker_spawner()
     c.DockerSpawner.image = env("WOD_NOTEBOOK_IMAGE", "ghcr.io/wod/notebook:latest")
     c.DockerSpawner.network_name = "wod-students"  # bridge br-wod, see the docstring
     c.DockerSpawner.use_internal_ip = True
     c.DockerSpawner.remove = True  # containers are disposable, the volume keeps the files
     c.DockerSpawner.notebook_dir = "/home/jovyan"
-    c.DockerSpawner.volumes = {"wod-{username}": "/home/jovyan"}
+    c.DockerSpawner.volumes = {HOME_VOLUME: "/home/jovyan"}
     c.DockerSpawner.default_url = "/lab/tree/0-ReadMeFirst.ipynb"
     c.DockerSpawner.mem_limit = env("WOD_STUDENT_MEM", "1G")
     c.DockerSpawner.cpu_limit = float(env("WOD_STUDENT_CPUS", "1"))

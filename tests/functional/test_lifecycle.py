@@ -178,3 +178,11 @@ def test_third_finished_workshop_earns_the_level_badge(client, platform, sync, r
     assert [e.subject for e in levels] == ["Level 3 reached: 3 workshops completed"]
     assert "Level 3" in levels[0].html and levels[0].to == "lea@example.com"
     assert len([e for e in recording.sent if e.subject.startswith("Thank you")]) == 3
+
+
+def test_closed_registrations_expire_their_personal_data(client, platform, active, clock):
+    action(client, active["id"], "end")
+    callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
+                                "completion": 0})
+    reg = RegistrationModel.get(active["id"])
+    assert reg.ttl == int((clock() + timedelta(days=30)).timestamp())
