@@ -1,5 +1,6 @@
 """A whole life on the local stack with a real JupyterHub: CREATE -> active -> reminder -> extend ->
-expiry -> login refused -> cleanup with completion -> thank-you -> seat to the waitlisted participant.
+(no more extension once someone waits) -> expiry -> login refused -> cleanup with completion ->
+thank-you -> the seat to the waitlisted participant, in a fresh home.
 
 Time is moved by making the registration due in the embedded DynamoDB; the stack's own timer
 (every second here) runs the time checks.
@@ -62,8 +63,6 @@ def make_due(stack, registration_id, **fields):
 
 def test_a_whole_life(stack):
     first = register(stack, "ada@example.com")
-    waiting = register(stack, "bob@example.com")
-    assert waiting["status"] == "waitlisted"
     ready = stack.wait_for_message(lambda m: "ada@example.com" in m["to"] and m["subject"].startswith("Your workshop"),
                                    timeout=90)
     password = re.search(r"Password:\s+(\S+)", ready["text"]).group(1)
@@ -80,9 +79,15 @@ def test_a_whole_life(stack):
 
     make_due(stack, first["id"], due_at=timedelta(seconds=-1))
     stack.wait_for_message(lambda m: m["subject"].startswith("One hour left"), timeout=30)
+    before = datetime.fromisoformat(status(stack, first["id"])["ends_at"])
     extended = requests.post(f"{stack.app_url}/api/registrations/{first['id']}/extend", json={}, timeout=30)
-    assert extended.status_code == 409  # bob is waiting: no extension
-    assert "waiting for a seat" in extended.json()["message"]
+    assert extended.status_code == 200
+    assert datetime.fromisoformat(extended.json()["ends_at"]) - before == timedelta(minutes=30)
+
+    waiting = register(stack, "bob@example.com")  # the workshop is full: bob waits
+    assert waiting["status"] == "waitlisted"
+    refused = requests.post(f"{stack.app_url}/api/registrations/{first['id']}/extend", json={}, timeout=30)
+    assert refused.status_code == 409 and "waiting for a seat" in refused.json()["message"]
 
     make_due(stack, first["id"], ends_at=timedelta(seconds=-1), due_at=timedelta(seconds=-1))
     thanks = stack.wait_for_message(lambda m: m["subject"].startswith("Thank you"), timeout=90)
