@@ -92,6 +92,8 @@ def holds(order: dict) -> bool:
         student = StudentModel.get(order["student"], consistent_read=True)
     except StudentModel.DoesNotExist:
         return False
+    if student.registration_id is None:  # an orphan freed by a purge: its environment is nobody's
+        return order["registration"] == f"purge-{order['student']}"
     return student.registration_id == order["registration"]
 
 

@@ -11,7 +11,7 @@ from chalicelib.domain.errors import Conflict, Unavailable
 from chalicelib.domain.lifecycle import DUE_CLEANING, reminder_at
 from chalicelib.domain.registration import personal_data_expiry, ACTIVE, CANCELLED, FAILED, FINISHED, PENDING, PROVISIONING, WAITLISTED
 from chalicelib.store.errors import translated
-from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, connection
+from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel, connection
 from chalicelib.store.outbox import queue_actions
 from chalicelib.store.seats import get_registration, return_seat
 
@@ -39,18 +39,19 @@ def mark_reminded(reg: RegistrationModel, now: datetime) -> bool:
 
 @translated
 def begin_cleanup(reg: RegistrationModel, now: datetime, retry: timedelta, status: str,
-                  extra_outbox: tuple[str, ...] = ()) -> bool:
+                  extra_outbox: tuple[str, ...] = (), order: str = "CLEANUP") -> bool:
     """Stop the session now (login refused from this instant) and order its cleanup.
 
     ``status`` is ``expiring`` for an end (time up, or the participant's choice) and
-    ``failed`` for provisioning stuck past its deadline.
+    ``failed`` for provisioning stuck past its deadline or purged; ``order`` is CLEANUP, or
+    PURGE when nothing is to be measured.
     """
     try:
         with TransactWrite(connection=connection()) as tx:
             tx.update(RegistrationModel(reg.id), actions=[
                 RegistrationModel.status.set(status), RegistrationModel.due_state.set(DUE_CLEANING),
                 RegistrationModel.due_at.set(now + retry), RegistrationModel.progress.remove(),
-                *queue_actions(["order:CLEANUP", *extra_outbox], now)],
+                *queue_actions([f"order:{order}", *extra_outbox], now)],
                 condition=RegistrationModel.status.is_in(PENDING, PROVISIONING, ACTIVE)
                 & (RegistrationModel.status == reg.status)
                 & (RegistrationModel.ends_at == reg.ends_at if reg.ends_at else RegistrationModel.ends_at.does_not_exist()))
@@ -82,7 +83,10 @@ def finish(registration_id: str, completion: float | None, now: datetime,
     One transaction; ``thanks`` is queued for a workshop that ran (not for a failed one).
     None when it was already finished (a repeated callback).
     """
-    reg = RegistrationModel.get(registration_id, consistent_read=True)
+    try:
+        reg = RegistrationModel.get(registration_id, consistent_read=True)
+    except RegistrationModel.DoesNotExist:
+        return None  # a purge of a student that had no registration
     if reg.due_state != DUE_CLEANING:
         return None
     final = FAILED if reg.status == FAILED else FINISHED
@@ -148,3 +152,22 @@ def leave_waitlist(reg: RegistrationModel, now: datetime) -> bool:
 def finished_workshops(email: str) -> int:
     """Distinct workshops this address has finished."""
     return len({r.workshop_id for r in RegistrationModel.email_index.query(email) if r.status == FINISHED})
+
+
+@translated
+def free_orphan(student_id: str) -> bool:
+    """Free a student that holds no registration but is not free (a lost state): seat back."""
+    student = StudentModel.get(student_id, consistent_read=True)
+    if student.status == "free" or student.registration_id:
+        return False
+    try:
+        with TransactWrite(connection=connection()) as tx:
+            tx.update(StudentModel(student_id),
+                      actions=[StudentModel.status.set("free"), StudentModel.free_workshop.set(student.workshop_id),
+                               StudentModel.password_hash.remove(), StudentModel.expires_at.remove(),
+                               StudentModel.warm.remove(), StudentModel.warming_since.remove()],
+                      condition=(StudentModel.status == student.status) & StudentModel.registration_id.does_not_exist())
+            tx.update(WorkshopModel(student.workshop_id), actions=[WorkshopModel.seats_free.add(1)])
+    except TransactWriteError:
+        return False
+    return True

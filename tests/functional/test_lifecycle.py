@@ -186,3 +186,31 @@ def test_closed_registrations_expire_their_personal_data(client, platform, activ
                                 "completion": 0})
     reg = RegistrationModel.get(active["id"])
     assert reg.ttl == int((clock() + timedelta(days=30)).timestamp())
+
+
+def test_purge_frees_a_student_whatever_its_state(client, platform, active, recording):
+    from chalicelib import admin
+
+    assert admin.purge_student(active["student"]) == "purging"
+    assert RegistrationModel.get(active["id"]).status == "failed"
+    assert subjects(recording)[-2:] == [f"PURGE {WORKSHOP} {active['student']}",
+                                        f"We could not prepare your workshop: Workshop {WORKSHOP}"]
+    callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
+                                "completion": None})
+    assert StudentModel.get(active["student"]).status == "free"
+    assert WorkshopModel.get(WORKSHOP).seats_free == 1
+    assert admin.purge_student(active["student"]) == "free"
+
+
+def test_purge_frees_an_orphaned_student(client, platform, sync, recording):
+    from chalicelib import admin
+
+    sync((WORKSHOP, {"seats": 1}))
+    student = StudentModel.get("life-1")
+    student.update(actions=[StudentModel.status.set("cleaning"), StudentModel.free_workshop.remove()])
+    WorkshopModel(WORKSHOP).update(actions=[WorkshopModel.seats_free.add(-1)])
+    assert admin.purge_student("life-1") == "freed"
+    assert (StudentModel.get("life-1").status, WorkshopModel.get(WORKSHOP).seats_free) == ("free", 1)
+    assert subjects(recording)[-1] == f"PURGE {WORKSHOP} life-1"
+    callback(client, platform, {"registration": "purge-life-1", "student": "life-1", "outcome": "cleaned",
+                                "completion": None})

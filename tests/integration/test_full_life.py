@@ -7,8 +7,13 @@ Time is moved by making the registration due in the embedded DynamoDB; the stack
 """
 from __future__ import annotations
 
+import os
+import pwd
 import re
+import signal
+import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import boto3
 import nbformat
@@ -32,9 +37,11 @@ def stack(tmp_path_factory):
     nb.cells = [nbformat.v4.new_markdown_cell("Hi {{ student_id }}"), nbformat.v4.new_code_cell("x = 1"),
                 nbformat.v4.new_code_cell("y = 2")]
     nbformat.write(nb, str(folder / "1-Lab.ipynb"))
+    write_workshop(root / "workshops", "WKSHP-FLAKY", students={"prefix": "flaky", "from": 1, "to": 1})
     with LocalStack(root / "workshops", root / "state", tick_seconds=1) as running:
         yield running
     remove_linux_user("life1")
+    remove_linux_user("flaky1")
 
 
 def register(stack, email):
@@ -103,3 +110,41 @@ def test_a_whole_life(stack):
     session, response = login(stack.hub_url, "life1", bob_password)
     listing = session.get(f"{stack.hub_url}/user/life1/api/contents/1-Lab.ipynb", timeout=30).json()
     assert all(cell.get("execution_count") is None for cell in listing["content"]["cells"])  # a fresh home
+
+
+def hub_pid(stack) -> int:
+    """The JupyterHub process of this stack (its environment names the stack's state dir)."""
+    wanted = f"WOD_HUB_STATE_DIR={stack.state_dir / 'hub'}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"jupyterhub" in (entry / "cmdline").read_bytes() and wanted in (entry / "environ").read_bytes():
+                    return int(entry.name)
+            except OSError:
+                continue
+    raise AssertionError("no JupyterHub process for this stack")
+
+
+def test_cleanup_waits_out_a_hub_outage_and_frees_the_seat(stack):
+    response = requests.post(f"{stack.app_url}/api/registrations", timeout=60, json={
+        "workshop": "WKSHP-FLAKY", "email": "carol@example.com", "first_name": "Carol", "last_name": "K",
+        "company": "C", "accept_terms": True})
+    created = response.json()
+    stack.wait_for_message(lambda m: "carol@example.com" in m["to"] and m["subject"].startswith("Your workshop"),
+                           timeout=90)
+    pid = hub_pid(stack)
+    os.kill(pid, signal.SIGSTOP)  # the hub hangs: its API answers nothing
+    try:
+        assert requests.post(f"{stack.app_url}/api/registrations/{created['id']}/end", json={},
+                             timeout=30).status_code == 200
+        time.sleep(15)  # teardown times out and retries meanwhile
+        assert status(stack, created["id"])["status"] == "expiring"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    stack.wait_for_message(lambda m: "carol@example.com" in m["to"] and m["subject"].startswith("Thank you"),
+                           timeout=120)
+    assert status(stack, created["id"])["status"] == "finished"
+    seats = {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=30).json()}
+    assert seats["WKSHP-FLAKY"]["seats_free"] == 1
+    with pytest.raises(KeyError):
+        pwd.getpwnam("flaky1")  # the teardown finally ran: account and home are gone
