@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 from werkzeug.serving import make_server
 
 log = logging.getLogger("wod.local.aws")
+READ_ONLY = ("Get", "BatchGet", "Query", "Scan", "Describe", "List", "TransactGet")
 
 
 class SerialisedDynamoDB:
@@ -21,12 +22,16 @@ class SerialisedDynamoDB:
     def __init__(self, app: Callable):
         self.app = app
         self.lock = threading.Lock()
+        self.writes = 0  # requests that may have changed data (for the on-disk snapshot)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("DynamoDB_"):
             return self.app(environ, start_response)
         captured: list = []
         with self.lock:
+            if not target.split(".")[-1].startswith(READ_ONLY):
+                self.writes += 1
             result = self.app(environ, lambda status, headers, exc_info=None: captured.extend((status, headers)))
             try:
                 body = b"".join(result)  # the backend works while the body is produced

@@ -143,10 +143,30 @@ class Hub:
         except OSError:
             return "(no log)"
 
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "hub.pid"
+
+    def _reap_stale(self) -> None:
+        """A hub left running by a stack that was killed (SIGKILL, power loss) holds the ports
+        and the state: stop it and everything it started before starting again."""
+        try:
+            pid, started = self.pid_file.read_text().split()
+        except (OSError, ValueError):
+            return
+        if _start_time(int(pid)) != started:
+            return  # gone, or the pid is someone else's now
+        log.warning("stopping JupyterHub pid %s left by an earlier run", pid)
+        for child, child_started in _descendants(int(pid)):
+            _kill(child, child_started, signal.SIGKILL)
+        _kill(int(pid), started, signal.SIGKILL)
+        time.sleep(0.5)
+
     def start(self, timeout: float = 60) -> "Hub":
         if self.running:
             return self
         jupyterhub = self._check_installed()
+        self._reap_stale()
         busy = [p for p in (self.port, self.api_port, self.proxy_api_port) if self._port_busy(p)]
         if busy:
             raise RuntimeError(f"cannot start JupyterHub: port(s) {busy} already in use on {self.host}")
@@ -157,6 +177,7 @@ class Hub:
             self.proc = subprocess.Popen(
                 [str(jupyterhub), "-f", str(HUB_CONFIG)], cwd=self.state_dir, env=self.environment(),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid_file.write_text(f"{self.proc.pid} {_start_time(self.proc.pid)}")
         log.info("JupyterHub pid %s starting on %s (log %s)", self.proc.pid, self.url, self.log_file)
         deadline = time.monotonic() + timeout
         while True:

@@ -15,6 +15,7 @@ from local.config import LocalConfig, ensure_secrets
 from local.hub import Hub
 from local.mailbox import InboxServer, Mailbox, SmtpServer
 from local.orders import OrderRouter
+from local.persistence import DynamoSnapshot
 
 log = logging.getLogger("wod.local")
 
@@ -77,8 +78,9 @@ class Stack:
         get_settings.cache_clear()
         models.bind(get_settings())
         models.create_tables()
+        restored = self._restore(aws)
         self._use_clock()
-        _done(t, "tables and state machines created")
+        _done(t, f"tables and state machines created, {restored} items restored from disk")
 
         t = _step(f"JupyterHub on {cfg.hub_url} ({cfg.hub_spawner} spawner)")
         self._start_hub()
@@ -133,6 +135,16 @@ class Stack:
         client = boto3.client("stepfunctions", endpoint_url=aws.endpoint, region_name=os.environ["AWS_DEFAULT_REGION"])
         arns = create_state_machines(client, os.environ["AWS_DEFAULT_REGION"])
         os.environ["WOD_STATE_MACHINES"] = json.dumps(arns)
+
+    def _restore(self, aws: EmbeddedAws) -> int:
+        """Load the last snapshot, then keep saving; the time checks re-drive what was in flight."""
+        import boto3
+
+        snapshot = DynamoSnapshot(self.config.state_dir / "dynamodb.json", aws, os.environ["AWS_DEFAULT_REGION"])
+        client = boto3.client("dynamodb", endpoint_url=aws.endpoint, region_name=os.environ["AWS_DEFAULT_REGION"])
+        restored = snapshot.restore(client)
+        self.parts.append(snapshot.start())
+        return restored
 
     def _use_clock(self) -> None:
         from chalicelib import context
