@@ -47,10 +47,7 @@ def _open_workshop(workshop_id: str) -> WorkshopModel:
     current()
     if not isinstance(workshop_id, str) or not WORKSHOP_ID.match(workshop_id):
         raise NotFound("There is no such workshop.")
-    found = seats.get_workshop(workshop_id)
-    if not found.active:
-        raise NotFound(f"The workshop {workshop_id} is not open for registration.")
-    return found
+    return seats.open_workshop(workshop_id)
 
 
 def workshop(workshop_id: str) -> dict[str, Any]:

@@ -85,7 +85,8 @@ def get_workshop(workshop_id: str) -> WorkshopModel:
         raise NotFound(f"There is no workshop called {workshop_id}.") from None
 
 
-def _active_workshop(workshop_id: str) -> WorkshopModel:
+def open_workshop(workshop_id: str) -> WorkshopModel:
+    """The workshop, if it takes registrations; NotFound otherwise."""
     workshop = get_workshop(workshop_id)
     if not workshop.active:
         raise NotFound(f"The workshop {workshop_id} is not open for registration.")
@@ -168,7 +169,7 @@ def register(applicant: Applicant, workshop_id: str, registration_id: str, now: 
     """
     for attempt in range(MAX_ATTEMPTS):
         if workshop is None or attempt:
-            workshop = _active_workshop(workshop_id)
+            workshop = open_workshop(workshop_id)
         try:
             if workshop.seats_free > 0:
                 candidate = _free_student(workshop)
