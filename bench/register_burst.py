@@ -14,7 +14,6 @@ not treated as incorrect; the invariants are checked over the accepted (201) one
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -33,9 +32,9 @@ from tests.stack import LocalStack, StackError, write_workshop  # noqa: E402
 
 WORKSHOP = "WKSHP-BENCH"
 TITLE = "Burst benchmark workshop"
-# Orders go to an address the local intake does not serve, so they land in the inbox and no
-# provisioning runs: this measures the registration path alone (seats, waitlist, mail).
-ORDERS = "orders@unserved-backend.example"
+# The stack runs without its backend (WOD_LOCAL_BACKEND=0): orders land in the inbox and no
+# provisioning runs, so this measures the registration path alone (seats, waitlist, mail).
+ORDERS = "orders@backend.wod.local"
 REQUEST_TIMEOUT = 120
 
 _local = threading.local()
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         stack = LocalStack(tmp / "workshops", tmp / "state",
-                           env={"WOD_LOCATIONS": json.dumps({"local": ORDERS})}).start()
+                           env={"WOD_LOCAL_BACKEND": "0"}).start()
     except StackError as exc:
         print(f"INCORRECT: the local stack did not start\n{exc}")
         return 2

@@ -26,6 +26,7 @@ class LocalConfig:
     hub_spawner: str = "isolated"
     tick_seconds: float = 60.0
     time_scale: float = 1.0
+    backend: bool = True  # serve order intake here; off: a frontend only, orders stay in the inbox
     workshops: Path = ROOT / "workshops"
 
     @classmethod
@@ -43,6 +44,7 @@ class LocalConfig:
             hub_spawner=env.get("WOD_HUB_SPAWNER", cls.hub_spawner),
             tick_seconds=float(env.get("WOD_TICK_SECONDS", cls.tick_seconds)),
             time_scale=float(env.get("WOD_TIME_SCALE", cls.time_scale)),
+            backend=env.get("WOD_LOCAL_BACKEND", "1") not in ("0", "false", "no", "off"),
             workshops=Path(env.get("WOD_WORKSHOPS", cls.workshops)).resolve(),
         )
 

@@ -90,7 +90,8 @@ class Stack:
         self.mailbox = Mailbox(cfg.state_dir)
         from app import order_intake
 
-        router = OrderRouter(self.mailbox.add, order_intake, get_settings().orders_addresses)
+        served = get_settings().orders_addresses if cfg.backend else ()
+        router = OrderRouter(self.mailbox.add, order_intake, served)
         smtp = SmtpServer(router, cfg.host, cfg.smtp_port)
         smtp.start()
         inbox = InboxServer(self.mailbox, cfg.host, cfg.inbox_port)
