@@ -10,11 +10,14 @@ with the table; DynamoDB's does not. The "read" column is what the design promis
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -25,9 +28,9 @@ from chalicelib import context as ctx, lifecycle  # noqa: E402
 from chalicelib.catalog.folders import load_catalog  # noqa: E402
 from chalicelib.catalog.sync import sync_workshop  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
-from chalicelib.store import models  # noqa: E402
 from local.aws import EmbeddedAws  # noqa: E402
 from local.config import ensure_secrets  # noqa: E402
+from local.tables import create_tables  # noqa: E402
 from tests.factory import Clock, RecordingMailer, seed_active, write_workshop  # noqa: E402
 
 
@@ -36,8 +39,6 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--due", type=int, default=10)
     args = parser.parse_args()
-    import logging
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     aws = EmbeddedAws("127.0.0.1", 0).start()
     tmp = Path(tempfile.mkdtemp(prefix="wod-tick-"))
@@ -46,7 +47,7 @@ def main() -> int:
     context = ctx.build(Settings(aws_endpoint=aws.endpoint, secrets_file=str(tmp / "secrets.json")),
                         mailer=RecordingMailer(), clock=clock)
     ctx.use(context)
-    models.create_tables()
+    create_tables(boto3.client("dynamodb", endpoint_url=aws.endpoint, region_name="us-east-1"), "wod")
     write_workshop(tmp / "w", "WKSHP-TICK", seats=1)
     sync_workshop(load_catalog(tmp / "w", ["local"])[0][0])
 

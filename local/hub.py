@@ -147,9 +147,20 @@ class Hub:
     def pid_file(self) -> Path:
         return self.state_dir / "hub.pid"
 
+    def _kill_stale_proxy(self) -> None:
+        """A proxy left behind by a hub that died holds the public port."""
+        try:
+            pid = int((self.state_dir / "proxy.pid").read_text().strip())
+            if b"configurable-http-proxy" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                _kill(pid, None, signal.SIGKILL)
+                time.sleep(0.3)
+        except (OSError, ValueError):
+            pass
+
     def _reap_stale(self) -> None:
-        """A hub left running by a stack that was killed (SIGKILL, power loss) holds the ports
-        and the state: stop it and everything it started before starting again."""
+        """A hub left running by a stack that was killed (SIGKILL, power loss), or the proxy
+        of a hub that died, holds the ports and the state: stop them before starting again."""
+        self._kill_stale_proxy()
         try:
             pid, started = self.pid_file.read_text().split()
         except (OSError, ValueError):
@@ -221,13 +232,7 @@ class Hub:
             pass
         for pid, started in tree:
             _kill(pid, started, signal.SIGKILL)
-        pid_file = self.state_dir / "proxy.pid"  # a proxy left behind by an earlier crashed hub
-        try:
-            pid = int(pid_file.read_text().strip())
-            if b"configurable-http-proxy" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                _kill(pid, None, signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
+        self._kill_stale_proxy()
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:

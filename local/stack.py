@@ -72,12 +72,16 @@ class Stack:
         aws = EmbeddedAws(cfg.host, cfg.aws_port).start()
         self.parts.append(aws)
         self._workflows(aws)
+        import boto3
+
         from chalicelib.settings import get_settings
         from chalicelib.store import models
+        from local.tables import create_tables
 
         get_settings.cache_clear()
         models.bind(get_settings())
-        models.create_tables()
+        create_tables(boto3.client("dynamodb", endpoint_url=aws.endpoint, region_name=os.environ["AWS_DEFAULT_REGION"]),
+                      get_settings().table_prefix)
         restored = self._restore(aws)
         self._use_clock()
         _done(t, f"tables and state machines created, {restored} items restored from disk")
@@ -109,6 +113,7 @@ class Stack:
 
         timer = threading.Thread(target=self._timer, name="time-checks", daemon=True)
         timer.start()
+        threading.Thread(target=self._watch_hub, name="hub-watch", daemon=True).start()
         print(
             "\nReady.\n"
             f"  Catalog        {cfg.app_url}/\n"
@@ -213,6 +218,22 @@ class Stack:
                                 server_cls=BurstServer)
         threading.Thread(target=server.server.serve_forever, name="app", daemon=True).start()
         self.parts.append(server)
+
+    def _watch_hub(self) -> None:
+        """JupyterHub is the one part in a process of its own: if it dies, say so and start it again
+        (its state is on disk; the student servers are started again on demand)."""
+        while not self.stopping.wait(2):
+            if self.hub.running or self.stopping.is_set():
+                continue
+            code = self.hub.proc.returncode if self.hub.proc else None
+            print(f"JupyterHub exited (code {code}); restarting it ...", flush=True)
+            log.error("JupyterHub exited with %s; restarting", code)
+            try:
+                self.hub.stop()
+                self.hub.start()
+                print("JupyterHub is back.", flush=True)
+            except Exception:
+                log.exception("JupyterHub did not restart; next try in 2 s")
 
     def _timer(self) -> None:
         from chalicelib import lifecycle

@@ -19,7 +19,6 @@ from chalicelib import context as ctx  # noqa: E402
 from chalicelib.catalog.folders import load_catalog  # noqa: E402
 from chalicelib.catalog.sync import sync_workshop  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
-from chalicelib.store import models  # noqa: E402
 from local.config import ensure_secrets  # noqa: E402
 from tests.factory import Clock, RecordingMailer, write_workshop  # noqa: E402
 
@@ -54,9 +53,13 @@ def aws():
 @pytest.fixture
 def platform(aws, settings, clock, tmp_path):
     """Tables created, context installed (SES mailer through moto), nothing synced yet."""
+    import boto3
+
+    from local.tables import create_tables
+
     context = ctx.build(settings, clock=clock)
     ctx.use(context)
-    models.create_tables()
+    create_tables(boto3.client("dynamodb", region_name="us-east-1"), settings.table_prefix)
     yield context
     ctx.use(None)
 

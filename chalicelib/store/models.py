@@ -237,9 +237,3 @@ def bind(settings: Settings) -> None:
 def connection() -> Connection:
     """The shared low-level connection that transactions run on."""
     return _bound["connection"]  # type: ignore[return-value]
-
-
-def create_tables() -> None:
-    for model in MODELS.values():
-        if not model.exists():
-            model.create_table(wait=True)

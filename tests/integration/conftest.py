@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import uuid
 
+import boto3
 import pytest
 
 from chalicelib import context as ctx
 from chalicelib.settings import Settings
-from chalicelib.store import models
 from local.aws import EmbeddedAws
+from local.tables import create_tables
 from local.config import ensure_secrets
 from tests.factory import RecordingMailer
 
@@ -29,6 +30,7 @@ def served(embedded_aws, tmp_path):
                         secrets_file=str(secrets))
     context = ctx.build(settings, mailer=RecordingMailer())
     ctx.use(context)
-    models.create_tables()
+    create_tables(boto3.client("dynamodb", endpoint_url=embedded_aws.endpoint, region_name="us-east-1"),
+                  settings.table_prefix)
     yield context
     ctx.use(None)

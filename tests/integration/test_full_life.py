@@ -148,3 +148,12 @@ def test_cleanup_waits_out_a_hub_outage_and_frees_the_seat(stack):
     assert seats["WKSHP-FLAKY"]["seats_free"] == 1
     with pytest.raises(KeyError):
         pwd.getpwnam("flaky1")  # the teardown finally ran: account and home are gone
+
+
+def test_a_hub_that_dies_is_started_again(stack):
+    os.kill(hub_pid(stack), signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while "JupyterHub is back." not in stack.output() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert "JupyterHub exited (code -9); restarting it" in stack.output()
+    assert requests.get(f"{stack.hub_url}/hub/api/", timeout=10).status_code == 200
