@@ -7,6 +7,7 @@ so the state machine's Retry can wait and try again; anything else is a
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -65,22 +66,41 @@ class HubClient:
     def ensure_user(self, name: str) -> None:
         self._call("POST", f"/hub/api/users/{self._user(name)}", ok=(201, 409))
 
-    def delete_user(self, name: str) -> None:
-        """Remove the user and stop its server; an unknown user is already gone."""
-        self._call("DELETE", f"/hub/api/users/{self._user(name)}", ok=(204, 404))
+    def delete_user(self, name: str, stop_timeout: float = 60.0) -> None:
+        """Stop the user's server, then remove the user; an unknown user is already gone.
 
-    def start_server(self, name: str) -> bool:
-        """Ask for the server; True when it is already up."""
-        status, _ = self._call("POST", f"/hub/api/users/{self._user(name)}/server", ok=(201, 202, 400))
-        return status in (201, 400)  # 400: already running
+        The hub refuses to delete a user whose server is running or still spawning, so the
+        server is stopped first (waiting out a spawn in progress).
+        """
+        user = f"/hub/api/users/{self._user(name)}"
+        deadline = time.monotonic() + stop_timeout
+        while True:
+            status, data = self._call("GET", user, ok=(200, 404))
+            if status == 404:
+                return
+            server = (data.get("servers") or {}).get("")
+            if not server:
+                break
+            if time.monotonic() > deadline:
+                raise HubUnavailable(f"the server of {name} did not stop within {stop_timeout:.0f} s")
+            if server.get("pending") != "spawn":  # a spawn in progress cannot be stopped yet
+                self._call("DELETE", f"{user}/server", ok=(202, 204, 400, 404))
+            time.sleep(1)
+        self._call("DELETE", user, ok=(204, 404))
 
-    def stop_server(self, name: str) -> None:
-        self._call("DELETE", f"/hub/api/users/{self._user(name)}/server", ok=(202, 204, 400, 404))
+    def start_server(self, name: str) -> str:
+        """Ask for the server: ``ready`` (up), ``pending`` (spawning) or ``throttled`` (the hub's
+        concurrent-spawn limit said 429: ask again later)."""
+        status, _ = self._call("POST", f"/hub/api/users/{self._user(name)}/server", ok=(201, 202, 400, 429))
+        return {201: "ready", 400: "ready", 202: "pending", 429: "throttled"}[status]  # 400: already running
 
-    def server_ready(self, name: str) -> bool:
+    def server_state(self, name: str) -> str:
+        """``ready``, ``pending`` (spawning or stopping) or ``none`` (not requested)."""
         _, user = self._call("GET", f"/hub/api/users/{self._user(name)}")
-        server = (user or {}).get("servers", {}).get("", {})
-        return bool(server.get("ready"))
+        server = (user or {}).get("servers", {}).get("")
+        if not server:
+            return "none"
+        return "ready" if server.get("ready") else "pending"
 
     def put_contents(self, name: str, path: str, model: dict[str, Any]) -> None:
         """Jupyter Contents API PUT, through the proxy, as the service."""

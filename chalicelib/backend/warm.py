@@ -29,7 +29,7 @@ def start(event: dict) -> dict:
     appliance = _appliance(WorkshopModel.get(order["workshop"]), order["student"])
     if appliance:
         backend.appliances.start(order["workshop"], order["student"], *appliance)
-    return {"ready": backend.hub.start_server(order["student"]) and not appliance}
+    return {"ready": backend.hub.start_server(order["student"]) == "ready" and not appliance}
 
 
 def mark(event: dict) -> dict:

@@ -10,7 +10,8 @@ Environment:
   WOD_HUB_STATE_DIR       hub database, cookie secret, proxy token (created 0700; default .wod/hub)
   WOD_HUB_TOKEN           the platform's service token (service "wod-platform")
   WOD_HUB_SPAWNER         isolated (default) | shared-insecure
-  WOD_HUB_CONCURRENT_SPAWNS  concurrent_spawn_limit (default 20; the API answers 429 above it)
+  WOD_HUB_CONCURRENT_SPAWNS  concurrent_spawn_limit (default 10; the API answers 429 above it,
+                             and the platform asks again while it waits for the server)
   WOD_STUDENTS_TABLE, WOD_AWS_ENDPOINT, AWS_DEFAULT_REGION  where the authenticator reads students
   WOD_HUB_PROXY_CMD       configurable-http-proxy binary (default node_modules/.bin/..., else PATH)
 
@@ -99,7 +100,7 @@ c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
 c.JupyterHub.cleanup_servers = True  # stopping the hub stops every student server
 c.JupyterHub.cleanup_proxy = True
-c.JupyterHub.concurrent_spawn_limit = int(os.environ.get("WOD_HUB_CONCURRENT_SPAWNS") or 20)
+c.JupyterHub.concurrent_spawn_limit = int(os.environ.get("WOD_HUB_CONCURRENT_SPAWNS") or 10)
 c.JupyterHub.active_server_limit = 0
 c.JupyterHub.allow_named_servers = False
 
@@ -141,8 +142,9 @@ c.Spawner.cmd = [os.environ.get("WOD_HUB_SINGLEUSER") or str(venv_bin / "jupyter
 c.Spawner.env_keep = ["LANG", "LC_ALL"]  # nothing of the hub's environment (AWS, tokens) leaks
 c.Spawner.environment = {"PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"}
 c.Spawner.disable_user_config = True
-c.Spawner.start_timeout = 60
-c.Spawner.http_timeout = 60
+# A burst of spawns on a small machine is slow: wait for it rather than fail it.
+c.Spawner.start_timeout = 180
+c.Spawner.http_timeout = 180
 # Terminals use bash even though the student's login shell is nologin.
 terminals = '--ServerApp.terminado_settings={"shell_command": ["/bin/bash", "-l"]}'
 
