@@ -37,6 +37,17 @@ def p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def servers() -> int:
+    """Student servers running on this machine."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            count += entry.name.isdigit() and b"jupyterhub-singleuser" in (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+    return count
+
+
 def rss_mb(root_pid: int) -> float:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -115,8 +126,8 @@ def main() -> int:
             bench = Bench(stack)
             bench.warm(5 + 20)
             time.sleep(3)
-            rest = rss_mb(stack.process.pid)
-            print(f"memory at rest (25 warm servers): {rest:.0f} MB", flush=True)
+            print(f"memory at rest: {rss_mb(stack.process.pid):.0f} MB with {servers()} warm student servers",
+                  flush=True)
             results["cold, one at a time"] = [bench.one("WKSHP-COLD") for _ in range(args.one)]
             results["warm, one at a time"] = []
             for _ in range(args.one):
@@ -139,7 +150,7 @@ def main() -> int:
                     if email in sent and message["subject"].startswith("Your workshop is ready"):
                         arrived.setdefault(email, datetime.fromisoformat(message["date"]).timestamp())
                 if memory_50 is None and len(arrived) >= 50:
-                    memory_50 = rss_mb(stack.process.pid)
+                    memory_50 = rss_mb(stack.process.pid), servers()
                 time.sleep(2)
             latencies = [arrival - sent[email] for email, arrival in arrived.items()]
             last = max(arrived.values()) - started if arrived else float("nan")
@@ -147,7 +158,8 @@ def main() -> int:
                   f"had their credentials {last:.0f} s after the burst began "
                   f"(per participant p50 {p(latencies, .5):.0f} s, p95 {p(latencies, .95):.0f} s)")
             if memory_50 is not None:
-                print(f"memory with 50 active students (and the 45 of the sections before): {memory_50:.0f} MB")
+                print(f"memory once 50 of the burst were active: {memory_50[0]:.0f} MB with {memory_50[1]} student "
+                      f"servers running (the earlier sections' included)")
     finally:
         for prefix, seats, _ in workshops.values():
             for n in range(1, seats + 1):
