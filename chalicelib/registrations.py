@@ -77,6 +77,7 @@ def registration_view(reg: RegistrationModel, workshop: WorkshopModel | None = N
         "created_at": iso(reg.created_at),
         "started_at": iso(reg.started_at),
         "ends_at": iso(reg.ends_at),
+        "finished_at": iso(reg.finished_at),
         "completion": reg.completion,
         "progress": reg.progress,
         "extensions_used": int(reg.extensions_used or 0),

@@ -214,3 +214,15 @@ def test_purge_frees_an_orphaned_student(client, platform, sync, recording):
     assert subjects(recording)[-1] == f"PURGE {WORKSHOP} life-1"
     callback(client, platform, {"registration": "purge-life-1", "student": "life-1", "outcome": "cleaned",
                                 "completion": None})
+
+
+def test_a_finished_registration_shows_when_it_ended_and_its_completion(client, platform, active, clock):
+    clock.advance(minutes=10)
+    action(client, active["id"], "end")
+    callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
+                                "completion": 75})
+    page = client.http.get(f"/registrations/{active['id']}?done=end").body.decode()
+    assert "Status: <strong>Finished</strong>" in page
+    assert "<dt>Ended</dt>" in page and "09:10 UTC" in page and "<dt>Ends</dt>" not in page
+    assert "<dt>Completion</dt><dd>75%</dd>" in page
+    assert "Your workshop is ending" not in page  # the notice is stale once it has ended
