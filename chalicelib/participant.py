@@ -58,8 +58,7 @@ def reset(registration_id: str) -> dict[str, Any]:
     context = current()
     reg = _load(registration_id)
     _active(reg, "reset")
-    attempt = int(reg.resets_used or 0) + 1
-    store.queue(reg, [f"order:RESET:{attempt}"], context.clock(), resets_used=attempt)
+    store.order_reset(reg, context.clock())
     outbox.deliver(store.get(registration_id), context)
     return registrations.status(registration_id)
 

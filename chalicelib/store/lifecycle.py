@@ -127,10 +127,26 @@ def extend(reg: RegistrationModel, minutes: int, reminder: timedelta) -> Registr
 
 
 @translated
-def queue(reg: RegistrationModel, entries: list[str], now: datetime, **changes) -> None:
-    """Add outbox entries (and set simple attributes) on a registration."""
-    actions = [getattr(RegistrationModel, name).set(value) for name, value in changes.items()]
-    reg.update(actions=[*actions, *queue_actions(entries, now)])
+def queue(reg: RegistrationModel, entries: list[str], now: datetime) -> None:
+    """Add outbox entries to a registration."""
+    reg.update(actions=queue_actions(entries, now))
+
+
+@translated
+def order_reset(reg: RegistrationModel, now: datetime) -> None:
+    """Order fresh notebooks: the attempt number names the workflow, so two clicks make two
+    distinct resets and never the same one twice; a session that ended meanwhile gets none."""
+    used = int(reg.resets_used or 0)
+    unchanged = RegistrationModel.resets_used == used
+    if not used:
+        unchanged = unchanged | RegistrationModel.resets_used.does_not_exist()
+    attempt = used + 1
+    try:
+        reg.update(actions=[RegistrationModel.resets_used.set(attempt),
+                            *queue_actions([f"order:RESET:{attempt}"], now)],
+                   condition=(RegistrationModel.status == ACTIVE) & unchanged)
+    except UpdateError as exc:
+        raise Conflict("The workshop changed meanwhile (ended or reset); please reload and try again.") from exc
 
 
 @translated
