@@ -3,6 +3,7 @@ from importlib import import_module
 
 from chalice import Chalice, Rate
 
+from chalicelib.web.admin import admin
 from chalicelib.web.api import api
 from chalicelib.web.callbacks import callbacks
 from chalicelib.web.pages import pages
@@ -11,6 +12,7 @@ app = Chalice(app_name="wod")
 app.register_blueprint(api)
 app.register_blueprint(pages)
 app.register_blueprint(callbacks)
+app.register_blueprint(admin)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="time-checks")
@@ -50,3 +52,11 @@ def _task(machine: str, module: str, name: str):
 
 TASK_FUNCTIONS = [_task(machine, module, name)
                   for machine, (module, names) in STATE_MACHINE_TASKS.items() for name in names]
+
+
+@app.middleware("all")
+def observe(event, get_response):
+    """Logger keys, a trace and the metrics flush around every function."""
+    from chalicelib.observability import around
+
+    return around(event, get_response)

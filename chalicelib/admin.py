@@ -1,21 +1,33 @@
-"""Organiser operations that are not a participant's to trigger (the admin API builds on these)."""
+"""Organiser operations, shared by the admin API and the dashboard; each change is audited."""
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
+from typing import Any, Mapping
 
-from chalicelib import outbox
+from chalicelib import audit, lifecycle, outbox, participant, registrations, webhooks
 from chalicelib.context import current
-from chalicelib.domain.errors import NotFound
-from chalicelib.domain.registration import ACTIVE, FAILED, PENDING, PROVISIONING
+from chalicelib.domain import reports
+from chalicelib.domain.admin import validate_minutes, validate_workshop_edit
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.registration import ACTIVE, EXPIRING, FAILED, PENDING, PROVISIONING, is_registration_id
+from chalicelib.store import admin as admin_store
 from chalicelib.store import lifecycle as store
-from chalicelib.store.models import StudentModel
+from chalicelib.store import seats
+from chalicelib.store.models import StudentModel, WorkshopModel
 from chalicelib.store.seats import get_workshop
+
+ACTIONS = ("resend-credentials", "extend", "reset", "end")
+STUDENT_ID = re.compile(r"^[a-z][a-z0-9-]{0,15}[0-9]{1,6}$")
+WORKSHOP_ID = re.compile(r"^WKSHP-[A-Z0-9]{1,32}$")
 
 
 def purge_student(student_id: str) -> str:
     """Force-free a student whatever its state: its registration (if live) fails with an
     apology, a PURGE order tears the environment down, and the seat comes back."""
     context = current()
+    if not STUDENT_ID.match(student_id or ""):
+        raise NotFound(f"There is no student {student_id}.")
     try:
         student = StudentModel.get(student_id, consistent_read=True)
     except StudentModel.DoesNotExist:
@@ -26,7 +38,9 @@ def purge_student(student_id: str) -> str:
         if reg.status in (PENDING, PROVISIONING, ACTIVE):
             retry = timedelta(minutes=context.settings.cleanup_retry_minutes)
             store.begin_cleanup(reg, now, retry, FAILED, extra_outbox=("apology",), order="PURGE")
-            outbox.deliver(store.get(reg.id), context)
+            failed = store.get(reg.id)
+            outbox.deliver(failed, context)
+            webhooks.emit("failed", failed, context)
             return "purging"
         return "cleaning"  # already on its way back: the cleanup retries take it from here
     if store.free_orphan(student_id):
@@ -34,3 +48,154 @@ def purge_student(student_id: str) -> str:
                                                f"purge-{student_id}", context))
         return "freed"
     return "free"
+
+
+def purge(actor: str, student_id: str) -> dict[str, Any]:
+    with audit.audited(actor, "student.purge", student_id) as detail:
+        detail["result"] = purge_student(student_id)
+    return {"student": student_id, "result": detail["result"]}
+
+
+# -- workshops -------------------------------------------------------------------------------
+
+def _workshop_view(w: WorkshopModel) -> dict[str, Any]:
+    warm, waiting = admin_store.seat_figures(w.id)
+    view = registrations.workshop_view(w)
+    return view | {"seats_taken": view["seats_total"] - view["seats_free"], "seats_warm": warm, "waitlist": waiting,
+                   "extension_minutes": int(w.extension_minutes), "extension_max": int(w.extension_max),
+                   "overrides": dict(w.overrides or {})}
+
+
+def workshops() -> list[dict[str, Any]]:
+    current()
+    return [_workshop_view(w) for w in seats.list_workshops()]
+
+
+def _workshop(workshop_id: str) -> WorkshopModel:
+    if not WORKSHOP_ID.match(workshop_id or ""):
+        raise NotFound("There is no such workshop.")
+    return get_workshop(workshop_id)
+
+
+def _resize(workshop: WorkshopModel, capacity: int) -> dict[str, Any]:
+    """Students added or removed to match ``capacity``, like a catalog sync would; only free
+    seats are removed (a taken or warm one refuses the whole change)."""
+    from chalicelib.catalog.sync import SyncReport, add_students, remove_students
+
+    first, prefix = int(workshop.student_from), workshop.student_prefix
+    wanted = [f"{prefix}{n}" for n in range(first, first + capacity)]
+    existing = {s.id: s for s in admin_store.students_of(workshop.id)}
+    extra = [s for sid, s in existing.items() if sid not in set(wanted)]
+    busy = [s for s in extra if s.status != "free" or s.warm or s.warming_since]
+    if busy:
+        lowest = max(int(s.id.removeprefix(prefix)) for s in busy) - first + 1
+        raise Conflict(f"{len(busy)} of the {len(extra)} seats to remove are taken or kept warm; "
+                       f"the capacity can go down to {lowest} now, and lower once they are free.")
+    report = SyncReport(workshop.id)
+    add_students(workshop.id, workshop.location, [sid for sid in wanted if sid not in existing], report)
+    remove_students(workshop.id, extra, report)
+    return {"seats_total": len(wanted) - len(report.skipped), "student_to": first + capacity - 1,
+            "added": report.added, "removed": report.removed, "kept_busy": report.kept_busy,
+            "skipped": report.skipped}
+
+
+def update_workshop(actor: str, workshop_id: str, data: Any) -> dict[str, Any]:
+    """Open or close a workshop, change its duration (new sessions) or its capacity. The change
+    is kept as an override: a later catalog sync keeps it; ``null`` hands a field back to the folder."""
+    context = current()
+    changes = validate_workshop_edit(data)
+    with audit.audited(actor, "workshop.update", workshop_id, changes=changes) as detail:
+        workshop = _workshop(workshop_id)
+        detail["before"] = {"active": bool(workshop.active), "duration_minutes": int(workshop.duration_minutes),
+                            "capacity": int(workshop.seats_total)}
+        overrides, sets = dict(workshop.overrides or {}), {}
+        for name, value in changes.items():
+            if value is None:
+                overrides.pop(name, None)
+            elif name == "capacity":
+                resized = _resize(workshop, value)
+                detail["seats"] = {k: resized[k] for k in ("added", "removed", "kept_busy", "skipped")}
+                sets.update(seats_total=resized["seats_total"], student_to=resized["student_to"])
+                overrides[name] = value
+            else:
+                sets[name] = overrides[name] = value
+        admin_store.update_workshop(workshop, sets, overrides)
+    if changes.get("capacity"):
+        lifecycle.promote_waitlist(context, workshop_id)  # new seats go to whoever waits
+    return _workshop_view(get_workshop(workshop_id))
+
+
+# -- registrations ---------------------------------------------------------------------------
+
+def _admin_actions(record: Mapping[str, Any]) -> list[str]:
+    actions = list(ACTIONS) if record["status"] == ACTIVE else []
+    if record["student"] and record["status"] in (PENDING, PROVISIONING, ACTIVE, EXPIRING):
+        actions.append("purge")
+    return actions
+
+
+def _with_actions(record: dict[str, Any]) -> dict[str, Any]:
+    return record | {"actions": _admin_actions(record)}
+
+
+def search(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Registrations matching ``q`` (name, email, id, student, company, workshop), ``status`` and
+    ``workshop``, newest first."""
+    current()
+    wanted = reports.search_filter(params)
+    found = [r for r in reports.newest_first(admin_store.all_registrations()) if reports.matches(r, wanted)]
+    return {"total": len(found), "registrations": [_with_actions(r) for r in found[:wanted["limit"]]]}
+
+
+def registration(registration_id: str) -> dict[str, Any]:
+    current()
+    if not is_registration_id(registration_id):
+        raise NotFound("No registration has this id.")
+    return _with_actions(admin_store.registration(registration_id))
+
+
+def perform(actor: str, action: str, registration_id: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """resend-credentials (a new password, notebooks kept) | extend | reset | end."""
+    if action not in ACTIONS:
+        raise NotFound(f"Unknown action {action!r}; one of {', '.join(ACTIONS)}.")
+    minutes = validate_minutes((data or {}).get("minutes")) if action == "extend" else None
+    with audit.audited(actor, f"registration.{action}", registration_id) as detail:
+        before = registration(registration_id)
+        detail.update(email=before["email"], student=before["student"], workshop=before["workshop"])
+        if action == "extend":
+            after = participant.extend(registration_id, minutes, organiser=True)
+            detail.update(ends_before=before["ends_at"], ends_after=after["ends_at"])
+        elif action == "resend-credentials":
+            participant.reset(registration_id, notebooks=False)
+        else:
+            participant.perform(action, registration_id)
+    return registration(registration_id)
+
+
+def export_csv(actor: str, params: Mapping[str, Any] | None = None) -> str:
+    """Every matching registration (no page limit), as CSV; the export is audited."""
+    current()
+    wanted = reports.search_filter(params)
+    with audit.audited(actor, "registrations.export", "csv",
+                       filter={k: v for k, v in wanted.items() if v and k != "limit"}) as detail:
+        found = [r for r in reports.newest_first(admin_store.all_registrations()) if reports.matches(r, wanted)]
+        detail["rows"] = len(found)
+    return reports.to_csv(found)
+
+
+def stats(hours: int = 24) -> dict[str, Any]:
+    """What the dashboard draws: seats per workshop, registrations per hour, completion per workshop."""
+    context = current()
+    records = admin_store.all_registrations()
+    listed = workshops()
+    titles = {w["id"]: w["title"] for w in listed}
+    created = [datetime.fromisoformat(r["created_at"]) for r in records if r["created_at"]]
+    completion = reports.completion_by_workshop(records)
+    return {
+        "workshops": listed,
+        "registrations_per_hour": [{"hour": start.isoformat(), "count": n}
+                                   for start, n in reports.per_hour(created, context.clock(), hours)],
+        "completion": [{"workshop": w, "title": titles.get(w, w), "average": avg, "finished": n}
+                       for w, (avg, n) in sorted(completion.items())],
+        "registrations": len(records),
+    }

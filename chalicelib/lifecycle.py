@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from chalicelib import outbox
+from chalicelib import outbox, webhooks
 from chalicelib.context import Context, current
 from chalicelib.domain.errors import NotFound, Unavailable
 from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_CLEANING, DUE_PROVISIONING
@@ -70,12 +70,13 @@ def tick(context: Context | None = None) -> dict[str, int]:
     settings = context.settings
     retry = timedelta(minutes=settings.cleanup_retry_minutes)
     counts = dict.fromkeys(("read", "stuck", "reminders", "expired", "cleanup_retried", "promoted",
-                            "outbox_retried", "warming"), 0)
+                            "outbox_retried", "warming", "webhooks"), 0)
 
     for reg in _due(DUE_PROVISIONING, context, counts):
         if reg.status in (PENDING, PROVISIONING) and store.begin_cleanup(
                 reg, context.clock(), retry, FAILED, extra_outbox=("apology",)):
             counts["stuck"] += 1
+            webhooks.emit("failed", store.get(reg.id), context)
     for reg in _due(DUE_ACTIVE, context, counts):
         if reg.status != ACTIVE:
             continue
@@ -89,6 +90,7 @@ def tick(context: Context | None = None) -> dict[str, int]:
         counts["promoted"] += promote_waitlist(context, workshop_id)
     counts["outbox_retried"] = outbox.deliver_due(context)
     counts["warming"] = top_up_warm_pools(context)
+    counts["webhooks"] = webhooks.deliver_due(context)
     if any(counts.values()):
         logger.info("time checks", extra=counts)
     return counts

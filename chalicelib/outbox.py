@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from chalicelib import render
+from chalicelib import render, webhooks
 from chalicelib.context import Context
 from chalicelib.domain.errors import Unavailable, WodError
 from chalicelib.domain.mail import Email
@@ -53,13 +53,13 @@ def badge_url(context: Context, workshop: WorkshopModel) -> str | None:
 
 
 def order_email(action: str, attempt: int, workshop: WorkshopModel, student: str, registration_id: str,
-                context: Context) -> Email:
+                context: Context, scope: str = "all") -> Email:
     """A signed order to the backend of the workshop's location."""
     address = context.settings.orders_address(workshop.location)
     if not address:
         raise Unavailable(f"no order address is configured for location {workshop.location!r}")
     # issued_at is wall time: it proves freshness to the backend, whatever the business clock says
-    order = Order.new(action, workshop.id, student, registration_id, time.time(), attempt)
+    order = Order.new(action, workshop.id, student, registration_id, time.time(), attempt, scope)
     body = order.body()
     signature = sign(body, get_key(context.settings, "order_key"))
     return Email(to=address, subject=order.subject, text=body.decode(), headers={SIGNATURE_HEADER: signature})
@@ -67,9 +67,10 @@ def order_email(action: str, attempt: int, workshop: WorkshopModel, student: str
 
 def build(entry: str, reg: RegistrationModel, workshop: WorkshopModel, context: Context) -> Email:
     kind, _, rest = entry.partition(":")
-    if kind == "order":
-        action, _, attempt = rest.partition(":")
-        return order_email(action, int(attempt or 0), workshop, reg.student_id or "", reg.id, context)
+    if kind == "order":  # order:<ACTION>[:<attempt>[:<scope>]]
+        action, _, rest = rest.partition(":")
+        attempt, _, scope = rest.partition(":")
+        return order_email(action, int(attempt or 0), workshop, reg.student_id or "", reg.id, context, scope or "all")
     return _participant_email(entry, reg, workshop, context)
 
 
@@ -104,6 +105,8 @@ def deliver(reg: RegistrationModel, context: Context, workshop: WorkshopModel | 
             continue
         sent.append(entry)
         logger.info("outbox entry sent", extra={"registration": reg.id, "entry": entry, "workshop": reg.workshop_id})
+        if entry == "reminder":
+            webhooks.emit("reminder_sent", reg, context)
     retry = timedelta(seconds=context.settings.outbox_retry_seconds * 2 ** min(reg.outbox_attempts or 0, MAX_BACKOFF_STEPS))
     try:
         store.settle(reg.id, sent, now, retry, error)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from chalicelib import outbox, registrations
+from chalicelib import outbox, registrations, webhooks
 from chalicelib.context import current
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.lifecycle import extension_refusal
@@ -40,25 +40,32 @@ def end(registration_id: str) -> dict[str, Any]:
     return registrations.status(registration_id)
 
 
-def extend(registration_id: str) -> dict[str, Any]:
+def extend(registration_id: str, minutes: int | None = None, organiser: bool = False) -> dict[str, Any]:
+    """Push the end back by the workshop's extension (or ``minutes``). An organiser may extend
+    past the participant's limit and while people wait; that extension does not use up the
+    participant's own. Only a running workshop is ever extended."""
     context = current()
     reg = _load(registration_id)
     _active(reg, "extended")
     workshop = get_workshop(reg.workshop_id)
-    waiting = RegistrationModel.waitlist_index.count(reg.workshop_id)
-    refusal = extension_refusal(int(reg.extensions_used or 0), int(workshop.extension_max), waiting)
-    if refusal:
-        raise Conflict(refusal)
-    store.extend(reg, int(workshop.extension_minutes), timedelta(minutes=context.settings.reminder_minutes))
+    if not organiser:
+        waiting = RegistrationModel.waitlist_index.count(reg.workshop_id)
+        refusal = extension_refusal(int(reg.extensions_used or 0), int(workshop.extension_max), waiting)
+        if refusal:
+            raise Conflict(refusal)
+    extended = store.extend(reg, minutes or int(workshop.extension_minutes),
+                            timedelta(minutes=context.settings.reminder_minutes), counted=not organiser)
+    webhooks.emit("extended", extended, context)
     return registrations.status(registration_id)
 
 
-def reset(registration_id: str) -> dict[str, Any]:
-    """Fresh notebooks (and a new password, emailed) without touching the clock."""
+def reset(registration_id: str, notebooks: bool = True) -> dict[str, Any]:
+    """Fresh notebooks and a new password, emailed, without touching the clock; with
+    ``notebooks=False`` only the password is renewed (the organiser resending credentials)."""
     context = current()
     reg = _load(registration_id)
     _active(reg, "reset")
-    store.order_reset(reg, context.clock())
+    store.order_reset(reg, context.clock(), "all" if notebooks else "password")
     outbox.deliver(store.get(registration_id), context)
     return registrations.status(registration_id)
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from chalicelib import outbox
+from chalicelib import observability, outbox, webhooks
 from chalicelib.context import current
 from chalicelib.domain.errors import InvalidInput, NotFound
-from chalicelib.domain.registration import is_registration_id, new_registration_id, validate_applicant
+from chalicelib.domain.registration import WAITLISTED, is_registration_id, new_registration_id, validate_applicant
 from chalicelib.store import seats
 from chalicelib.store.models import RegistrationModel, WorkshopModel
 
@@ -101,6 +101,9 @@ def register(data: Any, workshop_id: Any = None) -> dict[str, Any]:
                                 SEATED_OUTBOX, WAITLISTED_OUTBOX, _open_workshop(workshop_id),
                                 timedelta(minutes=context.settings.stuck_minutes))
     outbox.deliver(reg, context, found, leased=True)  # created with the lease held
+    webhooks.emit("registered", reg, context)
+    observability.count("Waitlisted" if reg.status == WAITLISTED else "Registrations")
+    observability.gauge("SeatsFree", int(found.seats_free), workshop=found.id)
     return registration_view(reg, found)
 
 

@@ -1,7 +1,10 @@
-"""Keys shared between frontend and backends, never in code or plain settings.
+"""Keys shared between frontend and backends, never in code, settings or the template.
 
-Local mode reads a generated JSON file (mode 0600); on AWS they come from SSM
-Parameter Store (SecureString) through Powertools Parameters, cached.
+Local mode reads a generated JSON file (mode 0600). On AWS they are Secrets Manager
+secrets the stack generates (``infra/template.py``), read through Powertools
+Parameters and cached for five minutes: ``<prefix>/order-key``, ``<prefix>/callback-key``,
+``<prefix>/admin-token`` (one per platform) and ``<prefix>/hub-token/<location>`` (one
+per location's JupyterHub).
 """
 from __future__ import annotations
 
@@ -12,19 +15,29 @@ from chalicelib.domain.errors import Unavailable
 from chalicelib.settings import Settings
 
 NAMES = ("order_key", "callback_key", "hub_token", "admin_token")
+PER_LOCATION = ("hub_token",)
+CACHE_SECONDS = 300
+
+
+def secret_id(settings: Settings, name: str) -> str:
+    """The Secrets Manager name of a secret (what the template creates)."""
+    base = f"{settings.secrets_prefix}/{name.replace('_', '-')}"
+    return f"{base}/{settings.location}" if name in PER_LOCATION else base
 
 
 def get_secret(settings: Settings, name: str) -> str:
+    if name not in NAMES:
+        raise ValueError(f"unknown secret {name!r}")
     if settings.secrets_file:
         try:
             return json.loads(Path(settings.secrets_file).read_text())[name]
         except (OSError, ValueError, KeyError) as exc:
             raise Unavailable(f"secret {name!r} is missing from {settings.secrets_file}") from exc
-    from aws_lambda_powertools.utilities.parameters import get_parameter
+    from aws_lambda_powertools.utilities import parameters
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
     try:
-        return get_parameter(f"{settings.secrets_prefix}/{name.replace('_', '-')}", decrypt=True, max_age=300)
+        return parameters.get_secret(secret_id(settings, name), max_age=CACHE_SECONDS)
     except GetParameterError as exc:
         raise Unavailable(f"secret {name!r} could not be read") from exc
 

@@ -2,7 +2,7 @@
 
 Domain code never reads ``os.environ``; it receives a :class:`Settings`.
 Secrets are not settings: :mod:`chalicelib.secrets` loads them from a file
-(local mode) or from SSM/Secrets Manager (AWS).
+(local mode) or from Secrets Manager (AWS).
 """
 from __future__ import annotations
 
@@ -35,12 +35,14 @@ class Settings:
     deny_domains: tuple[str, ...] = DEFAULT_DENY_DOMAINS
     secrets_file: str | None = None
     secrets_prefix: str = "/wod"
+    location: str = "local"  # this backend's location (its hub token is per location)
     outbox_retry_seconds: int = 60
     order_max_age_seconds: int = 900
     # backend side
     hub_url: str = "http://127.0.0.1:8001"  # what participants open
     hub_api_url: str | None = None  # what the backend calls (defaults to hub_url)
-    workshops_dir: str = "workshops"  # workshop content (local mode; S3 on AWS)
+    workshops_dir: str = "workshops"  # workshop content (local mode)
+    content_bucket: str | None = None  # workshop content in S3 (AWS): ``<workshop>/<path>``
     state_machines: Mapping[str, str] = field(default_factory=dict)  # order action -> state machine ARN
     callback_url: str | None = None  # the frontend the backend calls back (defaults to public_url)
     ready_timeout_seconds: int = 180
@@ -88,11 +90,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         deny_domains=_split(deny) if deny is not None else defaults.deny_domains,
         secrets_file=env.get("WOD_SECRETS_FILE") or None,
         secrets_prefix=env.get("WOD_SECRETS_PREFIX", defaults.secrets_prefix),
+        location=env.get("WOD_LOCATION", defaults.location),
         outbox_retry_seconds=int(env.get("WOD_OUTBOX_RETRY_SECONDS", defaults.outbox_retry_seconds)),
         order_max_age_seconds=int(env.get("WOD_ORDER_MAX_AGE_SECONDS", defaults.order_max_age_seconds)),
         hub_url=env.get("WOD_HUB_URL", defaults.hub_url).rstrip("/"),
         hub_api_url=env.get("WOD_HUB_API_URL") or None,
         workshops_dir=env.get("WOD_WORKSHOPS_DIR", defaults.workshops_dir),
+        content_bucket=env.get("WOD_CONTENT_BUCKET") or None,
         state_machines=json.loads(env["WOD_STATE_MACHINES"]) if env.get("WOD_STATE_MACHINES") else {},
         callback_url=env.get("WOD_CALLBACK_URL") or None,
         ready_timeout_seconds=int(env.get("WOD_READY_TIMEOUT_SECONDS", defaults.ready_timeout_seconds)),

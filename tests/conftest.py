@@ -11,7 +11,8 @@ import pytest
 
 # Never reach a real AWS account from the tests.
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-                  AWS_SECURITY_TOKEN="testing", AWS_SESSION_TOKEN="testing", POWERTOOLS_LOG_LEVEL="WARNING")
+                  AWS_SECURITY_TOKEN="testing", AWS_SESSION_TOKEN="testing", POWERTOOLS_LOG_LEVEL="WARNING",
+                  POWERTOOLS_METRICS_DISABLED="true")
 for name in [n for n in os.environ if n.startswith("WOD_") and n != "WOD_REQUIRE_HUB"]:
     del os.environ[name]
 

@@ -20,7 +20,7 @@ class StepFunctionsStarter:
         if not arn:
             raise Unavailable(f"no state machine is configured for {order.action}")
         payload = {"order": {"action": order.action, "workshop": order.workshop, "student": order.student,
-                             "registration": order.registration}}
+                             "registration": order.registration, "scope": order.scope}}
         try:
             self.client_factory().start_execution(stateMachineArn=arn, name=order.execution_name,
                                                   input=json.dumps(payload))

@@ -14,7 +14,7 @@ from email import message_from_bytes, policy
 from typing import Callable
 
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, OrderRejected, verify_order
-from chalicelib.observability import logger
+from chalicelib.observability import count, logger
 from chalicelib.secrets import get_key
 from chalicelib.settings import Settings
 from chalicelib.store import provisioning
@@ -77,6 +77,7 @@ def handle(intake: Intake, sns_message: str, message_id: str = "") -> str:
         order = parse_order(intake, sns_message)
     except OrderRejected as exc:
         logger.warning("order rejected", extra={"reason": exc.reason, "detail": exc.message, "sns": message_id})
+        count("RejectedOrders")
         return f"rejected:{exc.reason}"
     try:
         started = intake.start(order)

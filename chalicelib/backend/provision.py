@@ -15,7 +15,7 @@ from functools import lru_cache
 import urllib3
 
 from chalicelib.adapters.appliances import EcsAppliances, LocalAppliances, appliance_port
-from chalicelib.adapters.content import FolderContent
+from chalicelib.adapters.content import BucketContent, FolderContent, content_for
 from chalicelib.adapters.hub import HubClient, HubUnavailable
 from chalicelib.domain.errors import WodError
 from chalicelib.domain.notebooks import render_notebook
@@ -46,7 +46,7 @@ class CallbackFailed(WodError):
 class Backend:
     settings: Settings
     hub: HubClient
-    content: FolderContent
+    content: FolderContent | BucketContent
     appliances: LocalAppliances | EcsAppliances
 
 
@@ -66,7 +66,7 @@ def build(settings: Settings) -> Backend:
                                    list(settings.ecs_subnets), list(settings.ecs_security_groups))
     else:
         appliances = LocalAppliances(settings.workshops_dir)
-    return Backend(settings, hub, FolderContent(settings.workshops_dir), appliances)
+    return Backend(settings, hub, content_for(settings), appliances)
 
 
 _override: list[Backend] = []
@@ -184,7 +184,9 @@ def _callback(backend: Backend, payload: dict) -> None:
 
 
 def deploy(event: dict) -> None:
-    """Password, notebooks, callback: the only place the password exists, and only in memory."""
+    """Password, notebooks, callback: the only place the password exists, and only in memory.
+
+    A RESET of scope ``password`` (credentials resent by an organiser) keeps the notebooks."""
     order = _order(event)
     backend = current()
     provisioning.record_progress(order["registration"], "copying_notebooks")
@@ -197,7 +199,7 @@ def deploy(event: dict) -> None:
     appliance = _appliance(workshop, order["student"])
     if appliance:
         variables["appliance_url"] = backend.appliances.url(order["student"], appliance[1])
-    uploaded = _upload(backend, workshop, order["student"], variables)
+    uploaded = 0 if order.get("scope") == "password" else _upload(backend, workshop, order["student"], variables)
     _callback(backend, {"registration": order["registration"], "student": order["student"], "outcome": "ready",
                         "password": password, "hub_url": backend.settings.hub_url})
     logger.info("provisioned", extra={"registration": order["registration"], "student": order["student"],

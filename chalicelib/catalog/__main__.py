@@ -1,7 +1,9 @@
 """``python -m chalicelib.catalog {check,sync} [workshops/]``: validate, then sync.
 
 Settings (tables, endpoint, known locations) come from the environment like
-everywhere else; ``make sync`` sets them for the local stack.
+everywhere else; ``make sync`` sets them for the local stack. With ``WOD_CONTENT_BUCKET``
+set (AWS), each workshop's files are mirrored to that bucket too, where the backend
+reads them.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from chalicelib.adapters.content import content_for
 from chalicelib.catalog.folders import load_catalog
 from chalicelib.catalog.sync import deactivate_missing, sync_workshop
 from chalicelib.domain.errors import WodError
@@ -32,8 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return 0
     models.bind(settings)
+    bucket = content_for(settings) if settings.content_bucket else None
     try:
         for workshop in workshops:
+            if bucket:
+                uploaded, deleted = bucket.upload(workshop.spec.id, workshop.folder, workshop.spec.badge)
+                print(f"{workshop.spec.id}: {uploaded} file(s) in s3://{bucket.bucket}/{workshop.spec.id}/"
+                      + (f", {deleted} removed" if deleted else ""))
             print(sync_workshop(workshop).line())
         for closed in deactivate_missing({w.spec.id for w in workshops}):
             print(f"{closed}: folder removed, workshop closed for registration")

@@ -2,7 +2,8 @@
 
 Students are added and removed in transactions that move the free-seat counter
 by the same amount, so ``seats_free`` always equals the number of free students.
-Busy students outside a shrunk range stay until they are freed.
+Busy students outside a shrunk range stay until they are freed. What an organiser changed on
+the dashboard (``overrides``: open or closed, duration, capacity) is kept, not the folder's value.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.catalog.folders import Workshop
+from chalicelib.catalog.spec import StudentRange
 from chalicelib.store.errors import translated
 from chalicelib.store.models import StudentModel, WorkshopModel, connection
 
@@ -26,6 +28,7 @@ class SyncReport:
     removed: int = 0
     kept_busy: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    kept_overrides: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         parts = ["created" if self.created else "updated", f"+{self.added} students", f"-{self.removed} students"]
@@ -33,22 +36,23 @@ class SyncReport:
             parts.append(f"{len(self.kept_busy)} busy students outside the range kept until freed")
         if self.skipped:
             parts.append(f"{len(self.skipped)} students owned by another workshop skipped: {', '.join(self.skipped[:5])}")
+        if self.kept_overrides:
+            parts.append(f"kept the organiser's {', '.join(self.kept_overrides)}")
         return f"{self.workshop}: " + ", ".join(parts)
 
 
-def _metadata_actions(w: Workshop, seats_total: int) -> list:
+def _metadata_actions(w: Workshop, seats_total: int, rng: StudentRange, overrides: dict) -> list:
     s = w.spec
-    rng = s.student_range
     return [
         WorkshopModel.title.set(s.title),
         WorkshopModel.description.set(s.description),
         WorkshopModel.category.set(s.category),
-        WorkshopModel.duration_minutes.set(s.duration),
+        WorkshopModel.duration_minutes.set(overrides.get("duration_minutes", s.duration)),
         WorkshopModel.location.set(s.location),
         WorkshopModel.presenter.set(s.presenter.model_dump(exclude_none=True)),
         WorkshopModel.replay_url.set(str(s.replay)) if s.replay else WorkshopModel.replay_url.remove(),
         WorkshopModel.badge.set(s.badge) if s.badge else WorkshopModel.badge.remove(),
-        WorkshopModel.active.set(s.active),
+        WorkshopModel.active.set(overrides.get("active", s.active)),
         WorkshopModel.beta.set(s.beta),
         WorkshopModel.priority.set(s.priority),
         WorkshopModel.content_version.set(w.content_version),
@@ -77,33 +81,35 @@ def _ensure_workshop_item(w: Workshop) -> bool:
         raise
 
 
-def _add_students(w: Workshop, ids: list[str], report: SyncReport) -> None:
+def add_students(workshop_id: str, location: str, ids: list[str], report: SyncReport) -> None:
+    """New free students, the counter moved by as many in the same transaction."""
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
         try:
             with TransactWrite(connection=connection()) as tx:
                 for sid in chunk:
-                    tx.save(StudentModel(sid, workshop_id=w.spec.id, location=w.spec.location, status="free",
-                                         free_workshop=w.spec.id), condition=StudentModel.id.does_not_exist())
-                tx.update(WorkshopModel(w.spec.id), actions=[WorkshopModel.seats_free.add(len(chunk))])
+                    tx.save(StudentModel(sid, workshop_id=workshop_id, location=location, status="free",
+                                         free_workshop=workshop_id), condition=StudentModel.id.does_not_exist())
+                tx.update(WorkshopModel(workshop_id), actions=[WorkshopModel.seats_free.add(len(chunk))])
             report.added += len(chunk)
         except TransactWriteError:
             if len(chunk) == 1:
                 report.skipped.append(chunk[0])
             else:  # some id exists elsewhere: retry one by one to find it
                 for sid in chunk:
-                    _add_students(w, [sid], report)
+                    add_students(workshop_id, location, [sid], report)
 
 
-def _remove_students(w: Workshop, students: list[StudentModel], report: SyncReport) -> None:
+def remove_students(workshop_id: str, students: list[StudentModel], report: SyncReport) -> None:
+    """Delete free students (a busy one is kept until freed), the counter moved with each."""
     for student in students:
         if student.status != "free":
             report.kept_busy.append(student.id)
             continue
         try:
             with TransactWrite(connection=connection()) as tx:
-                tx.delete(student, condition=(StudentModel.status == "free") & (StudentModel.workshop_id == w.spec.id))
-                tx.update(WorkshopModel(w.spec.id), actions=[WorkshopModel.seats_free.add(-1)])
+                tx.delete(student, condition=(StudentModel.status == "free") & (StudentModel.workshop_id == workshop_id))
+                tx.update(WorkshopModel(workshop_id), actions=[WorkshopModel.seats_free.add(-1)])
             report.removed += 1
         except TransactWriteError:
             report.kept_busy.append(student.id)  # claimed meanwhile
@@ -112,12 +118,17 @@ def _remove_students(w: Workshop, students: list[StudentModel], report: SyncRepo
 @translated
 def sync_workshop(w: Workshop) -> SyncReport:
     report = SyncReport(w.spec.id, created=_ensure_workshop_item(w))
-    desired = w.spec.student_range.ids()
+    overrides = {} if report.created else WorkshopModel.get(w.spec.id, consistent_read=True).overrides or {}
+    report.kept_overrides = sorted(overrides)
+    rng = w.spec.student_range
+    if "capacity" in overrides:
+        rng = rng.model_copy(update={"last": rng.first + int(overrides["capacity"]) - 1})
+    desired = rng.ids()
     existing = {s.id: s for s in StudentModel.workshop_index.query(w.spec.id)}
-    _add_students(w, [sid for sid in desired if sid not in existing], report)
+    add_students(w.spec.id, w.spec.location, [sid for sid in desired if sid not in existing], report)
     wanted = set(desired)
-    _remove_students(w, [s for sid, s in existing.items() if sid not in wanted], report)
-    WorkshopModel(w.spec.id).update(actions=_metadata_actions(w, len(desired) - len(report.skipped)))
+    remove_students(w.spec.id, [s for sid, s in existing.items() if sid not in wanted], report)
+    WorkshopModel(w.spec.id).update(actions=_metadata_actions(w, len(desired) - len(report.skipped), rng, overrides))
     return report
 
 

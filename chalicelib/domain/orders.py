@@ -15,6 +15,9 @@ from chalicelib.domain.errors import WodError
 
 VERSION = 1
 ACTIONS = ("CREATE", "CLEANUP", "RESET", "PURGE", "WARM")
+# What a RESET renews: "all" (fresh notebooks and a new password) or "password" alone (the
+# organiser resending credentials: the participant's notebooks are kept).
+SCOPES = ("all", "password")
 SIGNATURE_HEADER = "X-WOD-Signature"
 
 
@@ -39,13 +42,17 @@ class Order:
     nonce: str
     v: int = VERSION
     attempt: int = 0  # a repeated CLEANUP or RESET gets its own execution
+    scope: str = "all"
 
     @classmethod
     def new(cls, action: str, workshop: str, student: str, registration: str, now: float,
-            attempt: int = 0) -> "Order":
+            attempt: int = 0, scope: str = "all") -> "Order":
         if action not in ACTIONS:
             raise ValueError(f"unknown order action {action!r}")
-        return cls(action, workshop, student, registration, int(now), secrets.token_hex(16), attempt=attempt)
+        if scope not in SCOPES or (scope != "all" and action != "RESET"):
+            raise ValueError(f"scope {scope!r} does not go with {action}")
+        return cls(action, workshop, student, registration, int(now), secrets.token_hex(16), attempt=attempt,
+                   scope=scope)
 
     @property
     def subject(self) -> str:
@@ -58,7 +65,11 @@ class Order:
         return f"{self.registration}-{self.action}{suffix}"
 
     def body(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        """Canonical JSON; the default scope is left out, so every other order reads as before."""
+        data = asdict(self)
+        if self.scope == "all":
+            del data["scope"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
 def sign(body: bytes, key: bytes) -> str:
@@ -82,6 +93,8 @@ def verify_order(body: bytes, signature: str | None, key: bytes, now: float, max
         raise OrderRejected("unknown_action", f"unknown action {order.action!r}")
     if not isinstance(order.attempt, int) or not 0 <= order.attempt < 1000:
         raise OrderRejected("malformed", "the order attempt must be a small number")
+    if order.scope not in SCOPES or (order.scope != "all" and order.action != "RESET"):
+        raise OrderRejected("malformed", f"the scope {order.scope!r} does not go with {order.action}")
     if not isinstance(order.issued_at, int) or abs(now - order.issued_at) > max_age:
         raise OrderRejected("stale", "the order is too old or from the future")
     return order

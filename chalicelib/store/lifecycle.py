@@ -109,13 +109,14 @@ def finish(registration_id: str, completion: float | None, now: datetime,
 
 
 @translated
-def extend(reg: RegistrationModel, minutes: int, reminder: timedelta) -> RegistrationModel:
-    """Push the end back; the caller checked the rules, the conditions re-check the state."""
+def extend(reg: RegistrationModel, minutes: int, reminder: timedelta, counted: bool = True) -> RegistrationModel:
+    """Push the end back; the caller checked the rules, the conditions re-check the state.
+    ``counted``: the extension uses up one of the participant's own."""
     ends = reg.ends_at + timedelta(minutes=minutes)
     try:
         with TransactWrite(connection=connection()) as tx:
             tx.update(RegistrationModel(reg.id), actions=[
-                RegistrationModel.ends_at.set(ends), RegistrationModel.extensions_used.add(1),
+                RegistrationModel.ends_at.set(ends), RegistrationModel.extensions_used.add(1 if counted else 0),
                 RegistrationModel.reminder_sent.set(False),
                 RegistrationModel.due_at.set(reminder_at(ends, reg.started_at, reminder))],
                 condition=(RegistrationModel.status == ACTIVE) & (RegistrationModel.ends_at == reg.ends_at))
@@ -133,9 +134,10 @@ def queue(reg: RegistrationModel, entries: list[str], now: datetime) -> None:
 
 
 @translated
-def order_reset(reg: RegistrationModel, now: datetime) -> None:
-    """Order fresh notebooks: the attempt number names the workflow, so two clicks make two
-    distinct resets and never the same one twice; a session that ended meanwhile gets none."""
+def order_reset(reg: RegistrationModel, now: datetime, scope: str = "all") -> None:
+    """Order fresh notebooks (scope ``all``) or a new password alone (``password``): the attempt
+    number names the workflow, so two clicks make two distinct resets and never the same one
+    twice; a session that ended meanwhile gets none."""
     used = int(reg.resets_used or 0)
     unchanged = RegistrationModel.resets_used == used
     if not used:
@@ -143,7 +145,8 @@ def order_reset(reg: RegistrationModel, now: datetime) -> None:
     attempt = used + 1
     try:
         reg.update(actions=[RegistrationModel.resets_used.set(attempt),
-                            *queue_actions([f"order:RESET:{attempt}"], now)],
+                            *queue_actions([f"order:RESET:{attempt}" + ("" if scope == "all" else f":{scope}")],
+                                           now)],
                    condition=(RegistrationModel.status == ACTIVE) & unchanged)
     except UpdateError as exc:
         raise Conflict("The workshop changed meanwhile (ended or reset); please reload and try again.") from exc

@@ -55,6 +55,9 @@ class WorkshopModel(Model):
     seats_total = NumberAttribute(default=0)
     seats_free = NumberAttribute(default=0)
     waitlist_seq = NumberAttribute(default=0)
+    # what an organiser changed on the dashboard ({"active", "duration_minutes", "capacity"}):
+    # a catalog sync keeps these instead of the folder's values
+    overrides = JSONAttribute(null=True)
 
 
 class FreeStudentIndex(GlobalSecondaryIndex):
@@ -207,12 +210,63 @@ class NonceModel(Model):
     expires = NumberAttribute()  # TTL attribute
 
 
+class DeliveriesDueIndex(GlobalSecondaryIndex):
+    """Sparse: webhook deliveries still to attempt, by when the next attempt is due."""
+
+    class Meta:
+        index_name = "deliveries-due"
+        projection = KeysOnlyProjection()
+
+    delivery_state = UnicodeAttribute(hash_key=True)
+    delivery_due_at = UTCDateTimeAttribute(range_key=True)
+
+
+class AdminModel(Model):
+    """The organiser's side in one table: audit entries (pk ``AUDIT``, sk ``<time>#<id>``),
+    webhooks (pk ``HOOK``, sk the hook id) and their deliveries (pk ``DELIVERY#<hook>``,
+    sk ``<time>#<id>``)."""
+
+    class Meta(_Meta):
+        table_name = "wod-admin"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    at = UTCDateTimeAttribute()
+    # audit entry
+    actor = UnicodeAttribute(null=True)
+    action = UnicodeAttribute(null=True)
+    target = UnicodeAttribute(null=True)
+    outcome = UnicodeAttribute(null=True)
+    detail = JSONAttribute(null=True)
+    # webhook
+    url = UnicodeAttribute(null=True)
+    events = ListAttribute(of=UnicodeAttribute, null=True)
+    secret = UnicodeAttribute(null=True)
+    description = UnicodeAttribute(null=True)
+    # delivery
+    hook_id = UnicodeAttribute(null=True)
+    event = UnicodeAttribute(null=True)
+    body = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)  # pending | delivered | failed
+    attempts = NumberAttribute(default=0)
+    last_code = NumberAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+    last_attempt_at = UTCDateTimeAttribute(null=True)
+    delivered_at = UTCDateTimeAttribute(null=True)
+    delivery_state = UnicodeAttribute(null=True)
+    delivery_due_at = UTCDateTimeAttribute(null=True)
+    expires = NumberAttribute(null=True)  # TTL attribute (deliveries)
+
+    deliveries_due = DeliveriesDueIndex()
+
+
 MODELS = {
     "workshops": WorkshopModel,
     "students": StudentModel,
     "customers": RegistrationModel,
     "emails": EmailClaimModel,
     "nonces": NonceModel,
+    "admin": AdminModel,
 }
 
 _bound: dict[str, object] = {}

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib import participant, registrations
+from chalicelib.lazy import lazy_module
 from chalicelib.web.http import json_errors, json_response, parse_json
+
+participant = lazy_module("chalicelib.participant")
+registrations = lazy_module("chalicelib.registrations")
 
 api = Blueprint(__name__)
 

@@ -8,17 +8,22 @@ from urllib.parse import quote
 
 from chalice import Blueprint
 
-from chalicelib import lifecycle, outbox, render
-from chalicelib.context import current
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.lifecycle import badge_level
 from chalicelib.domain.orders import SIGNATURE_HEADER, verify_signed_json
-from chalicelib.observability import logger
+from chalicelib.lazy import lazy_module
+from chalicelib.observability import count, logger, seconds
 from chalicelib.secrets import get_key
-from chalicelib.store import lifecycle as lifecycle_store
-from chalicelib.store import provisioning
-from chalicelib.store.seats import get_workshop
 from chalicelib.web.http import json_errors, json_response
+
+context_module = lazy_module("chalicelib.context")
+lifecycle = lazy_module("chalicelib.lifecycle")
+outbox = lazy_module("chalicelib.outbox")
+render = lazy_module("chalicelib.render")
+lifecycle_store = lazy_module("chalicelib.store.lifecycle")
+provisioning = lazy_module("chalicelib.store.provisioning")
+seats = lazy_module("chalicelib.store.seats")
+webhooks = lazy_module("chalicelib.webhooks")
 
 callbacks = Blueprint(__name__)
 CALLBACK_MAX_AGE = 300
@@ -40,6 +45,8 @@ def _cleaned(context, registration_id: str, completion):
             lifecycle_store.queue(finished, [f"level:{level}"], context.clock())
             finished = lifecycle_store.get(registration_id)
         outbox.deliver(finished, context)
+        if finished.status == "finished":  # a failed one was announced when it failed
+            webhooks.emit("finished", finished, context)
         lifecycle.promote_waitlist(context, finished.workshop_id)
         logger.info("registration finished, seat freed",
                     extra={"registration": registration_id, "workshop": finished.workshop_id,
@@ -48,8 +55,8 @@ def _cleaned(context, registration_id: str, completion):
 
 
 def _send_credentials(reg, password: str, hub_url: str) -> None:
-    context = current()
-    workshop = get_workshop(reg.workshop_id)
+    context = context_module.current()
+    workshop = seats.get_workshop(reg.workshop_id)
     context.mailer.send(render.email(
         "credentials", to=reg.email, subject=f"Your workshop is ready: {workshop.title}",
         registration=reg, workshop=workshop, password=password, hub_url=hub_url, start_url=start_link(hub_url),
@@ -60,7 +67,7 @@ def _send_credentials(reg, password: str, hub_url: str) -> None:
 @callbacks.route("/api/callbacks/provision", methods=["POST"], content_types=["application/json"])
 @json_errors
 def provision_result():
-    context = current()
+    context = context_module.current()
     request = callbacks.current_request
     data = verify_signed_json(request.raw_body or b"", request.headers.get(SIGNATURE_HEADER),
                               get_key(context.settings, "callback_key"), time.time(), CALLBACK_MAX_AGE)
@@ -76,19 +83,26 @@ def provision_result():
         reg, first = provisioning.activate(registration_id, context.clock(),
                                            timedelta(minutes=context.settings.reminder_minutes))
         _send_credentials(reg, password, hub_url)  # a failure here makes the backend retry
+        if first:
+            webhooks.emit("provisioned", reg, context)
+            seconds("ProvisioningDuration", (context.clock() - reg.created_at).total_seconds())
         logger.info("registration active", extra={"registration": reg.id, "student": reg.student_id,
                                                   "workshop": reg.workshop_id, "first": first})
         return json_response({"status": reg.status})
     reason = str(data.get("reason", ""))
+    count("ProvisioningFailures")
     running = lifecycle_store.get(registration_id)
     if running.status == "active":  # failed after activation (e.g. the credentials mail): clean up, apologise
         retry = timedelta(minutes=context.settings.cleanup_retry_minutes)
         if lifecycle_store.begin_cleanup(running, context.clock(), retry, "failed", extra_outbox=("apology",)):
-            outbox.deliver(lifecycle_store.get(registration_id), context)
+            failed = lifecycle_store.get(registration_id)
+            outbox.deliver(failed, context)
+            webhooks.emit("failed", failed, context)
         return json_response({"status": "failed"})
     failed = provisioning.release(registration_id, reason, context.clock(), "apology")
     if failed:
         outbox.deliver(failed, context)
+        webhooks.emit("failed", failed, context)
         logger.warning("provisioning failed, seat released",
                        extra={"registration": registration_id, "workshop": failed.workshop_id})
     return json_response({"status": "failed"})

@@ -6,11 +6,15 @@ from pathlib import Path
 
 from chalice import Blueprint, Response
 
-from chalicelib import participant, registrations, render
 from chalicelib.domain.errors import Conflict, InvalidInput, WodError
 from chalicelib.domain.registration import LIVE_STATUSES
+from chalicelib.lazy import lazy_module
 from chalicelib.observability import logger
 from chalicelib.web.http import INTERNAL, html_response, parse_form
+
+participant = lazy_module("chalicelib.participant")
+registrations = lazy_module("chalicelib.registrations")
+render = lazy_module("chalicelib.render")
 
 pages = Blueprint(__name__)
 STATIC = Path(__file__).parent.parent / "templates" / "static"
@@ -107,7 +111,8 @@ def badge(workshop_id):
                                         "X-Content-Type-Options": "nosniff"})
 
 
-STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "status.js": "text/javascript; charset=utf-8"}
+STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "status.js": "text/javascript; charset=utf-8",
+                "admin.css": "text/css; charset=utf-8"}
 
 
 @pages.route("/static/{name}", methods=["GET"])

@@ -35,4 +35,5 @@ def test_model_matches_its_table(kind):
 def test_personal_data_and_nonces_expire():
     assert DEFINITIONS["customers"]["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert DEFINITIONS["nonces"]["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
+    assert DEFINITIONS["admin"]["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
     assert all(t["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for t in DEFINITIONS.values())

@@ -1,0 +1,91 @@
+"""What the organiser's side reads and writes: the audit log, every registration (a scan: an
+organiser's page, never a participant's request), per-workshop seat figures, workshop edits."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.domain.errors import NotFound
+from chalicelib.store.errors import translated
+from chalicelib.store.models import AdminModel, RegistrationModel, StudentModel, WorkshopModel
+
+AUDIT = "AUDIT"
+RECORD_ATTRIBUTES = ["id", "status", "workshop_id", "student_id", "email", "first_name", "last_name", "company",
+                     "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion",
+                     "failure"]
+
+
+def time_key() -> str:
+    """A sort key in the order things happened, never colliding: ``<UTC wall time>-<random>``
+    (wall time, not the business clock, which a test or a demo may stop or speed up)."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def registration_record(reg: RegistrationModel) -> dict[str, Any]:
+    """A registration as the organiser (API, CSV, webhooks) sees it: personal data, never a password."""
+    return {
+        "id": reg.id, "status": reg.status, "workshop": reg.workshop_id, "student": reg.student_id,
+        "email": reg.email, "first_name": reg.first_name, "last_name": reg.last_name, "company": reg.company,
+        "created_at": _iso(reg.created_at), "started_at": _iso(reg.started_at), "ends_at": _iso(reg.ends_at),
+        "finished_at": _iso(reg.finished_at), "extensions_used": int(reg.extensions_used or 0),
+        "completion": float(reg.completion) if reg.completion is not None else None, "failure": reg.failure,
+    }
+
+
+@translated
+def all_registrations() -> list[dict[str, Any]]:
+    return [registration_record(r) for r in RegistrationModel.scan(attributes_to_get=RECORD_ATTRIBUTES)]
+
+
+@translated
+def registration(registration_id: str) -> dict[str, Any]:
+    try:
+        return registration_record(RegistrationModel.get(registration_id, consistent_read=True))
+    except RegistrationModel.DoesNotExist:
+        raise NotFound("No registration has this id.") from None
+
+
+@translated
+def seat_figures(workshop_id: str) -> tuple[int, int]:
+    """(warm free students, people on the waitlist) of a workshop, each from its sparse index."""
+    warm = StudentModel.free_index.count(workshop_id, filter_condition=StudentModel.warm == True)  # noqa: E712
+    return warm, RegistrationModel.waitlist_index.count(workshop_id)
+
+
+@translated
+def students_of(workshop_id: str) -> list[StudentModel]:
+    return list(StudentModel.workshop_index.query(workshop_id))
+
+
+@translated
+def update_workshop(workshop: WorkshopModel, changes: dict[str, Any], overrides: dict[str, Any]) -> WorkshopModel:
+    """Apply ``active`` / ``duration_minutes`` / ``seats_total`` and record the organiser's overrides."""
+    actions = [getattr(WorkshopModel, name).set(value) for name, value in changes.items()]
+    actions.append(WorkshopModel.overrides.set(overrides) if overrides else WorkshopModel.overrides.remove())
+    try:
+        workshop.update(actions=actions, condition=WorkshopModel.id.exists())
+    except UpdateError as exc:
+        raise NotFound(f"There is no workshop called {workshop.id}.") from exc
+    return workshop
+
+
+@translated
+def add_audit(actor: str, action: str, target: str, outcome: str, detail: dict[str, Any], now: datetime) -> None:
+    AdminModel(AUDIT, time_key(), at=now, actor=actor, action=action, target=target, outcome=outcome,
+               detail=detail).save()
+
+
+@translated
+def audit(limit: int, before: str | None = None) -> list[dict[str, Any]]:
+    """Newest first; ``before`` (an entry's id) pages further back."""
+    condition = AdminModel.sk < before if before else None
+    return [{"id": e.sk, "at": e.at.isoformat(), "actor": e.actor, "action": e.action, "target": e.target,
+             "outcome": e.outcome, "detail": e.detail or {}}
+            for e in AdminModel.query(AUDIT, condition, scan_index_forward=False, limit=limit)]

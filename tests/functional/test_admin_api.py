@@ -1,0 +1,261 @@
+"""The admin JSON API: workshops, registrations and their actions, purge, audit."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.domain.orders import SIGNATURE_HEADER, verify_order
+from chalicelib.secrets import get_key
+from chalicelib.store.models import RegistrationModel, StudentModel, WorkshopModel
+from tests.admintools import activate, api, bearer, callback, participant
+
+WORKSHOP = "WKSHP-ADM"
+
+
+@pytest.fixture
+def workshop(sync, recording):
+    sync((WORKSHOP, {"seats": 2, "duration": 120, "extension": {"minutes": 30, "max": 1}}))
+
+
+@pytest.fixture
+def active(client, platform, workshop):
+    created = participant(WORKSHOP, "mo@example.com")
+    activate(client, platform, created)
+    return created
+
+
+def free_students(workshop_id):
+    return sorted(s.id for s in StudentModel.workshop_index.query(workshop_id) if s.status == "free")
+
+
+def latest_audit(client, platform):
+    return api(client, platform, "GET", "/api/admin/audit")[1][0]
+
+
+def test_workshops_show_taken_free_warm_and_waiting(client, platform, workshop, active):
+    participant(WORKSHOP, "two@example.com")
+    participant(WORKSHOP, "wait@example.com")
+    status, listed = api(client, platform, "GET", "/api/admin/workshops")
+    assert status == 200
+    assert listed[0].items() >= {"id": WORKSHOP, "seats_total": 2, "seats_taken": 2, "seats_free": 0,
+                                 "seats_warm": 0, "waitlist": 1, "overrides": {}}.items()
+
+
+def test_closing_a_workshop_stops_registration_and_is_audited(client, platform, workshop):
+    status, view = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"active": False}, actor="Ops")
+    assert status == 200 and view["active"] is False and view["overrides"] == {"active": False}
+    assert client.http.get("/api/workshops").body == b"[]"
+    entry = latest_audit(client, platform)
+    assert entry.items() >= {"actor": "Ops", "action": "workshop.update", "target": WORKSHOP, "outcome": "done"}.items()
+    assert entry["detail"]["before"]["active"] is True
+
+
+def test_capacity_up_adds_free_seats_and_serves_the_waitlist(client, platform, workshop, active):
+    participant(WORKSHOP, "two@example.com")
+    waiting = participant(WORKSHOP, "wait@example.com")
+    status, view = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": 4})
+    assert status == 200 and view["seats_total"] == 4
+    assert RegistrationModel.get(waiting["id"]).status == "pending"  # promoted at once
+    workshop_item = WorkshopModel.get(WORKSHOP)
+    assert (workshop_item.seats_free, workshop_item.student_to) == (1, 4)
+    assert len(free_students(WORKSHOP)) == 1
+
+
+def test_capacity_down_only_removes_free_seats(client, platform, workshop):
+    api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": 5})
+    seated = participant(WORKSHOP, "a@example.com")
+    taken = int(seated["student"].rsplit("-", 1)[1])
+    status, refused = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": taken - 1})
+    if taken > 1:
+        assert status == 409 and "1 of the" in refused["message"] and f"down to {taken}" in refused["message"]
+        assert WorkshopModel.get(WORKSHOP).seats_total == 5 and len(free_students(WORKSHOP)) == 4
+    status, view = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": taken})
+    assert status == 200 and view["seats_total"] == taken
+    assert len(free_students(WORKSHOP)) == WorkshopModel.get(WORKSHOP).seats_free == taken - 1
+    assert latest_audit(client, platform)["detail"]["seats"]["removed"] == 5 - taken
+
+
+def test_a_taken_seat_in_the_way_refuses_the_shrink_and_changes_nothing(client, platform, workshop):
+    first, second = participant(WORKSHOP, "a@example.com"), participant(WORKSHOP, "b@example.com")
+    assert {first["student"], second["student"]} == {"adm-1", "adm-2"}
+    status, refused = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}",
+                          {"capacity": 1, "duration_minutes": 90})
+    assert status == 409 and "1 of the 1 seats to remove are taken" in refused["message"]
+    item = WorkshopModel.get(WORKSHOP)
+    assert (item.seats_total, item.duration_minutes, item.overrides) == (2, 120, None)
+    assert latest_audit(client, platform)["outcome"] == "refused"
+
+
+def test_a_sync_keeps_the_organisers_edits_until_handed_back(client, platform, sync, workshop):
+    api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}",
+        {"capacity": 3, "active": False, "duration_minutes": 45})
+    report = sync((WORKSHOP, {"seats": 2, "duration": 120}))[0]
+    assert "kept the organiser's active, capacity, duration_minutes" in report.line()
+    item = WorkshopModel.get(WORKSHOP)
+    assert (item.seats_total, item.active, item.duration_minutes, item.student_to) == (3, False, 45, 3)
+    assert len(free_students(WORKSHOP)) == 3
+    api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": None, "active": None})
+    sync((WORKSHOP, {"seats": 2, "duration": 120}))
+    item = WorkshopModel.get(WORKSHOP)
+    assert (item.seats_total, item.active, item.duration_minutes, item.overrides) == (2, True, 45,
+                                                                                      {"duration_minutes": 45})
+    assert free_students(WORKSHOP) == ["adm-1", "adm-2"]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"capacity": 0}, "capacity"), ({"capacity": 1001}, "capacity"), ({"capacity": True}, "capacity"),
+    ({"duration_minutes": 5}, "duration_minutes"), ({"active": "no"}, "active"), ({"title": "x"}, "title"),
+    ({}, "body"), ([1], "body"),
+])
+def test_invalid_workshop_edits_are_422_and_change_nothing(client, platform, workshop, body, field):
+    status, answer = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", body)
+    assert status == 422 and field in answer["fields"]
+    assert WorkshopModel.get(WORKSHOP).overrides is None
+
+
+def test_unknown_workshop_is_404(client, platform, workshop):
+    assert api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-NOPE", {"active": False})[0] == 404
+    assert api(client, platform, "PATCH", "/api/admin/workshops/nope", {"active": False})[0] == 404
+
+
+def test_search_by_name_email_status_and_workshop(client, platform, workshop, active):
+    participant(WORKSHOP, "zoe@example.org", first="Zoë", last="Ñúñez")
+    participant(WORKSHOP, "wait@example.com", first="Wai", last="Ting")
+
+    def ids(query):
+        status, found = api(client, platform, "GET", f"/api/admin/registrations{query}")
+        assert status == 200, found
+        return [r["email"] for r in found["registrations"]]
+
+    assert ids("?q=zo%C3%AB+%C3%B1%C3%BA%C3%B1ez") == ["zoe@example.org"]
+    assert ids("?q=MO%40EXAMPLE") == ["mo@example.com"]
+    assert ids("?status=waitlisted") == ["wait@example.com"]
+    assert set(ids(f"?workshop={WORKSHOP}")) == {"mo@example.com", "zoe@example.org", "wait@example.com"}
+    assert ids(f"?q={active['id']}") == ["mo@example.com"]
+    status, bad = api(client, platform, "GET", "/api/admin/registrations?status=bogus&limit=0")
+    assert status == 422 and set(bad["fields"]) == {"status", "limit"}
+
+
+def test_registration_detail_lists_the_possible_actions(client, platform, workshop, active):
+    status, detail = api(client, platform, "GET", f"/api/admin/registrations/{active['id']}")
+    assert status == 200
+    assert detail["actions"] == ["resend-credentials", "extend", "reset", "end", "purge"]
+    assert "password" not in json.dumps(detail).lower()
+    assert api(client, platform, "GET", "/api/admin/registrations/" + "x" * 24)[0] == 404
+
+
+def test_admin_extends_past_the_limit_and_the_waitlist_without_using_the_participants(client, platform, active):
+    participant(WORKSHOP, "two@example.com")
+    participant(WORKSHOP, "wait@example.com")  # someone waits: a participant could not extend
+    before = RegistrationModel.get(active["id"]).ends_at
+    for _ in range(2):  # the workshop allows one extension; the organiser is not bound by it
+        status, view = api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/extend", {})
+        assert status == 200
+    status, view = api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/extend", {"minutes": 15})
+    assert status == 200 and view["extensions_used"] == 0
+    reg = RegistrationModel.get(active["id"])
+    assert reg.ends_at == before + timedelta(minutes=75)
+    assert StudentModel.get(active["student"]).expires_at == reg.ends_at
+    entry = latest_audit(client, platform)
+    assert entry["action"] == "registration.extend" and entry["detail"]["ends_after"] == reg.ends_at.isoformat()
+
+
+def test_admin_extend_of_a_session_not_running_is_refused_and_audited(client, platform, workshop):
+    waiting = participant(WORKSHOP, "w@example.com")
+    status, refused = api(client, platform, "POST", f"/api/admin/registrations/{waiting['id']}/extend", {})
+    assert status == 409 and "Only a running workshop" in refused["message"]
+    assert latest_audit(client, platform)["outcome"] == "refused"
+    status, bad = api(client, platform, "POST", f"/api/admin/registrations/{waiting['id']}/extend", {"minutes": 1})
+    assert status == 422 and "minutes" in bad["fields"]
+    assert api(client, platform, "POST", f"/api/admin/registrations/{waiting['id']}/explode", {})[0] == 404
+
+
+def test_resend_credentials_orders_a_password_only_reset(client, platform, active, recording):
+    ends = RegistrationModel.get(active["id"]).ends_at
+    status, _ = api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/resend-credentials")
+    assert status == 200
+    order_mail = [e for e in recording.sent if e.subject.startswith("RESET")][-1]
+    order = verify_order(order_mail.text.encode(), order_mail.headers[SIGNATURE_HEADER],
+                         get_key(platform.settings, "order_key"), time.time(), 60)
+    assert (order.scope, order.attempt, order.registration) == ("password", 1, active["id"])
+    assert RegistrationModel.get(active["id"]).ends_at == ends
+    api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/reset")
+    reset = [e for e in recording.sent if e.subject.startswith("RESET")][-1]
+    assert json.loads(reset.text)["attempt"] == 2 and "scope" not in json.loads(reset.text)
+
+
+def test_end_from_the_admin_api_locks_the_student_and_orders_cleanup(client, platform, active, recording):
+    status, view = api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/end")
+    assert status == 200 and view["status"] == "expiring" and view["actions"] == ["purge"]
+    assert StudentModel.get(active["student"]).status == "cleaning"
+    assert recording.sent[-1].subject == f"CLEANUP {WORKSHOP} {active['student']}"
+
+
+def test_purge_fails_the_live_registration_and_is_audited(client, platform, active, recording):
+    status, result = api(client, platform, "POST", f"/api/admin/students/{active['student']}/purge", actor="Ops")
+    assert status == 200 and result == {"student": active["student"], "result": "purging"}
+    assert RegistrationModel.get(active["id"]).status == "failed"
+    assert [e.subject.split()[0] for e in recording.sent[-2:]] == ["PURGE", "We"]
+    assert latest_audit(client, platform).items() >= {"action": "student.purge", "target": active["student"],
+                                                      "actor": "Ops", "outcome": "done"}.items()
+    assert api(client, platform, "POST", "/api/admin/students/nobody1/purge")[0] == 404
+    assert api(client, platform, "POST", "/api/admin/students/..%2F/purge")[0] == 404
+
+
+def test_audit_pages_back_from_the_newest(client, platform, workshop):
+    for n in range(3):
+        api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"duration_minutes": 60 + n})
+    status, first = api(client, platform, "GET", "/api/admin/audit?limit=2")
+    assert status == 200 and [e["detail"]["changes"]["duration_minutes"] for e in first] == [62, 61]
+    _, rest = api(client, platform, "GET", f"/api/admin/audit?limit=2&before={first[-1]['id']}")
+    assert [e["detail"]["changes"]["duration_minutes"] for e in rest] == [60]
+    assert api(client, platform, "GET", "/api/admin/audit?before=nonsense")[0] == 422
+
+
+def test_stats_count_registrations_per_hour_and_completion_per_workshop(client, platform, active, clock):
+    clock.advance(hours=2)
+    participant(WORKSHOP, "later@example.com")
+    api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/end")
+    callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
+                                "completion": 40})
+    status, stats = api(client, platform, "GET", "/api/admin/stats")
+    assert status == 200
+    hours = stats["registrations_per_hour"]
+    assert len(hours) == 24 and [h["count"] for h in hours[-3:]] == [1, 0, 1]
+    assert stats["completion"] == [{"workshop": WORKSHOP, "title": f"Workshop {WORKSHOP}", "average": 40.0,
+                                    "finished": 1}]
+
+
+@pytest.mark.parametrize("header, status", [(None, 401), ("Bearer ", 401), ("Basic abc", 401), ("Bearer nope", 403)])
+def test_the_api_refuses_a_missing_or_wrong_token(client, platform, workshop, header, status):
+    response = client.http.get("/api/admin/workshops", headers={"Authorization": header} if header else {})
+    assert response.status_code == status
+    assert ("WWW-Authenticate" in response.headers) == (status == 401)
+
+
+def test_an_invalid_actor_header_is_422(client, platform, workshop):
+    status, answer = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"active": False},
+                         actor="<script>")
+    assert status == 422 and "X-WOD-Actor" in answer["fields"]
+    assert WorkshopModel.get(WORKSHOP).active is True
+
+
+def test_csv_export_round_trips_names_with_commas_quotes_and_accents(client, platform, workshop):
+    names = [("Zoë", "Ñúñez, Jr.", "Smith & Sons, Ltd"), ('"Quoted"', "O'Brien", 'Le "Café"'),
+             ("=cmd", "Lee", "@Corp")]
+    for n, (first, last, company) in enumerate(names):
+        participant(WORKSHOP, f"p{n}@example.com", first=first, last=last, company=company)
+    response = client.http.get("/api/admin/registrations.csv", headers=bearer(platform))
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.body.decode("utf-8-sig"))))
+    by_email = {r["email"]: (r["first_name"], r["last_name"], r["company"]) for r in rows}
+    assert by_email["p0@example.com"] == names[0] and by_email["p1@example.com"] == names[1]
+    assert by_email["p2@example.com"] == ("'=cmd", "Lee", "'@Corp")  # no formula reaches a spreadsheet
+    assert {r["status"] for r in rows} == {"pending", "waitlisted"} and len(rows) == 3
+    waitlisted = client.http.get("/api/admin/registrations.csv?status=waitlisted", headers=bearer(platform))
+    assert len(list(csv.DictReader(io.StringIO(waitlisted.body.decode("utf-8-sig"))))) == 1

@@ -1,0 +1,104 @@
+"""Metrics, log keys and lazy imports: what every function gets from chalicelib.observability."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from chalicelib import observability
+from chalicelib.lazy import lazy_module
+from infra import template
+
+
+def emf_lines(text: str) -> list[dict]:
+    return [doc for doc in (json.loads(line) for line in text.splitlines() if line.startswith("{")) if "_aws" in doc]
+
+
+@pytest.fixture
+def metrics_on(monkeypatch):
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    observability.metrics.clear_metrics()
+    yield
+    observability.metrics.clear_metrics()
+
+
+def test_metrics_are_flushed_after_each_invocation_where_the_alarm_looks(metrics_on, capsys):
+    def handler(event):
+        observability.count("RejectedOrders")
+        observability.seconds("ProvisioningDuration", 4.25)
+        return "done"
+
+    assert observability.around(SimpleNamespace(event={}, context=None), handler) == "done"
+    [doc] = emf_lines(capsys.readouterr().out)
+    spec = doc["_aws"]["CloudWatchMetrics"][0]
+    assert {m["Name"] for m in spec["Metrics"]} == {"RejectedOrders", "ProvisioningDuration"}
+    assert doc["RejectedOrders"] == [1.0] and doc["ProvisioningDuration"] == [4.25]
+    alarm = template.platform_resources()["RejectedOrdersAlarm"]["Properties"]
+    assert spec["Namespace"] == alarm["Namespace"]
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {"service": doc["service"]}
+
+
+def test_a_gauge_carries_its_own_dimension(metrics_on, capsys):
+    observability.gauge("SeatsFree", 7, workshop="WKSHP-A")
+    [doc] = emf_lines(capsys.readouterr().out)
+    assert doc["SeatsFree"] == [7.0] and doc["workshop"] == "WKSHP-A"
+
+
+def test_no_metrics_no_output(metrics_on, capsys):
+    observability.around(SimpleNamespace(event={}, context=None), lambda event: None)
+    assert emf_lines(capsys.readouterr().out) == []
+
+
+@pytest.fixture
+def log_output():
+    """What the Powertools logger writes (its handler holds the stream it was created with)."""
+    buffer = io.StringIO()
+    handler = next(h for h in observability.logger.handlers if isinstance(h, logging.StreamHandler))
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)
+
+
+def test_log_lines_carry_the_registration_student_and_workshop_of_the_event(log_output):
+    event = SimpleNamespace(event={"order": {"registration": "r-1", "student": "wkshp-a-3", "workshop": "WKSHP-A",
+                                             "password": "never logged"}},
+                            context=SimpleNamespace(function_name="wod-provision-deploy"))
+    observability.around(event, lambda e: observability.logger.warning("deploying"))
+    observability.logger.warning("after")
+    during, after = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    assert (during["registration"], during["student"], during["workshop"]) == ("r-1", "wkshp-a-3", "WKSHP-A")
+    assert during["function"] == "wod-provision-deploy"
+    assert "password" not in during and "never logged" not in json.dumps(during)
+    assert "registration" not in after and "function" not in after
+
+
+def test_an_http_request_is_described_by_its_route_and_registration():
+    request = SimpleNamespace(method="GET", path="/registrations/{registration_id}", context=None,
+                              to_dict=lambda: {"uri_params": {"registration_id": "abc"}})
+    assert observability._describe(request)[1] == {"route": "GET /registrations/{registration_id}",
+                                                   "registration": "abc"}
+
+
+def test_tracing_is_off_outside_lambda(monkeypatch):
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    assert not observability.tracing()
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "wod-api")
+    assert observability.tracing()
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    assert not observability.tracing()
+
+
+def test_a_lazy_module_loads_on_first_use():
+    name = "tabnanny"
+    sys.modules.pop(name, None)
+    module = lazy_module(name)
+    assert sys.modules[name] is module
+    assert type(module).__name__ == "_LazyModule"
+    assert callable(module.check)  # first attribute access runs the module
+    assert type(module).__name__ == "module"
+    with pytest.raises(ImportError):
+        lazy_module("chalicelib.no_such_module")
