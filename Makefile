@@ -11,13 +11,15 @@ HUB_STAMP  := $(HUB_VENV)/.installed-$(shell cat infra/jupyterhub/requirements.t
 NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha1sum | cut -c1-12)
 
 
-.PHONY: help install system browser run sync check test test-fast bench clean
+.PHONY: help install system browser run sync check test test-fast bench package deploy clean
 
 help:
 	@echo "make run     start the platform on this machine (catalog :8000, inbox :8025)"
 	@echo "make test    install everything and run the whole test suite"
 	@echo "make check   validate workshops/ ; make sync  sync it into a running local stack"
 	@echo "make bench   run the benchmarks in bench/"
+	@echo "make package REGION=eu-west-1   CloudFormation + deployment package in dist/ (no AWS account needed)"
+	@echo "make deploy  STACK=wod ARTIFACT_BUCKET=... PARAMS='PublicUrl=... ...'   deploy them (see docs/deploy.md)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "Installing Python packages into $(VENV) ..."
@@ -70,5 +72,26 @@ test-fast: install
 bench: install
 	$(BIN)/python bench/register_burst.py
 
+# AWS: the merge template from infra/, then Chalice's package (SAM) merged with it.
+REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
+STACK ?= wod
+DIST := dist
+
+package: install
+	@$(BIN)/python -m infra.template --out $(DIST)/merge-template.json
+	@rm -rf $(DIST)/package
+	AWS_DEFAULT_REGION=$(REGION) $(BIN)/chalice package --stage aws --merge-template $(DIST)/merge-template.json $(DIST)/package
+	@echo "template: $(DIST)/package/sam.json  code: $(DIST)/package/deployment.zip ($$(du -h $(DIST)/package/deployment.zip | cut -f1))"
+
+deploy: package
+	@test -n "$(ARTIFACT_BUCKET)" || { echo "Set ARTIFACT_BUCKET to an S3 bucket in $(REGION) for the code (see docs/deploy.md)"; exit 1; }
+	@test -x $(BIN)/aws || $(BIN)/python -m pip install --quiet --disable-pip-version-check awscli
+	$(BIN)/aws cloudformation package --region $(REGION) --template-file $(DIST)/package/sam.json \
+	  --s3-bucket $(ARTIFACT_BUCKET) --output-template-file $(DIST)/package/packaged.json --use-json
+	$(BIN)/aws cloudformation deploy --region $(REGION) --stack-name $(STACK) \
+	  --template-file $(DIST)/package/packaged.json --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
+	  --parameter-overrides $(PARAMS)
+	$(BIN)/aws cloudformation describe-stacks --region $(REGION) --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
+
 clean:
-	rm -rf $(VENV) $(HUB_VENV) node_modules .wod .pytest_cache .hypothesis test-artifacts
+	rm -rf $(VENV) $(HUB_VENV) node_modules .wod .pytest_cache .hypothesis test-artifacts $(DIST)

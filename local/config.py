@@ -84,6 +84,7 @@ class LocalConfig:
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
             "POWERTOOLS_LOG_LEVEL": os.environ.get("WOD_LOG_LEVEL", "INFO"),
+            "POWERTOOLS_METRICS_DISABLED": "true",  # no CloudWatch here: no metric lines on the console
         }
 
 

@@ -161,6 +161,11 @@ class SmtpServer:
     def stop(self) -> None:
         self._controller.stop()
 
+    @property
+    def alive(self) -> bool:
+        thread = getattr(self._controller, "_thread", None)
+        return bool(thread and thread.is_alive())
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """aiosmtpd hook; the router does disk I/O, so it runs off the SMTP event loop."""
         raw = envelope.original_content or envelope.content or b""
@@ -233,6 +238,10 @@ class InboxServer:
                                         daemon=True)
         self._thread.start()
         log.info("web inbox on http://%s:%d", self.host, self.port)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._thread and self._thread.is_alive())
 
     def stop(self) -> None:
         if self._server:

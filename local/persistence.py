@@ -67,6 +67,10 @@ class DynamoSnapshot:
         self.thread.start()
         return self
 
+    def restart(self) -> None:
+        self.thread = threading.Thread(target=self._loop, name="dynamodb-snapshot", daemon=True)
+        self.thread.start()
+
     def stop(self) -> None:
         self.stopping.set()
         self.save()

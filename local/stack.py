@@ -1,4 +1,10 @@
-"""Start the whole platform on one machine: embedded AWS, mail, app, timer."""
+"""Start the whole platform on one machine: embedded AWS, mail, app, timer, JupyterHub.
+
+Every part is watched: one that stops is reported on the console and in the stack log;
+the ones that hold no state of their own (JupyterHub, the time checks, the snapshot loop)
+are started again, and if another one stops the whole stack stops with a clear message
+rather than run without it (its state is on disk: ``make run`` brings it back).
+"""
 from __future__ import annotations
 
 import json
@@ -34,6 +40,8 @@ class Stack:
         self.config = config
         self.stopping = threading.Event()
         self.parts: list = []
+        self.watched: list[tuple] = []  # (name, alive(), restart() or None)
+        self.failed: str | None = None
 
     def _log_to_file(self) -> Path:
         logs = self.config.state_dir / "logs"
@@ -83,8 +91,11 @@ class Stack:
         create_tables(boto3.client("dynamodb", endpoint_url=aws.endpoint, region_name=os.environ["AWS_DEFAULT_REGION"]),
                       get_settings().table_prefix)
         restored = self._restore(aws)
+        from local.messaging import create_messaging
+
+        messaging = create_messaging(aws.endpoint, os.environ["AWS_DEFAULT_REGION"], get_settings())
         self._use_clock()
-        _done(t, f"tables and state machines created, {restored} items restored from disk")
+        _done(t, f"tables, state machines, {messaging}; {restored} items restored from disk")
 
         t = _step(f"JupyterHub on {cfg.hub_url} ({cfg.hub_spawner} spawner)")
         self._start_hub()
@@ -101,6 +112,9 @@ class Stack:
         inbox = InboxServer(self.mailbox, cfg.host, cfg.inbox_port)
         inbox.start()
         self.parts += [smtp, inbox]
+        self.watched += [("embedded AWS", aws.thread.is_alive, None),
+                         ("SMTP server", lambda: smtp.alive, None),
+                         ("inbox", lambda: inbox.alive, None)]
         _done(t)
 
         t = _step(f"workshops from {cfg.workshops}")
@@ -111,20 +125,34 @@ class Stack:
         self._start_app()
         _done(t)
 
-        timer = threading.Thread(target=self._timer, name="time-checks", daemon=True)
-        timer.start()
-        threading.Thread(target=self._watch_hub, name="hub-watch", daemon=True).start()
+        timer = [self._thread(self._timer, "time-checks")]
+
+        def restart_timer():
+            timer[0] = self._thread(self._timer, "time-checks")
+
+        self.watched += [("time checks", lambda: timer[0].is_alive(), restart_timer),
+                         ("JupyterHub", lambda: self.hub.running, self._restart_hub)]
+        self._thread(self._watch, "watch")
+        from chalicelib.secrets import get_secret
+
         print(
             "\nReady.\n"
             f"  Catalog        {cfg.app_url}/\n"
             f"  Inbox          {cfg.inbox_url}/\n"
             f"  JupyterHub     {cfg.hub_url}/\n"
+            f"  Admin          {cfg.app_url}/admin  token: {get_secret(get_settings(), 'admin_token')}\n"
             f"  JSON API       {cfg.app_url}/api/workshops\n"
             f"  Embedded AWS   {cfg.aws_endpoint}\n"
             f"  Logs           {log_file}\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )
+
+    @staticmethod
+    def _thread(target, name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
 
     def _workflows(self, aws: EmbeddedAws) -> None:
         """Step Functions that execute, their Lambda tasks dispatched to the app's handlers."""
@@ -150,6 +178,7 @@ class Stack:
         client = boto3.client("dynamodb", endpoint_url=aws.endpoint, region_name=os.environ["AWS_DEFAULT_REGION"])
         restored = snapshot.restore(client)
         self.parts.append(snapshot.start())
+        self.watched.append(("DynamoDB snapshot", lambda: snapshot.thread.is_alive(), snapshot.restart))
         return restored
 
     def _use_clock(self) -> None:
@@ -216,24 +245,36 @@ class Stack:
         config = Config.create(chalice_stage="local", app_name="wod")
         server = LocalDevServer(app, config, self.config.host, self.config.app_port, handler_cls=LoggedHandler,
                                 server_cls=BurstServer)
-        threading.Thread(target=server.server.serve_forever, name="app", daemon=True).start()
+        app_thread = self._thread(server.server.serve_forever, "app")
         self.parts.append(server)
+        self.watched.append(("app", app_thread.is_alive, None))
 
-    def _watch_hub(self) -> None:
-        """JupyterHub is the one part in a process of its own: if it dies, say so and start it again
-        (its state is on disk; the student servers are started again on demand)."""
+    def _restart_hub(self) -> None:
+        """Its state is on disk; the student servers are started again on demand."""
+        code = self.hub.proc.returncode if self.hub.proc else None
+        print(f"  (JupyterHub exit code {code})", flush=True)
+        self.hub.stop()
+        self.hub.start()
+
+    def _watch(self) -> None:
         while not self.stopping.wait(2):
-            if self.hub.running or self.stopping.is_set():
-                continue
-            code = self.hub.proc.returncode if self.hub.proc else None
-            print(f"JupyterHub exited (code {code}); restarting it ...", flush=True)
-            log.error("JupyterHub exited with %s; restarting", code)
-            try:
-                self.hub.stop()
-                self.hub.start()
-                print("JupyterHub is back.", flush=True)
-            except Exception:
-                log.exception("JupyterHub did not restart; next try in 2 s")
+            for name, alive, restart in self.watched:
+                if self.stopping.is_set() or alive():
+                    continue
+                if restart is None:
+                    print(f"\n{name} stopped unexpectedly; stopping the platform (see {self.config.state_dir}/logs). "
+                          "Its state is saved: `make run` brings it back.", file=sys.stderr, flush=True)
+                    log.error("%s stopped; stopping the stack", name)
+                    self.failed = name
+                    self.stopping.set()
+                    return
+                print(f"{name} stopped unexpectedly; restarting it ...", flush=True)
+                log.error("%s stopped; restarting it", name)
+                try:
+                    restart()
+                    print(f"{name} is back.", flush=True)
+                except Exception:
+                    log.exception("%s did not restart; next try in 2 s", name)
 
     def _timer(self) -> None:
         from chalicelib import lifecycle
@@ -273,4 +314,4 @@ def main() -> int:
     finally:
         print("\nStopping ...", flush=True)
         stack.stop()
-    return 0
+    return 1 if stack.failed else 0

@@ -1,0 +1,430 @@
+"""Build the CloudFormation that ``chalice package --merge-template`` merges into Chalice's own.
+
+``python -m infra.template [--out dist/merge-template.json]``
+
+Chalice declares the functions, the API, the schedule and the SNS subscription; this adds
+everything else from the definitions in ``infra/``: the tables (``tables.json``), the state
+machines (``statemachines/*.asl.json`` with their task ARNs substituted), the SES receipt
+rule -> SNS topic for orders, the content bucket, the secrets, the alarms, the JupyterHub
+host's role, and one IAM role per function holding only what that function uses.
+
+One template serves two kinds of stacks: ``Frontend=true`` (catalog, registrations, tables,
+shared keys, time checks, and the first location's backend) and ``Frontend=false`` (one more
+location: its own order address, topic, state machines, hub token and content, on the
+frontend's tables and keys).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+INFRA = Path(__file__).resolve().parent
+ROOT = INFRA.parent
+MACHINES = INFRA / "statemachines"
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)FunctionArn\}")
+NAMESPACE = "WorkshopsOnDemand"
+SERVICE = "wod-platform"
+# Order actions (what an order email asks for) -> the state machine that carries it out.
+ACTIONS = {"provision": "CREATE", "cleanup": "CLEANUP", "reset": "RESET", "purge": "PURGE", "warm": "WARM"}
+SECRETS = {  # secret -> created by the frontend stack (shared) or by every stack (per location)
+    "order-key": "shared", "callback-key": "shared", "admin-token": "shared", "hub-token": "location",
+}
+
+READ = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
+        "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable"]
+WRITE = READ + ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one function touches: tables (kind -> "read"|"write"), secrets, mail, and so on."""
+
+    tables: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    send_mail: bool = False
+    start_workflows: bool = False
+    read_content: bool = False
+    appliances: bool = False
+
+
+FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "write", "emails": "write",
+                   "admin": "write"}
+BACKEND_TABLES = {"workshops": "read", "students": "write", "customers": "write"}
+FRONTEND = Access(FRONTEND_TABLES, ("order-key", "callback-key", "admin-token"), send_mail=True)
+TICK = Access(FRONTEND_TABLES, ("order-key",), send_mail=True)
+INTAKE = Access({"nonces": "write"}, ("order-key",), start_workflows=True)
+
+
+def backend_task(*, callback: bool = False, content: bool = False, appliances: bool = False) -> Access:
+    secrets = ("hub-token", "callback-key") if callback else ("hub-token",)
+    return Access(BACKEND_TABLES, secrets, read_content=content, appliances=appliances)
+
+
+# Chalice's logical id of each function -> its access. The test suite checks this covers
+# every function ``app.py`` declares.
+FUNCTIONS: dict[str, Access] = {
+    "APIHandler": FRONTEND,
+    "TimeChecks": TICK,
+    "OrderIntake": INTAKE,
+    "ProvisionPrepare": backend_task(),
+    "ProvisionCreateHubUser": backend_task(),
+    "ProvisionStartServer": backend_task(appliances=True),
+    "ProvisionCheckReady": backend_task(appliances=True),
+    "ProvisionDeploy": backend_task(callback=True, content=True),
+    "ProvisionCompensate": backend_task(callback=True, appliances=True),
+    "CleanupMeasureCompletion": backend_task(content=True),
+    "CleanupTeardown": backend_task(appliances=True),
+    "CleanupReport": backend_task(callback=True),
+    "PurgeTeardown": backend_task(appliances=True),
+    "PurgeReport": backend_task(callback=True),
+    "ResetDeploy": backend_task(callback=True, content=True),
+    "WarmPrepare": backend_task(),
+    "WarmStart": backend_task(appliances=True),
+    "WarmCheckReady": backend_task(appliances=True),
+    "WarmMark": backend_task(),
+}
+FRONTEND_ONLY = ("APIHandler", "TimeChecks")
+
+
+def cfn_name(name: str) -> str:
+    """Chalice's logical id for a function name: ``provision-create-hub-user`` -> ``ProvisionCreateHubUser``."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_]", name))
+
+
+def task_logical_id(machine: str, placeholder: str) -> str:
+    return cfn_name(machine) + placeholder
+
+
+def sub(text: str):
+    return {"Fn::Sub": text}
+
+
+def table_arn(kind: str) -> dict:
+    return sub(f"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{TablePrefix}}-{kind}")
+
+
+def secret_name(name: str) -> str:
+    return f"${{SecretsPrefix}}/{name}" if SECRETS[name] == "shared" else f"${{SecretsPrefix}}/{name}/${{Location}}"
+
+
+def secret_arn(name: str) -> dict:
+    # Secrets Manager appends "-" and six random characters to every secret's ARN.
+    return sub(f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:"
+               f"{secret_name(name)}-??????")
+
+
+def tables_template() -> dict:
+    return json.loads((INFRA / "tables.json").read_text())
+
+
+def table_kinds() -> dict[str, str]:
+    """Table kind (``customers``) -> its logical id (``CustomersTable``)."""
+    kinds = {}
+    for logical, resource in tables_template()["Resources"].items():
+        kinds[resource["Properties"]["TableName"]["Fn::Sub"].split("}-", 1)[1]] = logical
+    return kinds
+
+
+def statements(access: Access) -> list[dict]:
+    out = []
+    for mode in ("read", "write"):
+        kinds = sorted(kind for kind, m in access.tables.items() if m == mode)
+        if kinds:
+            resources = []
+            for kind in kinds:
+                resources += [table_arn(kind), sub(table_arn(kind)["Fn::Sub"] + "/index/*")]
+            out.append({"Sid": f"Tables{mode.title()}", "Effect": "Allow",
+                        "Action": READ if mode == "read" else WRITE, "Resource": resources})
+    if access.secrets:
+        out.append({"Sid": "Secrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                    "Resource": [secret_arn(name) for name in access.secrets]})
+    if access.send_mail:
+        out.append({"Sid": "SendMail", "Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
+                    "Resource": [sub("arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+                                     "${MailDomain}")]})
+    if access.start_workflows:
+        out.append({"Sid": "StartWorkflows", "Effect": "Allow", "Action": ["states:StartExecution"],
+                    "Resource": [{"Ref": machine_logical_id(m)} for m in ACTIONS]})
+    if access.read_content:
+        out += [{"Sid": "ReadContent", "Effect": "Allow", "Action": ["s3:GetObject"],
+                 "Resource": [sub("${ContentBucket.Arn}/*")]},
+                {"Sid": "ListContent", "Effect": "Allow", "Action": ["s3:ListBucket"],
+                 "Resource": [{"Fn::GetAtt": ["ContentBucket", "Arn"]}]}]
+    if access.appliances:
+        out.append({"Fn::If": ["HasEcs", {
+            "Sid": "Appliances", "Effect": "Allow",
+            "Action": ["ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks"],
+            "Resource": [sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/wod-*"),
+                         sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${EcsCluster}/*")],
+        }, {"Ref": "AWS::NoValue"}]})
+    return out
+
+
+LOGS = {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": None}  # filled per function: its own log group only
+TRACES = {"Sid": "Traces", "Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+          "Resource": "*"}  # X-Ray has no resource-level permissions
+
+
+def function_role(logical: str, access: Access) -> dict:
+    # By name pattern (``<stack>-<logical id>-<suffix>``): a reference to the function would be a cycle.
+    logs = dict(LOGS, Resource=[sub(f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:"
+                                    f"log-group:/aws/lambda/${{AWS::StackName}}-{logical}-*:*")])
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": f"Only what the {logical} function uses",
+            "AssumeRolePolicyDocument": assume("lambda.amazonaws.com"),
+            "Policies": [{"PolicyName": "least-privilege",
+                          "PolicyDocument": {"Version": "2012-10-17",
+                                             "Statement": [logs, TRACES, *statements(access)]}}],
+        },
+    }
+
+
+def assume(service: str) -> dict:
+    return {"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+
+
+def machine_logical_id(machine: str) -> str:
+    return f"{cfn_name(machine)}StateMachine"
+
+
+def state_machines() -> dict:
+    resources = {}
+    task_arns = set()
+    for path in sorted(MACHINES.glob("*.asl.json")):
+        machine = path.name.removesuffix(".asl.json")
+        placeholders = sorted(set(PLACEHOLDER.findall(path.read_text())))
+        arns = {f"{p}FunctionArn": {"Fn::GetAtt": [task_logical_id(machine, p), "Arn"]} for p in placeholders}
+        task_arns |= {task_logical_id(machine, p) for p in placeholders}
+        resources[machine_logical_id(machine)] = {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {
+                "StateMachineName": sub(f"${{AWS::StackName}}-{machine}"),
+                "DefinitionString": path.read_text(),
+                "DefinitionSubstitutions": arns,
+                "RoleArn": {"Fn::GetAtt": ["StateMachineRole", "Arn"]},
+                "TracingConfiguration": {"Enabled": True},
+            },
+        }
+        resources[f"{cfn_name(machine)}FailedAlarm"] = {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmDescription": f"A {machine} execution failed: a participant may be left without a seat "
+                                    "or an environment (see the execution's history)",
+                "Namespace": "AWS/States", "MetricName": "ExecutionsFailed",
+                "Dimensions": [{"Name": "StateMachineArn", "Value": {"Ref": machine_logical_id(machine)}}],
+                "Statistic": "Sum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 1,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+                "AlarmActions": [{"Ref": "AlarmsTopic"}],
+            },
+        }
+    resources["StateMachineRole"] = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": "Step Functions may invoke the state machines' task functions and nothing else",
+            "AssumeRolePolicyDocument": assume("states.amazonaws.com"),
+            "Policies": [{"PolicyName": "invoke-tasks", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "InvokeTasks", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+                 "Resource": [{"Fn::GetAtt": [t, "Arn"]} for t in sorted(task_arns)]},
+                dict(TRACES),
+            ]}}],
+        },
+    }
+    return resources
+
+
+def parameters() -> dict:
+    return {
+        "Frontend": {"Type": "String", "AllowedValues": ["true", "false"], "Default": "true",
+                     "Description": "true: the catalog, tables and shared keys live in this stack; "
+                                    "false: one more location on another stack's tables"},
+        "TablePrefix": {"Type": "String", "Default": "wod", "AllowedPattern": "[a-z][a-z0-9-]{1,30}",
+                        "Description": "Prefix of every table name (a location stack uses its frontend's)"},
+        "SecretsPrefix": {"Type": "String", "Default": "/wod", "AllowedPattern": "/[A-Za-z0-9/_-]{1,60}",
+                          "Description": "Prefix of the secrets' names (a location stack uses its frontend's)"},
+        "Location": {"Type": "String", "Default": "aws", "AllowedPattern": "[a-z][a-z0-9-]{0,30}",
+                     "Description": "This stack's location name, as workshop.yaml files name it"},
+        "Locations": {"Type": "String", "Default": "{}",
+                      "Description": "JSON object: location -> order address of every location "
+                                     "(the frontend sends each workshop's orders to its location's)"},
+        "PublicUrl": {"Type": "String", "Description": "The catalog's public URL (https://...)",
+                      "AllowedPattern": "https://[^ ]+"},
+        "MailDomain": {"Type": "String", "Description": "SES-verified domain the platform sends from and "
+                                                        "receives orders on (example.org)"},
+        "MailFrom": {"Type": "String", "Description": "From address, e.g. Workshops-on-Demand <noreply@example.org>"},
+        "OrdersAddress": {"Type": "String", "Description": "Inbound address of this location's order intake "
+                                                           "(orders@example.org)"},
+        "HubUrl": {"Type": "String", "AllowedPattern": "https://[^ ]+",
+                   "Description": "This location's JupyterHub URL, as participants open it"},
+        "EcsCluster": {"Type": "String", "Default": "",
+                       "Description": "ECS cluster for workshop appliances (empty: no appliances)"},
+        "AlarmEmail": {"Type": "String", "Default": "", "Description": "Where alarms are emailed (optional)"},
+    }
+
+
+def conditions() -> dict:
+    return {
+        "IsFrontend": {"Fn::Equals": [{"Ref": "Frontend"}, "true"]},
+        "HasEcs": {"Fn::Not": [{"Fn::Equals": [{"Ref": "EcsCluster"}, ""]}]},
+        "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
+    }
+
+
+def environment(logical: str) -> dict:
+    variables = {
+        "WOD_STAGE": sub("${AWS::StackName}"),
+        "WOD_TABLE_PREFIX": {"Ref": "TablePrefix"},
+        "WOD_SECRETS_PREFIX": {"Ref": "SecretsPrefix"},
+        "WOD_LOCATION": {"Ref": "Location"},
+        "WOD_PUBLIC_URL": {"Ref": "PublicUrl"},
+        "WOD_CALLBACK_URL": {"Ref": "PublicUrl"},
+        "WOD_MAIL_FROM": {"Ref": "MailFrom"},
+        "WOD_LOCATIONS": {"Ref": "Locations"},
+        "WOD_HUB_URL": {"Ref": "HubUrl"},
+        "WOD_CONTENT_BUCKET": {"Ref": "ContentBucket"},
+        "WOD_ECS_CLUSTER": {"Ref": "EcsCluster"},
+        "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+    }
+    if logical == "OrderIntake":
+        variables["WOD_STATE_MACHINES"] = sub(json.dumps(
+            {action: f"${{{machine_logical_id(machine)}}}" for machine, action in ACTIONS.items()}))
+    return {"Variables": variables}
+
+
+def platform_resources() -> dict:
+    resources = dict(tables_template()["Resources"])
+    for resource in resources.values():
+        resource["Condition"] = "IsFrontend"
+    resources.update(state_machines())
+    resources["OrdersTopic"] = {
+        "Type": "AWS::SNS::Topic",
+        "Properties": {"TopicName": sub("${AWS::StackName}-orders"), "KmsMasterKeyId": "alias/aws/sns"},
+    }
+    resources["OrdersTopicPolicy"] = {
+        "Type": "AWS::SNS::TopicPolicy",
+        "Properties": {"Topics": [{"Ref": "OrdersTopic"}], "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "SesPublishesOrders", "Effect": "Allow", "Principal": {"Service": "ses.amazonaws.com"},
+            "Action": "sns:Publish", "Resource": {"Ref": "OrdersTopic"},
+            "Condition": {"StringEquals": {"AWS:SourceAccount": {"Ref": "AWS::AccountId"}}},
+        }]}},
+    }
+    resources["OrdersRuleSet"] = {"Type": "AWS::SES::ReceiptRuleSet",
+                                  "Properties": {"RuleSetName": sub("${AWS::StackName}-orders")}}
+    resources["OrdersRule"] = {
+        "Type": "AWS::SES::ReceiptRule",
+        "DependsOn": "OrdersTopicPolicy",
+        "Properties": {"RuleSetName": {"Ref": "OrdersRuleSet"}, "Rule": {
+            "Name": sub("${AWS::StackName}-orders"), "Enabled": True, "ScanEnabled": True, "TlsPolicy": "Require",
+            "Recipients": [{"Ref": "OrdersAddress"}],
+            "Actions": [{"SNSAction": {"TopicArn": {"Ref": "OrdersTopic"}, "Encoding": "Base64"}}],
+        }},
+    }
+    resources["ContentBucket"] = {
+        "Type": "AWS::S3::Bucket",
+        "Properties": {
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+            "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                               "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+            "VersioningConfiguration": {"Status": "Enabled"},
+        },
+    }
+    for name, scope in SECRETS.items():
+        resources[f"{cfn_name(name)}Secret"] = {
+            "Type": "AWS::SecretsManager::Secret",
+            **({"Condition": "IsFrontend"} if scope == "shared" else {}),
+            "Properties": {"Name": sub(secret_name(name)), "Description": f"Workshops-on-Demand {name}",
+                           "GenerateSecretString": {"PasswordLength": 48, "ExcludePunctuation": True}},
+        }
+    resources["AlarmsTopic"] = {"Type": "AWS::SNS::Topic",
+                                "Properties": {"TopicName": sub("${AWS::StackName}-alarms")}}
+    resources["AlarmsSubscription"] = {
+        "Type": "AWS::SNS::Subscription", "Condition": "HasAlarmEmail",
+        "Properties": {"TopicArn": {"Ref": "AlarmsTopic"}, "Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}},
+    }
+    resources["RejectedOrdersAlarm"] = {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": "Order emails are being rejected (bad signature, stale, replayed or failed "
+                                "the mail checks): keys out of step, or someone is forging orders",
+            "Namespace": NAMESPACE, "MetricName": "RejectedOrders",
+            "Dimensions": [{"Name": "service", "Value": SERVICE}],
+            "Statistic": "Sum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": "AlarmsTopic"}],
+        },
+    }
+    resources["HubHostRole"] = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": "The JupyterHub host: reads the students table (logins) and its hub token, nothing else",
+            "AssumeRolePolicyDocument": assume("ec2.amazonaws.com"),
+            "Policies": [{"PolicyName": "hub", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "ReadStudents", "Effect": "Allow", "Action": ["dynamodb:GetItem"],
+                 "Resource": [table_arn("students")]},
+                {"Sid": "HubToken", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                 "Resource": [secret_arn("hub-token")]},
+            ]}}],
+        },
+    }
+    resources["HubHostInstanceProfile"] = {"Type": "AWS::IAM::InstanceProfile",
+                                           "Properties": {"Roles": [{"Ref": "HubHostRole"}]}}
+    return resources
+
+
+def outputs() -> dict:
+    return {
+        "ContentBucketName": {"Value": {"Ref": "ContentBucket"}},
+        "OrdersTopicArn": {"Value": {"Ref": "OrdersTopic"}},
+        "OrdersRuleSetName": {"Value": {"Ref": "OrdersRuleSet"}},
+        "HubHostInstanceProfile": {"Value": {"Ref": "HubHostInstanceProfile"}},
+        "HubTokenSecret": {"Value": {"Ref": "HubTokenSecret"}},
+        "AdminTokenSecret": {"Condition": "IsFrontend", "Value": {"Ref": "AdminTokenSecret"}},
+    }
+
+
+def function_overrides() -> dict:
+    """What the merge sets on Chalice's own resources: roles, settings, the orders topic."""
+    resources = {}
+    for logical, access in FUNCTIONS.items():
+        resources[f"{logical}Role"] = function_role(logical, access)
+        resources[logical] = {"Properties": {"Role": {"Fn::GetAtt": [f"{logical}Role", "Arn"]},
+                                             "Tracing": "Active", "Environment": environment(logical)}}
+    resources["OrderIntake"]["Properties"]["Events"] = {
+        # Fn::Sub, as Chalice writes it: the merge replaces Chalice's fixed topic ARN with this stack's.
+        "OrderIntakeSnsSubscription": {"Type": "SNS", "Properties": {"Topic": sub("${OrdersTopic}")}}}
+    # The time checks run once per platform: in the frontend stack only.
+    resources["TimeChecks"]["Properties"]["Events"] = {"TimeChecksEvent": {"Type": "Schedule", "Properties": {
+        "Schedule": "rate(1 minute)", "Enabled": {"Fn::If": ["IsFrontend", True, False]}}}}
+    return resources
+
+
+def merge_template() -> dict:
+    return {
+        "Description": "Workshops-on-Demand, serverless: frontend and/or one backend location",
+        "Parameters": parameters(),
+        "Conditions": conditions(),
+        "Resources": {**platform_resources(), **function_overrides()},
+        "Outputs": outputs(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.template", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "dist" / "merge-template.json")
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(merge_template(), indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
