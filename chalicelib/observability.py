@@ -18,6 +18,7 @@ from contextlib import nullcontext
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = "wod-platform"  # not "wod": that name is Chalice's own app logger
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "WorkshopsOnDemand")
@@ -51,6 +52,8 @@ def seconds(name: str, value: float) -> None:
 
 def gauge(name: str, value: float, **dimensions: str) -> None:
     """A value with its own dimensions (``SeatsFree`` per workshop), emitted at once."""
+    if is_metrics_disabled():  # single_metric does not check it itself
+        return
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="service", value=SERVICE)
         for key, dim in dimensions.items():

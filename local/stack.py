@@ -302,6 +302,7 @@ def _interrupt(signum, frame):
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started from a shell that ignores SIGINT
     stack = Stack(LocalConfig.from_env())
     try:
         stack.start()

@@ -48,6 +48,13 @@ def test_a_gauge_carries_its_own_dimension(metrics_on, capsys):
     assert doc["SeatsFree"] == [7.0] and doc["workshop"] == "WKSHP-A"
 
 
+def test_disabled_metrics_print_nothing(monkeypatch, capsys):
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    observability.gauge("SeatsFree", 7, workshop="WKSHP-A")
+    observability.around(SimpleNamespace(event={}, context=None), lambda e: observability.count("Registrations"))
+    assert emf_lines(capsys.readouterr().out) == []
+
+
 def test_no_metrics_no_output(metrics_on, capsys):
     observability.around(SimpleNamespace(event={}, context=None), lambda event: None)
     assert emf_lines(capsys.readouterr().out) == []
