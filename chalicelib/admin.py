@@ -10,7 +10,9 @@ from chalicelib.context import current
 from chalicelib.domain import reports
 from chalicelib.domain.admin import validate_minutes, validate_workshop_edit
 from chalicelib.domain.errors import Conflict, NotFound
-from chalicelib.domain.registration import ACTIVE, EXPIRING, FAILED, PENDING, PROVISIONING, is_registration_id
+from chalicelib.domain.registration import (
+    ACTIVE, EXPIRING, FAILED, PENDING, PROVISIONING, is_registration_id, is_workshop_id,
+)
 from chalicelib.store import admin as admin_store
 from chalicelib.store import lifecycle as store
 from chalicelib.store import seats
@@ -19,35 +21,44 @@ from chalicelib.store.seats import get_workshop
 
 ACTIONS = ("resend-credentials", "extend", "reset", "end")
 STUDENT_ID = re.compile(r"^[a-z][a-z0-9-]{0,15}[0-9]{1,6}$")
-WORKSHOP_ID = re.compile(r"^WKSHP-[A-Z0-9]{1,32}$")
+SEAT_NUMBER = re.compile(r"[0-9]+$")
+
+
+PURGE_ATTEMPTS = 3  # reads and conditional writes, when the registration changes in between
 
 
 def purge_student(student_id: str) -> str:
     """Force-free a student whatever its state: its registration (if live) fails with an
-    apology, a PURGE order tears the environment down, and the seat comes back."""
+    apology, a PURGE order tears the environment down, and the seat comes back. The cleanup is a
+    conditional write on what was read: if the registration changed meanwhile (an extension, the
+    end of its provisioning), it is read again and the purge tried again."""
     context = current()
-    if not STUDENT_ID.match(student_id or ""):
+    if not STUDENT_ID.fullmatch(student_id or ""):
         raise NotFound(f"There is no student {student_id}.")
-    try:
-        student = StudentModel.get(student_id, consistent_read=True)
-    except StudentModel.DoesNotExist:
-        raise NotFound(f"There is no student {student_id}.") from None
-    now = context.clock()
-    if student.registration_id:
-        reg = store.get(student.registration_id)
-        if reg.status in (PENDING, PROVISIONING, ACTIVE):
+    for _ in range(PURGE_ATTEMPTS):
+        try:
+            student = StudentModel.get(student_id, consistent_read=True)
+        except StudentModel.DoesNotExist:
+            raise NotFound(f"There is no student {student_id}.") from None
+        now = context.clock()
+        if student.registration_id:
+            reg = store.get(student.registration_id)
+            if reg.status not in (PENDING, PROVISIONING, ACTIVE):
+                return "cleaning"  # already on its way back: the cleanup retries take it from here
             retry = timedelta(minutes=context.settings.cleanup_retry_minutes)
-            store.begin_cleanup(reg, now, retry, FAILED, extra_outbox=("apology",), order="PURGE")
+            if not store.begin_cleanup(reg, now, retry, FAILED, extra_outbox=("apology",), order="PURGE"):
+                continue  # changed between the read and the write: read it again
             failed = store.get(reg.id)
             outbox.deliver(failed, context)
             webhooks.emit("failed", failed, context)
             return "purging"
-        return "cleaning"  # already on its way back: the cleanup retries take it from here
-    if store.free_orphan(student_id):
-        context.mailer.send(outbox.order_email("PURGE", 0, get_workshop(student.workshop_id), student_id,
-                                               f"purge-{student_id}", context))
-        return "freed"
-    return "free"
+        if store.free_orphan(student_id):
+            context.mailer.send(outbox.order_email("PURGE", 0, get_workshop(student.workshop_id), student_id,
+                                                   f"purge-{student_id}", context))
+            return "freed"
+        return "free"
+    raise Conflict(f"{student_id}'s registration kept changing while it was being purged; nothing was done. "
+                   "Try again in a moment.")
 
 
 def purge(actor: str, student_id: str) -> dict[str, Any]:
@@ -63,7 +74,7 @@ def _workshop_view(w: WorkshopModel) -> dict[str, Any]:
     view = registrations.workshop_view(w)
     return view | {"seats_taken": view["seats_total"] - view["seats_free"], "seats_warm": warm, "waitlist": waiting,
                    "extension_minutes": int(w.extension_minutes), "extension_max": int(w.extension_max),
-                   "overrides": dict(w.overrides or {})}
+                   "overrides": dict(w.overrides or {}), "handed_back": list(w.handed_back or [])}
 
 
 def workshops() -> list[dict[str, Any]]:
@@ -72,54 +83,81 @@ def workshops() -> list[dict[str, Any]]:
 
 
 def _workshop(workshop_id: str) -> WorkshopModel:
-    if not WORKSHOP_ID.match(workshop_id or ""):
+    if not is_workshop_id(workshop_id):
         raise NotFound("There is no such workshop.")
     return get_workshop(workshop_id)
 
 
+def _seat(student_id: str, first: int) -> int:
+    """The capacity that keeps ``student_id``: its place in the range, counting from 1."""
+    return int(SEAT_NUMBER.search(student_id).group()) - first + 1
+
+
 def _resize(workshop: WorkshopModel, capacity: int) -> dict[str, Any]:
     """Students added or removed to match ``capacity``, like a catalog sync would; only free
-    seats are removed (a taken or warm one refuses the whole change)."""
+    seats are removed (a taken or warm one refuses the whole change). Seats are removed from the
+    top down, each under the condition that it is still free and not warm: one taken or warmed
+    meanwhile stops the removal there, and ``capacity`` in the answer is what was reached."""
     from chalicelib.catalog.sync import SyncReport, add_students, remove_students
 
     first, prefix = int(workshop.student_from), workshop.student_prefix
     wanted = [f"{prefix}{n}" for n in range(first, first + capacity)]
     existing = {s.id: s for s in admin_store.students_of(workshop.id)}
-    extra = [s for sid, s in existing.items() if sid not in set(wanted)]
+    extra = sorted((s for sid, s in existing.items() if sid not in set(wanted)),
+                   key=lambda s: _seat(s.id, first), reverse=True)
     busy = [s for s in extra if s.status != "free" or s.warm or s.warming_since]
     if busy:
-        lowest = max(int(s.id.removeprefix(prefix)) for s in busy) - first + 1
+        lowest = max(_seat(s.id, first) for s in busy)
         raise Conflict(f"{len(busy)} of the {len(extra)} seats to remove are taken or kept warm; "
                        f"the capacity can go down to {lowest} now, and lower once they are free.")
     report = SyncReport(workshop.id)
     add_students(workshop.id, workshop.location, [sid for sid in wanted if sid not in existing], report)
-    remove_students(workshop.id, extra, report)
-    return {"seats_total": len(wanted) - len(report.skipped), "student_to": first + capacity - 1,
+    for student in extra:
+        remove_students(workshop.id, [student], report)
+        if report.kept_busy:  # taken or warmed since it was read: it and the seats below it stay
+            capacity = _seat(report.kept_busy[0], first)
+            break
+    return {"capacity": capacity, "seats_total": capacity - len(report.skipped), "student_to": first + capacity - 1,
             "added": report.added, "removed": report.removed, "kept_busy": report.kept_busy,
             "skipped": report.skipped}
 
 
 def update_workshop(actor: str, workshop_id: str, data: Any) -> dict[str, Any]:
     """Open or close a workshop, change its duration (new sessions) or its capacity. The change
-    is kept as an override: a later catalog sync keeps it; ``null`` hands a field back to the folder."""
+    is kept as an override: a later catalog sync keeps it. ``null`` hands a field back to the
+    folder: the workshop keeps its current value until the next sync applies the folder's (this
+    side does not read the folders), and the field is listed in ``handed_back`` until then."""
     context = current()
-    changes = validate_workshop_edit(data)
-    with audit.audited(actor, "workshop.update", workshop_id, changes=changes) as detail:
+    with audit.audited(actor, "workshop.update", workshop_id) as detail:
+        changes = detail["changes"] = validate_workshop_edit(data)
         workshop = _workshop(workshop_id)
         detail["before"] = {"active": bool(workshop.active), "duration_minutes": int(workshop.duration_minutes),
                             "capacity": int(workshop.seats_total)}
         overrides, sets = dict(workshop.overrides or {}), {}
+        handed_back = set(workshop.handed_back or [])
+        shortfall = None
         for name, value in changes.items():
             if value is None:
-                overrides.pop(name, None)
-            elif name == "capacity":
+                if name in overrides:
+                    overrides.pop(name)
+                    handed_back.add(name)
+                continue
+            handed_back.discard(name)
+            if name == "capacity":
                 resized = _resize(workshop, value)
                 detail["seats"] = {k: resized[k] for k in ("added", "removed", "kept_busy", "skipped")}
                 sets.update(seats_total=resized["seats_total"], student_to=resized["student_to"])
-                overrides[name] = value
+                overrides[name] = resized["capacity"]
+                if resized["capacity"] != value:
+                    shortfall = Conflict(
+                        f"{resized['kept_busy'][0]} was taken or warmed while the capacity was being lowered: "
+                        f"it went down to {resized['capacity']} only (any other change is saved), and can go "
+                        "lower once that seat is free.")
             else:
                 sets[name] = overrides[name] = value
-        admin_store.update_workshop(workshop, sets, overrides)
+        admin_store.update_workshop(workshop, sets, overrides, sorted(handed_back))
+        if shortfall:
+            raise shortfall
     if changes.get("capacity"):
         lifecycle.promote_waitlist(context, workshop_id)  # new seats go to whoever waits
     return _workshop_view(get_workshop(workshop_id))
@@ -158,10 +196,10 @@ def perform(actor: str, action: str, registration_id: str, data: Mapping[str, An
     """resend-credentials (a new password, notebooks kept) | extend | reset | end."""
     if action not in ACTIONS:
         raise NotFound(f"Unknown action {action!r}; one of {', '.join(ACTIONS)}.")
-    minutes = validate_minutes((data or {}).get("minutes")) if action == "extend" else None
     with audit.audited(actor, f"registration.{action}", registration_id) as detail:
+        minutes = validate_minutes((data or {}).get("minutes")) if action == "extend" else None
         before = registration(registration_id)
-        detail.update(email=before["email"], student=before["student"], workshop=before["workshop"])
+        detail.update(student=before["student"], workshop=before["workshop"])  # ids only: no personal data
         if action == "extend":
             after = participant.extend(registration_id, minutes, organiser=True)
             detail.update(ends_before=before["ends_at"], ends_after=after["ends_at"])
@@ -173,11 +211,14 @@ def perform(actor: str, action: str, registration_id: str, data: Mapping[str, An
 
 
 def export_csv(actor: str, params: Mapping[str, Any] | None = None) -> str:
-    """Every matching registration (no page limit), as CSV; the export is audited."""
+    """Every matching registration (no page limit), as CSV; the export is audited (its filters,
+    not the searched text: the audit log holds no personal data)."""
     current()
-    wanted = reports.search_filter(params)
-    with audit.audited(actor, "registrations.export", "csv",
-                       filter={k: v for k, v in wanted.items() if v and k != "limit"}) as detail:
+    with audit.audited(actor, "registrations.export", "csv") as detail:
+        wanted = reports.search_filter(params)
+        detail["filter"] = {k: wanted[k] for k in ("status", "workshop") if wanted[k]}
+        if wanted["q"]:
+            detail["text_search"] = True
         found = [r for r in reports.newest_first(admin_store.all_registrations()) if reports.matches(r, wanted)]
         detail["rows"] = len(found)
     return reports.to_csv(found)

@@ -1,4 +1,8 @@
-"""Who did what, to what, when, and whether it was done or refused: every organiser action."""
+"""Who did what, to what, when, and whether it was done, refused or failed: every organiser action.
+
+The log holds no personal data: an entry names registrations, students, workshops and hooks by
+their ids, never a participant's email or name, nor the text an organiser searched for.
+"""
 from __future__ import annotations
 
 import re
@@ -6,40 +10,68 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from chalicelib.context import current
-from chalicelib.domain.errors import InvalidInput, Unavailable, WodError
+from chalicelib.domain.admin import whole_number
+from chalicelib.domain.errors import InvalidInput, WodError
 from chalicelib.observability import logger
 from chalicelib.store import admin as store
 
-ENTRY_ID = re.compile(r"^\d{8}T\d{12}-[0-9a-f]{8}$")
+ENTRY_ID = re.compile(r"[0-9]{8}T[0-9]{12}-[0-9a-f]{8}")
 PAGE_MAX = 500
+TARGET_MAX = 200
+FIELDS_MAX = 20
+
+
+class Detail(dict):
+    """What an audited block adds to its entry; ``target`` may be named once it is known
+    (a new webhook's URL, say, once it is valid)."""
+
+    def __init__(self, target: str, detail: dict[str, Any]):
+        super().__init__(detail)
+        self.target = target
 
 
 def record(actor: str, action: str, target: str, outcome: str, detail: dict[str, Any]) -> None:
     try:
-        store.add_audit(actor, action, target, outcome, detail, current().clock())
-    except Unavailable:  # the action itself happened: the log line keeps the record
+        store.add_audit(actor, action, (target or "-")[:TARGET_MAX], outcome, dict(detail), current().clock())
+    except Exception:  # noqa: BLE001  the action itself happened (or failed): the log line keeps the record
         logger.exception("audit entry not written", extra={"actor": actor, "action": action, "target": target,
-                                                          "outcome": outcome, "detail": detail})
+                                                          "outcome": outcome, "detail": dict(detail)})
+
+
+def refusal(exc: WodError) -> dict[str, Any]:
+    """What a refusal adds to the entry: our own message and, for invalid input, which fields
+    were wrong and why (our wording, never the value that was sent)."""
+    said: dict[str, Any] = {"message": exc.message}
+    if isinstance(exc, InvalidInput):
+        said["fields"] = {str(name)[:64]: str(problem)[:300]
+                          for name, problem in list(exc.fields.items())[:FIELDS_MAX]}
+    return said
 
 
 @contextmanager
-def audited(actor: str, action: str, target: str, **detail: Any) -> Iterator[dict[str, Any]]:
-    """Run an organiser action; the block may add to the yielded detail. A refusal is recorded too."""
-    details = dict(detail)
+def audited(actor: str, action: str, target: str, **detail: Any) -> Iterator[Detail]:
+    """Run an organiser action, its input checks included; the block may add to the yielded
+    detail. A refusal (any :class:`WodError`, invalid input too) is recorded as ``refused``, an
+    unexpected failure as ``error`` (then raised on)."""
+    details = Detail(target, detail)
     try:
         yield details
     except WodError as exc:
-        record(actor, action, target, "refused", details | {"message": exc.message})
+        record(actor, action, details.target, "refused", details | refusal(exc))
         raise
-    record(actor, action, target, "done", details)
+    except Exception as exc:
+        record(actor, action, details.target, "error", details | {"error": type(exc).__name__})
+        raise
+    record(actor, action, details.target, "done", details)
 
 
 def entries(limit: Any = None, before: Any = None) -> list[dict[str, Any]]:
     """Newest first; ``before`` is the id of the last entry of the previous page."""
     current()
-    limit = limit or "100"
-    if not isinstance(limit, str) or not limit.isdigit() or not 1 <= int(limit) <= PAGE_MAX:
+    raw = limit or "100"
+    wanted = whole_number(raw, 1, PAGE_MAX) if isinstance(raw, str) else None
+    if wanted is None:
         raise InvalidInput({"limit": f"A number from 1 to {PAGE_MAX}."})
-    if before is not None and (not isinstance(before, str) or not ENTRY_ID.match(before)):
+    if before is not None and (not isinstance(before, str) or not ENTRY_ID.fullmatch(before)):
         raise InvalidInput({"before": "The id of an audit entry."})
-    return store.audit(int(limit), before)
+    return store.audit(wanted, before)

@@ -1,7 +1,6 @@
 """Registration use cases shared by the JSON API and the HTML pages."""
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -9,11 +8,12 @@ from typing import Any
 from chalicelib import observability, outbox, webhooks
 from chalicelib.context import current
 from chalicelib.domain.errors import InvalidInput, NotFound
-from chalicelib.domain.registration import WAITLISTED, is_registration_id, new_registration_id, validate_applicant
+from chalicelib.domain.registration import (
+    WAITLISTED, is_registration_id, is_workshop_id, new_registration_id, validate_applicant,
+)
 from chalicelib.store import seats
 from chalicelib.store.models import RegistrationModel, WorkshopModel
 
-WORKSHOP_ID = re.compile(r"^WKSHP-[A-Z0-9]{1,32}$")
 SEATED_OUTBOX = ["welcome", "order:CREATE"]
 WAITLISTED_OUTBOX = ["waitlisted"]
 
@@ -45,7 +45,7 @@ def catalog(include_inactive: bool = False) -> list[dict[str, Any]]:
 
 def _open_workshop(workshop_id: str) -> WorkshopModel:
     current()
-    if not isinstance(workshop_id, str) or not WORKSHOP_ID.match(workshop_id):
+    if not is_workshop_id(workshop_id):
         raise NotFound("There is no such workshop.")
     return seats.open_workshop(workshop_id)
 
@@ -122,7 +122,7 @@ def status(registration_id: str) -> dict[str, Any]:
 def workshop_badge(workshop_id: str) -> tuple[bytes, str] | None:
     """The badge file of a workshop (bytes, suffix), read from the content folder."""
     current()
-    if not WORKSHOP_ID.match(workshop_id):
+    if not is_workshop_id(workshop_id):
         return None
     found = seats.get_workshop(workshop_id)
     if not found.badge or "://" in found.badge:

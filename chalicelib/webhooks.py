@@ -18,10 +18,10 @@ from chalicelib.adapters import webhooks as http
 from chalicelib.audit import audited
 from chalicelib.context import Context, current
 from chalicelib.domain import webhooks as rules
-from chalicelib.domain.errors import NotFound, WodError
+from chalicelib.domain.errors import InvalidInput, NotFound, WodError
 from chalicelib.observability import logger
 from chalicelib.store import webhooks as store
-from chalicelib.store.admin import registration_record, time_key
+from chalicelib.store.admin import iso, registration_record, time_key
 from chalicelib.store.models import AdminModel, RegistrationModel
 
 HOOK_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -30,7 +30,7 @@ LEASE = timedelta(seconds=60)
 RETENTION = timedelta(days=30)
 BATCH = 50
 TICK_BUDGET_SECONDS = 20.0  # a tick stops starting deliveries after this; the next takes the rest
-Poster = Callable[[str, bytes, dict, float], http.Attempt]
+Poster = Callable[[str, bytes, dict, float, bool], http.Attempt]  # url, body, headers, timeout, public_only
 
 _subscriptions: dict[str, tuple[float, list[tuple[str, list[str]]]]] = {}
 
@@ -77,7 +77,7 @@ def _attempt(delivery: AdminModel, context: Context, post: Poster) -> bool:
     body = delivery.body.encode()
     # the timestamp is wall time: the receiver checks freshness against its own clock
     headers = rules.delivery_headers(delivery.event, delivery.sk, hook.secret, int(time.time()), body)
-    result = post(hook.url, body, headers, rules.TIMEOUT_SECONDS)
+    result = post(hook.url, body, headers, rules.TIMEOUT_SECONDS, not _local(context))
     delay = None if result.delivered else rules.retry_delay(int(delivery.attempts or 0) + 1)
     store.settle(delivery, now, result.code, result.error, result.delivered, now + delay if delay else None)
     logger.info("webhook delivered" if result.delivered else "webhook delivery failed",
@@ -104,20 +104,16 @@ def deliver_due(context: Context | None = None, post: Poster = http.post) -> int
     return tried
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def hook_view(hook: AdminModel) -> dict[str, Any]:
     return {"id": hook.sk, "url": hook.url, "events": list(hook.events or []), "description": hook.description or "",
-            "created_at": _iso(hook.at), "secret_hint": hook.secret[:10] + "…"}
+            "created_at": iso(hook.at), "secret_hint": hook.secret[:10] + "…"}
 
 
 def delivery_view(d: AdminModel) -> dict[str, Any]:
     return {"id": d.sk, "event": d.event, "status": d.status, "attempts": int(d.attempts or 0),
             "last_code": int(d.last_code) if d.last_code is not None else None, "last_error": d.last_error,
-            "created_at": _iso(d.at), "last_attempt_at": _iso(d.last_attempt_at),
-            "delivered_at": _iso(d.delivered_at), "next_attempt_at": _iso(d.delivery_due_at)}
+            "created_at": iso(d.at), "last_attempt_at": iso(d.last_attempt_at),
+            "delivered_at": iso(d.delivered_at), "next_attempt_at": iso(d.delivery_due_at)}
 
 
 def _hook(hook_id: str) -> AdminModel:
@@ -137,12 +133,21 @@ def detail(hook_id: str, limit: int = 50) -> dict[str, Any]:
     return hook_view(hook) | {"deliveries": [delivery_view(d) for d in store.deliveries(hook.sk, limit)]}
 
 
+def _local(context: Context) -> bool:
+    """Local mode sends to http and loopback receivers too; every other stage to public https only."""
+    return context.settings.stage == "local"
+
+
 def create(actor: str, data: Any) -> dict[str, Any]:
     """A new hook; its signing secret is in this answer and never again."""
     context = current()
-    url, events, description = rules.validate_hook(data)
-    secret = "whsec_" + secrets.token_urlsafe(32)
-    with audited(actor, "webhook.create", url, events=events) as record:
+    with audited(actor, "webhook.create", "new webhook") as record:
+        url, events, description = rules.validate_hook(data, local=_local(context))
+        problem = None if _local(context) else http.destination_problem(url)
+        if problem:
+            raise InvalidInput({"url": problem})
+        record.target, record["events"] = url, events
+        secret = "whsec_" + secrets.token_urlsafe(32)
         hook = store.add_hook(secrets.token_hex(8), url, events, description, secret, context.clock())
         record["hook"] = hook.sk
     _subscriptions.pop(context.settings.table_prefix, None)

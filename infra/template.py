@@ -87,7 +87,6 @@ FUNCTIONS: dict[str, Access] = {
     "WarmCheckReady": backend_task(appliances=True),
     "WarmMark": backend_task(),
 }
-FRONTEND_ONLY = ("APIHandler", "TimeChecks")
 
 
 def cfn_name(name: str) -> str:
@@ -155,12 +154,18 @@ def statements(access: Access) -> list[dict]:
                 {"Sid": "ListContent", "Effect": "Allow", "Action": ["s3:ListBucket"],
                  "Resource": [{"Fn::GetAtt": ["ContentBucket", "Arn"]}]}]
     if access.appliances:
-        out.append({"Fn::If": ["HasEcs", {
-            "Sid": "Appliances", "Effect": "Allow",
-            "Action": ["ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks"],
-            "Resource": [sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/wod-*"),
-                         sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${EcsCluster}/*")],
-        }, {"Ref": "AWS::NoValue"}]})
+        ecs = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}"
+        out += [{"Fn::If": ["HasEcs", statement, {"Ref": "AWS::NoValue"}]} for statement in (
+            {"Sid": "StartAppliances", "Effect": "Allow", "Action": ["ecs:RunTask"],
+             "Resource": [sub(f"{ecs}:task-definition/wod-*")],
+             "Condition": {"ArnEquals": {"ecs:cluster": sub(f"{ecs}:cluster/${{EcsCluster}}")}}},
+            {"Sid": "FindAndStopAppliances", "Effect": "Allow", "Action": ["ecs:ListTasks", "ecs:StopTask"],
+             "Resource": [sub(f"{ecs}:container-instance/${{EcsCluster}}/*"), sub(f"{ecs}:task/${{EcsCluster}}/*")],
+             "Condition": {"ArnEquals": {"ecs:cluster": sub(f"{ecs}:cluster/${{EcsCluster}}")}}},
+            {"Sid": "PassApplianceRoles", "Effect": "Allow", "Action": ["iam:PassRole"],
+             "Resource": [sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/wod-appliance-*")],
+             "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+        )]
     return out
 
 
@@ -170,10 +175,19 @@ TRACES = {"Sid": "Traces", "Effect": "Allow", "Action": ["xray:PutTraceSegments"
           "Resource": "*"}  # X-Ray has no resource-level permissions
 
 
+def function_name(logical: str) -> dict:
+    """Functions are named ``<stack>-<logical id>``, so their role and log group can name them
+    without referring to them (that would be a cycle). Keeps stack names to 39 characters."""
+    return sub(f"${{AWS::StackName}}-{logical}")
+
+
+def log_group_name(logical: str) -> dict:
+    return sub(f"/aws/lambda/${{AWS::StackName}}-{logical}")
+
+
 def function_role(logical: str, access: Access) -> dict:
-    # By name pattern (``<stack>-<logical id>-<suffix>``): a reference to the function would be a cycle.
     logs = dict(LOGS, Resource=[sub(f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:"
-                                    f"log-group:/aws/lambda/${{AWS::StackName}}-{logical}-*:*")])
+                                    f"log-group:/aws/lambda/${{AWS::StackName}}-{logical}:*")])
     return {
         "Type": "AWS::IAM::Role",
         "Properties": {
@@ -265,6 +279,13 @@ def parameters() -> dict:
                    "Description": "This location's JupyterHub URL, as participants open it"},
         "EcsCluster": {"Type": "String", "Default": "",
                        "Description": "ECS cluster for workshop appliances (empty: no appliances)"},
+        "EcsSubnets": {"Type": "String", "Default": "",
+                       "Description": "Comma-separated subnets of the appliances' tasks"},
+        "EcsSecurityGroups": {"Type": "String", "Default": "",
+                              "Description": "Comma-separated security groups of the appliances' tasks"},
+        "LogRetentionDays": {"Type": "Number", "Default": 30,
+                             "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 180, 365, 400, 545, 731],
+                             "Description": "How long the functions' logs are kept"},
         "AlarmEmail": {"Type": "String", "Default": "", "Description": "Where alarms are emailed (optional)"},
     }
 
@@ -290,6 +311,8 @@ def environment(logical: str) -> dict:
         "WOD_HUB_URL": {"Ref": "HubUrl"},
         "WOD_CONTENT_BUCKET": {"Ref": "ContentBucket"},
         "WOD_ECS_CLUSTER": {"Ref": "EcsCluster"},
+        "WOD_ECS_SUBNETS": {"Ref": "EcsSubnets"},
+        "WOD_ECS_SECURITY_GROUPS": {"Ref": "EcsSecurityGroups"},
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
     }
     if logical == "OrderIntake":
@@ -305,7 +328,8 @@ def platform_resources() -> dict:
     resources.update(state_machines())
     resources["OrdersTopic"] = {
         "Type": "AWS::SNS::Topic",
-        "Properties": {"TopicName": sub("${AWS::StackName}-orders"), "KmsMasterKeyId": "alias/aws/sns"},
+        # Not encrypted with the AWS-managed SNS key: SES could not publish to it. Orders are signed.
+        "Properties": {"TopicName": sub("${AWS::StackName}-orders")},
     }
     resources["OrdersTopicPolicy"] = {
         "Type": "AWS::SNS::TopicPolicy",
@@ -395,14 +419,22 @@ def function_overrides() -> dict:
     resources = {}
     for logical, access in FUNCTIONS.items():
         resources[f"{logical}Role"] = function_role(logical, access)
-        resources[logical] = {"Properties": {"Role": {"Fn::GetAtt": [f"{logical}Role", "Arn"]},
-                                             "Tracing": "Active", "Environment": environment(logical)}}
+        resources[f"{logical}LogGroup"] = {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {"LogGroupName": log_group_name(logical), "RetentionInDays": {"Ref": "LogRetentionDays"}},
+        }
+        resources[logical] = {
+            "DependsOn": [f"{logical}LogGroup"],  # created before the function can write to it
+            "Properties": {"FunctionName": function_name(logical), "Role": {"Fn::GetAtt": [f"{logical}Role", "Arn"]},
+                           "Tracing": "Active", "Environment": environment(logical)},
+        }
     resources["OrderIntake"]["Properties"]["Events"] = {
         # Fn::Sub, as Chalice writes it: the merge replaces Chalice's fixed topic ARN with this stack's.
         "OrderIntakeSnsSubscription": {"Type": "SNS", "Properties": {"Topic": sub("${OrdersTopic}")}}}
-    # The time checks run once per platform: in the frontend stack only.
+    # The time checks run once per platform: in the frontend stack only (the rule's State; SAM's
+    # boolean Enabled would take any intrinsic for true).
     resources["TimeChecks"]["Properties"]["Events"] = {"TimeChecksEvent": {"Type": "Schedule", "Properties": {
-        "Schedule": "rate(1 minute)", "Enabled": {"Fn::If": ["IsFrontend", True, False]}}}}
+        "Schedule": "rate(1 minute)", "State": {"Fn::If": ["IsFrontend", "ENABLED", "DISABLED"]}}}}
     return resources
 
 

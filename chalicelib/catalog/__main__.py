@@ -2,8 +2,8 @@
 
 Settings (tables, endpoint, known locations) come from the environment like
 everywhere else; ``make sync`` sets them for the local stack. With ``WOD_CONTENT_BUCKET``
-set (AWS), each workshop's files are mirrored to that bucket too, where the backend
-reads them.
+set (AWS), the files of each workshop of this location (``WOD_LOCATION``) are mirrored to
+that bucket too, where that location's backend reads them.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     bucket = content_for(settings) if settings.content_bucket else None
     try:
         for workshop in workshops:
-            if bucket:
+            if bucket and workshop.spec.location == settings.location:
                 uploaded, deleted = bucket.upload(workshop.spec.id, workshop.folder, workshop.spec.badge)
                 print(f"{workshop.spec.id}: {uploaded} file(s) in s3://{bucket.bucket}/{workshop.spec.id}/"
                       + (f", {deleted} removed" if deleted else ""))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-ID_PATTERN = r"^WKSHP-[A-Z0-9]{1,32}$"
+from chalicelib.domain.registration import WORKSHOP_ID_PATTERN as ID_PATTERN
 MAX_SEATS = 1000
 
 

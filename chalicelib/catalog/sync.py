@@ -2,7 +2,7 @@
 
 Students are added and removed in transactions that move the free-seat counter
 by the same amount, so ``seats_free`` always equals the number of free students.
-Busy students outside a shrunk range stay until they are freed. What an organiser changed on
+Busy or warm students outside a shrunk range stay until they are freed. What an organiser changed on
 the dashboard (``overrides``: open or closed, duration, capacity) is kept, not the folder's value.
 """
 from __future__ import annotations
@@ -64,6 +64,7 @@ def _metadata_actions(w: Workshop, seats_total: int, rng: StudentRange, override
         WorkshopModel.extension_max.set(s.extension.max),
         WorkshopModel.warm_pool.set(s.warm_pool),
         WorkshopModel.seats_total.set(seats_total),
+        WorkshopModel.handed_back.remove(),  # what an organiser handed back now follows the folder
     ]
 
 
@@ -101,14 +102,18 @@ def add_students(workshop_id: str, location: str, ids: list[str], report: SyncRe
 
 
 def remove_students(workshop_id: str, students: list[StudentModel], report: SyncReport) -> None:
-    """Delete free students (a busy one is kept until freed), the counter moved with each."""
+    """Delete free students, the counter moved with each. A busy one is kept until freed, and so
+    is one whose server is warm or warming (deleting it would leave its server running), also
+    when it became so after it was read."""
     for student in students:
-        if student.status != "free":
+        if student.status != "free" or student.warm or student.warming_since:
             report.kept_busy.append(student.id)
             continue
+        condition = ((StudentModel.status == "free") & (StudentModel.workshop_id == workshop_id)
+                     & StudentModel.warm.does_not_exist() & StudentModel.warming_since.does_not_exist())
         try:
             with TransactWrite(connection=connection()) as tx:
-                tx.delete(student, condition=(StudentModel.status == "free") & (StudentModel.workshop_id == workshop_id))
+                tx.delete(student, condition=condition)
                 tx.update(WorkshopModel(workshop_id), actions=[WorkshopModel.seats_free.add(-1)])
             report.removed += 1
         except TransactWriteError:

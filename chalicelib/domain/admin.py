@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import unicodedata
 from typing import Any
@@ -36,7 +37,7 @@ def unseal(key: bytes, token: str | None) -> dict[str, Any] | None:
     if not token or token.count(".") != 1 or len(token) > 4096:
         return None
     payload, mac = token.split(".")
-    if not hmac.compare_digest(mac, _mac(key, payload.encode())):
+    if not hmac.compare_digest(mac.encode(), _mac(key, payload.encode()).encode()):
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -62,7 +63,7 @@ def csrf_token(key: bytes, session: str) -> str:
 
 
 def csrf_ok(key: bytes, session: str, supplied: Any) -> bool:
-    return isinstance(supplied, str) and hmac.compare_digest(supplied, csrf_token(key, session))
+    return isinstance(supplied, str) and hmac.compare_digest(supplied.encode(), csrf_token(key, session).encode())
 
 
 def token_matches(supplied: str, admin_token: str) -> bool:
@@ -96,8 +97,13 @@ EXTENSION_RANGE = (5, 240)
 EDITABLE = ("active", "duration_minutes", "capacity")
 
 
-def _whole(value: Any, low: int, high: int) -> int | None:
-    if isinstance(value, str) and value.strip().isdigit():
+DIGITS = re.compile(r"[0-9]+")
+
+
+def whole_number(value: Any, low: int, high: int) -> int | None:
+    """An int, or a string of ASCII digits, from ``low`` to ``high``; None otherwise (never an
+    exception: ``str.isdigit`` would accept "²", which ``int`` refuses)."""
+    if isinstance(value, str) and DIGITS.fullmatch(value.strip()):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         return None
@@ -120,7 +126,7 @@ def validate_workshop_edit(data: Any) -> dict[str, Any]:
             changes[name] = value
             continue
         low, high = DURATION_RANGE if name == "duration_minutes" else CAPACITY_RANGE
-        changes[name] = _whole(value, low, high)
+        changes[name] = whole_number(value, low, high)
         if changes[name] is None:
             errors[name] = f"A whole number from {low} to {high}."
     if errors:
@@ -132,7 +138,7 @@ def validate_minutes(value: Any) -> int | None:
     """An organiser's extension: absent (the workshop's own), or a number of minutes."""
     if value is None or value == "":
         return None
-    minutes = _whole(value, *EXTENSION_RANGE)
+    minutes = whole_number(value, *EXTENSION_RANGE)
     if minutes is None:
         raise InvalidInput({"minutes": f"A whole number of minutes from {EXTENSION_RANGE[0]} to {EXTENSION_RANGE[1]}."})
     return minutes

@@ -80,7 +80,7 @@ def verify_order(body: bytes, signature: str | None, key: bytes, now: float, max
     """Return the order if its signature, freshness and shape are right, else raise."""
     if not signature:
         raise OrderRejected("missing_signature", "the order has no signature")
-    if not hmac.compare_digest(signature.strip(), sign(body, key)):
+    if not hmac.compare_digest(signature.strip().encode(), sign(body, key).encode()):
         raise OrderRejected("bad_signature", "the order signature does not match")
     try:
         data = json.loads(body)
@@ -102,7 +102,7 @@ def verify_order(body: bytes, signature: str | None, key: bytes, now: float, max
 
 def verify_signed_json(body: bytes, signature: str | None, key: bytes, now: float, max_age: int) -> dict:
     """Check a signed JSON message (the backend's callbacks) and return it."""
-    if not signature or not hmac.compare_digest(signature.strip(), sign(body, key)):
+    if not signature or not hmac.compare_digest(signature.strip().encode(), sign(body, key).encode()):
         raise OrderRejected("bad_signature", "the signature is missing or does not match")
     try:
         data = json.loads(body)

@@ -1,6 +1,7 @@
 """Registration rules: what a valid applicant is, and the registration life states."""
 from __future__ import annotations
 
+import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -52,6 +53,15 @@ class Applicant:
 def new_registration_id() -> str:
     """An unguessable id: it is also the participant's status-page token."""
     return secrets.token_urlsafe(18)
+
+
+# A workshop's id; also the schema of workshop.yaml (chalicelib.catalog.spec)
+WORKSHOP_ID_PATTERN = r"^WKSHP-[A-Z0-9]{1,32}$"
+_WORKSHOP_ID = re.compile(WORKSHOP_ID_PATTERN)
+
+
+def is_workshop_id(value: Any) -> bool:
+    return isinstance(value, str) and _WORKSHOP_ID.fullmatch(value) is not None
 
 
 def is_registration_id(value: str) -> bool:

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
+from chalicelib.domain.admin import whole_number
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.registration import (
-    ACTIVE, CANCELLED, EXPIRING, FAILED, FINISHED, PENDING, PROVISIONING, WAITLISTED,
+    ACTIVE, CANCELLED, EXPIRING, FAILED, FINISHED, PENDING, PROVISIONING, WAITLISTED, is_workshop_id,
 )
 
 STATUSES = (WAITLISTED, PENDING, PROVISIONING, ACTIVE, EXPIRING, FINISHED, FAILED, CANCELLED)
@@ -18,7 +18,6 @@ CSV_COLUMNS = ("id", "status", "workshop", "student", "email", "first_name", "la
                "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion")
 QUERY_MAX = 100
 LIMIT_MAX = 1000
-WORKSHOP_ID = re.compile(r"^WKSHP-[A-Z0-9]{1,32}$")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 SEARCHED = ("id", "email", "first_name", "last_name", "company", "student", "workshop")
 
@@ -34,14 +33,14 @@ def search_filter(params: Mapping[str, Any] | None) -> dict[str, Any]:
     if status is not None and status not in STATUSES:
         errors["status"] = f"One of: {', '.join(STATUSES)}."
     workshop = params.get("workshop") or None
-    if workshop is not None and not WORKSHOP_ID.match(workshop):
+    if workshop is not None and not is_workshop_id(workshop):
         errors["workshop"] = "A workshop id such as WKSHP-API101."
-    limit = params.get("limit") or "200"
-    if not limit.isdigit() or not 1 <= int(limit) <= LIMIT_MAX:
+    limit = whole_number(params.get("limit") or "200", 1, LIMIT_MAX)
+    if limit is None:
         errors["limit"] = f"A number from 1 to {LIMIT_MAX}."
     if errors:
         raise InvalidInput(errors, "The search is not valid.")
-    return {"q": " ".join(q.split()).casefold(), "status": status, "workshop": workshop, "limit": int(limit)}
+    return {"q": " ".join(q.split()).casefold(), "status": status, "workshop": workshop, "limit": limit}
 
 
 def matches(record: Mapping[str, Any], search: Mapping[str, Any]) -> bool:

@@ -3,11 +3,16 @@ failed one is tried again.
 
 A receiver checks ``X-WOD-Signature: sha256=<hex>``, the HMAC-SHA256 of
 ``"<X-WOD-Timestamp>.<raw body>"`` keyed with the hook's secret, and refuses old timestamps.
+
+Outside local mode a hook must be https and reach public addresses only: never loopback,
+link-local (the instance metadata endpoint among them), private, shared, reserved, multicast or
+unspecified ones. Local mode takes http and loopback receivers (a receiver on the same machine).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,10 +25,13 @@ URL_MAX = 2000
 DESCRIPTION_MAX = 200
 MAX_ATTEMPTS = 6  # then the delivery is marked failed
 TIMEOUT_SECONDS = 5
+HTTPS_ONLY = "Only https:// URLs (http:// is for local mode)."
 
 
-def validate_hook(data: Any) -> tuple[str, list[str], str]:
-    """``{url, events?, description?}`` -> (url, events, description); every problem named."""
+def validate_hook(data: Any, local: bool = False) -> tuple[str, list[str], str]:
+    """``{url, events?, description?}`` -> (url, events, description); every problem named. The
+    URL's form only: where its host resolves to is checked by the caller (:func:`address_problem`
+    on every address) outside ``local`` mode."""
     if not isinstance(data, dict):
         raise InvalidInput({"body": "Expected a JSON object."})
     errors: dict[str, str] = {}
@@ -32,7 +40,7 @@ def validate_hook(data: Any) -> tuple[str, list[str], str]:
         errors["url"] = "Give the URL that receives the events."
     else:
         url = url.strip()
-        problem = _url_problem(url)
+        problem = _url_problem(url, local)
         if problem:
             errors["url"] = problem
     events = data.get("events") or list(EVENTS)
@@ -49,7 +57,7 @@ def validate_hook(data: Any) -> tuple[str, list[str], str]:
     return url, [e for e in EVENTS if e in events], description.strip()
 
 
-def _url_problem(url: str) -> str | None:
+def _url_problem(url: str, local: bool) -> str | None:
     if len(url) > URL_MAX:
         return f"At most {URL_MAX} characters."
     if any(ord(ch) < 33 or ord(ch) == 127 for ch in url):
@@ -60,14 +68,40 @@ def _url_problem(url: str) -> str | None:
     except ValueError:
         return "Not a valid URL."
     if parts.scheme not in ("http", "https"):
-        return "Only http:// and https:// URLs."
+        return "Only http:// and https:// URLs." if local else HTTPS_ONLY
+    if parts.scheme != "https" and not local:
+        return HTTPS_ONLY
     if not parts.hostname:
         return "The URL needs a host."
     if parts.username is not None or parts.password is not None:
         return "No credentials in the URL: the signature authenticates each delivery."
     if parts.fragment:
         return "No #fragment."
+    if not local:
+        try:  # an address written in the URL is checked here; a name once resolved
+            ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            return None
+        return address_problem(parts.hostname, parts.hostname)
     return None
+
+
+def address_problem(host: str, address: str) -> str | None:
+    """Why a webhook may not go to ``address`` (one of ``host``'s), or None for a public one."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone ("fe80::1%eth0") aside
+    except ValueError:
+        return f"{host} resolves to {address}, which is not an IP address."
+    if ip.version == 6 and (ip.ipv4_mapped or ip.sixtofour):  # an IPv4 address in IPv6 clothes
+        ip = ip.ipv4_mapped or ip.sixtofour
+    kind = ("loopback" if ip.is_loopback else "link-local" if ip.is_link_local else "multicast" if ip.is_multicast
+            else "unspecified" if ip.is_unspecified else "reserved" if ip.is_reserved
+            else "private" if ip.is_private else "non-public" if not ip.is_global else None)
+    if kind is None:
+        return None
+    where = "is" if host == address else f"resolves to {ip}, which is"
+    article = "an" if kind[0] in "aeiou" else "a"
+    return f"{host} {where} {article} {kind} address: webhooks are sent to public addresses only."
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

@@ -24,7 +24,7 @@ def time_key() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}"
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
@@ -33,8 +33,8 @@ def registration_record(reg: RegistrationModel) -> dict[str, Any]:
     return {
         "id": reg.id, "status": reg.status, "workshop": reg.workshop_id, "student": reg.student_id,
         "email": reg.email, "first_name": reg.first_name, "last_name": reg.last_name, "company": reg.company,
-        "created_at": _iso(reg.created_at), "started_at": _iso(reg.started_at), "ends_at": _iso(reg.ends_at),
-        "finished_at": _iso(reg.finished_at), "extensions_used": int(reg.extensions_used or 0),
+        "created_at": iso(reg.created_at), "started_at": iso(reg.started_at), "ends_at": iso(reg.ends_at),
+        "finished_at": iso(reg.finished_at), "extensions_used": int(reg.extensions_used or 0),
         "completion": float(reg.completion) if reg.completion is not None else None, "failure": reg.failure,
     }
 
@@ -65,10 +65,13 @@ def students_of(workshop_id: str) -> list[StudentModel]:
 
 
 @translated
-def update_workshop(workshop: WorkshopModel, changes: dict[str, Any], overrides: dict[str, Any]) -> WorkshopModel:
-    """Apply ``active`` / ``duration_minutes`` / ``seats_total`` and record the organiser's overrides."""
+def update_workshop(workshop: WorkshopModel, changes: dict[str, Any], overrides: dict[str, Any],
+                    handed_back: list[str]) -> WorkshopModel:
+    """Apply ``active`` / ``duration_minutes`` / ``seats_total``, record the organiser's overrides
+    and the fields handed back to the folder (until the next sync)."""
     actions = [getattr(WorkshopModel, name).set(value) for name, value in changes.items()]
     actions.append(WorkshopModel.overrides.set(overrides) if overrides else WorkshopModel.overrides.remove())
+    actions.append(WorkshopModel.handed_back.set(handed_back) if handed_back else WorkshopModel.handed_back.remove())
     try:
         workshop.update(actions=actions, condition=WorkshopModel.id.exists())
     except UpdateError as exc:

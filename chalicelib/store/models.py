@@ -58,6 +58,9 @@ class WorkshopModel(Model):
     # what an organiser changed on the dashboard ({"active", "duration_minutes", "capacity"}):
     # a catalog sync keeps these instead of the folder's values
     overrides = JSONAttribute(null=True)
+    # fields an organiser handed back to the folder: the next catalog sync applies the folder's
+    # value (and removes this)
+    handed_back = JSONAttribute(null=True)
 
 
 class FreeStudentIndex(GlobalSecondaryIndex):

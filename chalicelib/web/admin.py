@@ -74,7 +74,8 @@ def api_workshops(actor):
 
 @api_route("/api/admin/workshops/{workshop_id}", ("PATCH",))
 def api_update_workshop(actor, workshop_id):
-    """``{active?, duration_minutes?, capacity?}``; ``null`` hands a field back to the folder."""
+    """``{active?, duration_minutes?, capacity?}``; ``null`` hands a field back to the folder (the
+    next sync applies the folder's value; until then the field is listed in ``handed_back``)."""
     return json_response(operations.update_workshop(actor, workshop_id, _body()))
 
 
@@ -281,9 +282,13 @@ def edit_workshop(session, form, workshop_id):
         return _back(form, "Nothing to change.")
 
     def done(view):
-        said = [f"{LABELS.get(k, k)} back to the folder's" if v is None else
-                f"{LABELS.get(k, k)} {'open' if v is True else 'closed' if v is False else v}" for k, v in data.items()]
-        return f"{view['title']}: {', '.join(said)}."
+        said = [f"{LABELS.get(k, k)} {'open' if v is True else 'closed' if v is False else v}"
+                for k, v in data.items() if v is not None]
+        released = [LABELS.get(k, k) for k, v in data.items() if v is None]
+        if released:  # this side does not read the folders: the next sync applies their values
+            said.append(f"{' and '.join(released)} handed back to the folder: the next sync applies the folder's "
+                        f"value{'s' if len(released) > 1 else ''}")
+        return f"{view['title']}: {'; '.join(said)}."
     return _act(form, "/admin", lambda: operations.update_workshop(session.actor, workshop_id, data), done)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib.domain.orders import SIGNATURE_HEADER, verify_order
 from chalicelib.secrets import get_key
+from chalicelib.store import seats
 from chalicelib.store.models import RegistrationModel, StudentModel, WorkshopModel
 from tests.admintools import activate, api, bearer, callback, participant
 
@@ -66,14 +67,15 @@ def test_capacity_up_adds_free_seats_and_serves_the_waitlist(client, platform, w
     assert len(free_students(WORKSHOP)) == 1
 
 
-def test_capacity_down_only_removes_free_seats(client, platform, workshop):
+def test_capacity_down_only_removes_free_seats(client, platform, workshop, monkeypatch):
     api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": 5})
+    monkeypatch.setattr(seats, "_free_student", lambda w: "adm-3")  # the seat is otherwise random
     seated = participant(WORKSHOP, "a@example.com")
     taken = int(seated["student"].rsplit("-", 1)[1])
+    assert taken == 3
     status, refused = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": taken - 1})
-    if taken > 1:
-        assert status == 409 and "1 of the" in refused["message"] and f"down to {taken}" in refused["message"]
-        assert WorkshopModel.get(WORKSHOP).seats_total == 5 and len(free_students(WORKSHOP)) == 4
+    assert status == 409 and "1 of the" in refused["message"] and f"down to {taken}" in refused["message"]
+    assert WorkshopModel.get(WORKSHOP).seats_total == 5 and len(free_students(WORKSHOP)) == 4
     status, view = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": taken})
     assert status == 200 and view["seats_total"] == taken
     assert len(free_students(WORKSHOP)) == WorkshopModel.get(WORKSHOP).seats_free == taken - 1
@@ -99,11 +101,17 @@ def test_a_sync_keeps_the_organisers_edits_until_handed_back(client, platform, s
     item = WorkshopModel.get(WORKSHOP)
     assert (item.seats_total, item.active, item.duration_minutes, item.student_to) == (3, False, 45, 3)
     assert len(free_students(WORKSHOP)) == 3
-    api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": None, "active": None})
+    status, view = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}",
+                       {"capacity": None, "active": None})
+    # handed back: the current values stay (this side does not read the folder) until the next sync
+    assert status == 200 and view["handed_back"] == ["active", "capacity"]
+    assert (view["seats_total"], view["active"], view["overrides"]) == (3, False, {"duration_minutes": 45})
     sync((WORKSHOP, {"seats": 2, "duration": 120}))
     item = WorkshopModel.get(WORKSHOP)
     assert (item.seats_total, item.active, item.duration_minutes, item.overrides) == (2, True, 45,
                                                                                       {"duration_minutes": 45})
+    assert item.handed_back is None
+    assert api(client, platform, "GET", "/api/admin/workshops")[1][0]["handed_back"] == []
     assert free_students(WORKSHOP) == ["adm-1", "adm-2"]
 
 
@@ -259,3 +267,148 @@ def test_csv_export_round_trips_names_with_commas_quotes_and_accents(client, pla
     assert {r["status"] for r in rows} == {"pending", "waitlisted"} and len(rows) == 3
     waitlisted = client.http.get("/api/admin/registrations.csv?status=waitlisted", headers=bearer(platform))
     assert len(list(csv.DictReader(io.StringIO(waitlisted.body.decode("utf-8-sig"))))) == 1
+
+
+# -- review findings: input, audit contents, races ---------------------------------------------
+
+SUPERSCRIPT_TWO = "%C2%B2"  # "²": str.isdigit() says yes, int() says no
+
+
+@pytest.mark.parametrize("method, path, body, field", [
+    ("PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": "²"}, "capacity"),
+    ("PATCH", f"/api/admin/workshops/{WORKSHOP}", {"duration_minutes": "1²"}, "duration_minutes"),
+    ("POST", "/api/admin/registrations/{id}/extend", {"minutes": "²"}, "minutes"),
+    ("GET", f"/api/admin/audit?limit={SUPERSCRIPT_TWO}", None, "limit"),
+    ("GET", f"/api/admin/registrations?limit={SUPERSCRIPT_TWO}", None, "limit"),
+    ("GET", f"/api/admin/registrations.csv?limit={SUPERSCRIPT_TWO}", None, "limit"),
+    ("GET", "/api/admin/audit?before=%D9%A3%D9%A3%D9%A3%D9%A3%D9%A3%D9%A3%D9%A3%D9%A3T000000000000-0000abcd",
+     None, "before"),
+])
+def test_non_ascii_digits_are_422_not_500(client, platform, active, method, path, body, field):
+    status, answer = api(client, platform, method, path.replace("{id}", active["id"]), body)
+    assert status == 422 and field in answer["fields"], answer
+
+
+def test_the_audit_log_holds_no_personal_data(client, platform, active):
+    participant(WORKSHOP, "two@example.com", first="Zoë", last="Ñúñez")
+    for action in ("extend", "resend-credentials", "reset"):
+        assert api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/{action}", {})[0] == 200
+    client.http.get("/api/admin/registrations.csv?q=mo%40example.com&status=active", headers=bearer(platform))
+    client.http.get("/api/admin/registrations.csv?q=%C3%B1%C3%BA%C3%B1ez", headers=bearer(platform))
+    entries = api(client, platform, "GET", "/api/admin/audit")[1]
+    assert [e["action"] for e in entries] == ["registrations.export", "registrations.export", "registration.reset",
+                                              "registration.resend-credentials", "registration.extend"]
+    logged = json.dumps(entries, ensure_ascii=False).lower()
+    for personal in ("mo@example.com", "two@example.com", "example.com", "ñúñez", "zoë", "acme"):
+        assert personal not in logged
+    assert entries[-1]["target"] == active["id"]
+    assert {k: entries[-1]["detail"][k] for k in ("student", "workshop")} == {"student": active["student"],
+                                                                             "workshop": WORKSHOP}
+    assert entries[1]["detail"] == {"filter": {"status": "active"}, "text_search": True, "rows": 1}
+
+
+def test_refused_input_and_unexpected_errors_are_audited(client, platform, active, monkeypatch):
+    assert api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": 0}, actor="Ops")[0] == 422
+    entry = latest_audit(client, platform)
+    assert entry.items() >= {"actor": "Ops", "action": "workshop.update", "target": WORKSHOP,
+                             "outcome": "refused"}.items()
+    assert entry["detail"] == {"message": "The workshop edit is not valid.",
+                               "fields": {"capacity": "A whole number from 1 to 1000."}}
+    assert api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/extend", {"minutes": 1})[0] == 422
+    entry = latest_audit(client, platform)
+    assert (entry["action"], entry["target"], entry["outcome"]) == ("registration.extend", active["id"], "refused")
+    assert "minutes" in entry["detail"]["fields"]
+    assert api(client, platform, "POST", "/api/admin/webhooks", {"url": "ftp://user:secret@x.example/"})[0] == 422
+    entry = latest_audit(client, platform)
+    assert (entry["action"], entry["target"], entry["outcome"]) == ("webhook.create", "new webhook", "refused")
+    assert "secret" not in json.dumps(entry)  # the refused URL itself is not recorded
+    assert api(client, platform, "GET", "/api/admin/registrations.csv?status=bogus")[0] == 422
+    assert (latest_audit(client, platform)["action"], latest_audit(client, platform)["outcome"]) == (
+        "registrations.export", "refused")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("mo@example.com: something nobody expected")
+
+    monkeypatch.setattr("chalicelib.participant.extend", broken)
+    status, answer = api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/extend", {})
+    assert status == 500 and answer["error"] == "internal"
+    entry = latest_audit(client, platform)
+    assert (entry["action"], entry["outcome"], entry["detail"]["error"]) == ("registration.extend", "error",
+                                                                              "RuntimeError")
+    assert "mo@example.com" not in json.dumps(entry)
+
+
+def test_a_purge_that_loses_a_race_reads_again_and_purges(client, platform, active, recording, monkeypatch):
+    from chalicelib.store import lifecycle as store
+
+    real, calls = store.begin_cleanup, []
+
+    def changed_meanwhile(reg, *args, **kwargs):
+        calls.append(reg.ends_at)
+        if len(calls) == 1:  # the participant extends between the purge's read and its write
+            api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/extend", {})
+        return real(reg, *args, **kwargs)
+
+    monkeypatch.setattr(store, "begin_cleanup", changed_meanwhile)
+    status, result = api(client, platform, "POST", f"/api/admin/students/{active['student']}/purge")
+    assert status == 200 and result["result"] == "purging"
+    assert len(calls) == 2 and calls[1] > calls[0]  # the second try used what it read again
+    assert RegistrationModel.get(active["id"]).status == "failed"
+
+
+def test_a_purge_that_keeps_losing_is_a_conflict_and_claims_nothing(client, platform, active, recording,
+                                                                     monkeypatch):
+    from chalicelib import webhooks
+    from chalicelib.store import lifecycle as store
+
+    emitted = []
+    monkeypatch.setattr(store, "begin_cleanup", lambda *args, **kwargs: False)
+    monkeypatch.setattr(webhooks, "emit", lambda event, *args, **kwargs: emitted.append(event))
+    sent = len(recording.sent)
+    status, refused = api(client, platform, "POST", f"/api/admin/students/{active['student']}/purge", actor="Ops")
+    assert status == 409 and "kept changing" in refused["message"]
+    assert RegistrationModel.get(active["id"]).status == "active"
+    assert emitted == [] and len(recording.sent) == sent  # no "failed" webhook, no apology
+    entry = latest_audit(client, platform)
+    assert (entry["action"], entry["outcome"]) == ("student.purge", "refused") and "result" not in entry["detail"]
+
+
+def test_a_seat_warmed_during_a_shrink_is_kept_and_reported(client, platform, workshop, monkeypatch):
+    from chalicelib.store import admin as admin_store
+    from chalicelib.store import warm
+
+    api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": 5})
+    read = admin_store.students_of
+
+    def read_then_warm(workshop_id):
+        students = read(workshop_id)  # all free and cold when read ...
+        warm.mark_warming("adm-4", platform.clock(), timedelta(minutes=10))  # ... the pool warms one
+        warm.mark_warm("adm-4")
+        return students
+
+    monkeypatch.setattr(admin_store, "students_of", read_then_warm)
+    status, refused = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}",
+                          {"capacity": 2, "duration_minutes": 90})
+    assert status == 409 and "adm-4 was taken or warmed" in refused["message"]
+    assert "went down to 4 only" in refused["message"]
+    assert StudentModel.get("adm-4").warm is True  # not deleted under the warm pool
+    item = WorkshopModel.get(WORKSHOP)
+    assert (item.seats_total, item.student_to, item.duration_minutes) == (4, 4, 90)
+    assert item.overrides == {"capacity": 4, "duration_minutes": 90}
+    assert free_students(WORKSHOP) == ["adm-1", "adm-2", "adm-3", "adm-4"] and item.seats_free == 4
+    entry = latest_audit(client, platform)
+    assert entry["outcome"] == "refused" and entry["detail"]["seats"] == {
+        "added": 0, "removed": 1, "kept_busy": ["adm-4"], "skipped": []}
+
+
+def test_removing_students_spares_one_warmed_since_it_was_read(platform, workshop):
+    from chalicelib.catalog.sync import SyncReport, remove_students
+    from chalicelib.store import warm
+
+    api_seats = [StudentModel.get(sid) for sid in ("adm-1", "adm-2")]  # read while cold
+    warm.mark_warming("adm-1", platform.clock(), timedelta(minutes=10))
+    warm.mark_warm("adm-2")
+    report = SyncReport(WORKSHOP)
+    remove_students(WORKSHOP, api_seats, report)
+    assert (report.removed, report.kept_busy) == (0, ["adm-1", "adm-2"])
+    assert WorkshopModel.get(WORKSHOP).seats_free == 2 and len(free_students(WORKSHOP)) == 2

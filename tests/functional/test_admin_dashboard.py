@@ -116,7 +116,12 @@ def test_workshop_edits_record_only_what_changed(client, platform, active, cooki
     assert flash(landed) == ("notice", "Dashboards & charts: registration closed.")
     assert ">Closed</span>" in landed
     landed = act(client, cookie, f"/admin/workshops/{WORKSHOP}", {"release": "active,capacity"}, back="/admin")
-    assert WorkshopModel.get(WORKSHOP).overrides is None
+    # handed back, not yet the folder's: the values stay until the next sync, and the page says so
+    assert flash(landed) == ("notice", "Dashboards & charts: registration and capacity handed back to the folder: "
+                                       "the next sync applies the folder's values.")
+    item = WorkshopModel.get(WORKSHOP)
+    assert (item.overrides, item.handed_back, item.active, item.seats_total) == (None, ["active", "capacity"], False, 5)
+    assert "Back to the folder at the next sync: active, capacity" in landed and ">Closed</span>" in landed
     landed = act(client, cookie, f"/admin/workshops/{WORKSHOP}", {"capacity": "0", "was_capacity": "5"}, back="/admin")
     assert flash(landed) == ("alert", "The workshop edit is not valid. capacity: A whole number from 1 to 1000.")
 
@@ -148,7 +153,7 @@ def test_the_csv_link_works_with_the_session(client, platform, active, cookie):
     assert "attachment" in response.headers["Content-Disposition"]
     entry = json.loads(client.http.get("/api/admin/audit", headers=bearer(platform)).body)[0]
     assert (entry["actor"], entry["action"], entry["detail"]) == (
-        "Grace Hopper", "registrations.export", {"filter": {"q": "zoe"}, "rows": 1})
+        "Grace Hopper", "registrations.export", {"filter": {}, "text_search": True, "rows": 1})  # not the text
 
 
 def test_after_an_action_the_redirect_stays_on_the_dashboard(client, platform, active, cookie):
@@ -168,3 +173,18 @@ def test_a_test_ping_to_an_unreachable_hook_comes_back_as_an_error(client, platf
     assert kind == "alert" and message.startswith("Ping not delivered (") and "it will be retried" in message
     row = landed[landed.index("<tbody>"):].split("</tr>")[0]
     assert ">ping<" in row and ">pending<" in row and ">1<" in row
+
+
+def test_a_flash_or_csrf_token_with_non_ascii_characters_is_refused_not_a_crash(client, platform, active, cookie):
+    response = client.http.get("/admin?flash=a.%C3%A9", headers={"Cookie": cookie})
+    assert response.status_code == 200 and flash(response.body.decode()) is None
+    refused = form_post(client, cookie, f"/admin/registrations/{active['id']}/end", {"csrf": "é", "back": "/admin"})
+    assert refused.status_code == 403 and b"out of date" in refused.body
+    assert RegistrationModel.get(active["id"]).status == "active"
+
+
+def test_non_ascii_digits_in_dashboard_forms_come_back_as_errors(client, platform, active, cookie):
+    landed = act(client, cookie, f"/admin/workshops/{WORKSHOP}", {"capacity": "²", "was_capacity": "3"}, back="/admin")
+    assert flash(landed) == ("alert", "The workshop edit is not valid. capacity: A whole number from 1 to 1000.")
+    landed = act(client, cookie, f"/admin/registrations/{active['id']}/extend", {"minutes": "³⁰"})
+    assert flash(landed)[0] == "alert" and "minutes: A whole number of minutes" in flash(landed)[1]

@@ -2,9 +2,11 @@
 one delivery per hook that follows the event."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
+import socket
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chalicelib import lifecycle
+from chalicelib.adapters import webhooks as http
 from tests.admintools import activate, api, callback, participant
 from tests.stack import free_port
 
@@ -189,3 +192,91 @@ def test_invalid_webhooks_are_refused_with_the_field_named(client, platform, bod
     status, answer = api(client, platform, "POST", "/api/admin/webhooks", body)
     assert status == 422 and field in answer["fields"]
     assert api(client, platform, "GET", "/api/admin/webhooks")[1] == []
+
+
+# -- outside local mode: https to public addresses only -----------------------------------------
+
+PUBLIC = "93.184.216.34"
+
+
+@pytest.fixture
+def dns(platform, monkeypatch):
+    """A deployed stage (not local), and the DNS answers it gets: ``dns[host] = [addresses]``."""
+    platform.settings = dataclasses.replace(platform.settings, stage="prod")
+    answers: dict[str, list[str]] = {}
+
+    def lookup(host, port):
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+                for a in answers[host]]
+
+    monkeypatch.setattr(http, "lookup", lookup)
+    return answers
+
+
+@pytest.mark.parametrize("url, answers, said", [
+    ("http://hooks.example/", [PUBLIC], "Only https:// URLs"),
+    ("https://127.0.0.1:8443/", None, "127.0.0.1 is a loopback address"),
+    ("https://169.254.169.254/latest/meta-data/", None, "link-local address"),
+    ("https://10.1.2.3/", None, "private address"),
+    ("https://[fd00::1]/", None, "private address"),
+    ("https://[::ffff:127.0.0.1]/", None, "loopback address"),
+    ("https://0.0.0.0/", None, "unspecified address"),
+    ("https://224.0.0.1/", None, "multicast address"),
+    ("https://240.0.0.1/", None, "reserved address"),
+    ("https://100.64.0.1/", None, "non-public address"),
+    ("https://localhost/", ["127.0.0.1", "::1"], "resolves to 127.0.0.1, which is a loopback address"),
+    ("https://metadata.example/", ["169.254.169.254"], "resolves to 169.254.169.254, which is a link-local address"),
+    ("https://mixed.example/", [PUBLIC, "10.0.0.5"], "resolves to 10.0.0.5, which is a private address"),
+    ("https://nowhere.example/", None, "does not resolve"),
+])
+def test_outside_local_mode_a_hook_must_be_https_and_public(client, platform, dns, url, answers, said):
+    if answers:
+        dns[url.split("/")[2]] = answers
+    status, answer = api(client, platform, "POST", "/api/admin/webhooks", {"url": url})
+    assert status == 422 and said in answer["fields"]["url"], answer
+    assert api(client, platform, "GET", "/api/admin/webhooks")[1] == []
+
+
+def test_a_host_that_resolves_inside_by_the_time_of_sending_gets_nothing(client, platform, workshop, dns):
+    dns["hooks.example"] = [PUBLIC]
+    created = hook(client, platform, "https://hooks.example/wod")
+    dns["hooks.example"] = ["169.254.169.254"]  # the DNS answer changed since
+    participant(WORKSHOP, "a@example.com")
+    assert lifecycle.tick()["webhooks"] == 1
+    [log] = deliveries(client, platform, created["id"])
+    assert (log["status"], log["attempts"], log["last_code"]) == ("pending", 1, None)
+    assert log["last_error"].startswith("Not sent: hooks.example resolves to 169.254.169.254, which is a link-local")
+
+
+def test_the_connection_goes_only_to_an_address_that_was_checked(client, platform, workshop, dns, monkeypatch):
+    dns["hooks.example"] = [PUBLIC]
+    created = hook(client, platform, "https://hooks.example/wod")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    lookups = []
+
+    def rebinding(host, port):  # public when checked before sending, loopback a moment later
+        lookups.append(host)
+        address = (PUBLIC, port) if len(lookups) == 1 else listener.getsockname()
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", address)]
+
+    monkeypatch.setattr(http, "lookup", rebinding)
+    try:
+        status, detail = api(client, platform, "POST", f"/api/admin/webhooks/{created['id']}/test")
+        assert status == 200 and len(lookups) == 2
+        last = detail["deliveries"][0]
+        assert last["status"] == "pending" and "127.0.0.1, which is a loopback address" in last["last_error"]
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing ever connected
+    finally:
+        listener.close()
+
+
+def test_outside_local_mode_a_public_https_hook_is_taken(client, platform, dns):
+    dns["hooks.example"] = [PUBLIC, "2606:2800:220:1:248:1893:25c8:1946"]
+    created = hook(client, platform, "https://hooks.example/wod")
+    assert created["url"] == "https://hooks.example/wod"
+    entry = api(client, platform, "GET", "/api/admin/audit")[1][0]
+    assert (entry["action"], entry["target"], entry["outcome"]) == ("webhook.create", created["url"], "done")

@@ -186,13 +186,45 @@ def test_tables_keep_personal_data_only_as_long_as_needed(sam):
     assert all(t["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for t in tables.values())
 
 
-def test_schedule_and_orders_topic_are_this_stacks(sam):
-    intake = sam["Resources"]["OrderIntake"]["Properties"]
-    assert intake["Events"]["OrderIntakeSnsSubscription"]["Properties"]["Topic"] == {"Fn::Sub": "${OrdersTopic}"}
-    machines = json.loads(intake["Environment"]["Variables"]["WOD_STATE_MACHINES"]["Fn::Sub"])
+def transformed(sam: dict, **parameters: str) -> dict:
+    """The template as CloudFormation sees it after the SAM transform (code already uploaded)."""
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    uploaded = json.loads(json.dumps(sam))
+    for resource in uploaded["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://artifacts/deployment.zip"
+    return transform(uploaded, parameters, NoManagedPolicies())
+
+
+def test_schedule_runs_in_the_frontend_only_and_orders_come_from_this_stacks_topic(sam, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    resources = transformed(sam, Frontend="false")["Resources"]
+    [rule] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    assert rule["State"] == {"Fn::If": ["IsFrontend", "ENABLED", "DISABLED"]}
+    assert sam["Conditions"]["IsFrontend"] == {"Fn::Equals": [{"Ref": "Frontend"}, "true"]}
+    [subscription] = [r["Properties"] for r in resources.values()
+                      if r["Type"] == "AWS::SNS::Subscription" and r["Properties"]["Protocol"] == "lambda"]
+    assert subscription["TopicArn"] == {"Fn::Sub": "${OrdersTopic}"}
+    assert subscription["Endpoint"] == {"Fn::GetAtt": ["OrderIntake", "Arn"]}
+    machines = json.loads(resources["OrderIntake"]["Properties"]["Environment"]["Variables"]["WOD_STATE_MACHINES"]
+                          ["Fn::Sub"])
     assert set(machines) == set(infra.ACTIONS.values())
-    schedule = sam["Resources"]["TimeChecks"]["Properties"]["Events"]["TimeChecksEvent"]["Properties"]
-    assert schedule["Enabled"] == {"Fn::If": ["IsFrontend", True, False]}
+
+
+def test_each_function_logs_to_its_own_group_with_a_retention(sam):
+    for logical, fn in functions(sam).items():
+        group = sam["Resources"][f"{logical}LogGroup"]["Properties"]
+        assert fn["DependsOn"] == [f"{logical}LogGroup"]
+        assert group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/" + fn["Properties"]["FunctionName"]["Fn::Sub"]}
+        assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        [logs] = [s for s in policy_statements(sam["Resources"][f"{logical}Role"]) if s["Sid"] == "Logs"]
+        assert logs["Resource"][0]["Fn::Sub"].endswith(f"log-group:{group['LogGroupName']['Fn::Sub']}:*")
+        assert "logs:CreateLogGroup" not in logs["Action"]
 
 
 # ---- the non-serverless part in moto's CloudFormation ----------------------------------------------------

@@ -155,5 +155,6 @@ def test_a_hub_that_dies_is_started_again(stack):
     deadline = time.monotonic() + 90
     while "JupyterHub is back." not in stack.output() and time.monotonic() < deadline:
         time.sleep(1)
-    assert "JupyterHub exited (code -9); restarting it" in stack.output()
+    output = stack.output()
+    assert "JupyterHub stopped unexpectedly; restarting it" in output and "(JupyterHub exit code -9)" in output
     assert requests.get(f"{stack.hub_url}/hub/api/", timeout=10).status_code == 200

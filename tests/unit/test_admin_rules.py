@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from chalicelib.domain import admin, charts, reports, webhooks
+from chalicelib.domain import registration as registration_rules
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.orders import Order, OrderRejected, sign, verify_order
 
@@ -93,7 +94,7 @@ def test_failed_deliveries_wait_1_2_4_8_16_minutes_then_give_up():
 
 def test_hook_events_default_to_all_and_keep_their_order():
     assert webhooks.validate_hook({"url": "https://x.example/h"}) == ("https://x.example/h", list(webhooks.EVENTS), "")
-    assert webhooks.validate_hook({"url": " http://x.example ", "events": "failed, registered"})[1] == [
+    assert webhooks.validate_hook({"url": " http://x.example ", "events": "failed, registered"}, local=True)[1] == [
         "registered", "failed"]
 
 
@@ -158,3 +159,66 @@ def test_a_password_only_reset_is_signed_like_any_order_and_only_for_reset():
         with pytest.raises(OrderRejected) as caught:
             verify_order(forged, sign(forged, b"k"), b"k", NOW, 60)
         assert caught.value.reason == "malformed"
+
+
+@pytest.mark.parametrize("raw", ["²", "1²", "٣", "１２", "3.0", " ", "-5", True, 2.0])
+def test_only_ascii_digits_make_a_whole_number(raw):
+    assert admin.whole_number(raw, 1, 1000) is None
+    with pytest.raises(InvalidInput):
+        admin.validate_workshop_edit({"capacity": raw})
+    with pytest.raises(InvalidInput):
+        admin.validate_minutes(raw)
+
+
+def test_whole_numbers_within_range():
+    assert admin.whole_number(" 12 ", 1, 1000) == 12 and admin.whole_number(7, 1, 10) == 7
+    assert admin.whole_number("0", 1, 10) is None and admin.whole_number("11", 1, 10) is None
+
+
+@pytest.mark.parametrize("supplied", ["é", "a" * 63 + "é", "\u0000", "ü" * 64])
+def test_a_non_ascii_csrf_token_is_refused_not_an_error(supplied):
+    token = admin.new_session(KEY, "Grace", NOW)
+    assert admin.csrf_ok(KEY, token, supplied) is False
+
+
+@pytest.mark.parametrize("sealed", ["a.é", "é.é", "eyJ9.ü" + "0" * 63])
+def test_a_non_ascii_seal_is_nobody_not_an_error(sealed):
+    assert admin.unseal(KEY, sealed) is None
+    assert admin.session_actor(KEY, sealed, NOW) is None
+
+
+@pytest.mark.parametrize("address, kind", [
+    ("127.0.0.1", "loopback"), ("::1", "loopback"), ("169.254.169.254", "link-local"), ("fe80::1%eth0", "link-local"),
+    ("10.0.0.1", "private"), ("172.16.5.4", "private"), ("192.168.1.1", "private"), ("fd12::1", "private"),
+    ("224.0.0.251", "multicast"), ("ff02::1", "multicast"), ("0.0.0.0", "unspecified"), ("::", "unspecified"),
+    ("240.0.0.1", "reserved"), ("100.64.0.1", "non-public"), ("::ffff:169.254.169.254", "link-local"),
+    ("2002:7f00:1::", "loopback"), ("nonsense", "not an IP address"),
+])
+def test_webhooks_never_go_to_internal_addresses(address, kind):
+    problem = webhooks.address_problem("hooks.example", address)
+    assert problem is not None and kind in problem
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses_receive_webhooks(address):
+    assert webhooks.address_problem("hooks.example", address) is None
+
+
+def test_outside_local_mode_only_https_hooks():
+    with pytest.raises(InvalidInput) as caught:
+        webhooks.validate_hook({"url": "http://x.example/h"})
+    assert caught.value.fields["url"] == webhooks.HTTPS_ONLY
+    with pytest.raises(InvalidInput) as caught:
+        webhooks.validate_hook({"url": "https://169.254.169.254/latest/meta-data/"})
+    assert "link-local" in caught.value.fields["url"]
+    assert webhooks.validate_hook({"url": "http://127.0.0.1:8080/h"}, local=True)[0] == "http://127.0.0.1:8080/h"
+
+
+@pytest.mark.parametrize("value, ok", [("WKSHP-API101", True), ("WKSHP-API101\n", False), ("wkshp-api101", False),
+                                       ("WKSHP-", False), (None, False), ("WKSHP-" + "A" * 33, False)])
+def test_one_workshop_id_rule(value, ok):
+    from chalicelib.catalog import spec
+    from chalicelib.domain.registration import is_workshop_id
+
+    assert is_workshop_id(value) is ok
+    assert spec.ID_PATTERN == registration_rules.WORKSHOP_ID_PATTERN

@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import sys
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -103,9 +104,31 @@ def test_a_lazy_module_loads_on_first_use():
     name = "tabnanny"
     sys.modules.pop(name, None)
     module = lazy_module(name)
-    assert sys.modules[name] is module
-    assert type(module).__name__ == "_LazyModule"
-    assert callable(module.check)  # first attribute access runs the module
-    assert type(module).__name__ == "module"
+    assert name not in sys.modules and "not loaded yet" in repr(module)
+    assert callable(module.check)  # the first attribute access imports it
+    assert sys.modules[name].check is module.check and "loaded" in repr(module)
     with pytest.raises(ImportError):
         lazy_module("chalicelib.no_such_module")
+
+
+def test_a_lazy_module_loads_once_under_concurrent_first_use():
+    name = "pyclbr"
+    sys.modules.pop(name, None)
+    module = lazy_module(name)
+    barrier = threading.Barrier(12)
+    errors, seen = [], []
+
+    def use():
+        barrier.wait()
+        try:
+            seen.append(module.readmodule)
+        except Exception as exc:  # noqa: BLE001 (any failure is what this test looks for)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=use) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(seen) == 12 and len({id(f) for f in seen}) == 1

@@ -32,6 +32,7 @@ def test_nonces_differ_between_orders():
     ("missing_signature", lambda body, sig: (body, None)),
     ("bad_signature", lambda body, sig: (body, sign(body, b"other-key"))),
     ("bad_signature", lambda body, sig: (body.replace(b"student397", b"student398"), sig)),
+    ("bad_signature", lambda body, sig: (body, "v1=é" + sig[4:])),  # not ASCII: refused, not a crash
 ])
 def test_forged_orders_are_rejected(reason, tamper):
     body, signature = tamper(*signed(Order.new("CREATE", "W", "student397", "r", NOW)))
@@ -75,3 +76,13 @@ def test_password_hashes_verify_and_never_contain_the_password():
     assert not verify_password(password + "x", encoded)
     assert not verify_password(password, None) and not verify_password(password, "md5$1$x$y")
     assert hash_password(password, iterations=1000) != encoded  # salted
+
+
+def test_a_callback_signature_that_is_not_ascii_is_refused_not_a_crash():
+    from chalicelib.domain.orders import verify_signed_json
+
+    body = json.dumps({"registration": "r", "issued_at": NOW}).encode()
+    assert verify_signed_json(body, sign(body, KEY), KEY, NOW, 60)["registration"] == "r"
+    with pytest.raises(OrderRejected) as caught:
+        verify_signed_json(body, "v1=ünïcode", KEY, NOW, 60)
+    assert caught.value.reason == "bad_signature"
