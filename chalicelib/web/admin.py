@@ -304,16 +304,17 @@ def registrations_page(session, form):
                  statuses=reports.STATUSES, workshops=operations.workshops(), csv_url=csv_url)
 
 
-DONE = {"resend-credentials": "A new password is on its way to {email}; the notebooks are kept.",
-        "extend": "{email}'s workshop now ends at {ends}.", "reset": "Fresh notebooks and a new password for {email}.",
-        "end": "{email}'s workshop is ending; the cleanup is ordered."}
+# By student, not by email: the message travels in the redirect's URL (signed, but readable).
+DONE = {"resend-credentials": "A new password is on its way to {who}; the notebooks are kept.",
+        "extend": "{who}'s workshop now ends at {ends}.", "reset": "Fresh notebooks and a new password for {who}.",
+        "end": "{who}'s workshop is ending; the cleanup is ordered."}
 
 
 @page_route("/admin/registrations/{registration_id}/{action}", ("POST",))
 def registration_action(session, form, registration_id, action):
     def done(reg):
         ends = (reg["ends_at"] or "")[11:16] + " UTC"
-        return DONE[action].format(email=reg["email"], ends=ends)
+        return DONE[action].format(who=reg.get("student") or f"registration {reg['id']}", ends=ends)
     return _act(form, "/admin/registrations",
                 lambda: operations.perform(session.actor, action, registration_id, {"minutes": form.get("minutes")}),
                 done)
