@@ -205,6 +205,17 @@ def assume(service: str) -> dict:
             "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
 
 
+def any_in_five_minutes(description: str, namespace: str, metric: str, **dimensions) -> dict:
+    """An alarm, sent to the alarms topic, as soon as the metric counts one in five minutes."""
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmDescription": description, "Namespace": namespace, "MetricName": metric,
+        "Dimensions": [{"Name": name, "Value": value} for name, value in dimensions.items()],
+        "Statistic": "Sum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+        "AlarmActions": [{"Ref": "AlarmsTopic"}],
+    }}
+
+
 def machine_logical_id(machine: str) -> str:
     return f"{cfn_name(machine)}StateMachine"
 
@@ -227,18 +238,10 @@ def state_machines() -> dict:
                 "TracingConfiguration": {"Enabled": True},
             },
         }
-        resources[f"{cfn_name(machine)}FailedAlarm"] = {
-            "Type": "AWS::CloudWatch::Alarm",
-            "Properties": {
-                "AlarmDescription": f"A {machine} execution failed: a participant may be left without a seat "
-                                    "or an environment (see the execution's history)",
-                "Namespace": "AWS/States", "MetricName": "ExecutionsFailed",
-                "Dimensions": [{"Name": "StateMachineArn", "Value": {"Ref": machine_logical_id(machine)}}],
-                "Statistic": "Sum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 1,
-                "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
-                "AlarmActions": [{"Ref": "AlarmsTopic"}],
-            },
-        }
+        resources[f"{cfn_name(machine)}FailedAlarm"] = any_in_five_minutes(
+            f"A {machine} execution failed: a participant may be left without a seat or an environment "
+            "(see the execution's history)",
+            "AWS/States", "ExecutionsFailed", StateMachineArn={"Ref": machine_logical_id(machine)})
     resources["StateMachineRole"] = {
         "Type": "AWS::IAM::Role",
         "Properties": {
@@ -373,18 +376,9 @@ def platform_resources() -> dict:
         "Type": "AWS::SNS::Subscription", "Condition": "HasAlarmEmail",
         "Properties": {"TopicArn": {"Ref": "AlarmsTopic"}, "Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}},
     }
-    resources["RejectedOrdersAlarm"] = {
-        "Type": "AWS::CloudWatch::Alarm",
-        "Properties": {
-            "AlarmDescription": "Order emails are being rejected (bad signature, stale, replayed or failed "
-                                "the mail checks): keys out of step, or someone is forging orders",
-            "Namespace": NAMESPACE, "MetricName": "RejectedOrders",
-            "Dimensions": [{"Name": "service", "Value": SERVICE}],
-            "Statistic": "Sum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 1,
-            "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
-            "AlarmActions": [{"Ref": "AlarmsTopic"}],
-        },
-    }
+    resources["RejectedOrdersAlarm"] = any_in_five_minutes(
+        "Order emails are being rejected (bad signature, stale, replayed or failed the mail checks): "
+        "keys out of step, or someone is forging orders", NAMESPACE, "RejectedOrders", service=SERVICE)
     resources["HubHostRole"] = {
         "Type": "AWS::IAM::Role",
         "Properties": {
