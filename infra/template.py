@@ -188,21 +188,19 @@ def log_group_name(logical: str) -> dict:
 def function_role(logical: str, access: Access) -> dict:
     logs = dict(LOGS, Resource=[sub(f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:"
                                     f"log-group:/aws/lambda/${{AWS::StackName}}-{logical}:*")])
-    return {
-        "Type": "AWS::IAM::Role",
-        "Properties": {
-            "Description": f"Only what the {logical} function uses",
-            "AssumeRolePolicyDocument": assume("lambda.amazonaws.com"),
-            "Policies": [{"PolicyName": "least-privilege",
-                          "PolicyDocument": {"Version": "2012-10-17",
-                                             "Statement": [logs, TRACES, *statements(access)]}}],
-        },
-    }
+    return role(f"Only what the {logical} function uses", "lambda.amazonaws.com",
+                [logs, TRACES, *statements(access)])
 
 
-def assume(service: str) -> dict:
-    return {"Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+def role(description: str, service: str, statements: list[dict]) -> dict:
+    """A role the service assumes, with one inline policy."""
+    return {"Type": "AWS::IAM::Role", "Properties": {
+        "Description": description,
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]},
+        "Policies": [{"PolicyName": "least-privilege",
+                      "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}],
+    }}
 
 
 def any_in_five_minutes(description: str, namespace: str, metric: str, **dimensions) -> dict:
@@ -242,18 +240,12 @@ def state_machines() -> dict:
             f"A {machine} execution failed: a participant may be left without a seat or an environment "
             "(see the execution's history)",
             "AWS/States", "ExecutionsFailed", StateMachineArn={"Ref": machine_logical_id(machine)})
-    resources["StateMachineRole"] = {
-        "Type": "AWS::IAM::Role",
-        "Properties": {
-            "Description": "Step Functions may invoke the state machines' task functions and nothing else",
-            "AssumeRolePolicyDocument": assume("states.amazonaws.com"),
-            "Policies": [{"PolicyName": "invoke-tasks", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                {"Sid": "InvokeTasks", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
-                 "Resource": [{"Fn::GetAtt": [t, "Arn"]} for t in sorted(task_arns)]},
-                dict(TRACES),
-            ]}}],
-        },
-    }
+    resources["StateMachineRole"] = role(
+        "Step Functions may invoke the state machines' task functions and nothing else", "states.amazonaws.com", [
+            {"Sid": "InvokeTasks", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+             "Resource": [{"Fn::GetAtt": [t, "Arn"]} for t in sorted(task_arns)]},
+            dict(TRACES),
+        ])
     return resources
 
 
@@ -379,19 +371,14 @@ def platform_resources() -> dict:
     resources["RejectedOrdersAlarm"] = any_in_five_minutes(
         "Order emails are being rejected (bad signature, stale, replayed or failed the mail checks): "
         "keys out of step, or someone is forging orders", NAMESPACE, "RejectedOrders", service=SERVICE)
-    resources["HubHostRole"] = {
-        "Type": "AWS::IAM::Role",
-        "Properties": {
-            "Description": "The JupyterHub host: reads the students table (logins) and its hub token, nothing else",
-            "AssumeRolePolicyDocument": assume("ec2.amazonaws.com"),
-            "Policies": [{"PolicyName": "hub", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                {"Sid": "ReadStudents", "Effect": "Allow", "Action": ["dynamodb:GetItem"],
-                 "Resource": [table_arn("students")]},
-                {"Sid": "HubToken", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-                 "Resource": [secret_arn("hub-token")]},
-            ]}}],
-        },
-    }
+    resources["HubHostRole"] = role(
+        "The JupyterHub host: reads the students table (logins) and its hub token, nothing else",
+        "ec2.amazonaws.com", [
+            {"Sid": "ReadStudents", "Effect": "Allow", "Action": ["dynamodb:GetItem"],
+             "Resource": [table_arn("students")]},
+            {"Sid": "HubToken", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+             "Resource": [secret_arn("hub-token")]},
+        ])
     resources["HubHostInstanceProfile"] = {"Type": "AWS::IAM::InstanceProfile",
                                            "Properties": {"Roles": [{"Ref": "HubHostRole"}]}}
     return resources
