@@ -306,7 +306,10 @@ def main() -> int:
     stack = Stack(LocalConfig.from_env())
     try:
         stack.start()
-        stack.stopping.wait()
+        # Wake up every second: a signal delivered to another thread runs its handler only
+        # when the main thread comes back to Python code.
+        while not stack.stopping.wait(1):
+            pass
     except KeyboardInterrupt:
         pass
     except OSError as exc:
