@@ -79,7 +79,9 @@ def _attempt(delivery: AdminModel, context: Context, post: Poster) -> bool:
     headers = rules.delivery_headers(delivery.event, delivery.sk, hook.secret, int(time.time()), body)
     result = post(hook.url, body, headers, rules.TIMEOUT_SECONDS, not _local(context))
     delay = None if result.delivered else rules.retry_delay(int(delivery.attempts or 0) + 1)
-    store.settle(delivery, now, result.code, result.error, result.delivered, now + delay if delay else None)
+    if not store.settle(delivery, now, result.code, result.error, result.delivered, now + delay if delay else None):
+        logger.warning("webhook lease ran out before the attempt was recorded; another sender has it",
+                       extra={"delivery": delivery.sk})
     logger.info("webhook delivered" if result.delivered else "webhook delivery failed",
                 extra={"hook": hook.sk, "delivery": delivery.sk, "event": delivery.event, "code": result.code,
                        "error": result.error, "retry": bool(delay)})

@@ -76,8 +76,9 @@ def lease(key: AdminModel, now: datetime, duration: timedelta) -> AdminModel | N
 
 @translated
 def settle(delivery: AdminModel, now: datetime, code: int | None, error: str | None, delivered: bool,
-           retry_at: datetime | None) -> None:
-    """Record one attempt: delivered, due again at ``retry_at``, or failed for good."""
+           retry_at: datetime | None) -> bool:
+    """Record one attempt: delivered, due again at ``retry_at``, or failed for good. Only while
+    this sender's lease holds (False otherwise: the lease ran out and another sender took over)."""
     actions = [AdminModel.attempts.add(1), AdminModel.last_attempt_at.set(now),
                AdminModel.last_code.set(code) if code is not None else AdminModel.last_code.remove(),
                AdminModel.last_error.set(error[:300]) if error else AdminModel.last_error.remove()]
@@ -88,7 +89,12 @@ def settle(delivery: AdminModel, now: datetime, code: int | None, error: str | N
             actions.append(AdminModel.delivered_at.set(now))
     else:
         actions.append(AdminModel.delivery_due_at.set(retry_at))
-    delivery.update(actions=actions)
+    try:
+        delivery.update(actions=actions, condition=(AdminModel.delivery_state == DUE)
+                        & (AdminModel.delivery_due_at == delivery.delivery_due_at))
+    except UpdateError:
+        return False
+    return True
 
 
 @translated

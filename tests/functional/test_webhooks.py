@@ -280,3 +280,21 @@ def test_outside_local_mode_a_public_https_hook_is_taken(client, platform, dns):
     assert created["url"] == "https://hooks.example/wod"
     entry = api(client, platform, "GET", "/api/admin/audit")[1][0]
     assert (entry["action"], entry["target"], entry["outcome"]) == ("webhook.create", created["url"], "done")
+
+
+def test_a_sender_whose_lease_ran_out_does_not_overwrite_the_one_that_took_over(client, platform, workshop, clock):
+    from chalicelib.store import webhooks as store
+    from chalicelib.webhooks import LEASE
+
+    created = hook(client, platform, "http://127.0.0.1:9/", ["registered"])
+    participant(WORKSHOP, "a@example.com")
+    [queued] = store.due(clock(), 10)
+    slow = store.lease(queued, clock(), LEASE)
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    [expired] = store.due(clock(), 10)
+    fast = store.lease(expired, clock(), LEASE)
+    assert slow is not None and fast is not None
+    assert store.settle(fast, clock(), 200, None, True, None) is True
+    assert store.settle(slow, clock(), 500, "late", False, clock() + timedelta(minutes=1)) is False
+    [log] = deliveries(client, platform, created["id"])
+    assert (log["status"], log["attempts"], log["last_code"]) == ("delivered", 1, 200)
