@@ -3,22 +3,22 @@ from importlib import import_module
 
 from chalice import Chalice, Rate
 
-from chalicelib.web.admin import admin
+from chalicelib.backend.tasks import function_name, tasks
 from chalicelib.web.api import api
 from chalicelib.web.callbacks import callbacks
+from chalicelib.web.dashboard import dashboard
+from chalicelib.web.organiser_api import organiser_api
 from chalicelib.web.pages import pages
 
 app = Chalice(app_name="wod")
-app.register_blueprint(api)
-app.register_blueprint(pages)
-app.register_blueprint(callbacks)
-app.register_blueprint(admin)
+for blueprint in (api, pages, callbacks, organiser_api, dashboard):
+    app.register_blueprint(blueprint)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="time-checks")
 def time_checks(event):
     """Every minute: reminders, expiries, stuck work, waitlist, mail retries — only what is due."""
-    from chalicelib import lifecycle
+    from chalicelib.services import time_checks as lifecycle
 
     return lifecycle.tick()
 
@@ -31,27 +31,16 @@ def order_intake(event):
     return wiring.handle_order(event.message, event.to_dict())
 
 
-# One Lambda function per Task state: ``<machine>-<task>`` (see local/workflows.py).
-STATE_MACHINE_TASKS = {
-    "provision": ("chalicelib.backend.provision",
-                  ("prepare", "create_hub_user", "start_server", "check_ready", "deploy", "compensate")),
-    "cleanup": ("chalicelib.backend.cleanup", ("measure_completion", "teardown", "report")),
-    "purge": ("chalicelib.backend.cleanup", ("teardown", "report")),
-    "reset": ("chalicelib.backend.provision", ("deploy",)),
-    "warm": ("chalicelib.backend.warm", ("prepare", "start", "check_ready", "mark")),
-}
-
-
-def _task(machine: str, module: str, name: str):
+def _task(machine: str, name: str, module: str):
+    """One Lambda function per Task state (``chalicelib/backend/tasks.py``)."""
     def handler(event, context):
         return getattr(import_module(module), name)(event)
 
     handler.__name__ = f"{machine}_{name}"
-    return app.lambda_function(name=f"{machine}-{name.replace('_', '-')}")(handler)
+    return app.lambda_function(name=function_name(machine, name))(handler)
 
 
-TASK_FUNCTIONS = [_task(machine, module, name)
-                  for machine, (module, names) in STATE_MACHINE_TASKS.items() for name in names]
+TASK_FUNCTIONS = [_task(machine, name, module) for machine, name, module in tasks()]
 
 
 @app.middleware("all")

@@ -75,7 +75,7 @@ def unpack(zip_path: Path, work: Path) -> Path:
 
 
 FIRST_REQUEST = ("import time, app; t = time.perf_counter(); "
-                 "import chalicelib.registrations as r, chalicelib.render as m; r.register; m.email; "
+                 "import chalicelib.services.registrations as r, chalicelib.adapters.render as m; r.register; m.email; "
                  "print((time.perf_counter() - t) * 1000)")
 
 

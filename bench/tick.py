@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
                   POWERTOOLS_LOG_LEVEL="WARNING")
 
-from chalicelib import context as ctx, lifecycle  # noqa: E402
+from chalicelib.services import context as ctx
+from chalicelib.services import time_checks as lifecycle  # noqa: E402
 from chalicelib.catalog.folders import load_catalog  # noqa: E402
 from chalicelib.catalog.sync import sync_workshop  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402

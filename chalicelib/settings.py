@@ -1,7 +1,7 @@
 """Typed settings, parsed once from the environment.
 
 Domain code never reads ``os.environ``; it receives a :class:`Settings`.
-Secrets are not settings: :mod:`chalicelib.secrets` loads them from a file
+Secrets are not settings: :mod:`chalicelib.adapters.secrets` loads them from a file
 (local mode) or from Secrets Manager (AWS).
 """
 from __future__ import annotations

@@ -22,14 +22,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chalicelib.backend.tasks import ACTIONS
+
 INFRA = Path(__file__).resolve().parent
 ROOT = INFRA.parent
 MACHINES = INFRA / "statemachines"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)FunctionArn\}")
 NAMESPACE = "WorkshopsOnDemand"
 SERVICE = "wod-platform"
-# Order actions (what an order email asks for) -> the state machine that carries it out.
-ACTIONS = {"provision": "CREATE", "cleanup": "CLEANUP", "reset": "RESET", "purge": "PURGE", "warm": "WARM"}
 SECRETS = {  # secret -> created by the frontend stack (shared) or by every stack (per location)
     "order-key": "shared", "callback-key": "shared", "admin-token": "shared", "hub-token": "location",
 }

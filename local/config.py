@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.secrets import NAMES
+from chalicelib.adapters.secrets import NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -133,7 +133,7 @@ class Stack:
         self.watched += [("time checks", lambda: timer[0].is_alive(), restart_timer),
                          ("JupyterHub", lambda: self.hub.running, self._restart_hub)]
         self._thread(self._watch, "watch")
-        from chalicelib.secrets import get_secret
+        from chalicelib.adapters.secrets import get_secret
 
         print(
             "\nReady.\n"
@@ -182,7 +182,7 @@ class Stack:
         return restored
 
     def _use_clock(self) -> None:
-        from chalicelib import context
+        from chalicelib.services import context
         from chalicelib.settings import get_settings
 
         scale = self.config.time_scale
@@ -192,7 +192,7 @@ class Stack:
             print(f"\n    time runs {scale:g}x faster: a 2 h workshop lasts {120 / scale:g} min", end="")
 
     def _start_hub(self) -> None:
-        from chalicelib.secrets import get_secret
+        from chalicelib.adapters.secrets import get_secret
         from chalicelib.settings import get_settings
 
         settings = get_settings()
@@ -277,7 +277,7 @@ class Stack:
                     log.exception("%s did not restart; next try in 2 s", name)
 
     def _timer(self) -> None:
-        from chalicelib import lifecycle
+        from chalicelib.services import time_checks as lifecycle
 
         while not self.stopping.wait(self.config.tick_seconds):
             try:

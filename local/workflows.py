@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from chalicelib.backend.tasks import ACTIONS
+
 ROOT = Path(__file__).resolve().parent.parent
 MACHINES = ROOT / "infra" / "statemachines"
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/wod-stepfunctions"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)FunctionArn\}")
-ACTIONS = {"provision": "CREATE", "cleanup": "CLEANUP", "reset": "RESET", "purge": "PURGE", "warm": "WARM"}
 
 
 def function_name(machine: str, placeholder: str) -> str:

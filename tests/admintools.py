@@ -7,9 +7,9 @@ import time
 from html import unescape
 from urllib.parse import urlencode
 
-from chalicelib import registrations
+from chalicelib.services import registrations
 from chalicelib.domain.orders import SIGNATURE_HEADER, sign
-from chalicelib.secrets import get_key, get_secret
+from chalicelib.adapters.secrets import get_key, get_secret
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}

@@ -16,7 +16,7 @@ os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", 
 for name in [n for n in os.environ if n.startswith("WOD_") and n != "WOD_REQUIRE_HUB"]:
     del os.environ[name]
 
-from chalicelib import context as ctx  # noqa: E402
+from chalicelib.services import context as ctx  # noqa: E402
 from chalicelib.catalog.folders import load_catalog  # noqa: E402
 from chalicelib.catalog.sync import sync_workshop  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402

@@ -15,7 +15,7 @@ from typing import Callable
 
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, OrderRejected, verify_order
 from chalicelib.observability import count, logger
-from chalicelib.secrets import get_key
+from chalicelib.adapters.secrets import get_key
 from chalicelib.settings import Settings
 from chalicelib.store import provisioning
 

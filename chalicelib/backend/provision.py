@@ -22,7 +22,7 @@ from chalicelib.domain.notebooks import render_notebook
 from chalicelib.domain.orders import SIGNATURE_HEADER, sign
 from chalicelib.domain.passwords import generate_password, hash_password
 from chalicelib.observability import logger
-from chalicelib.secrets import get_key, get_secret
+from chalicelib.adapters.secrets import get_key, get_secret
 from chalicelib.settings import Settings, get_settings
 from chalicelib.store import models, provisioning
 from chalicelib.store.models import StudentModel, WorkshopModel

@@ -1,11 +1,11 @@
-"""The one exception hierarchy; HTTP mapping happens in ``chalicelib.web.http``."""
+"""The one exception hierarchy. Errors say what went wrong, never how to answer it: the HTTP
+status of each kind is decided in one place, ``chalicelib.web.http``."""
 from __future__ import annotations
 
 
 class WodError(Exception):
     """Base of every error the platform raises on purpose."""
 
-    status = 500
     code = "error"
 
     def __init__(self, message: str):
@@ -16,7 +16,6 @@ class WodError(Exception):
 class InvalidInput(WodError):
     """Input failed validation; ``fields`` maps each field to what was wrong."""
 
-    status = 422
     code = "invalid"
 
     def __init__(self, fields: dict[str, str], message: str = "Some fields need attention."):
@@ -25,19 +24,28 @@ class InvalidInput(WodError):
 
 
 class NotFound(WodError):
-    status = 404
     code = "not_found"
 
 
 class Conflict(WodError):
-    status = 409
     code = "conflict"
+
+
+class Unauthenticated(WodError):
+    """No credentials were sent where they are needed."""
+
+    code = "unauthorized"
+
+
+class Forbidden(WodError):
+    """A signature, token or key was missing, wrong or stale."""
+
+    code = "forbidden"
 
 
 class Unavailable(WodError):
     """A dependency (DynamoDB, mail relay) failed; the caller may retry."""
 
-    status = 503
     code = "unavailable"
 
 

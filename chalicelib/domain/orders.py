@@ -11,7 +11,7 @@ import json
 import secrets
 from dataclasses import asdict, dataclass
 
-from chalicelib.domain.errors import WodError
+from chalicelib.domain.errors import Forbidden, WodError
 
 VERSION = 1
 ACTIONS = ("CREATE", "CLEANUP", "RESET", "PURGE", "WARM")
@@ -21,10 +21,9 @@ SCOPES = ("all", "password")
 SIGNATURE_HEADER = "X-WOD-Signature"
 
 
-class OrderRejected(WodError):
+class OrderRejected(Forbidden):
     """An inbound order failed a check; ``reason`` is a short machine word."""
 
-    status = 403
     code = "order_rejected"
 
     def __init__(self, reason: str, message: str):

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
-from chalicelib.domain.admin import whole_number
+from chalicelib.domain.organiser import whole_number
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.registration import (
     ACTIVE, CANCELLED, EXPIRING, FAILED, FINISHED, PENDING, PROVISIONING, WAITLISTED, is_workshop_id,

@@ -6,8 +6,8 @@ from chalice import Blueprint
 from chalicelib.lazy import lazy_module
 from chalicelib.web.http import json_errors, json_response, parse_json
 
-participant = lazy_module("chalicelib.participant")
-registrations = lazy_module("chalicelib.registrations")
+participant = lazy_module("chalicelib.services.participant")
+registrations = lazy_module("chalicelib.services.registrations")
 
 api = Blueprint(__name__)
 

@@ -13,17 +13,17 @@ from chalicelib.domain.lifecycle import badge_level
 from chalicelib.domain.orders import SIGNATURE_HEADER, verify_signed_json
 from chalicelib.lazy import lazy_module
 from chalicelib.observability import count, logger, seconds
-from chalicelib.secrets import get_key
+from chalicelib.adapters.secrets import get_key
 from chalicelib.web.http import json_errors, json_response
 
-context_module = lazy_module("chalicelib.context")
-lifecycle = lazy_module("chalicelib.lifecycle")
-outbox = lazy_module("chalicelib.outbox")
-render = lazy_module("chalicelib.render")
+context_module = lazy_module("chalicelib.services.context")
+lifecycle = lazy_module("chalicelib.services.time_checks")
+outbox = lazy_module("chalicelib.services.outbox")
+render = lazy_module("chalicelib.adapters.render")
 lifecycle_store = lazy_module("chalicelib.store.lifecycle")
 provisioning = lazy_module("chalicelib.store.provisioning")
 seats = lazy_module("chalicelib.store.seats")
-webhooks = lazy_module("chalicelib.webhooks")
+webhooks = lazy_module("chalicelib.services.webhooks")
 
 callbacks = Blueprint(__name__)
 CALLBACK_MAX_AGE = 300

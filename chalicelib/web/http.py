@@ -8,8 +8,18 @@ from urllib.parse import parse_qs
 
 from chalice import Response
 
-from chalicelib.domain.errors import InvalidInput, WodError
+from chalicelib.domain.errors import (
+    Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, Unavailable, WodError,
+)
+from chalicelib.lazy import lazy_module
 from chalicelib.observability import logger
+
+render = lazy_module("chalicelib.adapters.render")
+
+# Errors carry no status code: this table is where they become HTTP.
+STATUS: dict[type[WodError], int] = {InvalidInput: 422, NotFound: 404, Conflict: 409, Unauthenticated: 401,
+                                     Forbidden: 403, Unavailable: 503}
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="wod-admin"'}
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -45,6 +55,13 @@ def html_response(body: str, status: int = 200, headers: dict[str, str] | None =
     )
 
 
+def status_of(exc: WodError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]  # type: ignore[index]
+    return 500
+
+
 def error_body(exc: WodError) -> dict[str, Any]:
     body: dict[str, Any] = {"error": exc.code, "message": exc.message}
     if isinstance(exc, InvalidInput):
@@ -52,18 +69,34 @@ def error_body(exc: WodError) -> dict[str, Any]:
     return body
 
 
-def json_errors(handler: Callable[..., Response]) -> Callable[..., Response]:
-    @functools.wraps(handler)
-    def wrapper(*args, **kwargs):
-        try:
-            return handler(*args, **kwargs)
-        except WodError as exc:
-            return json_response(error_body(exc), exc.status)
-        except Exception:
-            logger.exception("unhandled error")
-            return json_response({"error": "internal", "message": INTERNAL}, 500)
+def error_page(status: int, message: str) -> Response:
+    return html_response(render.page("error.html", status=status, message=message), status)
 
-    return wrapper
+
+def _errors(as_json: bool) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Every error a handler lets out becomes a response here: a :class:`WodError` its status and
+    message, anything else a logged 500 that says nothing of the cause."""
+    def decorate(handler: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(handler)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            try:
+                return handler(*args, **kwargs)
+            except WodError as exc:
+                status = status_of(exc)
+                if as_json:
+                    return json_response(error_body(exc), status, CHALLENGE if status == 401 else None)
+                return error_page(status, exc.message)
+            except Exception:
+                logger.exception("unhandled error")
+                return json_response({"error": "internal", "message": INTERNAL}, 500) if as_json \
+                    else error_page(500, INTERNAL)
+
+        return wrapper
+    return decorate
+
+
+json_errors = _errors(as_json=True)
+html_errors = _errors(as_json=False)
 
 
 def parse_json(raw: bytes | None) -> Any:

@@ -1,39 +1,23 @@
 """Server-rendered participant pages; they work without JavaScript."""
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from chalice import Blueprint, Response
 
-from chalicelib.domain.errors import Conflict, InvalidInput, WodError
+from chalicelib.domain.errors import Conflict, InvalidInput
 from chalicelib.domain.registration import LIVE_STATUSES
 from chalicelib.lazy import lazy_module
-from chalicelib.observability import logger
-from chalicelib.web.http import INTERNAL, html_response, parse_form
+from chalicelib.web.http import error_page, html_errors, html_response, parse_form
 
-participant = lazy_module("chalicelib.participant")
-registrations = lazy_module("chalicelib.registrations")
-render = lazy_module("chalicelib.render")
+participant = lazy_module("chalicelib.services.participant")
+registrations = lazy_module("chalicelib.services.registrations")
+render = lazy_module("chalicelib.adapters.render")
 
 pages = Blueprint(__name__)
 STATIC = Path(__file__).parent.parent / "templates" / "static"
 FORM_FIELDS = ("email", "first_name", "last_name", "company")
 REFRESHING = frozenset(LIVE_STATUSES) - {"active", "expiring"}
-
-
-def html_errors(handler):
-    @functools.wraps(handler)
-    def wrapper(*args, **kwargs):
-        try:
-            return handler(*args, **kwargs)
-        except WodError as exc:
-            return html_response(render.page("error.html", status=exc.status, message=exc.message), exc.status)
-        except Exception:
-            logger.exception("unhandled error")
-            return html_response(render.page("error.html", status=500, message=INTERNAL), 500)
-
-    return wrapper
 
 
 @pages.route("/", methods=["GET"])
@@ -104,7 +88,7 @@ def badge(workshop_id):
     """The workshop's badge, for the thank-you email (from the content folder)."""
     found = registrations.workshop_badge(workshop_id)
     if found is None:
-        return html_response(render.page("error.html", status=404, message="This workshop has no badge."), 404)
+        return error_page(404, "This workshop has no badge.")
     data, suffix = found
     return Response(body=data.decode() if suffix == ".svg" else data, headers={"Content-Type": BADGE_TYPES[suffix], "Cache-Control": "public, max-age=86400",
                                         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
@@ -118,7 +102,7 @@ STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "status.js": "text/javas
 @pages.route("/static/{name}", methods=["GET"])
 def static_file(name):
     if name not in STATIC_TYPES:
-        return html_response(render.page("error.html", status=404, message="No such file."), 404)
+        return error_page(404, "No such file.")
     return Response(body=(STATIC / name).read_text(),
                     headers={"Content-Type": STATIC_TYPES[name], "Cache-Control": "public, max-age=3600",
                              "X-Content-Type-Options": "nosniff"})

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.domain.orders import SIGNATURE_HEADER, verify_order
-from chalicelib.secrets import get_key
+from chalicelib.adapters.secrets import get_key
 from chalicelib.store import seats
 from chalicelib.store.models import RegistrationModel, StudentModel, WorkshopModel
 from tests.admintools import activate, api, bearer, callback, participant
@@ -329,7 +329,7 @@ def test_refused_input_and_unexpected_errors_are_audited(client, platform, activ
     def broken(*args, **kwargs):
         raise RuntimeError("mo@example.com: something nobody expected")
 
-    monkeypatch.setattr("chalicelib.participant.extend", broken)
+    monkeypatch.setattr("chalicelib.services.participant.extend", broken)
     status, answer = api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/extend", {})
     assert status == 500 and answer["error"] == "internal"
     entry = latest_audit(client, platform)
@@ -358,7 +358,7 @@ def test_a_purge_that_loses_a_race_reads_again_and_purges(client, platform, acti
 
 def test_a_purge_that_keeps_losing_is_a_conflict_and_claims_nothing(client, platform, active, recording,
                                                                      monkeypatch):
-    from chalicelib import webhooks
+    from chalicelib.services import webhooks
     from chalicelib.store import lifecycle as store
 
     emitted = []
@@ -374,7 +374,7 @@ def test_a_purge_that_keeps_losing_is_a_conflict_and_claims_nothing(client, plat
 
 
 def test_a_seat_warmed_during_a_shrink_is_kept_and_reported(client, platform, workshop, monkeypatch):
-    from chalicelib.store import admin as admin_store
+    from chalicelib.store import organiser as admin_store
     from chalicelib.store import warm
 
     api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": 5})

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from app import app
-from chalicelib.domain.admin import derive_key, new_session
+from chalicelib.domain.organiser import derive_key, new_session
 from chalicelib.store.models import MODELS, RegistrationModel
 from tests.admintools import FORM, activate, admin_token, bearer, csrf_of, form_post, participant, sign_in
 

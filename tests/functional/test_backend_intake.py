@@ -9,7 +9,7 @@ from chalicelib.adapters.mail import to_mime
 from chalicelib.backend.intake import Intake, handle
 from chalicelib.domain.mail import Email
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
-from chalicelib.secrets import get_key
+from chalicelib.adapters.secrets import get_key
 from chalicelib.store.models import NonceModel
 from local.orders import ses_notification
 

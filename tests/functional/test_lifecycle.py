@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib import lifecycle, registrations
+from chalicelib.services import time_checks as lifecycle
+from chalicelib.services import registrations
 from chalicelib.domain.orders import SIGNATURE_HEADER, sign
-from chalicelib.secrets import get_key
+from chalicelib.adapters.secrets import get_key
 from chalicelib.store import lifecycle as store
 from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel
 
@@ -189,7 +190,7 @@ def test_closed_registrations_expire_their_personal_data(client, platform, activ
 
 
 def test_purge_frees_a_student_whatever_its_state(client, platform, active, recording):
-    from chalicelib import admin
+    from chalicelib.services import organiser as admin
 
     assert admin.purge_student(active["student"]) == "purging"
     assert RegistrationModel.get(active["id"]).status == "failed"
@@ -203,7 +204,7 @@ def test_purge_frees_a_student_whatever_its_state(client, platform, active, reco
 
 
 def test_purge_frees_an_orphaned_student(client, platform, sync, recording):
-    from chalicelib import admin
+    from chalicelib.services import organiser as admin
 
     sync((WORKSHOP, {"seats": 1}))
     student = StudentModel.get("life-1")

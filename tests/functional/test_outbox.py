@@ -1,7 +1,8 @@
 """A failed send is kept in the registration's outbox and retried by the time checks."""
 from __future__ import annotations
 
-from chalicelib import lifecycle, registrations
+from chalicelib.services import time_checks as lifecycle
+from chalicelib.services import registrations
 from chalicelib.store.models import RegistrationModel
 
 BODY = {"workshop": "WKSHP-MAIL", "email": "kay@example.com", "first_name": "Kay", "last_name": "Ito",
@@ -38,7 +39,7 @@ def test_partial_failure_resends_only_what_is_missing(sync, recording, clock):
                 raise __import__("chalicelib.domain.errors", fromlist=["Unavailable"]).Unavailable("backend relay down")
             recording.send(email)
 
-    from chalicelib.context import current
+    from chalicelib.services.context import current
 
     current().mailer = OrderRelayDown()
     created = registrations.register(BODY)

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib import registrations
+from chalicelib.services import registrations
 from chalicelib.domain.orders import SIGNATURE_HEADER, sign
-from chalicelib.secrets import get_key
+from chalicelib.adapters.secrets import get_key
 from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel
 
 BODY = {"workshop": "WKSHP-CB", "email": "lin@example.com", "first_name": "Lin", "last_name": "Wu",

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from chalicelib import registrations
+from chalicelib.services import registrations
 from chalicelib.adapters.appliances import LocalAppliances
 from chalicelib.adapters.content import FolderContent
 from chalicelib.backend import cleanup, provision

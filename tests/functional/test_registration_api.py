@@ -7,7 +7,7 @@ import time
 import pytest
 
 from chalicelib.domain.orders import SIGNATURE_HEADER, verify_order
-from chalicelib.secrets import get_key
+from chalicelib.adapters.secrets import get_key
 from chalicelib.store.models import StudentModel, WorkshopModel
 from tests.conftest import ses_sent
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from chalicelib import lifecycle, registrations
+from chalicelib.services import time_checks as lifecycle
+from chalicelib.services import registrations
 from chalicelib.store import warm
 from chalicelib.store.models import StudentModel
 

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chalicelib import lifecycle
+from chalicelib.services import time_checks as lifecycle
 from chalicelib.adapters import webhooks as http
 from tests.admintools import activate, api, callback, participant
 from tests.stack import free_port
@@ -284,7 +284,7 @@ def test_outside_local_mode_a_public_https_hook_is_taken(client, platform, dns):
 
 def test_a_sender_whose_lease_ran_out_does_not_overwrite_the_one_that_took_over(client, platform, workshop, clock):
     from chalicelib.store import webhooks as store
-    from chalicelib.webhooks import LEASE
+    from chalicelib.services.webhooks import LEASE
 
     created = hook(client, platform, "http://127.0.0.1:9/", ["registered"])
     participant(WORKSHOP, "a@example.com")

@@ -6,7 +6,7 @@ import uuid
 import boto3
 import pytest
 
-from chalicelib import context as ctx
+from chalicelib.services import context as ctx
 from chalicelib.settings import Settings
 from local.aws import EmbeddedAws
 from local.tables import create_tables

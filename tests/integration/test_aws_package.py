@@ -296,12 +296,12 @@ def resolve(value: str, names: dict[str, str]) -> str:
 def test_non_serverless_part_deploys_and_a_smoke_flow_runs(deployed, tmp_path, monkeypatch):
     import boto3
 
-    from chalicelib import context as ctx
-    from chalicelib import registrations
+    from chalicelib.services import context as ctx
+    from chalicelib.services import registrations
     from chalicelib.adapters.content import BucketContent
     from chalicelib.catalog.folders import load_catalog
     from chalicelib.catalog.sync import sync_workshop
-    from chalicelib.secrets import get_secret
+    from chalicelib.adapters.secrets import get_secret
     from chalicelib.settings import load_settings
     from chalicelib.store import models
     from tests.factory import write_workshop

@@ -1,7 +1,7 @@
 """Syncing workshop folders keeps the seat counter equal to the free students."""
 from __future__ import annotations
 
-from chalicelib import registrations
+from chalicelib.services import registrations
 from chalicelib.catalog.folders import load_catalog
 from chalicelib.catalog.sync import deactivate_missing, sync_workshop
 from chalicelib.store.models import StudentModel, WorkshopModel

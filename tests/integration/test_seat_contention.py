@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from chalicelib import registrations
+from chalicelib.services import registrations
 from chalicelib.catalog.folders import load_catalog
 from chalicelib.catalog.sync import sync_workshop
 from chalicelib.store.models import StudentModel, WorkshopModel

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from chalicelib import lifecycle
+from chalicelib.services import time_checks as lifecycle
 from chalicelib.catalog.folders import load_catalog
 from chalicelib.catalog.sync import sync_workshop
 from chalicelib.store.models import RegistrationModel

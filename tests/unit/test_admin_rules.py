@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib.domain import admin, charts, reports, webhooks
+from chalicelib.domain import charts, reports, webhooks
+from chalicelib.domain import organiser as admin
 from chalicelib.domain import registration as registration_rules
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.orders import Order, OrderRejected, sign, verify_order

@@ -8,7 +8,7 @@ import pytest
 from chalicelib.adapters.mail import SmtpMailer, to_mime
 from chalicelib.domain.errors import Unavailable
 from chalicelib.domain.mail import Email
-from chalicelib.render import email as render_email, format_duration
+from chalicelib.adapters.render import email as render_email, format_duration
 
 
 def test_mime_has_both_bodies_and_custom_headers():

@@ -68,7 +68,7 @@ def test_registration_ids_are_unguessable_and_url_safe():
 def test_scaled_clock_runs_faster_than_the_wall():
     import time
 
-    from chalicelib.context import ScaledClock
+    from chalicelib.services.context import ScaledClock
 
     clock = ScaledClock(3600)
     first = clock()

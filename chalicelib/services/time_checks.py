@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from chalicelib import outbox, webhooks
-from chalicelib.context import Context, current
+from chalicelib.services import outbox
+from chalicelib.services import webhooks
+from chalicelib.services.context import Context, current
 from chalicelib.domain.errors import NotFound, Unavailable
 from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_CLEANING, DUE_PROVISIONING
 from chalicelib.domain.registration import ACTIVE, EXPIRING, FAILED, PENDING, PROVISIONING

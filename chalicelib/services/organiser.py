@@ -5,15 +5,20 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from chalicelib import audit, lifecycle, outbox, participant, registrations, webhooks
-from chalicelib.context import current
+from chalicelib.services import audit
+from chalicelib.services import time_checks as lifecycle
+from chalicelib.services import outbox
+from chalicelib.services import participant
+from chalicelib.services import registrations
+from chalicelib.services import webhooks
+from chalicelib.services.context import current
 from chalicelib.domain import reports
-from chalicelib.domain.admin import validate_minutes, validate_workshop_edit
+from chalicelib.domain.organiser import validate_minutes, validate_workshop_edit
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.registration import (
     ACTIVE, EXPIRING, FAILED, PENDING, PROVISIONING, is_registration_id, is_workshop_id,
 )
-from chalicelib.store import admin as admin_store
+from chalicelib.store import organiser as admin_store
 from chalicelib.store import lifecycle as store
 from chalicelib.store import seats
 from chalicelib.store.models import StudentModel, WorkshopModel

@@ -9,11 +9,11 @@ import re
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from chalicelib.context import current
-from chalicelib.domain.admin import whole_number
+from chalicelib.services.context import current
+from chalicelib.domain.organiser import whole_number
 from chalicelib.domain.errors import InvalidInput, WodError
 from chalicelib.observability import logger
-from chalicelib.store import admin as store
+from chalicelib.store import organiser as store
 
 ENTRY_ID = re.compile(r"[0-9]{8}T[0-9]{12}-[0-9a-f]{8}")
 PAGE_MAX = 500

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlencode
 
-from chalice import Response
 
-from chalicelib.context import current
-from chalicelib.domain import admin as rules
-from chalicelib.secrets import get_secret
-from chalicelib.web.http import json_response
+from chalicelib.services.context import current
+from chalicelib.domain import organiser as rules
+from chalicelib.adapters.secrets import get_secret
+from chalicelib.domain.errors import Forbidden, Unauthenticated
 
 COOKIE = "wod_admin"
 ACTOR_HEADER = "X-WOD-Actor"
-REALM = 'Bearer realm="wod-admin"'
 
 
 @dataclass(frozen=True)
@@ -75,30 +73,24 @@ def session_cookie(token: str | None) -> str:
     return f"{COOKIE}={token or ''}; Path=/; HttpOnly; SameSite=Strict; Max-Age={age}{secure}"
 
 
-def _refused(status: int, message: str) -> Response:
-    headers = {"WWW-Authenticate": REALM} if status == 401 else {}
-    return json_response({"error": "unauthorized" if status == 401 else "forbidden", "message": message},
-                         status, headers)
-
-
-def api_actor(request) -> str | Response:
+def api_actor(request) -> str:
     """The actor for the audit log (``X-WOD-Actor``, else "api"; the session's name with a
-    cookie), or the 401/403 answer."""
+    cookie); refuses with :class:`Unauthenticated` (401) or :class:`Forbidden` (403)."""
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, supplied = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not supplied.strip():
-            return _refused(401, "Send the admin token as: Authorization: Bearer <token>.")
+            raise Unauthenticated("Send the admin token as: Authorization: Bearer <token>.")
         if not rules.token_matches(supplied.strip(), admin_token()):
-            return _refused(403, "This is not the admin token.")
+            raise Forbidden("This is not the admin token.")
         return rules.validate_actor(request.headers.get(ACTOR_HEADER) or rules.DEFAULT_API_ACTOR, ACTOR_HEADER)
     if cookie_value(request) is None:
-        return _refused(401, "Send the admin token as: Authorization: Bearer <token>.")
+        raise Unauthenticated("Send the admin token as: Authorization: Bearer <token>.")
     session = session_of(request)
     if session is None:
-        return _refused(403, "The dashboard session is not valid or has expired; sign in again.")
+        raise Forbidden("The dashboard session is not valid or has expired; sign in again.")
     if request.method != "GET":
-        return _refused(403, "A dashboard session only reads the API; send the admin token to change anything.")
+        raise Forbidden("A dashboard session only reads the API; send the admin token to change anything.")
     return session.actor
 
 

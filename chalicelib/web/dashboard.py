@@ -1,9 +1,7 @@
-"""The organiser's side: the admin JSON API (``/api/admin/...``) and the server-rendered
-dashboard (``/admin/...``) on top of the same operations (:mod:`chalicelib.admin`).
-
-Every route but the sign-in page needs the admin token (API) or a signed-in session
-(dashboard, whose forms also carry a CSRF token): see :mod:`chalicelib.web.admin_auth`.
-Dashboard forms post, then redirect (303) back with a signed one-line result (``flash``).
+"""The organiser's server-rendered dashboard (``/admin/...``) on top of the same operations as the
+admin API (:mod:`chalicelib.services.organiser`). Every page but the sign-in form needs a
+signed-in session, and every form a CSRF token (:mod:`chalicelib.web.auth`). Forms post, then
+redirect (303) back with a signed one-line result (``flash``).
 """
 from __future__ import annotations
 
@@ -14,145 +12,28 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from chalice import Blueprint, Response
 
-from chalicelib.domain import admin as rules
 from chalicelib.domain import charts
-from chalicelib.domain.webhooks import EVENTS
+from chalicelib.domain import organiser as rules
 from chalicelib.domain.errors import InvalidInput, WodError
+from chalicelib.domain.webhooks import EVENTS
 from chalicelib.lazy import lazy_module
 from chalicelib.observability import logger
-from chalicelib.web.http import html_response, json_errors, json_response, parse_form, parse_json
-from chalicelib.web.pages import html_errors
+from chalicelib.web.http import error_page, html_errors, html_response, parse_form
 
-auth = lazy_module("chalicelib.web.admin_auth")
-operations = lazy_module("chalicelib.admin")
-audit = lazy_module("chalicelib.audit")
-render = lazy_module("chalicelib.render")
+auth = lazy_module("chalicelib.web.auth")
+operations = lazy_module("chalicelib.services.organiser")
+audit = lazy_module("chalicelib.services.audit")
+render = lazy_module("chalicelib.adapters.render")
 reports = lazy_module("chalicelib.domain.reports")
-webhooks = lazy_module("chalicelib.webhooks")
+webhooks = lazy_module("chalicelib.services.webhooks")
 
-admin = Blueprint(__name__)
+dashboard = Blueprint(__name__)
 FORM = ["application/x-www-form-urlencoded"]
-JSON = ["application/json"]
-
-
-# -- the JSON API ----------------------------------------------------------------------------
-
-def api_route(path: str, methods: tuple[str, ...] = ("GET",)):
-    """An admin API route: ``handler(actor, **url_params)``, refused with 401/403 before it runs."""
-    def register(handler: Callable[..., Response]):
-        @functools.wraps(handler)
-        def guarded(**params):
-            actor = auth.api_actor(admin.current_request)
-            return actor if isinstance(actor, Response) else handler(actor, **params)
-
-        options: dict[str, Any] = {"methods": list(methods)}
-        if set(methods) & {"POST", "PATCH"}:
-            options["content_types"] = JSON
-        admin.route(path, **options)(json_errors(guarded))
-        return handler
-    return register
-
-
-def _body(required: bool = True) -> dict[str, Any]:
-    raw = admin.current_request.raw_body
-    if not raw and not required:
-        return {}
-    data = parse_json(raw) if raw else None
-    if not isinstance(data, dict):
-        raise InvalidInput({"body": "Expected a JSON object."}, "Send a JSON object.")
-    return data
 
 
 def _query() -> dict[str, str]:
-    return dict(admin.current_request.query_params or {})
+    return dict(dashboard.current_request.query_params or {})
 
-
-@api_route("/api/admin/workshops")
-def api_workshops(actor):
-    return json_response(operations.workshops())
-
-
-@api_route("/api/admin/workshops/{workshop_id}", ("PATCH",))
-def api_update_workshop(actor, workshop_id):
-    """``{active?, duration_minutes?, capacity?}``; ``null`` hands a field back to the folder (the
-    next sync applies the folder's value; until then the field is listed in ``handed_back``)."""
-    return json_response(operations.update_workshop(actor, workshop_id, _body()))
-
-
-@api_route("/api/admin/stats")
-def api_stats(actor):
-    return json_response(operations.stats())
-
-
-@api_route("/api/admin/registrations")
-def api_registrations(actor):
-    """``?q=&status=&workshop=&limit=``"""
-    return json_response(operations.search(_query()))
-
-
-@api_route("/api/admin/registrations.csv")
-def api_registrations_csv(actor):
-    """The same search as a CSV download (no page limit); cells that would start a formula are quoted."""
-    body = operations.export_csv(actor, _query())
-    return Response(body=body, headers={"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
-                                        "Content-Disposition": 'attachment; filename="registrations.csv"',
-                                        "X-Content-Type-Options": "nosniff"})
-
-
-
-@api_route("/api/admin/registrations/{registration_id}")
-def api_registration(actor, registration_id):
-    return json_response(operations.registration(registration_id))
-
-
-@api_route("/api/admin/registrations/{registration_id}/{action}", ("POST",))
-def api_registration_action(actor, registration_id, action):
-    """resend-credentials | extend (``{"minutes": n}`` optional) | reset | end"""
-    return json_response(operations.perform(actor, action, registration_id, _body(required=False)))
-
-
-@api_route("/api/admin/students/{student_id}/purge", ("POST",))
-def api_purge(actor, student_id):
-    return json_response(operations.purge(actor, student_id))
-
-
-@api_route("/api/admin/audit")
-def api_audit(actor):
-    """``?limit=&before=<entry id>``, newest first."""
-    query = _query()
-    return json_response(audit.entries(query.get("limit"), query.get("before")))
-
-
-@api_route("/api/admin/webhooks")
-def api_webhooks(actor):
-    return json_response(webhooks.listing())
-
-
-@api_route("/api/admin/webhooks", ("POST",))
-def api_create_webhook(actor):
-    """``{url, events?, description?}``; the answer holds the signing secret, shown this once."""
-    created = webhooks.create(actor, _body())
-    return json_response(created, 201, {"Location": f"/api/admin/webhooks/{created['id']}"})
-
-
-@api_route("/api/admin/webhooks/{hook_id}")
-def api_webhook(actor, hook_id):
-    """The hook and its latest deliveries (the delivery log)."""
-    return json_response(webhooks.detail(hook_id))
-
-
-@api_route("/api/admin/webhooks/{hook_id}", ("DELETE",))
-def api_delete_webhook(actor, hook_id):
-    webhooks.remove(actor, hook_id)
-    return Response(body="", status_code=204, headers={"Cache-Control": "no-store"})
-
-
-@api_route("/api/admin/webhooks/{hook_id}/test", ("POST",))
-def api_test_webhook(actor, hook_id):
-    return json_response(webhooks.ping(actor, hook_id))
-
-
-# -- the dashboard ---------------------------------------------------------------------------
 
 def _flash() -> dict[str, str] | None:
     sealed = _query().get("flash")
@@ -160,7 +41,7 @@ def _flash() -> dict[str, str] | None:
 
 
 def _page(template: str, session, status: int = 200, **context) -> Response:
-    request = admin.current_request
+    request = dashboard.current_request
     body = render.page(template, session=session, flash=_flash(), here=auth.here(request), **context)
     return html_response(body, status)
 
@@ -177,7 +58,7 @@ def page_route(path: str, methods: tuple[str, ...] = ("GET",)):
     def register(handler: Callable[..., Response]):
         @functools.wraps(handler)
         def guarded(**params):
-            request = admin.current_request
+            request = dashboard.current_request
             session = auth.session_of(request)
             if session is None:
                 stale = bool(auth.cookie_value(request))
@@ -186,9 +67,8 @@ def page_route(path: str, methods: tuple[str, ...] = ("GET",)):
             if request.method == "POST":
                 form = parse_form(request.raw_body)
                 if not rules.csrf_ok(auth.key("session"), session.token, form.get("csrf")):
-                    return html_response(render.page("error.html", status=403, message=(
-                        "This form is out of date or did not come from the dashboard: reload the page and "
-                        "try again.")), 403)
+                    return error_page(403, "This form is out of date or did not come from the dashboard: "
+                                           "reload the page and try again.")
             else:
                 form = _query()
             return handler(session, form, **params)
@@ -196,7 +76,7 @@ def page_route(path: str, methods: tuple[str, ...] = ("GET",)):
         options: dict[str, Any] = {"methods": list(methods)}
         if "POST" in methods:
             options["content_types"] = FORM
-        admin.route(path, **options)(html_errors(guarded))
+        dashboard.route(path, **options)(html_errors(guarded))
         return handler
     return register
 
@@ -222,16 +102,16 @@ def _act(form: dict[str, str], default: str, run: Callable[[], Any],
     return _back(form, *(said if isinstance(said, tuple) else (said,)), default=default)
 
 
-@admin.route("/admin/login", methods=["GET"])
+@dashboard.route("/admin/login", methods=["GET"])
 @html_errors
 def login_page():
     return _login_page(200, next_path=_query().get("next", "/admin"))
 
 
-@admin.route("/admin/login", methods=["POST"], content_types=FORM)
+@dashboard.route("/admin/login", methods=["POST"], content_types=FORM)
 @html_errors
 def login():
-    form = parse_form(admin.current_request.raw_body)
+    form = parse_form(dashboard.current_request.raw_body)
     next_path = rules.safe_next(form.get("next"))
     try:
         actor = rules.validate_actor(form.get("name"))

@@ -8,13 +8,14 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from chalicelib import render, webhooks
-from chalicelib.context import Context
+from chalicelib.adapters import render
+from chalicelib.services import webhooks
+from chalicelib.services.context import Context
 from chalicelib.domain.errors import Unavailable, WodError
 from chalicelib.domain.mail import Email
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
 from chalicelib.observability import logger
-from chalicelib.secrets import get_key
+from chalicelib.adapters.secrets import get_key
 from chalicelib.store import outbox as store
 from chalicelib.store.models import RegistrationModel, WorkshopModel
 from chalicelib.store.seats import get_workshop, waitlist_position

@@ -8,7 +8,7 @@ import jinja2
 
 from chalicelib.domain.mail import Email
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 @lru_cache(maxsize=1)

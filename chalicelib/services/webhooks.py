@@ -15,13 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from chalicelib.adapters import webhooks as http
-from chalicelib.audit import audited
-from chalicelib.context import Context, current
+from chalicelib.services.audit import audited
+from chalicelib.services.context import Context, current
 from chalicelib.domain import webhooks as rules
 from chalicelib.domain.errors import InvalidInput, NotFound, WodError
 from chalicelib.observability import logger
 from chalicelib.store import webhooks as store
-from chalicelib.store.admin import iso, registration_record, time_key
+from chalicelib.store.organiser import iso, registration_record, time_key
 from chalicelib.store.models import AdminModel, RegistrationModel
 
 HOOK_ID = re.compile(r"^[0-9a-f]{16}$")

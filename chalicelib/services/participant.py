@@ -4,8 +4,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from chalicelib import outbox, registrations, webhooks
-from chalicelib.context import current
+from chalicelib.services import outbox
+from chalicelib.services import registrations
+from chalicelib.services import webhooks
+from chalicelib.services.context import current
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.lifecycle import extension_refusal
 from chalicelib.domain.registration import ACTIVE, EXPIRING, FINISHED, WAITLISTED, is_registration_id

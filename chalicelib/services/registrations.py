@@ -5,8 +5,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from chalicelib import observability, outbox, webhooks
-from chalicelib.context import current
+from chalicelib import observability
+from chalicelib.services import outbox
+from chalicelib.services import webhooks
+from chalicelib.services.context import current
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.registration import (
     WAITLISTED, is_registration_id, is_workshop_id, new_registration_id, validate_applicant,
