@@ -11,12 +11,13 @@ HUB_STAMP  := $(HUB_VENV)/.installed-$(shell cat infra/jupyterhub/requirements.t
 NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha1sum | cut -c1-12)
 
 
-.PHONY: help install system browser run sync check test test-fast bench package deploy clean
+.PHONY: help install system browser run sync check test test-fast lint bench package deploy clean
 
 help:
 	@echo "make run     start the platform on this machine (catalog :8000, inbox :8025)"
 	@echo "make test    install everything and run the whole test suite"
 	@echo "make check   validate workshops/ ; make sync  sync it into a running local stack"
+	@echo "make lint    ruff, mypy and the import layers (config in pyproject.toml)"
 	@echo "make bench   run the benchmarks in bench/"
 	@echo "make package REGION=eu-west-1   CloudFormation + deployment package in dist/ (no AWS account needed)"
 	@echo "make deploy  STACK=wod ARTIFACT_BUCKET=... PARAMS='PublicUrl=... ...'   deploy them (see docs/deploy.md)"
@@ -63,11 +64,16 @@ check: install
 sync: install
 	$(BIN)/python -m local sync
 
-test: install browser
-	WOD_REQUIRE_HUB=1 CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+test: install browser lint
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not e2e"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python bench/register_burst.py
@@ -94,4 +100,5 @@ deploy: package
 	$(BIN)/aws cloudformation describe-stacks --region $(REGION) --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
 
 clean:
-	rm -rf $(VENV) $(HUB_VENV) node_modules .wod .pytest_cache .hypothesis test-artifacts $(DIST)
+	rm -rf $(VENV) $(HUB_VENV) node_modules .wod .pytest_cache .hypothesis test-artifacts $(DIST) \
+	  .ruff_cache .mypy_cache .import_linter_cache

@@ -1,9 +1,7 @@
 """Chalice wiring only: routes come from blueprints, handlers call chalicelib."""
-from importlib import import_module
-
 from chalice import Chalice, Rate
 
-from chalicelib.backend.tasks import function_name, tasks
+from chalicelib.backend.tasks import function_name, run, tasks
 from chalicelib.web.api import api
 from chalicelib.web.callbacks import callbacks
 from chalicelib.web.dashboard import dashboard
@@ -18,23 +16,24 @@ for blueprint in (api, pages, callbacks, organiser_api, dashboard):
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="time-checks")
 def time_checks(event):
     """Every minute: reminders, expiries, stuck work, waitlist, mail retries — only what is due."""
-    from chalicelib.services import time_checks as lifecycle
+    from chalicelib.services.context import for_process
+    from chalicelib.services.time_checks import tick
 
-    return lifecycle.tick()
+    return tick(for_process())
 
 
 @app.on_sns_message(topic="wod-orders", name="order-intake")
 def order_intake(event):
     """SES inbound order mail, delivered by the receipt rule through SNS."""
-    from chalicelib.backend import wiring
+    from chalicelib.backend import intake
 
-    return wiring.handle_order(event.message, event.to_dict())
+    return intake.handle_order(event.message, event.to_dict())
 
 
 def _task(machine: str, name: str, module: str):
     """One Lambda function per Task state (``chalicelib/backend/tasks.py``)."""
     def handler(event, context):
-        return getattr(import_module(module), name)(event)
+        return run(module, name, event)
 
     handler.__name__ = f"{machine}_{name}"
     return app.lambda_function(name=function_name(machine, name))(handler)

@@ -20,11 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import boto3  # noqa: E402
-import requests  # noqa: E402
+import boto3
+import requests
 
-from tests.hubtools import remove_linux_user  # noqa: E402
-from tests.stack import LocalStack, write_workshop  # noqa: E402
+from tests.factory import write_workshop
+from tests.hubtools import remove_linux_user
+from tests.stack import LocalStack
 
 WORKSHOPS = {  # id -> (prefix, seats, warm pool)
     "WKSHP-COLD": ("cold", 6, 0), "WKSHP-HOT": ("hot", 6, 5),

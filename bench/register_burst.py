@@ -26,9 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import requests  # noqa: E402
+import requests
 
-from tests.stack import LocalStack, StackError, write_workshop  # noqa: E402
+from tests.factory import write_workshop
+from tests.stack import LocalStack, StackError
 
 WORKSHOP = "WKSHP-BENCH"
 TITLE = "Burst benchmark workshop"
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         bad_reads = [b for b in back if b.get("http") != 200]
         if bad_reads:
             problems.append(f"{len(bad_reads)} registration(s) could not be read back (e.g. {bad_reads[0]})")
-        mismatched = [(r["body"], b) for r, b in zip(accepted, back)
+        mismatched = [(r["body"], b) for r, b in zip(accepted, back, strict=True)
                       if (r["body"].get("status"), r["body"].get("student")) != (b.get("status"), b.get("student"))]
         if mismatched:
             problems.append(f"{len(mismatched)} read-back(s) differ from the 201 answer (e.g. {mismatched[0]})")

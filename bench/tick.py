@@ -24,15 +24,15 @@ sys.path.insert(0, str(ROOT))
 os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
                   POWERTOOLS_LOG_LEVEL="WARNING")
 
+from chalicelib.adapters.workshop_folders import load_catalog
 from chalicelib.services import context as ctx
-from chalicelib.services import time_checks as lifecycle  # noqa: E402
-from chalicelib.catalog.folders import load_catalog  # noqa: E402
-from chalicelib.catalog.sync import sync_workshop  # noqa: E402
-from chalicelib.settings import Settings  # noqa: E402
-from local.aws import EmbeddedAws  # noqa: E402
-from local.config import ensure_secrets  # noqa: E402
-from local.tables import create_tables  # noqa: E402
-from tests.factory import Clock, RecordingMailer, seed_active, write_workshop  # noqa: E402
+from chalicelib.services import time_checks
+from chalicelib.services.catalog import sync_workshop
+from chalicelib.settings import Settings
+from local.aws import EmbeddedAws
+from local.config import ensure_secrets
+from local.tables import create_tables
+from tests.factory import Clock, RecordingMailer, seed_active, write_workshop
 
 
 def main() -> int:
@@ -47,20 +47,19 @@ def main() -> int:
     clock = Clock()
     context = ctx.build(Settings(aws_endpoint=aws.endpoint, secrets_file=str(tmp / "secrets.json")),
                         mailer=RecordingMailer(), clock=clock)
-    ctx.use(context)
     create_tables(boto3.client("dynamodb", endpoint_url=aws.endpoint, region_name="us-east-1"), "wod")
     write_workshop(tmp / "w", "WKSHP-TICK", seats=1)
-    sync_workshop(load_catalog(tmp / "w", ["local"])[0][0])
+    sync_workshop(context, load_catalog(tmp / "w", ["local"])[0][0])
 
     print(f"{'registrations':>14} {'due':>5} {'read':>6} {'tick ms':>9}")
     total, ok = 0, True
     for size in sorted(args.sizes):
         started = time.monotonic()
-        seed_active(clock, due=args.due, not_due=size - total - args.due)
+        seed_active(context.stores.tables, clock, due=args.due, not_due=size - total - args.due)
         total = size
         seeded = time.monotonic() - started
         started = time.monotonic()
-        counts = lifecycle.tick(context)
+        counts = time_checks.tick(context)
         elapsed = (time.monotonic() - started) * 1000
         ok &= counts["read"] == args.due and counts["reminders"] == args.due
         print(f"{size:>14} {args.due:>5} {counts['read']:>6} {elapsed:>9.0f}   (seeded in {seeded:.0f} s)")

@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
-
+from collections.abc import Callable
 from contextlib import nullcontext
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -65,7 +65,9 @@ def keys_of(payload: Any) -> dict[str, str]:
     found: dict[str, str] = {}
     if not isinstance(payload, dict):
         return found
-    order = payload.get("order") if isinstance(payload.get("order"), dict) else payload
+    order = payload.get("order")
+    if not isinstance(order, dict):
+        order = payload
     for key in KEYS:
         value = order.get(key)
         if isinstance(value, str) and 0 < len(value) <= 100:
@@ -91,8 +93,9 @@ def around(event: Any, get_response: Callable[[Any], Any]) -> Any:
     logger.append_keys(function=function, **keys)
     try:
         with tracer().provider.in_subsegment(f"## {function}") if tracing() else nullcontext() as subsegment:
-            for key, value in keys.items() if subsegment else ():
-                subsegment.put_annotation(key=key, value=value)
+            if subsegment:
+                for key, value in keys.items():
+                    subsegment.put_annotation(key=key, value=value)
             return get_response(event)
     finally:
         if metrics.metric_set:

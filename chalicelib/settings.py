@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Mapping
 
 DEFAULT_DENY_DOMAINS = (
     "mailinator.com", "guerrillamail.com", "10minutemail.com", "yopmail.com",

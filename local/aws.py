@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from werkzeug.serving import make_server
 
@@ -57,7 +57,7 @@ class EmbeddedAws:
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "EmbeddedAws":
+    def start(self) -> EmbeddedAws:
         self.thread.start()
         log.info("embedded AWS on %s", self.endpoint)
         return self

@@ -30,7 +30,7 @@ class LocalConfig:
     workshops: Path = ROOT / "workshops"
 
     @classmethod
-    def from_env(cls, env=os.environ) -> "LocalConfig":
+    def from_env(cls, env=os.environ) -> LocalConfig:
         return cls(
             state_dir=Path(env.get("WOD_STATE_DIR", ROOT / ".wod")).resolve(),
             host=env.get("WOD_HOST", cls.host),

@@ -18,8 +18,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB_VENV = ROOT / ".venv-hub"
@@ -33,7 +33,7 @@ class HubNotInstalled(FileNotFoundError):
     """.venv-hub or configurable-http-proxy is missing."""
 
 
-def _start_time(pid: int) -> Optional[str]:
+def _start_time(pid: int) -> str | None:
     """Field 22 of /proc/<pid>/stat: tells a process apart from a later one with the same pid."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
@@ -63,7 +63,7 @@ def _descendants(root: int) -> list[tuple[int, str]]:
     return found
 
 
-def _kill(pid: int, started: Optional[str], sig: int) -> None:
+def _kill(pid: int, started: str | None, sig: int) -> None:
     if started is not None and _start_time(pid) != started:
         return  # gone, or the pid now belongs to someone else
     try:
@@ -75,16 +75,17 @@ def _kill(pid: int, started: Optional[str], sig: int) -> None:
 class Hub:
     def __init__(self, *, state_dir: os.PathLike | str, log_file: os.PathLike | str, token: str,
                  port: int = 8001, api_port: int = 8081, proxy_api_port: int = 8002,
-                 aws_endpoint: Optional[str] = None, students_table: str = "wod-students",
-                 spawner: str = "isolated", region: Optional[str] = None,
-                 env: Optional[Mapping[str, str]] = None, host: str = "127.0.0.1"):
+                 aws_endpoint: str | None = None, students_table: str = "wod-students",
+                 spawner: str = "isolated", region: str | None = None,
+                 env: Mapping[str, str] | None = None, host: str = "127.0.0.1"):
         self.state_dir = Path(state_dir).resolve()
         self.log_file = Path(log_file)
         self.token = token
         self.host, self.port, self.api_port, self.proxy_api_port = host, port, api_port, proxy_api_port
-        self.aws_endpoint, self.students_table, self.spawner, self.region = aws_endpoint, students_table, spawner, region
+        self.aws_endpoint, self.students_table = aws_endpoint, students_table
+        self.spawner, self.region = spawner, region
         self.extra_env = dict(env or {})
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
 
     # ---- addresses ---------------------------------------------------------------------
     @property
@@ -173,7 +174,7 @@ class Hub:
         _kill(int(pid), started, signal.SIGKILL)
         time.sleep(0.5)
 
-    def start(self, timeout: float = 60) -> "Hub":
+    def start(self, timeout: float = 60) -> Hub:
         if self.running:
             return self
         jupyterhub = self._check_installed()
@@ -238,7 +239,7 @@ class Hub:
         except subprocess.TimeoutExpired:
             pass
 
-    def __enter__(self) -> "Hub":
+    def __enter__(self) -> Hub:
         return self.start()
 
     def __exit__(self, *exc) -> None:

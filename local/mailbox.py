@@ -15,11 +15,12 @@ import re
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from werkzeug.exceptions import HTTPException
@@ -45,7 +46,8 @@ def _part_text(msg: EmailMessage, subtype: str) -> str:
     try:
         text = part.get_content()
     except (LookupError, ValueError, AssertionError):
-        text = (part.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
+        payload = part.get_payload(decode=True)
+        text = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else str(payload or "")
     return text.replace("\r\n", "\n")  # SMTP's CRLF is wire format, not content
 
 
@@ -54,8 +56,8 @@ def _parse(msg_id: str, raw: bytes) -> dict:
     env = _ENVELOPE_RE.match(raw)
     mail_from = env.group(1).decode("utf-8", "replace") if env else ""
     to = [a for a in env.group(2).decode("utf-8", "replace").split(", ") if a] if env else []
-    received = datetime.fromtimestamp(int(msg_id.split("-", 1)[0]) / 1e9, timezone.utc)
-    base = {"id": msg_id, "from": mail_from, "to": to, "subject": "", "text": "", "html": "",
+    received = datetime.fromtimestamp(int(msg_id.split("-", 1)[0]) / 1e9, UTC)
+    base: dict[str, Any] = {"id": msg_id, "from": mail_from, "to": to, "subject": "", "text": "", "html": "",
             "date": received.isoformat(timespec="milliseconds"), "headers": {}}
     try:
         msg = email.message_from_bytes(raw, policy=policy.default)

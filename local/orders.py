@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime, timezone
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 log = logging.getLogger("wod.local.orders")
 PASS = {"status": "PASS"}
 
 
 def ses_notification(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> dict:
-    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {
         "notificationType": "Received",
         "mail": {"timestamp": now, "source": mail_from, "messageId": uuid.uuid4().hex, "destination": rcpt_tos},
@@ -33,7 +33,7 @@ def sns_event(message: str, subject: str = "Amazon SES Email Receipt Notificatio
     return {"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "Sns": {
         "Type": "Notification", "MessageId": str(uuid.uuid4()), "Subject": subject, "Message": message,
         "TopicArn": "arn:aws:sns:us-east-1:123456789012:wod-orders",
-        "Timestamp": datetime.now(timezone.utc).isoformat(), "MessageAttributes": {}}}]}
+        "Timestamp": datetime.now(UTC).isoformat(), "MessageAttributes": {}}}]}
 
 
 class OrderRouter:

@@ -63,7 +63,7 @@ class DynamoSnapshot:
                 except Exception:
                     log.exception("snapshot failed; retrying in a second")
 
-    def start(self) -> "DynamoSnapshot":
+    def start(self) -> DynamoSnapshot:
         self.thread.start()
         return self
 

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from local.aws import EmbeddedAws
 from local.config import LocalConfig, ensure_secrets
@@ -22,6 +23,9 @@ from local.hub import Hub
 from local.mailbox import InboxServer, Mailbox, SmtpServer
 from local.orders import OrderRouter
 from local.persistence import DynamoSnapshot
+
+if TYPE_CHECKING:
+    from chalicelib.services.context import Context
 
 log = logging.getLogger("wod.local")
 
@@ -42,6 +46,7 @@ class Stack:
         self.parts: list = []
         self.watched: list[tuple] = []  # (name, alive(), restart() or None)
         self.failed: str | None = None
+        self.context: Context | None = None  # built once the embedded AWS is up; installed for the app
 
     def _log_to_file(self) -> Path:
         logs = self.config.state_dir / "logs"
@@ -60,7 +65,7 @@ class Stack:
         """The app's structured (JSON) log lines go to the stack log, not the console."""
         from chalicelib.observability import logger as app_logger
 
-        stream = open(path, "a", buffering=1)  # noqa: SIM115 (lives as long as the stack)
+        stream = open(path, "a", buffering=1)
         for handler in app_logger.handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(stream)
@@ -83,18 +88,16 @@ class Stack:
         import boto3
 
         from chalicelib.settings import get_settings
-        from chalicelib.store import models
         from local.tables import create_tables
 
         get_settings.cache_clear()
-        models.bind(get_settings())
         create_tables(boto3.client("dynamodb", endpoint_url=aws.endpoint, region_name=os.environ["AWS_DEFAULT_REGION"]),
                       get_settings().table_prefix)
         restored = self._restore(aws)
         from local.messaging import create_messaging
 
         messaging = create_messaging(aws.endpoint, os.environ["AWS_DEFAULT_REGION"], get_settings())
-        self._use_clock()
+        context = self._build_context()
         _done(t, f"tables, state machines, {messaging}; {restored} items restored from disk")
 
         t = _step(f"JupyterHub on {cfg.hub_url} ({cfg.hub_spawner} spawner)")
@@ -118,17 +121,17 @@ class Stack:
         _done(t)
 
         t = _step(f"workshops from {cfg.workshops}")
-        summary = self._sync()
+        summary = self._sync(context)
         _done(t, summary)
 
         t = _step(f"app on {cfg.app_url}")
         self._start_app()
         _done(t)
 
-        timer = [self._thread(self._timer, "time-checks")]
+        timer = [self._thread(lambda: self._timer(context), "time-checks")]
 
         def restart_timer():
-            timer[0] = self._thread(self._timer, "time-checks")
+            timer[0] = self._thread(lambda: self._timer(context), "time-checks")
 
         self.watched += [("time checks", lambda: timer[0].is_alive(), restart_timer),
                          ("JupyterHub", lambda: self.hub.running, self._restart_hub)]
@@ -181,15 +184,19 @@ class Stack:
         self.watched.append(("DynamoDB snapshot", lambda: snapshot.thread.is_alive(), snapshot.restart))
         return restored
 
-    def _use_clock(self) -> None:
+    def _build_context(self) -> Context:
+        """The stack's one Context (its business clock scaled for demos), installed for the app."""
         from chalicelib.services import context
         from chalicelib.settings import get_settings
 
         scale = self.config.time_scale
         clock = context.ScaledClock(scale) if scale != 1 else context.utcnow
-        context.use(context.build(get_settings(), clock=clock))
+        built = context.build(get_settings(), clock=clock)
+        context.install(built)
+        self.context = built
         if scale != 1:
             print(f"\n    time runs {scale:g}x faster: a 2 h workshop lasts {120 / scale:g} min", end="")
+        return built
 
     def _start_hub(self) -> None:
         from chalicelib.adapters.secrets import get_secret
@@ -206,9 +213,9 @@ class Stack:
         self.hub.start()
         self.parts.append(self.hub)
 
-    def _sync(self) -> str:
-        from chalicelib.catalog.folders import load_catalog
-        from chalicelib.catalog.sync import sync_workshop
+    def _sync(self, context: Context) -> str:
+        from chalicelib.adapters.workshop_folders import load_catalog
+        from chalicelib.services.catalog import sync_workshop
         from chalicelib.settings import get_settings
 
         workshops, problems = load_catalog(self.config.workshops, get_settings().locations.keys())
@@ -217,7 +224,7 @@ class Stack:
         if problems:
             raise SystemExit(f"\n{len(problems)} problem(s) in the workshop folders; fix them and run again.")
         for workshop in workshops:
-            log.info(sync_workshop(workshop).line())
+            log.info(sync_workshop(context, workshop).line())
         return f"{len(workshops)} synced"
 
     def _start_app(self) -> None:
@@ -276,19 +283,19 @@ class Stack:
                 except Exception:
                     log.exception("%s did not restart; next try in 2 s", name)
 
-    def _timer(self) -> None:
-        from chalicelib.services import time_checks as lifecycle
+    def _timer(self, context: Context) -> None:
+        from chalicelib.services.time_checks import tick
 
         while not self.stopping.wait(self.config.tick_seconds):
             try:
-                lifecycle.tick()
+                tick(context)
             except Exception:
                 log.exception("time checks failed; the next tick retries")
 
     def stop(self) -> None:
         self.stopping.set()
-        if "chalicelib.backend.provision" in sys.modules:
-            sys.modules["chalicelib.backend.provision"].current().appliances.stop_all()
+        if self.context is not None:
+            self.context.appliances.stop_all()
         for part in reversed(self.parts):
             try:
                 (getattr(part, "shutdown", None) or part.stop)()

@@ -56,7 +56,8 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
@@ -87,10 +88,12 @@ def enable_execution(endpoint: Any) -> None:
     endpoint = _endpoint_of(endpoint).rstrip("/")
     url = urlsplit(endpoint)
     if url.hostname not in _LOOPBACK_HOSTS or url.port is None:
-        raise ValueError(f"moto's interpreter calls http://localhost:$MOTO_PORT; {endpoint!r} is not reachable that way")
+        raise ValueError(f"moto's interpreter calls http://localhost:$MOTO_PORT; {endpoint!r} "
+                         "is not reachable that way")
     previous = os.environ.get("MOTO_PORT")
     if previous not in (None, str(url.port)):
-        log.warning("MOTO_PORT was %s, now %s: Step Functions of the other server will call this one", previous, url.port)
+        log.warning("MOTO_PORT was %s, now %s: Step Functions of the other server will call this one",
+                    previous, url.port)
     os.environ["MOTO_PORT"] = str(url.port)
     _post_config(endpoint, {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
 
@@ -134,8 +137,8 @@ def function_name_of(function: str) -> str:
     return parts[0]
 
 
-_installed: Optional["LambdaDispatcher"] = None
-_original_invoke: Optional[Callable] = None  # moto's LambdaSimpleBackend.invoke, kept once captured
+_installed: LambdaDispatcher | None = None
+_original_invoke: Callable | None = None  # moto's LambdaSimpleBackend.invoke, kept once captured
 _install_lock = threading.Lock()
 
 
@@ -159,7 +162,7 @@ class LambdaDispatcher:
     def function_names(self) -> list[str]:
         return sorted(self._handlers)
 
-    def install(self) -> "LambdaDispatcher":
+    def install(self) -> LambdaDispatcher:
         """Become moto's Lambda invoke (process-wide; replaces a previously installed dispatcher)."""
         global _installed, _original_invoke
         from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -167,7 +170,8 @@ class LambdaDispatcher:
         with _install_lock:
             if _original_invoke is None:
                 _original_invoke = LambdaSimpleBackend.invoke
-            LambdaSimpleBackend.invoke = _dispatching_invoke
+            # moto's Lambda runs our handlers instead of containers
+            LambdaSimpleBackend.invoke = _dispatching_invoke  # type: ignore[method-assign,assignment]
             if _installed is not None and _installed is not self:
                 log.warning("replacing the installed LambdaDispatcher")
             _installed = self
@@ -181,15 +185,15 @@ class LambdaDispatcher:
             if _installed is not self:
                 return
             _installed = None
-            LambdaSimpleBackend.invoke = _original_invoke
+            LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign,assignment]
 
-    def __enter__(self) -> "LambdaDispatcher":
+    def __enter__(self) -> LambdaDispatcher:
         return self.install()
 
     def __exit__(self, *exc: Any) -> None:
         self.uninstall()
 
-    def invoke(self, function: str, qualifier: Optional[str], body: Any, headers: Any,
+    def invoke(self, function: str, qualifier: str | None, body: Any, headers: Any,
                response_headers: dict, region: str = "us-east-1", account: str = "123456789012") -> bytes:
         """What moto's ``LambdaResponse.invoke`` gets back from the backend: the response payload."""
         from moto.awslambda.exceptions import LambdaClientError, UnknownFunctionException
@@ -204,8 +208,8 @@ class LambdaDispatcher:
             body = body.decode("utf-8")
         try:
             event = json.loads(body) if body else {}
-        except ValueError:
-            raise LambdaClientError("InvalidRequestContentException", "Could not parse request body into json")
+        except ValueError as exc:
+            raise LambdaClientError("InvalidRequestContentException", "Could not parse request body into json") from exc
 
         invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
         if invocation_type == "DryRun":
@@ -221,7 +225,7 @@ class LambdaDispatcher:
         return payload
 
 
-def _header(headers: Any, name: str) -> Optional[str]:
+def _header(headers: Any, name: str) -> str | None:
     if not headers:
         return None
     return headers.get(name) or headers.get(name.lower())
@@ -245,10 +249,12 @@ def _error(error_type: str, message: str, context: LambdaContext, stack: list[st
                        "stackTrace": stack}).encode("utf-8")
 
 
-def _dispatching_invoke(backend: Any, function_name: str, qualifier: Optional[str], body: Any, headers: Any,
+def _dispatching_invoke(backend: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
                         response_headers: Any) -> bytes:
     dispatcher = _installed
     if dispatcher is None:  # uninstalled between lookup and call
+        if _original_invoke is None:
+            raise RuntimeError("no Lambda dispatcher was ever installed")
         return _original_invoke(backend, function_name, qualifier, body, headers, response_headers)
     return dispatcher.invoke(function_name, qualifier, body, headers, response_headers,
                              region=backend.region_name, account=backend.account_id)

@@ -7,16 +7,15 @@ import time
 from html import unescape
 from urllib.parse import urlencode
 
-from chalicelib.services import registrations
 from chalicelib.domain.orders import SIGNATURE_HEADER, sign
-from chalicelib.adapters.secrets import get_key, get_secret
+from chalicelib.services import registrations
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
 
 
 def admin_token(platform) -> str:
-    return get_secret(platform.settings, "admin_token")
+    return platform.secret("admin_token")
 
 
 def bearer(platform, actor: str | None = None) -> dict[str, str]:
@@ -55,13 +54,15 @@ def form_post(client, cookie: str, path: str, fields: dict[str, str]):
 def callback(client, platform, payload: dict) -> None:
     data = json.dumps(payload | {"issued_at": int(time.time())}).encode()
     response = client.http.post("/api/callbacks/provision", body=data, headers={
-        "Content-Type": "application/json", SIGNATURE_HEADER: sign(data, get_key(platform.settings, "callback_key"))})
+        "Content-Type": "application/json", SIGNATURE_HEADER: sign(data, platform.key("callback_key"))})
     assert response.status_code == 200, response.body
 
 
-def participant(workshop: str, email: str, first: str = "Mo", last: str = "Li", company: str = "Acme") -> dict:
-    return registrations.register({"workshop": workshop, "email": email, "first_name": first, "last_name": last,
-                                   "company": company, "accept_terms": True})
+def participant(platform, workshop: str, email: str, first: str = "Mo", last: str = "Li",
+                company: str = "Acme") -> dict:
+    """Register through the service, with the test's context (``platform``)."""
+    return registrations.register(platform, {"workshop": workshop, "email": email, "first_name": first,
+                                             "last_name": last, "company": company, "accept_terms": True})
 
 
 def activate(client, platform, created: dict, password: str = "Pw123456789x") -> None:

@@ -2,26 +2,20 @@
 from __future__ import annotations
 
 import email
-import os
 import uuid
 from email import policy
 from pathlib import Path
 
 import pytest
 
-# Never reach a real AWS account from the tests.
-os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-                  AWS_SECURITY_TOKEN="testing", AWS_SESSION_TOKEN="testing", POWERTOOLS_LOG_LEVEL="WARNING",
-                  POWERTOOLS_METRICS_DISABLED="true")
-for name in [n for n in os.environ if n.startswith("WOD_") and n != "WOD_REQUIRE_HUB"]:
-    del os.environ[name]
-
-from chalicelib.services import context as ctx  # noqa: E402
-from chalicelib.catalog.folders import load_catalog  # noqa: E402
-from chalicelib.catalog.sync import sync_workshop  # noqa: E402
-from chalicelib.settings import Settings  # noqa: E402
-from local.config import ensure_secrets  # noqa: E402
-from tests.factory import Clock, RecordingMailer, write_workshop  # noqa: E402
+# First: sets the AWS test variables and deletes every WOD_* one before chalicelib is imported.
+import tests.environment
+from chalicelib.adapters.workshop_folders import load_catalog
+from chalicelib.services import context as ctx
+from chalicelib.services.catalog import sync_workshop
+from chalicelib.settings import Settings
+from local.config import ensure_secrets
+from tests.factory import Clock, RecordingMailer, write_workshop
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "noreply@wod.local"
@@ -47,7 +41,7 @@ def aws():
     with mock_aws():
         import boto3
 
-        boto3.client("ses", region_name="us-east-1").verify_email_identity(EmailAddress=SENDER)
+        boto3.client("ses", region_name=tests.environment.REGION).verify_email_identity(EmailAddress=SENDER)
         yield
 
 
@@ -59,10 +53,16 @@ def platform(aws, settings, clock, tmp_path):
     from local.tables import create_tables
 
     context = ctx.build(settings, clock=clock)
-    ctx.use(context)
-    create_tables(boto3.client("dynamodb", region_name="us-east-1"), settings.table_prefix)
+    ctx.install(context)  # what the app's handlers use
+    create_tables(boto3.client("dynamodb", region_name=tests.environment.REGION), settings.table_prefix)
     yield context
-    ctx.use(None)
+    ctx.install(None)
+
+
+@pytest.fixture
+def tables(platform):
+    """The platform's tables, for reading and seeding items directly."""
+    return platform.stores.tables
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def sync(platform, tmp_path):
             write_workshop(root, workshop_id, **fields)
         loaded, problems = load_catalog(root, platform.settings.locations.keys())
         assert problems == []
-        return [sync_workshop(w) for w in loaded]
+        return [sync_workshop(platform, w) for w in loaded]
 
     return _sync
 
@@ -103,5 +103,5 @@ def ses_sent() -> list[email.message.EmailMessage]:
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ses.models import ses_backends
 
-    backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    backend = ses_backends[DEFAULT_ACCOUNT_ID][tests.environment.REGION]
     return [email.message_from_string(m.raw_data, policy=policy.default) for m in backend.sent_messages]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
@@ -11,7 +11,6 @@ import yaml
 
 from chalicelib.domain.errors import Unavailable
 from chalicelib.domain.mail import Email
-from chalicelib.store.models import RegistrationModel
 
 
 def write_workshop(root: Path, workshop_id: str = "WKSHP-T1", *, seats: int | None = 3,
@@ -46,7 +45,7 @@ class Clock:
     """A clock tests move by hand."""
 
     def __init__(self, start: datetime | None = None):
-        self.now = start or datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+        self.now = start or datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -73,14 +72,14 @@ class RecordingMailer:
         return [e for e in self.sent if e.to == address]
 
 
-def seed_active(clock, due: int, not_due: int) -> list[str]:
+def seed_active(tables, clock, due: int, not_due: int) -> list[str]:
     """Active registrations: ``due`` of them owe their reminder now, the others much later."""
     ids = []
-    with RegistrationModel.batch_write() as batch:
+    with tables.customers.batch_write() as batch:
         for n in range(due + not_due):
             reg_id = uuid.uuid4().hex
             ends = clock() + (timedelta(minutes=30) if n < due else timedelta(hours=3))
-            batch.save(RegistrationModel(
+            batch.save(tables.customers(
                 reg_id, email=f"p{n}@example.com", first_name="P", last_name=str(n), company="C",
                 workshop_id="WKSHP-TICK", student_id=f"s{n}", status="active", created_at=clock(),
                 started_at=clock(), ends_at=ends, due_state="active", due_at=ends - timedelta(minutes=60)))

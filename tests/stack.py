@@ -19,12 +19,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import requests
-
-from tests.factory import write_workshop  # noqa: F401  (re-exported for bench/)
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -162,7 +160,7 @@ class LocalStack:
         return env
 
     def _spawn(self) -> None:
-        self.ports = dict(zip(PORT_VARS, _free_ports(len(PORT_VARS), self.host)))
+        self.ports = dict(zip(PORT_VARS, _free_ports(len(PORT_VARS), self.host), strict=True))
         # Appending, so reading it while the child writes never moves the child's offset.
         self._output_file = self.state_dir / "python-m-local.out"
         with open(self._output_file, "ab") as out:
@@ -203,11 +201,11 @@ class LocalStack:
         raise StackError(f"python -m local was not ready within {self.start_timeout:.0f}s "
                          f"({last_error})\n{self.diagnostics()}")
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         if self.process is not None:
             raise StackError("already started")
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(1, self.start_attempts + 1):
+        for _ in range(1, self.start_attempts + 1):
             self._spawn()
             try:
                 if self._wait_ready():
@@ -253,7 +251,7 @@ class LocalStack:
         finally:
             self._session.close()
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import IO
 
 import urllib3
 
@@ -46,10 +47,10 @@ class LocalAppliances:
                 return
             command = [part.replace("{python}", sys.executable).replace("{port}", str(port))
                        for part in appliance["command"]]
-            log = subprocess.DEVNULL
+            log: int | IO[bytes] = subprocess.DEVNULL
             if self.log_dir:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
-                log = open(self.log_dir / f"appliance-{student}.log", "ab")  # noqa: SIM115 (owned by the child)
+                log = open(self.log_dir / f"appliance-{student}.log", "ab")
             try:
                 self.running[student] = subprocess.Popen(
                     command, cwd=self.workshops_dir / workshop_id, stdout=log, stderr=subprocess.STDOUT,

@@ -1,12 +1,12 @@
 """boto3 clients, built lazily in one place (never at import time)."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from chalicelib.settings import Settings
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str, region: str, endpoint: str | None):
     import boto3
 

@@ -6,8 +6,9 @@ to ``<bucket>/<workshop id>/`` when ``WOD_CONTENT_BUCKET`` is set.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from chalicelib.domain.errors import NotFound
 
@@ -43,7 +44,7 @@ class FolderContent:
 class BucketContent:
     """The same files from S3: ``<bucket>/<workshop id>/<relative path>``."""
 
-    def __init__(self, s3: Callable[[], object], bucket: str):
+    def __init__(self, s3: Callable[[], Any], bucket: str):
         self._s3 = s3
         self.bucket = bucket
 

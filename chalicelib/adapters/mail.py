@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid, parseaddr
-from typing import Callable, Protocol
+from typing import Any, Protocol
 
 from chalicelib.domain.errors import Unavailable
 from chalicelib.domain.mail import Email
@@ -47,7 +48,7 @@ class SmtpMailer:
 class SesMailer:
     """Sends raw MIME so custom headers (the order signature) survive."""
 
-    def __init__(self, client_factory: Callable[[], object], sender: str):
+    def __init__(self, client_factory: Callable[[], Any], sender: str):
         self.client_factory, self.sender = client_factory, sender
 
     def send(self, email: Email) -> None:

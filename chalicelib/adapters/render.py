@@ -1,8 +1,12 @@
-"""Jinja2 for pages and emails: one environment, autoescaped HTML, strict undefined."""
+"""Jinja2 for pages, emails and workshop notebooks: one environment for the platform's own templates
+(autoescaped HTML, strict undefined), and per-cell rendering of notebooks."""
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -46,3 +50,16 @@ def email(kind: str, to: str, subject: str, headers: dict[str, str] | None = Non
         html=env.get_template(f"email/{kind}.html").render(**context),
         headers=headers or {},
     )
+
+
+def render_notebook(source: bytes | str, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Every cell of a workshop notebook is a Jinja2 template: render each with ``variables``; the
+    result must be valid nbformat. Returns the notebook as a JSON dict."""
+    import nbformat
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    nb = nbformat.reads(source if isinstance(source, str) else source.decode("utf-8"), as_version=4)
+    for cell in nb.cells:
+        cell.source = env.from_string(cell.source).render(**variables)
+    nbformat.validate(nb)
+    return json.loads(nbformat.writes(nb))

@@ -68,7 +68,11 @@ def destination_problem(url: str) -> str | None:
     return None
 
 
-def _public_connection(address: tuple[str, int], timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,
+# http.client's "no timeout given" sentinel; private, so typeshed does not declare it.
+_DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
+
+
+def _public_connection(address: tuple[str, int], timeout: Any = _DEFAULT_TIMEOUT,
                        source_address: Any = None) -> socket.socket:
     """``socket.create_connection`` to a checked address only."""
     host, port = address
@@ -76,7 +80,7 @@ def _public_connection(address: tuple[str, int], timeout: Any = socket._GLOBAL_D
     for family, kind, proto, _, sockaddr in _checked(host, port):
         sock = socket.socket(family, kind, proto)
         try:
-            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+            if timeout is not _DEFAULT_TIMEOUT:
                 sock.settimeout(timeout)
             if source_address:
                 sock.bind(source_address)

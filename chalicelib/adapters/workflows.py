@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import json
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from chalicelib.domain.errors import Unavailable
 from chalicelib.domain.orders import Order
 
 
 class StepFunctionsStarter:
-    def __init__(self, client_factory: Callable[[], object], arns: Mapping[str, str]):
+    def __init__(self, client_factory: Callable[[], Any], arns: Mapping[str, str]):
         self.client_factory, self.arns = client_factory, arns
 
     def __call__(self, order: Order) -> bool:

@@ -1,32 +1,20 @@
-"""Order intake: SES inbound mail arrives as an SNS notification; verify it, then start a workflow.
+"""Order intake: SES inbound mail arrives as an SNS notification; this edge reads the MIME and
+verifies the order, then :func:`chalicelib.services.orders.accept` starts its workflow.
 
-Every rejection is logged with its reason and has no side effect. Starting is
-idempotent: the execution name comes from registration + action, so a
-duplicate delivery starts nothing new.
+Every rejection is logged with its reason and has no side effect.
 """
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
-from typing import Callable
 
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, OrderRejected, verify_order
 from chalicelib.observability import count, logger
-from chalicelib.adapters.secrets import get_key
-from chalicelib.settings import Settings
-from chalicelib.store import provisioning
+from chalicelib.services import orders
+from chalicelib.services.context import Context, for_process
 
 VERDICTS = ("spamVerdict", "virusVerdict", "spfVerdict", "dkimVerdict")
-
-
-@dataclass(frozen=True)
-class Intake:
-    settings: Settings
-    start: Callable[[Order], bool]  # starts the workflow; False when it already exists
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
 
 def _notification(sns_message: str) -> dict:
@@ -54,7 +42,8 @@ def _raw_mime(notification: dict) -> bytes:
     return base64.b64decode(content) if encoding == "BASE64" else content.encode("utf-8")
 
 
-def parse_order(intake: Intake, sns_message: str) -> Order:
+def parse_order(ctx: Context, sns_message: str) -> Order:
+    """The verified order an SES notification carries; :class:`OrderRejected` otherwise."""
     notification = _notification(sns_message)
     _check_verdicts(notification.get("receipt") or {})
     mail = message_from_bytes(_raw_mime(notification), policy=policy.default)
@@ -63,28 +52,26 @@ def parse_order(intake: Intake, sns_message: str) -> Order:
         raise OrderRejected("malformed", "the order email has no text body")
     body = body_part.get_content().strip().encode()
     signature = mail.get(SIGNATURE_HEADER)
-    now = intake.clock()
-    order = verify_order(body, str(signature) if signature else None, get_key(intake.settings, "order_key"),
-                         now.timestamp(), intake.settings.order_max_age_seconds)
-    if not provisioning.remember_nonce(order.nonce, now + timedelta(seconds=2 * intake.settings.order_max_age_seconds)):
-        raise OrderRejected("replay", "this order was already received")
-    return order
+    return verify_order(body, str(signature) if signature else None, ctx.key("order_key"),
+                        ctx.clock().timestamp(), ctx.settings.order_max_age_seconds)
 
 
-def handle(intake: Intake, sns_message: str, message_id: str = "") -> str:
+def handle(ctx: Context, sns_message: str, message_id: str = "") -> str:
     """Process one notification; return what happened (for logs and tests)."""
     try:
-        order = parse_order(intake, sns_message)
+        order = parse_order(ctx, sns_message)
+        started = orders.accept(ctx, order)
     except OrderRejected as exc:
         logger.warning("order rejected", extra={"reason": exc.reason, "detail": exc.message, "sns": message_id})
         count("RejectedOrders")
         return f"rejected:{exc.reason}"
-    try:
-        started = intake.start(order)
-    except Exception:
-        provisioning.forget_nonce(order.nonce)  # so the redelivery SNS makes is not taken for a replay
-        raise
     logger.info("order accepted" if started else "duplicate order ignored",
                 extra={"registration": order.registration, "student": order.student, "workshop": order.workshop,
                        "action": order.action})
     return "started" if started else "duplicate"
+
+
+def handle_order(message: str, raw_event: dict) -> str:
+    """The Lambda handler's body: one SNS record."""
+    message_id = ((raw_event.get("Records") or [{}])[0].get("Sns") or {}).get("MessageId", "")
+    return handle(for_process(), message, message_id)

@@ -8,24 +8,26 @@ Light on purpose: importing it costs an API cold start nothing.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+from importlib import import_module
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Machine:
     action: str  # the order action that starts it
-    module: str  # where its task handlers live: ``handler(event) -> output``
+    module: str  # where its tasks live: ``task(ctx, event) -> output``
     tasks: tuple[str, ...]
 
 
 MACHINES: dict[str, Machine] = {
-    "provision": Machine("CREATE", "chalicelib.backend.provision",
+    "provision": Machine("CREATE", "chalicelib.services.provisioning",
                          ("prepare", "create_hub_user", "start_server", "check_ready", "deploy", "compensate")),
-    "cleanup": Machine("CLEANUP", "chalicelib.backend.cleanup", ("measure_completion", "teardown", "report")),
-    "purge": Machine("PURGE", "chalicelib.backend.cleanup", ("teardown", "report")),
-    "reset": Machine("RESET", "chalicelib.backend.provision", ("deploy",)),
-    "warm": Machine("WARM", "chalicelib.backend.warm", ("prepare", "start", "check_ready", "mark")),
+    "cleanup": Machine("CLEANUP", "chalicelib.services.cleanup", ("measure_completion", "teardown", "report")),
+    "purge": Machine("PURGE", "chalicelib.services.cleanup", ("teardown", "report")),
+    "reset": Machine("RESET", "chalicelib.services.provisioning", ("deploy",)),
+    "warm": Machine("WARM", "chalicelib.services.warming", ("prepare", "start", "check_ready", "mark")),
 }
 ACTIONS = {machine: spec.action for machine, spec in MACHINES.items()}
 
@@ -45,3 +47,10 @@ def tasks() -> Iterator[tuple[str, str, str]]:
     for machine, spec in MACHINES.items():
         for task in spec.tasks:
             yield machine, task, spec.module
+
+
+def run(module: str, task: str, event: dict[str, Any]) -> Any:
+    """Carry out one task with this process's context (the Lambda handler of every task)."""
+    from chalicelib.services.context import for_process
+
+    return getattr(import_module(module), task)(for_process(), event)

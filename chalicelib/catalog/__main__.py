@@ -11,12 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from chalicelib.adapters.content import content_for
-from chalicelib.catalog.folders import load_catalog
-from chalicelib.catalog.sync import deactivate_missing, sync_workshop
+from chalicelib.adapters.workshop_folders import load_catalog
 from chalicelib.domain.errors import WodError
+from chalicelib.services import catalog
+from chalicelib.services.context import build
 from chalicelib.settings import get_settings
-from chalicelib.store import models
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,17 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(workshops)} workshop(s) valid: {', '.join(w.spec.id for w in workshops)}")
     if args.command == "check":
         return 0
-    models.bind(settings)
-    bucket = content_for(settings) if settings.content_bucket else None
     try:
-        for workshop in workshops:
-            if bucket and workshop.spec.location == settings.location:
-                uploaded, deleted = bucket.upload(workshop.spec.id, workshop.folder, workshop.spec.badge)
-                print(f"{workshop.spec.id}: {uploaded} file(s) in s3://{bucket.bucket}/{workshop.spec.id}/"
-                      + (f", {deleted} removed" if deleted else ""))
-            print(sync_workshop(workshop).line())
-        for closed in deactivate_missing({w.spec.id for w in workshops}):
-            print(f"{closed}: folder removed, workshop closed for registration")
+        for line in catalog.sync(build(settings), workshops):
+            print(line)
     except WodError as exc:
         print(f"sync failed: {exc.message}", file=sys.stderr)
         return 2

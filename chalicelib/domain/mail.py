@@ -1,8 +1,8 @@
 """An outbound email as the domain sees it; adapters turn it into MIME."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 @dataclass(frozen=True)

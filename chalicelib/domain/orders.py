@@ -1,4 +1,4 @@
-"""Signed order emails between a frontend and its backends (DESIGN §4).
+"""Signed order emails between a frontend and its backends (docs/architecture.md, "Flows").
 
 The body is canonical JSON; the signature is HMAC-SHA256 of the body bytes with
 the shared order key, carried in the ``X-WOD-Signature`` header as ``v1=<hex>``.
@@ -11,7 +11,7 @@ import json
 import secrets
 from dataclasses import asdict, dataclass
 
-from chalicelib.domain.errors import Forbidden, WodError
+from chalicelib.domain.errors import Forbidden
 
 VERSION = 1
 ACTIONS = ("CREATE", "CLEANUP", "RESET", "PURGE", "WARM")
@@ -45,7 +45,7 @@ class Order:
 
     @classmethod
     def new(cls, action: str, workshop: str, student: str, registration: str, now: float,
-            attempt: int = 0, scope: str = "all") -> "Order":
+            attempt: int = 0, scope: str = "all") -> Order:
         if action not in ACTIONS:
             raise ValueError(f"unknown order action {action!r}")
         if scope not in SCOPES or (scope != "all" and action != "RESET"):

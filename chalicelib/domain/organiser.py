@@ -84,7 +84,9 @@ def validate_actor(raw: Any, field: str = "name") -> str:
 
 def safe_next(path: Any, default: str = "/admin") -> str:
     """Where to go after signing in or after an action: a path on the dashboard, nothing else."""
-    if not isinstance(path, str) or len(path) > 1000 or not (path == "/admin" or path.startswith(("/admin/", "/admin?"))):
+    if not isinstance(path, str) or len(path) > 1000:
+        return default
+    if not (path == "/admin" or path.startswith(("/admin/", "/admin?"))):
         return default
     if "//" in path or "\\" in path or "/.." in path or any(ord(ch) < 33 for ch in path):
         return default

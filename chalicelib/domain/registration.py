@@ -4,13 +4,14 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from chalicelib.domain.errors import InvalidInput
 
-# Registration statuses (DESIGN §3).
+# Registration statuses (docs/architecture.md, "Data model").
 WAITLISTED = "waitlisted"
 PENDING = "pending"
 PROVISIONING = "provisioning"
@@ -55,7 +56,7 @@ def new_registration_id() -> str:
     return secrets.token_urlsafe(18)
 
 
-# A workshop's id; also the schema of workshop.yaml (chalicelib.catalog.spec)
+# A workshop's id; also the schema of workshop.yaml (chalicelib.domain.workshop_spec)
 WORKSHOP_ID_PATTERN = r"^WKSHP-[A-Z0-9]{1,32}$"
 _WORKSHOP_ID = re.compile(WORKSHOP_ID_PATTERN)
 

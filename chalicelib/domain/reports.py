@@ -4,13 +4,22 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from chalicelib.domain.organiser import whole_number
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.organiser import whole_number
 from chalicelib.domain.registration import (
-    ACTIVE, CANCELLED, EXPIRING, FAILED, FINISHED, PENDING, PROVISIONING, WAITLISTED, is_workshop_id,
+    ACTIVE,
+    CANCELLED,
+    EXPIRING,
+    FAILED,
+    FINISHED,
+    PENDING,
+    PROVISIONING,
+    WAITLISTED,
+    is_workshop_id,
 )
 
 STATUSES = (WAITLISTED, PENDING, PROVISIONING, ACTIVE, EXPIRING, FINISHED, FAILED, CANCELLED)

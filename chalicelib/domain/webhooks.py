@@ -36,10 +36,10 @@ def validate_hook(data: Any, local: bool = False) -> tuple[str, list[str], str]:
         raise InvalidInput({"body": "Expected a JSON object."})
     errors: dict[str, str] = {}
     url = data.get("url")
-    if not isinstance(url, str) or not url.strip():
+    url = url.strip() if isinstance(url, str) else ""
+    if not url:
         errors["url"] = "Give the URL that receives the events."
     else:
-        url = url.strip()
         problem = _url_problem(url, local)
         if problem:
             errors["url"] = problem
@@ -64,7 +64,7 @@ def _url_problem(url: str, local: bool) -> str | None:
         return "No spaces or control characters."
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises on a malformed port)
+        _ = parts.port  # the property raises ValueError on a malformed port
     except ValueError:
         return "Not a valid URL."
     if parts.scheme not in ("http", "https"):
@@ -92,8 +92,8 @@ def address_problem(host: str, address: str) -> str | None:
         ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone ("fe80::1%eth0") aside
     except ValueError:
         return f"{host} resolves to {address}, which is not an IP address."
-    if ip.version == 6 and (ip.ipv4_mapped or ip.sixtofour):  # an IPv4 address in IPv6 clothes
-        ip = ip.ipv4_mapped or ip.sixtofour
+    if isinstance(ip, ipaddress.IPv6Address):  # an IPv4 address in IPv6 clothes is judged as IPv4
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
     kind = ("loopback" if ip.is_loopback else "link-local" if ip.is_link_local else "multicast" if ip.is_multicast
             else "unspecified" if ip.is_unspecified else "reserved" if ip.is_reserved
             else "private" if ip.is_private else "non-public" if not ip.is_global else None)

@@ -6,14 +6,14 @@ their ids, never a participant's email or name, nor the text an organiser search
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
-from chalicelib.services.context import current
-from chalicelib.domain.organiser import whole_number
 from chalicelib.domain.errors import InvalidInput, WodError
+from chalicelib.domain.organiser import whole_number
 from chalicelib.observability import logger
-from chalicelib.store import organiser as store
+from chalicelib.services.context import Context
 
 ENTRY_ID = re.compile(r"[0-9]{8}T[0-9]{12}-[0-9a-f]{8}")
 PAGE_MAX = 500
@@ -30,10 +30,11 @@ class Detail(dict):
         self.target = target
 
 
-def record(actor: str, action: str, target: str, outcome: str, detail: dict[str, Any]) -> None:
+def record(ctx: Context, actor: str, action: str, target: str, outcome: str, detail: dict[str, Any]) -> None:
     try:
-        store.add_audit(actor, action, (target or "-")[:TARGET_MAX], outcome, dict(detail), current().clock())
-    except Exception:  # noqa: BLE001  the action itself happened (or failed): the log line keeps the record
+        ctx.stores.organiser.add_audit(actor, action, (target or "-")[:TARGET_MAX], outcome, dict(detail),
+                                       ctx.clock())
+    except Exception:  # the action itself happened (or failed): the log line keeps the record
         logger.exception("audit entry not written", extra={"actor": actor, "action": action, "target": target,
                                                           "outcome": outcome, "detail": dict(detail)})
 
@@ -49,7 +50,7 @@ def refusal(exc: WodError) -> dict[str, Any]:
 
 
 @contextmanager
-def audited(actor: str, action: str, target: str, **detail: Any) -> Iterator[Detail]:
+def audited(ctx: Context, actor: str, action: str, target: str, **detail: Any) -> Iterator[Detail]:
     """Run an organiser action, its input checks included; the block may add to the yielded
     detail. A refusal (any :class:`WodError`, invalid input too) is recorded as ``refused``, an
     unexpected failure as ``error`` (then raised on)."""
@@ -57,21 +58,20 @@ def audited(actor: str, action: str, target: str, **detail: Any) -> Iterator[Det
     try:
         yield details
     except WodError as exc:
-        record(actor, action, details.target, "refused", details | refusal(exc))
+        record(ctx, actor, action, details.target, "refused", details | refusal(exc))
         raise
     except Exception as exc:
-        record(actor, action, details.target, "error", details | {"error": type(exc).__name__})
+        record(ctx, actor, action, details.target, "error", details | {"error": type(exc).__name__})
         raise
-    record(actor, action, details.target, "done", details)
+    record(ctx, actor, action, details.target, "done", details)
 
 
-def entries(limit: Any = None, before: Any = None) -> list[dict[str, Any]]:
+def entries(ctx: Context, limit: Any = None, before: Any = None) -> list[dict[str, Any]]:
     """Newest first; ``before`` is the id of the last entry of the previous page."""
-    current()
     raw = limit or "100"
     wanted = whole_number(raw, 1, PAGE_MAX) if isinstance(raw, str) else None
     if wanted is None:
         raise InvalidInput({"limit": f"A number from 1 to {PAGE_MAX}."})
     if before is not None and (not isinstance(before, str) or not ENTRY_ID.fullmatch(before)):
         raise InvalidInput({"before": "The id of an audit entry."})
-    return store.audit(wanted, before)
+    return ctx.stores.organiser.audit(wanted, before)

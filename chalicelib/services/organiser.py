@@ -2,27 +2,25 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
-from chalicelib.services import audit
-from chalicelib.services import time_checks as lifecycle
-from chalicelib.services import outbox
-from chalicelib.services import participant
-from chalicelib.services import registrations
-from chalicelib.services import webhooks
-from chalicelib.services.context import current
 from chalicelib.domain import reports
-from chalicelib.domain.organiser import validate_minutes, validate_workshop_edit
 from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.organiser import validate_minutes, validate_workshop_edit
 from chalicelib.domain.registration import (
-    ACTIVE, EXPIRING, FAILED, PENDING, PROVISIONING, is_registration_id, is_workshop_id,
+    ACTIVE,
+    EXPIRING,
+    PENDING,
+    PROVISIONING,
+    is_registration_id,
+    is_workshop_id,
 )
-from chalicelib.store import organiser as admin_store
-from chalicelib.store import lifecycle as store
-from chalicelib.store import seats
-from chalicelib.store.models import StudentModel, WorkshopModel
-from chalicelib.store.seats import get_workshop
+from chalicelib.domain.values import Workshop
+from chalicelib.services import audit, outbox, participant, registrations, seats
+from chalicelib.services.context import Context
+from chalicelib.store.catalog import SyncReport
 
 ACTIONS = ("resend-credentials", "extend", "reset", "end")
 STUDENT_ID = re.compile(r"^[a-z][a-z0-9-]{0,15}[0-9]{1,6}$")
@@ -32,82 +30,73 @@ SEAT_NUMBER = re.compile(r"[0-9]+$")
 PURGE_ATTEMPTS = 3  # reads and conditional writes, when the registration changes in between
 
 
-def purge_student(student_id: str) -> str:
+def purge_student(ctx: Context, student_id: str) -> str:
     """Force-free a student whatever its state: its registration (if live) fails with an
     apology, a PURGE order tears the environment down, and the seat comes back. The cleanup is a
     conditional write on what was read: if the registration changed meanwhile (an extension, the
     end of its provisioning), it is read again and the purge tried again."""
-    context = current()
     if not STUDENT_ID.fullmatch(student_id or ""):
         raise NotFound(f"There is no student {student_id}.")
     for _ in range(PURGE_ATTEMPTS):
-        try:
-            student = StudentModel.get(student_id, consistent_read=True)
-        except StudentModel.DoesNotExist:
-            raise NotFound(f"There is no student {student_id}.") from None
-        now = context.clock()
+        student = ctx.stores.seats.get_student(student_id)
         if student.registration_id:
-            reg = store.get(student.registration_id)
+            reg = ctx.stores.lifecycle.get(student.registration_id)
             if reg.status not in (PENDING, PROVISIONING, ACTIVE):
                 return "cleaning"  # already on its way back: the cleanup retries take it from here
-            retry = timedelta(minutes=context.settings.cleanup_retry_minutes)
-            if not store.begin_cleanup(reg, now, retry, FAILED, extra_outbox=("apology",), order="PURGE"):
+            if seats.fail(ctx, reg, "purged by an organiser", order_action="PURGE") is None:
                 continue  # changed between the read and the write: read it again
-            failed = store.get(reg.id)
-            outbox.deliver(failed, context)
-            webhooks.emit("failed", failed, context)
             return "purging"
-        if store.free_orphan(student_id):
-            context.mailer.send(outbox.order_email("PURGE", 0, get_workshop(student.workshop_id), student_id,
-                                                   f"purge-{student_id}", context))
+        if ctx.stores.lifecycle.free_orphan(student_id):
+            ctx.mailer.send(outbox.order_email(ctx, "PURGE", 0, ctx.stores.seats.get_workshop(student.workshop_id),
+                                               student_id, f"purge-{student_id}"))
             return "freed"
         return "free"
     raise Conflict(f"{student_id}'s registration kept changing while it was being purged; nothing was done. "
                    "Try again in a moment.")
 
 
-def purge(actor: str, student_id: str) -> dict[str, Any]:
-    with audit.audited(actor, "student.purge", student_id) as detail:
-        detail["result"] = purge_student(student_id)
+def purge(ctx: Context, actor: str, student_id: str) -> dict[str, Any]:
+    with audit.audited(ctx, actor, "student.purge", student_id) as detail:
+        detail["result"] = purge_student(ctx, student_id)
     return {"student": student_id, "result": detail["result"]}
 
 
 # -- workshops -------------------------------------------------------------------------------
 
-def _workshop_view(w: WorkshopModel) -> dict[str, Any]:
-    warm, waiting = admin_store.seat_figures(w.id)
+def _workshop_view(ctx: Context, w: Workshop) -> dict[str, Any]:
+    warm, waiting = ctx.stores.organiser.seat_figures(w.id)
     view = registrations.workshop_view(w)
     return view | {"seats_taken": view["seats_total"] - view["seats_free"], "seats_warm": warm, "waitlist": waiting,
-                   "extension_minutes": int(w.extension_minutes), "extension_max": int(w.extension_max),
+                   "extension_minutes": w.extension_minutes, "extension_max": w.extension_max,
                    "overrides": dict(w.overrides or {}), "handed_back": list(w.handed_back or [])}
 
 
-def workshops() -> list[dict[str, Any]]:
-    current()
-    return [_workshop_view(w) for w in seats.list_workshops()]
+def workshops(ctx: Context) -> list[dict[str, Any]]:
+    return [_workshop_view(ctx, w) for w in ctx.stores.seats.list_workshops()]
 
 
-def _workshop(workshop_id: str) -> WorkshopModel:
+def _workshop(ctx: Context, workshop_id: str) -> Workshop:
     if not is_workshop_id(workshop_id):
         raise NotFound("There is no such workshop.")
-    return get_workshop(workshop_id)
+    return ctx.stores.seats.get_workshop(workshop_id)
 
 
 def _seat(student_id: str, first: int) -> int:
     """The capacity that keeps ``student_id``: its place in the range, counting from 1."""
-    return int(SEAT_NUMBER.search(student_id).group()) - first + 1
+    number = SEAT_NUMBER.search(student_id)
+    if number is None:
+        raise ValueError(f"{student_id} has no seat number")
+    return int(number.group()) - first + 1
 
 
-def _resize(workshop: WorkshopModel, capacity: int) -> dict[str, Any]:
+def _resize(ctx: Context, workshop: Workshop, capacity: int) -> dict[str, Any]:
     """Students added or removed to match ``capacity``, like a catalog sync would; only free
     seats are removed (a taken or warm one refuses the whole change). Seats are removed from the
     top down, each under the condition that it is still free and not warm: one taken or warmed
     meanwhile stops the removal there, and ``capacity`` in the answer is what was reached."""
-    from chalicelib.catalog.sync import SyncReport, add_students, remove_students
-
-    first, prefix = int(workshop.student_from), workshop.student_prefix
+    first, prefix = workshop.student_from, workshop.student_prefix
     wanted = [f"{prefix}{n}" for n in range(first, first + capacity)]
-    existing = {s.id: s for s in admin_store.students_of(workshop.id)}
+    existing = {s.id: s for s in ctx.stores.organiser.students_of(workshop.id)}
     extra = sorted((s for sid, s in existing.items() if sid not in set(wanted)),
                    key=lambda s: _seat(s.id, first), reverse=True)
     busy = [s for s in extra if s.status != "free" or s.warm or s.warming_since]
@@ -116,9 +105,10 @@ def _resize(workshop: WorkshopModel, capacity: int) -> dict[str, Any]:
         raise Conflict(f"{len(busy)} of the {len(extra)} seats to remove are taken or kept warm; "
                        f"the capacity can go down to {lowest} now, and lower once they are free.")
     report = SyncReport(workshop.id)
-    add_students(workshop.id, workshop.location, [sid for sid in wanted if sid not in existing], report)
+    ctx.stores.catalog.add_students(workshop.id, workshop.location, [sid for sid in wanted if sid not in existing],
+                                    report)
     for student in extra:
-        remove_students(workshop.id, [student], report)
+        ctx.stores.catalog.remove_students(workshop.id, [student], report)
         if report.kept_busy:  # taken or warmed since it was read: it and the seats below it stay
             capacity = _seat(report.kept_busy[0], first)
             break
@@ -127,18 +117,18 @@ def _resize(workshop: WorkshopModel, capacity: int) -> dict[str, Any]:
             "skipped": report.skipped}
 
 
-def update_workshop(actor: str, workshop_id: str, data: Any) -> dict[str, Any]:
+def update_workshop(ctx: Context, actor: str, workshop_id: str, data: Any) -> dict[str, Any]:
     """Open or close a workshop, change its duration (new sessions) or its capacity. The change
     is kept as an override: a later catalog sync keeps it. ``null`` hands a field back to the
     folder: the workshop keeps its current value until the next sync applies the folder's (this
     side does not read the folders), and the field is listed in ``handed_back`` until then."""
-    context = current()
-    with audit.audited(actor, "workshop.update", workshop_id) as detail:
+    with audit.audited(ctx, actor, "workshop.update", workshop_id) as detail:
         changes = detail["changes"] = validate_workshop_edit(data)
-        workshop = _workshop(workshop_id)
-        detail["before"] = {"active": bool(workshop.active), "duration_minutes": int(workshop.duration_minutes),
-                            "capacity": int(workshop.seats_total)}
-        overrides, sets = dict(workshop.overrides or {}), {}
+        workshop = _workshop(ctx, workshop_id)
+        detail["before"] = {"active": workshop.active, "duration_minutes": workshop.duration_minutes,
+                            "capacity": workshop.seats_total}
+        overrides: dict[str, Any] = dict(workshop.overrides or {})
+        sets: dict[str, Any] = {}
         handed_back = set(workshop.handed_back or [])
         shortfall = None
         for name, value in changes.items():
@@ -149,7 +139,7 @@ def update_workshop(actor: str, workshop_id: str, data: Any) -> dict[str, Any]:
                 continue
             handed_back.discard(name)
             if name == "capacity":
-                resized = _resize(workshop, value)
+                resized = _resize(ctx, workshop, value)
                 detail["seats"] = {k: resized[k] for k in ("added", "removed", "kept_busy", "skipped")}
                 sets.update(seats_total=resized["seats_total"], student_to=resized["student_to"])
                 overrides[name] = resized["capacity"]
@@ -160,12 +150,12 @@ def update_workshop(actor: str, workshop_id: str, data: Any) -> dict[str, Any]:
                         "lower once that seat is free.")
             else:
                 sets[name] = overrides[name] = value
-        admin_store.update_workshop(workshop, sets, overrides, sorted(handed_back))
+        ctx.stores.organiser.update_workshop(workshop, sets, overrides, sorted(handed_back))
         if shortfall:
             raise shortfall
     if changes.get("capacity"):
-        lifecycle.promote_waitlist(context, workshop_id)  # new seats go to whoever waits
-    return _workshop_view(get_workshop(workshop_id))
+        seats.promote_waitlist(ctx, workshop_id)  # new seats go to whoever waits
+    return _workshop_view(ctx, ctx.stores.seats.get_workshop(workshop_id))
 
 
 # -- registrations ---------------------------------------------------------------------------
@@ -177,70 +167,68 @@ def _admin_actions(record: Mapping[str, Any]) -> list[str]:
     return actions
 
 
-def _with_actions(record: dict[str, Any]) -> dict[str, Any]:
-    return record | {"actions": _admin_actions(record)}
+def _with_actions(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {**record, "actions": _admin_actions(record)}
 
 
-def search(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def search(ctx: Context, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Registrations matching ``q`` (name, email, id, student, company, workshop), ``status`` and
     ``workshop``, newest first."""
-    current()
     wanted = reports.search_filter(params)
-    found = [r for r in reports.newest_first(admin_store.all_registrations()) if reports.matches(r, wanted)]
+    found = [r for r in reports.newest_first(ctx.stores.organiser.all_registrations()) if reports.matches(r, wanted)]
     return {"total": len(found), "registrations": [_with_actions(r) for r in found[:wanted["limit"]]]}
 
 
-def registration(registration_id: str) -> dict[str, Any]:
-    current()
+def registration(ctx: Context, registration_id: str) -> dict[str, Any]:
     if not is_registration_id(registration_id):
         raise NotFound("No registration has this id.")
-    return _with_actions(admin_store.registration(registration_id))
+    return _with_actions(ctx.stores.organiser.registration(registration_id))
 
 
-def perform(actor: str, action: str, registration_id: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def perform(ctx: Context, actor: str, action: str, registration_id: str,
+            data: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """resend-credentials (a new password, notebooks kept) | extend | reset | end."""
     if action not in ACTIONS:
         raise NotFound(f"Unknown action {action!r}; one of {', '.join(ACTIONS)}.")
-    with audit.audited(actor, f"registration.{action}", registration_id) as detail:
+    with audit.audited(ctx, actor, f"registration.{action}", registration_id) as detail:
         minutes = validate_minutes((data or {}).get("minutes")) if action == "extend" else None
-        before = registration(registration_id)
+        before = registration(ctx, registration_id)
         detail.update(student=before["student"], workshop=before["workshop"])  # ids only: no personal data
         if action == "extend":
-            after = participant.extend(registration_id, minutes, organiser=True)
+            after = participant.extend(ctx, registration_id, minutes, organiser=True)
             detail.update(ends_before=before["ends_at"], ends_after=after["ends_at"])
         elif action == "resend-credentials":
-            participant.reset(registration_id, notebooks=False)
+            participant.reset(ctx, registration_id, notebooks=False)
         else:
-            participant.perform(action, registration_id)
-    return registration(registration_id)
+            participant.perform(ctx, action, registration_id)
+    return registration(ctx, registration_id)
 
 
-def export_csv(actor: str, params: Mapping[str, Any] | None = None) -> str:
+def export_csv(ctx: Context, actor: str, params: Mapping[str, Any] | None = None) -> str:
     """Every matching registration (no page limit), as CSV; the export is audited (its filters,
     not the searched text: the audit log holds no personal data)."""
-    current()
-    with audit.audited(actor, "registrations.export", "csv") as detail:
+    with audit.audited(ctx, actor, "registrations.export", "csv") as detail:
         wanted = reports.search_filter(params)
         detail["filter"] = {k: wanted[k] for k in ("status", "workshop") if wanted[k]}
         if wanted["q"]:
             detail["text_search"] = True
-        found = [r for r in reports.newest_first(admin_store.all_registrations()) if reports.matches(r, wanted)]
+        found = [r for r in reports.newest_first(ctx.stores.organiser.all_registrations())
+                 if reports.matches(r, wanted)]
         detail["rows"] = len(found)
     return reports.to_csv(found)
 
 
-def stats(hours: int = 24) -> dict[str, Any]:
+def stats(ctx: Context, hours: int = 24) -> dict[str, Any]:
     """What the dashboard draws: seats per workshop, registrations per hour, completion per workshop."""
-    context = current()
-    records = admin_store.all_registrations()
-    listed = workshops()
+    records = ctx.stores.organiser.all_registrations()
+    listed = workshops(ctx)
     titles = {w["id"]: w["title"] for w in listed}
     created = [datetime.fromisoformat(r["created_at"]) for r in records if r["created_at"]]
     completion = reports.completion_by_workshop(records)
     return {
         "workshops": listed,
         "registrations_per_hour": [{"hour": start.isoformat(), "count": n}
-                                   for start, n in reports.per_hour(created, context.clock(), hours)],
+                                   for start, n in reports.per_hour(created, ctx.clock(), hours)],
         "completion": [{"workshop": w, "title": titles.get(w, w), "average": avg, "finished": n}
                        for w, (avg, n) in sorted(completion.items())],
         "registrations": len(records),

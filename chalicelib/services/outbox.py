@@ -1,7 +1,10 @@
-"""Deliver what a registration's outbox holds: participant emails and signed orders.
+"""The one dispatcher of outbox entries (docs/architecture.md, "Outbox").
 
-Used right after registration and by the time checks for retries, so a mail
-outage delays messages but loses none.
+A state change writes what it owes (emails, signed orders, webhook events) on the registration,
+as :class:`~chalicelib.domain.outbox.Entry` values, in its own transaction. :func:`deliver` sends
+them right after it; the time checks call :func:`deliver_due` for whatever failed, with backoff,
+so a mail outage delays messages but loses none. A sender holds the outbox's lease while it
+works, and removes only the entries it delivered.
 """
 from __future__ import annotations
 
@@ -9,120 +12,124 @@ import time
 from datetime import timedelta
 
 from chalicelib.adapters import render
-from chalicelib.services import webhooks
-from chalicelib.services.context import Context
 from chalicelib.domain.errors import Unavailable, WodError
 from chalicelib.domain.mail import Email
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
+from chalicelib.domain.outbox import MAIL, ORDER, WEBHOOK, Entry
+from chalicelib.domain.values import Registration, Workshop
 from chalicelib.observability import logger
-from chalicelib.adapters.secrets import get_key
-from chalicelib.store import outbox as store
-from chalicelib.store.models import RegistrationModel, WorkshopModel
-from chalicelib.store.seats import get_workshop, waitlist_position
+from chalicelib.services import webhooks
+from chalicelib.services.context import Context
 
 MAX_BACKOFF_STEPS = 6
+SUBJECTS = {
+    "welcome": "You're registered: {title}",
+    "waitlisted": "You're on the waitlist: {title}",
+    "apology": "We could not prepare your workshop: {title}",
+    "promoted": "A seat is yours: {title}",
+    "reminder": "One hour left: {title}",
+    "thanks": "Thank you for taking {title}",
+    "level": "Level {level} reached: {level} workshops completed",
+}
 
 
-def status_url(context: Context, registration_id: str) -> str:
-    return f"{context.settings.public_url}/registrations/{registration_id}"
+def status_url(ctx: Context, registration_id: str) -> str:
+    return f"{ctx.settings.public_url}/registrations/{registration_id}"
 
 
-def _participant_email(kind: str, reg: RegistrationModel, workshop: WorkshopModel, context: Context) -> Email:
-    kind, _, level = kind.partition(":")
-    subjects = {
-        "level": f"Level {level} reached: {level} workshops completed",
-        "welcome": f"You're registered: {workshop.title}",
-        "waitlisted": f"You're on the waitlist: {workshop.title}",
-        "apology": f"We could not prepare your workshop: {workshop.title}",
-        "promoted": f"A seat is yours: {workshop.title}",
-        "reminder": f"One hour left: {workshop.title}",
-        "thanks": f"Thank you for taking {workshop.title}",
-    }
-    return render.email(
-        kind, to=reg.email, subject=subjects[kind],
-        registration=reg, workshop=workshop, status_url=status_url(context, reg.id),
-        position=waitlist_position(reg), badge_url=badge_url(context, workshop), level=level,
-    )
-
-
-def badge_url(context: Context, workshop: WorkshopModel) -> str | None:
+def badge_url(ctx: Context, workshop: Workshop) -> str | None:
     if not workshop.badge:
         return None
     if "://" in workshop.badge:
         return workshop.badge
-    return f"{context.settings.public_url}/badges/{workshop.id}"
+    return f"{ctx.settings.public_url}/badges/{workshop.id}"
 
 
-def order_email(action: str, attempt: int, workshop: WorkshopModel, student: str, registration_id: str,
-                context: Context, scope: str = "all") -> Email:
+def order_email(ctx: Context, action: str, attempt: int, workshop: Workshop, student: str, registration_id: str,
+                scope: str = "all") -> Email:
     """A signed order to the backend of the workshop's location."""
-    address = context.settings.orders_address(workshop.location)
+    address = ctx.settings.orders_address(workshop.location)
     if not address:
         raise Unavailable(f"no order address is configured for location {workshop.location!r}")
     # issued_at is wall time: it proves freshness to the backend, whatever the business clock says
     order = Order.new(action, workshop.id, student, registration_id, time.time(), attempt, scope)
     body = order.body()
-    signature = sign(body, get_key(context.settings, "order_key"))
-    return Email(to=address, subject=order.subject, text=body.decode(), headers={SIGNATURE_HEADER: signature})
+    return Email(to=address, subject=order.subject, text=body.decode(),
+                 headers={SIGNATURE_HEADER: sign(body, ctx.key("order_key"))})
 
 
-def build(entry: str, reg: RegistrationModel, workshop: WorkshopModel, context: Context) -> Email:
-    kind, _, rest = entry.partition(":")
-    if kind == "order":  # order:<ACTION>[:<attempt>[:<scope>]]
-        action, _, rest = rest.partition(":")
-        attempt, _, scope = rest.partition(":")
-        return order_email(action, int(attempt or 0), workshop, reg.student_id or "", reg.id, context, scope or "all")
-    return _participant_email(entry, reg, workshop, context)
+def participant_email(ctx: Context, name: str, reg: Registration, workshop: Workshop, level: int = 0) -> Email:
+    return render.email(
+        name, to=reg.email, subject=SUBJECTS[name].format(title=workshop.title, level=level),
+        registration=reg, workshop=workshop, status_url=status_url(ctx, reg.id),
+        position=ctx.stores.seats.waitlist_position(reg), badge_url=badge_url(ctx, workshop), level=level,
+    )
 
 
-def deliver(reg: RegistrationModel, context: Context, workshop: WorkshopModel | None = None,
-            leased: bool = False) -> list[str]:
-    """Send every outbox entry; return what is left for a later try.
+def _send(ctx: Context, entry: Entry, reg: Registration, workshop: Workshop | None) -> None:
+    if entry.kind == WEBHOOK:
+        webhooks.emit(ctx, entry.action, reg)
+        return
+    if workshop is None:
+        raise Unavailable(f"workshop {reg.workshop_id} could not be read")
+    if entry.kind == ORDER:
+        ctx.mailer.send(order_email(ctx, entry.action, entry.attempt, workshop, reg.student_id or "", reg.id,
+                                    entry.scope))
+    elif entry.kind == MAIL:
+        ctx.mailer.send(participant_email(ctx, entry.action, reg, workshop, entry.attempt))
 
-    Takes the outbox's lease first unless the caller holds it (a new registration, the
-    time checks); when someone else holds it, that sender sends.
+
+def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = None,
+            leased: bool = False) -> list[Entry]:
+    """Send every outbox entry of ``reg``; return what is left for a later try.
+
+    Takes the outbox's lease first unless the caller holds it (a new registration, the time
+    checks); when someone else holds it, that sender sends.
     """
-    now = context.clock()
+    if reg is None:
+        return []
+    now = ctx.clock()
     if not leased:
         if not reg.outbox:
             return []
-        reg = store.lease(reg.id, now, store_lease(context))
-        if reg is None:
+        taken = ctx.stores.outbox.lease(reg.id, now, lease_time(ctx))
+        if taken is None:
             return []
-    entries = list(reg.outbox or [])
+        reg = taken
+    entries = list(reg.outbox)
     if not entries:
         return entries
     error, sent = None, []
     try:
-        workshop = workshop or get_workshop(reg.workshop_id)
+        workshop = workshop or ctx.stores.seats.get_workshop(reg.workshop_id)
     except WodError as exc:
         workshop, error = None, exc.message
-    for entry in entries if workshop else []:
+    for entry in entries:
         try:
-            context.mailer.send(build(entry, reg, workshop, context))
+            _send(ctx, entry, reg, workshop)
         except Unavailable as exc:
             error = exc.message
-            logger.warning("outbox entry not sent", extra={"registration": reg.id, "entry": entry, "error": error})
+            logger.warning("outbox entry not sent", extra={"registration": reg.id, "entry": entry.format(),
+                                                           "error": error})
             continue
         sent.append(entry)
-        logger.info("outbox entry sent", extra={"registration": reg.id, "entry": entry, "workshop": reg.workshop_id})
-        if entry == "reminder":
-            webhooks.emit("reminder_sent", reg, context)
-    retry = timedelta(seconds=context.settings.outbox_retry_seconds * 2 ** min(reg.outbox_attempts or 0, MAX_BACKOFF_STEPS))
+        logger.info("outbox entry sent", extra={"registration": reg.id, "entry": entry.format(),
+                                                "workshop": reg.workshop_id})
+    retry = timedelta(seconds=ctx.settings.outbox_retry_seconds * 2 ** min(reg.outbox_attempts, MAX_BACKOFF_STEPS))
     try:
-        store.settle(reg.id, sent, now, retry, error)
+        ctx.stores.outbox.settle(reg.id, sent, now, retry, error)
     except Unavailable:
         logger.exception("outbox state not saved; the lease expiry will retry", extra={"registration": reg.id})
     return [e for e in entries if e not in sent]
 
 
-def deliver_due(context: Context) -> int:
+def deliver_due(ctx: Context) -> int:
     """Retry every registration whose outbox is due; return how many were handled."""
-    leased = store.lease_due(context.clock(), store_lease(context))
+    leased = ctx.stores.outbox.lease_due(ctx.clock(), lease_time(ctx))
     for reg in leased:
-        deliver(reg, context, leased=True)
+        deliver(ctx, reg, leased=True)
     return len(leased)
 
 
-def store_lease(context: Context) -> timedelta:
-    return timedelta(seconds=max(60, context.settings.outbox_retry_seconds))
+def lease_time(ctx: Context) -> timedelta:
+    return timedelta(seconds=max(60, ctx.settings.outbox_retry_seconds))

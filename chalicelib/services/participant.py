@@ -1,87 +1,80 @@
 """What a participant can do with a running (or waiting) registration: extend, reset, end, leave."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.services import outbox
-from chalicelib.services import registrations
-from chalicelib.services import webhooks
-from chalicelib.services.context import current
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.lifecycle import extension_refusal
-from chalicelib.domain.registration import ACTIVE, EXPIRING, FINISHED, WAITLISTED, is_registration_id
-from chalicelib.store import lifecycle as store
-from chalicelib.store.models import RegistrationModel
-from chalicelib.store.seats import get_workshop
+from chalicelib.domain.outbox import webhook
+from chalicelib.domain.registration import ACTIVE, EXPIRING, FINISHED, WAITLISTED
+from chalicelib.domain.values import Registration
+from chalicelib.services import outbox, registrations
+from chalicelib.services.context import Context
 
 ACTIONS = ("extend", "reset", "end", "leave")
 
 
-def _load(registration_id: str) -> RegistrationModel:
-    current()
-    if not is_registration_id(registration_id):
-        raise NotFound("No registration has this id.")
-    return store.get(registration_id)
-
-
-def _active(reg: RegistrationModel, verb: str) -> None:
+def _active(reg: Registration, verb: str) -> None:
     if reg.status != ACTIVE:
         raise Conflict(f"Only a running workshop can be {verb}; this one is {reg.status}.")
 
 
-def end(registration_id: str) -> dict[str, Any]:
+def end(ctx: Context, registration_id: str) -> dict[str, Any]:
     """End now: login is refused from this instant and the cleanup is ordered. Repeating is harmless."""
-    context = current()
-    reg = _load(registration_id)
+    reg = registrations.registration(ctx, registration_id)
     if reg.status not in (EXPIRING, FINISHED):
         _active(reg, "ended")
-        retry = timedelta(minutes=context.settings.cleanup_retry_minutes)
-        if store.begin_cleanup(reg, context.clock(), retry, EXPIRING):
-            outbox.deliver(store.get(registration_id), context)
-    return registrations.status(registration_id)
+        retry = timedelta(minutes=ctx.settings.cleanup_retry_minutes)
+        if ctx.stores.lifecycle.begin_cleanup(reg, ctx.clock(), retry, EXPIRING):
+            outbox.deliver(ctx, ctx.stores.lifecycle.get(registration_id))
+    return registrations.status(ctx, registration_id)
 
 
-def extend(registration_id: str, minutes: int | None = None, organiser: bool = False) -> dict[str, Any]:
+def extend(ctx: Context, registration_id: str, minutes: int | None = None, organiser: bool = False) -> dict[str, Any]:
     """Push the end back by the workshop's extension (or ``minutes``). An organiser may extend
     past the participant's limit and while people wait; that extension does not use up the
     participant's own. Only a running workshop is ever extended."""
-    context = current()
-    reg = _load(registration_id)
+    reg = registrations.registration(ctx, registration_id)
     _active(reg, "extended")
-    workshop = get_workshop(reg.workshop_id)
+    workshop = ctx.stores.seats.get_workshop(reg.workshop_id)
     if not organiser:
-        waiting = RegistrationModel.waitlist_index.count(reg.workshop_id)
-        refusal = extension_refusal(int(reg.extensions_used or 0), int(workshop.extension_max), waiting)
+        waiting = ctx.stores.seats.waitlist_length(reg.workshop_id)
+        refusal = extension_refusal(reg.extensions_used, workshop.extension_max, waiting)
         if refusal:
             raise Conflict(refusal)
-    extended = store.extend(reg, minutes or int(workshop.extension_minutes),
-                            timedelta(minutes=context.settings.reminder_minutes), counted=not organiser)
-    webhooks.emit("extended", extended, context)
-    return registrations.status(registration_id)
+    extended = ctx.stores.lifecycle.extend(reg, minutes or workshop.extension_minutes,
+                                           timedelta(minutes=ctx.settings.reminder_minutes),
+                                           counted=not organiser, entries=[webhook("extended")],
+                                           now=ctx.clock())
+    outbox.deliver(ctx, extended)
+    return registrations.status(ctx, registration_id)
 
 
-def reset(registration_id: str, notebooks: bool = True) -> dict[str, Any]:
+def reset(ctx: Context, registration_id: str, notebooks: bool = True) -> dict[str, Any]:
     """Fresh notebooks and a new password, emailed, without touching the clock; with
     ``notebooks=False`` only the password is renewed (the organiser resending credentials)."""
-    context = current()
-    reg = _load(registration_id)
+    reg = registrations.registration(ctx, registration_id)
     _active(reg, "reset")
-    store.order_reset(reg, context.clock(), "all" if notebooks else "password")
-    outbox.deliver(store.get(registration_id), context)
-    return registrations.status(registration_id)
+    ctx.stores.lifecycle.order_reset(reg, ctx.clock(), "all" if notebooks else "password")
+    outbox.deliver(ctx, ctx.stores.lifecycle.get(registration_id))
+    return registrations.status(ctx, registration_id)
 
 
-def leave(registration_id: str) -> dict[str, Any]:
-    context = current()
-    reg = _load(registration_id)
+def leave(ctx: Context, registration_id: str) -> dict[str, Any]:
+    reg = registrations.registration(ctx, registration_id)
     if reg.status != WAITLISTED:
         raise Conflict("Only a place in the waitlist can be left.")
-    store.leave_waitlist(reg, context.clock())
-    return registrations.status(registration_id)
+    ctx.stores.lifecycle.leave_waitlist(reg, ctx.clock())
+    return registrations.status(ctx, registration_id)
 
 
-def perform(action: str, registration_id: str) -> dict[str, Any]:
-    if action not in ACTIONS:
+PERFORM: dict[str, Callable[[Context, str], dict[str, Any]]] = {"extend": extend, "reset": reset, "end": end,
+                                                                 "leave": leave}
+
+
+def perform(ctx: Context, action: str, registration_id: str) -> dict[str, Any]:
+    if action not in PERFORM:
         raise NotFound(f"Unknown action {action!r}.")
-    return globals()[action](registration_id)
+    return PERFORM[action](ctx, registration_id)

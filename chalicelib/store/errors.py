@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from pynamodb.exceptions import PynamoDBException
 

@@ -1,7 +1,9 @@
-"""pynamodb models for the platform's tables (DESIGN §3).
+"""pynamodb models for the platform's tables (docs/architecture.md, "Data model").
 
-Table names, region and endpoint come from settings through :func:`bind`, so the
-same models serve AWS, moto in tests, and the local stack.
+These classes name no table: they define attributes and indexes, and build conditions and
+update actions. :func:`chalicelib.store.tables.bind` derives, once per settings, a subclass
+of each that is bound to that stack's tables; only those do I/O, so a model that was never
+bound cannot silently talk to some default table.
 """
 from __future__ import annotations
 
@@ -13,16 +15,11 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
-from chalicelib.settings import Settings
-
 
 class _Meta:
-    region = "us-east-1"
-    host = None
     billing_mode = "PAY_PER_REQUEST"
     max_pool_connections = 64
     max_retry_attempts = 3
@@ -30,7 +27,7 @@ class _Meta:
 
 class WorkshopModel(Model):
     class Meta(_Meta):
-        table_name = "wod-workshops"
+        pass
 
     id = UnicodeAttribute(hash_key=True)
     title = UnicodeAttribute()
@@ -85,7 +82,7 @@ class StudentWorkshopIndex(GlobalSecondaryIndex):
 
 class StudentModel(Model):
     class Meta(_Meta):
-        table_name = "wod-students"
+        pass
 
     id = UnicodeAttribute(hash_key=True)
     workshop_id = UnicodeAttribute()
@@ -155,7 +152,7 @@ class RegistrationModel(Model):
     """A participant's registration (the "customers" table)."""
 
     class Meta(_Meta):
-        table_name = "wod-customers"
+        pass
 
     id = UnicodeAttribute(hash_key=True)
     email = UnicodeAttribute()
@@ -197,7 +194,7 @@ class EmailClaimModel(Model):
     """One item per email with a live registration: the atomic uniqueness guard."""
 
     class Meta(_Meta):
-        table_name = "wod-emails"
+        pass
 
     email = UnicodeAttribute(hash_key=True)
     registration_id = UnicodeAttribute()
@@ -207,7 +204,7 @@ class NonceModel(Model):
     """Order nonces already seen: a replayed order finds its nonce here and is refused."""
 
     class Meta(_Meta):
-        table_name = "wod-nonces"
+        pass
 
     nonce = UnicodeAttribute(hash_key=True)
     expires = NumberAttribute()  # TTL attribute
@@ -230,7 +227,7 @@ class AdminModel(Model):
     sk ``<time>#<id>``)."""
 
     class Meta(_Meta):
-        table_name = "wod-admin"
+        pass
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -263,7 +260,7 @@ class AdminModel(Model):
     deliveries_due = DeliveriesDueIndex()
 
 
-MODELS = {
+MODELS: dict[str, type[Model]] = {
     "workshops": WorkshopModel,
     "students": StudentModel,
     "customers": RegistrationModel,
@@ -271,26 +268,3 @@ MODELS = {
     "nonces": NonceModel,
     "admin": AdminModel,
 }
-
-_bound: dict[str, object] = {}
-
-
-def bind(settings: Settings) -> None:
-    """Point every model at the settings' tables, region and endpoint."""
-    key = (settings.table_prefix, settings.region, settings.aws_endpoint)
-    if _bound.get("key") == key:
-        return
-    for kind, model in MODELS.items():
-        model.Meta.table_name = settings.table_name(kind)
-        model.Meta.region = settings.region
-        model.Meta.host = settings.aws_endpoint
-        model._connection = None
-    _bound["key"] = key
-    _bound["connection"] = Connection(
-        region=settings.region, host=settings.aws_endpoint, max_pool_connections=64
-    )
-
-
-def connection() -> Connection:
-    """The shared low-level connection that transactions run on."""
-    return _bound["connection"]  # type: ignore[return-value]

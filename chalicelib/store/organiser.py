@@ -3,14 +3,17 @@ organiser's page, never a participant's request), per-workshop seat figures, wor
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.domain.errors import NotFound
+from chalicelib.domain.values import Registration, Student, Workshop
+from chalicelib.store import values
 from chalicelib.store.errors import translated
-from chalicelib.store.models import AdminModel, RegistrationModel, StudentModel, WorkshopModel
+from chalicelib.store.models import AdminModel, StudentModel, WorkshopModel
+from chalicelib.store.tables import Tables
 
 AUDIT = "AUDIT"
 RECORD_ATTRIBUTES = ["id", "status", "workshop_id", "student_id", "email", "first_name", "last_name", "company",
@@ -21,14 +24,14 @@ RECORD_ATTRIBUTES = ["id", "status", "workshop_id", "student_id", "email", "firs
 def time_key() -> str:
     """A sort key in the order things happened, never colliding: ``<UTC wall time>-<random>``
     (wall time, not the business clock, which a test or a demo may stop or speed up)."""
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}"
 
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def registration_record(reg: RegistrationModel) -> dict[str, Any]:
+def registration_record(reg: Registration) -> dict[str, Any]:
     """A registration as the organiser (API, CSV, webhooks) sees it: personal data, never a password."""
     return {
         "id": reg.id, "status": reg.status, "workshop": reg.workshop_id, "student": reg.student_id,
@@ -39,56 +42,61 @@ def registration_record(reg: RegistrationModel) -> dict[str, Any]:
     }
 
 
-@translated
-def all_registrations() -> list[dict[str, Any]]:
-    return [registration_record(r) for r in RegistrationModel.scan(attributes_to_get=RECORD_ATTRIBUTES)]
+class Organiser:
+    registration_record = staticmethod(registration_record)
 
+    def __init__(self, tables: Tables):
+        self.t = tables
 
-@translated
-def registration(registration_id: str) -> dict[str, Any]:
-    try:
-        return registration_record(RegistrationModel.get(registration_id, consistent_read=True))
-    except RegistrationModel.DoesNotExist:
-        raise NotFound("No registration has this id.") from None
+    @translated
+    def all_registrations(self) -> list[dict[str, Any]]:
+        return [registration_record(values.registration(r))
+                for r in self.t.customers.scan(attributes_to_get=RECORD_ATTRIBUTES)]
 
+    @translated
+    def registration(self, registration_id: str) -> dict[str, Any]:
+        try:
+            return registration_record(values.registration(self.t.customers.get(registration_id,
+                                                                                consistent_read=True)))
+        except self.t.customers.DoesNotExist:
+            raise NotFound("No registration has this id.") from None
 
-@translated
-def seat_figures(workshop_id: str) -> tuple[int, int]:
-    """(warm free students, people on the waitlist) of a workshop, each from its sparse index."""
-    warm = StudentModel.free_index.count(workshop_id, filter_condition=StudentModel.warm == True)  # noqa: E712
-    return warm, RegistrationModel.waitlist_index.count(workshop_id)
+    @translated
+    def seat_figures(self, workshop_id: str) -> tuple[int, int]:
+        """(warm free students, people on the waitlist) of a workshop, each from its sparse index."""
+        warm = self.t.students.free_index.count(workshop_id, filter_condition=StudentModel.warm.is_in(True))
+        return warm, self.t.customers.waitlist_index.count(workshop_id)
 
+    @translated
+    def students_of(self, workshop_id: str) -> list[Student]:
+        return [values.student(s) for s in self.t.students.workshop_index.query(workshop_id)]
 
-@translated
-def students_of(workshop_id: str) -> list[StudentModel]:
-    return list(StudentModel.workshop_index.query(workshop_id))
+    @translated
+    def update_workshop(self, workshop: Workshop, changes: dict[str, Any], overrides: dict[str, Any],
+                        handed_back: list[str]) -> Workshop:
+        """Apply ``active`` / ``duration_minutes`` / ``seats_total``, record the organiser's overrides
+        and the fields handed back to the folder (until the next sync)."""
+        actions = [getattr(WorkshopModel, name).set(value) for name, value in changes.items()]
+        actions.append(WorkshopModel.overrides.set(overrides) if overrides else WorkshopModel.overrides.remove())
+        actions.append(WorkshopModel.handed_back.set(handed_back) if handed_back
+                       else WorkshopModel.handed_back.remove())
+        item = self.t.workshops(workshop.id)
+        try:
+            item.update(actions=actions, condition=WorkshopModel.id.exists())
+        except UpdateError as exc:
+            raise NotFound(f"There is no workshop called {workshop.id}.") from exc
+        return values.workshop(item)
 
+    @translated
+    def add_audit(self, actor: str, action: str, target: str, outcome: str, detail: dict[str, Any],
+                  now: datetime) -> None:
+        self.t.admin(AUDIT, time_key(), at=now, actor=actor, action=action, target=target, outcome=outcome,
+                     detail=detail).save()
 
-@translated
-def update_workshop(workshop: WorkshopModel, changes: dict[str, Any], overrides: dict[str, Any],
-                    handed_back: list[str]) -> WorkshopModel:
-    """Apply ``active`` / ``duration_minutes`` / ``seats_total``, record the organiser's overrides
-    and the fields handed back to the folder (until the next sync)."""
-    actions = [getattr(WorkshopModel, name).set(value) for name, value in changes.items()]
-    actions.append(WorkshopModel.overrides.set(overrides) if overrides else WorkshopModel.overrides.remove())
-    actions.append(WorkshopModel.handed_back.set(handed_back) if handed_back else WorkshopModel.handed_back.remove())
-    try:
-        workshop.update(actions=actions, condition=WorkshopModel.id.exists())
-    except UpdateError as exc:
-        raise NotFound(f"There is no workshop called {workshop.id}.") from exc
-    return workshop
-
-
-@translated
-def add_audit(actor: str, action: str, target: str, outcome: str, detail: dict[str, Any], now: datetime) -> None:
-    AdminModel(AUDIT, time_key(), at=now, actor=actor, action=action, target=target, outcome=outcome,
-               detail=detail).save()
-
-
-@translated
-def audit(limit: int, before: str | None = None) -> list[dict[str, Any]]:
-    """Newest first; ``before`` (an entry's id) pages further back."""
-    condition = AdminModel.sk < before if before else None
-    return [{"id": e.sk, "at": e.at.isoformat(), "actor": e.actor, "action": e.action, "target": e.target,
-             "outcome": e.outcome, "detail": e.detail or {}}
-            for e in AdminModel.query(AUDIT, condition, scan_index_forward=False, limit=limit)]
+    @translated
+    def audit(self, limit: int, before: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; ``before`` (an entry's id) pages further back."""
+        condition = AdminModel.sk < before if before else None
+        return [{"id": e.sk, "at": e.at.isoformat(), "actor": e.actor, "action": e.action, "target": e.target,
+                 "outcome": e.outcome, "detail": e.detail or {}}
+                for e in self.t.admin.query(AUDIT, condition, scan_index_forward=False, limit=limit)]

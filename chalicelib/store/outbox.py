@@ -1,4 +1,4 @@
-"""The mail outbox on each registration: what still has to be sent, and when to retry.
+"""The outbox on each registration: what still has to be sent, and when to retry.
 
 An entry stays until its send succeeded, so a crash or a mail outage delays mail but
 never loses it. A sender first takes the lease (``outbox_due_at`` moved into the
@@ -7,80 +7,102 @@ removes only the entries it sent, so entries queued meanwhile are kept.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib.domain.errors import Unavailable
+from chalicelib.domain.outbox import Entry, parse
+from chalicelib.domain.values import Registration
+from chalicelib.store import values
 from chalicelib.store.errors import translated
 from chalicelib.store.models import RegistrationModel
+from chalicelib.store.tables import Tables
 
 PENDING = "pending"
 SETTLE_ATTEMPTS = 5
 
 
-def queue_actions(entries: list[str], now: datetime) -> list:
+def queue_actions(entries: Sequence[Entry], now: datetime) -> list[Action]:
     """Update actions that append outbox entries; they are due now unless a lease or a retry
     time is already set (the holder of a lease leaves them due when it is done)."""
-    return [RegistrationModel.outbox.set((RegistrationModel.outbox | []).append(entries)),
+    return [RegistrationModel.outbox.set((RegistrationModel.outbox | []).append([e.format() for e in entries])),
             RegistrationModel.outbox_state.set(PENDING),
             RegistrationModel.outbox_due_at.set(RegistrationModel.outbox_due_at | now)]
 
 
-@translated
-def lease(registration_id: str, now: datetime, duration: timedelta) -> RegistrationModel | None:
-    """Take the lease on one registration's outbox; None when it is empty or someone holds it."""
-    registration = RegistrationModel(registration_id)
+def _stands_for(stored: str, entry: Entry) -> bool:
+    """Whether a stored string is ``entry``: the same text, or an older spelling of it."""
+    if stored == entry.format():
+        return True
     try:
-        registration.update(
-            actions=[RegistrationModel.outbox_due_at.set(now + duration)],
-            condition=(RegistrationModel.outbox_state == PENDING) & (RegistrationModel.outbox_due_at <= now),
-        )
-    except UpdateError:
-        return None
-    return registration
+        return parse(stored) == entry
+    except ValueError:
+        return False
 
 
-@translated
-def lease_due(now: datetime, duration: timedelta, limit: int = 50) -> list[RegistrationModel]:
-    """Take the lease on registrations whose outbox is due; only the winner of each gets it."""
-    leased = []
-    for key in RegistrationModel.outbox_index.query(PENDING, RegistrationModel.outbox_due_at <= now, limit=limit):
-        registration = lease(key.id, now, duration)
-        if registration is not None:
-            leased.append(registration)
-    return leased
+class Outbox:
+    def __init__(self, tables: Tables):
+        self.t = tables
 
-
-@translated
-def settle(registration_id: str, sent: list[str], now: datetime, retry_in: timedelta, error: str | None) -> None:
-    """Remove what was sent (and nothing queued meanwhile); schedule the rest."""
-    for _ in range(SETTLE_ATTEMPTS):
-        current = RegistrationModel.get(registration_id, consistent_read=True)
-        remaining = list(current.outbox or [])
-        for entry in sent:
-            if entry in remaining:
-                remaining.remove(entry)
-        if remaining:
-            actions = [
-                RegistrationModel.outbox.set(remaining),
-                RegistrationModel.outbox_due_at.set(now + retry_in if error else now),
-                RegistrationModel.outbox_attempts.add(1) if error else RegistrationModel.outbox_attempts.set(0),
-                RegistrationModel.outbox_error.set(error) if error else RegistrationModel.outbox_error.remove(),
-            ]
-        else:
-            actions = [
-                RegistrationModel.outbox.remove(),
-                RegistrationModel.outbox_state.remove(),
-                RegistrationModel.outbox_due_at.remove(),
-                RegistrationModel.outbox_error.remove(),
-                RegistrationModel.outbox_attempts.set(0),
-            ]
-        unchanged = (RegistrationModel.outbox == current.outbox if current.outbox is not None
-                     else RegistrationModel.outbox.does_not_exist())
+    @translated
+    def lease(self, registration_id: str, now: datetime, duration: timedelta) -> Registration | None:
+        """Take the lease on one registration's outbox; None when it is empty or someone holds it."""
+        item = self.t.customers(registration_id)
         try:
-            current.update(actions=actions, condition=unchanged)
-            return
+            item.update(
+                actions=[RegistrationModel.outbox_due_at.set(now + duration)],
+                condition=(RegistrationModel.outbox_state == PENDING) & (RegistrationModel.outbox_due_at <= now),
+            )
         except UpdateError:
-            continue  # an entry was queued meanwhile: read again
-    raise Unavailable(f"the outbox of {registration_id} keeps changing; its lease expiry retries it")
+            return None
+        return values.registration(item)
+
+    @translated
+    def lease_due(self, now: datetime, duration: timedelta, limit: int = 50) -> list[Registration]:
+        """Take the lease on registrations whose outbox is due; only the winner of each gets it."""
+        leased = []
+        for key in self.t.customers.outbox_index.query(PENDING, RegistrationModel.outbox_due_at <= now, limit=limit):
+            registration = self.lease(key.id, now, duration)
+            if registration is not None:
+                leased.append(registration)
+        return leased
+
+    @translated
+    def settle(self, registration_id: str, sent: list[Entry], now: datetime, retry_in: timedelta,
+               error: str | None) -> None:
+        """Remove what was sent (and nothing queued meanwhile); schedule the rest."""
+        for _ in range(SETTLE_ATTEMPTS):
+            current = self.t.customers.get(registration_id, consistent_read=True)
+            remaining: list[Any] = list(current.outbox or [])  # the stored strings
+            for entry in sent:
+                match = next((stored for stored in remaining if _stands_for(stored, entry)), None)
+                if match is not None:
+                    remaining.remove(match)
+            actions: list[Action]
+            if remaining:
+                actions = [
+                    RegistrationModel.outbox.set(remaining),
+                    RegistrationModel.outbox_due_at.set(now + retry_in if error else now),
+                    RegistrationModel.outbox_attempts.add(1) if error else RegistrationModel.outbox_attempts.set(0),
+                    RegistrationModel.outbox_error.set(error) if error else RegistrationModel.outbox_error.remove(),
+                ]
+            else:
+                actions = [
+                    RegistrationModel.outbox.remove(),
+                    RegistrationModel.outbox_state.remove(),
+                    RegistrationModel.outbox_due_at.remove(),
+                    RegistrationModel.outbox_error.remove(),
+                    RegistrationModel.outbox_attempts.set(0),
+                ]
+            unchanged = (RegistrationModel.outbox == current.outbox if current.outbox is not None
+                         else RegistrationModel.outbox.does_not_exist())
+            try:
+                current.update(actions=actions, condition=unchanged)
+                return
+            except UpdateError:
+                continue  # an entry was queued meanwhile: read again
+        raise Unavailable(f"the outbox of {registration_id} keeps changing; its lease expiry retries it")

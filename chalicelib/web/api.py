@@ -4,7 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.lazy import lazy_module
-from chalicelib.web.http import json_errors, json_response, parse_json
+from chalicelib.web.http import ctx, json_errors, json_response, parse_json
 
 participant = lazy_module("chalicelib.services.participant")
 registrations = lazy_module("chalicelib.services.registrations")
@@ -15,20 +15,20 @@ api = Blueprint(__name__)
 @api.route("/api/workshops", methods=["GET"])
 @json_errors
 def list_workshops():
-    return json_response(registrations.catalog())
+    return json_response(registrations.catalog(ctx()))
 
 
 @api.route("/api/registrations", methods=["POST"], content_types=["application/json", "text/plain"])
 @json_errors
 def create_registration():
-    created = registrations.register(parse_json(api.current_request.raw_body))
+    created = registrations.register(ctx(), parse_json(api.current_request.raw_body))
     return json_response(created, 201, {"Location": f"/api/registrations/{created['id']}"})
 
 
 @api.route("/api/registrations/{registration_id}", methods=["GET"])
 @json_errors
 def get_registration(registration_id):
-    return json_response(registrations.status(registration_id))
+    return json_response(registrations.status(ctx(), registration_id))
 
 
 @api.route("/api/registrations/{registration_id}/{action}", methods=["POST"],
@@ -36,4 +36,4 @@ def get_registration(registration_id):
 @json_errors
 def registration_action(registration_id, action):
     """extend | reset | end | leave — each safe to repeat."""
-    return json_response(participant.perform(action, registration_id))
+    return json_response(participant.perform(ctx(), action, registration_id))

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlencode
 
-
-from chalicelib.services.context import current
-from chalicelib.domain import organiser as rules
 from chalicelib.adapters.secrets import get_secret
+from chalicelib.domain import organiser as rules
 from chalicelib.domain.errors import Forbidden, Unauthenticated
+from chalicelib.web.http import ctx
 
 COOKIE = "wod_admin"
 ACTOR_HEADER = "X-WOD-Actor"
@@ -32,7 +31,7 @@ class Session:
 
 
 def admin_token() -> str:
-    return get_secret(current().settings, "admin_token")
+    return get_secret(ctx().settings, "admin_token")
 
 
 def key(purpose: str) -> bytes:
@@ -68,7 +67,7 @@ def start_session(actor: str) -> str:
 
 def session_cookie(token: str | None) -> str:
     """The Set-Cookie value that stores a session, or clears it (``None``)."""
-    secure = "; Secure" if current().settings.public_url.startswith("https://") else ""
+    secure = "; Secure" if ctx().settings.public_url.startswith("https://") else ""
     age = rules.SESSION_SECONDS if token else 0
     return f"{COOKIE}={token or ''}; Path=/; HttpOnly; SameSite=Strict; Max-Age={age}{secure}"
 

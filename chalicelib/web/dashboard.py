@@ -6,8 +6,9 @@ redirect (303) back with a signed one-line result (``flash``).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from chalice import Blueprint, Response
@@ -18,7 +19,7 @@ from chalicelib.domain.errors import InvalidInput, WodError
 from chalicelib.domain.webhooks import EVENTS
 from chalicelib.lazy import lazy_module
 from chalicelib.observability import logger
-from chalicelib.web.http import error_page, html_errors, html_response, parse_form
+from chalicelib.web.http import ctx, error_page, html_errors, html_response, parse_form
 
 auth = lazy_module("chalicelib.web.auth")
 operations = lazy_module("chalicelib.services.organiser")
@@ -99,7 +100,8 @@ def _act(form: dict[str, str], default: str, run: Callable[[], Any],
         detail = " ".join(f"{k}: {v}" for k, v in fields.items()) if fields else ""
         return _back(form, f"{exc.message} {detail}".strip(), "error", default)
     said = done(result)
-    return _back(form, *(said if isinstance(said, tuple) else (said,)), default=default)
+    message, kind = said if isinstance(said, tuple) else (said, "ok")
+    return _back(form, message, kind, default)
 
 
 @dashboard.route("/admin/login", methods=["GET"])
@@ -121,21 +123,21 @@ def login():
         logger.warning("dashboard sign-in refused", extra={"actor": actor})
         return _login_page(403, "That is not the admin token.", next_path, actor)
     session = auth.start_session(actor)
-    audit.record(actor, "sign_in", "dashboard", "done", {})
+    audit.record(ctx(), actor, "sign_in", "dashboard", "done", {})
     return Response(body="", status_code=303, headers={"Location": next_path,
                                                        "Set-Cookie": auth.session_cookie(session)})
 
 
 @page_route("/admin/logout", ("POST",))
 def logout(session, form):
-    audit.record(session.actor, "sign_out", "dashboard", "done", {})
+    audit.record(ctx(), session.actor, "sign_out", "dashboard", "done", {})
     return Response(body="", status_code=303, headers={"Location": "/admin/login",
                                                        "Set-Cookie": auth.session_cookie(None)})
 
 
 @page_route("/admin")
 def overview(session, form):
-    stats = operations.stats()
+    stats = operations.stats(ctx())
     seat_maps = {w["id"]: charts.seat_map(w["seats_total"], w["seats_free"], w["seats_warm"], w["waitlist"])
                  for w in stats["workshops"]}
     hourly = charts.hourly_histogram([(datetime.fromisoformat(h["hour"]), h["count"])
@@ -169,19 +171,19 @@ def edit_workshop(session, form, workshop_id):
             said.append(f"{' and '.join(released)} handed back to the folder: the next sync applies the folder's "
                         f"value{'s' if len(released) > 1 else ''}")
         return f"{view['title']}: {'; '.join(said)}."
-    return _act(form, "/admin", lambda: operations.update_workshop(session.actor, workshop_id, data), done)
+    return _act(form, "/admin", lambda: operations.update_workshop(ctx(), session.actor, workshop_id, data), done)
 
 
 @page_route("/admin/registrations")
 def registrations_page(session, form):
     params = {k: form[k] for k in ("q", "status", "workshop") if form.get(k)}
     try:
-        result, problem, status = operations.search(params), None, 200
+        result, problem, status = operations.search(ctx(), params), None, 200
     except InvalidInput as exc:
         result, problem, status = {"total": 0, "registrations": []}, " ".join(exc.fields.values()), 422
     csv_url = "/api/admin/registrations.csv" + ("?" + urlencode(params) if params else "")
     return _page("admin/registrations.html", session, status, result=result, problem=problem, params=params,
-                 statuses=reports.STATUSES, workshops=operations.workshops(), csv_url=csv_url)
+                 statuses=reports.STATUSES, workshops=operations.workshops(ctx()), csv_url=csv_url)
 
 
 # By student, not by email: the message travels in the redirect's URL (signed, but readable).
@@ -196,7 +198,8 @@ def registration_action(session, form, registration_id, action):
         ends = (reg["ends_at"] or "")[11:16] + " UTC"
         return DONE[action].format(who=reg.get("student") or f"registration {reg['id']}", ends=ends)
     return _act(form, "/admin/registrations",
-                lambda: operations.perform(session.actor, action, registration_id, {"minutes": form.get("minutes")}),
+                lambda: operations.perform(ctx(), session.actor, action, registration_id,
+                                           {"minutes": form.get("minutes")}),
                 done)
 
 
@@ -208,19 +211,19 @@ PURGED = {"purging": "its registration failed with an apology and the environmen
 @page_route("/admin/students/purge", ("POST",))
 def purge_student(session, form):
     student = form.get("student", "").strip()
-    return _act(form, "/admin/registrations", lambda: operations.purge(session.actor, student),
+    return _act(form, "/admin/registrations", lambda: operations.purge(ctx(), session.actor, student),
                 lambda r: f"Purged {r['student']}: {PURGED[r['result']]}.")
 
 
 @page_route("/admin/audit")
 def audit_page(session, form):
-    entries = audit.entries("100", form.get("before") or None)
+    entries = audit.entries(ctx(), "100", form.get("before") or None)
     return _page("admin/audit.html", session, entries=entries, older=entries[-1]["id"] if len(entries) == 100 else None)
 
 
 @page_route("/admin/webhooks")
 def webhooks_page(session, form):
-    return _page("admin/webhooks.html", session, hooks=webhooks.listing(), events=EVENTS,
+    return _page("admin/webhooks.html", session, hooks=webhooks.listing(ctx()), events=EVENTS,
                  created=None, problem=None, values={})
 
 
@@ -229,17 +232,17 @@ def create_webhook(session, form):
     data = {"url": form.get("url", ""), "description": form.get("description", ""),
             "events": [name for name in EVENTS if form.get(f"event_{name}")]}
     try:
-        created, problem, status = webhooks.create(session.actor, data), None, 201
+        created, problem, status = webhooks.create(ctx(), session.actor, data), None, 201
     except InvalidInput as exc:
         created, problem, status = None, " ".join(exc.fields.values()), 422
     # rendered, not redirected: the secret is shown this once and must not travel in a URL
-    return _page("admin/webhooks.html", session, status, hooks=webhooks.listing(), events=EVENTS,
+    return _page("admin/webhooks.html", session, status, hooks=webhooks.listing(ctx()), events=EVENTS,
                  created=created, problem=problem, values=data if problem else {})
 
 
 @page_route("/admin/webhooks/{hook_id}")
 def webhook_page(session, form, hook_id):
-    return _page("admin/webhook.html", session, hook=webhooks.detail(hook_id))
+    return _page("admin/webhook.html", session, hook=webhooks.detail(ctx(), hook_id))
 
 
 @page_route("/admin/webhooks/{hook_id}/test", ("POST",))
@@ -249,10 +252,11 @@ def test_webhook(session, form, hook_id):
         if last["status"] == "delivered":
             return f"Ping delivered ({last['last_code']})."
         return f"Ping not delivered ({last['last_error'] or last['last_code']}); it will be retried.", "error"
-    return _act(form, f"/admin/webhooks/{hook_id}", lambda: webhooks.ping(session.actor, hook_id), done)
+    return _act(form, f"/admin/webhooks/{hook_id}", lambda: webhooks.ping(ctx(), session.actor, hook_id), done)
 
 
 @page_route("/admin/webhooks/{hook_id}/delete", ("POST",))
 def delete_webhook(session, form, hook_id):
     form = dict(form, back="/admin/webhooks")
-    return _act(form, "/admin/webhooks", lambda: webhooks.remove(session.actor, hook_id), lambda _: "Webhook deleted.")
+    return _act(form, "/admin/webhooks", lambda: webhooks.remove(ctx(), session.actor, hook_id),
+                lambda _: "Webhook deleted.")

@@ -3,18 +3,26 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from chalice import Response
 
 from chalicelib.domain.errors import (
-    Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, Unavailable, WodError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+    WodError,
 )
 from chalicelib.lazy import lazy_module
 from chalicelib.observability import logger
 
 render = lazy_module("chalicelib.adapters.render")
+context = lazy_module("chalicelib.services.context")
 
 # Errors carry no status code: this table is where they become HTTP.
 STATUS: dict[type[WodError], int] = {InvalidInput: 422, NotFound: 404, Conflict: 409, Unauthenticated: 401,
@@ -33,11 +41,17 @@ PAGE_CSP = (
 INTERNAL = "Something went wrong on our side; please try again."
 
 
+def ctx() -> Any:
+    """This process's :class:`~chalicelib.services.context.Context`, for the services a handler calls."""
+    return context.for_process()
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         body=json.dumps(body),
         status_code=status,
-        headers={"Content-Type": "application/json", "Cache-Control": "no-store", **SECURITY_HEADERS, **(headers or {})},
+        headers={"Content-Type": "application/json", "Cache-Control": "no-store", **SECURITY_HEADERS,
+                 **(headers or {})},
     )
 
 
@@ -57,8 +71,8 @@ def html_response(body: str, status: int = 200, headers: dict[str, str] | None =
 
 def status_of(exc: WodError) -> int:
     for kind in type(exc).__mro__:
-        if kind in STATUS:
-            return STATUS[kind]  # type: ignore[index]
+        if kind in STATUS:  # the nearest kind the table names
+            return STATUS[kind]
     return 500
 
 

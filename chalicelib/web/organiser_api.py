@@ -4,13 +4,14 @@ with 401/403 before any handler runs (:mod:`chalicelib.web.auth`); the operation
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalice import Blueprint, Response
 
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.lazy import lazy_module
-from chalicelib.web.http import json_errors, json_response, parse_json
+from chalicelib.web.http import ctx, json_errors, json_response, parse_json
 
 auth = lazy_module("chalicelib.web.auth")
 operations = lazy_module("chalicelib.services.organiser")
@@ -40,7 +41,7 @@ def _body(required: bool = True) -> dict[str, Any]:
     raw = organiser_api.current_request.raw_body
     if not raw and not required:
         return {}
-    data = parse_json(raw) if raw else None
+    data = parse_json(raw if isinstance(raw, bytes) else raw.encode()) if raw else None
     if not isinstance(data, dict):
         raise InvalidInput({"body": "Expected a JSON object."}, "Send a JSON object.")
     return data
@@ -52,31 +53,31 @@ def _query() -> dict[str, str]:
 
 @api_route("/api/admin/workshops")
 def api_workshops(actor):
-    return json_response(operations.workshops())
+    return json_response(operations.workshops(ctx()))
 
 
 @api_route("/api/admin/workshops/{workshop_id}", ("PATCH",))
 def api_update_workshop(actor, workshop_id):
     """``{active?, duration_minutes?, capacity?}``; ``null`` hands a field back to the folder (the
     next sync applies the folder's value; until then the field is listed in ``handed_back``)."""
-    return json_response(operations.update_workshop(actor, workshop_id, _body()))
+    return json_response(operations.update_workshop(ctx(), actor, workshop_id, _body()))
 
 
 @api_route("/api/admin/stats")
 def api_stats(actor):
-    return json_response(operations.stats())
+    return json_response(operations.stats(ctx()))
 
 
 @api_route("/api/admin/registrations")
 def api_registrations(actor):
     """``?q=&status=&workshop=&limit=``"""
-    return json_response(operations.search(_query()))
+    return json_response(operations.search(ctx(), _query()))
 
 
 @api_route("/api/admin/registrations.csv")
 def api_registrations_csv(actor):
     """The same search as a CSV download (no page limit); cells that would start a formula are quoted."""
-    body = operations.export_csv(actor, _query())
+    body = operations.export_csv(ctx(), actor, _query())
     return Response(body=body, headers={"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
                                         "Content-Disposition": 'attachment; filename="registrations.csv"',
                                         "X-Content-Type-Options": "nosniff"})
@@ -85,51 +86,51 @@ def api_registrations_csv(actor):
 
 @api_route("/api/admin/registrations/{registration_id}")
 def api_registration(actor, registration_id):
-    return json_response(operations.registration(registration_id))
+    return json_response(operations.registration(ctx(), registration_id))
 
 
 @api_route("/api/admin/registrations/{registration_id}/{action}", ("POST",))
 def api_registration_action(actor, registration_id, action):
     """resend-credentials | extend (``{"minutes": n}`` optional) | reset | end"""
-    return json_response(operations.perform(actor, action, registration_id, _body(required=False)))
+    return json_response(operations.perform(ctx(), actor, action, registration_id, _body(required=False)))
 
 
 @api_route("/api/admin/students/{student_id}/purge", ("POST",))
 def api_purge(actor, student_id):
-    return json_response(operations.purge(actor, student_id))
+    return json_response(operations.purge(ctx(), actor, student_id))
 
 
 @api_route("/api/admin/audit")
 def api_audit(actor):
     """``?limit=&before=<entry id>``, newest first."""
     query = _query()
-    return json_response(audit.entries(query.get("limit"), query.get("before")))
+    return json_response(audit.entries(ctx(), query.get("limit"), query.get("before")))
 
 
 @api_route("/api/admin/webhooks")
 def api_webhooks(actor):
-    return json_response(webhooks.listing())
+    return json_response(webhooks.listing(ctx()))
 
 
 @api_route("/api/admin/webhooks", ("POST",))
 def api_create_webhook(actor):
     """``{url, events?, description?}``; the answer holds the signing secret, shown this once."""
-    created = webhooks.create(actor, _body())
+    created = webhooks.create(ctx(), actor, _body())
     return json_response(created, 201, {"Location": f"/api/admin/webhooks/{created['id']}"})
 
 
 @api_route("/api/admin/webhooks/{hook_id}")
 def api_webhook(actor, hook_id):
     """The hook and its latest deliveries (the delivery log)."""
-    return json_response(webhooks.detail(hook_id))
+    return json_response(webhooks.detail(ctx(), hook_id))
 
 
 @api_route("/api/admin/webhooks/{hook_id}", ("DELETE",))
 def api_delete_webhook(actor, hook_id):
-    webhooks.remove(actor, hook_id)
+    webhooks.remove(ctx(), actor, hook_id)
     return Response(body="", status_code=204, headers={"Cache-Control": "no-store"})
 
 
 @api_route("/api/admin/webhooks/{hook_id}/test", ("POST",))
 def api_test_webhook(actor, hook_id):
-    return json_response(webhooks.ping(actor, hook_id))
+    return json_response(webhooks.ping(ctx(), actor, hook_id))

@@ -8,7 +8,7 @@ from chalice import Blueprint, Response
 from chalicelib.domain.errors import Conflict, InvalidInput
 from chalicelib.domain.registration import LIVE_STATUSES
 from chalicelib.lazy import lazy_module
-from chalicelib.web.http import error_page, html_errors, html_response, parse_form
+from chalicelib.web.http import ctx, error_page, html_errors, html_response, parse_form
 
 participant = lazy_module("chalicelib.services.participant")
 registrations = lazy_module("chalicelib.services.registrations")
@@ -23,7 +23,7 @@ REFRESHING = frozenset(LIVE_STATUSES) - {"active", "expiring"}
 @pages.route("/", methods=["GET"])
 @html_errors
 def catalog_page():
-    return html_response(render.page("catalog.html", workshops=registrations.catalog()))
+    return html_response(render.page("catalog.html", workshops=registrations.catalog(ctx())))
 
 
 def _form_page(workshop, values=None, errors=None, message=None, status=200):
@@ -36,17 +36,17 @@ def _form_page(workshop, values=None, errors=None, message=None, status=200):
 @pages.route("/workshops/{workshop_id}", methods=["GET"])
 @html_errors
 def workshop_page(workshop_id):
-    return _form_page(registrations.workshop(workshop_id))
+    return _form_page(registrations.workshop(ctx(), workshop_id))
 
 
 @pages.route("/workshops/{workshop_id}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 @html_errors
 def register_form(workshop_id):
     form = parse_form(pages.current_request.raw_body)
-    workshop = registrations.workshop(workshop_id)
+    workshop = registrations.workshop(ctx(), workshop_id)
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     try:
-        created = registrations.register(form, workshop_id)
+        created = registrations.register(ctx(), form, workshop_id)
     except InvalidInput as exc:
         return _form_page(workshop, values, exc.fields, exc.message, 422)
     except Conflict as exc:
@@ -57,12 +57,13 @@ def register_form(workshop_id):
 @pages.route("/registrations/{registration_id}", methods=["GET"])
 @html_errors
 def status_page(registration_id):
-    reg = registrations.status(registration_id)
+    reg = registrations.status(ctx(), registration_id)
     done = DONE.get((pages.current_request.query_params or {}).get("done", ""))
     return html_response(render.page("status.html", reg=reg, refresh=reg["status"] in REFRESHING, done=done))
 
 
-DONE = {"extend": "Your workshop was extended.", "reset": "Fresh notebooks are on their way, with a new password by email.",
+DONE = {"extend": "Your workshop was extended.",
+        "reset": "Fresh notebooks are on their way, with a new password by email.",
         "end": "Your workshop is ending; the thank-you email follows.", "leave": "You left the waitlist."}
 
 
@@ -71,9 +72,9 @@ DONE = {"extend": "Your workshop was extended.", "reset": "Fresh notebooks are o
 @html_errors
 def registration_action(registration_id, action):
     try:
-        participant.perform(action, registration_id)
+        participant.perform(ctx(), action, registration_id)
     except Conflict as exc:
-        reg = registrations.status(registration_id)
+        reg = registrations.status(ctx(), registration_id)
         return html_response(render.page("status.html", reg=reg, refresh=False, message=exc.message), 409)
     return Response(body="", status_code=303,
                     headers={"Location": f"/registrations/{registration_id}?done={action}"})
@@ -86,13 +87,14 @@ BADGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
 @html_errors
 def badge(workshop_id):
     """The workshop's badge, for the thank-you email (from the content folder)."""
-    found = registrations.workshop_badge(workshop_id)
+    found = registrations.workshop_badge(ctx(), workshop_id)
     if found is None:
         return error_page(404, "This workshop has no badge.")
     data, suffix = found
-    return Response(body=data.decode() if suffix == ".svg" else data, headers={"Content-Type": BADGE_TYPES[suffix], "Cache-Control": "public, max-age=86400",
-                                        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-                                        "X-Content-Type-Options": "nosniff"})
+    return Response(body=data.decode() if suffix == ".svg" else data,
+                    headers={"Content-Type": BADGE_TYPES[suffix], "Cache-Control": "public, max-age=86400",
+                             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                             "X-Content-Type-Options": "nosniff"})
 
 
 STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "status.js": "text/javascript; charset=utf-8",

@@ -35,9 +35,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
-from wod_authenticator import WodAuthenticator  # noqa: E402
+from wod_authenticator import WodAuthenticator
 
-c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
+c = get_config()
 log = logging.getLogger("JupyterHub")
 
 ADMIN_SCOPES = ["admin:users", "admin:servers", "access:servers", "list:users", "read:users"]

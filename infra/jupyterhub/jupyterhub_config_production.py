@@ -109,9 +109,9 @@ def imds_hardening_command(instance_id: str) -> str:
 if "get_config" in globals():
     HERE = Path(__file__).resolve().parent
     sys.path.insert(0, str(HERE))
-    from wod_authenticator import WodAuthenticator  # noqa: E402
+    from wod_authenticator import WodAuthenticator
 
-    c = get_config()  # noqa: F821
+    c = get_config()
     env = os.environ.get
 
     # ---- the hub on the host ---------------------------------------------------------------

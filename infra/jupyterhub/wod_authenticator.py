@@ -26,8 +26,7 @@ from traitlets import Any, Bool, Float, Integer, Unicode, default
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
-import wod_login  # noqa: E402
-
+import wod_login
 
 STUDENTS_GROUP = "wod-students"  # the firewall (student_firewall.py) matches this group
 

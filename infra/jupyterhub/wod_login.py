@@ -22,9 +22,10 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Optional
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 USERNAME_PATTERN = USERNAME_RE.pattern
@@ -66,7 +67,7 @@ def verify_password(password: Any, encoded: Any) -> bool:
     return hmac.compare_digest(candidate, digest)
 
 
-def parse_expires(value: Any) -> Optional[datetime]:
+def parse_expires(value: Any) -> datetime | None:
     """The aware UTC datetime in a UTCDateTimeAttribute string, None if absent or unreadable."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
@@ -92,7 +93,7 @@ class Decision:
         return self.ok
 
 
-def check_session(item: Optional[Mapping[str, Any]], now: datetime) -> Decision:
+def check_session(item: Mapping[str, Any] | None, now: datetime) -> Decision:
     """May this student (still) use the hub? Active and not expired; no password involved.
     Used at login and when the hub re-checks an existing session."""
     if not item:
@@ -107,7 +108,7 @@ def check_session(item: Optional[Mapping[str, Any]], now: datetime) -> Decision:
     return Decision(True, "ok")
 
 
-def check_login(item: Optional[Mapping[str, Any]], password: Any, now: datetime) -> Decision:
+def check_login(item: Mapping[str, Any] | None, password: Any, now: datetime) -> Decision:
     """Decide a login from the student item alone. ``now`` must be timezone-aware."""
     session = check_session(item, now)
     if not session.ok:
@@ -159,8 +160,8 @@ class Throttle:
             self._failures.pop(username, None)
 
 
-def login(username: Any, password: Any, lookup: Lookup, throttle: Optional[Throttle] = None,
-          now: Optional[datetime] = None) -> Decision:
+def login(username: Any, password: Any, lookup: Lookup, throttle: Throttle | None = None,
+          now: datetime | None = None) -> Decision:
     """The whole login: name check, throttle, lookup (errors refuse), item rules."""
     if not valid_username(username):
         return Decision(False, "invalid username")
@@ -176,7 +177,7 @@ def login(username: Any, password: Any, lookup: Lookup, throttle: Optional[Throt
     return decision
 
 
-def session_still_valid(username: str, lookup: Lookup, now: Optional[datetime] = None) -> Decision:
+def session_still_valid(username: str, lookup: Lookup, now: datetime | None = None) -> Decision:
     """Re-check an existing session. A lookup failure is reported with ``lookup failed`` in the
     reason so the caller can choose availability over strictness."""
     try:
@@ -203,7 +204,7 @@ class DynamoStudents:
 
     ATTRIBUTES = ("id", "status", "password_hash", "expires_at")
 
-    def __init__(self, table: str, endpoint: Optional[str] = None, region: Optional[str] = None,
+    def __init__(self, table: str, endpoint: str | None = None, region: str | None = None,
                  client: Any = None):
         self.table = table
         if client is None:
@@ -215,7 +216,7 @@ class DynamoStudents:
                 config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}))
         self.client = client
 
-    def __call__(self, username: str) -> Optional[dict]:
+    def __call__(self, username: str) -> dict | None:
         response = self.client.get_item(
             TableName=self.table, Key={"id": {"S": username}}, ConsistentRead=True,
             ProjectionExpression=", ".join(f"#a{i}" for i in range(len(self.ATTRIBUTES))),

@@ -14,9 +14,10 @@ import nbformat
 import pytest
 import yaml
 
-from chalicelib.catalog.spec import WorkshopSpec
+from chalicelib.domain.workshop_spec import WorkshopSpec
+from tests.factory import write_workshop
 from tests.hubtools import remove_linux_user
-from tests.stack import ROOT, LocalStack, write_workshop
+from tests.stack import ROOT, LocalStack
 
 CHROMIUM = Path(os.environ.get("CHROMIUM") or "/usr/bin/chromium")  # `make test` passes CHROMIUM
 CHROMIUM_ARGS = [
@@ -94,8 +95,7 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+    assert CHROMIUM.exists(), f"{CHROMIUM} is not installed (`make test` installs Debian's chromium)"
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -10,9 +10,7 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.domain.orders import SIGNATURE_HEADER, verify_order
-from chalicelib.adapters.secrets import get_key
-from chalicelib.store import seats
-from chalicelib.store.models import RegistrationModel, StudentModel, WorkshopModel
+from chalicelib.store.catalog import SyncReport
 from tests.admintools import activate, api, bearer, callback, participant
 
 WORKSHOP = "WKSHP-ADM"
@@ -25,13 +23,13 @@ def workshop(sync, recording):
 
 @pytest.fixture
 def active(client, platform, workshop):
-    created = participant(WORKSHOP, "mo@example.com")
+    created = participant(platform, WORKSHOP, "mo@example.com")
     activate(client, platform, created)
     return created
 
 
-def free_students(workshop_id):
-    return sorted(s.id for s in StudentModel.workshop_index.query(workshop_id) if s.status == "free")
+def free_students(tables, workshop_id):
+    return sorted(s.id for s in tables.students.workshop_index.query(workshop_id) if s.status == "free")
 
 
 def latest_audit(client, platform):
@@ -39,8 +37,8 @@ def latest_audit(client, platform):
 
 
 def test_workshops_show_taken_free_warm_and_waiting(client, platform, workshop, active):
-    participant(WORKSHOP, "two@example.com")
-    participant(WORKSHOP, "wait@example.com")
+    participant(platform, WORKSHOP, "two@example.com")
+    participant(platform, WORKSHOP, "wait@example.com")
     status, listed = api(client, platform, "GET", "/api/admin/workshops")
     assert status == 200
     assert listed[0].items() >= {"id": WORKSHOP, "seats_total": 2, "seats_taken": 2, "seats_free": 0,
@@ -56,63 +54,63 @@ def test_closing_a_workshop_stops_registration_and_is_audited(client, platform, 
     assert entry["detail"]["before"]["active"] is True
 
 
-def test_capacity_up_adds_free_seats_and_serves_the_waitlist(client, platform, workshop, active):
-    participant(WORKSHOP, "two@example.com")
-    waiting = participant(WORKSHOP, "wait@example.com")
+def test_capacity_up_adds_free_seats_and_serves_the_waitlist(client, platform, tables, workshop, active):
+    participant(platform, WORKSHOP, "two@example.com")
+    waiting = participant(platform, WORKSHOP, "wait@example.com")
     status, view = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": 4})
     assert status == 200 and view["seats_total"] == 4
-    assert RegistrationModel.get(waiting["id"]).status == "pending"  # promoted at once
-    workshop_item = WorkshopModel.get(WORKSHOP)
+    assert tables.customers.get(waiting["id"]).status == "pending"  # promoted at once
+    workshop_item = tables.workshops.get(WORKSHOP)
     assert (workshop_item.seats_free, workshop_item.student_to) == (1, 4)
-    assert len(free_students(WORKSHOP)) == 1
+    assert len(free_students(tables, WORKSHOP)) == 1
 
 
-def test_capacity_down_only_removes_free_seats(client, platform, workshop, monkeypatch):
+def test_capacity_down_only_removes_free_seats(client, platform, tables, workshop, monkeypatch):
     api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": 5})
-    monkeypatch.setattr(seats, "_free_student", lambda w: "adm-3")  # the seat is otherwise random
-    seated = participant(WORKSHOP, "a@example.com")
+    monkeypatch.setattr(platform.stores.seats, "_free_student", lambda w: "adm-3")  # the seat is otherwise random
+    seated = participant(platform, WORKSHOP, "a@example.com")
     taken = int(seated["student"].rsplit("-", 1)[1])
     assert taken == 3
     status, refused = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": taken - 1})
     assert status == 409 and "1 of the" in refused["message"] and f"down to {taken}" in refused["message"]
-    assert WorkshopModel.get(WORKSHOP).seats_total == 5 and len(free_students(WORKSHOP)) == 4
+    assert tables.workshops.get(WORKSHOP).seats_total == 5 and len(free_students(tables, WORKSHOP)) == 4
     status, view = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": taken})
     assert status == 200 and view["seats_total"] == taken
-    assert len(free_students(WORKSHOP)) == WorkshopModel.get(WORKSHOP).seats_free == taken - 1
+    assert len(free_students(tables, WORKSHOP)) == tables.workshops.get(WORKSHOP).seats_free == taken - 1
     assert latest_audit(client, platform)["detail"]["seats"]["removed"] == 5 - taken
 
 
-def test_a_taken_seat_in_the_way_refuses_the_shrink_and_changes_nothing(client, platform, workshop):
-    first, second = participant(WORKSHOP, "a@example.com"), participant(WORKSHOP, "b@example.com")
+def test_a_taken_seat_in_the_way_refuses_the_shrink_and_changes_nothing(client, platform, tables, workshop):
+    first, second = participant(platform, WORKSHOP, "a@example.com"), participant(platform, WORKSHOP, "b@example.com")
     assert {first["student"], second["student"]} == {"adm-1", "adm-2"}
     status, refused = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}",
                           {"capacity": 1, "duration_minutes": 90})
     assert status == 409 and "1 of the 1 seats to remove are taken" in refused["message"]
-    item = WorkshopModel.get(WORKSHOP)
+    item = tables.workshops.get(WORKSHOP)
     assert (item.seats_total, item.duration_minutes, item.overrides) == (2, 120, None)
     assert latest_audit(client, platform)["outcome"] == "refused"
 
 
-def test_a_sync_keeps_the_organisers_edits_until_handed_back(client, platform, sync, workshop):
+def test_a_sync_keeps_the_organisers_edits_until_handed_back(client, platform, tables, sync, workshop):
     api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}",
         {"capacity": 3, "active": False, "duration_minutes": 45})
     report = sync((WORKSHOP, {"seats": 2, "duration": 120}))[0]
     assert "kept the organiser's active, capacity, duration_minutes" in report.line()
-    item = WorkshopModel.get(WORKSHOP)
+    item = tables.workshops.get(WORKSHOP)
     assert (item.seats_total, item.active, item.duration_minutes, item.student_to) == (3, False, 45, 3)
-    assert len(free_students(WORKSHOP)) == 3
+    assert len(free_students(tables, WORKSHOP)) == 3
     status, view = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}",
                        {"capacity": None, "active": None})
     # handed back: the current values stay (this side does not read the folder) until the next sync
     assert status == 200 and view["handed_back"] == ["active", "capacity"]
     assert (view["seats_total"], view["active"], view["overrides"]) == (3, False, {"duration_minutes": 45})
     sync((WORKSHOP, {"seats": 2, "duration": 120}))
-    item = WorkshopModel.get(WORKSHOP)
+    item = tables.workshops.get(WORKSHOP)
     assert (item.seats_total, item.active, item.duration_minutes, item.overrides) == (2, True, 45,
                                                                                       {"duration_minutes": 45})
     assert item.handed_back is None
     assert api(client, platform, "GET", "/api/admin/workshops")[1][0]["handed_back"] == []
-    assert free_students(WORKSHOP) == ["adm-1", "adm-2"]
+    assert free_students(tables, WORKSHOP) == ["adm-1", "adm-2"]
 
 
 @pytest.mark.parametrize("body, field", [
@@ -120,10 +118,10 @@ def test_a_sync_keeps_the_organisers_edits_until_handed_back(client, platform, s
     ({"duration_minutes": 5}, "duration_minutes"), ({"active": "no"}, "active"), ({"title": "x"}, "title"),
     ({}, "body"), ([1], "body"),
 ])
-def test_invalid_workshop_edits_are_422_and_change_nothing(client, platform, workshop, body, field):
+def test_invalid_workshop_edits_are_422_and_change_nothing(client, platform, tables, workshop, body, field):
     status, answer = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", body)
     assert status == 422 and field in answer["fields"]
-    assert WorkshopModel.get(WORKSHOP).overrides is None
+    assert tables.workshops.get(WORKSHOP).overrides is None
 
 
 def test_unknown_workshop_is_404(client, platform, workshop):
@@ -132,8 +130,8 @@ def test_unknown_workshop_is_404(client, platform, workshop):
 
 
 def test_search_by_name_email_status_and_workshop(client, platform, workshop, active):
-    participant(WORKSHOP, "zoe@example.org", first="Zoë", last="Ñúñez")
-    participant(WORKSHOP, "wait@example.com", first="Wai", last="Ting")
+    participant(platform, WORKSHOP, "zoe@example.org", first="Zoë", last="Ñúñez")
+    participant(platform, WORKSHOP, "wait@example.com", first="Wai", last="Ting")
 
     def ids(query):
         status, found = api(client, platform, "GET", f"/api/admin/registrations{query}")
@@ -157,24 +155,25 @@ def test_registration_detail_lists_the_possible_actions(client, platform, worksh
     assert api(client, platform, "GET", "/api/admin/registrations/" + "x" * 24)[0] == 404
 
 
-def test_admin_extends_past_the_limit_and_the_waitlist_without_using_the_participants(client, platform, active):
-    participant(WORKSHOP, "two@example.com")
-    participant(WORKSHOP, "wait@example.com")  # someone waits: a participant could not extend
-    before = RegistrationModel.get(active["id"]).ends_at
+def test_admin_extends_past_the_limit_and_the_waitlist_without_using_the_participants(client, platform, tables,
+                                                                                      active):
+    participant(platform, WORKSHOP, "two@example.com")
+    participant(platform, WORKSHOP, "wait@example.com")  # someone waits: a participant could not extend
+    before = tables.customers.get(active["id"]).ends_at
     for _ in range(2):  # the workshop allows one extension; the organiser is not bound by it
         status, view = api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/extend", {})
         assert status == 200
     status, view = api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/extend", {"minutes": 15})
     assert status == 200 and view["extensions_used"] == 0
-    reg = RegistrationModel.get(active["id"])
+    reg = tables.customers.get(active["id"])
     assert reg.ends_at == before + timedelta(minutes=75)
-    assert StudentModel.get(active["student"]).expires_at == reg.ends_at
+    assert tables.students.get(active["student"]).expires_at == reg.ends_at
     entry = latest_audit(client, platform)
     assert entry["action"] == "registration.extend" and entry["detail"]["ends_after"] == reg.ends_at.isoformat()
 
 
 def test_admin_extend_of_a_session_not_running_is_refused_and_audited(client, platform, workshop):
-    waiting = participant(WORKSHOP, "w@example.com")
+    waiting = participant(platform, WORKSHOP, "w@example.com")
     status, refused = api(client, platform, "POST", f"/api/admin/registrations/{waiting['id']}/extend", {})
     assert status == 409 and "Only a running workshop" in refused["message"]
     assert latest_audit(client, platform)["outcome"] == "refused"
@@ -183,31 +182,31 @@ def test_admin_extend_of_a_session_not_running_is_refused_and_audited(client, pl
     assert api(client, platform, "POST", f"/api/admin/registrations/{waiting['id']}/explode", {})[0] == 404
 
 
-def test_resend_credentials_orders_a_password_only_reset(client, platform, active, recording):
-    ends = RegistrationModel.get(active["id"]).ends_at
+def test_resend_credentials_orders_a_password_only_reset(client, platform, tables, active, recording):
+    ends = tables.customers.get(active["id"]).ends_at
     status, _ = api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/resend-credentials")
     assert status == 200
     order_mail = [e for e in recording.sent if e.subject.startswith("RESET")][-1]
     order = verify_order(order_mail.text.encode(), order_mail.headers[SIGNATURE_HEADER],
-                         get_key(platform.settings, "order_key"), time.time(), 60)
+                         platform.key("order_key"), time.time(), 60)
     assert (order.scope, order.attempt, order.registration) == ("password", 1, active["id"])
-    assert RegistrationModel.get(active["id"]).ends_at == ends
+    assert tables.customers.get(active["id"]).ends_at == ends
     api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/reset")
     reset = [e for e in recording.sent if e.subject.startswith("RESET")][-1]
     assert json.loads(reset.text)["attempt"] == 2 and "scope" not in json.loads(reset.text)
 
 
-def test_end_from_the_admin_api_locks_the_student_and_orders_cleanup(client, platform, active, recording):
+def test_end_from_the_admin_api_locks_the_student_and_orders_cleanup(client, platform, tables, active, recording):
     status, view = api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/end")
     assert status == 200 and view["status"] == "expiring" and view["actions"] == ["purge"]
-    assert StudentModel.get(active["student"]).status == "cleaning"
+    assert tables.students.get(active["student"]).status == "cleaning"
     assert recording.sent[-1].subject == f"CLEANUP {WORKSHOP} {active['student']}"
 
 
-def test_purge_fails_the_live_registration_and_is_audited(client, platform, active, recording):
+def test_purge_fails_the_live_registration_and_is_audited(client, platform, tables, active, recording):
     status, result = api(client, platform, "POST", f"/api/admin/students/{active['student']}/purge", actor="Ops")
     assert status == 200 and result == {"student": active["student"], "result": "purging"}
-    assert RegistrationModel.get(active["id"]).status == "failed"
+    assert tables.customers.get(active["id"]).status == "failed"
     assert [e.subject.split()[0] for e in recording.sent[-2:]] == ["PURGE", "We"]
     assert latest_audit(client, platform).items() >= {"action": "student.purge", "target": active["student"],
                                                       "actor": "Ops", "outcome": "done"}.items()
@@ -227,7 +226,7 @@ def test_audit_pages_back_from_the_newest(client, platform, workshop):
 
 def test_stats_count_registrations_per_hour_and_completion_per_workshop(client, platform, active, clock):
     clock.advance(hours=2)
-    participant(WORKSHOP, "later@example.com")
+    participant(platform, WORKSHOP, "later@example.com")
     api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/end")
     callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
                                 "completion": 40})
@@ -246,18 +245,18 @@ def test_the_api_refuses_a_missing_or_wrong_token(client, platform, workshop, he
     assert ("WWW-Authenticate" in response.headers) == (status == 401)
 
 
-def test_an_invalid_actor_header_is_422(client, platform, workshop):
+def test_an_invalid_actor_header_is_422(client, platform, tables, workshop):
     status, answer = api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"active": False},
                          actor="<script>")
     assert status == 422 and "X-WOD-Actor" in answer["fields"]
-    assert WorkshopModel.get(WORKSHOP).active is True
+    assert tables.workshops.get(WORKSHOP).active is True
 
 
 def test_csv_export_round_trips_names_with_commas_quotes_and_accents(client, platform, workshop):
     names = [("Zoë", "Ñúñez, Jr.", "Smith & Sons, Ltd"), ('"Quoted"', "O'Brien", 'Le "Café"'),
              ("=cmd", "Lee", "@Corp")]
     for n, (first, last, company) in enumerate(names):
-        participant(WORKSHOP, f"p{n}@example.com", first=first, last=last, company=company)
+        participant(platform, WORKSHOP, f"p{n}@example.com", first=first, last=last, company=company)
     response = client.http.get("/api/admin/registrations.csv", headers=bearer(platform))
     assert response.status_code == 200
     rows = list(csv.DictReader(io.StringIO(response.body.decode("utf-8-sig"))))
@@ -290,7 +289,7 @@ def test_non_ascii_digits_are_422_not_500(client, platform, active, method, path
 
 
 def test_the_audit_log_holds_no_personal_data(client, platform, active):
-    participant(WORKSHOP, "two@example.com", first="Zoë", last="Ñúñez")
+    participant(platform, WORKSHOP, "two@example.com", first="Zoë", last="Ñúñez")
     for action in ("extend", "resend-credentials", "reset"):
         assert api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/{action}", {})[0] == 200
     client.http.get("/api/admin/registrations.csv?q=mo%40example.com&status=active", headers=bearer(platform))
@@ -338,9 +337,9 @@ def test_refused_input_and_unexpected_errors_are_audited(client, platform, activ
     assert "mo@example.com" not in json.dumps(entry)
 
 
-def test_a_purge_that_loses_a_race_reads_again_and_purges(client, platform, active, recording, monkeypatch):
-    from chalicelib.store import lifecycle as store
-
+def test_a_purge_that_loses_a_race_reads_again_and_purges(client, platform, tables, active, recording,
+                                                          monkeypatch):
+    store = platform.stores.lifecycle
     real, calls = store.begin_cleanup, []
 
     def changed_meanwhile(reg, *args, **kwargs):
@@ -353,29 +352,27 @@ def test_a_purge_that_loses_a_race_reads_again_and_purges(client, platform, acti
     status, result = api(client, platform, "POST", f"/api/admin/students/{active['student']}/purge")
     assert status == 200 and result["result"] == "purging"
     assert len(calls) == 2 and calls[1] > calls[0]  # the second try used what it read again
-    assert RegistrationModel.get(active["id"]).status == "failed"
+    assert tables.customers.get(active["id"]).status == "failed"
 
 
-def test_a_purge_that_keeps_losing_is_a_conflict_and_claims_nothing(client, platform, active, recording,
+def test_a_purge_that_keeps_losing_is_a_conflict_and_claims_nothing(client, platform, tables, active, recording,
                                                                      monkeypatch):
     from chalicelib.services import webhooks
-    from chalicelib.store import lifecycle as store
 
     emitted = []
-    monkeypatch.setattr(store, "begin_cleanup", lambda *args, **kwargs: False)
-    monkeypatch.setattr(webhooks, "emit", lambda event, *args, **kwargs: emitted.append(event))
+    monkeypatch.setattr(platform.stores.lifecycle, "begin_cleanup", lambda *args, **kwargs: False)
+    monkeypatch.setattr(webhooks, "emit", lambda ctx, event, *args, **kwargs: emitted.append(event))
     sent = len(recording.sent)
     status, refused = api(client, platform, "POST", f"/api/admin/students/{active['student']}/purge", actor="Ops")
     assert status == 409 and "kept changing" in refused["message"]
-    assert RegistrationModel.get(active["id"]).status == "active"
+    assert tables.customers.get(active["id"]).status == "active"
     assert emitted == [] and len(recording.sent) == sent  # no "failed" webhook, no apology
     entry = latest_audit(client, platform)
     assert (entry["action"], entry["outcome"]) == ("student.purge", "refused") and "result" not in entry["detail"]
 
 
-def test_a_seat_warmed_during_a_shrink_is_kept_and_reported(client, platform, workshop, monkeypatch):
-    from chalicelib.store import organiser as admin_store
-    from chalicelib.store import warm
+def test_a_seat_warmed_during_a_shrink_is_kept_and_reported(client, platform, tables, workshop, monkeypatch):
+    admin_store, warm = platform.stores.organiser, platform.stores.warm
 
     api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": 5})
     read = admin_store.students_of
@@ -391,24 +388,22 @@ def test_a_seat_warmed_during_a_shrink_is_kept_and_reported(client, platform, wo
                           {"capacity": 2, "duration_minutes": 90})
     assert status == 409 and "adm-4 was taken or warmed" in refused["message"]
     assert "went down to 4 only" in refused["message"]
-    assert StudentModel.get("adm-4").warm is True  # not deleted under the warm pool
-    item = WorkshopModel.get(WORKSHOP)
+    assert tables.students.get("adm-4").warm is True  # not deleted under the warm pool
+    item = tables.workshops.get(WORKSHOP)
     assert (item.seats_total, item.student_to, item.duration_minutes) == (4, 4, 90)
     assert item.overrides == {"capacity": 4, "duration_minutes": 90}
-    assert free_students(WORKSHOP) == ["adm-1", "adm-2", "adm-3", "adm-4"] and item.seats_free == 4
+    assert free_students(tables, WORKSHOP) == ["adm-1", "adm-2", "adm-3", "adm-4"] and item.seats_free == 4
     entry = latest_audit(client, platform)
     assert entry["outcome"] == "refused" and entry["detail"]["seats"] == {
         "added": 0, "removed": 1, "kept_busy": ["adm-4"], "skipped": []}
 
 
-def test_removing_students_spares_one_warmed_since_it_was_read(platform, workshop):
-    from chalicelib.catalog.sync import SyncReport, remove_students
-    from chalicelib.store import warm
-
-    api_seats = [StudentModel.get(sid) for sid in ("adm-1", "adm-2")]  # read while cold
-    warm.mark_warming("adm-1", platform.clock(), timedelta(minutes=10))
-    warm.mark_warm("adm-2")
+def test_removing_students_spares_one_warmed_since_it_was_read(platform, tables, workshop):
+    stores = platform.stores
+    api_seats = [stores.seats.get_student(sid) for sid in ("adm-1", "adm-2")]  # read while cold
+    stores.warm.mark_warming("adm-1", platform.clock(), timedelta(minutes=10))
+    stores.warm.mark_warm("adm-2")
     report = SyncReport(WORKSHOP)
-    remove_students(WORKSHOP, api_seats, report)
+    stores.catalog.remove_students(WORKSHOP, api_seats, report)
     assert (report.removed, report.kept_busy) == (0, ["adm-1", "adm-2"])
-    assert WorkshopModel.get(WORKSHOP).seats_free == 2 and len(free_students(WORKSHOP)) == 2
+    assert tables.workshops.get(WORKSHOP).seats_free == 2 and len(free_students(tables, WORKSHOP)) == 2

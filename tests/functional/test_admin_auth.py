@@ -14,7 +14,7 @@ import pytest
 
 from app import app
 from chalicelib.domain.organiser import derive_key, new_session
-from chalicelib.store.models import MODELS, RegistrationModel
+from chalicelib.store.models import MODELS
 from tests.admintools import FORM, activate, admin_token, bearer, csrf_of, form_post, participant, sign_in
 
 WORKSHOP = "WKSHP-AUTH"
@@ -35,9 +35,10 @@ def test_the_enumeration_finds_the_api_and_the_dashboard():
 def world(client, platform, sync, recording):
     """A workshop, an active participant and a webhook: something for every route to act on."""
     sync((WORKSHOP, {"seats": 3}))
-    created = participant(WORKSHOP, "mo@example.com")
+    created = participant(platform, WORKSHOP, "mo@example.com")
     activate(client, platform, created)
-    hook = json.loads(client.http.post("/api/admin/webhooks", headers=bearer(platform) | {"Content-Type": "application/json"},
+    hook = json.loads(client.http.post("/api/admin/webhooks",
+                                       headers=bearer(platform) | {"Content-Type": "application/json"},
                                        body=json.dumps({"url": "http://127.0.0.1:9/hook"})).body)
     return {"registration_id": created["id"], "action": "end", "workshop_id": WORKSHOP,
             "student_id": created["student"], "hook_id": hook["id"]}
@@ -60,7 +61,8 @@ def request_for(path: str, method: str, world: dict, csrf: str = "0" * 64) -> tu
         fields = {"csrf": csrf, "active": "false", "student": world["student_id"], "url": "http://127.0.0.1:9/x",
                   "event_registered": "on", "back": "/admin"}
         return url, FORM, urlencode(fields).encode()
-    body = {"active": False} if method == "PATCH" else {"url": "http://127.0.0.1:9/other"} if url.endswith("webhooks") else {}
+    body = ({"active": False} if method == "PATCH"
+            else {"url": "http://127.0.0.1:9/other"} if url.endswith("webhooks") else {})
     return url, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
@@ -101,7 +103,7 @@ def test_the_session_cookie_only_reads_the_api(client, platform, world):
 
 
 @pytest.mark.parametrize("path, method", MUTATING)
-def test_with_credentials_the_same_requests_do_act(client, platform, world, path, method):
+def test_with_credentials_the_same_requests_do_act(client, platform, tables, world, path, method):
     """The refusals above are meaningful: the very same requests, authorised, change the tables."""
     cookie = sign_in(client, platform)
     csrf = csrf_of(client.http.get("/admin/registrations", headers={"Cookie": cookie}).body)
@@ -121,7 +123,7 @@ def test_with_credentials_every_page_and_read_answers(client, platform, world, p
 
 
 @pytest.mark.parametrize("csrf", [None, "", "0" * 64, "from another session"])
-def test_a_dashboard_form_without_its_csrf_token_is_refused(client, platform, world, csrf):
+def test_a_dashboard_form_without_its_csrf_token_is_refused(client, platform, tables, world, csrf):
     cookie = sign_in(client, platform)
     if csrf == "from another session":
         csrf = csrf_of(client.http.get("/admin", headers={"Cookie": sign_in(client, platform, "Other")}).body)
@@ -130,7 +132,7 @@ def test_a_dashboard_form_without_its_csrf_token_is_refused(client, platform, wo
     response = form_post(client, cookie, f"/admin/registrations/{world['registration_id']}/end", fields)
     assert response.status_code == 403
     assert snapshot(platform) == before
-    assert RegistrationModel.get(world["registration_id"]).status == "active"
+    assert tables.customers.get(world["registration_id"]).status == "active"
 
 
 def test_sign_in_with_a_wrong_token_or_no_name_sets_no_session(client, platform, world):

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from chalicelib.store.models import RegistrationModel, WorkshopModel
 from tests.admintools import activate, bearer, csrf_of, form_post, participant, sign_in
 from tests.stack import free_port
 
@@ -21,7 +20,7 @@ WORKSHOP = "WKSHP-DASH"
 @pytest.fixture
 def active(client, platform, sync, recording):
     sync((WORKSHOP, {"seats": 3, "title": "Dashboards & charts", "extension": {"minutes": 30, "max": 0}}))
-    created = participant(WORKSHOP, "zoe@example.com", first='Zoë "Z"', last="Ñúñez & Sons")
+    created = participant(platform, WORKSHOP, "zoe@example.com", first='Zoë "Z"', last="Ñúñez & Sons")
     activate(client, platform, created)
     return created
 
@@ -57,9 +56,9 @@ def test_signed_out_the_dashboard_asks_to_sign_in(client, platform, active):
 
 
 def test_the_overview_draws_each_seat_and_each_waiting_person(client, platform, active, cookie):
-    participant(WORKSHOP, "b@example.com")
-    participant(WORKSHOP, "c@example.com")
-    participant(WORKSHOP, "w@example.com")
+    participant(platform, WORKSHOP, "b@example.com")
+    participant(platform, WORKSHOP, "c@example.com")
+    participant(platform, WORKSHOP, "w@example.com")
     response = client.http.get("/admin", headers={"Cookie": cookie})
     html = response.body.decode()
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
@@ -82,11 +81,11 @@ def test_the_list_finds_a_participant_and_escapes_their_name(client, platform, a
     assert bad.status_code == 422 and b"One of:" in bad.body
 
 
-def test_extend_from_the_list_shows_the_result_and_the_audit_entry(client, platform, active, cookie):
-    ends = RegistrationModel.get(active["id"]).ends_at
+def test_extend_from_the_list_shows_the_result_and_the_audit_entry(client, platform, tables, active, cookie):
+    ends = tables.customers.get(active["id"]).ends_at
     landed = act(client, cookie, f"/admin/registrations/{active['id']}/extend", {},
                  back="/admin/registrations?q=zoe")
-    student = RegistrationModel.get(active["id"]).student_id
+    student = tables.customers.get(active["id"]).student_id
     assert flash(landed) == ("notice", f"{student}'s workshop now ends at {ends + timedelta(minutes=30):%H:%M} UTC.")
     csrf = csrf_of(page(client, cookie, "/admin/registrations"))
     again = form_post(client, cookie, f"/admin/registrations/{active['id']}/extend", {"csrf": csrf})
@@ -94,7 +93,7 @@ def test_extend_from_the_list_shows_the_result_and_the_audit_entry(client, platf
     carried = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
     assert again.status_code == 303 and "now ends at" in carried and "zoe" not in carried  # no email in URLs
     assert 'value="zoe"' in landed  # back on the same search
-    assert RegistrationModel.get(active["id"]).extensions_used == 0
+    assert tables.customers.get(active["id"]).extensions_used == 0
     audit = page(client, cookie, "/admin/audit")
     row = audit[audit.index("<tbody>"):].split("</tr>")[0]
     assert "Grace Hopper" in row and "registration.extend" in row and active["id"] in row and "done" in row
@@ -113,12 +112,12 @@ def test_a_forged_flash_is_not_shown(client, platform, active, cookie):
     assert flash(html) is None and "Please pay" not in html
 
 
-def test_workshop_edits_record_only_what_changed(client, platform, active, cookie):
+def test_workshop_edits_record_only_what_changed(client, platform, tables, active, cookie):
     landed = act(client, cookie, f"/admin/workshops/{WORKSHOP}",
                  {"capacity": "5", "was_capacity": "3", "duration_minutes": "60", "was_duration_minutes": "60"},
                  back="/admin")
     assert flash(landed) == ("notice", "Dashboards & charts: capacity 5.")
-    assert WorkshopModel.get(WORKSHOP).overrides == {"capacity": 5}
+    assert tables.workshops.get(WORKSHOP).overrides == {"capacity": 5}
     landed = act(client, cookie, f"/admin/workshops/{WORKSHOP}", {"active": "false"}, back="/admin")
     assert flash(landed) == ("notice", "Dashboards & charts: registration closed.")
     assert ">Closed</span>" in landed
@@ -126,17 +125,17 @@ def test_workshop_edits_record_only_what_changed(client, platform, active, cooki
     # handed back, not yet the folder's: the values stay until the next sync, and the page says so
     assert flash(landed) == ("notice", "Dashboards & charts: registration and capacity handed back to the folder: "
                                        "the next sync applies the folder's values.")
-    item = WorkshopModel.get(WORKSHOP)
+    item = tables.workshops.get(WORKSHOP)
     assert (item.overrides, item.handed_back, item.active, item.seats_total) == (None, ["active", "capacity"], False, 5)
     assert "Back to the folder at the next sync: active, capacity" in landed and ">Closed</span>" in landed
     landed = act(client, cookie, f"/admin/workshops/{WORKSHOP}", {"capacity": "0", "was_capacity": "5"}, back="/admin")
     assert flash(landed) == ("alert", "The workshop edit is not valid. capacity: A whole number from 1 to 1000.")
 
 
-def test_purge_from_the_list(client, platform, active, cookie):
+def test_purge_from_the_list(client, platform, tables, active, cookie):
     landed = act(client, cookie, "/admin/students/purge", {"student": active["student"]})
     assert flash(landed)[1].startswith(f"Purged {active['student']}: its registration failed")
-    assert RegistrationModel.get(active["id"]).status == "failed"
+    assert tables.customers.get(active["id"]).status == "failed"
 
 
 def test_a_webhook_secret_is_shown_once(client, platform, active, cookie):
@@ -173,7 +172,8 @@ def test_after_an_action_the_redirect_stays_on_the_dashboard(client, platform, a
 
 
 def test_a_test_ping_to_an_unreachable_hook_comes_back_as_an_error(client, platform, active, cookie):
-    hook = json.loads(client.http.post("/api/admin/webhooks", headers=bearer(platform) | {"Content-Type": "application/json"},
+    hook = json.loads(client.http.post("/api/admin/webhooks",
+                                       headers=bearer(platform) | {"Content-Type": "application/json"},
                                        body=json.dumps({"url": f"http://127.0.0.1:{free_port()}/"})).body)
     landed = act(client, cookie, f"/admin/webhooks/{hook['id']}/test", {}, back=f"/admin/webhooks/{hook['id']}")
     kind, message = flash(landed)
@@ -182,12 +182,13 @@ def test_a_test_ping_to_an_unreachable_hook_comes_back_as_an_error(client, platf
     assert ">ping<" in row and ">pending<" in row and ">1<" in row
 
 
-def test_a_flash_or_csrf_token_with_non_ascii_characters_is_refused_not_a_crash(client, platform, active, cookie):
+def test_a_flash_or_csrf_token_with_non_ascii_characters_is_refused_not_a_crash(client, platform, tables, active,
+                                                                                 cookie):
     response = client.http.get("/admin?flash=a.%C3%A9", headers={"Cookie": cookie})
     assert response.status_code == 200 and flash(response.body.decode()) is None
     refused = form_post(client, cookie, f"/admin/registrations/{active['id']}/end", {"csrf": "é", "back": "/admin"})
     assert refused.status_code == 403 and b"out of date" in refused.body
-    assert RegistrationModel.get(active["id"]).status == "active"
+    assert tables.customers.get(active["id"]).status == "active"
 
 
 def test_non_ascii_digits_in_dashboard_forms_come_back_as_errors(client, platform, active, cookie):

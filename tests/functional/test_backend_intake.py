@@ -6,11 +6,10 @@ import json
 import pytest
 
 from chalicelib.adapters.mail import to_mime
-from chalicelib.backend.intake import Intake, handle
+from chalicelib.adapters.secrets import get_key
+from chalicelib.backend.intake import handle
 from chalicelib.domain.mail import Email
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
-from chalicelib.adapters.secrets import get_key
-from chalicelib.store.models import NonceModel
 from local.orders import ses_notification
 
 
@@ -26,8 +25,10 @@ class Starter:
 
 
 @pytest.fixture
-def intake(platform):
-    return Intake(settings=platform.settings, start=Starter(), clock=platform.clock)
+def starter(platform):
+    """The platform's workflow starter, recording what it started."""
+    platform.workflows = Starter()
+    return platform.workflows
 
 
 def order_mail(platform, order=None, key=None, headers=None):
@@ -40,21 +41,21 @@ def order_mail(platform, order=None, key=None, headers=None):
     return json.dumps(ses_notification(raw, "noreply@wod.local", ["orders@backend.wod.local"]))
 
 
-def test_valid_order_starts_one_workflow_and_a_duplicate_delivery_none(platform, intake):
+def test_valid_order_starts_one_workflow_and_a_duplicate_delivery_none(platform, starter):
     message = order_mail(platform)
-    assert handle(intake, message) == "started"
-    assert intake.start.started == ["reg-1234567890abcdef-CREATE"]
-    assert handle(intake, message) == "rejected:replay"  # same email delivered twice
+    assert handle(platform, message) == "started"
+    assert starter.started == ["reg-1234567890abcdef-CREATE"]
+    assert handle(platform, message) == "rejected:replay"  # same email delivered twice
     resent = order_mail(platform)  # the outbox resending: a new nonce, same registration
-    assert handle(intake, resent) == "duplicate"
-    assert intake.start.started == ["reg-1234567890abcdef-CREATE"]
+    assert handle(platform, resent) == "duplicate"
+    assert starter.started == ["reg-1234567890abcdef-CREATE"]
 
 
 @pytest.mark.parametrize("case, reason", [
     ("forged", "bad_signature"), ("unsigned", "missing_signature"), ("stale", "stale"),
     ("spam", "verdict"), ("dkim", "verdict"), ("not-ses", "malformed"), ("unknown-action", "unknown_action"),
 ])
-def test_bad_orders_are_rejected_without_side_effects(platform, intake, case, reason):
+def test_bad_orders_are_rejected_without_side_effects(platform, tables, starter, case, reason):
     now = platform.clock().timestamp()
     if case == "forged":
         message = order_mail(platform, key=b"not-the-key")
@@ -70,6 +71,6 @@ def test_bad_orders_are_rejected_without_side_effects(platform, intake, case, re
         message = "hello"
     else:
         message = order_mail(platform, Order("DESTROY", "W", "s", "r", int(now), "n" * 32))
-    assert handle(intake, message) == f"rejected:{reason}"
-    assert intake.start.started == []
-    assert NonceModel.count() == 0
+    assert handle(platform, message) == f"rejected:{reason}"
+    assert starter.started == []
+    assert tables.nonces.count() == 0

@@ -7,12 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib.services import time_checks as lifecycle
-from chalicelib.services import registrations
-from chalicelib.domain.orders import SIGNATURE_HEADER, sign
 from chalicelib.adapters.secrets import get_key
-from chalicelib.store import lifecycle as store
-from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel
+from chalicelib.domain.orders import SIGNATURE_HEADER, sign
+from chalicelib.services import registrations
+from chalicelib.services import time_checks as lifecycle
+from chalicelib.store.models import StudentModel, WorkshopModel
 
 WORKSHOP = "WKSHP-LIFE"
 
@@ -44,35 +43,36 @@ def subjects(recording, start=0):
 def active(client, platform, sync, recording):
     """One participant provisioned and active in a 2-hour workshop with a single seat."""
     sync((WORKSHOP, {"seats": 1, "duration": 120, "badge": None}))
-    created = registrations.register(body("mo@example.com"))
+    created = registrations.register(platform, body("mo@example.com"))
     callback(client, platform, {"registration": created["id"], "student": created["student"], "outcome": "ready",
                                 "password": "Pw123456789x", "hub_url": "http://hub"})
     return created
 
 
-def test_reminder_once_then_expiry_orders_cleanup_and_locks_the_student(client, platform, active, recording, clock):
+def test_reminder_once_then_expiry_orders_cleanup_and_locks_the_student(client, platform, tables, active, recording,
+                                                                        clock):
     start = len(recording.sent)
     clock.advance(minutes=59)
-    assert lifecycle.tick()["reminders"] == 0
+    assert lifecycle.tick(platform)["reminders"] == 0
     clock.advance(minutes=1)
-    assert lifecycle.tick()["reminders"] == 1
-    assert lifecycle.tick()["reminders"] == 0  # a second tick sends nothing again
+    assert lifecycle.tick(platform)["reminders"] == 1
+    assert lifecycle.tick(platform)["reminders"] == 0  # a second tick sends nothing again
     assert subjects(recording, start) == [f"One hour left: Workshop {WORKSHOP}"]
     assert "#actions" in recording.sent[-1].text
 
     clock.advance(minutes=60)
-    counts = lifecycle.tick()
+    counts = lifecycle.tick(platform)
     assert counts["expired"] == 1
-    reg = RegistrationModel.get(active["id"])
+    reg = tables.customers.get(active["id"])
     assert reg.status == "expiring"
-    student = StudentModel.get(active["student"])
+    student = tables.students.get(active["student"])
     assert (student.status, student.expires_at) == ("cleaning", clock())
     assert subjects(recording)[-1] == f"CLEANUP {WORKSHOP} {active['student']}"
-    assert lifecycle.tick()["expired"] == 0
+    assert lifecycle.tick(platform)["expired"] == 0
 
 
-def test_cleaned_frees_the_seat_thanks_and_promotes_the_waitlist(client, platform, active, recording, clock):
-    waiting = registrations.register(body("wait@example.com"))
+def test_cleaned_frees_the_seat_thanks_and_promotes_the_waitlist(client, platform, active, recording, clock, tables):
+    waiting = registrations.register(platform, body("wait@example.com"))
     assert waiting["status"] == "waitlisted"
     assert action(client, active["id"], "end")[0] == 200
     assert action(client, active["id"], "end")[0] == 200  # twice: one cleanup
@@ -80,77 +80,78 @@ def test_cleaned_frees_the_seat_thanks_and_promotes_the_waitlist(client, platfor
 
     callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
                                 "completion": 62.5})
-    reg = RegistrationModel.get(active["id"])
+    reg = tables.customers.get(active["id"])
     assert (reg.status, reg.completion) == ("finished", 62.5)
-    assert EmailClaimModel.count("mo@example.com") == 0
+    assert tables.emails.count("mo@example.com") == 0
     thanks = [e for e in recording.sent if e.subject.startswith("Thank you")][0]
     assert "63%" in thanks.text or "62%" in thanks.text
-    promoted = RegistrationModel.get(waiting["id"])
+    promoted = tables.customers.get(waiting["id"])
     assert (promoted.status, promoted.student_id) == ("pending", active["student"])
-    assert StudentModel.get(active["student"]).registration_id == waiting["id"]
-    assert WorkshopModel.get(WORKSHOP).seats_free == 0
-    assert subjects(recording)[-2:] == [f"A seat is yours: Workshop {WORKSHOP}", f"CREATE {WORKSHOP} {active['student']}"]
+    assert tables.students.get(active["student"]).registration_id == waiting["id"]
+    assert tables.workshops.get(WORKSHOP).seats_free == 0
+    assert subjects(recording)[-2:] == [f"A seat is yours: Workshop {WORKSHOP}",
+                                        f"CREATE {WORKSHOP} {active['student']}"]
     again = callback(client, platform, {"registration": active["id"], "student": active["student"],
                                         "outcome": "cleaned", "completion": 10})
-    assert again["status"] == "finished" and RegistrationModel.get(active["id"]).completion == 62.5
+    assert again["status"] == "finished" and tables.customers.get(active["id"]).completion == 62.5
 
 
-def test_extend_until_the_limit_and_not_while_people_wait(client, platform, active, clock):
-    before = RegistrationModel.get(active["id"]).ends_at
+def test_extend_until_the_limit_and_not_while_people_wait(client, platform, active, clock, tables):
+    before = tables.customers.get(active["id"]).ends_at
     status, view = action(client, active["id"], "extend")
     assert status == 200 and view["extensions_used"] == 1
-    assert RegistrationModel.get(active["id"]).ends_at == before + timedelta(minutes=30)
-    assert StudentModel.get(active["student"]).expires_at == before + timedelta(minutes=30)
+    assert tables.customers.get(active["id"]).ends_at == before + timedelta(minutes=30)
+    assert tables.students.get(active["student"]).expires_at == before + timedelta(minutes=30)
     assert action(client, active["id"], "extend")[0] == 200
     status, refused = action(client, active["id"], "extend")
     assert status == 409 and "already used the 2 extension" in refused["message"]
 
 
 def test_no_extension_while_the_waitlist_is_not_empty(client, platform, active):
-    registrations.register(body("queue@example.com"))
+    registrations.register(platform, body("queue@example.com"))
     status, refused = action(client, active["id"], "extend")
     assert status == 409 and "waiting for a seat" in refused["message"]
 
 
-def test_reset_twice_orders_two_fresh_copies_without_moving_the_clock(client, platform, active, recording):
-    ends = RegistrationModel.get(active["id"]).ends_at
+def test_reset_twice_orders_two_fresh_copies_without_moving_the_clock(client, platform, active, recording, tables):
+    ends = tables.customers.get(active["id"]).ends_at
     assert action(client, active["id"], "reset")[0] == 200
     assert action(client, active["id"], "reset")[0] == 200
     resets = [e for e in recording.sent if e.subject.startswith("RESET")]
     assert [json.loads(e.text)["attempt"] for e in resets] == [1, 2]
-    assert RegistrationModel.get(active["id"]).ends_at == ends
+    assert tables.customers.get(active["id"]).ends_at == ends
 
 
-def test_stuck_provisioning_fails_apologises_and_orders_cleanup(client, platform, sync, recording, clock):
+def test_stuck_provisioning_fails_apologises_and_orders_cleanup(client, platform, sync, recording, clock, tables):
     sync((WORKSHOP, {"seats": 1}))
-    created = registrations.register(body("slow@example.com"))
+    created = registrations.register(platform, body("slow@example.com"))
     clock.advance(minutes=11)
-    assert lifecycle.tick()["stuck"] == 1
-    assert RegistrationModel.get(created["id"]).status == "failed"
+    assert lifecycle.tick(platform)["stuck"] == 1
+    assert tables.customers.get(created["id"]).status == "failed"
     assert subjects(recording)[-2:] == [f"CLEANUP {WORKSHOP} {created['student']}",
                                         f"We could not prepare your workshop: Workshop {WORKSHOP}"]
     callback(client, platform, {"registration": created["id"], "student": created["student"], "outcome": "cleaned",
                                 "completion": None})
-    assert RegistrationModel.get(created["id"]).status == "failed"
-    assert WorkshopModel.get(WORKSHOP).seats_free == 1
+    assert tables.customers.get(created["id"]).status == "failed"
+    assert tables.workshops.get(WORKSHOP).seats_free == 1
     assert not any(s.startswith("Thank you") for s in subjects(recording))
 
 
 def test_cleanup_not_reported_in_time_is_ordered_again(client, platform, active, recording, clock):
     action(client, active["id"], "end")
     clock.advance(minutes=6)
-    assert lifecycle.tick()["cleanup_retried"] == 1
+    assert lifecycle.tick(platform)["cleanup_retried"] == 1
     orders = [json.loads(e.text) for e in recording.sent if e.subject.startswith("CLEANUP")]
     assert [o["attempt"] for o in orders] == [0, 1]
 
 
 def test_leaving_the_waitlist_moves_the_others_up(client, platform, active):
-    first = registrations.register(body("w1@example.com"))
-    second = registrations.register(body("w2@example.com"))
-    assert registrations.status(second["id"])["position"] == 2
+    first = registrations.register(platform, body("w1@example.com"))
+    second = registrations.register(platform, body("w2@example.com"))
+    assert registrations.status(platform, second["id"])["position"] == 2
     assert action(client, first["id"], "leave")[1]["status"] == "cancelled"
-    assert registrations.status(second["id"])["position"] == 1
-    assert registrations.register(body("w1@example.com"))["status"] == "waitlisted"  # the email is free again
+    assert registrations.status(platform, second["id"])["position"] == 1
+    assert registrations.register(platform, body("w1@example.com"))["status"] == "waitlisted"  # the email is free again
 
 
 def test_actions_on_the_wrong_state_are_clear_409s(client, platform, active):
@@ -161,15 +162,15 @@ def test_actions_on_the_wrong_state_are_clear_409s(client, platform, active):
 
 def test_tick_reads_only_due_registrations(platform, active, clock):
     """The due index holds one entry per registration, keyed by when it is due."""
-    assert store.due("active", clock()) == []
+    assert platform.stores.lifecycle.due("active", clock()) == []
     clock.advance(minutes=61)
-    assert store.due("active", clock()) == [active["id"]]
+    assert platform.stores.lifecycle.due("active", clock()) == [active["id"]]
 
 
 def test_third_finished_workshop_earns_the_level_badge(client, platform, sync, recording):
     sync(*[(f"WKSHP-L{n}", {"seats": 1}) for n in range(3)])
     for n in range(3):
-        created = registrations.register(body("lea@example.com") | {"workshop": f"WKSHP-L{n}"})
+        created = registrations.register(platform, body("lea@example.com") | {"workshop": f"WKSHP-L{n}"})
         callback(client, platform, {"registration": created["id"], "student": created["student"],
                                     "outcome": "ready", "password": "Pw123456789x", "hub_url": "http://hub"})
         action(client, created["id"], "end")
@@ -181,37 +182,37 @@ def test_third_finished_workshop_earns_the_level_badge(client, platform, sync, r
     assert len([e for e in recording.sent if e.subject.startswith("Thank you")]) == 3
 
 
-def test_closed_registrations_expire_their_personal_data(client, platform, active, clock):
+def test_closed_registrations_expire_their_personal_data(client, platform, active, clock, tables):
     action(client, active["id"], "end")
     callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
                                 "completion": 0})
-    reg = RegistrationModel.get(active["id"])
+    reg = tables.customers.get(active["id"])
     assert reg.ttl == int((clock() + timedelta(days=30)).timestamp())
 
 
-def test_purge_frees_a_student_whatever_its_state(client, platform, active, recording):
+def test_purge_frees_a_student_whatever_its_state(client, platform, active, recording, tables):
     from chalicelib.services import organiser as admin
 
-    assert admin.purge_student(active["student"]) == "purging"
-    assert RegistrationModel.get(active["id"]).status == "failed"
+    assert admin.purge_student(platform, active["student"]) == "purging"
+    assert tables.customers.get(active["id"]).status == "failed"
     assert subjects(recording)[-2:] == [f"PURGE {WORKSHOP} {active['student']}",
                                         f"We could not prepare your workshop: Workshop {WORKSHOP}"]
     callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
                                 "completion": None})
-    assert StudentModel.get(active["student"]).status == "free"
-    assert WorkshopModel.get(WORKSHOP).seats_free == 1
-    assert admin.purge_student(active["student"]) == "free"
+    assert tables.students.get(active["student"]).status == "free"
+    assert tables.workshops.get(WORKSHOP).seats_free == 1
+    assert admin.purge_student(platform, active["student"]) == "free"
 
 
-def test_purge_frees_an_orphaned_student(client, platform, sync, recording):
+def test_purge_frees_an_orphaned_student(client, platform, sync, recording, tables):
     from chalicelib.services import organiser as admin
 
     sync((WORKSHOP, {"seats": 1}))
-    student = StudentModel.get("life-1")
+    student = tables.students.get("life-1")
     student.update(actions=[StudentModel.status.set("cleaning"), StudentModel.free_workshop.remove()])
-    WorkshopModel(WORKSHOP).update(actions=[WorkshopModel.seats_free.add(-1)])
-    assert admin.purge_student("life-1") == "freed"
-    assert (StudentModel.get("life-1").status, WorkshopModel.get(WORKSHOP).seats_free) == ("free", 1)
+    tables.workshops(WORKSHOP).update(actions=[WorkshopModel.seats_free.add(-1)])
+    assert admin.purge_student(platform, "life-1") == "freed"
+    assert (tables.students.get("life-1").status, tables.workshops.get(WORKSHOP).seats_free) == ("free", 1)
     assert subjects(recording)[-1] == f"PURGE {WORKSHOP} life-1"
     callback(client, platform, {"registration": "purge-life-1", "student": "life-1", "outcome": "cleaned",
                                 "completion": None})

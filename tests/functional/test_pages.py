@@ -6,8 +6,6 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.store.models import RegistrationModel
-
 FORM = {"email": "grace@example.com", "first_name": "Grace", "last_name": "Hopper", "company": "Navy",
         "accept_terms": "on"}
 
@@ -48,14 +46,14 @@ def test_form_post_redirects_to_the_status_page(client, workshops):
     assert "page-1" in page  # the student account
 
 
-def test_form_errors_are_shown_per_field_and_values_kept_escaped(client, workshops):
+def test_form_errors_are_shown_per_field_and_values_kept_escaped(client, tables, workshops):
     response = submit(client, "WKSHP-PAGE", FORM | {"email": "nope", "company": '"><img src=x>', "accept_terms": ""})
     html = response.body.decode()
     assert response.status_code == 422
     assert 'id="email-error"' in html and 'id="accept_terms-error"' in html and 'id="company-error"' in html
     assert 'value="nope"' in html
     assert "<img src=x>" not in html and "&#34;&gt;&lt;img src=x&gt;" in html
-    assert RegistrationModel.count() == 0
+    assert tables.customers.count() == 0
 
 
 def test_second_registration_with_same_email_is_409_on_the_form(client, workshops):
@@ -87,12 +85,10 @@ def test_stylesheet_is_served(client):
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/css")
 
 
-def test_status_page_shows_the_provisioning_step(client, workshops):
-    from chalicelib.store.provisioning import record_progress
-
+def test_status_page_shows_the_provisioning_step(client, workshops, platform):
     location = submit(client, "WKSHP-PAGE", FORM).headers["Location"]
     assert 'aria-current="step">Waiting for the backend' in client.http.get(location).body.decode()
-    record_progress(location.rsplit("/", 1)[1], "starting_server")
+    platform.stores.provisioning.record_progress(location.rsplit("/", 1)[1], "starting_server")
     page = client.http.get(location).body.decode()
     assert "Status: <strong>Provisioning</strong>" in page
     assert '<li class="done">Creating your account' in page
@@ -100,12 +96,11 @@ def test_status_page_shows_the_provisioning_step(client, workshops):
 
 
 def test_running_workshop_offers_extend_reset_end_without_javascript(client, workshops, platform):
-    from chalicelib.store import provisioning
     from datetime import timedelta
 
     location = submit(client, "WKSHP-PAGE", FORM).headers["Location"]
     registration_id = location.rsplit("/", 1)[1]
-    provisioning.activate(registration_id, platform.clock(), timedelta(minutes=60))
+    platform.stores.provisioning.activate(registration_id, platform.clock(), timedelta(minutes=60))
     page = client.http.get(location).body.decode()
     for name in ("extend", "reset", "end"):
         assert f'action="/registrations/{registration_id}/{name}"' in page

@@ -7,19 +7,18 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib.services import registrations
-from chalicelib.domain.orders import SIGNATURE_HEADER, sign
 from chalicelib.adapters.secrets import get_key
-from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel
+from chalicelib.domain.orders import SIGNATURE_HEADER, sign
+from chalicelib.services import registrations
 
 BODY = {"workshop": "WKSHP-CB", "email": "lin@example.com", "first_name": "Lin", "last_name": "Wu",
         "company": "Acme", "accept_terms": True}
 
 
 @pytest.fixture
-def registered(sync, recording):
+def registered(platform, sync, recording):
     sync(("WKSHP-CB", {"seats": 2, "duration": 120}))
-    return registrations.register(BODY)
+    return registrations.register(platform, BODY)
 
 
 def callback(client, platform, payload, key=None, issued_at=None):
@@ -30,44 +29,45 @@ def callback(client, platform, payload, key=None, issued_at=None):
     return response.status_code, json.loads(response.body)
 
 
-def test_ready_starts_the_clock_and_mails_credentials(client, platform, registered, recording, clock):
+def test_ready_starts_the_clock_and_mails_credentials(client, platform, tables, registered, recording, clock):
     ready = {"registration": registered["id"], "student": registered["student"], "outcome": "ready",
              "password": "S3cretPassw0", "hub_url": "http://hub.example"}
     assert callback(client, platform, ready) == (200, {"status": "active"})
-    reg = RegistrationModel.get(registered["id"])
-    student = StudentModel.get(registered["student"])
+    reg = tables.customers.get(registered["id"])
+    student = tables.students.get(registered["student"])
     assert reg.started_at == clock() and reg.ends_at == clock() + timedelta(minutes=120)
     assert (student.status, student.expires_at) == ("active", reg.ends_at)
     credentials = recording.sent[-1]
     assert credentials.subject == "Your workshop is ready: Workshop WKSHP-CB"
     assert "S3cretPassw0" in credentials.text and registered["student"] in credentials.html
-    assert "http://hub.example/hub/login?next=%2Fhub%2Fuser-redirect%2Flab%2Ftree%2F0-ReadMeFirst.ipynb" in credentials.html
+    assert ("http://hub.example/hub/login?next=%2Fhub%2Fuser-redirect%2Flab%2Ftree%2F0-ReadMeFirst.ipynb"
+            in credentials.html)
     assert "S3cretPassw0" not in json.dumps(reg.attribute_values, default=str)
 
     clock.advance(minutes=1)  # a retried callback (new password) does not move the clock
     assert callback(client, platform, ready | {"password": "An0therPassw"})[0] == 200
-    assert RegistrationModel.get(registered["id"]).ends_at == reg.ends_at
+    assert tables.customers.get(registered["id"]).ends_at == reg.ends_at
     assert "An0therPassw" in recording.sent[-1].text
 
 
-def test_failure_releases_the_seat_and_apologises_once(client, platform, registered, recording):
+def test_failure_releases_the_seat_and_apologises_once(client, platform, tables, registered, recording):
     failed = {"registration": registered["id"], "student": registered["student"], "outcome": "failed",
               "reason": "HubUnavailable: down"}
     assert callback(client, platform, failed) == (200, {"status": "failed"})
-    reg = RegistrationModel.get(registered["id"])
+    reg = tables.customers.get(registered["id"])
     assert (reg.status, reg.failure) == ("failed", "HubUnavailable: down")
-    assert StudentModel.get(registered["student"]).status == "free"
-    assert WorkshopModel.get("WKSHP-CB").seats_free == 2
-    assert EmailClaimModel.count() == 0
+    assert tables.students.get(registered["student"]).status == "free"
+    assert tables.workshops.get("WKSHP-CB").seats_free == 2
+    assert tables.emails.count() == 0
     assert recording.sent[-1].subject == "We could not prepare your workshop: Workshop WKSHP-CB"
     sent = len(recording.sent)
     assert callback(client, platform, failed)[0] == 200
-    assert len(recording.sent) == sent and WorkshopModel.get("WKSHP-CB").seats_free == 2
-    assert registrations.register(BODY)["status"] == "pending"  # the participant can register again
+    assert len(recording.sent) == sent and tables.workshops.get("WKSHP-CB").seats_free == 2
+    assert registrations.register(platform, BODY)["status"] == "pending"  # the participant can register again
 
 
 @pytest.mark.parametrize("tamper", ["key", "stale", "garbage"])
-def test_unsigned_or_stale_callbacks_change_nothing(client, platform, registered, tamper):
+def test_unsigned_or_stale_callbacks_change_nothing(client, platform, tables, registered, tamper):
     payload = {"registration": registered["id"], "student": registered["student"], "outcome": "failed"}
     if tamper == "key":
         status, _ = callback(client, platform, payload, key=b"wrong")
@@ -77,5 +77,5 @@ def test_unsigned_or_stale_callbacks_change_nothing(client, platform, registered
         status = client.http.post("/api/callbacks/provision", body=b"{}", headers={
             "Content-Type": "application/json", SIGNATURE_HEADER: "v1=00"}).status_code
     assert status == 403
-    assert RegistrationModel.get(registered["id"]).status == "pending"
-    assert WorkshopModel.get("WKSHP-CB").seats_free == 1
+    assert tables.customers.get(registered["id"]).status == "pending"
+    assert tables.workshops.get("WKSHP-CB").seats_free == 1

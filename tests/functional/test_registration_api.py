@@ -6,9 +6,8 @@ import time
 
 import pytest
 
-from chalicelib.domain.orders import SIGNATURE_HEADER, verify_order
 from chalicelib.adapters.secrets import get_key
-from chalicelib.store.models import StudentModel, WorkshopModel
+from chalicelib.domain.orders import SIGNATURE_HEADER, verify_order
 from tests.conftest import ses_sent
 
 BODY = {"workshop": "WKSHP-API1", "email": "Ada.Lovelace@Example.COM", "first_name": "Ada",
@@ -23,7 +22,8 @@ def post(client, body):
 
 @pytest.fixture
 def workshop(sync):
-    sync(("WKSHP-API1", {"seats": 2, "beta": True, "title": "REST basics"}), ("WKSHP-OFF", {"seats": 1, "active": False}))
+    sync(("WKSHP-API1", {"seats": 2, "beta": True, "title": "REST basics"}),
+         ("WKSHP-OFF", {"seats": 1, "active": False}))
 
 
 def test_catalog_lists_active_workshops_with_seats(client, workshop):
@@ -35,13 +35,13 @@ def test_catalog_lists_active_workshops_with_seats(client, workshop):
                                  "active": True, "beta": True}.items()
 
 
-def test_registration_claims_a_student_and_sends_welcome_and_signed_order(client, workshop, platform):
+def test_registration_claims_a_student_and_sends_welcome_and_signed_order(client, workshop, platform, tables):
     status, body = post(client, BODY)
     assert status == 201
     assert body["status"] == "pending" and body["student"] in {"api1-1", "api1-2"}
     assert body["status_url"] == f"https://wod.example/registrations/{body['id']}"
-    assert StudentModel.get(body["student"]).status == "reserved"
-    assert WorkshopModel.get("WKSHP-API1").seats_free == 1
+    assert tables.students.get(body["student"]).status == "reserved"
+    assert tables.workshops.get("WKSHP-API1").seats_free == 1
 
     welcome, order = ses_sent()
     assert welcome["To"] == "Ada.Lovelace@example.com"
@@ -56,14 +56,14 @@ def test_registration_claims_a_student_and_sends_welcome_and_signed_order(client
     assert (verified.action, verified.registration, verified.student) == ("CREATE", body["id"], body["student"])
 
 
-def test_same_email_in_any_case_gets_409_and_keeps_the_seat_count(client, workshop):
+def test_same_email_in_any_case_gets_409_and_keeps_the_seat_count(client, workshop, tables):
     assert post(client, BODY)[0] == 201
     status, body = post(client, BODY | {"email": "ada.lovelace@example.com"})
     assert status == 409 and "live registration" in body["message"]
-    assert WorkshopModel.get("WKSHP-API1").seats_free == 1
+    assert tables.workshops.get("WKSHP-API1").seats_free == 1
 
 
-def test_full_workshop_waitlists_with_increasing_positions(client, workshop):
+def test_full_workshop_waitlists_with_increasing_positions(client, workshop, tables):
     seated = [post(client, BODY | {"email": f"p{i}@example.com"})[1] for i in range(2)]
     assert {s["status"] for s in seated} == {"pending"}
     assert len({s["student"] for s in seated}) == 2
@@ -72,7 +72,7 @@ def test_full_workshop_waitlists_with_increasing_positions(client, workshop):
     assert first[0] == second[0] == 201
     assert (first[1]["status"], first[1]["position"], first[1]["student"]) == ("waitlisted", 1, None)
     assert (second[1]["status"], second[1]["position"]) == ("waitlisted", 2)
-    assert WorkshopModel.get("WKSHP-API1").seats_free == 0
+    assert tables.workshops.get("WKSHP-API1").seats_free == 0
 
 
 def test_waitlist_email_tells_the_position(client, sync):
@@ -101,11 +101,11 @@ def test_unknown_or_closed_workshop_is_404(client, workshop, workshop_id):
     ({"accept_terms": False}, "accept_terms"),
     ({"workshop": 7}, "workshop"),
 ])
-def test_invalid_fields_are_422_with_the_field_named(client, workshop, change, field):
+def test_invalid_fields_are_422_with_the_field_named(client, workshop, change, field, tables):
     status, body = post(client, BODY | change)
     assert status == 422
     assert field in body["fields"]
-    assert WorkshopModel.get("WKSHP-API1").seats_free == 2
+    assert tables.workshops.get("WKSHP-API1").seats_free == 2
 
 
 @pytest.mark.parametrize("raw", [b"", b"{", b"[1,2]", b"\xff\xfe", b"null"])
@@ -130,7 +130,7 @@ def test_unknown_registration_is_404(client, workshop):
     assert client.http.get("/api/registrations/bad%20id").status_code == 404
 
 
-def test_duplicate_email_is_409_on_a_full_workshop_too(client, sync):
+def test_duplicate_email_is_409_on_a_full_workshop_too(client, sync, tables):
     sync(("WKSHP-ONE", {"seats": 1}))
     seated = BODY | {"workshop": "WKSHP-ONE", "email": "a@example.com"}
     assert post(client, seated)[1]["status"] == "pending"
@@ -139,4 +139,4 @@ def test_duplicate_email_is_409_on_a_full_workshop_too(client, sync):
     assert post(client, waiting)[1]["status"] == "waitlisted"
     status, body = post(client, waiting | {"email": "B@example.com"})
     assert status == 409 and "live registration" in body["message"]
-    assert WorkshopModel.get("WKSHP-ONE").waitlist_seq == 3  # one number per attempt: refusals are not retried
+    assert tables.workshops.get("WKSHP-ONE").waitlist_seq == 3  # one number per attempt: refusals are not retried

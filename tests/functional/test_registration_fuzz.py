@@ -6,15 +6,14 @@ from email import message_from_bytes, policy
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
 from markupsafe import escape as markup_escape
 
 from chalicelib.adapters.mail import to_mime
-from chalicelib.store.models import RegistrationModel
 
 nasty = st.sampled_from(["<script>alert(1)</script>", "a\r\nBcc: evil@example.com", "\x00", "Zoë & \"Co\"",
                          "O'Brien", "\u202e", "x" * 300, "", " ", "é" * 64])
-text = st.one_of(nasty, st.text(max_size=80), st.none(), st.integers(), st.booleans(), st.lists(st.integers(), max_size=2))
+text = st.one_of(nasty, st.text(max_size=80), st.none(), st.integers(), st.booleans(),
+                 st.lists(st.integers(), max_size=2))
 emails = st.one_of(st.emails(), nasty, st.just("ok@example.com"), st.just("a@mailinator.com"),
                    st.builds(lambda a: f"{a}@example.com", st.text(max_size=20)))
 bodies = st.one_of(
@@ -33,7 +32,7 @@ bodies = st.one_of(
 )
 
 
-def test_any_body_gets_a_defined_answer(client, sync, recording):
+def test_any_body_gets_a_defined_answer(client, tables, sync, recording):
     sync(("WKSHP-FUZZ", {"seats": 3}))
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -50,7 +49,7 @@ def test_any_body_gets_a_defined_answer(client, sync, recording):
         if response.status_code != 201:
             assert answer["message"] and len(recording.sent) == before
             return
-        stored = RegistrationModel.get(answer["id"])
+        stored = tables.customers.get(answer["id"])
         page = client.http.get(f"/registrations/{answer['id']}").body.decode()
         assert "<script>" not in page
         for sent in recording.sent[before:]:

@@ -7,12 +7,10 @@ import pytest
 from chalicelib.adapters.appliances import LocalAppliances
 from chalicelib.adapters.content import FolderContent
 from chalicelib.adapters.workflows import StepFunctionsStarter
-from chalicelib.backend import provision
-from chalicelib.backend.intake import Intake, handle
-from chalicelib.backend.provision import Backend
+from chalicelib.backend.intake import handle
 from chalicelib.domain.orders import Order
 from chalicelib.domain.passwords import verify_password
-from chalicelib.store.models import StudentModel
+from chalicelib.services import provisioning
 from tests.admintools import activate, participant
 from tests.functional.test_backend_intake import Starter, order_mail
 
@@ -30,21 +28,23 @@ class ContentsHub:
 
 
 @pytest.fixture
-def deploy(client, platform, sync, recording, tmp_path, monkeypatch):
+def deploy(client, platform, tables, sync, recording, tmp_path, monkeypatch):
     """Run the Deploy task of an active registration's RESET; returns (hub, callbacks, student)."""
     sync((WORKSHOP, {"seats": 1}))
-    created = participant(WORKSHOP, "mo@example.com")
+    created = participant(platform, WORKSHOP, "mo@example.com")
     activate(client, platform, created)
     hub, callbacks = ContentsHub(), []
-    provision.use(Backend(platform.settings, hub, FolderContent(tmp_path / "workshops"), LocalAppliances(tmp_path)))
-    monkeypatch.setattr(provision, "_callback", lambda backend, payload: callbacks.append(payload))
+    platform.hub = hub
+    platform.content = FolderContent(tmp_path / "workshops")
+    platform.appliances = LocalAppliances(tmp_path)
+    monkeypatch.setattr(provisioning, "callback", lambda ctx, payload: callbacks.append(payload))
 
     def run(scope):
-        provision.deploy({"order": {"action": "RESET", "workshop": WORKSHOP, "student": created["student"],
-                                    "registration": created["id"], "scope": scope}})
-        return hub, callbacks[-1], StudentModel.get(created["student"])
-    yield run
-    provision.use(None)
+        provisioning.deploy(platform, {"order": {"action": "RESET", "workshop": WORKSHOP,
+                                                 "student": created["student"], "registration": created["id"],
+                                                 "scope": scope}})
+        return hub, callbacks[-1], tables.students.get(created["student"])
+    return run
 
 
 def test_a_password_reset_stores_a_new_hash_and_uploads_nothing(deploy):
@@ -60,11 +60,11 @@ def test_a_full_reset_uploads_the_notebooks_again(deploy):
 
 
 def test_the_intake_starts_a_password_reset_like_any_reset(platform):
-    intake = Intake(settings=platform.settings, start=Starter(), clock=platform.clock)
+    platform.workflows = Starter()
     order = Order.new("RESET", "WKSHP-X", "student7", "reg-1234567890abcdef", platform.clock().timestamp(), 3,
                       "password")
-    assert handle(intake, order_mail(platform, order)) == "started"
-    assert intake.start.started == ["reg-1234567890abcdef-RESET-3"]
+    assert handle(platform, order_mail(platform, order)) == "started"
+    assert platform.workflows.started == ["reg-1234567890abcdef-RESET-3"]
 
 
 def test_the_workflow_input_carries_the_scope():

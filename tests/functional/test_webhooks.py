@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chalicelib.services import time_checks as lifecycle
 from chalicelib.adapters import webhooks as http
+from chalicelib.services import time_checks as lifecycle
 from tests.admintools import activate, api, callback, participant
 from tests.stack import free_port
 
@@ -84,9 +84,9 @@ def verified(received: dict, secret: str) -> dict:
 
 def test_a_delivery_is_signed_with_the_secret_given_at_creation(client, platform, workshop, receiver):
     created = hook(client, platform, receiver.url + "/")
-    registered = participant(WORKSHOP, "zoe@example.com", first="Zoë")
+    registered = participant(platform, WORKSHOP, "zoe@example.com", first="Zoë")
     assert receiver.received == []  # queued only: nothing is sent in the participant's request
-    assert lifecycle.tick()["webhooks"] == 1
+    assert lifecycle.tick(platform)["webhooks"] == 1
     [got] = receiver.received
     body = verified(got, created["secret"])
     assert body["event"] == "registered" and got["headers"]["X-WOD-Event"] == "registered"
@@ -105,18 +105,18 @@ def test_a_delivery_is_signed_with_the_secret_given_at_creation(client, platform
 def test_a_failing_receiver_is_retried_with_backoff(client, platform, workshop, receiver, clock):
     created = hook(client, platform, receiver.url + "/", ["registered"])
     receiver.answers = [500, 503]
-    participant(WORKSHOP, "a@example.com")
-    lifecycle.tick()
+    participant(platform, WORKSHOP, "a@example.com")
+    lifecycle.tick(platform)
     [log] = deliveries(client, platform, created["id"])
     assert (log["status"], log["attempts"], log["last_code"]) == ("pending", 1, 500)
     assert log["next_attempt_at"] == (clock() + timedelta(minutes=1)).isoformat()
-    assert lifecycle.tick()["webhooks"] == 0  # not due yet
+    assert lifecycle.tick(platform)["webhooks"] == 0  # not due yet
     clock.advance(minutes=1)
-    assert lifecycle.tick()["webhooks"] == 1
+    assert lifecycle.tick(platform)["webhooks"] == 1
     clock.advance(minutes=1)
-    assert lifecycle.tick()["webhooks"] == 0  # the second wait is 2 minutes
+    assert lifecycle.tick(platform)["webhooks"] == 0  # the second wait is 2 minutes
     clock.advance(minutes=1)
-    assert lifecycle.tick()["webhooks"] == 1
+    assert lifecycle.tick(platform)["webhooks"] == 1
     [log] = deliveries(client, platform, created["id"])
     assert (log["status"], log["attempts"], log["last_code"], log["last_error"]) == ("delivered", 3, 200, None)
     assert len({r["headers"]["X-WOD-Delivery"] for r in receiver.received}) == 1  # the same delivery each time
@@ -125,11 +125,11 @@ def test_a_failing_receiver_is_retried_with_backoff(client, platform, workshop, 
 
 def test_an_unreachable_receiver_is_given_up_after_six_attempts(client, platform, workshop, clock):
     created = hook(client, platform, f"http://127.0.0.1:{free_port()}/gone", ["registered"])
-    participant(WORKSHOP, "a@example.com")
+    participant(platform, WORKSHOP, "a@example.com")
     tried = 0
     for wait in (0, 1, 2, 4, 8, 16, 32):
         clock.advance(minutes=wait)
-        tried += lifecycle.tick()["webhooks"]
+        tried += lifecycle.tick(platform)["webhooks"]
     [log] = deliveries(client, platform, created["id"])
     assert tried == 6
     assert (log["status"], log["attempts"], log["last_code"], log["next_attempt_at"]) == ("failed", 6, None, None)
@@ -139,18 +139,18 @@ def test_an_unreachable_receiver_is_given_up_after_six_attempts(client, platform
 def test_each_hook_gets_the_events_it_follows(client, platform, workshop, receiver, clock):
     every = hook(client, platform, receiver.url + "/every")
     hook(client, platform, receiver.url + "/ends", ["finished", "failed"])
-    seated = participant(WORKSHOP, "a@example.com")
-    waiting = participant(WORKSHOP, "b@example.com")
+    seated = participant(platform, WORKSHOP, "a@example.com")
+    waiting = participant(platform, WORKSHOP, "b@example.com")
     activate(client, platform, seated)
     api(client, platform, "POST", f"/api/admin/registrations/{seated['id']}/extend")
     clock.advance(minutes=90)  # one hour before the (extended) end
-    lifecycle.tick()
+    lifecycle.tick(platform)
     api(client, platform, "POST", f"/api/admin/registrations/{seated['id']}/end")
     callback(client, platform, {"registration": seated["id"], "student": seated["student"], "outcome": "cleaned",
                                 "completion": 50})  # the seat goes to the waitlisted participant
     clock.advance(minutes=11)  # whose provisioning never reports: stuck, failed
-    lifecycle.tick()
-    lifecycle.tick()
+    lifecycle.tick(platform)
+    lifecycle.tick(platform)
     assert receiver.events("/every") == ["registered", "registered", "provisioned", "extended", "reminder_sent",
                                          "finished", "failed"]
     assert receiver.events("/ends") == ["finished", "failed"]
@@ -164,9 +164,9 @@ def test_a_test_ping_is_sent_at_once_and_a_deleted_hook_gets_nothing_more(client
     status, detail = api(client, platform, "POST", f"/api/admin/webhooks/{created['id']}/test")
     assert status == 200 and detail["deliveries"][0]["status"] == "delivered"
     assert verified(receiver.received[0], created["secret"])["event"] == "ping"
-    participant(WORKSHOP, "a@example.com")  # queued for the hook ...
+    participant(platform, WORKSHOP, "a@example.com")  # queued for the hook ...
     assert api(client, platform, "DELETE", f"/api/admin/webhooks/{created['id']}")[0] == 204
-    lifecycle.tick()  # ... which is gone before it is sent
+    lifecycle.tick(platform)  # ... which is gone before it is sent
     assert len(receiver.received) == 1
     assert api(client, platform, "GET", f"/api/admin/webhooks/{created['id']}")[0] == 404
     assert api(client, platform, "DELETE", f"/api/admin/webhooks/{created['id']}")[0] == 404
@@ -243,8 +243,8 @@ def test_a_host_that_resolves_inside_by_the_time_of_sending_gets_nothing(client,
     dns["hooks.example"] = [PUBLIC]
     created = hook(client, platform, "https://hooks.example/wod")
     dns["hooks.example"] = ["169.254.169.254"]  # the DNS answer changed since
-    participant(WORKSHOP, "a@example.com")
-    assert lifecycle.tick()["webhooks"] == 1
+    participant(platform, WORKSHOP, "a@example.com")
+    assert lifecycle.tick(platform)["webhooks"] == 1
     [log] = deliveries(client, platform, created["id"])
     assert (log["status"], log["attempts"], log["last_code"]) == ("pending", 1, None)
     assert log["last_error"].startswith("Not sent: hooks.example resolves to 169.254.169.254, which is a link-local")
@@ -283,11 +283,12 @@ def test_outside_local_mode_a_public_https_hook_is_taken(client, platform, dns):
 
 
 def test_a_sender_whose_lease_ran_out_does_not_overwrite_the_one_that_took_over(client, platform, workshop, clock):
-    from chalicelib.store import webhooks as store
     from chalicelib.services.webhooks import LEASE
 
+    store = platform.stores.webhooks
+
     created = hook(client, platform, "http://127.0.0.1:9/", ["registered"])
-    participant(WORKSHOP, "a@example.com")
+    participant(platform, WORKSHOP, "a@example.com")
     [queued] = store.due(clock(), 10)
     slow = store.lease(queued, clock(), LEASE)
     clock.advance(seconds=LEASE.total_seconds() + 1)

@@ -9,8 +9,8 @@ import pytest
 from chalicelib.services import context as ctx
 from chalicelib.settings import Settings
 from local.aws import EmbeddedAws
-from local.tables import create_tables
 from local.config import ensure_secrets
+from local.tables import create_tables
 from tests.factory import RecordingMailer
 
 
@@ -29,8 +29,8 @@ def served(embedded_aws, tmp_path):
     settings = Settings(table_prefix=f"i{uuid.uuid4().hex[:8]}", aws_endpoint=embedded_aws.endpoint,
                         secrets_file=str(secrets))
     context = ctx.build(settings, mailer=RecordingMailer())
-    ctx.use(context)
+    ctx.install(context)
     create_tables(boto3.client("dynamodb", endpoint_url=embedded_aws.endpoint, region_name="us-east-1"),
                   settings.table_prefix)
     yield context
-    ctx.use(None)
+    ctx.install(None)

@@ -296,14 +296,13 @@ def resolve(value: str, names: dict[str, str]) -> str:
 def test_non_serverless_part_deploys_and_a_smoke_flow_runs(deployed, tmp_path, monkeypatch):
     import boto3
 
+    from chalicelib.adapters.content import BucketContent
+    from chalicelib.adapters.secrets import get_secret
+    from chalicelib.adapters.workshop_folders import load_catalog
     from chalicelib.services import context as ctx
     from chalicelib.services import registrations
-    from chalicelib.adapters.content import BucketContent
-    from chalicelib.catalog.folders import load_catalog
-    from chalicelib.catalog.sync import sync_workshop
-    from chalicelib.adapters.secrets import get_secret
+    from chalicelib.services.catalog import sync_workshop
     from chalicelib.settings import load_settings
-    from chalicelib.store import models
     from tests.factory import write_workshop
 
     part, outputs, skipped = deployed
@@ -334,18 +333,15 @@ def test_non_serverless_part_deploys_and_a_smoke_flow_runs(deployed, tmp_path, m
     assert problems == []
     bucket = BucketContent(lambda: boto3.client("s3", region_name=REGION), outputs["ContentBucketName"])
     assert bucket.upload("WKSHP-SMOKE", workshops[0].folder)[0] >= 1
-    models.bind(settings)
-    sync_workshop(workshops[0])
+    context = ctx.build(settings)
+    sync_workshop(context, workshops[0])
     assert [path for path, _ in bucket.files("WKSHP-SMOKE")] == ["0-ReadMeFirst.ipynb", "9-Conclusion.ipynb"]
 
     # Register: the seat is claimed in the stack's tables, the welcome mail goes out through SES.
     boto3.client("ses", region_name=REGION).verify_domain_identity(Domain=PARAMETERS["MailDomain"])
-    ctx.use(ctx.build(settings))
-    try:
-        created = registrations.register({"email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace",
-                                          "company": "Analytical", "workshop": "WKSHP-SMOKE", "accept_terms": True})
-    finally:
-        ctx.use(None)
+    created = registrations.register(context, {"email": "ada@example.com", "first_name": "Ada",
+                                               "last_name": "Lovelace", "company": "Analytical",
+                                               "workshop": "WKSHP-SMOKE", "accept_terms": True})
     assert created["status"] in ("pending", "provisioning")
     table = boto3.resource("dynamodb", region_name=REGION).Table(f"{PARAMETERS['TablePrefix']}-customers")
     assert table.get_item(Key={"id": created["id"]})["Item"]["email"] == "ada@example.com"

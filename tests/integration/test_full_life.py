@@ -12,7 +12,7 @@ import pwd
 import re
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -60,7 +60,7 @@ def make_due(stack, registration_id, **fields):
     """Move a registration's times as if the clock had advanced."""
     table = boto3.resource("dynamodb", endpoint_url=stack.aws_url, region_name="us-east-1",
                            aws_access_key_id="local", aws_secret_access_key="local").Table("wod-customers")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     values = {name: (now + offset).strftime(PYFMT) for name, offset in fields.items()}
     table.update_item(Key={"id": registration_id},
                       UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in values),
@@ -103,8 +103,8 @@ def test_a_whole_life(stack):
     done = status(stack, first["id"])
     assert (done["status"], done["completion"]) == ("finished", 50.0)
 
-    promoted = stack.wait_for_message(lambda m: "bob@example.com" in m["to"] and m["subject"].startswith("Your workshop"),
-                                      timeout=90)
+    promoted = stack.wait_for_message(
+        lambda m: "bob@example.com" in m["to"] and m["subject"].startswith("Your workshop"), timeout=90)
     bob_password = re.search(r"Password:\s+(\S+)", promoted["text"]).group(1)
     assert status(stack, waiting["id"])["status"] == "active"
     session, response = login(stack.hub_url, "life1", bob_password)

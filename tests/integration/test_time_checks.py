@@ -6,10 +6,9 @@ import threading
 
 import pytest
 
+from chalicelib.adapters.workshop_folders import load_catalog
 from chalicelib.services import time_checks as lifecycle
-from chalicelib.catalog.folders import load_catalog
-from chalicelib.catalog.sync import sync_workshop
-from chalicelib.store.models import RegistrationModel
+from chalicelib.services.catalog import sync_workshop
 from tests.factory import Clock, seed_active, write_workshop
 
 
@@ -17,7 +16,7 @@ from tests.factory import Clock, seed_active, write_workshop
 def ticking(served, tmp_path):
     write_workshop(tmp_path / "w", "WKSHP-TICK", seats=1)
     [workshop], _ = load_catalog(tmp_path / "w", ["local"])
-    sync_workshop(workshop)
+    sync_workshop(served, workshop)
     served.clock = Clock()
     return served
 
@@ -27,16 +26,16 @@ def reminders(context):
 
 
 def test_a_tick_reads_only_what_is_due(ticking):
-    due = seed_active(ticking.clock, due=5, not_due=3000)
+    due = seed_active(ticking.stores.tables, ticking.clock, due=5, not_due=3000)
     counts = lifecycle.tick(ticking)
     assert (counts["read"], counts["reminders"]) == (5, 5)
     assert sorted(e.to for e in reminders(ticking)) == sorted(f"p{n}@example.com" for n in range(5))
-    assert all(RegistrationModel.get(i).reminder_sent for i in due)
+    assert all(ticking.stores.tables.customers.get(i).reminder_sent for i in due)
     assert lifecycle.tick(ticking)["read"] == 0
 
 
 def test_two_ticks_at_once_act_once(ticking):
-    seed_active(ticking.clock, due=20, not_due=0)
+    seed_active(ticking.stores.tables, ticking.clock, due=20, not_due=0)
     results = []
     threads = [threading.Thread(target=lambda: results.append(lifecycle.tick(ticking))) for _ in range(2)]
     for thread in threads:
@@ -49,7 +48,7 @@ def test_two_ticks_at_once_act_once(ticking):
 
 
 def test_a_tick_that_dies_halfway_is_finished_by_the_next(ticking):
-    seed_active(ticking.clock, due=6, not_due=0)
+    seed_active(ticking.stores.tables, ticking.clock, due=6, not_due=0)
     mailer, sent = ticking.mailer, 0
 
     class DiesAfterTwo:

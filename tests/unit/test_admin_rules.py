@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -62,7 +62,8 @@ def test_the_actor_name(raw, ok):
 @pytest.mark.parametrize("path, expected", [
     ("/admin", "/admin"), ("/admin/registrations?q=a", "/admin/registrations?q=a"), ("/admin?x=1", "/admin?x=1"),
     ("/administrator", "/admin"), ("https://evil/admin", "/admin"), ("//evil", "/admin"), ("/admin//evil", "/admin"),
-    ("/admin/\\evil", "/admin"), ("/admin/../api", "/admin"), ("/admin/\r\nSet-Cookie:x", "/admin"), (None, "/admin"), ("/api/admin", "/admin"),
+    ("/admin/\\evil", "/admin"), ("/admin/../api", "/admin"), ("/admin/\r\nSet-Cookie:x", "/admin"), (None, "/admin"),
+    ("/api/admin", "/admin"),
 ])
 def test_only_dashboard_paths_are_followed(path, expected):
     assert admin.safe_next(path) == expected
@@ -115,7 +116,7 @@ def test_csv_round_trips_commas_quotes_newlines_and_accents_and_defuses_formulas
 
 
 def test_registrations_per_hour_count_the_last_hours_only():
-    now = datetime(2026, 11, 26, 9, 40, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, 9, 40, tzinfo=UTC)
     created = [now, now - timedelta(minutes=39), now - timedelta(minutes=41), now - timedelta(hours=30)]
     series = reports.per_hour(created, now, hours=3)
     assert [(start.hour, n) for start, n in series] == [(7, 0), (8, 1), (9, 2)]
@@ -140,7 +141,7 @@ def test_the_seat_map_draws_one_square_per_seat_then_the_queue():
 
 
 def test_the_tallest_hour_fills_the_chart():
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     chart = charts.hourly_histogram([(start, 2), (start + timedelta(hours=1), 4), (start, 0)], width=300, height=100)
     assert [b.height for b in chart.bars] == [50, 100, 0] and chart.peak == 4
     assert chart.bars[1].y == 0 and chart.ticks == [(50.0, "00:00")]
@@ -218,7 +219,7 @@ def test_outside_local_mode_only_https_hooks():
 @pytest.mark.parametrize("value, ok", [("WKSHP-API101", True), ("WKSHP-API101\n", False), ("wkshp-api101", False),
                                        ("WKSHP-", False), (None, False), ("WKSHP-" + "A" * 33, False)])
 def test_one_workshop_id_rule(value, ok):
-    from chalicelib.catalog import spec
+    from chalicelib.domain import workshop_spec as spec
     from chalicelib.domain.registration import is_workshop_id
 
     assert is_workshop_id(value) is ok

@@ -6,8 +6,8 @@ import json
 import nbformat
 import pytest
 
+from chalicelib.adapters.workshop_folders import load_catalog
 from chalicelib.catalog.__main__ import main as catalog_main
-from chalicelib.catalog.folders import load_catalog
 from tests.conftest import ROOT
 from tests.factory import write_workshop
 
@@ -69,7 +69,8 @@ def test_overlapping_student_ranges_are_reported(root):
     write_workshop(root, "WKSHP-A", students={"from": 1, "to": 10})
     write_workshop(root, "WKSHP-B", students={"from": 10, "to": 20})
     write_workshop(root, "WKSHP-C", students={"prefix": "guest", "from": 1, "to": 10})
-    assert problems_of(root) == [("workshops/WKSHP-B/workshop.yaml", "students", "student range overlaps the range of WKSHP-A")]
+    assert problems_of(root) == [
+        ("workshops/WKSHP-B/workshop.yaml", "students", "student range overlaps the range of WKSHP-A")]
 
 
 def test_unknown_location_and_missing_badge(root):

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 from pynamodb.attributes import UTCDateTimeAttribute
 
 from chalicelib.domain.passwords import generate_password, hash_password
 
 HUB_DIR = Path(__file__).resolve().parents[2] / "infra" / "jupyterhub"
-NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 PASSWORD = "Secr3tPassw"
 HASH = hash_password(PASSWORD, iterations=1_000)  # fast, still the platform's format
 
@@ -129,7 +127,7 @@ def test_an_existing_session_ends_with_the_reservation():
 
 
 def test_expires_at_round_trips_pynamodb_format():
-    moment = datetime(2026, 12, 31, 23, 59, 59, 123456, tzinfo=timezone.utc)
+    moment = datetime(2026, 12, 31, 23, 59, 59, 123456, tzinfo=UTC)
     assert wod_login.parse_expires(UTCDateTimeAttribute().serialize(moment)) == moment
     assert wod_login.parse_expires("2026-12-31T23:59:59.123456+00:00") == moment
 
@@ -243,23 +241,6 @@ def test_lookup_is_a_consistent_get_item_on_the_id():
     assert call["TableName"] == "wod-students" and call["Key"] == {"id": {"S": "student207"}}
     assert call["ConsistentRead"] is True
     assert wod_login.DynamoStudents("t", client=RecordingClient({}))("student207") is None
-
-
-def test_lookup_against_dynamodb():
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(TableName="wod-students", BillingMode="PAY_PER_REQUEST",
-                            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
-        client.put_item(TableName="wod-students", Item={
-            "id": {"S": "student207"}, "status": {"S": "active"}, "password_hash": {"S": HASH},
-            "expires_at": {"S": expires(timedelta(hours=1))}, "workshop": {"S": "api101"}, "seq": {"N": "7"}})
-        students = wod_login.DynamoStudents("wod-students", region="us-east-1")
-        assert students("student207") == item()  # only the attributes the hub needs
-        assert students("student208") is None
-        assert wod_login.login("student207", PASSWORD, students, now=NOW).ok
-        missing_table = wod_login.DynamoStudents("no-such-table", region="us-east-1")
-        assert "lookup failed" in wod_login.login("student207", PASSWORD, missing_table, now=NOW).reason
 
 
 # ---- production config: instance metadata block --------------------------------------------------------------------

@@ -6,9 +6,10 @@ from email import message_from_bytes, policy
 import pytest
 
 from chalicelib.adapters.mail import SmtpMailer, to_mime
+from chalicelib.adapters.render import email as render_email
+from chalicelib.adapters.render import format_duration
 from chalicelib.domain.errors import Unavailable
 from chalicelib.domain.mail import Email
-from chalicelib.adapters.render import email as render_email, format_duration
 
 
 def test_mime_has_both_bodies_and_custom_headers():
@@ -30,7 +31,8 @@ def test_line_breaks_in_headers_are_refused(field):
 
 def test_unreachable_relay_is_unavailable():
     with pytest.raises(Unavailable, match="SMTP relay 127.0.0.1:9"):
-        SmtpMailer("127.0.0.1", 9, "noreply@wod.local", timeout=1).send(Email(to="a@example.com", subject="s", text="t"))
+        SmtpMailer("127.0.0.1", 9, "noreply@wod.local", timeout=1).send(
+            Email(to="a@example.com", subject="s", text="t"))
 
 
 def test_email_templates_escape_html_but_not_text():

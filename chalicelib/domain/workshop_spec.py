@@ -4,6 +4,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from chalicelib.domain.registration import WORKSHOP_ID_PATTERN as ID_PATTERN
+
 MAX_SEATS = 1000
 
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
-from chalicelib.catalog.spec import WorkshopSpec
+from chalicelib.domain.workshop_spec import WorkshopSpec
 
 NOTEBOOK_VARIABLES = frozenset({"student_id", "password", "hub_url", "workshop_id", "workshop_title"})
 APPLIANCE_VARIABLES = frozenset({"appliance_url"})
@@ -93,7 +93,8 @@ def check_notebook(path: Path, allowed: frozenset[str], root: Path) -> list[Prob
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
     except Exception as exc:  # nbformat raises several unrelated types for bad files
-        return [(name, "notebook", f"not a valid notebook: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")]
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [(name, "notebook", f"not a valid notebook: {first_line}")]
     env = jinja2.Environment()
     problems: list[Problem] = []
     for index, cell in enumerate(nb.cells):

@@ -1,0 +1,123 @@
+"""What the store hands out: plain, read-only values for workshops, students, registrations and
+webhooks. Pages, emails, webhooks and CSV render these; nothing above ``store/`` ever holds a
+pynamodb model (docs/architecture.md, "Data model").
+
+Numbers arrive from DynamoDB as ``int`` or ``float``; counters are ``int`` here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chalicelib.domain.outbox import Entry
+
+
+@dataclass(frozen=True)
+class Workshop:
+    id: str
+    title: str = ""
+    description: str = ""
+    category: str = ""
+    duration_minutes: int = 0
+    location: str = ""
+    presenter: dict[str, Any] | None = None
+    replay_url: str | None = None
+    badge: str | None = None
+    active: bool = True
+    beta: bool = False
+    priority: int = 100
+    content_version: str | None = None
+    student_prefix: str = ""
+    student_from: int = 0
+    student_to: int = 0
+    appliance: dict[str, Any] | None = None
+    extension_minutes: int = 30
+    extension_max: int = 2
+    warm_pool: int = 0
+    seats_total: int = 0
+    seats_free: int = 0
+    waitlist_seq: int = 0
+    overrides: dict[str, Any] | None = None  # an organiser's edits, kept by a catalog sync
+    handed_back: list[str] | None = None  # fields the next catalog sync takes from the folder again
+
+
+@dataclass(frozen=True)
+class Student:
+    """A seat: ``free`` -> ``reserved`` -> ``active`` -> ``cleaning`` -> ``free``."""
+
+    id: str
+    workshop_id: str = ""
+    location: str = ""
+    status: str = "free"
+    free_workshop: str | None = None
+    registration_id: str | None = None
+    password_hash: str | None = None
+    expires_at: datetime | None = None
+    hub_url: str | None = None
+    warm: bool | None = None  # a free student whose server already runs (warm pool)
+    warming_since: datetime | None = None
+    warm_cycles: int = 0
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A participant's registration (the ``customers`` table)."""
+
+    id: str
+    email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    company: str = ""
+    workshop_id: str = ""
+    student_id: str | None = None
+    status: str = ""
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    ends_at: datetime | None = None
+    reminder_sent: bool = False
+    extensions_used: int = 0
+    completion: float | None = None
+    waitlist_workshop: str | None = None
+    waitlist_seq: int | None = None
+    outbox: tuple[Entry, ...] = ()
+    outbox_state: str | None = None
+    outbox_due_at: datetime | None = None
+    outbox_attempts: int = 0
+    outbox_error: str | None = None
+    progress: str | None = None  # the provisioning step shown on the status page
+    due_state: str | None = None
+    due_at: datetime | None = None
+    finished_at: datetime | None = None
+    cleanup_attempts: int = 0
+    resets_used: int = 0
+    failure: str | None = None
+    ttl: int | None = None
+
+
+@dataclass(frozen=True)
+class Hook:
+    id: str
+    url: str
+    events: list[str] = field(default_factory=list)
+    secret: str = ""
+    description: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook event for one hook, and how its attempts went."""
+
+    id: str
+    hook_id: str
+    event: str
+    body: str
+    status: str = "pending"  # pending | delivered | failed
+    attempts: int = 0
+    created_at: datetime | None = None
+    last_code: int | None = None
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    due_at: datetime | None = None  # the next attempt, while one is due

@@ -1,0 +1,60 @@
+"""What the backend reports about a registration's environment (the signed callback):
+``ready`` (the clock starts, credentials are emailed), ``failed`` (the seat comes back, with an
+apology) and ``cleaned`` (the seat comes back, the thank-you is sent, the waitlist is served)."""
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import quote
+
+from chalicelib.adapters import render
+from chalicelib.domain.outbox import webhook
+from chalicelib.domain.registration import FINISHED
+from chalicelib.domain.values import Registration
+from chalicelib.observability import count, logger, seconds
+from chalicelib.services import outbox, seats
+from chalicelib.services.context import Context
+
+README = "0-ReadMeFirst.ipynb"
+
+
+def start_link(hub_url: str) -> str:
+    """Log in, then land on the ReadMeFirst notebook in the student's own server."""
+    return f"{hub_url}/hub/login?next={quote('/hub/user-redirect/lab/tree/' + README, safe='')}"
+
+
+def _send_credentials(ctx: Context, reg: Registration, password: str, hub_url: str) -> None:
+    """The one email that is never an outbox entry: it carries the password, which is never
+    stored. A failure here fails the callback, and the backend's Deploy retries with a new one."""
+    workshop = ctx.stores.seats.get_workshop(reg.workshop_id)
+    ctx.mailer.send(render.email(
+        "credentials", to=reg.email, subject=f"Your workshop is ready: {workshop.title}",
+        registration=reg, workshop=workshop, password=password, hub_url=hub_url, start_url=start_link(hub_url),
+        status_url=outbox.status_url(ctx, reg.id),
+    ))
+
+
+def ready(ctx: Context, registration_id: str, password: str, hub_url: str) -> str:
+    """Registration and student active together, the clock started (once: a repeated ``ready``, a
+    retried Deploy, resends the new password without moving the clock)."""
+    reg, first = ctx.stores.provisioning.activate(registration_id, ctx.clock(),
+                                                  timedelta(minutes=ctx.settings.reminder_minutes),
+                                                  [webhook("provisioned")])
+    _send_credentials(ctx, reg, password, hub_url)
+    if first:
+        outbox.deliver(ctx, reg)
+        seconds("ProvisioningDuration", (ctx.clock() - reg.created_at).total_seconds() if reg.created_at else 0)
+    logger.info("registration active", extra={"registration": reg.id, "student": reg.student_id,
+                                              "workshop": reg.workshop_id, "first": first})
+    return reg.status
+
+
+def failed(ctx: Context, registration_id: str, reason: str) -> str:
+    """The backend gave up and undid its work (compensation)."""
+    count("ProvisioningFailures")
+    seats.fail(ctx, ctx.stores.lifecycle.get(registration_id), reason, compensated=True)
+    return "failed"
+
+
+def cleaned(ctx: Context, registration_id: str, completion: float | None) -> str:
+    done = seats.finish(ctx, registration_id, completion)
+    return done.status if done else FINISHED

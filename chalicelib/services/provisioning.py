@@ -1,0 +1,178 @@
+"""Provisioning tasks, one per Task state of ``infra/statemachines/provision.asl.json`` (and
+``reset.asl.json``'s Deploy). Each is small and safe to repeat.
+
+The password is generated, hashed, rendered into the notebooks and handed to the frontend
+inside :func:`deploy` alone, so it never appears in the execution's input, output or history.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import urllib3
+
+from chalicelib.adapters.appliances import appliance_port
+from chalicelib.adapters.hub import HubUnavailable
+from chalicelib.adapters.render import render_notebook
+from chalicelib.domain.errors import NotFound, WodError
+from chalicelib.domain.orders import SIGNATURE_HEADER, sign
+from chalicelib.domain.passwords import generate_password, hash_password
+from chalicelib.domain.values import Workshop
+from chalicelib.observability import logger
+from chalicelib.services.context import Context
+
+Event = dict[str, Any]
+
+
+class StaleOrder(WodError):
+    """The order no longer matches the seat (cancelled, reassigned): nothing to provision."""
+
+
+class ServerNotReady(WodError):
+    """The student's server did not come up before the deadline."""
+
+
+class CallbackFailed(WodError):
+    """The frontend did not take the result; the state machine retries."""
+
+
+def holds(ctx: Context, order: dict) -> bool:
+    """Does the order's registration still hold its student? A late or repeated workflow must
+    never tear down the environment of the seat's next holder."""
+    try:
+        student = ctx.stores.seats.get_student(order["student"])
+    except NotFound:
+        return False
+    if student.registration_id is None:  # an orphan freed by a purge: its environment is nobody's
+        return bool(order["registration"] == f"purge-{order['student']}")
+    return student.registration_id == order["registration"]
+
+
+def appliance_of(workshop: Workshop, student: str) -> tuple[dict, int] | None:
+    """The workshop's appliance and the port of ``student``'s, if the workshop has one."""
+    if not workshop.appliance:
+        return None
+    number = int(student.removeprefix(workshop.student_prefix))
+    return workshop.appliance, appliance_port(workshop.appliance, number, workshop.student_from)
+
+
+def deadline(ctx: Context) -> int:
+    return int(time.time()) + ctx.settings.ready_timeout_seconds
+
+
+def callback(ctx: Context, payload: dict) -> None:
+    """Report to the frontend, signed with the callback key; raises :class:`CallbackFailed`."""
+    settings = ctx.settings
+    body = json.dumps(payload | {"issued_at": int(time.time())}).encode()
+    url = f"{settings.callback_url or settings.public_url}/api/callbacks/provision"
+    try:
+        response = urllib3.request("POST", url, body=body, timeout=30, retries=False, headers={
+            "Content-Type": "application/json", SIGNATURE_HEADER: sign(body, ctx.key("callback_key"))})
+    except urllib3.exceptions.HTTPError as exc:
+        raise CallbackFailed(f"the frontend at {url} did not answer: {exc}") from exc
+    if response.status >= 300:
+        raise CallbackFailed(f"the frontend answered {response.status}: {response.data[:200]!r}")
+
+
+def prepare(ctx: Context, event: Event) -> dict:
+    order = event["order"]
+    student = ctx.stores.seats.get_student(order["student"])
+    if student.registration_id != order["registration"] or student.workshop_id != order["workshop"]:
+        raise StaleOrder(f"{order['student']} is not reserved for registration {order['registration']}")
+    if not ctx.stores.provisioning.record_progress(order["registration"], "creating_account"):
+        raise StaleOrder(f"registration {order['registration']} is no longer waiting for provisioning")
+    logger.info("provisioning", extra={"registration": order["registration"], "student": order["student"],
+                                       "workshop": order["workshop"]})
+    return {"deadline": deadline(ctx), "warm": bool(student.warm)}
+
+
+def create_hub_user(ctx: Context, event: Event) -> None:
+    order = event["order"]
+    if not event.get("ctx", {}).get("warm"):  # a warm student's home is fresh and its server runs
+        ctx.hub.delete_user(order["student"])  # nothing a previous holder of the seat left survives
+    ctx.hub.ensure_user(order["student"])
+    ctx.stores.provisioning.record_progress(order["registration"], "starting_server")
+
+
+def start_server(ctx: Context, event: Event) -> dict:
+    """The student's server (the container) and, where the workshop has one, its appliance."""
+    order = event["order"]
+    appliance = appliance_of(ctx.stores.seats.get_workshop(order["workshop"]), order["student"])
+    if appliance:
+        ctx.appliances.start(order["workshop"], order["student"], *appliance)
+    return {"ready": ctx.hub.start_server(order["student"]) == "ready" and not appliance}
+
+
+def check_ready(ctx: Context, event: Event) -> dict:
+    """Ready yet? A spawn the hub throttled (too many at once) is asked for again here, so a
+    burst waits its turn within the deadline instead of failing."""
+    order = event["order"]
+    appliance = appliance_of(ctx.stores.seats.get_workshop(order["workshop"]), order["student"])
+    state = ctx.hub.server_state(order["student"])
+    if state == "none":
+        state = ctx.hub.start_server(order["student"])
+    if state == "ready" and (not appliance or ctx.appliances.ready(order["student"], *appliance)):
+        return {"ready": True}
+    if time.time() > event["ctx"]["deadline"]:
+        raise ServerNotReady(f"the server of {order['student']} was not ready in time")
+    return {"ready": False}
+
+
+def _upload(ctx: Context, workshop: Workshop, student: str, variables: dict) -> int:
+    count = 0
+    for path, data in ctx.content.files(workshop.id, workshop.badge):
+        model: dict[str, Any]
+        if path.endswith(".ipynb"):
+            model = {"type": "notebook", "format": "json", "content": render_notebook(data, variables)}
+        else:
+            try:
+                model = {"type": "file", "format": "text", "content": data.decode("utf-8")}
+            except UnicodeDecodeError:
+                model = {"type": "file", "format": "base64", "content": base64.b64encode(data).decode()}
+        folders = path.split("/")[:-1]
+        for depth in range(1, len(folders) + 1):
+            ctx.hub.put_contents(student, "/".join(folders[:depth]), {"type": "directory"})
+        ctx.hub.put_contents(student, path, model)
+        count += 1
+    return count
+
+
+def deploy(ctx: Context, event: Event) -> None:
+    """Password, notebooks, callback: the only place the password exists, and only in memory.
+
+    A RESET of scope ``password`` (credentials resent by an organiser) keeps the notebooks."""
+    order = event["order"]
+    ctx.stores.provisioning.record_progress(order["registration"], "copying_notebooks")
+    workshop = ctx.stores.seats.get_workshop(order["workshop"])
+    password = generate_password()
+    ctx.stores.provisioning.store_password_hash(order["student"], order["registration"], hash_password(password),
+                                                ctx.settings.hub_url)
+    variables = {"student_id": order["student"], "password": password, "hub_url": ctx.settings.hub_url,
+                 "workshop_id": workshop.id, "workshop_title": workshop.title}
+    appliance = appliance_of(workshop, order["student"])
+    if appliance:
+        variables["appliance_url"] = ctx.appliances.url(order["student"], appliance[1])
+    uploaded = 0 if order.get("scope") == "password" else _upload(ctx, workshop, order["student"], variables)
+    callback(ctx, {"registration": order["registration"], "student": order["student"], "outcome": "ready",
+                   "password": password, "hub_url": ctx.settings.hub_url})
+    logger.info("provisioned", extra={"registration": order["registration"], "student": order["student"],
+                                      "files": uploaded})
+
+
+def compensate(ctx: Context, event: Event) -> None:
+    """Undo what provisioning did and tell the frontend, which frees the seat and apologises."""
+    order = event["order"]
+    error = event.get("error") or {}
+    reason = f"{error.get('Error', 'error')}: {str(error.get('Cause', ''))[:300]}"
+    if holds(ctx, order):
+        ctx.appliances.stop(order["student"])
+        try:
+            ctx.hub.delete_user(order["student"])
+        except (HubUnavailable, WodError) as exc:
+            logger.warning("hub user not removed", extra={"student": order["student"], "error": str(exc)})
+    callback(ctx, {"registration": order["registration"], "student": order["student"], "outcome": "failed",
+                   "reason": reason})
+    logger.warning("provisioning failed", extra={"registration": order["registration"],
+                                                 "student": order["student"], "reason": reason})
