@@ -79,6 +79,6 @@ def parse(text: str) -> Entry:
         return webhook(rest)
     if head == "level" and rest.isdigit():
         return level(int(rest))
-    if not rest:
+    if not rest and head != "level":
         return mail(head)
     raise ValueError(f"not an outbox entry: {text!r}")

@@ -98,7 +98,7 @@ class Registration:
 @dataclass(frozen=True)
 class Hook:
     id: str
-    url: str
+    url: str = ""
     events: list[str] = field(default_factory=list)
     secret: str = ""
     description: str | None = None
@@ -110,9 +110,9 @@ class Delivery:
     """One webhook event for one hook, and how its attempts went."""
 
     id: str
-    hook_id: str
-    event: str
-    body: str
+    hook_id: str = ""
+    event: str = ""  # empty in a key read off the due index
+    body: str = ""
     status: str = "pending"  # pending | delivered | failed
     attempts: int = 0
     created_at: datetime | None = None

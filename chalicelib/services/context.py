@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from chalicelib.adapters.mail import Mailer, SesMailer, SmtpMailer
 from chalicelib.adapters.secrets import get_key, get_secret
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.workflows import StepFunctionsStarter
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -48,71 +49,43 @@ class ScaledClock:
         return self.start + (utcnow() - self.wall_start) * self.scale
 
 
-class Context:
-    """One stack's view of the world. ``hub``, ``content``, ``appliances`` and ``workflows`` are
-    built from the settings on first use unless given (tests give fakes)."""
+class _Adapter(Generic[T]):
+    """A context attribute made from the settings on first use, unless one was given (tests give
+    fakes); assigning it replaces it."""
 
-    def __init__(self, settings: Settings, stores: Stores, mailer: Mailer, clock: Clock = utcnow, *,
-                 hub: HubClient | None = None, content: FolderContent | BucketContent | None = None,
-                 appliances: LocalAppliances | EcsAppliances | None = None,
-                 workflows: StepFunctionsStarter | None = None):
-        self.settings, self.stores, self.mailer, self.clock = settings, stores, mailer, clock
-        self._hub, self._content, self._appliances, self._workflows = hub, content, appliances, workflows
+    def __init__(self, make: Callable[[Settings], T]):
+        self.make = make
 
-    def secret(self, name: str) -> str:
-        return get_secret(self.settings, name)
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
 
-    def key(self, name: str) -> bytes:
-        return get_key(self.settings, name)
+    def __get__(self, ctx: Context, owner: type | None = None) -> T:
+        value = ctx.__dict__.get(self.slot)
+        if value is None:
+            value = ctx.__dict__[self.slot] = self.make(ctx.settings)
+        return value
 
-    @property
-    def hub(self) -> HubClient:
-        if self._hub is None:
-            from chalicelib.adapters.hub import HubClient
+    def __set__(self, ctx: Context, value: T) -> None:
+        ctx.__dict__[self.slot] = value
 
-            self._hub = HubClient(self.settings.hub_api_url or self.settings.hub_url, self.secret("hub_token"))
-        return self._hub
 
-    @hub.setter
-    def hub(self, hub: HubClient) -> None:
-        self._hub = hub
+def _hub(settings: Settings) -> HubClient:
+    from chalicelib.adapters.hub import HubClient
 
-    @property
-    def content(self) -> FolderContent | BucketContent:
-        if self._content is None:
-            from chalicelib.adapters.content import content_for
+    return HubClient(settings.hub_api_url or settings.hub_url, get_secret(settings, "hub_token"))
 
-            self._content = content_for(self.settings)
-        return self._content
 
-    @content.setter
-    def content(self, content: FolderContent | BucketContent) -> None:
-        self._content = content
+def _content(settings: Settings) -> FolderContent | BucketContent:
+    from chalicelib.adapters.content import content_for
 
-    @property
-    def appliances(self) -> LocalAppliances | EcsAppliances:
-        if self._appliances is None:
-            self._appliances = _appliances(self.settings)
-        return self._appliances
+    return content_for(settings)
 
-    @appliances.setter
-    def appliances(self, appliances: LocalAppliances | EcsAppliances) -> None:
-        self._appliances = appliances
 
-    @property
-    def workflows(self) -> StepFunctionsStarter:
-        if self._workflows is None:
-            from chalicelib.adapters.aws import client_for
-            from chalicelib.adapters.workflows import StepFunctionsStarter
+def _workflows(settings: Settings) -> StepFunctionsStarter:
+    from chalicelib.adapters.aws import client_for
+    from chalicelib.adapters.workflows import StepFunctionsStarter
 
-            settings = self.settings
-            self._workflows = StepFunctionsStarter(lambda: client_for("stepfunctions", settings),
-                                                   settings.state_machines)
-        return self._workflows
-
-    @workflows.setter
-    def workflows(self, workflows: StepFunctionsStarter) -> None:
-        self._workflows = workflows
+    return StepFunctionsStarter(lambda: client_for("stepfunctions", settings), settings.state_machines)
 
 
 def _appliances(settings: Settings) -> LocalAppliances | EcsAppliances:
@@ -125,6 +98,32 @@ def _appliances(settings: Settings) -> LocalAppliances | EcsAppliances:
     from chalicelib.adapters.appliances import LocalAppliances
 
     return LocalAppliances(settings.workshops_dir)
+
+
+class Context:
+    """One stack's view of the world. ``hub``, ``content``, ``appliances`` and ``workflows`` are
+    built from the settings on first use unless given."""
+
+    hub = _Adapter(_hub)
+    content = _Adapter(_content)
+    appliances = _Adapter(_appliances)
+    workflows = _Adapter(_workflows)
+
+    def __init__(self, settings: Settings, stores: Stores, mailer: Mailer, clock: Clock = utcnow, *,
+                 hub: HubClient | None = None, content: FolderContent | BucketContent | None = None,
+                 appliances: LocalAppliances | EcsAppliances | None = None,
+                 workflows: StepFunctionsStarter | None = None):
+        self.settings, self.stores, self.mailer, self.clock = settings, stores, mailer, clock
+        for name, given in (("hub", hub), ("content", content), ("appliances", appliances),
+                            ("workflows", workflows)):
+            if given is not None:
+                setattr(self, name, given)
+
+    def secret(self, name: str) -> str:
+        return get_secret(self.settings, name)
+
+    def key(self, name: str) -> bytes:
+        return get_key(self.settings, name)
 
 
 def mailer_for(settings: Settings) -> Mailer:

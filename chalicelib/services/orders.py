@@ -3,7 +3,7 @@
 starts nothing new)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from chalicelib.domain.orders import Order, OrderRejected
 from chalicelib.services.context import Context
@@ -13,7 +13,8 @@ def accept(ctx: Context, order: Order) -> bool:
     """Start the order's workflow; False when it had started already. A replayed nonce is
     refused; a failure to start forgets the nonce, so the redelivery SNS makes is not taken for
     a replay."""
-    expires = ctx.clock() + timedelta(seconds=2 * ctx.settings.order_max_age_seconds)
+    # wall time, like the order's freshness: the nonce must outlive every order still fresh
+    expires = datetime.now(UTC) + timedelta(seconds=2 * ctx.settings.order_max_age_seconds)
     if not ctx.stores.provisioning.remember_nonce(order.nonce, expires):
         raise OrderRejected("replay", "this order was already received")
     try:

@@ -15,13 +15,15 @@ from chalicelib.adapters import render
 from chalicelib.domain.errors import Unavailable, WodError
 from chalicelib.domain.mail import Email
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
-from chalicelib.domain.outbox import MAIL, ORDER, WEBHOOK, Entry
+from chalicelib.domain.outbox import MAIL, ORDER, WEBHOOK, Entry, mail, webhook
 from chalicelib.domain.values import Registration, Workshop
 from chalicelib.observability import logger
 from chalicelib.services import webhooks
 from chalicelib.services.context import Context
 
 MAX_BACKOFF_STEPS = 6
+# A webhook event that announces an email waits until that email has gone.
+ANNOUNCES = {webhook("reminder_sent"): mail("reminder")}
 SUBJECTS = {
     "welcome": "You're registered: {title}",
     "waitlisted": "You're on the waitlist: {title}",
@@ -98,6 +100,7 @@ def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = 
         reg = taken
     entries = list(reg.outbox)
     if not entries:
+        ctx.stores.outbox.settle(reg.id, [], now, timedelta(0), None)  # nothing left: the lease goes
         return entries
     error, sent = None, []
     try:
@@ -105,6 +108,8 @@ def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = 
     except WodError as exc:
         workshop, error = None, exc.message
     for entry in entries:
+        if ANNOUNCES.get(entry) in entries and ANNOUNCES[entry] not in sent:
+            continue  # its email is still to go: announced once it has
         try:
             _send(ctx, entry, reg, workshop)
         except Unavailable as exc:

@@ -52,17 +52,15 @@ def _queue(ctx: Context, hook_ids: list[str], event: str, body: dict[str, Any], 
 
 
 def emit(ctx: Context, event: str, reg: Registration) -> int:
-    """Queue ``event`` about a registration for every hook that follows it; return how many."""
-    try:
-        followers = _followers(ctx, event)
-        if followers:
-            now = ctx.clock()
-            _queue(ctx, followers, event, {"event": event, "occurred_at": now.isoformat(),
-                                           "registration": registration_record(reg)}, now)
-    except WodError as exc:
-        logger.warning("webhook event not queued", extra={"event": event, "registration": reg.id,
-                                                          "error": exc.message})
-        return 0
+    """Queue ``event`` about a registration for every hook that follows it; return how many.
+
+    Called by the outbox dispatcher: a storage failure raises, so the entry stays and is retried
+    (a retry after a partial failure may queue the event again for the hooks already served)."""
+    followers = _followers(ctx, event)
+    if followers:
+        now = ctx.clock()
+        _queue(ctx, followers, event, {"event": event, "occurred_at": now.isoformat(),
+                                       "registration": registration_record(reg)}, now)
     return len(followers)
 
 

@@ -173,6 +173,7 @@ class RegistrationModel(Model):
     outbox = ListAttribute(of=UnicodeAttribute, null=True)
     outbox_state = UnicodeAttribute(null=True)
     outbox_due_at = UTCDateTimeAttribute(null=True)
+    outbox_lease = UTCDateTimeAttribute(null=True)  # until when a sender holds the outbox
     outbox_attempts = NumberAttribute(default=0)
     outbox_error = UnicodeAttribute(null=True)
     progress = UnicodeAttribute(null=True)  # the provisioning step shown on the status page

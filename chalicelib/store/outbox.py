@@ -1,9 +1,12 @@
-"""The outbox on each registration: what still has to be sent, and when to retry.
+"""The outbox on each registration: what still has to be sent, and when to retry
+(docs/architecture.md, "Outbox").
 
 An entry stays until its send succeeded, so a crash or a mail outage delays mail but
-never loses it. A sender first takes the lease (``outbox_due_at`` moved into the
-future, conditionally), so two senders never work on one registration at once; and it
-removes only the entries it sent, so entries queued meanwhile are kept.
+never loses it. A sender first takes the lease (``outbox_lease``, conditionally), so two
+senders never work on one registration at once; and it removes only the entries it sent, so
+entries queued meanwhile are kept. The lease is apart from the retry time (``outbox_due_at``,
+which the time checks query): a state change delivers what it owes at once even while earlier
+entries wait for their retry.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pynamodb.expressions.update import Action
 from chalicelib.domain.errors import Unavailable
 from chalicelib.domain.outbox import Entry, parse
 from chalicelib.domain.values import Registration
+from chalicelib.observability import logger
 from chalicelib.store import values
 from chalicelib.store.errors import translated
 from chalicelib.store.models import RegistrationModel
@@ -27,11 +31,22 @@ SETTLE_ATTEMPTS = 5
 
 
 def queue_actions(entries: Sequence[Entry], now: datetime) -> list[Action]:
-    """Update actions that append outbox entries; they are due now unless a lease or a retry
-    time is already set (the holder of a lease leaves them due when it is done)."""
+    """Update actions that append outbox entries; they are due now unless a retry time is already
+    set (the holder of a lease leaves them due when it is done). No entries: no actions."""
+    if not entries:
+        return []
     return [RegistrationModel.outbox.set((RegistrationModel.outbox | []).append([e.format() for e in entries])),
             RegistrationModel.outbox_state.set(PENDING),
             RegistrationModel.outbox_due_at.set(RegistrationModel.outbox_due_at | now)]
+
+
+def _readable(stored: str) -> bool:
+    try:
+        parse(stored)
+    except ValueError:
+        logger.error("unreadable outbox entry dropped", extra={"entry": stored[:100]})
+        return False
+    return True
 
 
 def _stands_for(stored: str, entry: Entry) -> bool:
@@ -50,12 +65,15 @@ class Outbox:
 
     @translated
     def lease(self, registration_id: str, now: datetime, duration: timedelta) -> Registration | None:
-        """Take the lease on one registration's outbox; None when it is empty or someone holds it."""
+        """Take the lease on one registration's outbox; None when it is empty or someone holds it.
+        A retry time still in the future does not stop it: the caller has something new to send."""
         item = self.t.customers(registration_id)
+        free = RegistrationModel.outbox_lease.does_not_exist() | (RegistrationModel.outbox_lease < now)
         try:
             item.update(
-                actions=[RegistrationModel.outbox_due_at.set(now + duration)],
-                condition=(RegistrationModel.outbox_state == PENDING) & (RegistrationModel.outbox_due_at <= now),
+                actions=[RegistrationModel.outbox_due_at.set(now + duration),
+                         RegistrationModel.outbox_lease.set(now + duration)],
+                condition=(RegistrationModel.outbox_state == PENDING) & free,
             )
         except UpdateError:
             return None
@@ -77,7 +95,8 @@ class Outbox:
         """Remove what was sent (and nothing queued meanwhile); schedule the rest."""
         for _ in range(SETTLE_ATTEMPTS):
             current = self.t.customers.get(registration_id, consistent_read=True)
-            remaining: list[Any] = list(current.outbox or [])  # the stored strings
+            # the stored strings; one that no longer parses can never be sent: it goes
+            remaining: list[Any] = [stored for stored in current.outbox or [] if _readable(str(stored))]
             for entry in sent:
                 match = next((stored for stored in remaining if _stands_for(stored, entry)), None)
                 if match is not None:
@@ -89,6 +108,7 @@ class Outbox:
                     RegistrationModel.outbox_due_at.set(now + retry_in if error else now),
                     RegistrationModel.outbox_attempts.add(1) if error else RegistrationModel.outbox_attempts.set(0),
                     RegistrationModel.outbox_error.set(error) if error else RegistrationModel.outbox_error.remove(),
+                    RegistrationModel.outbox_lease.remove(),
                 ]
             else:
                 actions = [
@@ -97,6 +117,7 @@ class Outbox:
                     RegistrationModel.outbox_due_at.remove(),
                     RegistrationModel.outbox_error.remove(),
                     RegistrationModel.outbox_attempts.set(0),
+                    RegistrationModel.outbox_lease.remove(),
                 ]
             unchanged = (RegistrationModel.outbox == current.outbox if current.outbox is not None
                          else RegistrationModel.outbox.does_not_exist())

@@ -10,36 +10,24 @@ from chalicelib.domain.values import Delivery, Hook, Registration, Student, Work
 V = TypeVar("V")
 
 
-_FIELDS: dict[type, tuple[tuple[str, Any, bool], ...]] = {}
+_COUNTERS: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 
-def _fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
-    """(name, default, is a counter) of each field of a value class."""
-    if cls in _FIELDS:
-        return _FIELDS[cls]
-    found = []
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        found.append((f.name, default, f.type in ("int", int)))
-    _FIELDS[cls] = tuple(found)
-    return _FIELDS[cls]
+def _fields(cls: type) -> tuple[tuple[str, bool], ...]:
+    """(name, is a counter) of each field of a value class."""
+    if cls not in _COUNTERS:
+        _COUNTERS[cls] = tuple((f.name, f.type in ("int", int)) for f in dataclasses.fields(cls))
+    return _COUNTERS[cls]
 
 
 def _value(cls: type[V], item: Any, **given: Any) -> V:
-    """``cls`` from an item's attributes of the same names; missing ones (a projection, a partial
-    read) take the value's default."""
+    """``cls`` from an item's attributes of the same names; a missing one (a projection, a
+    partial read) takes the value's default."""
     values = {}
-    for name, default, counter in _fields(cls):
-        if name in given:
-            values[name] = given[name]
-            continue
-        value = getattr(item, name, None)
-        if value is None:
-            value = default
-        elif counter:
-            value = int(value)
-        values[name] = value
+    for name, counter in _fields(cls):
+        value = given[name] if name in given else getattr(item, name, None)
+        if value is not None:
+            values[name] = int(value) if counter else value
     return cls(**values)
 
 
@@ -51,8 +39,20 @@ def student(item: Any) -> Student:
     return _value(Student, item)
 
 
+def _entries(stored: list[str] | None) -> tuple[outbox.Entry, ...]:
+    """The outbox's entries; one that does not parse (written by another version) is left out
+    here and dropped by the next settle, never fatal to reading the registration."""
+    entries = []
+    for text in stored or ():
+        try:
+            entries.append(outbox.parse(text))
+        except ValueError:
+            continue
+    return tuple(entries)
+
+
 def registration(item: Any) -> Registration:
-    return _value(Registration, item, outbox=tuple(outbox.parse(e) for e in (item.outbox or ())))
+    return _value(Registration, item, outbox=_entries(item.outbox))
 
 
 def hook(item: Any) -> Hook:

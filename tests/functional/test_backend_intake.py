@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -32,7 +33,7 @@ def starter(platform):
 
 
 def order_mail(platform, order=None, key=None, headers=None):
-    order = order or Order.new("CREATE", "WKSHP-X", "student7", "reg-1234567890abcdef", platform.clock().timestamp())
+    order = order or Order.new("CREATE", "WKSHP-X", "student7", "reg-1234567890abcdef", time.time())
     body = order.body()
     signature = sign(body, key or get_key(platform.settings, "order_key"))
     email = Email(to="orders@backend.wod.local", subject=order.subject, text=body.decode(),
@@ -56,7 +57,7 @@ def test_valid_order_starts_one_workflow_and_a_duplicate_delivery_none(platform,
     ("spam", "verdict"), ("dkim", "verdict"), ("not-ses", "malformed"), ("unknown-action", "unknown_action"),
 ])
 def test_bad_orders_are_rejected_without_side_effects(platform, tables, starter, case, reason):
-    now = platform.clock().timestamp()
+    now = time.time()
     if case == "forged":
         message = order_mail(platform, key=b"not-the-key")
     elif case == "unsigned":
