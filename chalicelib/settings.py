@@ -37,6 +37,7 @@ class Settings:
     secrets_prefix: str = "/wod"
     location: str = "local"  # this backend's location (its hub token is per location)
     outbox_retry_seconds: int = 60
+    claim_retry_seconds: int = 120  # a claim repeating a live registration's body this soon answers with it
     order_max_age_seconds: int = 900
     # backend side
     hub_url: str = "http://127.0.0.1:8001"  # what participants open
@@ -92,6 +93,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secrets_prefix=env.get("WOD_SECRETS_PREFIX", defaults.secrets_prefix),
         location=env.get("WOD_LOCATION", defaults.location),
         outbox_retry_seconds=int(env.get("WOD_OUTBOX_RETRY_SECONDS", defaults.outbox_retry_seconds)),
+        claim_retry_seconds=int(env.get("WOD_CLAIM_RETRY_SECONDS", defaults.claim_retry_seconds)),
         order_max_age_seconds=int(env.get("WOD_ORDER_MAX_AGE_SECONDS", defaults.order_max_age_seconds)),
         hub_url=env.get("WOD_HUB_URL", defaults.hub_url).rstrip("/"),
         hub_api_url=env.get("WOD_HUB_API_URL") or None,

@@ -2,7 +2,7 @@
 (or a waitlist place), a registration's status."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,9 @@ from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.outbox import mail, order, webhook
 from chalicelib.domain.registration import (
     ACTIVE,
+    LIVE_STATUSES,
     WAITLISTED,
+    Applicant,
     is_registration_id,
     is_workshop_id,
     new_registration_id,
@@ -20,6 +22,7 @@ from chalicelib.domain.registration import (
 from chalicelib.domain.values import Registration, Workshop
 from chalicelib.services import outbox
 from chalicelib.services.context import Context
+from chalicelib.store.seats import EmailTaken
 
 # What a registration owes, written with it in the claiming transaction.
 SEATED_OUTBOX = [mail("welcome"), order("CREATE"), webhook("registered")]
@@ -92,8 +95,35 @@ def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None
     }
 
 
+def is_retry_of(held: Registration, applicant: Applicant, workshop_id: str, now: datetime,
+                window: timedelta) -> bool:
+    """Whether a claim is the client repeating the one that created ``held``: the same body
+    (workshop, email, names, company), within ``window`` of it, while ``held`` is live."""
+    return (held.workshop_id == workshop_id and held.email == applicant.email
+            and held.first_name == applicant.first_name and held.last_name == applicant.last_name
+            and held.company == applicant.company and held.status in LIVE_STATUSES
+            and held.created_at is not None and now - held.created_at < window)
+
+
+def _repeated(ctx: Context, taken: EmailTaken, applicant: Applicant, workshop_id: str,
+              now: datetime) -> Registration:
+    """The registration a repeated claim already made; the conflict itself when it is not a repeat."""
+    try:
+        held = ctx.stores.seats.get_registration(taken.registration_id)
+    except NotFound:
+        raise taken from None
+    if not is_retry_of(held, applicant, workshop_id, now, timedelta(seconds=ctx.settings.claim_retry_seconds)):
+        raise taken
+    return held
+
+
 def register(ctx: Context, data: Any, workshop_id: Any = None) -> dict[str, Any]:
-    """Validate, claim a seat (or a waitlist place) atomically, then deliver what it owes."""
+    """Validate, claim a seat (or a waitlist place) atomically, then deliver what it owes.
+
+    A claim repeated with the same body within ``WOD_CLAIM_RETRY_SECONDS`` (a client retrying
+    after a timeout) answers with the registration the first one made, and delivers nothing:
+    the first claim delivers what that registration owes.
+    """
     if workshop_id is None:
         workshop_id = data.get("workshop") if isinstance(data, dict) else None
         if workshop_id is None or (isinstance(workshop_id, str) and not workshop_id.strip()):
@@ -101,9 +131,16 @@ def register(ctx: Context, data: Any, workshop_id: Any = None) -> dict[str, Any]
         if not isinstance(workshop_id, str):
             raise InvalidInput({"workshop": "The workshop must be given by its id, as text."})
     applicant = validate_applicant(data, ctx.settings.deny_domains)
-    reg, found = ctx.stores.seats.register(applicant, workshop_id, new_registration_id(), ctx.clock(),
-                                           SEATED_OUTBOX, WAITLISTED_OUTBOX, _open_workshop(ctx, workshop_id),
-                                           timedelta(minutes=ctx.settings.stuck_minutes))
+    now = ctx.clock()
+    opened = _open_workshop(ctx, workshop_id)
+    try:
+        reg, found = ctx.stores.seats.register(applicant, workshop_id, new_registration_id(), now,
+                                               SEATED_OUTBOX, WAITLISTED_OUTBOX, opened,
+                                               timedelta(minutes=ctx.settings.stuck_minutes))
+    except EmailTaken as taken:
+        held = _repeated(ctx, taken, applicant, workshop_id, now)
+        observability.count("RepeatedRegistrations")
+        return registration_view(ctx, held, opened)
     outbox.deliver(ctx, reg, found, leased=True)  # created with the lease held
     observability.count("Waitlisted" if reg.status == WAITLISTED else "Registrations")
     observability.gauge("SeatsFree", found.seats_free, workshop=found.id)

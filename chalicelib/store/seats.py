@@ -4,6 +4,11 @@ Invariants (docs/architecture.md, "Invariants"): a student belongs to at most on
 free-seat counter equals the number of free students, one live registration per
 email. They hold because each claim writes the email guard, the student, the
 counter and the registration together, each under a condition.
+
+A claim is safe to repeat: when the email guard's condition fails, the guard is read, and a guard
+that names the registration this call was creating means an earlier attempt committed although
+its answer was lost (a timeout or connection error after the commit, or the client re-sending a
+committed transaction); the claim then answers with that registration instead of a conflict.
 """
 from __future__ import annotations
 
@@ -40,21 +45,43 @@ CLAIM_INDEX_SEAT = 0
 CLAIM_INDEX_WAITLIST = 1
 
 
+class EmailTaken(Conflict):
+    """The email guard names another registration, ``registration_id``: the email has a live registration."""
+
+    def __init__(self, registration_id: str):
+        super().__init__(EMAIL_TAKEN)
+        self.registration_id = registration_id
+
+
 class _Retry(Exception):
-    """The transaction lost a race that another attempt can win."""
+    """The transaction lost a race that another attempt can win.
+
+    ``uncertain``: DynamoDB gave no verdict (a timeout, a lost connection, throttling), so the
+    transaction may have committed all the same.
+    """
+
+    def __init__(self, uncertain: bool = False):
+        super().__init__()
+        self.uncertain = uncertain
+
+
+class _GuardHeld(Exception):
+    """The email guard's condition failed: some registration, maybe this very one, holds it."""
 
 
 @contextmanager
 def _transaction(connection: Connection, claim_index: int) -> Iterator[TransactWrite]:
-    """Commit on exit; an email-claim failure is a conflict, anything else is retried."""
+    """Commit on exit; an email-claim failure is :class:`_GuardHeld`, anything else is retried."""
     try:
         with TransactWrite(connection=connection) as tx:
             yield tx
     except TransactWriteError as exc:
         reasons = exc.cancellation_reasons
+        if not reasons:  # no cancellation: the request itself failed, before or after a commit
+            raise _Retry(uncertain=True) from exc
         reason = reasons[claim_index] if len(reasons) > claim_index else None
         if reason is not None and reason.code == "ConditionalCheckFailed":
-            raise Conflict(EMAIL_TAKEN) from exc
+            raise _GuardHeld() from exc
         raise _Retry() from exc
 
 
@@ -122,8 +149,9 @@ class Seats:
             created_at=now,
             outbox=[e.format() for e in outbox],
             outbox_state="pending",
-            # The creator delivers right away; the lease keeps the retry tick off it meanwhile.
+            # The creator holds the lease and delivers right away; the retry tick stays off it meanwhile.
             outbox_due_at=now + OUTBOX_LEASE,
+            outbox_lease=now + OUTBOX_LEASE,
         )
 
     def _try_seat(self, workshop_id: str, student_id: str, applicant: Applicant, registration: RegistrationModel,
@@ -159,6 +187,13 @@ class Seats:
                                condition=(WorkshopModel.seats_free <= 0) & WorkshopModel.active.is_in(True))
             tx.save(registration, condition=RegistrationModel.id.does_not_exist())
 
+    def _guard_holder(self, email_key: str) -> str | None:
+        """The registration id the email guard names, read consistently; None when nobody holds it."""
+        try:
+            return self.t.emails.get(email_key, consistent_read=True).registration_id
+        except DoesNotExist:
+            return None
+
     def _free_student(self, workshop: Workshop) -> str | None:
         """A random free student; a warm one (server already running) when the workshop keeps a pool."""
         if int(workshop.warm_pool or 0) > 0:
@@ -179,6 +214,10 @@ class Seats:
         Contention on a student retries with another one; a seat that frees while
         joining the waitlist sends the applicant back to claim it. ``workshop`` is
         a fresh read the caller already made, saving one round trip.
+
+        An attempt that committed although its answer was lost is found through the
+        email guard, which then names ``registration_id``: the stored registration is the
+        answer. :class:`EmailTaken` names the registration that holds the email otherwise.
         """
         for attempt in range(MAX_ATTEMPTS):
             if workshop is None or attempt:
@@ -195,7 +234,16 @@ class Seats:
                     item = self._new_registration(registration_id, applicant, workshop_id, now, waitlisted_outbox)
                     self._try_waitlist(workshop_id, applicant, item)
                 return values.registration(item), workshop
-            except _Retry:
+            except _GuardHeld:
+                holder = self._guard_holder(applicant.email_key)
+                if holder == registration_id:  # an earlier attempt committed; its answer was lost
+                    return values.registration(load_registration(self.t, registration_id)), workshop
+                if holder is not None:
+                    raise EmailTaken(holder) from None
+                _backoff(attempt)  # the guard was released meanwhile: claim again
+            except _Retry as retry:
+                if retry.uncertain and self._guard_holder(applicant.email_key) == registration_id:
+                    return values.registration(load_registration(self.t, registration_id)), workshop
                 _backoff(attempt)
         raise Unavailable("Too many people are registering for this workshop right now; please try again.")
 
