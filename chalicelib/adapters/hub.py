@@ -3,11 +3,16 @@
 Transient failures (connection refused, timeouts, 5xx) raise :class:`HubUnavailable`
 so the state machine's Retry can wait and try again; anything else is a
 :class:`HubError` that goes straight to the compensation path.
+
+The hub stops a participant's idle server (infra/jupyterhub/idle_culler.py): the Contents API
+calls start it again and wait for it, so notebooks are still uploaded (RESET) and read
+(completion at cleanup) after the participant has gone idle.
 """
 from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -27,6 +32,14 @@ class HubUnavailable(Unavailable):
     """The hub is down, slow or overloaded; retry later."""
 
     code = "hub_unavailable"
+
+
+class ServerStopped(HubError):
+    """A request for the student's server found it stopped (424): idle, culled by the hub."""
+
+
+# The hub group whose idle servers the hub stops (infra/jupyterhub/idle_culler.py PARTICIPANTS).
+PARTICIPANTS_GROUP = "wod-participants"
 
 
 class HubClient:
@@ -57,6 +70,8 @@ class HubClient:
         message = f"JupyterHub answered {response.status} to {method} {path}: {data}"
         if response.status >= 500 or response.status == 429:
             raise HubUnavailable(message)
+        if response.status == 424:
+            raise ServerStopped(message)
         raise HubError(message)
 
     @staticmethod
@@ -102,12 +117,47 @@ class HubClient:
             return "none"
         return "ready" if server.get("ready") else "pending"
 
+    def mark_participant(self, name: str) -> None:
+        """The student now holds the seat: into the group whose idle servers the hub stops (the
+        warm pool's servers are not in it), with its idle clock restarted, so a warm server that
+        waited longer than the idle timeout is not stopped the moment its participant gets it."""
+        self._call("POST", f"/hub/api/groups/{PARTICIPANTS_GROUP}/users", {"users": [name]})
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        activity = f"/hub/api/users/{self._user(name)}/activity"
+        status, _ = self._call("POST", activity, {"last_activity": now, "servers": {"": {"last_activity": now}}},
+                               ok=(200, 400))
+        if status == 400:  # no server was ever started: the user's clock only (a spawn sets the server's)
+            self._call("POST", activity, {"last_activity": now})
+
+    def ensure_running(self, name: str, wait: float = 45.0) -> None:
+        """Start the student's server if it is stopped and wait until it answers; a spawn that
+        takes longer raises :class:`HubUnavailable` (the state machine asks again later)."""
+        deadline = time.monotonic() + wait
+        while True:
+            state = self.server_state(name)
+            if state == "ready":
+                return
+            if state == "none":
+                self.start_server(name)  # "throttled" too: asked again on the next turn
+            if time.monotonic() > deadline:
+                raise HubUnavailable(f"the server of {name} was stopped and did not start within {wait:.0f} s")
+            time.sleep(1)
+
+    def _contents(self, method: str, name: str, path: str, body: Any = None,
+                  ok: tuple[int, ...] = (200,)) -> Any:
+        """A Contents API call on the student's server, started again first if it was stopped."""
+        url = f"/user/{self._user(name)}/api/contents/{path}"
+        try:
+            return self._call(method, url, body, ok=ok)[1]
+        except ServerStopped:
+            self.ensure_running(name)
+            return self._call(method, url, body, ok=ok)[1]
+
     def put_contents(self, name: str, path: str, model: dict[str, Any]) -> None:
         """Jupyter Contents API PUT, through the proxy, as the service."""
         target = "/".join(quote(part, safe="") for part in path.split("/"))
-        self._call("PUT", f"/user/{self._user(name)}/api/contents/{target}", model, ok=(200, 201))
+        self._contents("PUT", name, target, model, ok=(200, 201))
 
     def get_contents(self, name: str, path: str = "") -> dict[str, Any]:
         target = "/".join(quote(part, safe="") for part in path.split("/") if part)
-        _, data = self._call("GET", f"/user/{self._user(name)}/api/contents/{target}?content=1")
-        return data
+        return self._contents("GET", name, f"{target}?content=1")

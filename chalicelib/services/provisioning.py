@@ -145,6 +145,7 @@ def deploy(ctx: Context, event: Event) -> None:
     A RESET of scope ``password`` (credentials resent by an organiser) keeps the notebooks."""
     order = event["order"]
     ctx.stores.provisioning.record_progress(order["registration"], "copying_notebooks")
+    ctx.hub.mark_participant(order["student"])  # from now on the hub stops the server when idle
     workshop = ctx.stores.seats.get_workshop(order["workshop"])
     password = generate_password()
     ctx.stores.provisioning.store_password_hash(order["student"], order["registration"], hash_password(password),

@@ -14,6 +14,7 @@ Environment:
                              and the platform asks again while it waits for the server)
   WOD_STUDENTS_TABLE, WOD_AWS_ENDPOINT, AWS_DEFAULT_REGION  where the authenticator reads students
   WOD_HUB_PROXY_CMD       configurable-http-proxy binary (default node_modules/.bin/..., else PATH)
+  WOD_IDLE_MINUTES, WOD_IDLE_CHECK_SECONDS  stop participants' idle servers (idle_culler.py)
 
 Spawners:
   isolated         LocalProcessSpawner: every student is a Linux user (created on demand,
@@ -35,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
+import idle_culler
 from wod_authenticator import WodAuthenticator
 
 c = get_config()
@@ -111,11 +113,13 @@ if token:
     c.JupyterHub.load_roles = [{
         "name": "wod-platform",
         "description": "Workshops-on-Demand backend: create/delete students, start/stop servers, upload notebooks.",
-        "scopes": ADMIN_SCOPES,
+        "scopes": ADMIN_SCOPES + idle_culler.PLATFORM_SCOPES,
         "services": ["wod-platform"],
     }]
 else:
     print("WARNING: WOD_HUB_TOKEN is not set - the platform cannot drive this hub.", file=sys.stderr)
+# A participant's server idle for WOD_IDLE_MINUTES stops; the seat, Linux user and home stay.
+log.info("WoD idle culler: %s", idle_culler.configure(c, sys.executable, os.environ))
 
 # ---- login -----------------------------------------------------------------------------------
 c.JupyterHub.authenticator_class = WodAuthenticator

@@ -127,12 +127,18 @@ if "get_config" in globals():
     c.JupyterHub.active_server_limit = int(env("WOD_HUB_ACTIVE_SERVERS", "0"))
 
     # ---- platform service -------------------------------------------------------------------
+    import idle_culler
+
     c.JupyterHub.services = [{"name": "wod-platform", "api_token": env("WOD_HUB_TOKEN")}]
     c.JupyterHub.load_roles = [{
         "name": "wod-platform",
-        "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "read:users"],
+        "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "read:users",
+                   *idle_culler.PLATFORM_SCOPES],
         "services": ["wod-platform"],
     }]
+    # Participants' servers idle for WOD_IDLE_MINUTES (default 20) stop; the container goes
+    # (remove=True), the volume wod-<student> keeps the files, the next login starts it again.
+    idle_culler.configure(c, sys.executable, os.environ)
 
     # ---- login: DynamoDB through the instance role, no Linux users ---------------------------
     c.JupyterHub.authenticator_class = WodAuthenticator

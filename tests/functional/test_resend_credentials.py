@@ -2,6 +2,8 @@
 every RESET, and its Deploy stores a new password hash without touching the notebooks."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chalicelib.adapters.appliances import LocalAppliances
@@ -22,6 +24,10 @@ class ContentsHub:
 
     def __init__(self):
         self.uploaded: list[str] = []
+        self.participants: list[str] = []
+
+    def mark_participant(self, name):
+        self.participants.append(name)
 
     def put_contents(self, name, path, model):
         self.uploaded.append(path)
@@ -56,12 +62,13 @@ def test_a_password_reset_stores_a_new_hash_and_uploads_nothing(deploy):
 def test_a_full_reset_uploads_the_notebooks_again(deploy):
     hub, result, student = deploy("all")
     assert set(hub.uploaded) == {"0-ReadMeFirst.ipynb", "9-Conclusion.ipynb"}
+    assert hub.participants == [student.id]  # the hub stops this server when idle from now on
     assert verify_password(result["password"], student.password_hash)
 
 
 def test_the_intake_starts_a_password_reset_like_any_reset(platform):
     platform.workflows = Starter()
-    order = Order.new("RESET", "WKSHP-X", "student7", "reg-1234567890abcdef", platform.clock().timestamp(), 3,
+    order = Order.new("RESET", "WKSHP-X", "student7", "reg-1234567890abcdef", time.time(), 3,
                       "password")
     assert handle(platform, order_mail(platform, order)) == "started"
     assert platform.workflows.started == ["reg-1234567890abcdef-RESET-3"]
