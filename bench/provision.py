@@ -10,6 +10,7 @@ proxy, student servers, kernels, appliances). It removes the Linux users it crea
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -34,6 +35,9 @@ WORKSHOPS = {  # id -> (prefix, seats, warm pool)
 
 
 def p(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of ``values``; NaN when there are none (``--one 0``, nobody arrived)."""
+    if not values:
+        return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
@@ -139,6 +143,8 @@ def main() -> int:
             for name, values in results.items():
                 print(line(name, values), flush=True)
 
+            if args.burst < 1:
+                return 0  # no burst asked for (--burst 0): the figures above are the run
             started = time.time()
             with ThreadPoolExecutor(max_workers=50) as pool:
                 sent = dict(pool.map(lambda _: bench.register("WKSHP-BURST"), range(args.burst)))
