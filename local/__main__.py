@@ -1,10 +1,17 @@
-"""``python -m local [run|sync]``: start the single-machine stack, or re-sync its workshops."""
+"""``python -m local [run|sync]``: start the single-machine stack, or re-sync its workshops.
+
+``python -m local {aws,workers,mail,hub,web}`` runs one part of the stack; ``run`` starts and
+supervises them all (``local/stack.py``).
+"""
 import argparse
 import os
 import sys
+from importlib import import_module
 
 from local.config import LocalConfig
-from local.stack import main
+
+PARTS = {"aws": "local.aws", "workers": "local.workers", "mail": "local.mail", "hub": "local.hub_part",
+         "web": "local.web"}
 
 
 def sync() -> int:
@@ -17,5 +24,8 @@ def sync() -> int:
 
 
 parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
-parser.add_argument("command", nargs="?", choices=["run", "sync"], default="run")
-sys.exit(sync() if parser.parse_args().command == "sync" else main())
+parser.add_argument("command", nargs="?", choices=["run", "sync", *PARTS], default="run")
+command = parser.parse_args().command
+if command == "sync":
+    sys.exit(sync())
+sys.exit(import_module(PARTS.get(command, "local.stack")).main())

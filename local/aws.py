@@ -3,12 +3,25 @@
 moto's DynamoDB backend is not thread-safe (concurrent TransactWriteItems can
 both win), so DynamoDB requests run one at a time. Only DynamoDB is locked, so
 a Step Functions task that calls back into DynamoDB cannot deadlock on it.
+
+``python -m local aws`` (:func:`main`) is the stack's aws process: this server, the tables,
+state machines and messaging created from ``infra/``, the DynamoDB snapshot on disk (it reads
+moto's in-memory tables, so it lives here), and Step Functions that execute, their Lambda
+invokes forwarded to the workers process. It holds the stack's state: the supervisor does
+not restart it.
 """
 from __future__ import annotations
 
+import fcntl
+import importlib
+import importlib.util
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO
 
 from werkzeug.serving import make_server
 
@@ -65,3 +78,68 @@ class EmbeddedAws:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _exclusive(state_dir: Path, patience: float = 60.0) -> IO[str]:
+    """Hold ``aws.lock`` in the state directory while serving: an aws process of an earlier run
+    that is still saving its snapshot (its supervisor was killed) finishes before we restore."""
+    handle = open(state_dir / "aws.lock", "w")
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"another embedded AWS holds {state_dir / 'aws.lock'}: is another "
+                                   "stack running on this state directory?") from None
+            time.sleep(0.2)
+
+
+def main() -> int:
+    """The aws process: serve until SIGTERM, then save the snapshot."""
+    import boto3
+
+    from chalicelib.settings import get_settings
+    from local import part
+    from local.messaging import create_messaging
+    from local.persistence import DynamoSnapshot
+    from local.stepfunctions import ForwardingDispatcher, enable_execution, reuse_lambda_clients
+    from local.tables import create_tables
+    from local.workflows import create_state_machines
+
+    config = part.setup("aws")
+    stopping = part.Stopping()
+    lock = _exclusive(config.state_dir)
+    region = os.environ["AWS_DEFAULT_REGION"]
+    if importlib.util.find_spec("local.dynamo_index") is not None:
+        importlib.import_module("local.dynamo_index").install()  # time checks stay O(due)
+    aws = EmbeddedAws(config.host, config.aws_port).start()
+    enable_execution(aws)
+    reuse_lambda_clients()
+    ForwardingDispatcher(config.workers_url).install()
+    settings = get_settings()
+    client = boto3.client("dynamodb", endpoint_url=aws.endpoint, region_name=region)
+    create_tables(client, settings.table_prefix)
+    snapshot = DynamoSnapshot(config.state_dir / "dynamodb.json", aws, region)
+    restored = snapshot.restore(client)
+    snapshot.start()
+    machines = create_state_machines(
+        boto3.client("stepfunctions", endpoint_url=aws.endpoint, region_name=region), region)
+    messaging = create_messaging(aws.endpoint, region, settings)
+    part.ready(state_machines=machines, restored=restored, messaging=messaging)
+    code = 0
+    try:
+        while not stopping.wait(1):
+            if not aws.thread.is_alive():
+                log.error("the embedded AWS server stopped")
+                code = 1
+                break
+            if not snapshot.thread.is_alive():
+                log.error("the snapshot loop stopped; starting it again")
+                snapshot.restart()
+    finally:
+        aws.stop()  # no more writes: the snapshot below is the last word
+        snapshot.stop()
+        lock.close()
+    return code

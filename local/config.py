@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from chalicelib.adapters.secrets import NAMES
@@ -23,11 +25,19 @@ class LocalConfig:
     hub_port: int = 8001
     hub_api_port: int = 8081
     hub_proxy_api_port: int = 8002
+    workers_port: int = 8010  # the task Lambdas' worker pool (the embedded AWS invokes them there)
+    web_workers: int = 3  # gunicorn worker processes for the app (1, 2, 3 measured: 3 answers a burst fastest)
+    web_threads: int = 8  # threads per web worker
+    web_backlog: int = 1024  # connections the kernel queues for the app during a burst
+    worker_threads: int = 32  # task Lambdas running at once in the workers process
     hub_spawner: str = "isolated"
+    hub_nice: int = 10  # JupyterHub and the student servers it spawns yield the CPU to the platform ...
+    hub_cpu_weight: int = 50  # ... and weigh together half a platform process (cgroup v2 units, 100 = one)
     tick_seconds: float = 60.0
     time_scale: float = 1.0
     backend: bool = True  # serve order intake here; off: a frontend only, orders stay in the inbox
     workshops: Path = ROOT / "workshops"
+    clock_epoch: float | None = None  # when the stack's scaled business clock started (all parts share it)
 
     @classmethod
     def from_env(cls, env=os.environ) -> LocalConfig:
@@ -41,7 +51,15 @@ class LocalConfig:
             hub_port=int(env.get("WOD_HUB_PORT", cls.hub_port)),
             hub_api_port=int(env.get("WOD_HUB_API_PORT", cls.hub_api_port)),
             hub_proxy_api_port=int(env.get("WOD_HUB_PROXY_API_PORT", cls.hub_proxy_api_port)),
+            workers_port=int(env.get("WOD_WORKERS_PORT", cls.workers_port)),
+            web_workers=int(env.get("WOD_WEB_WORKERS", cls.web_workers)),
+            web_threads=int(env.get("WOD_WEB_THREADS", cls.web_threads)),
+            web_backlog=int(env.get("WOD_WEB_BACKLOG", cls.web_backlog)),
+            worker_threads=int(env.get("WOD_WORKER_THREADS", cls.worker_threads)),
+            clock_epoch=float(env["WOD_CLOCK_EPOCH"]) if env.get("WOD_CLOCK_EPOCH") else None,
             hub_spawner=env.get("WOD_HUB_SPAWNER", cls.hub_spawner),
+            hub_nice=int(env.get("WOD_HUB_NICE", cls.hub_nice)),
+            hub_cpu_weight=int(env.get("WOD_HUB_CPU_WEIGHT", cls.hub_cpu_weight)),
             tick_seconds=float(env.get("WOD_TICK_SECONDS", cls.tick_seconds)),
             time_scale=float(env.get("WOD_TIME_SCALE", cls.time_scale)),
             backend=env.get("WOD_LOCAL_BACKEND", "1") not in ("0", "false", "no", "off"),
@@ -67,6 +85,22 @@ class LocalConfig:
     @property
     def aws_endpoint(self) -> str:
         return f"http://{self.host}:{self.aws_port}"
+
+    @property
+    def workers_url(self) -> str:
+        return f"http://{self.host}:{self.workers_port}"
+
+    def clock(self) -> Callable[[], datetime]:
+        """The business clock of every part: wall time, or with ``WOD_TIME_SCALE`` time that runs
+        faster from ``WOD_CLOCK_EPOCH`` (set once by the supervisor), the same in every process."""
+        from chalicelib.services.context import ScaledClock, utcnow
+
+        if self.time_scale == 1:
+            return utcnow
+        clock = ScaledClock(self.time_scale)
+        if self.clock_epoch is not None:
+            clock.start = clock.wall_start = datetime.fromtimestamp(self.clock_epoch, UTC)
+        return clock
 
     def app_environment(self) -> dict[str, str]:
         """What the app's settings read in local mode."""

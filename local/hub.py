@@ -6,7 +6,9 @@
 
 The hub runs ``.venv-hub/bin/jupyterhub -f infra/jupyterhub/jupyterhub_config.py`` in its own
 session, with ``node_modules/.bin`` on PATH for configurable-http-proxy. Configuration goes
-through WOD_HUB_* variables (see the config file).
+through WOD_HUB_* variables (see the config file). Its idle culler (a child of the hub, stopped
+with it) reads WOD_IDLE_MINUTES and WOD_IDLE_CHECK_SECONDS from this process's environment or
+``env=`` (infra/jupyterhub/idle_culler.py).
 """
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Step Functions that really run, with Lambda tasks served by Python callables of this process.
+"""Step Functions that really run, with Lambda tasks served by Python callables: of this process
+(:class:`LambdaDispatcher`, tests) or of the stack's workers process over HTTP
+(:class:`ForwardingDispatcher`, ``local/workers.py``).
 
 Facts about moto 5.2.5 this module relies on (read in moto's source, checked by
 tests/integration/test_stepfunctions_local.py):
@@ -44,11 +46,20 @@ tests/integration/test_stepfunctions_local.py):
 * Timing. Wait states and Retry intervals really sleep. ``StartExecution`` follows AWS:
   the same name and input while the execution is RUNNING returns that execution; once it
   has closed (or with another input) -> ``ExecutionAlreadyExists``. Always pass ``name=``.
+* Forwarding. :class:`ForwardingDispatcher` sends each invoke to the workers process with
+  the Lambda Invoke API's shape (``POST /2015-03-31/functions/<name>/invocations``,
+  ``X-Amz-Invocation-Type``; answer 200 with ``X-Amz-Function-Error``, 202, 204, or 404 for an
+  unknown function), so FunctionError, Retry and Catch behave as in-process. A worker pool that
+  cannot be reached (being restarted by the supervisor) is waited for a little; if it stays
+  away, or its connection breaks mid-task, the invoke answers the function error
+  ``Lambda.ServiceException``, which the machines' ``Retry`` blocks retry (the tasks are
+  idempotent), as they would a failure of the Lambda service itself.
 * moto keeps every execution thread in ``moto.stepfunctions.parser.utils.TMP_THREADS``
   (never pruned); harmless for tests and a local stack.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -103,6 +114,42 @@ def enable_execution(endpoint: Any) -> None:
         raise RuntimeError(f"{endpoint} accepted the config but this process's moto did not change: "
                            "the server is not in-process, so Python handlers cannot be dispatched to")
     log.info("state machine execution enabled on %s (MOTO_PORT=%s)", endpoint, url.port)
+
+
+_clients: dict[tuple[str, str, str], Any] = {}
+
+
+def reuse_lambda_clients(pool_size: int = 64) -> None:
+    """Make moto's interpreter reuse one boto3 Lambda client per region instead of building one
+    per Task (about 10 ms of the embedded AWS's one GIL each): same endpoint, credentials and
+    settings as moto's ``boto_client_for``, a connection pool as large as the executions that
+    run at once. botocore clients are thread-safe. Not while a ``mock_aws()`` intercepts calls."""
+    from botocore.config import Config
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    original = getattr(lambda_eval_utils.boto_client_for, "original", lambda_eval_utils.boto_client_for)
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if botocore_stubber.enabled:
+            return original(region=region, service=service, state_credentials=state_credentials)
+        key = (region, service, moto_server_port())
+        client = _clients.get(key)
+        if client is None:
+            import boto3
+
+            client = _clients[key] = boto3.client(
+                service_name=service, region_name=region, endpoint_url=f"http://localhost:{key[2]}",
+                aws_access_key_id="ak", aws_secret_access_key="sk",
+                config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
+                              connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                              read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS, max_pool_connections=pool_size))
+        return client
+
+    boto_client_for.original = original  # type: ignore[attr-defined]
+    lambda_eval_utils.boto_client_for = boto_client_for
 
 
 def disable_execution(endpoint: Any) -> None:
@@ -216,13 +263,80 @@ class LambdaDispatcher:
             return b""
         context = LambdaContext(name, arn + (f":{qualifier}" if qualifier else ""), timeout)
         if invocation_type == "Event":
-            threading.Thread(target=_run, args=(handler, event, context), name=f"lambda-{name}", daemon=True).start()
+            threading.Thread(target=run_handler, args=(handler, event, context), name=f"lambda-{name}",
+                             daemon=True).start()
             return b""
-        payload, errored = _run(handler, event, context)
+        payload, errored = run_handler(handler, event, context)
         if errored:
             response_headers["x-amz-function-error"] = "Unhandled"
         response_headers["Content-Length"] = str(len(payload))
         return payload
+
+
+class ForwardingDispatcher(LambdaDispatcher):
+    """moto's Lambda invoke, answered by the workers process at ``url`` (``local/workers.py``)."""
+
+    INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
+
+    def __init__(self, url: str, *, connect_patience: float = 30.0, timeout: float = 960.0) -> None:
+        super().__init__()
+        parts = urlsplit(url)
+        if not parts.hostname or not parts.port:
+            raise ValueError(f"the workers URL needs a host and a port: {url!r}")
+        self.host, self.port = parts.hostname, parts.port
+        self.connect_patience, self.timeout = connect_patience, timeout
+
+    def invoke(self, function: str, qualifier: str | None, body: Any, headers: Any,
+               response_headers: dict, region: str = "us-east-1", account: str = "123456789012") -> bytes:
+        from moto.awslambda.exceptions import UnknownFunctionException
+
+        name = function_name_of(function)
+        arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
+        invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        try:
+            status, error, payload = self._post(name, body or b"", {
+                "X-Amz-Invocation-Type": invocation_type, "Content-Type": "application/json",
+                "X-Wod-Function-Arn": arn + (f":{qualifier}" if qualifier else "")})
+        except OSError as exc:  # includes http.client's RemoteDisconnected
+            log.warning("lambda %s: worker pool unavailable (%s: %s)", name, type(exc).__name__, exc)
+            status, error = 200, "Unhandled"
+            payload = json.dumps({"errorType": "Lambda.ServiceException", "errorMessage":
+                                  f"the worker pool did not answer: {type(exc).__name__}: {exc}"}).encode()
+        if status == 404:
+            raise UnknownFunctionException(arn)
+        if status in (202, 204):
+            return b""
+        if status != 200:
+            payload = json.dumps({"errorType": "Lambda.ServiceException",
+                                  "errorMessage": f"the worker pool answered {status}: {payload[:200]!r}"}).encode()
+            error = "Unhandled"
+        if error:
+            response_headers["x-amz-function-error"] = error
+        response_headers["Content-Length"] = str(len(payload))
+        return payload
+
+    def _post(self, name: str, body: bytes, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+        """One invoke; connection refused (a worker pool being restarted) is retried for a while."""
+        deadline = time.monotonic() + self.connect_patience
+        delay = 0.1
+        while True:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                try:
+                    connection.connect()
+                except (TimeoutError, ConnectionRefusedError):
+                    if time.monotonic() + delay > deadline:
+                        raise
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                connection.request("POST", self.INVOKE_PATH.format(name=name), body=body, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.getheader("X-Amz-Function-Error"), response.read()
+            finally:
+                connection.close()
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -231,7 +345,7 @@ def _header(headers: Any, name: str) -> str | None:
     return headers.get(name) or headers.get(name.lower())
 
 
-def _run(handler: Handler, event: Any, context: LambdaContext) -> tuple[bytes, bool]:
+def run_handler(handler: Handler, event: Any, context: LambdaContext) -> tuple[bytes, bool]:
     """Run a handler as the Python runtime would: (JSON payload, whether it is an unhandled error)."""
     try:
         result = handler(event, context)

@@ -27,7 +27,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 PORT_VARS = ("WOD_APP_PORT", "WOD_INBOX_PORT", "WOD_SMTP_PORT", "WOD_AWS_PORT", "WOD_HUB_PORT", "WOD_HUB_API_PORT",
-             "WOD_HUB_PROXY_API_PORT")
+             "WOD_HUB_PROXY_API_PORT", "WOD_WORKERS_PORT")
+PARTS = ("aws", "workers", "mail", "hub", "web")  # the stack's processes (local/stack.py)
+# What a part that lost the race for its port prints (Python, gunicorn, JupyterHub's check).
+_PORT_CLASH = ("Address already in use", "Connection in use", "already in use")
 # Inherited variables that would make the child talk to something other than itself.
 _SCRUBBED_PREFIXES = ("WOD_", "AWS_ENDPOINT_URL", "AWS_PROFILE")
 
@@ -124,6 +127,18 @@ class LocalStack:
     def log_file(self) -> Path:
         return self.state_dir / "logs" / "stack.log"
 
+    def part_log(self, part: str) -> Path:
+        return self.state_dir / "logs" / f"{part}.log"
+
+    def part_pids(self) -> dict[str, int]:
+        """The pid of each part process (``aws``, ``workers``, ``mail``, ``hub``, ``web``) right now."""
+        import json
+
+        try:
+            return json.loads((self.state_dir / "run" / "parts.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
     # -- diagnostics ------------------------------------------------------------------------
     def output(self) -> str:
         """Everything the current child printed so far (stdout and stderr)."""
@@ -138,10 +153,12 @@ class LocalStack:
 
     def diagnostics(self, lines: int = 60) -> str:
         rc = None if self.process is None else self.process.poll()
+        parts = "".join(f"--- tail of {self.part_log(p)} ---\n{_tail(self.part_log(p), lines // 3)}\n"
+                        for p in PARTS if self.part_log(p).exists())
         return (
             f"--- python -m local (pid {getattr(self.process, 'pid', None)}, exit code {rc}, "
             f"ports {self.ports}) output ---\n{self.output()[-8000:]}\n"
-            f"--- tail of {self.log_file} ---\n{_tail(self.log_file, lines)}"
+            f"--- tail of {self.log_file} ---\n{_tail(self.log_file, lines)}\n{parts}"
         )
 
     # -- life cycle -------------------------------------------------------------------------
@@ -184,7 +201,7 @@ class LocalStack:
         last_error = "no attempt yet"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                if "Cannot start" in self.output() or "Address already in use" in self.output():
+                if any(clash in self.output() for clash in _PORT_CLASH):
                     return False
                 raise StackError(f"python -m local exited with code {self.process.returncode} "
                                  f"before it was ready\n{self.diagnostics()}")

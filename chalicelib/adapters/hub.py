@@ -47,6 +47,7 @@ class HubClient:
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
         self.http = urllib3.PoolManager(
+            maxsize=16,  # connections kept per host: the task threads of one process call it at once
             timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
             retries=urllib3.Retry(total=retries, connect=retries, read=0, backoff_factor=0.2,
                                   status_forcelist=(502, 503, 504), allowed_methods=None),

@@ -46,6 +46,12 @@ class Lifecycle:
                                                                    limit=limit)]
 
     @translated
+    def in_phase(self, state: str) -> list[str]:
+        """Ids of every registration in ``state`` of the ``due`` index, whatever its due time (every
+        page): what a restarted local stack must pick up again (``services/recovery``)."""
+        return [key.id for key in self.t.customers.due_index.query(state)]
+
+    @translated
     def get(self, registration_id: str) -> Registration:
         """Raises NotFound for an unknown id."""
         return values.registration(load_registration(self.t, registration_id))

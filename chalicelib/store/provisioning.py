@@ -3,24 +3,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.errors import Conflict, Unavailable
-from chalicelib.domain.lifecycle import DUE_ACTIVE, reminder_at
-from chalicelib.domain.outbox import Entry
+from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_PROVISIONING, reminder_at
+from chalicelib.domain.outbox import Entry, parse
 from chalicelib.domain.registration import ACTIVE, FAILED, PENDING, PROVISIONING, personal_data_expiry
 from chalicelib.domain.values import Registration, Student
 from chalicelib.store import values
 from chalicelib.store.errors import translated
 from chalicelib.store.models import NonceModel, RegistrationModel, StudentModel
+from chalicelib.store.outbox import PENDING as OUTBOX_PENDING
 from chalicelib.store.outbox import queue_actions
 from chalicelib.store.seats import load_student, return_seat
 from chalicelib.store.tables import Tables
 
 IN_FLIGHT = (PENDING, PROVISIONING)
+REDRIVE_ATTEMPTS = 5
+
+
+def _is(stored: str, entry: Entry) -> bool:
+    """Whether a stored outbox string is ``entry`` (in any spelling)."""
+    try:
+        return stored == entry.format() or parse(stored) == entry
+    except ValueError:
+        return False
 
 
 class Provisioning:
@@ -61,6 +72,40 @@ class Provisioning:
         except UpdateError:
             return False
         return True
+
+    @translated
+    def redrive(self, registration_id: str, now: datetime, deadline: datetime,
+                entry: Entry | None = None) -> Registration | None:
+        """Provisioning whose workflow was lost (a restarted local stack): give it until
+        ``deadline`` before the time checks call it stuck and, with ``entry``, owe its order again
+        (unless the outbox holds it already), due now. One write, conditional on the registration
+        as read (still in flight, same deadline, same outbox), read again after a concurrent
+        change. None when it is no longer in flight."""
+        for _ in range(REDRIVE_ATTEMPTS):
+            try:
+                item = self.t.customers.get(registration_id, consistent_read=True)
+            except RegistrationModel.DoesNotExist:
+                return None
+            if item.status not in IN_FLIGHT or item.due_state != DUE_PROVISIONING:
+                return None
+            condition = ((RegistrationModel.status == item.status) & (RegistrationModel.due_state == DUE_PROVISIONING)
+                         & (RegistrationModel.due_at == item.due_at if item.due_at is not None
+                            else RegistrationModel.due_at.does_not_exist())
+                         & (RegistrationModel.outbox == item.outbox if item.outbox is not None
+                            else RegistrationModel.outbox.does_not_exist()))
+            actions: list[Action] = [RegistrationModel.due_at.set(deadline)]
+            if entry is not None:
+                stored: list[Any] = list(item.outbox or [])  # the stored strings
+                if not any(_is(str(text), entry) for text in stored):
+                    stored.append(entry.format())
+                actions += [RegistrationModel.outbox.set(stored), RegistrationModel.outbox_state.set(OUTBOX_PENDING),
+                            RegistrationModel.outbox_due_at.set(now)]
+            try:
+                item.update(actions=actions, condition=condition)
+            except UpdateError:
+                continue  # changed since it was read: read again
+            return values.registration(item)
+        raise Unavailable(f"registration {registration_id} keeps changing; its recovery is left to a later run")
 
     @translated
     def store_password_hash(self, student_id: str, registration_id: str, password_hash: str, hub_url: str) -> None:

@@ -1,0 +1,157 @@
+"""The web process (``python -m local web``): API Gateway and the ``api`` Lambda in local mode.
+
+gunicorn (a pre-fork HTTP server: ``WOD_WEB_WORKERS`` processes of ``WOD_WEB_THREADS``
+threads, ``WOD_WEB_BACKLOG`` queued connections for bursts) serves :class:`ChaliceWsgi`, a
+WSGI adapter over Chalice's local gateway (``chalice.local.LocalGateway``, what ``chalice
+local`` runs): each request becomes the API Gateway proxy event and goes through the Chalice
+app, its routes and its middleware (``@app.middleware("all")``), exactly as ``chalice local``
+or API Gateway would hand it over. Each worker process builds its own Context after the fork.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterable, MutableMapping
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from chalice import Chalice
+
+log = logging.getLogger("wod.local.web")
+
+
+def _status_line(code: int) -> str:
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"{code} Unknown"
+
+
+class ChaliceWsgi:
+    """A WSGI application that hands every request to a Chalice app through its local gateway."""
+
+    def __init__(self, app: Chalice, stage: str = "local"):
+        from chalice.config import Config
+        from chalice.local import CustomLocalChalice, LocalChalice, LocalGateway
+
+        if not isinstance(app, LocalChalice):
+            # As `chalice local` does: app.current_request becomes thread-local, so threads of
+            # one worker serve requests at once.
+            CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+            app.__class__ = CustomLocalChalice
+        self.app = app
+        self.gateway = LocalGateway(app, Config.create(chalice_stage=stage, app_name=app.app_name))
+
+    @staticmethod
+    def _target(environ: MutableMapping[str, Any]) -> str:
+        """The request target as the client sent it (path and query, still percent-encoded)."""
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+        if raw and raw.startswith("/"):
+            return raw
+        path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")) or "/"
+        query = environ.get("QUERY_STRING")
+        return f"{path}?{query}" if query else path
+
+    @staticmethod
+    def _headers(environ: MutableMapping[str, Any]) -> dict[str, str]:
+        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+                   if key.startswith("HTTP_")}
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(key):
+                headers[key.replace("_", "-").lower()] = environ[key]
+        return headers
+
+    def __call__(self, environ: MutableMapping[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        from chalice.local import LocalGatewayException
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length > 0 else None
+        try:
+            response = self.gateway.handle_request(method=environ["REQUEST_METHOD"], path=self._target(environ),
+                                                   headers=self._headers(environ), body=body)
+            status = response["statusCode"]
+            headers: dict[str, Any] = {**response["headers"], **(response.get("multiValueHeaders") or {})}
+            content = response.get("body")
+            if response.get("isBase64Encoded") and content is not None:
+                content = base64.b64decode(content)
+        except LocalGatewayException as error:  # no route (403), authorizer refusals
+            status, headers, content = error.CODE, dict(error.headers), error.body
+        if content is None:
+            content = b""
+        elif isinstance(content, str):
+            content = content.encode("utf-8")
+        pairs = [("Content-Type", "application/json")] if not any(
+            name.lower() == "content-type" for name in headers) else []
+        for name, value in headers.items():
+            if name.lower() == "content-length":
+                continue
+            for one in value if isinstance(value, list) else [value]:
+                pairs.append((name, str(one)))
+        pairs.append(("Content-Length", str(len(content))))
+        start_response(_status_line(status), pairs)
+        return [content] if environ["REQUEST_METHOD"] != "HEAD" else []
+
+
+def _port_free(host: str, port: int) -> None:
+    """Fail as a bind would (``Address already in use``), before gunicorn's own five retries."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+def options(config: Any) -> dict[str, Any]:
+    """gunicorn's settings for the stack's ``LocalConfig``."""
+    from local import part
+
+    def post_fork(server: Any, worker: Any) -> None:
+        part.die_with_parent(expect_parent=None)  # the master, not the supervisor
+        part.install_context(config)
+
+    return {
+        "bind": [f"{config.host}:{config.app_port}"],
+        "workers": config.web_workers,
+        "worker_class": "gthread",
+        "threads": config.web_threads,
+        "backlog": config.web_backlog,
+        "timeout": 60,  # a worker silent this long is replaced
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "preload_app": True,  # app.py is imported once, before the fork
+        "post_fork": post_fork,
+        "accesslog": "-",  # the part's log (web.log)
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "wod-web",
+        "control_socket_disable": True,
+    }
+
+
+def main() -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from local import part
+
+    config = part.setup("web")
+    _port_free(config.host, config.app_port)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    settings = options(config)
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> ChaliceWsgi:
+            from app import app
+
+            return ChaliceWsgi(app)
+
+    log.info("web on %s: %d workers x %d threads, backlog %d (pid %d)", config.app_url, config.web_workers,
+             config.web_threads, config.web_backlog, os.getpid())
+    Server().run()
+    return 0

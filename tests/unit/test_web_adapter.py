@@ -1,0 +1,82 @@
+"""The web process's WSGI adapter over Chalice's local gateway: every request goes through the
+app's routes and middleware as API Gateway's proxy event, and the answer keeps its status,
+headers (several Set-Cookie too) and body. No server: WSGI environs by hand."""
+from __future__ import annotations
+
+import io
+import json
+
+from chalice import Chalice, Response
+
+from local.web import ChaliceWsgi
+
+
+def make_app() -> tuple[Chalice, list]:
+    app = Chalice(app_name="adapter-test")
+    seen: list = []
+
+    @app.middleware("all")
+    def observe(event, get_response):
+        seen.append(event.path)
+        return get_response(event)
+
+    @app.route("/items/{item}", methods=["GET", "POST"])
+    def item(item):
+        request = app.current_request
+        return {"item": item, "method": request.method, "query": request.query_params,
+                "body": request.json_body, "agent": request.headers.get("user-agent")}
+
+    @app.route("/cookies")
+    def cookies():
+        return Response(body="<p>hi</p>", status_code=201, headers={
+            "Content-Type": "text/html", "Set-Cookie": ["a=1; Path=/", "b=2; Path=/"]})
+
+    return app, seen
+
+
+def call(wsgi, method, target, body=b"", headers=None):
+    path, _, query = target.partition("?")
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "RAW_URI": target,
+               "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)) if body else "",
+               "CONTENT_TYPE": "application/json" if body else ""}
+    environ.update({f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (headers or {}).items()})
+    answer = {}
+
+    def start_response(status, pairs):
+        answer["status"], answer["headers"] = status, pairs
+
+    answer["body"] = b"".join(wsgi(environ, start_response))
+    return answer
+
+
+def test_a_route_gets_the_event_through_the_middleware():
+    app, seen = make_app()
+    wsgi = ChaliceWsgi(app)
+    answer = call(wsgi, "POST", "/items/abc?x=1&x=2", b'{"n": 1}', {"User-Agent": "tester"})
+    assert answer["status"] == "200 OK"
+    assert json.loads(answer["body"]) == {"item": "abc", "method": "POST", "query": {"x": "2"}, "body": {"n": 1},
+                                          "agent": "tester"}
+    assert ("Content-Type", "application/json") in answer["headers"]
+    assert ("Content-Length", str(len(answer["body"]))) in answer["headers"]
+    assert seen == ["/items/{item}"]
+
+
+def test_status_headers_and_several_cookies_are_kept():
+    app, _ = make_app()
+    answer = call(ChaliceWsgi(app), "GET", "/cookies")
+    assert answer["status"] == "201 Created" and answer["body"] == b"<p>hi</p>"
+    assert ("Content-Type", "text/html") in answer["headers"]
+    assert [v for k, v in answer["headers"] if k == "Set-Cookie"] == ["a=1; Path=/", "b=2; Path=/"]
+
+
+def test_an_unknown_route_is_answered_as_api_gateway_does():
+    app, _ = make_app()
+    answer = call(ChaliceWsgi(app), "GET", "/nowhere")
+    assert answer["status"] == "403 Forbidden"
+    assert json.loads(answer["body"]) == {"message": "Missing Authentication Token"}
+
+
+def test_head_has_no_body():
+    app, _ = make_app()
+    answer = call(ChaliceWsgi(app), "HEAD", "/cookies")
+    assert answer["body"] == b""
