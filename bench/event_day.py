@@ -20,7 +20,7 @@ token is ``admin_token`` in ``<state dir>/secrets.json`` (or ``--admin-token``).
 It prints answers by status code, client timeouts, false conflicts (a 409 for an email whose
 registration that very request created), API latency p50/p90/p99/max, seated/waitlisted, the time
 from the burst's start to the last seated participant's credentials email, failed provisionings and
-peak memory, each next to the target of issue 12. Missing a target is a result, not an error: the exit
+peak memory, each next to its event-day target. Missing a target is a result, not an error: the exit
 code is 0 for a complete run, 2 when the run could not start (stack unreachable, token refused,
 workshop unknown, resize refused), 3 when the stack stopped answering during the run, 1 if the bench
 itself crashed.
@@ -59,7 +59,7 @@ SEATED = ("pending", "provisioning", "active", "expiring", "finished")  # a seat
 IN_FLIGHT = ("pending", "provisioning")
 SERVER_KB = 150 * 1024  # a student server with its kernel, about (README's figures)
 ADMIN_PAGE = 1000  # the admin search's largest page (LIMIT_MAX)
-TARGETS = {  # issue 12, "Targets"
+TARGETS = {  # the event-day targets (README, Benchmarks)
     "timeouts": 0, "5xx": 0, "false409": 0, "p50_ms": 300, "p99_ms": 2000, "last_credentials_s": 240, "failed": 0,
 }
 

@@ -1,6 +1,6 @@
 """The local stack killed with SIGKILL mid-provisioning comes back with every workshop,
 registration, student and seat: what was in flight is provisioned again and ends active (seat
-kept), and nothing the dead stack started keeps running (issue 12's target: every in-flight
+kept), and nothing the dead stack started keeps running (the target: every in-flight
 registration active within 2 minutes of the restart, no orphan process)."""
 from __future__ import annotations
 
