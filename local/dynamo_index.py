@@ -563,13 +563,16 @@ def _query(self: Any, *args: Any, **kwargs: Any) -> Any:
     items = sorted(items, key=_table_order)
     previous = getattr(_local, "override", None)
     _local.override = (self, items)
+    # A count: the items are counted, never returned, so they are neither copied nor projected.
+    counting = _local.counting = bool(getattr(_local, "count_only", False))
     try:
         answer = _outcome(original, self, args, kwargs)
     finally:
         _local.override = previous
+        _local.counting = False
     if _state["check"]:
         walked = _outcome(original, self, args, kwargs)
-        if _comparable(answer) != _comparable(walked):
+        if _comparable(answer, counting) != _comparable(walked, counting):
             stats["mismatch"] += 1
             if len(mismatches) < 20:
                 mismatches.append({"table": self.name, "how": how, "args": repr(bound.arguments),
@@ -581,6 +584,25 @@ def _query(self: Any, *args: Any, **kwargs: Any) -> Any:
     return answer
 
 
+def _handler_query(self: Any) -> Any:
+    """moto's Query handler: note whether the request wants its count only (``Select=COUNT``, no
+    filter, no projection), so the table's query need not copy or project what it only counts."""
+    body = self.body if isinstance(self.body, dict) else {}
+    _local.count_only = body.get("Select") == "COUNT" and not any(
+        body.get(key) for key in ("FilterExpression", "QueryFilter", "ProjectionExpression", "AttributesToGet"))
+    try:
+        return _originals["DynamoHandler.query"](self)
+    finally:
+        _local.count_only = False
+
+
+def _project(self: Any, item: Any) -> Any:
+    """An index's projection of an item, unless the item is only counted."""
+    if getattr(_local, "counting", False):
+        return item
+    return _originals["SecondaryIndex.project"](self, item)
+
+
 def _outcome(original: Callable, table: Any, args: tuple, kwargs: dict) -> Any:
     if not _state["check"]:
         return original(table, *args, **kwargs)
@@ -590,10 +612,12 @@ def _outcome(original: Callable, table: Any, args: tuple, kwargs: dict) -> Any:
         return exc
 
 
-def _comparable(answer: Any) -> Any:
+def _comparable(answer: Any, counting: bool = False) -> Any:
     if isinstance(answer, BaseException):
         return (type(answer).__name__, str(answer))
     items, scanned, last = answer
+    if counting:
+        return (len(items), scanned, {k: v.to_json() for k, v in last.items()} if last else last)
     return ([item.to_json() for item in items], scanned,
             {k: v.to_json() for k, v in last.items()} if last else last)
 
@@ -791,6 +815,8 @@ class _CopyModule:
 
         if isinstance(x, Table) and getattr(_local, "journal", None) is not None:
             return _Snapshot(x)
+        if getattr(_local, "counting", False):
+            return x  # a Query's results that are only counted
         return self._real.deepcopy(x, memo)
 
     def __getattr__(self, name: str) -> Any:
@@ -801,9 +827,12 @@ class _CopyModule:
 
 def _targets() -> dict[str, tuple[Any, str, Callable]]:
     from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.models.table import SecondaryIndex, Table
+    from moto.dynamodb.responses import DynamoHandler
 
-    return {"Table.__init__": (Table, "__init__", _init_table),
+    return {"DynamoHandler.query": (DynamoHandler, "query", _handler_query),
+            "SecondaryIndex.project": (SecondaryIndex, "project", _project),
+            "Table.__init__": (Table, "__init__", _init_table),
             "Table.query": (Table, "query", _query), "Table.all_items": (Table, "all_items", _all_items),
             "Table.put_item": (Table, "put_item", _put_item), "Table.delete_item": (Table, "delete_item", _delete_item),
             "DynamoDBBackend.update_item": (DynamoDBBackend, "update_item", _update_item),
@@ -811,6 +840,8 @@ def _targets() -> dict[str, tuple[Any, str, Callable]]:
 
 
 EXPECTED_PARAMETERS = {
+    "DynamoHandler.query": ["self"],
+    "SecondaryIndex.project": ["self", "item"],
     "Table.__init__": ["self", "table_name", "account_id", "region", "schema", "attr", "throughput", "billing_mode",
                        "indexes", "global_indexes", "streams", "sse_specification", "tags",
                        "deletion_protection_enabled", "warm_throughput"],
@@ -854,11 +885,12 @@ def install(check: bool | None = None, transactions: bool = True) -> bool:
         if parameters != EXPECTED_PARAMETERS[name]:
             log.warning("moto's %s changed (%s): key index not installed", name, parameters)
             return False
-    if models_module.copy is not copy:
+    if models_module.copy is not copy or table_module.copy is not copy:
         log.warning("moto's DynamoDB backend does not use the copy module as expected: key index not installed")
         return False
     PAGE_SIZE = table_module.RESULT_SIZE_LIMIT
     models_module.copy = _CopyModule(copy)  # type: ignore[assignment]
+    table_module.copy = _CopyModule(copy)  # type: ignore[assignment]
     _state["epoch"] += 1
     for name, (owner, attr, replacement) in targets.items():
         _originals[name] = getattr(owner, attr)
@@ -873,6 +905,7 @@ def uninstall() -> None:
     import copy
 
     from moto.dynamodb import models as models_module
+    from moto.dynamodb.models import table as table_module
 
     targets = _targets()
     for name, original in list(_originals.items()):
@@ -880,6 +913,7 @@ def uninstall() -> None:
         setattr(owner, attr, original)
     _originals.clear()
     models_module.copy = copy
+    table_module.copy = copy
     _state["epoch"] += 1
 
 

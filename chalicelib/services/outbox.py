@@ -60,15 +60,19 @@ def order_email(ctx: Context, action: str, attempt: int, workshop: Workshop, stu
                  headers={SIGNATURE_HEADER: sign(body, ctx.key("order_key"))})
 
 
-def participant_email(ctx: Context, name: str, reg: Registration, workshop: Workshop, level: int = 0) -> Email:
+def participant_email(ctx: Context, name: str, reg: Registration, workshop: Workshop, level: int = 0,
+                      position: int | None = None) -> Email:
+    """``position``: the waitlist place, when the caller has just counted it."""
     return render.email(
         name, to=reg.email, subject=SUBJECTS[name].format(title=workshop.title, level=level),
         registration=reg, workshop=workshop, status_url=status_url(ctx, reg.id),
-        position=ctx.stores.seats.waitlist_position(reg), badge_url=badge_url(ctx, workshop), level=level,
+        position=position if position is not None else ctx.stores.seats.waitlist_position(reg),
+        badge_url=badge_url(ctx, workshop), level=level,
     )
 
 
-def _send(ctx: Context, entry: Entry, reg: Registration, workshop: Workshop | None) -> None:
+def _send(ctx: Context, entry: Entry, reg: Registration, workshop: Workshop | None,
+          position: int | None = None) -> None:
     if entry.kind == WEBHOOK:
         webhooks.emit(ctx, entry.action, reg)
         return
@@ -78,15 +82,16 @@ def _send(ctx: Context, entry: Entry, reg: Registration, workshop: Workshop | No
         ctx.mailer.send(order_email(ctx, entry.action, entry.attempt, workshop, reg.student_id or "", reg.id,
                                     entry.scope))
     elif entry.kind == MAIL:
-        ctx.mailer.send(participant_email(ctx, entry.action, reg, workshop, entry.attempt))
+        ctx.mailer.send(participant_email(ctx, entry.action, reg, workshop, entry.attempt, position))
 
 
 def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = None,
-            leased: bool = False) -> list[Entry]:
+            leased: bool = False, position: int | None = None) -> list[Entry]:
     """Send every outbox entry of ``reg``; return what is left for a later try.
 
     Takes the outbox's lease first unless the caller holds it (a new registration, the time
-    checks); when someone else holds it, that sender sends.
+    checks); when someone else holds it, that sender sends. ``position``: the registration's
+    waitlist place, when the caller has just counted it.
     """
     if reg is None:
         return []
@@ -111,7 +116,7 @@ def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = 
         if ANNOUNCES.get(entry) in entries and ANNOUNCES[entry] not in sent:
             continue  # its email is still to go: announced once it has
         try:
-            _send(ctx, entry, reg, workshop)
+            _send(ctx, entry, reg, workshop, position)
         except Unavailable as exc:
             error = exc.message
             logger.warning("outbox entry not sent", extra={"registration": reg.id, "entry": entry.format(),
@@ -122,7 +127,7 @@ def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = 
                                                 "workshop": reg.workshop_id})
     retry = timedelta(seconds=ctx.settings.outbox_retry_seconds * 2 ** min(reg.outbox_attempts, MAX_BACKOFF_STEPS))
     try:
-        ctx.stores.outbox.settle(reg.id, sent, now, retry, error)
+        ctx.stores.outbox.settle(reg.id, sent, now, retry, error, expected=entries)
     except Unavailable:
         logger.exception("outbox state not saved; the lease expiry will retry", extra={"registration": reg.id})
     return [e for e in entries if e not in sent]

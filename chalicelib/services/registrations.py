@@ -72,7 +72,8 @@ def _actions(reg: Registration, workshop: Workshop | None) -> list[str]:
     return (["extend"] if can_extend else []) + ["reset", "end"]
 
 
-def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None = None) -> dict[str, Any]:
+def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None = None,
+                      position: int | None = None) -> dict[str, Any]:
     def iso(value):
         return value.isoformat() if value else None
 
@@ -81,7 +82,7 @@ def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None
         "status": reg.status,
         "workshop": {"id": reg.workshop_id, "title": workshop.title if workshop else None},
         "student": reg.student_id,
-        "position": ctx.stores.seats.waitlist_position(reg),
+        "position": position if position is not None else ctx.stores.seats.waitlist_position(reg),
         "created_at": iso(reg.created_at),
         "started_at": iso(reg.started_at),
         "ends_at": iso(reg.ends_at),
@@ -141,10 +142,11 @@ def register(ctx: Context, data: Any, workshop_id: Any = None) -> dict[str, Any]
         held = _repeated(ctx, taken, applicant, workshop_id, now)
         observability.count("RepeatedRegistrations")
         return registration_view(ctx, held, opened)
-    outbox.deliver(ctx, reg, found, leased=True)  # created with the lease held
+    position = ctx.stores.seats.waitlist_position(reg)  # counted once, for the answer and the email
+    outbox.deliver(ctx, reg, found, leased=True, position=position)  # created with the lease held
     observability.count("Waitlisted" if reg.status == WAITLISTED else "Registrations")
     observability.gauge("SeatsFree", found.seats_free, workshop=found.id)
-    return registration_view(ctx, reg, found)
+    return registration_view(ctx, reg, found, position)
 
 
 def registration(ctx: Context, registration_id: str) -> Registration:

@@ -91,10 +91,16 @@ class Outbox:
 
     @translated
     def settle(self, registration_id: str, sent: list[Entry], now: datetime, retry_in: timedelta,
-               error: str | None) -> None:
-        """Remove what was sent (and nothing queued meanwhile); schedule the rest."""
-        for _ in range(SETTLE_ATTEMPTS):
-            current = self.t.customers.get(registration_id, consistent_read=True)
+               error: str | None, expected: list[Entry] | None = None) -> None:
+        """Remove what was sent (and nothing queued meanwhile); schedule the rest.
+
+        ``expected``: the outbox as the sender read it; the first try writes on that, unread
+        (conditional on it still being so), and reads only if it changed."""
+        for attempt in range(SETTLE_ATTEMPTS):
+            if attempt == 0 and expected:
+                current = self.t.customers(registration_id, outbox=[entry.format() for entry in expected])
+            else:
+                current = self.t.customers.get(registration_id, consistent_read=True)
             # the stored strings; one that no longer parses can never be sent: it goes
             remaining: list[Any] = [stored for stored in current.outbox or [] if _readable(str(stored))]
             for entry in sent:
