@@ -156,6 +156,7 @@ class RegistrationModel(Model):
 
     id = UnicodeAttribute(hash_key=True)
     email = UnicodeAttribute()
+    email_key = UnicodeAttribute(null=True)  # the email guard's key (domain.registration.mailbox_key)
     first_name = UnicodeAttribute()
     last_name = UnicodeAttribute()
     company = UnicodeAttribute()

@@ -18,7 +18,7 @@ def list_workshops():
     return json_response(registrations.catalog(ctx()))
 
 
-@api.route("/api/registrations", methods=["POST"], content_types=["application/json", "text/plain"])
+@api.route("/api/registrations", methods=["POST"], content_types=["application/json"])
 @json_errors
 def create_registration():
     created = registrations.register(ctx(), parse_json(api.current_request.raw_body))
@@ -32,7 +32,7 @@ def get_registration(registration_id):
 
 
 @api.route("/api/registrations/{registration_id}/{action}", methods=["POST"],
-           content_types=["application/json", "text/plain", "application/x-www-form-urlencoded"])
+           content_types=["application/json"])
 @json_errors
 def registration_action(registration_id, action):
     """extend | reset | end | leave — each safe to repeat."""

@@ -122,6 +122,21 @@ def parse_json(raw: bytes | None) -> Any:
         raise InvalidInput({"body": f"Not valid JSON: {exc}"}, "The request body is not valid JSON.") from exc
 
 
+def require_same_origin(headers: Any, public_url: str) -> None:
+    """A form POST must come from the platform's own pages: a browser names the page's origin in
+    ``Origin``, which must be the request's own host or the public URL. No Origin (an old client,
+    a script) passes; ``null`` (a sandboxed frame, a privacy redirect) and any other site do not."""
+    origin = (headers or {}).get("origin")
+    if origin is None:
+        return
+    host = (headers or {}).get("host", "")
+    allowed = {public_url.rstrip("/").lower()}
+    if host:
+        allowed |= {f"http://{host}".lower(), f"https://{host}".lower()}
+    if origin.strip().rstrip("/").lower() not in allowed:
+        raise Forbidden("This form can only be sent from this site's own page; please open it again and retry.")
+
+
 def parse_form(raw: bytes | None) -> dict[str, str]:
     """First value of each field of an urlencoded form."""
     pairs = parse_qs((raw or b"").decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=50)

@@ -43,9 +43,13 @@ class WodAuthenticator(LocalAuthenticator):
     aws_endpoint = Unicode(config=True, help="DynamoDB endpoint URL; empty means the AWS default.")
     aws_region = Unicode(config=True, help="AWS region of the students table.")
 
-    max_failed_logins = Integer(10, config=True, help="Failures within failed_login_window that block a name.")
+    max_failed_logins = Integer(10, config=True, help="""Failures within failed_login_window that block one
+        client address from one name (the owner logs in from another address meanwhile).""")
+    max_failed_logins_per_address = Integer(100, config=True, help="""Failures within failed_login_window, over
+        every name, that block one client address (an event venue shares one: keep it well above a room's typos).""")
     failed_login_window = Float(300.0, config=True, help="Seconds over which failures are counted.")
-    lockout_seconds = Float(300.0, config=True, help="How long a name stays blocked.")
+    lockout_seconds = Float(300.0, config=True, help="How long the first block lasts; each next one twice as long.")
+    max_lockout_seconds = Float(3600.0, config=True, help="The longest block.")
 
     system_users = Bool(True, config=True, help="""Map each student to a Linux user (isolated local mode).
         False: never look up, create or delete Linux users (shared-insecure mode, container spawners).""")
@@ -83,7 +87,10 @@ class WodAuthenticator(LocalAuthenticator):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._lookup_lock = threading.Lock()
-        self.throttle = wod_login.Throttle(self.max_failed_logins, self.failed_login_window, self.lockout_seconds)
+        self.throttle = wod_login.Throttle(self.max_failed_logins, self.failed_login_window, self.lockout_seconds,
+                                           max_lockout=self.max_lockout_seconds)
+        self.per_client = wod_login.Throttle(self.max_failed_logins_per_address, self.failed_login_window,
+                                             self.lockout_seconds, max_lockout=self.max_lockout_seconds)
 
     def _get_lookup(self):
         with self._lookup_lock:
@@ -91,20 +98,31 @@ class WodAuthenticator(LocalAuthenticator):
                 self.lookup = wod_login.DynamoStudents(self.students_table, self.aws_endpoint, self.aws_region)
             return self.lookup
 
-    def _check(self, username, password):
+    def _check(self, username, password, client="-"):
         try:
             lookup = self._get_lookup()
         except Exception as exc:  # boto3 missing, bad endpoint ...
             return wod_login.Decision(False, f"student lookup unavailable: {type(exc).__name__}: {exc}")
-        return wod_login.login(username, password, lookup, self.throttle)
+        return wod_login.login(username, password, lookup, self.throttle, client=client, per_client=self.per_client)
+
+    @staticmethod
+    def _client(handler):
+        """The address the proxy saw (tornado's remote_ip would believe a client's X-Real-Ip)."""
+        request = getattr(handler, "request", None)
+        if request is None:
+            return "-"
+        forwarded = ",".join(request.headers.get_list("X-Forwarded-For")) if hasattr(request, "headers") else ""
+        peer = getattr(getattr(request, "connection", None), "context", None)
+        address = getattr(peer, "address", None)
+        return wod_login.client_address(forwarded, address[0] if isinstance(address, tuple) else None)
 
     async def authenticate(self, handler, data):
         data = data or {}
         username, password = data.get("username"), data.get("password")
         if isinstance(username, str):
             username = username.strip().lower()
-        decision = await asyncio.to_thread(self._check, username, password)
-        remote = getattr(getattr(handler, "request", None), "remote_ip", "-")
+        remote = self._client(handler)
+        decision = await asyncio.to_thread(self._check, username, password, remote)
         if decision.ok:
             self.log.info("WoD login ok for %s from %s", username, remote)
             return username
