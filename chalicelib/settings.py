@@ -32,6 +32,8 @@ class Settings:
     mail_from: str = "Workshops-on-Demand <noreply@wod.local>"
     # location name -> inbound address of that backend's order intake
     locations: Mapping[str, str] = field(default_factory=lambda: {"local": "orders@backend.wod.local"})
+    # location name -> the hub participants of that location log in to (unset: hub_url)
+    location_hubs: Mapping[str, str] = field(default_factory=dict)
     deny_domains: tuple[str, ...] = DEFAULT_DENY_DOMAINS
     secrets_file: str | None = None
     secrets_prefix: str = "/wod"
@@ -62,6 +64,10 @@ class Settings:
     def orders_address(self, location: str) -> str | None:
         return self.locations.get(location)
 
+    def hub_url_for(self, location: str) -> str:
+        """Where a participant of ``location`` logs in: configured here, never taken from a callback."""
+        return (self.location_hubs.get(location) or self.hub_url).rstrip("/")
+
     @property
     def orders_addresses(self) -> frozenset[str]:
         return frozenset(address.lower() for address in self.locations.values())
@@ -88,6 +94,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_port=int(env.get("WOD_SMTP_PORT", defaults.smtp_port)),
         mail_from=env.get("WOD_MAIL_FROM", defaults.mail_from),
         locations=json.loads(locations) if locations else defaults.locations,
+        location_hubs=json.loads(env["WOD_LOCATION_HUBS"]) if env.get("WOD_LOCATION_HUBS") else {},
         deny_domains=_split(deny) if deny is not None else defaults.deny_domains,
         secrets_file=env.get("WOD_SECRETS_FILE") or None,
         secrets_prefix=env.get("WOD_SECRETS_PREFIX", defaults.secrets_prefix),

@@ -50,6 +50,8 @@ class WodAuthenticator(LocalAuthenticator):
     failed_login_window = Float(300.0, config=True, help="Seconds over which failures are counted.")
     lockout_seconds = Float(300.0, config=True, help="How long the first block lasts; each next one twice as long.")
     max_lockout_seconds = Float(3600.0, config=True, help="The longest block.")
+    session_grace_seconds = Float(300.0, config=True, help="""While the students table cannot be read, an open
+        session goes on this long after the student was last confirmed active, then ends (fails closed).""")
 
     system_users = Bool(True, config=True, help="""Map each student to a Linux user (isolated local mode).
         False: never look up, create or delete Linux users (shared-insecure mode, container spawners).""")
@@ -91,6 +93,7 @@ class WodAuthenticator(LocalAuthenticator):
                                            max_lockout=self.max_lockout_seconds)
         self.per_client = wod_login.Throttle(self.max_failed_logins_per_address, self.failed_login_window,
                                              self.lockout_seconds, max_lockout=self.max_lockout_seconds)
+        self.sessions = wod_login.Sessions(self.session_grace_seconds)
 
     def _get_lookup(self):
         with self._lookup_lock:
@@ -124,6 +127,7 @@ class WodAuthenticator(LocalAuthenticator):
         remote = self._client(handler)
         decision = await asyncio.to_thread(self._check, username, password, remote)
         if decision.ok:
+            self.sessions.opened(username, decision)
             self.log.info("WoD login ok for %s from %s", username, remote)
             return username
         log = self.log.error if "lookup" in decision.reason else self.log.warning
@@ -140,13 +144,12 @@ class WodAuthenticator(LocalAuthenticator):
         try:
             lookup = self._get_lookup()
         except Exception as exc:
-            self.log.error("WoD session check for %s impossible: %s", user.name, exc)
-            return True
-        decision = await asyncio.to_thread(wod_login.session_still_valid, user.name, lookup)
+            def lookup(name, error=exc):  # the failure, reported by the session check
+                raise error
+        decision = await asyncio.to_thread(self.sessions.check, user.name, lookup)
         if decision.ok:
-            return True
-        if "lookup failed" in decision.reason:  # DynamoDB hiccup: keep the session, log it
-            self.log.error("WoD session check for %s failed, keeping the session: %s", user.name, decision.reason)
+            if decision.reason != "ok":
+                self.log.error("WoD session of %s: %s", user.name, decision.reason)
             return True
         self.log.warning("WoD session of %s ended: %s", user.name, decision.reason)
         # JupyterHub 6.1.1 bug: BaseHandler.refresh_auth reads self._token_authenticated, which is

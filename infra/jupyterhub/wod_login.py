@@ -88,6 +88,7 @@ def parse_expires(value: Any) -> datetime | None:
 class Decision:
     ok: bool
     reason: str  # short, loggable, never contains the password
+    credential: str = ""  # on a successful login: the fingerprint of the password it used
 
     def __bool__(self) -> bool:
         return self.ok
@@ -117,7 +118,52 @@ def check_login(item: Mapping[str, Any] | None, password: Any, now: datetime) ->
         return Decision(False, "student has no password hash")
     if not verify_password(password, item.get("password_hash")):
         return Decision(False, "wrong password")
-    return Decision(True, "ok")
+    return Decision(True, "ok", credential(item))
+
+
+def credential(item: Mapping[str, Any]) -> str:
+    """A fingerprint of the student's stored password hash (not the hash): a new password (a
+    reset, credentials resent) changes it, which ends the sessions opened with the old one."""
+    return hashlib.sha256(str(item.get("password_hash") or "").encode()).hexdigest()[:16]
+
+
+class Sessions:
+    """What the hub remembers of each student's sessions, in memory: the credential they were
+    opened with, and when the student was last confirmed active. A hub restart forgets it: the
+    next check adopts the current credential."""
+
+    def __init__(self, grace: float = 300.0, clock: Callable[[], float] = time.monotonic):
+        self.grace, self.clock = grace, clock
+        self._credential: dict[str, str] = {}
+        self._confirmed: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def opened(self, username: str, decision: Decision) -> None:
+        with self._lock:
+            self._credential[username] = decision.credential
+            self._confirmed[username] = self.clock()
+
+    def check(self, username: str, lookup: Lookup, now: datetime | None = None) -> Decision:
+        """May this session go on? Ends with the reservation, with a new password, and when the
+        student cannot be looked up for longer than ``grace`` seconds (fails closed)."""
+        decision = session_still_valid(username, lookup, now)
+        with self._lock:
+            if "lookup failed" in decision.reason:
+                confirmed = self._confirmed.get(username)
+                if confirmed is not None and self.clock() - confirmed < self.grace:
+                    return Decision(True, f"kept within the {self.grace:g}s grace: {decision.reason}")
+                return Decision(False, f"not confirmed for {self.grace:g}s: {decision.reason}")
+            if not decision.ok:
+                self._credential.pop(username, None)
+                self._confirmed.pop(username, None)
+                return decision
+            current = credential(getattr(decision, "item", None) or {})
+            known = self._credential.setdefault(username, current)
+            if known != current:
+                self._credential.pop(username, None)
+                return Decision(False, "the password changed (reset or resent): log in with the new one")
+            self._confirmed[username] = self.clock()
+            return decision
 
 
 class Throttle:
@@ -208,13 +254,19 @@ def login(username: Any, password: Any, lookup: Lookup, throttle: Throttle | Non
 
 
 def session_still_valid(username: str, lookup: Lookup, now: datetime | None = None) -> Decision:
-    """Re-check an existing session. A lookup failure is reported with ``lookup failed`` in the
-    reason so the caller can choose availability over strictness."""
+    """Re-check an existing session (:class:`Sessions` adds the credential and the grace). A
+    lookup failure is reported with ``lookup failed`` in the reason."""
     try:
         item = lookup(username)
     except Exception as exc:
         return Decision(False, f"student lookup failed: {type(exc).__name__}: {exc}")
-    return check_session(item, now or datetime.now(timezone.utc))
+    decision = check_session(item, now or datetime.now(timezone.utc))
+    return SessionDecision(decision.ok, decision.reason, item=item) if decision.ok else decision
+
+
+@dataclass(frozen=True)
+class SessionDecision(Decision):
+    item: Mapping[str, Any] | None = None
 
 
 def _plain(value: Mapping[str, Any]) -> Any:
