@@ -170,12 +170,15 @@ if spawner_mode == "isolated":
     blocked = [int(p) for p in (os.environ.get("WOD_HUB_BLOCKED_PORTS") or "").split(",") if p.strip()]
     blocked.append(proxy_api_port)  # not the hub API: student servers report to it
     problem = fence_students(blocked, STUDENTS_GROUP)
-    if problem:
-        print(f"WARNING: {problem}", file=sys.stderr)
+    if problem:  # isolation without the firewall is no isolation: refuse to start
+        raise SystemExit(f"WOD_HUB_SPAWNER=isolated needs the student firewall, and {problem}. Install "
+                         "iptables (`make run` does: apt-get install iptables) and run as root, or use "
+                         "WOD_HUB_SPAWNER=shared-insecure for a developer hub.")
     c.Spawner.args = [terminals]
     c.WodAuthenticator.system_users = True
     c.LocalAuthenticator.create_system_users = True
     c.WodAuthenticator.delete_system_users = True  # DELETE /hub/api/users/<name> wipes Linux user + home
+    c.WodAuthenticator.accounts_dir = str(state / "accounts")  # accounts this state made; others are wiped
 elif spawner_mode == "shared-insecure":
     banner = ("!" * 78 + "\n"
               "WOD_HUB_SPAWNER=shared-insecure: every student notebook runs as "

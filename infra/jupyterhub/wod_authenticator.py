@@ -12,6 +12,7 @@ behaves like a plain Authenticator and never touches Linux accounts.
 from __future__ import annotations
 
 import asyncio
+import grp
 import os
 import pwd
 import subprocess
@@ -60,6 +61,9 @@ class WodAuthenticator(LocalAuthenticator):
     delete_system_users = Bool(False, config=True, help="""Remove the Linux user and its home (userdel -r)
         when the hub user is deleted, so a recycled student name starts with an empty home.""")
     home_mode = Integer(0o700, config=True, help="Mode enforced on a student's home after creation.")
+    accounts_dir = Unicode("", config=True, help="""Where this hub's state records the Linux accounts it created
+        (one empty file per account). A student account it did not create (left by an earlier state, a crashed
+        stack) is removed with its home before the name is used again, so a seat always starts empty.""")
 
     lookup = Any(help="""Callable(username) -> student item dict | None; raises on storage errors.
         Default: a consistent GetItem on students_table. Inject a fake in tests.""").tag(config=True)
@@ -176,15 +180,47 @@ class WodAuthenticator(LocalAuthenticator):
     def system_user_exists(self, user):
         return self._system_account(user.name) is not None
 
+    def _record(self, name):
+        return Path(self.accounts_dir) / name if self.accounts_dir else None
+
+    def _owned(self, name):
+        record = self._record(name)
+        return record is None or record.exists()
+
+    async def _remove_account(self, name):
+        """Kill what the account runs, then remove it with its home; RuntimeError if it stays."""
+        await asyncio.to_thread(subprocess.run, ["pkill", "-KILL", "-u", name], capture_output=True)
+        result = await asyncio.to_thread(subprocess.run, ["userdel", "--remove", name], capture_output=True, text=True)
+        if result.returncode not in (0, 12):  # 12: home could not be removed (already gone)
+            self.log.error("userdel %s failed (%s): %s", name, result.returncode, result.stderr.strip())
+            raise RuntimeError(f"the Linux account {name} could not be removed; the deletion is retried")
+        record = self._record(name)
+        if record is not None:
+            record.unlink(missing_ok=True)
+
     async def add_user(self, user):
         if not self.system_users:
             return await maybe_future(Authenticator.add_user(self, user))
         if not self.validate_username(user.name):
             raise ValueError(f"Invalid username: {user.name}")
-        self._guard_account(user.name)
+        account = self._guard_account(user.name)
+        if account is not None and not self._owned(user.name):
+            try:
+                members = grp.getgrnam(STUDENTS_GROUP).gr_mem
+            except KeyError:
+                members = []
+            if user.name not in members:
+                raise ValueError(f"refusing hub user {user.name!r}: a Linux account of that name exists and is "
+                                 f"not a student account ({STUDENTS_GROUP})")
+            await self._remove_account(user.name)  # an earlier state's participant: files and processes go
+            self.log.warning("removed Linux user %s and its home, left by an earlier state", user.name)
         await super().add_user(user)
         account = self._guard_account(user.name)
         if account is not None:
+            record = self._record(user.name)
+            if record is not None:
+                record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                record.touch()
             self._private_home(account)
 
     def add_system_user(self, user):
@@ -218,10 +254,5 @@ class WodAuthenticator(LocalAuthenticator):
             return
         # Whatever the student left running (nohup, setsid) dies first: userdel refuses while a
         # process of the account lives, and nothing may pass to the seat's next holder.
-        await asyncio.to_thread(subprocess.run, ["pkill", "-KILL", "-u", user.name], capture_output=True)
-        result = await asyncio.to_thread(
-            subprocess.run, ["userdel", "--remove", user.name], capture_output=True, text=True)
-        if result.returncode not in (0, 12):  # 12: home could not be removed (already gone)
-            self.log.error("userdel %s failed (%s): %s", user.name, result.returncode, result.stderr.strip())
-            raise RuntimeError(f"the Linux account {user.name} could not be removed; the deletion is retried")
+        await self._remove_account(user.name)
         self.log.info("removed Linux user %s and its home", user.name)
