@@ -8,7 +8,10 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -139,21 +142,20 @@ class Students:
             "expires_at": {"S": utc_text(datetime.now(UTC) + expires_in)}})
 
 
-@pytest.fixture(scope="module")
-def hub(embedded_aws, tmp_path_factory):
+@contextmanager
+def running_hub(embedded_aws, base: Path, env: dict[str, str] | None = None) -> Iterator[Hub]:
     """A real JupyterHub (isolated spawner, its proxy) against a students table in the embedded AWS;
-    the users it made are removed with their Linux accounts afterwards."""
+    the users it made (``hub.created``) are removed with their Linux accounts afterwards."""
     reason = _missing()
     if reason:  # `make test` installs all of them: a missing one is a broken setup, never a skip
         raise RuntimeError(f"the JupyterHub tests need {reason}")
-    base = tmp_path_factory.mktemp("hub")
     table = f"hub-students-{uuid.uuid4().hex[:8]}"
     students = Students(embedded_aws.endpoint, table)
     port, api_port, proxy_api_port = free_ports(3)
     hub = Hub(state_dir=base / "state", log_file=base / "hub.log", token=secrets.token_hex(32),
               port=port, api_port=api_port, proxy_api_port=proxy_api_port, aws_endpoint=embedded_aws.endpoint,
               students_table=table, spawner="isolated", region="us-east-1",
-              env={"WOD_HUB_BLOCKED_PORTS": str(embedded_aws.port)})
+              env={"WOD_HUB_BLOCKED_PORTS": str(embedded_aws.port), **(env or {})})
     hub.blocked_port = embedded_aws.port
     started = time.monotonic()
     hub.start(timeout=60)
@@ -161,12 +163,21 @@ def hub(embedded_aws, tmp_path_factory):
     hub.students = students
     hub.api = Api(hub)
     hub.created = []
-    yield hub
-    for name in hub.created:
-        hub.api.delete_user(name)
-    hub.stop()
-    for name in hub.created:
-        remove_linux_user(name)
+    try:
+        yield hub
+    finally:
+        for name in hub.created:
+            hub.api.delete_user(name)
+        hub.stop()
+        for name in hub.created:
+            remove_linux_user(name)
+
+
+@pytest.fixture(scope="module")
+def hub(embedded_aws, tmp_path_factory):
+    """A real JupyterHub for a test module (:func:`running_hub`)."""
+    with running_hub(embedded_aws, tmp_path_factory.mktemp("hub")) as started:
+        yield started
 
 
 def new_name() -> str:

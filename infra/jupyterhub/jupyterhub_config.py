@@ -17,7 +17,7 @@ Environment:
   WOD_IDLE_MINUTES, WOD_IDLE_CHECK_SECONDS  stop participants' idle servers (idle_culler.py)
 
 Spawners:
-  isolated         LocalProcessSpawner: every student is a Linux user (created on demand,
+  isolated         LimitedSpawner (wod_spawner.py): every student is a Linux user (created on demand,
                    useradd, no login shell) with a private home /home/<student> (0700); the hub
                    must run as root. The hub venv must be usable by those users, so create it
                    from a world-readable interpreter (/usr/bin/python3.11, not a pyenv under /root).
@@ -163,7 +163,11 @@ if spawner_mode == "isolated":
                 f"WOD_HUB_SPAWNER=isolated: students cannot use {needed} ({blocked} is not accessible to "
                 f"other users). Recreate the hub venv from a system interpreter: "
                 f"/usr/bin/python3.11 -m venv .venv-hub")
-    c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"
+    c.JupyterHub.spawner_class = "wod_spawner.LimitedSpawner"
+    for trait, variable in (("memory_mb", "WOD_STUDENT_MEMORY_MB"), ("max_processes", "WOD_STUDENT_PROCESSES"),
+                            ("file_mb", "WOD_STUDENT_FILE_MB"), ("open_files", "WOD_STUDENT_OPEN_FILES")):
+        if os.environ.get(variable):
+            setattr(c.LimitedSpawner, trait, int(os.environ[variable]))
     from student_firewall import install as fence_students
     from wod_authenticator import STUDENTS_GROUP
 
