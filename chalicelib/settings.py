@@ -40,6 +40,8 @@ class Settings:
     location: str = "local"  # this backend's location (its hub token is per location)
     outbox_retry_seconds: int = 60
     claim_retry_seconds: int = 120  # a claim repeating a live registration's body this soon answers with it
+    rate_limit_per_minute: int = 30  # registrations from one client address per minute (0: no limit)
+    domain_rate_limit_per_minute: int = 300  # registrations for one email domain per minute (0: no limit)
     order_max_age_seconds: int = 900
     # backend side
     hub_url: str = "http://127.0.0.1:8001"  # what participants open
@@ -101,6 +103,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         location=env.get("WOD_LOCATION", defaults.location),
         outbox_retry_seconds=int(env.get("WOD_OUTBOX_RETRY_SECONDS", defaults.outbox_retry_seconds)),
         claim_retry_seconds=int(env.get("WOD_CLAIM_RETRY_SECONDS", defaults.claim_retry_seconds)),
+        rate_limit_per_minute=int(env.get("WOD_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute)),
+        domain_rate_limit_per_minute=int(env.get("WOD_DOMAIN_RATE_LIMIT_PER_MINUTE",
+                                                 defaults.domain_rate_limit_per_minute)),
         order_max_age_seconds=int(env.get("WOD_ORDER_MAX_AGE_SECONDS", defaults.order_max_age_seconds)),
         hub_url=env.get("WOD_HUB_URL", defaults.hub_url).rstrip("/"),
         hub_api_url=env.get("WOD_HUB_API_URL") or None,

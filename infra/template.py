@@ -21,6 +21,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chalicelib.backend.tasks import ACTIONS
 
@@ -136,7 +137,7 @@ def table_kinds() -> dict[str, str]:
 
 
 def statements(access: Access) -> list[dict]:
-    out = []
+    out: list[dict[str, Any]] = []
     for mode, actions in TABLE_ACTIONS.items():
         kinds = sorted(kind for kind, m in access.tables.items() if m == mode)
         if kinds:

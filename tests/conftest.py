@@ -37,7 +37,8 @@ def settings(tmp_path) -> Settings:
     secrets = tmp_path / "secrets.json"
     ensure_secrets(secrets)
     return Settings(table_prefix=f"t{uuid.uuid4().hex[:8]}", secrets_file=str(secrets), mail_transport="ses",
-                    mail_from=f"Workshops-on-Demand <{SENDER}>", public_url="https://wod.example")
+                    mail_from=f"Workshops-on-Demand <{SENDER}>", public_url="https://wod.example",
+                    rate_limit_per_minute=0)  # every test participant comes from one address
 
 
 @pytest.fixture

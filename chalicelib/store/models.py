@@ -210,6 +210,7 @@ class NonceModel(Model):
 
     nonce = UnicodeAttribute(hash_key=True)
     expires = NumberAttribute()  # TTL attribute
+    hits = NumberAttribute(null=True)  # a rate-limit window's count (key ``rate:<scope>:<value>:<window>``)
 
 
 class DeliveriesDueIndex(GlobalSecondaryIndex):

@@ -8,7 +8,15 @@ from chalice import Blueprint, Response
 from chalicelib.domain.errors import Conflict, InvalidInput
 from chalicelib.domain.registration import LIVE_STATUSES
 from chalicelib.lazy import lazy_module
-from chalicelib.web.http import ctx, error_page, html_errors, html_response, parse_form, require_same_origin
+from chalicelib.web.http import (
+    client_address,
+    ctx,
+    error_page,
+    html_errors,
+    html_response,
+    parse_form,
+    require_same_origin,
+)
 
 participant = lazy_module("chalicelib.services.participant")
 registrations = lazy_module("chalicelib.services.registrations")
@@ -47,7 +55,7 @@ def register_form(workshop_id):
     workshop = registrations.workshop(ctx(), workshop_id)
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     try:
-        created = registrations.register(ctx(), form, workshop_id)
+        created = registrations.register(ctx(), form, workshop_id, client=client_address(pages.current_request))
     except InvalidInput as exc:
         return _form_page(workshop, values, exc.fields, exc.message, 422)
     except Conflict as exc:
