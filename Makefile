@@ -100,5 +100,8 @@ deploy: package
 	$(BIN)/aws cloudformation describe-stacks --region $(REGION) --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
 
 clean:
+	@# the Linux accounts this state's hub made for students go with it (only those it recorded)
+	@if [ -d .wod/hub/accounts ]; then for u in $$(ls .wod/hub/accounts); do \
+	  pkill -KILL -u "$$u" 2>/dev/null; userdel --remove "$$u" 2>/dev/null; echo "removed student account $$u"; done; fi
 	rm -rf $(VENV) $(HUB_VENV) node_modules .wod .pytest_cache .hypothesis test-artifacts $(DIST) \
 	  .ruff_cache .mypy_cache .import_linter_cache

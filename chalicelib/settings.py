@@ -32,12 +32,16 @@ class Settings:
     mail_from: str = "Workshops-on-Demand <noreply@wod.local>"
     # location name -> inbound address of that backend's order intake
     locations: Mapping[str, str] = field(default_factory=lambda: {"local": "orders@backend.wod.local"})
+    # location name -> the hub participants of that location log in to (unset: hub_url)
+    location_hubs: Mapping[str, str] = field(default_factory=dict)
     deny_domains: tuple[str, ...] = DEFAULT_DENY_DOMAINS
     secrets_file: str | None = None
     secrets_prefix: str = "/wod"
     location: str = "local"  # this backend's location (its hub token is per location)
     outbox_retry_seconds: int = 60
     claim_retry_seconds: int = 120  # a claim repeating a live registration's body this soon answers with it
+    rate_limit_per_minute: int = 30  # registrations from one client address per minute (0: no limit)
+    domain_rate_limit_per_minute: int = 300  # registrations for one email domain per minute (0: no limit)
     order_max_age_seconds: int = 900
     # backend side
     hub_url: str = "http://127.0.0.1:8001"  # what participants open
@@ -61,6 +65,10 @@ class Settings:
 
     def orders_address(self, location: str) -> str | None:
         return self.locations.get(location)
+
+    def hub_url_for(self, location: str) -> str:
+        """Where a participant of ``location`` logs in: configured here, never taken from a callback."""
+        return (self.location_hubs.get(location) or self.hub_url).rstrip("/")
 
     @property
     def orders_addresses(self) -> frozenset[str]:
@@ -88,12 +96,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_port=int(env.get("WOD_SMTP_PORT", defaults.smtp_port)),
         mail_from=env.get("WOD_MAIL_FROM", defaults.mail_from),
         locations=json.loads(locations) if locations else defaults.locations,
+        location_hubs=json.loads(env["WOD_LOCATION_HUBS"]) if env.get("WOD_LOCATION_HUBS") else {},
         deny_domains=_split(deny) if deny is not None else defaults.deny_domains,
         secrets_file=env.get("WOD_SECRETS_FILE") or None,
         secrets_prefix=env.get("WOD_SECRETS_PREFIX", defaults.secrets_prefix),
         location=env.get("WOD_LOCATION", defaults.location),
         outbox_retry_seconds=int(env.get("WOD_OUTBOX_RETRY_SECONDS", defaults.outbox_retry_seconds)),
         claim_retry_seconds=int(env.get("WOD_CLAIM_RETRY_SECONDS", defaults.claim_retry_seconds)),
+        rate_limit_per_minute=int(env.get("WOD_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute)),
+        domain_rate_limit_per_minute=int(env.get("WOD_DOMAIN_RATE_LIMIT_PER_MINUTE",
+                                                 defaults.domain_rate_limit_per_minute)),
         order_max_age_seconds=int(env.get("WOD_ORDER_MAX_AGE_SECONDS", defaults.order_max_age_seconds)),
         hub_url=env.get("WOD_HUB_URL", defaults.hub_url).rstrip("/"),
         hub_api_url=env.get("WOD_HUB_API_URL") or None,

@@ -21,6 +21,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chalicelib.backend.tasks import ACTIONS
 
@@ -37,13 +38,18 @@ SECRETS = {  # secret -> created by the frontend stack (shared) or by every stac
 READ = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
         "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable"]
 WRITE = READ + ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+LOOKUP = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"]  # items by key, no scan
+UPDATE = LOOKUP + ["dynamodb:UpdateItem"]  # and change them in place: no new item, none removed
+TABLE_ACTIONS = {"read": READ, "write": WRITE, "lookup": LOOKUP, "update": UPDATE}
+# Audit entries (pk AUDIT in the admin table) are written once: no function may change or remove one.
+AUDIT_PARTITION = "AUDIT"
 
 
 @dataclass(frozen=True)
 class Access:
     """What one function touches: tables (kind -> "read"|"write"), secrets, mail, and so on."""
 
-    tables: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)  # kind -> read | write | lookup | update
     secrets: tuple[str, ...] = ()
     send_mail: bool = False
     start_workflows: bool = False
@@ -53,7 +59,9 @@ class Access:
 
 FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "write", "emails": "write",
                    "admin": "write"}
-BACKEND_TABLES = {"workshops": "read", "students": "write", "customers": "write"}
+# The backend's tasks read workshops, students and registrations by key and update a student (password
+# hash, warm mark) or a registration (progress) in place; the frontend makes and frees everything else.
+BACKEND_TABLES = {"workshops": "lookup", "students": "update", "customers": "update"}
 FRONTEND = Access(FRONTEND_TABLES, ("order-key", "callback-key", "admin-token"), send_mail=True)
 TICK = Access(FRONTEND_TABLES, ("order-key",), send_mail=True)
 INTAKE = Access({"nonces": "write"}, ("order-key",), start_workflows=True)
@@ -129,15 +137,19 @@ def table_kinds() -> dict[str, str]:
 
 
 def statements(access: Access) -> list[dict]:
-    out = []
-    for mode in ("read", "write"):
+    out: list[dict[str, Any]] = []
+    for mode, actions in TABLE_ACTIONS.items():
         kinds = sorted(kind for kind, m in access.tables.items() if m == mode)
         if kinds:
             resources = []
             for kind in kinds:
                 resources += [table_arn(kind), sub(table_arn(kind)["Fn::Sub"] + "/index/*")]
-            out.append({"Sid": f"Tables{mode.title()}", "Effect": "Allow",
-                        "Action": READ if mode == "read" else WRITE, "Resource": resources})
+            out.append({"Sid": f"Tables{mode.title()}", "Effect": "Allow", "Action": actions, "Resource": resources})
+    if access.tables.get("admin") == "write":
+        out.append({"Sid": "AuditAppendOnly", "Effect": "Deny",
+                    "Action": ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
+                    "Resource": [table_arn("admin")],
+                    "Condition": {"ForAnyValue:StringEquals": {"dynamodb:LeadingKeys": [AUDIT_PARTITION]}}})
     if access.secrets:
         out.append({"Sid": "Secrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                     "Resource": [secret_arn(name) for name in access.secrets]})

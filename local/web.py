@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Callable, Iterable, MutableMapping
 from http import HTTPStatus
 from pathlib import Path
@@ -32,6 +33,27 @@ def _status_line(code: int) -> str:
         return f"{code} Unknown"
 
 
+_client = threading.local()
+
+
+class _ClientEvents:
+    """Chalice's local event converter, with each request's own client address as API Gateway's
+    ``requestContext.identity.sourceIp`` (Chalice's local gateway says 127.0.0.1 for everyone)."""
+
+    def __init__(self, converter: Any):
+        self.converter = converter
+
+    def create_lambda_event(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        event = self.converter.create_lambda_event(*args, **kwargs)
+        address = getattr(_client, "address", None)
+        if address:
+            event["requestContext"].setdefault("identity", {})["sourceIp"] = address
+        return event
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.converter, name)
+
+
 class ChaliceWsgi:
     """A WSGI application that hands every request to a Chalice app through its local gateway."""
 
@@ -46,6 +68,8 @@ class ChaliceWsgi:
             app.__class__ = CustomLocalChalice
         self.app = app
         self.gateway = LocalGateway(app, Config.create(chalice_stage=stage, app_name=app.app_name))
+        converter: Any = _ClientEvents(self.gateway.event_converter)
+        self.gateway.event_converter = converter
 
     @staticmethod
     def _target(environ: MutableMapping[str, Any]) -> str:
@@ -71,6 +95,7 @@ class ChaliceWsgi:
 
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length > 0 else None
+        _client.address = environ.get("REMOTE_ADDR")  # the peer of gunicorn's socket, never a header
         try:
             response = self.gateway.handle_request(method=environ["REQUEST_METHOD"], path=self._target(environ),
                                                    headers=self._headers(environ), body=body)

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from html import unescape
 from urllib.parse import urlencode
 
-from chalicelib.domain.orders import SIGNATURE_HEADER, sign
 from chalicelib.services import registrations
+from tests.factory import signed_callback
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
@@ -52,9 +51,8 @@ def form_post(client, cookie: str, path: str, fields: dict[str, str]):
 
 
 def callback(client, platform, payload: dict) -> None:
-    data = json.dumps(payload | {"issued_at": int(time.time())}).encode()
-    response = client.http.post("/api/callbacks/provision", body=data, headers={
-        "Content-Type": "application/json", SIGNATURE_HEADER: sign(data, platform.key("callback_key"))})
+    data, headers = signed_callback(payload, platform.key("callback_key"))
+    response = client.http.post("/api/callbacks/provision", body=data, headers=headers)
     assert response.status_code == 200, response.body
 
 

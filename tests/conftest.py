@@ -19,6 +19,17 @@ from tests.factory import Clock, RecordingMailer, write_workshop
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "noreply@wod.local"
+pytest_plugins = ["tests.hubtools"]  # the real JupyterHub fixture, for integration and security tests
+
+
+@pytest.fixture(scope="session")
+def embedded_aws():
+    """moto's server behind the DynamoDB lock on a free port (started on first use)."""
+    from local.aws import EmbeddedAws
+
+    aws = EmbeddedAws("127.0.0.1", 0).start()
+    yield aws
+    aws.stop()
 
 
 @pytest.fixture
@@ -26,7 +37,8 @@ def settings(tmp_path) -> Settings:
     secrets = tmp_path / "secrets.json"
     ensure_secrets(secrets)
     return Settings(table_prefix=f"t{uuid.uuid4().hex[:8]}", secrets_file=str(secrets), mail_transport="ses",
-                    mail_from=f"Workshops-on-Demand <{SENDER}>", public_url="https://wod.example")
+                    mail_from=f"Workshops-on-Demand <{SENDER}>", public_url="https://wod.example",
+                    rate_limit_per_minute=0)  # every test participant comes from one address
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Builders for test data: workshop folders on disk, a settable clock, a recording mailer."""
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -86,3 +87,16 @@ def seed_active(tables, clock, due: int, not_due: int) -> list[str]:
             if n < due:
                 ids.append(reg_id)
     return ids
+
+
+def signed_callback(payload: dict, key: str, issued_at: int | None = None,
+                    nonce: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """A callback as the backend sends it: the body (issued now, a fresh nonce) and its headers."""
+    import secrets
+    import time
+
+    from chalicelib.domain.orders import SIGNATURE_HEADER, sign
+
+    body = json.dumps(payload | {"issued_at": issued_at or int(time.time()),
+                                 "nonce": nonce or secrets.token_urlsafe(18)}).encode()
+    return body, {"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, key)}

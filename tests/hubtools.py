@@ -1,15 +1,46 @@
 """Acting as a participant at a real JupyterHub, and cleaning up the Linux users it creates."""
 from __future__ import annotations
 
+import os
 import pwd
+import secrets
+import socket
 import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import boto3
+import pytest
 import requests
 
+from chalicelib.domain.passwords import hash_password
+from local.hub import HUB_VENV, NODE_BIN, Hub
 
-def login(hub_url: str, name: str, password: str) -> tuple[requests.Session, requests.Response]:
-    """A participant at the login page: GET it (xsrf cookie), POST the form, follow redirects."""
+
+class _FromAddress(requests.adapters.HTTPAdapter):
+    """Connections from one loopback address (127.0.0.2 ...): another client, as the proxy sees it."""
+
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def login(hub_url: str, name: str, password: str, source: str | None = None,
+          headers: dict[str, str] | None = None) -> tuple[requests.Session, requests.Response]:
+    """A participant at the login page: GET it (xsrf cookie), POST the form, follow redirects;
+    from the loopback address ``source`` when given."""
     session = requests.Session()
+    if source:
+        session.mount("http://", _FromAddress(source))
+    session.headers.update(headers or {})
     page = session.get(f"{hub_url}/hub/login", timeout=30)
     assert page.status_code == 200
     assert "from your Workshops-on-Demand welcome email" in page.text  # the announcement
@@ -26,3 +57,128 @@ def remove_linux_user(name: str) -> None:
         return
     subprocess.run(["pkill", "-KILL", "-u", name], check=False)
     subprocess.run(["userdel", "--remove", "--force", name], check=False, capture_output=True)
+
+
+PASSWORD_ITERATIONS = 20_000  # the platform's format, cheaper than production's count
+
+
+def _missing() -> str | None:
+    if not (HUB_VENV / "bin" / "jupyterhub").exists():
+        return f"{HUB_VENV}/bin/jupyterhub missing (create .venv-hub, see infra/jupyterhub/requirements.txt)"
+    if not (NODE_BIN / "configurable-http-proxy").exists():
+        return f"{NODE_BIN}/configurable-http-proxy missing (npm install)"
+    if os.geteuid() != 0:
+        return "the isolated spawner creates Linux users: run as root"
+    return None
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+
+
+def notebook(text: str) -> dict:
+    return {"cells": [{"cell_type": "markdown", "metadata": {}, "source": text}],
+            "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+class Api:
+    """The bits of the platform's hub client these tests need (service token)."""
+
+    def __init__(self, hub: Hub):
+        self.hub = hub
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"token {hub.token}"
+
+    def create_user(self, name: str) -> None:
+        response = self.http.post(f"{self.hub.api_url}/users/{name}", timeout=30)
+        assert response.status_code == 201, response.text
+
+    def start_server(self, name: str) -> None:
+        response = self.http.post(f"{self.hub.api_url}/users/{name}/server", timeout=90)
+        assert response.status_code in (201, 202), response.text
+
+    def wait_ready(self, name: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.http.get(f"{self.hub.api_url}/users/{name}", timeout=10).json()["servers"].get("", {})
+            if server.get("ready"):
+                return
+            time.sleep(0.25)
+        raise TimeoutError(f"server of {name} not ready after {timeout}s")
+
+    def put(self, name: str, path: str, model: dict) -> None:
+        response = self.http.put(f"{self.hub.url}/user/{name}/api/contents/{path}", json=model, timeout=30)
+        assert response.status_code in (200, 201), response.text
+
+    def delete_user(self, name: str) -> None:
+        self.http.delete(f"{self.hub.api_url}/users/{name}", timeout=30)
+
+
+class Students:
+    """Student items in moto's DynamoDB, as the platform writes them."""
+
+    def __init__(self, endpoint: str, table: str):
+        self.table = table
+        self.client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+        self.client.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                                 KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+
+    def put(self, name: str, password: str, status: str = "active", expires_in=timedelta(hours=1)) -> None:
+        self.client.put_item(TableName=self.table, Item={
+            "id": {"S": name}, "status": {"S": status}, "workshop": {"S": "api101"},
+            "password_hash": {"S": hash_password(password, PASSWORD_ITERATIONS)},
+            "expires_at": {"S": utc_text(datetime.now(UTC) + expires_in)}})
+
+
+@contextmanager
+def running_hub(embedded_aws, base: Path, env: dict[str, str] | None = None) -> Iterator[Hub]:
+    """A real JupyterHub (isolated spawner, its proxy) against a students table in the embedded AWS;
+    the users it made (``hub.created``) are removed with their Linux accounts afterwards."""
+    reason = _missing()
+    if reason:  # `make test` installs all of them: a missing one is a broken setup, never a skip
+        raise RuntimeError(f"the JupyterHub tests need {reason}")
+    table = f"hub-students-{uuid.uuid4().hex[:8]}"
+    students = Students(embedded_aws.endpoint, table)
+    port, api_port, proxy_api_port = free_ports(3)
+    hub = Hub(state_dir=base / "state", log_file=base / "hub.log", token=secrets.token_hex(32),
+              port=port, api_port=api_port, proxy_api_port=proxy_api_port, aws_endpoint=embedded_aws.endpoint,
+              students_table=table, spawner="isolated", region="us-east-1",
+              env={"WOD_HUB_BLOCKED_PORTS": str(embedded_aws.port), **(env or {})})
+    hub.blocked_port = embedded_aws.port
+    started = time.monotonic()
+    hub.start(timeout=60)
+    print(f"hub started in {time.monotonic() - started:.1f}s, log {hub.log_file}")
+    hub.students = students
+    hub.api = Api(hub)
+    hub.created = []
+    try:
+        yield hub
+    finally:
+        for name in hub.created:
+            hub.api.delete_user(name)
+        hub.stop()
+        for name in hub.created:
+            remove_linux_user(name)
+
+
+@pytest.fixture(scope="module")
+def hub(embedded_aws, tmp_path_factory):
+    """A real JupyterHub for a test module (:func:`running_hub`)."""
+    with running_hub(embedded_aws, tmp_path_factory.mktemp("hub")) as started:
+        yield started
+
+
+def new_name() -> str:
+    return f"student{secrets.randbelow(10**6):06d}t"

@@ -169,6 +169,7 @@ class LocalStack:
             WOD_HOST=self.host,
             WOD_WORKSHOPS=str(self.workshops_dir),
             WOD_TICK_SECONDS=str(self.tick_seconds),
+            WOD_RATE_LIMIT_PER_MINUTE="0",  # every test participant comes from 127.0.0.1
             PYTHONUNBUFFERED="1",
             PYTHONIOENCODING="utf-8",
             **{name: str(port) for name, port in self.ports.items()},

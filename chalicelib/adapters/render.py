@@ -52,14 +52,42 @@ def email(kind: str, to: str, subject: str, headers: dict[str, str] | None = Non
     )
 
 
+class RefusedTemplate(ValueError):
+    """Workshop content that the template sandbox refuses (it reaches into Python)."""
+
+
+@lru_cache(maxsize=1)
+def content_environment() -> jinja2.Environment:
+    """Workshop content is not the platform's code: its templates render in Jinja's immutable
+    sandbox, where attributes such as ``__globals__`` or ``__class__`` and calls that change
+    objects are refused (``jinja2.sandbox``)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                                         autoescape=False)
+
+
+def render_content(source: str, variables: Mapping[str, Any]) -> str:
+    """One template of workshop content, rendered in the sandbox; RefusedTemplate when the sandbox
+    refuses it."""
+    from jinja2.exceptions import SecurityError
+
+    try:
+        return content_environment().from_string(source).render(**variables)
+    except SecurityError as exc:
+        raise RefusedTemplate(f"the template sandbox refused it: {exc}") from exc
+
+
 def render_notebook(source: bytes | str, variables: Mapping[str, Any]) -> dict[str, Any]:
-    """Every cell of a workshop notebook is a Jinja2 template: render each with ``variables``; the
-    result must be valid nbformat. Returns the notebook as a JSON dict."""
+    """Every cell of a workshop notebook is a Jinja2 template: render each with ``variables`` in the
+    sandbox; the result must be valid nbformat. Returns the notebook as a JSON dict."""
     import nbformat
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     nb = nbformat.reads(source if isinstance(source, str) else source.decode("utf-8"), as_version=4)
-    for cell in nb.cells:
-        cell.source = env.from_string(cell.source).render(**variables)
+    for index, cell in enumerate(nb.cells):
+        try:
+            cell.source = render_content(cell.source, variables)
+        except RefusedTemplate as exc:
+            raise RefusedTemplate(f"cells[{index}]: {exc}") from exc
     nbformat.validate(nb)
     return json.loads(nbformat.writes(nb))

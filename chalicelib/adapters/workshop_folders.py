@@ -6,10 +6,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chalicelib.adapters.render import RefusedTemplate, content_environment, render_content
 from chalicelib.domain.workshop_spec import WorkshopSpec
 
 NOTEBOOK_VARIABLES = frozenset({"student_id", "password", "hub_url", "workshop_id", "workshop_title"})
 APPLIANCE_VARIABLES = frozenset({"appliance_url"})
+# What each variable holds when `catalog check` renders a cell (in the sandbox, as Deploy will).
+SAMPLES = {"student_id": "student1", "password": "Sample-Passw0rd", "hub_url": "https://hub.example.com",
+           "workshop_id": "WKSHP-SAMPLE", "workshop_title": "Sample workshop",
+           "appliance_url": "http://127.0.0.1:9000"}
 README = "0-ReadMeFirst.ipynb"
 SKIPPED = {"__pycache__", ".ipynb_checkpoints"}
 Problem = tuple[str, str, str]
@@ -95,7 +100,7 @@ def check_notebook(path: Path, allowed: frozenset[str], root: Path) -> list[Prob
     except Exception as exc:  # nbformat raises several unrelated types for bad files
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return [(name, "notebook", f"not a valid notebook: {first_line}")]
-    env = jinja2.Environment()
+    env = content_environment()
     problems: list[Problem] = []
     for index, cell in enumerate(nb.cells):
         try:
@@ -107,6 +112,13 @@ def check_notebook(path: Path, allowed: frozenset[str], root: Path) -> list[Prob
         if unknown:
             problems.append((name, f"cells[{index}]", f"unknown template variable(s): {', '.join(sorted(unknown))}"
                              f" (allowed: {', '.join(sorted(allowed))})"))
+            continue
+        try:
+            render_content(cell.source, {variable: SAMPLES.get(variable, variable) for variable in allowed})
+        except RefusedTemplate as exc:
+            problems.append((name, f"cells[{index}]", str(exc)))
+        except Exception as exc:  # whatever else Deploy's render would raise, the author sees here
+            problems.append((name, f"cells[{index}]", f"does not render: {type(exc).__name__}: {exc}"))
     return problems
 
 

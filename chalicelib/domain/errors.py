@@ -43,6 +43,16 @@ class Forbidden(WodError):
     code = "forbidden"
 
 
+class RateLimited(WodError):
+    """Too many requests from one client address or for one email domain; retry after ``retry_after`` s."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Unavailable(WodError):
     """A dependency (DynamoDB, mail relay) failed; the caller may retry."""
 

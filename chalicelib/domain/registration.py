@@ -47,8 +47,24 @@ class Applicant:
 
     @property
     def email_key(self) -> str:
-        """The key that makes "one live registration per email" case-insensitive."""
-        return self.email.lower()
+        """The key of "one live registration per mailbox" (:func:`mailbox_key`)."""
+        return mailbox_key(self.email)
+
+
+# Providers whose mailboxes ignore dots in the local part, and their other domain names.
+DOTLESS_DOMAINS = frozenset({"gmail.com"})
+DOMAIN_ALIASES = {"googlemail.com": "gmail.com"}
+
+
+def mailbox_key(email: str) -> str:
+    """One identity per mailbox: case folded, a ``+tag`` dropped (``ada+1@x`` is ``ada@x``), and
+    the dots of a provider that ignores them (``a.da@gmail.com`` is ``ada@gmail.com``)."""
+    local, _, domain = email.rpartition("@")
+    domain = DOMAIN_ALIASES.get(domain.lower(), domain.lower())
+    local = local.casefold().split("+", 1)[0] or local.casefold()
+    if domain in DOTLESS_DOMAINS:
+        local = local.replace(".", "") or local
+    return f"{local}@{domain}"
 
 
 def new_registration_id() -> str:
@@ -90,7 +106,14 @@ def _text(data: Mapping[str, Any], name: str, label: str, limit: int, errors: di
         errors[name] = f"{label} must be at most {limit} characters."
     elif any(ch in value for ch in "<>"):
         errors[name] = f"{label} must not contain < or >."
+    elif _WEB_ADDRESS.search(value):
+        errors[name] = f"{label} must not contain a web or email address."
     return value
+
+
+# What a mail client turns into a link: a scheme, www., or a host name (labels, then a
+# top-level domain of letters) — names and company reach emails to addresses nobody confirmed yet.
+_WEB_ADDRESS = re.compile(r"(?i)(\w+:/+|www\.|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}(?![a-z0-9-]))")
 
 
 def _email(raw: Any, deny_domains: Iterable[str], errors: dict[str, str]) -> str:

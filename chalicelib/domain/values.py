@@ -93,6 +93,12 @@ class Registration:
     resets_used: int = 0
     failure: str | None = None
     ttl: int | None = None
+    email_key: str | None = None  # the email guard's key (older registrations: none, the email lower-cased)
+
+    @property
+    def guard_key(self) -> str:
+        """The key of the email guard this registration holds while live."""
+        return self.email_key or self.email.lower()
 
 
 @dataclass(frozen=True)

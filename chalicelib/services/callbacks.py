@@ -3,10 +3,11 @@
 apology) and ``cleaned`` (the seat comes back, the thank-you is sent, the waitlist is served)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from chalicelib.adapters import render
+from chalicelib.domain.errors import Conflict
 from chalicelib.domain.outbox import webhook
 from chalicelib.domain.registration import FINISHED
 from chalicelib.domain.values import Registration
@@ -22,15 +23,29 @@ def start_link(hub_url: str) -> str:
     return f"{hub_url}/hub/login?next={quote('/hub/user-redirect/lab/tree/' + README, safe='')}"
 
 
-def _send_credentials(ctx: Context, reg: Registration, password: str, hub_url: str) -> None:
+def _send_credentials(ctx: Context, reg: Registration, password: str, reported_hub: str) -> None:
     """The one email that is never an outbox entry: it carries the password, which is never
-    stored. A failure here fails the callback, and the backend's Deploy retries with a new one."""
+    stored. A failure here fails the callback, and the backend's Deploy retries with a new one.
+    The hub link is the workshop location's configured hub, whatever the callback reported."""
     workshop = ctx.stores.seats.get_workshop(reg.workshop_id)
+    hub_url = ctx.settings.hub_url_for(workshop.location)
+    if reported_hub.rstrip("/") != hub_url:
+        logger.warning("a ready callback reported another hub than the location's; the configured one is used",
+                       extra={"registration": reg.id, "location": workshop.location, "configured": hub_url})
     ctx.mailer.send(render.email(
         "credentials", to=reg.email, subject=f"Your workshop is ready: {workshop.title}",
         registration=reg, workshop=workshop, password=password, hub_url=hub_url, start_url=start_link(hub_url),
         status_url=outbox.status_url(ctx, reg.id),
     ))
+
+
+def take_nonce(ctx: Context, nonce: str, max_age_seconds: int) -> None:
+    """A signed callback is taken once: its nonce is kept (past the callback's freshness window)
+    and a replay is refused with Conflict."""
+    expires = datetime.now(UTC) + timedelta(seconds=max_age_seconds + 60)  # wall time, as the signature's age
+    if not ctx.stores.provisioning.remember_nonce(f"callback:{nonce}", expires):
+        logger.warning("replayed callback refused", extra={"nonce": nonce[:8]})
+        raise Conflict("This callback was already received.")
 
 
 def ready(ctx: Context, registration_id: str, password: str, hub_url: str) -> str:

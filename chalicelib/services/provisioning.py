@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
 from typing import Any
 
@@ -65,7 +66,8 @@ def deadline(ctx: Context) -> int:
 def callback(ctx: Context, payload: dict) -> None:
     """Report to the frontend, signed with the callback key; raises :class:`CallbackFailed`."""
     settings = ctx.settings
-    body = json.dumps(payload | {"issued_at": int(time.time())}).encode()
+    # a fresh nonce per call: the frontend takes each callback once (a retry is a new call)
+    body = json.dumps(payload | {"issued_at": int(time.time()), "nonce": secrets.token_urlsafe(18)}).encode()
     url = f"{settings.callback_url or settings.public_url}/api/callbacks/provision"
     try:
         response = urllib3.request("POST", url, body=body, timeout=30, retries=False, headers={

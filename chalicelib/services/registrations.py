@@ -2,12 +2,13 @@
 (or a waitlist place), a registration's status."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from chalicelib import observability
-from chalicelib.domain.errors import InvalidInput, NotFound
+from chalicelib.domain.errors import InvalidInput, NotFound, RateLimited
 from chalicelib.domain.outbox import mail, order, webhook
 from chalicelib.domain.registration import (
     ACTIVE,
@@ -118,7 +119,22 @@ def _repeated(ctx: Context, taken: EmailTaken, applicant: Applicant, workshop_id
     return held
 
 
-def register(ctx: Context, data: Any, workshop_id: Any = None) -> dict[str, Any]:
+def _limit(ctx: Context, client: str | None, applicant: Applicant) -> None:
+    """Per client address and per email domain, per minute (wall time); RateLimited beyond."""
+    checks = [("client", client, ctx.settings.rate_limit_per_minute),
+              ("domain", applicant.email.rsplit("@", 1)[-1].lower(), ctx.settings.domain_rate_limit_per_minute)]
+    for scope, value, limit in checks:
+        if not value or limit <= 0:
+            continue
+        wait = ctx.stores.limits.hit(scope, value, limit, time.time())
+        if wait is not None:
+            observability.count("RateLimited")
+            what = "from your network" if scope == "client" else f"for addresses at {value}"
+            raise RateLimited(f"Too many registrations {what} right now; please try again in {wait} seconds.",
+                              wait)
+
+
+def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | None = None) -> dict[str, Any]:
     """Validate, claim a seat (or a waitlist place) atomically, then deliver what it owes.
 
     A claim repeated with the same body within ``WOD_CLAIM_RETRY_SECONDS`` (a client retrying
@@ -132,6 +148,7 @@ def register(ctx: Context, data: Any, workshop_id: Any = None) -> dict[str, Any]
         if not isinstance(workshop_id, str):
             raise InvalidInput({"workshop": "The workshop must be given by its id, as text."})
     applicant = validate_applicant(data, ctx.settings.deny_domains)
+    _limit(ctx, client, applicant)
     now = ctx.clock()
     opened = _open_workshop(ctx, workshop_id)
     try:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from chalicelib.settings import Settings
     from chalicelib.store.catalog import Catalog
     from chalicelib.store.lifecycle import Lifecycle
+    from chalicelib.store.limits import Limits
     from chalicelib.store.organiser import Organiser
     from chalicelib.store.outbox import Outbox
     from chalicelib.store.provisioning import Provisioning
@@ -34,12 +35,14 @@ class Stores:
     webhooks: Webhooks
     organiser: Organiser
     catalog: Catalog
+    limits: Limits
 
 
 def open_stores(settings: Settings) -> Stores:
     """The stores of the stack ``settings`` names (its tables bound once per prefix, region and endpoint)."""
     from chalicelib.store.catalog import Catalog
     from chalicelib.store.lifecycle import Lifecycle
+    from chalicelib.store.limits import Limits
     from chalicelib.store.organiser import Organiser
     from chalicelib.store.outbox import Outbox
     from chalicelib.store.provisioning import Provisioning
@@ -51,4 +54,5 @@ def open_stores(settings: Settings) -> Stores:
     tables = bind(settings)
     return Stores(tables=tables, seats=Seats(tables), lifecycle=Lifecycle(tables),
                   provisioning=Provisioning(tables), outbox=Outbox(tables), warm=Warm(tables),
-                  webhooks=Webhooks(tables), organiser=Organiser(tables), catalog=Catalog(tables))
+                  webhooks=Webhooks(tables), organiser=Organiser(tables), catalog=Catalog(tables),
+                  limits=Limits(tables))

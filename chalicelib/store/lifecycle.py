@@ -199,7 +199,7 @@ class Lifecycle:
                     RegistrationModel.ttl.set(personal_data_expiry(now)),
                     RegistrationModel.waitlist_workshop.remove(), RegistrationModel.waitlist_seq.remove()],
                     condition=RegistrationModel.status == WAITLISTED)
-                tx.delete(self.t.emails(reg.email.lower()), condition=EmailClaimModel.registration_id == reg.id)
+                tx.delete(self.t.emails(reg.guard_key), condition=EmailClaimModel.registration_id == reg.id)
         except TransactWriteError:
             return False
         return True

@@ -156,6 +156,7 @@ class RegistrationModel(Model):
 
     id = UnicodeAttribute(hash_key=True)
     email = UnicodeAttribute()
+    email_key = UnicodeAttribute(null=True)  # the email guard's key (domain.registration.mailbox_key)
     first_name = UnicodeAttribute()
     last_name = UnicodeAttribute()
     company = UnicodeAttribute()
@@ -209,6 +210,7 @@ class NonceModel(Model):
 
     nonce = UnicodeAttribute(hash_key=True)
     expires = NumberAttribute()  # TTL attribute
+    hits = NumberAttribute(null=True)  # a rate-limit window's count (key ``rate:<scope>:<value>:<window>``)
 
 
 class DeliveriesDueIndex(GlobalSecondaryIndex):

@@ -101,7 +101,7 @@ def return_seat(tx: TransactWrite, tables: Tables, reg: Registration) -> None:
                        StudentModel.expires_at.remove()],
               condition=StudentModel.registration_id == reg.id)
     tx.update(tables.workshops(reg.workshop_id), actions=[WorkshopModel.seats_free.add(1)])
-    tx.delete(tables.emails(reg.email.lower()), condition=EmailClaimModel.registration_id == reg.id)
+    tx.delete(tables.emails(reg.guard_key), condition=EmailClaimModel.registration_id == reg.id)
 
 
 def load_registration(tables: Tables, registration_id: str) -> RegistrationModel:
@@ -142,6 +142,7 @@ class Seats:
         return self.t.customers(
             registration_id,
             email=applicant.email,
+            email_key=applicant.email_key,
             first_name=applicant.first_name,
             last_name=applicant.last_name,
             company=applicant.company,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.lazy import lazy_module
-from chalicelib.web.http import ctx, json_errors, json_response, parse_json
+from chalicelib.web.http import client_address, ctx, json_errors, json_response, parse_json
 
 participant = lazy_module("chalicelib.services.participant")
 registrations = lazy_module("chalicelib.services.registrations")
@@ -18,10 +18,11 @@ def list_workshops():
     return json_response(registrations.catalog(ctx()))
 
 
-@api.route("/api/registrations", methods=["POST"], content_types=["application/json", "text/plain"])
+@api.route("/api/registrations", methods=["POST"], content_types=["application/json"])
 @json_errors
 def create_registration():
-    created = registrations.register(ctx(), parse_json(api.current_request.raw_body))
+    created = registrations.register(ctx(), parse_json(api.current_request.raw_body),
+                                     client=client_address(api.current_request))
     return json_response(created, 201, {"Location": f"/api/registrations/{created['id']}"})
 
 
@@ -32,7 +33,7 @@ def get_registration(registration_id):
 
 
 @api.route("/api/registrations/{registration_id}/{action}", methods=["POST"],
-           content_types=["application/json", "text/plain", "application/x-www-form-urlencoded"])
+           content_types=["application/json"])
 @json_errors
 def registration_action(registration_id, action):
     """extend | reset | end | leave — each safe to repeat."""

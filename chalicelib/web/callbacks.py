@@ -26,9 +26,12 @@ def provision_result():
     request = callbacks.current_request
     data = verify_signed_json(request.raw_body or b"", request.headers.get(SIGNATURE_HEADER),
                               ctx.key("callback_key"), time.time(), CALLBACK_MAX_AGE)
-    registration_id, outcome = data.get("registration"), data.get("outcome")
+    registration_id, outcome, nonce = data.get("registration"), data.get("outcome"), data.get("nonce")
     if not isinstance(registration_id, str) or outcome not in OUTCOMES:
         raise InvalidInput({"body": "expected registration and outcome ready|failed|cleaned"})
+    if not isinstance(nonce, str) or not 16 <= len(nonce) <= 64:
+        raise InvalidInput({"nonce": "a callback carries a nonce of 16 to 64 characters"})
+    results.take_nonce(ctx, nonce, CALLBACK_MAX_AGE)
     if outcome == "ready":
         password, hub_url = data.get("password"), data.get("hub_url")
         if not isinstance(password, str) or not isinstance(hub_url, str):

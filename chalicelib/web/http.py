@@ -14,6 +14,7 @@ from chalicelib.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    RateLimited,
     Unauthenticated,
     Unavailable,
     WodError,
@@ -26,7 +27,7 @@ context = lazy_module("chalicelib.services.context")
 
 # Errors carry no status code: this table is where they become HTTP.
 STATUS: dict[type[WodError], int] = {InvalidInput: 422, NotFound: 404, Conflict: 409, Unauthenticated: 401,
-                                     Forbidden: 403, Unavailable: 503}
+                                     Forbidden: 403, Unavailable: 503, RateLimited: 429}
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="wod-admin"'}
 
 SECURITY_HEADERS = {
@@ -97,9 +98,14 @@ def _errors(as_json: bool) -> Callable[[Callable[..., Response]], Callable[..., 
                 return handler(*args, **kwargs)
             except WodError as exc:
                 status = status_of(exc)
+                headers = CHALLENGE if status == 401 else None
+                if isinstance(exc, RateLimited):
+                    headers = {"Retry-After": str(exc.retry_after)}
                 if as_json:
-                    return json_response(error_body(exc), status, CHALLENGE if status == 401 else None)
-                return error_page(status, exc.message)
+                    return json_response(error_body(exc), status, headers)
+                response = error_page(status, exc.message)
+                response.headers.update(headers or {})
+                return response
             except Exception:
                 logger.exception("unhandled error")
                 return json_response({"error": "internal", "message": INTERNAL}, 500) if as_json \
@@ -120,6 +126,28 @@ def parse_json(raw: bytes | None) -> Any:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput({"body": f"Not valid JSON: {exc}"}, "The request body is not valid JSON.") from exc
+
+
+def client_address(request: Any) -> str | None:
+    """The caller's address as API Gateway saw it (``requestContext.identity.sourceIp``)."""
+    identity = (getattr(request, "context", None) or {}).get("identity") or {}
+    address = identity.get("sourceIp")
+    return address if isinstance(address, str) and address else None
+
+
+def require_same_origin(headers: Any, public_url: str) -> None:
+    """A form POST must come from the platform's own pages: a browser names the page's origin in
+    ``Origin``, which must be the request's own host or the public URL. No Origin (an old client,
+    a script) passes; ``null`` (a sandboxed frame, a privacy redirect) and any other site do not."""
+    origin = (headers or {}).get("origin")
+    if origin is None:
+        return
+    host = (headers or {}).get("host", "")
+    allowed = {public_url.rstrip("/").lower()}
+    if host:
+        allowed |= {f"http://{host}".lower(), f"https://{host}".lower()}
+    if origin.strip().rstrip("/").lower() not in allowed:
+        raise Forbidden("This form can only be sent from this site's own page; please open it again and retry.")
 
 
 def parse_form(raw: bytes | None) -> dict[str, str]:

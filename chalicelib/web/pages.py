@@ -8,7 +8,15 @@ from chalice import Blueprint, Response
 from chalicelib.domain.errors import Conflict, InvalidInput
 from chalicelib.domain.registration import LIVE_STATUSES
 from chalicelib.lazy import lazy_module
-from chalicelib.web.http import ctx, error_page, html_errors, html_response, parse_form
+from chalicelib.web.http import (
+    client_address,
+    ctx,
+    error_page,
+    html_errors,
+    html_response,
+    parse_form,
+    require_same_origin,
+)
 
 participant = lazy_module("chalicelib.services.participant")
 registrations = lazy_module("chalicelib.services.registrations")
@@ -42,11 +50,12 @@ def workshop_page(workshop_id):
 @pages.route("/workshops/{workshop_id}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 @html_errors
 def register_form(workshop_id):
+    require_same_origin(pages.current_request.headers, ctx().settings.public_url)
     form = parse_form(pages.current_request.raw_body)
     workshop = registrations.workshop(ctx(), workshop_id)
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     try:
-        created = registrations.register(ctx(), form, workshop_id)
+        created = registrations.register(ctx(), form, workshop_id, client=client_address(pages.current_request))
     except InvalidInput as exc:
         return _form_page(workshop, values, exc.fields, exc.message, 422)
     except Conflict as exc:
@@ -71,6 +80,7 @@ DONE = {"extend": "Your workshop was extended.",
              content_types=["application/x-www-form-urlencoded"])
 @html_errors
 def registration_action(registration_id, action):
+    require_same_origin(pages.current_request.headers, ctx().settings.public_url)
     try:
         participant.perform(ctx(), action, registration_id)
     except Conflict as exc:

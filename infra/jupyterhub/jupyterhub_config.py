@@ -17,7 +17,7 @@ Environment:
   WOD_IDLE_MINUTES, WOD_IDLE_CHECK_SECONDS  stop participants' idle servers (idle_culler.py)
 
 Spawners:
-  isolated         LocalProcessSpawner: every student is a Linux user (created on demand,
+  isolated         LimitedSpawner (wod_spawner.py): every student is a Linux user (created on demand,
                    useradd, no login shell) with a private home /home/<student> (0700); the hub
                    must run as root. The hub venv must be usable by those users, so create it
                    from a world-readable interpreter (/usr/bin/python3.11, not a pyenv under /root).
@@ -163,19 +163,26 @@ if spawner_mode == "isolated":
                 f"WOD_HUB_SPAWNER=isolated: students cannot use {needed} ({blocked} is not accessible to "
                 f"other users). Recreate the hub venv from a system interpreter: "
                 f"/usr/bin/python3.11 -m venv .venv-hub")
-    c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"
+    c.JupyterHub.spawner_class = "wod_spawner.LimitedSpawner"
+    for trait, variable in (("memory_mb", "WOD_STUDENT_MEMORY_MB"), ("max_processes", "WOD_STUDENT_PROCESSES"),
+                            ("file_mb", "WOD_STUDENT_FILE_MB"), ("open_files", "WOD_STUDENT_OPEN_FILES")):
+        if os.environ.get(variable):
+            setattr(c.LimitedSpawner, trait, int(os.environ[variable]))
     from student_firewall import install as fence_students
     from wod_authenticator import STUDENTS_GROUP
 
     blocked = [int(p) for p in (os.environ.get("WOD_HUB_BLOCKED_PORTS") or "").split(",") if p.strip()]
     blocked.append(proxy_api_port)  # not the hub API: student servers report to it
     problem = fence_students(blocked, STUDENTS_GROUP)
-    if problem:
-        print(f"WARNING: {problem}", file=sys.stderr)
+    if problem:  # isolation without the firewall is no isolation: refuse to start
+        raise SystemExit(f"WOD_HUB_SPAWNER=isolated needs the student firewall, and {problem}. Install "
+                         "iptables (`make run` does: apt-get install iptables) and run as root, or use "
+                         "WOD_HUB_SPAWNER=shared-insecure for a developer hub.")
     c.Spawner.args = [terminals]
     c.WodAuthenticator.system_users = True
     c.LocalAuthenticator.create_system_users = True
     c.WodAuthenticator.delete_system_users = True  # DELETE /hub/api/users/<name> wipes Linux user + home
+    c.WodAuthenticator.accounts_dir = str(state / "accounts")  # accounts this state made; others are wiped
 elif spawner_mode == "shared-insecure":
     banner = ("!" * 78 + "\n"
               "WOD_HUB_SPAWNER=shared-insecure: every student notebook runs as "

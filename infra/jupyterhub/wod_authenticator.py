@@ -12,6 +12,7 @@ behaves like a plain Authenticator and never touches Linux accounts.
 from __future__ import annotations
 
 import asyncio
+import grp
 import os
 import pwd
 import subprocess
@@ -43,9 +44,15 @@ class WodAuthenticator(LocalAuthenticator):
     aws_endpoint = Unicode(config=True, help="DynamoDB endpoint URL; empty means the AWS default.")
     aws_region = Unicode(config=True, help="AWS region of the students table.")
 
-    max_failed_logins = Integer(10, config=True, help="Failures within failed_login_window that block a name.")
+    max_failed_logins = Integer(10, config=True, help="""Failures within failed_login_window that block one
+        client address from one name (the owner logs in from another address meanwhile).""")
+    max_failed_logins_per_address = Integer(100, config=True, help="""Failures within failed_login_window, over
+        every name, that block one client address (an event venue shares one: keep it well above a room's typos).""")
     failed_login_window = Float(300.0, config=True, help="Seconds over which failures are counted.")
-    lockout_seconds = Float(300.0, config=True, help="How long a name stays blocked.")
+    lockout_seconds = Float(300.0, config=True, help="How long the first block lasts; each next one twice as long.")
+    max_lockout_seconds = Float(3600.0, config=True, help="The longest block.")
+    session_grace_seconds = Float(300.0, config=True, help="""While the students table cannot be read, an open
+        session goes on this long after the student was last confirmed active, then ends (fails closed).""")
 
     system_users = Bool(True, config=True, help="""Map each student to a Linux user (isolated local mode).
         False: never look up, create or delete Linux users (shared-insecure mode, container spawners).""")
@@ -54,6 +61,9 @@ class WodAuthenticator(LocalAuthenticator):
     delete_system_users = Bool(False, config=True, help="""Remove the Linux user and its home (userdel -r)
         when the hub user is deleted, so a recycled student name starts with an empty home.""")
     home_mode = Integer(0o700, config=True, help="Mode enforced on a student's home after creation.")
+    accounts_dir = Unicode("", config=True, help="""Where this hub's state records the Linux accounts it created
+        (one empty file per account). A student account it did not create (left by an earlier state, a crashed
+        stack) is removed with its home before the name is used again, so a seat always starts empty.""")
 
     lookup = Any(help="""Callable(username) -> student item dict | None; raises on storage errors.
         Default: a consistent GetItem on students_table. Inject a fake in tests.""").tag(config=True)
@@ -83,7 +93,11 @@ class WodAuthenticator(LocalAuthenticator):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._lookup_lock = threading.Lock()
-        self.throttle = wod_login.Throttle(self.max_failed_logins, self.failed_login_window, self.lockout_seconds)
+        self.throttle = wod_login.Throttle(self.max_failed_logins, self.failed_login_window, self.lockout_seconds,
+                                           max_lockout=self.max_lockout_seconds)
+        self.per_client = wod_login.Throttle(self.max_failed_logins_per_address, self.failed_login_window,
+                                             self.lockout_seconds, max_lockout=self.max_lockout_seconds)
+        self.sessions = wod_login.Sessions(self.session_grace_seconds)
 
     def _get_lookup(self):
         with self._lookup_lock:
@@ -91,21 +105,33 @@ class WodAuthenticator(LocalAuthenticator):
                 self.lookup = wod_login.DynamoStudents(self.students_table, self.aws_endpoint, self.aws_region)
             return self.lookup
 
-    def _check(self, username, password):
+    def _check(self, username, password, client="-"):
         try:
             lookup = self._get_lookup()
         except Exception as exc:  # boto3 missing, bad endpoint ...
             return wod_login.Decision(False, f"student lookup unavailable: {type(exc).__name__}: {exc}")
-        return wod_login.login(username, password, lookup, self.throttle)
+        return wod_login.login(username, password, lookup, self.throttle, client=client, per_client=self.per_client)
+
+    @staticmethod
+    def _client(handler):
+        """The address the proxy saw (tornado's remote_ip would believe a client's X-Real-Ip)."""
+        request = getattr(handler, "request", None)
+        if request is None:
+            return "-"
+        forwarded = ",".join(request.headers.get_list("X-Forwarded-For")) if hasattr(request, "headers") else ""
+        peer = getattr(getattr(request, "connection", None), "context", None)
+        address = getattr(peer, "address", None)
+        return wod_login.client_address(forwarded, address[0] if isinstance(address, tuple) else None)
 
     async def authenticate(self, handler, data):
         data = data or {}
         username, password = data.get("username"), data.get("password")
         if isinstance(username, str):
             username = username.strip().lower()
-        decision = await asyncio.to_thread(self._check, username, password)
-        remote = getattr(getattr(handler, "request", None), "remote_ip", "-")
+        remote = self._client(handler)
+        decision = await asyncio.to_thread(self._check, username, password, remote)
         if decision.ok:
+            self.sessions.opened(username, decision)
             self.log.info("WoD login ok for %s from %s", username, remote)
             return username
         log = self.log.error if "lookup" in decision.reason else self.log.warning
@@ -122,13 +148,12 @@ class WodAuthenticator(LocalAuthenticator):
         try:
             lookup = self._get_lookup()
         except Exception as exc:
-            self.log.error("WoD session check for %s impossible: %s", user.name, exc)
-            return True
-        decision = await asyncio.to_thread(wod_login.session_still_valid, user.name, lookup)
+            def lookup(name, error=exc):  # the failure, reported by the session check
+                raise error
+        decision = await asyncio.to_thread(self.sessions.check, user.name, lookup)
         if decision.ok:
-            return True
-        if "lookup failed" in decision.reason:  # DynamoDB hiccup: keep the session, log it
-            self.log.error("WoD session check for %s failed, keeping the session: %s", user.name, decision.reason)
+            if decision.reason != "ok":
+                self.log.error("WoD session of %s: %s", user.name, decision.reason)
             return True
         self.log.warning("WoD session of %s ended: %s", user.name, decision.reason)
         # JupyterHub 6.1.1 bug: BaseHandler.refresh_auth reads self._token_authenticated, which is
@@ -155,15 +180,47 @@ class WodAuthenticator(LocalAuthenticator):
     def system_user_exists(self, user):
         return self._system_account(user.name) is not None
 
+    def _record(self, name):
+        return Path(self.accounts_dir) / name if self.accounts_dir else None
+
+    def _owned(self, name):
+        record = self._record(name)
+        return record is None or record.exists()
+
+    async def _remove_account(self, name):
+        """Kill what the account runs, then remove it with its home; RuntimeError if it stays."""
+        await asyncio.to_thread(subprocess.run, ["pkill", "-KILL", "-u", name], capture_output=True)
+        result = await asyncio.to_thread(subprocess.run, ["userdel", "--remove", name], capture_output=True, text=True)
+        if result.returncode not in (0, 12):  # 12: home could not be removed (already gone)
+            self.log.error("userdel %s failed (%s): %s", name, result.returncode, result.stderr.strip())
+            raise RuntimeError(f"the Linux account {name} could not be removed; the deletion is retried")
+        record = self._record(name)
+        if record is not None:
+            record.unlink(missing_ok=True)
+
     async def add_user(self, user):
         if not self.system_users:
             return await maybe_future(Authenticator.add_user(self, user))
         if not self.validate_username(user.name):
             raise ValueError(f"Invalid username: {user.name}")
-        self._guard_account(user.name)
+        account = self._guard_account(user.name)
+        if account is not None and not self._owned(user.name):
+            try:
+                members = grp.getgrnam(STUDENTS_GROUP).gr_mem
+            except KeyError:
+                members = []
+            if user.name not in members:
+                raise ValueError(f"refusing hub user {user.name!r}: a Linux account of that name exists and is "
+                                 f"not a student account ({STUDENTS_GROUP})")
+            await self._remove_account(user.name)  # an earlier state's participant: files and processes go
+            self.log.warning("removed Linux user %s and its home, left by an earlier state", user.name)
         await super().add_user(user)
         account = self._guard_account(user.name)
         if account is not None:
+            record = self._record(user.name)
+            if record is not None:
+                record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                record.touch()
             self._private_home(account)
 
     def add_system_user(self, user):
@@ -197,10 +254,5 @@ class WodAuthenticator(LocalAuthenticator):
             return
         # Whatever the student left running (nohup, setsid) dies first: userdel refuses while a
         # process of the account lives, and nothing may pass to the seat's next holder.
-        await asyncio.to_thread(subprocess.run, ["pkill", "-KILL", "-u", user.name], capture_output=True)
-        result = await asyncio.to_thread(
-            subprocess.run, ["userdel", "--remove", user.name], capture_output=True, text=True)
-        if result.returncode not in (0, 12):  # 12: home could not be removed (already gone)
-            self.log.error("userdel %s failed (%s): %s", user.name, result.returncode, result.stderr.strip())
-            raise RuntimeError(f"the Linux account {user.name} could not be removed; the deletion is retried")
+        await self._remove_account(user.name)
         self.log.info("removed Linux user %s and its home", user.name)

@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
@@ -88,6 +88,7 @@ def parse_expires(value: Any) -> datetime | None:
 class Decision:
     ok: bool
     reason: str  # short, loggable, never contains the password
+    credential: str = ""  # on a successful login: the fingerprint of the password it used
 
     def __bool__(self) -> bool:
         return self.ok
@@ -117,74 +118,155 @@ def check_login(item: Mapping[str, Any] | None, password: Any, now: datetime) ->
         return Decision(False, "student has no password hash")
     if not verify_password(password, item.get("password_hash")):
         return Decision(False, "wrong password")
-    return Decision(True, "ok")
+    return Decision(True, "ok", credential(item))
+
+
+def credential(item: Mapping[str, Any]) -> str:
+    """A fingerprint of the student's stored password hash (not the hash): a new password (a
+    reset, credentials resent) changes it, which ends the sessions opened with the old one."""
+    return hashlib.sha256(str(item.get("password_hash") or "").encode()).hexdigest()[:16]
+
+
+class Sessions:
+    """What the hub remembers of each student's sessions, in memory: the credential they were
+    opened with, and when the student was last confirmed active. A hub restart forgets it: the
+    next check adopts the current credential."""
+
+    def __init__(self, grace: float = 300.0, clock: Callable[[], float] = time.monotonic):
+        self.grace, self.clock = grace, clock
+        self._credential: dict[str, str] = {}
+        self._confirmed: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def opened(self, username: str, decision: Decision) -> None:
+        with self._lock:
+            self._credential[username] = decision.credential
+            self._confirmed[username] = self.clock()
+
+    def check(self, username: str, lookup: Lookup, now: datetime | None = None) -> Decision:
+        """May this session go on? Ends with the reservation, with a new password, and when the
+        student cannot be looked up for longer than ``grace`` seconds (fails closed)."""
+        decision = session_still_valid(username, lookup, now)
+        with self._lock:
+            if "lookup failed" in decision.reason:
+                confirmed = self._confirmed.get(username)
+                if confirmed is not None and self.clock() - confirmed < self.grace:
+                    return Decision(True, f"kept within the {self.grace:g}s grace: {decision.reason}")
+                return Decision(False, f"not confirmed for {self.grace:g}s: {decision.reason}")
+            if not decision.ok:
+                self._credential.pop(username, None)
+                self._confirmed.pop(username, None)
+                return decision
+            current = credential(getattr(decision, "item", None) or {})
+            known = self._credential.setdefault(username, current)
+            if known != current:
+                self._credential.pop(username, None)
+                return Decision(False, "the password changed (reset or resent): log in with the new one")
+            self._confirmed[username] = self.clock()
+            return decision
 
 
 class Throttle:
-    """Per-username failed-login limiter: ``max_failures`` within ``window`` seconds blocks
-    that username for ``lockout`` seconds. In memory, per hub process."""
+    """Failed-login limiter for any key: ``max_failures`` within ``window`` seconds block the key
+    for ``lockout`` seconds, twice as long at each new block of the same key (up to
+    ``max_lockout``) until a success. In memory, per hub process."""
 
     def __init__(self, max_failures: int = 10, window: float = 300.0, lockout: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, max_lockout: float = 3600.0):
         self.max_failures, self.window, self.lockout, self.clock = max_failures, window, lockout, clock
-        self._failures: dict[str, deque] = {}
-        self._blocked_until: dict[str, float] = {}
+        self.max_lockout = max(lockout, max_lockout)
+        self._failures: dict[Hashable, deque] = {}
+        self._blocked_until: dict[Hashable, float] = {}
+        self._strikes: dict[Hashable, int] = {}
         self._lock = threading.Lock()
 
-    def blocked(self, username: str) -> bool:
+    def blocked(self, key: Hashable) -> bool:
         with self._lock:
-            until = self._blocked_until.get(username)
+            until = self._blocked_until.get(key)
             if until is None:
                 return False
             if self.clock() < until:
                 return True
-            del self._blocked_until[username]
+            del self._blocked_until[key]
             return False
 
-    def failure(self, username: str) -> None:
+    def failure(self, key: Hashable) -> None:
         with self._lock:
             now = self.clock()
-            failures = self._failures.setdefault(username, deque())
+            failures = self._failures.setdefault(key, deque())
             failures.append(now)
             while failures and failures[0] <= now - self.window:
                 failures.popleft()
             if len(failures) >= self.max_failures:
-                self._blocked_until[username] = now + self.lockout
+                strikes = self._strikes.get(key, 0)
+                self._blocked_until[key] = now + min(self.lockout * 2 ** strikes, self.max_lockout)
+                self._strikes[key] = strikes + 1
                 failures.clear()
-            if len(self._failures) > 10_000:  # bound memory against name spraying
-                for name in [n for n, q in self._failures.items() if not q or q[-1] <= now - self.window]:
+            if len(self._failures) > 10_000:  # bound memory against name or address spraying
+                stale = now - self.window - self.max_lockout
+                for name in [n for n, q in self._failures.items() if not q or q[-1] <= stale]:
                     del self._failures[name]
+                    self._strikes.pop(name, None)
 
-    def success(self, username: str) -> None:
+    def success(self, key: Hashable) -> None:
         with self._lock:
-            self._failures.pop(username, None)
+            self._failures.pop(key, None)
+            self._strikes.pop(key, None)
+
+
+def client_address(forwarded_for: str | None, peer: str | None) -> str:
+    """Who is logging in: the address the hub's proxy appended to ``X-Forwarded-For`` (its last
+    entry; whatever a client wrote before it, and ``X-Real-Ip``, are the client's own words),
+    else the connection's peer."""
+    if forwarded_for:
+        last = forwarded_for.split(",")[-1].strip()
+        if last:
+            return last[:64]
+    return (peer or "-")[:64]
 
 
 def login(username: Any, password: Any, lookup: Lookup, throttle: Throttle | None = None,
-          now: datetime | None = None) -> Decision:
-    """The whole login: name check, throttle, lookup (errors refuse), item rules."""
+          now: datetime | None = None, client: str = "-", per_client: Throttle | None = None) -> Decision:
+    """The whole login: name check, throttles, lookup (errors refuse), item rules.
+
+    ``throttle`` counts failures per (client address, username): a stranger guessing a student's
+    password blocks only themselves, and the student logs in from their own address meanwhile.
+    ``per_client`` counts one address's failures over every name (name spraying)."""
     if not valid_username(username):
         return Decision(False, "invalid username")
-    if throttle is not None and throttle.blocked(username):
-        return Decision(False, "too many failed logins, temporarily blocked")
+    pair = (client, username)
+    if (throttle is not None and throttle.blocked(pair)) or (per_client is not None and per_client.blocked(client)):
+        return Decision(False, "too many failed logins from this address, temporarily blocked")
     try:
         item = lookup(username)
     except Exception as exc:  # storage down, throttled, misconfigured: refuse, don't crash the page
         return Decision(False, f"student lookup failed: {type(exc).__name__}: {exc}")
     decision = check_login(item, password, now or datetime.now(timezone.utc))
-    if throttle is not None:
-        (throttle.success if decision.ok else throttle.failure)(username)
+    if decision.ok:
+        if throttle is not None:
+            throttle.success(pair)
+    else:
+        if throttle is not None:
+            throttle.failure(pair)
+        if per_client is not None:
+            per_client.failure(client)
     return decision
 
 
 def session_still_valid(username: str, lookup: Lookup, now: datetime | None = None) -> Decision:
-    """Re-check an existing session. A lookup failure is reported with ``lookup failed`` in the
-    reason so the caller can choose availability over strictness."""
+    """Re-check an existing session (:class:`Sessions` adds the credential and the grace). A
+    lookup failure is reported with ``lookup failed`` in the reason."""
     try:
         item = lookup(username)
     except Exception as exc:
         return Decision(False, f"student lookup failed: {type(exc).__name__}: {exc}")
-    return check_session(item, now or datetime.now(timezone.utc))
+    decision = check_session(item, now or datetime.now(timezone.utc))
+    return SessionDecision(decision.ok, decision.reason, item=item) if decision.ok else decision
+
+
+@dataclass(frozen=True)
+class SessionDecision(Decision):
+    item: Mapping[str, Any] | None = None
 
 
 def _plain(value: Mapping[str, Any]) -> Any:

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 
 import pytest
 
 from chalicelib.adapters.secrets import get_key
-from chalicelib.domain.orders import SIGNATURE_HEADER, sign
 from chalicelib.services import registrations
 from chalicelib.services import time_checks as lifecycle
 from chalicelib.store.models import StudentModel, WorkshopModel
+from tests.factory import signed_callback
 
 WORKSHOP = "WKSHP-LIFE"
 
@@ -22,9 +21,8 @@ def body(email):
 
 
 def callback(client, platform, payload):
-    data = json.dumps(payload | {"issued_at": int(time.time())}).encode()
-    response = client.http.post("/api/callbacks/provision", body=data, headers={
-        "Content-Type": "application/json", SIGNATURE_HEADER: sign(data, get_key(platform.settings, "callback_key"))})
+    data, headers = signed_callback(payload, get_key(platform.settings, "callback_key"))
+    response = client.http.post("/api/callbacks/provision", body=data, headers=headers)
     assert response.status_code == 200, response.body
     return json.loads(response.body)
 

@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.adapters.secrets import get_key
-from chalicelib.domain.orders import SIGNATURE_HEADER, sign
+from chalicelib.domain.orders import SIGNATURE_HEADER
 from chalicelib.services import registrations
+from tests.factory import signed_callback
 
 BODY = {"workshop": "WKSHP-CB", "email": "lin@example.com", "first_name": "Lin", "last_name": "Wu",
         "company": "Acme", "accept_terms": True}
@@ -22,10 +23,8 @@ def registered(platform, sync, recording):
 
 
 def callback(client, platform, payload, key=None, issued_at=None):
-    body = json.dumps(payload | {"issued_at": issued_at or int(time.time())}).encode()
-    signature = sign(body, key or get_key(platform.settings, "callback_key"))
-    response = client.http.post("/api/callbacks/provision", body=body,
-                                headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature})
+    body, headers = signed_callback(payload, key or get_key(platform.settings, "callback_key"), issued_at)
+    response = client.http.post("/api/callbacks/provision", body=body, headers=headers)
     return response.status_code, json.loads(response.body)
 
 
@@ -40,8 +39,10 @@ def test_ready_starts_the_clock_and_mails_credentials(client, platform, tables, 
     credentials = recording.sent[-1]
     assert credentials.subject == "Your workshop is ready: Workshop WKSHP-CB"
     assert "S3cretPassw0" in credentials.text and registered["student"] in credentials.html
-    assert ("http://hub.example/hub/login?next=%2Fhub%2Fuser-redirect%2Flab%2Ftree%2F0-ReadMeFirst.ipynb"
+    # the Start link is the location's configured hub, not what the callback reported
+    assert (f"{platform.settings.hub_url}/hub/login?next=%2Fhub%2Fuser-redirect%2Flab%2Ftree%2F0-ReadMeFirst.ipynb"
             in credentials.html)
+    assert "hub.example" not in credentials.html and "hub.example" not in credentials.text
     assert "S3cretPassw0" not in json.dumps(reg.attribute_values, default=str)
 
     clock.advance(minutes=1)  # a retried callback (new password) does not move the clock

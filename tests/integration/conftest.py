@@ -1,4 +1,4 @@
-"""Integration fixtures: the embedded AWS (moto's server behind the DynamoDB lock) on a free port."""
+"""Integration fixtures: a context whose tables live on the embedded AWS server."""
 from __future__ import annotations
 
 import uuid
@@ -8,17 +8,9 @@ import pytest
 
 from chalicelib.services import context as ctx
 from chalicelib.settings import Settings
-from local.aws import EmbeddedAws
 from local.config import ensure_secrets
 from local.tables import create_tables
 from tests.factory import RecordingMailer
-
-
-@pytest.fixture(scope="session")
-def embedded_aws():
-    aws = EmbeddedAws("127.0.0.1", 0).start()
-    yield aws
-    aws.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import json
 import os
 import pwd
 import secrets
-import socket
 import tempfile
 import time
 import uuid
@@ -22,133 +21,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 
-from chalicelib.domain.passwords import hash_password
-from local.hub import HUB_VENV, NODE_BIN, Hub
-from tests.hubtools import login, remove_linux_user
+from local.hub import Hub
+from tests.hubtools import login, new_name, notebook
 
 README = "0-ReadMeFirst.ipynb"
 LANDING = f"lab/tree/{README}"
 PASSWORD_ITERATIONS = 20_000  # the platform's format, cheaper than production's count
 
 
-def _missing() -> str | None:
-    if not (HUB_VENV / "bin" / "jupyterhub").exists():
-        return f"{HUB_VENV}/bin/jupyterhub missing (create .venv-hub, see infra/jupyterhub/requirements.txt)"
-    if not (NODE_BIN / "configurable-http-proxy").exists():
-        return f"{NODE_BIN}/configurable-http-proxy missing (npm install)"
-    if os.geteuid() != 0:
-        return "the isolated spawner creates Linux users: run as root"
-    return None
-
-
-_reason = _missing()
-if _reason:  # `make test` installs all of them: a missing one is a broken setup, never a skip
-    raise RuntimeError(f"the JupyterHub tests need {_reason}")
-
 pytestmark = pytest.mark.timeout(180)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
-
-
-def notebook(text: str) -> dict:
-    return {"cells": [{"cell_type": "markdown", "metadata": {}, "source": text}],
-            "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-
-
-class Api:
-    """The bits of the platform's hub client these tests need (service token)."""
-
-    def __init__(self, hub: Hub):
-        self.hub = hub
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"token {hub.token}"
-
-    def create_user(self, name: str) -> None:
-        response = self.http.post(f"{self.hub.api_url}/users/{name}", timeout=30)
-        assert response.status_code == 201, response.text
-
-    def start_server(self, name: str) -> None:
-        response = self.http.post(f"{self.hub.api_url}/users/{name}/server", timeout=90)
-        assert response.status_code in (201, 202), response.text
-
-    def wait_ready(self, name: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            server = self.http.get(f"{self.hub.api_url}/users/{name}", timeout=10).json()["servers"].get("", {})
-            if server.get("ready"):
-                return
-            time.sleep(0.25)
-        raise TimeoutError(f"server of {name} not ready after {timeout}s")
-
-    def put(self, name: str, path: str, model: dict) -> None:
-        response = self.http.put(f"{self.hub.url}/user/{name}/api/contents/{path}", json=model, timeout=30)
-        assert response.status_code in (200, 201), response.text
-
-    def delete_user(self, name: str) -> None:
-        self.http.delete(f"{self.hub.api_url}/users/{name}", timeout=30)
-
-
-class Students:
-    """Student items in moto's DynamoDB, as the platform writes them."""
-
-    def __init__(self, endpoint: str, table: str):
-        self.table = table
-        self.client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
-        self.client.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                                 KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
-
-    def put(self, name: str, password: str, status: str = "active", expires_in=timedelta(hours=1)) -> None:
-        self.client.put_item(TableName=self.table, Item={
-            "id": {"S": name}, "status": {"S": status}, "workshop": {"S": "api101"},
-            "password_hash": {"S": hash_password(password, PASSWORD_ITERATIONS)},
-            "expires_at": {"S": utc_text(datetime.now(UTC) + expires_in)}})
-
-
-@pytest.fixture(scope="module")
-def hub(embedded_aws, tmp_path_factory):
-    base = tmp_path_factory.mktemp("hub")
-    table = f"hub-students-{uuid.uuid4().hex[:8]}"
-    students = Students(embedded_aws.endpoint, table)
-    port, api_port, proxy_api_port = free_ports(3)
-    hub = Hub(state_dir=base / "state", log_file=base / "hub.log", token=secrets.token_hex(32),
-              port=port, api_port=api_port, proxy_api_port=proxy_api_port, aws_endpoint=embedded_aws.endpoint,
-              students_table=table, spawner="isolated", region="us-east-1",
-              env={"WOD_HUB_BLOCKED_PORTS": str(embedded_aws.port)})
-    hub.blocked_port = embedded_aws.port
-    started = time.monotonic()
-    hub.start(timeout=60)
-    print(f"hub started in {time.monotonic() - started:.1f}s, log {hub.log_file}")
-    hub.students = students
-    hub.api = Api(hub)
-    hub.created = []
-    yield hub
-    for name in hub.created:
-        hub.api.delete_user(name)
-    hub.stop()
-    for name in hub.created:
-        remove_linux_user(name)
-
-
-def new_name() -> str:
-    return f"student{secrets.randbelow(10**6):06d}t"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import pwd
 import secrets
 import subprocess
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,8 +23,7 @@ import requests
 
 from chalicelib.adapters.hub import PARTICIPANTS_GROUP, HubClient
 from local.hub import Hub
-from tests.hubtools import login, remove_linux_user
-from tests.integration.test_hub import Api, Students, free_ports, new_name, notebook
+from tests.hubtools import login, new_name, notebook, running_hub
 
 IDLE_SECONDS = 10
 CHECK_SECONDS = 1
@@ -37,25 +35,10 @@ pytestmark = pytest.mark.timeout(150)
 
 @pytest.fixture(scope="module")
 def hub(embedded_aws, tmp_path_factory):
-    base = tmp_path_factory.mktemp("culling-hub")
-    table = f"cull-students-{uuid.uuid4().hex[:8]}"
-    port, api_port, proxy_api_port = free_ports(3)
-    hub = Hub(state_dir=base / "state", log_file=base / "hub.log", token=secrets.token_hex(32),
-              port=port, api_port=api_port, proxy_api_port=proxy_api_port, aws_endpoint=embedded_aws.endpoint,
-              students_table=table, spawner="isolated", region="us-east-1",
-              env={"WOD_HUB_BLOCKED_PORTS": str(embedded_aws.port),
-                   "WOD_IDLE_MINUTES": str(IDLE_SECONDS / 60), "WOD_IDLE_CHECK_SECONDS": str(CHECK_SECONDS)})
-    hub.students = Students(embedded_aws.endpoint, table)
-    hub.start(timeout=60)
-    hub.api = Api(hub)
-    hub.platform = HubClient(hub.url, hub.token, timeout=30)
-    hub.created = []
-    yield hub
-    for name in hub.created:
-        hub.api.delete_user(name)
-    hub.stop()
-    for name in hub.created:
-        remove_linux_user(name)
+    with running_hub(embedded_aws, tmp_path_factory.mktemp("culling-hub"), env={
+            "WOD_IDLE_MINUTES": str(IDLE_SECONDS / 60), "WOD_IDLE_CHECK_SECONDS": str(CHECK_SECONDS)}) as started:
+        started.platform = HubClient(started.url, started.token, timeout=30)
+        yield started
 
 
 def servers(hub: Hub, name: str) -> dict:

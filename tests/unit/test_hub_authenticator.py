@@ -276,3 +276,42 @@ def test_imds_hop_limit_is_one_with_tokens_required():
     assert "--http-put-response-hop-limit 1" in command and "--http-tokens required" in command
     with pytest.raises(ValueError):
         production.imds_hardening_command("i-1; rm -rf /")
+
+
+# ---- sessions: a new password ends them; an unreadable table ends them after a grace ---------------------------
+
+def test_a_session_ends_when_the_password_changes():
+    sessions = wod_login.Sessions(grace=300, clock=Clock())
+    lookup = FakeLookup({"student207": item()})
+    login = wod_login.login("student207", PASSWORD, lookup, now=NOW)
+    assert login.ok and login.credential and HASH not in login.credential
+    sessions.opened("student207", login)
+    assert sessions.check("student207", lookup, now=NOW).ok
+    lookup.items["student207"] = item(password_hash=hash_password("N3wPassword", iterations=1_000))  # a reset
+    ended = sessions.check("student207", lookup, now=NOW)
+    assert not ended.ok and "password changed" in ended.reason
+    relogin = wod_login.login("student207", "N3wPassword", lookup, now=NOW)
+    sessions.opened("student207", relogin)
+    assert sessions.check("student207", lookup, now=NOW).ok
+
+
+def test_a_hub_that_forgot_adopts_the_current_password():
+    sessions = wod_login.Sessions(grace=300, clock=Clock())
+    lookup = FakeLookup({"student207": item()})
+    assert sessions.check("student207", lookup, now=NOW).ok  # after a hub restart: nothing known yet
+    lookup.items["student207"] = item(password_hash=hash_password("N3wPassword", iterations=1_000))
+    assert not sessions.check("student207", lookup, now=NOW).ok
+
+
+def test_an_unreadable_table_keeps_a_session_only_within_the_grace():
+    clock = Clock()
+    sessions = wod_login.Sessions(grace=300, clock=clock)
+    good, down = FakeLookup({"student207": item()}), FakeLookup(error=RuntimeError("DynamoDB down"))
+    assert sessions.check("student207", good, now=NOW).ok
+    clock.t += 299
+    kept = sessions.check("student207", down, now=NOW)
+    assert kept.ok and "grace" in kept.reason
+    clock.t += 2
+    ended = sessions.check("student207", down, now=NOW)
+    assert not ended.ok and "lookup failed" in ended.reason
+    assert not wod_login.Sessions(grace=300, clock=Clock()).check("student208", down, now=NOW).ok  # never confirmed

@@ -1,0 +1,92 @@
+"""One client cannot take the seats by itself: registrations per client address and per email domain
+are limited per minute (429 with Retry-After, nothing stored, nothing sent), the limits are settings,
+and 0 turns one off (load benchmarks). Through the app, and the client address the local web
+process hands the app is the socket's peer, never a header the client wrote."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from chalicelib.domain.errors import RateLimited
+from chalicelib.services import registrations
+
+WORKSHOP = "WKSHP-RATE"
+
+
+def body(n: int, domain: str = "example.com") -> dict:
+    return {"workshop": WORKSHOP, "email": f"person{n}@{domain}", "first_name": "Pat", "last_name": str(n),
+            "company": "Acme", "accept_terms": True}
+
+
+@pytest.fixture
+def limited(platform, sync, monkeypatch):
+    sync((WORKSHOP, {"seats": 60}))
+
+    def limit(per_client: int, per_domain: int = 0):
+        monkeypatch.setattr(platform, "settings", dataclasses.replace(
+            platform.settings, rate_limit_per_minute=per_client, domain_rate_limit_per_minute=per_domain))
+    return limit
+
+
+def test_one_client_registering_sixty_times_is_stopped_at_the_limit(platform, limited, tables, recording):
+    limited(per_client=10)
+    outcomes = []
+    for n in range(60):
+        try:
+            registrations.register(platform, body(n), client="203.0.113.7")
+            outcomes.append(201)
+        except RateLimited as exc:
+            assert 1 <= exc.retry_after <= 60
+            outcomes.append(429)
+    assert outcomes == [201] * 10 + [429] * 50
+    assert len(list(tables.customers.scan())) == 10
+    assert tables.workshops.get(WORKSHOP).seats_free == 50
+    registrations.register(platform, body(99), client="198.51.100.1")  # another client is not affected
+
+
+def test_one_domain_is_limited_across_clients(platform, limited):
+    limited(per_client=0, per_domain=5)
+    for n in range(5):
+        registrations.register(platform, body(n, "bots.example"), client=f"203.0.113.{n}")
+    with pytest.raises(RateLimited, match="for addresses at bots.example"):
+        registrations.register(platform, body(5, "bots.example"), client="203.0.113.200")
+    registrations.register(platform, body(6, "people.example"), client="203.0.113.201")
+
+
+def test_zero_turns_the_limit_off(platform, limited):
+    limited(per_client=0)
+    for n in range(40):
+        registrations.register(platform, body(n), client="203.0.113.7")
+
+
+def test_the_api_answers_429_with_retry_after(client, platform, limited, tables):
+    limited(per_client=2)
+    statuses = []
+    for n in range(3):
+        response = client.http.post("/api/registrations", headers={"Content-Type": "application/json"},
+                                    body=json.dumps(body(n)))
+        statuses.append(response.status_code)
+    assert statuses == [201, 201, 429]
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert json.loads(response.body)["error"] == "rate_limited"
+
+
+def test_the_local_web_process_gives_the_app_the_sockets_peer():
+    from chalice import Chalice
+
+    from local.web import ChaliceWsgi
+
+    app = Chalice(app_name="peer")
+
+    @app.route("/who")
+    def who():
+        return {"ip": app.current_request.context["identity"]["sourceIp"]}
+
+    wsgi = ChaliceWsgi(app)
+    seen = {}
+    out = wsgi({"REQUEST_METHOD": "GET", "PATH_INFO": "/who", "RAW_URI": "/who", "REMOTE_ADDR": "192.0.2.44",
+                "HTTP_X_FORWARDED_FOR": "1.2.3.4", "wsgi.input": None},
+               lambda status, headers: seen.update(status=status))
+    assert seen["status"].startswith("200") and json.loads(b"".join(out)) == {"ip": "192.0.2.44"}

@@ -1,0 +1,51 @@
+"""A student's server runs within resource limits (processes per student, memory and open files
+per process, file size), which its kernels inherit: read from the running server's
+``/proc/<pid>/limits``."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.hubtools import new_name
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def server_pid(name: str) -> int:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"jupyterhub-singleuser" in part for part in argv[:2]) and f"JUPYTERHUB_USER={name}".encode() in environ:
+            return int(entry.name)
+    raise AssertionError(f"no server process for {name}")
+
+
+def limits(pid: int) -> dict[str, tuple[str, str]]:
+    rows = {}
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines()[1:]:
+        parts = line.split()
+        name_end = next(i for i, part in enumerate(parts) if part[0].isdigit() or part == "unlimited")
+        rows[" ".join(parts[:name_end])] = (parts[name_end], parts[name_end + 1])
+    return rows
+
+
+def test_a_student_server_runs_within_limits(hub):
+    name = new_name()
+    hub.created.append(name)
+    hub.api.create_user(name)
+    hub.api.start_server(name)
+    hub.api.wait_ready(name)
+    pid = server_pid(name)
+    assert os.stat(f"/proc/{pid}").st_uid != 0  # the student's own user
+    found = limits(pid)
+    assert found["Max processes"] == ("256", "256")
+    assert found["Max data size"] == (str(2048 * 1024 * 1024),) * 2
+    assert found["Max file size"] == (str(1024 * 1024 * 1024),) * 2
+    assert found["Max open files"] == ("4096", "4096")
