@@ -27,7 +27,8 @@ def main() -> int:
     priority = part.lower_cpu_priority(config.hub_nice, config.hub_cpu_weight)
     log.info("JupyterHub and the student servers run at %s", priority)
     settings = get_settings()
-    blocked = (config.aws_port, config.smtp_port, config.inbox_port, config.workers_port)
+    # what students must not reach: the embedded AWS, mail, the task workers and the app itself
+    blocked = (config.aws_port, config.smtp_port, config.inbox_port, config.workers_port, config.app_port)
     hub = Hub(state_dir=config.state_dir / "hub", log_file=config.state_dir / "logs" / "jupyterhub.log",
               token=get_secret(settings, "hub_token"), port=config.hub_port, api_port=config.hub_api_port,
               proxy_api_port=config.hub_proxy_api_port, aws_endpoint=config.aws_endpoint,
