@@ -35,6 +35,10 @@ def main() -> int:
               students_table=settings.table_name("students"), spawner=config.hub_spawner,
               region=settings.region, host=config.host,
               env={"WOD_HUB_BLOCKED_PORTS": ",".join(str(port) for port in blocked)})
+    from local.orphans import stop_orphan_appliances
+
+    for stopped in stop_orphan_appliances(config.state_dir, kinds=("culler",)):  # a killed JupyterHub's
+        log.warning("stopped %s", stopped)
     try:
         stopping.interrupting = True  # a stop while JupyterHub starts must not wait for it
         hub.start()
