@@ -30,7 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from local.config import LocalConfig, ensure_secrets
+from local.config import ConfigError, LocalConfig, ensure_secrets
+from local.orphans import StackRunning
 from local.supervisor import Child, ChildFailed, Supervisor
 
 if TYPE_CHECKING:
@@ -95,11 +96,12 @@ class Stack:
         cfg = self.config
         print(f"Starting Workshops-on-Demand (state in {cfg.state_dir})", flush=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        from local.orphans import claim, stop_orphans
+
+        claim(cfg.state_dir)  # first: a stack that runs on this state keeps it, untouched
         os.chmod(cfg.state_dir, 0o700)  # mail, logs and keys: never readable by students
         log_file = self._log_to_file()
-        from local.orphans import stop_orphans  # D: claims .wod/stack.pid; before any part starts
-
-        for stopped in stop_orphans(cfg.state_dir):
+        for stopped in stop_orphans(cfg.state_dir):  # before any part starts
             print(f"  • stopped {stopped}, left by a stack that died", flush=True)
         ensure_secrets(cfg.secrets_file)
         os.environ.update(cfg.app_environment())
@@ -198,7 +200,12 @@ def _interrupt(signum, frame):
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # also when started from a shell that ignores SIGINT
-    stack = Stack(LocalConfig.from_env())
+    try:
+        config = LocalConfig.from_env()
+    except ConfigError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
+    stack = Stack(config)
     code = 0
     try:
         stack.start()
@@ -209,6 +216,9 @@ def main() -> int:
         child = next((c for c in stack.supervisor.children if c.name == exc.name), None)
         tail = child.log_tail() if isinstance(child, Child) else ""
         print(f"\nCannot start: {exc} (see {stack.logs}/{exc.name}.log):\n{tail}", file=sys.stderr, flush=True)
+        code = 1
+    except StackRunning as exc:
+        print(f"\nCannot start: {exc}", file=sys.stderr)
         code = 1
     except OSError as exc:
         print(f"\nCannot start: {exc}. Is another copy running? Ports can be changed with WOD_*_PORT.", file=sys.stderr)

@@ -313,4 +313,5 @@ class Supervisor:
             deadline = time.monotonic() + max((child.stop_timeout for child in wave), default=0.0)
             for child in wave:
                 child.wait_stopped(deadline)
-        self.pids_file.unlink(missing_ok=True)
+        if self.children:  # only what this supervisor wrote (a refused start leaves the live stack's)
+            self.pids_file.unlink(missing_ok=True)
