@@ -39,6 +39,7 @@ class LocalConfig:
     hub_nice: int = 10  # JupyterHub and the student servers it spawns yield the CPU to the platform ...
     hub_cpu_weight: int = 50  # ... and weigh together half a platform process (cgroup v2 units, 100 = one)
     tick_seconds: float = 60.0
+    health_seconds: float = 10.0  # how often the supervisor asks the workers and mail parts if they answer
     time_scale: float = 1.0
     backend: bool = True  # serve order intake here; off: a frontend only, orders stay in the inbox
     workshops: Path = ROOT / "workshops"
@@ -83,6 +84,7 @@ class LocalConfig:
             hub_nice=number("WOD_HUB_NICE", cls.hub_nice, 0, 19),
             hub_cpu_weight=number("WOD_HUB_CPU_WEIGHT", cls.hub_cpu_weight, 1, 10000),
             tick_seconds=number("WOD_TICK_SECONDS", cls.tick_seconds, 0.1, whole=False),
+            health_seconds=number("WOD_HEALTH_SECONDS", cls.health_seconds, 0.5, whole=False),
             time_scale=number("WOD_TIME_SCALE", cls.time_scale, 0.001, whole=False),
             backend=env.get("WOD_LOCAL_BACKEND", "1") not in ("0", "false", "no", "off"),
             workshops=Path(env.get("WOD_WORKSHOPS", cls.workshops)).resolve(),

@@ -144,6 +144,10 @@ class Child:
         if self.exit_code() is None:
             self._signal_group(signal.SIGTERM)
 
+    def kill_group(self) -> None:
+        """SIGKILL to its group, without waiting (from any thread): the watch sees it stop."""
+        self._signal_group(signal.SIGKILL)
+
     def kill(self) -> None:
         self._signal_group(signal.SIGKILL)
         if self.proc is not None:
@@ -239,6 +243,10 @@ class Supervisor:
             if stopping():
                 raise KeyboardInterrupt
             time.sleep(0.05)
+
+    def running(self, name: str) -> bool:
+        """Whether the child called ``name`` is up and ready (not starting, not waiting to start)."""
+        return self._state.get(name, "running") == "running"
 
     def watch_once(self) -> bool:
         """Look at every child once; False when the stack must stop (``failed`` names why)."""
