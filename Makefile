@@ -87,6 +87,7 @@ package: install
 	@$(BIN)/python -m infra.template --out $(DIST)/merge-template.json
 	@rm -rf $(DIST)/package
 	AWS_DEFAULT_REGION=$(REGION) $(BIN)/chalice package --stage aws --merge-template $(DIST)/merge-template.json $(DIST)/package
+	@$(BIN)/python -m infra.bytecode $(DIST)/package/deployment.zip
 	@echo "template: $(DIST)/package/sam.json  code: $(DIST)/package/deployment.zip ($$(du -h $(DIST)/package/deployment.zip | cut -f1))"
 
 deploy: package
@@ -96,6 +97,7 @@ deploy: package
 	  --s3-bucket $(ARTIFACT_BUCKET) --output-template-file $(DIST)/package/packaged.json --use-json
 	$(BIN)/aws cloudformation deploy --region $(REGION) --stack-name $(STACK) \
 	  --template-file $(DIST)/package/packaged.json --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
+	  --s3-bucket $(ARTIFACT_BUCKET) --s3-prefix $(STACK) --no-fail-on-empty-changeset \
 	  --parameter-overrides $(PARAMS)
 	$(BIN)/aws cloudformation describe-stacks --region $(REGION) --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
 

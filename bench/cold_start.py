@@ -44,6 +44,7 @@ def build_package(work: Path, region: str) -> Path:
     chalice = Path(sys.executable).parent / "chalice"
     run([str(chalice), "package", "--stage", "aws", "--merge-template", str(work / "merge-template.json"), str(out)],
         cwd=ROOT, env=env)
+    run([sys.executable, "-m", "infra.bytecode", str(out / "deployment.zip")], cwd=ROOT, env=env)
     return out / "deployment.zip"
 
 

@@ -15,41 +15,59 @@ from __future__ import annotations
 import fcntl
 import importlib
 import importlib.util
+import io
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from werkzeug.serving import make_server
 
 log = logging.getLogger("wod.local.aws")
 READ_ONLY = ("Get", "BatchGet", "Query", "Scan", "Describe", "List", "TransactGet")
+JOURNALED = {"X-Amz-Target": "HTTP_X_AMZ_TARGET", "Authorization": "HTTP_AUTHORIZATION",
+             "Content-Type": "CONTENT_TYPE"}  # what a journaled request needs to be replayed
 
 
 class SerialisedDynamoDB:
-    """WSGI middleware: one DynamoDB request at a time, everything else in parallel."""
+    """WSGI middleware: one DynamoDB request at a time, everything else in parallel; a request
+    that changed data is journaled (``journal``, once set: ``local/persistence.py``) before its
+    answer leaves."""
 
     def __init__(self, app: Callable):
         self.app = app
         self.lock = threading.Lock()
         self.writes = 0  # requests that may have changed data (for the on-disk snapshot)
+        self.journal: Any = None
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith("DynamoDB_"):
             return self.app(environ, start_response)
+        writing = not target.split(".")[-1].startswith(READ_ONLY)
+        request = b""
+        if writing:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            request = environ["wsgi.input"].read(length) if length > 0 else b""
+            environ["wsgi.input"] = io.BytesIO(request)
         captured: list = []
+        number = 0
         with self.lock:
-            if not target.split(".")[-1].startswith(READ_ONLY):
+            if writing:
                 self.writes += 1
             result = self.app(environ, lambda status, headers, exc_info=None: captured.extend((status, headers)))
             try:
                 body = b"".join(result)  # the backend works while the body is produced
             finally:
                 getattr(result, "close", lambda: None)()
+            if writing and self.journal is not None and str(captured[0]).startswith("200"):
+                headers = {name: environ[key] for name, key in JOURNALED.items() if environ.get(key)}
+                number = self.journal.append(headers, request)
+        if number:
+            self.journal.sync(number)  # on disk before the client hears it happened
         start_response(*captured[:2])
         return [body]
 

@@ -8,10 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from chalicelib.adapters.secrets import NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A ``WOD_*`` variable of the local stack has a value that cannot work."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class LocalConfig:
     hub_nice: int = 10  # JupyterHub and the student servers it spawns yield the CPU to the platform ...
     hub_cpu_weight: int = 50  # ... and weigh together half a platform process (cgroup v2 units, 100 = one)
     tick_seconds: float = 60.0
+    health_seconds: float = 10.0  # how often the supervisor asks the workers and mail parts if they answer
     time_scale: float = 1.0
     backend: bool = True  # serve order intake here; off: a frontend only, orders stay in the inbox
     workshops: Path = ROOT / "workshops"
@@ -41,27 +47,45 @@ class LocalConfig:
 
     @classmethod
     def from_env(cls, env=os.environ) -> LocalConfig:
+        """The stack's settings; :class:`ConfigError` names a variable whose value cannot work."""
+        def number(name: str, default: float | None, low: float, high: float = float("inf"), whole: bool = True) -> Any:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = int(raw) if whole else float(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r}: expected {'a whole number' if whole else 'a number'}") from None
+            if not low <= value <= high:
+                bounds = f"at least {low:g}" if high == float("inf") else f"from {low:g} to {high:g}"
+                raise ConfigError(f"{name}={raw!r}: expected {bounds}")
+            return value
+
+        def port(name: str, default: int) -> int:
+            return number(name, default, 1, 65535)
+
         return cls(
             state_dir=Path(env.get("WOD_STATE_DIR", ROOT / ".wod")).resolve(),
             host=env.get("WOD_HOST", cls.host),
-            app_port=int(env.get("WOD_APP_PORT", cls.app_port)),
-            inbox_port=int(env.get("WOD_INBOX_PORT", cls.inbox_port)),
-            smtp_port=int(env.get("WOD_SMTP_PORT", cls.smtp_port)),
-            aws_port=int(env.get("WOD_AWS_PORT", cls.aws_port)),
-            hub_port=int(env.get("WOD_HUB_PORT", cls.hub_port)),
-            hub_api_port=int(env.get("WOD_HUB_API_PORT", cls.hub_api_port)),
-            hub_proxy_api_port=int(env.get("WOD_HUB_PROXY_API_PORT", cls.hub_proxy_api_port)),
-            workers_port=int(env.get("WOD_WORKERS_PORT", cls.workers_port)),
-            web_workers=int(env.get("WOD_WEB_WORKERS", cls.web_workers)),
-            web_threads=int(env.get("WOD_WEB_THREADS", cls.web_threads)),
-            web_backlog=int(env.get("WOD_WEB_BACKLOG", cls.web_backlog)),
-            worker_threads=int(env.get("WOD_WORKER_THREADS", cls.worker_threads)),
-            clock_epoch=float(env["WOD_CLOCK_EPOCH"]) if env.get("WOD_CLOCK_EPOCH") else None,
+            app_port=port("WOD_APP_PORT", cls.app_port),
+            inbox_port=port("WOD_INBOX_PORT", cls.inbox_port),
+            smtp_port=port("WOD_SMTP_PORT", cls.smtp_port),
+            aws_port=port("WOD_AWS_PORT", cls.aws_port),
+            hub_port=port("WOD_HUB_PORT", cls.hub_port),
+            hub_api_port=port("WOD_HUB_API_PORT", cls.hub_api_port),
+            hub_proxy_api_port=port("WOD_HUB_PROXY_API_PORT", cls.hub_proxy_api_port),
+            workers_port=port("WOD_WORKERS_PORT", cls.workers_port),
+            web_workers=number("WOD_WEB_WORKERS", cls.web_workers, 1, 64),
+            web_threads=number("WOD_WEB_THREADS", cls.web_threads, 1, 256),
+            web_backlog=number("WOD_WEB_BACKLOG", cls.web_backlog, 1),
+            worker_threads=number("WOD_WORKER_THREADS", cls.worker_threads, 1, 1024),
+            clock_epoch=number("WOD_CLOCK_EPOCH", None, 0, whole=False),
             hub_spawner=env.get("WOD_HUB_SPAWNER", cls.hub_spawner),
-            hub_nice=int(env.get("WOD_HUB_NICE", cls.hub_nice)),
-            hub_cpu_weight=int(env.get("WOD_HUB_CPU_WEIGHT", cls.hub_cpu_weight)),
-            tick_seconds=float(env.get("WOD_TICK_SECONDS", cls.tick_seconds)),
-            time_scale=float(env.get("WOD_TIME_SCALE", cls.time_scale)),
+            hub_nice=number("WOD_HUB_NICE", cls.hub_nice, 0, 19),
+            hub_cpu_weight=number("WOD_HUB_CPU_WEIGHT", cls.hub_cpu_weight, 1, 10000),
+            tick_seconds=number("WOD_TICK_SECONDS", cls.tick_seconds, 0.1, whole=False),
+            health_seconds=number("WOD_HEALTH_SECONDS", cls.health_seconds, 0.5, whole=False),
+            time_scale=number("WOD_TIME_SCALE", cls.time_scale, 0.001, whole=False),
             backend=env.get("WOD_LOCAL_BACKEND", "1") not in ("0", "false", "no", "off"),
             workshops=Path(env.get("WOD_WORKSHOPS", cls.workshops)).resolve(),
         )

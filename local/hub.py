@@ -12,6 +12,7 @@ with it) reads WOD_IDLE_MINUTES and WOD_IDLE_CHECK_SECONDS from this process's e
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB_VENV = ROOT / ".venv-hub"
@@ -72,6 +74,15 @@ def _kill(pid: int, started: str | None, sig: int) -> None:
         os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _student_firewall() -> Any:
+    """``infra/jupyterhub/student_firewall.py`` (the hub's own module, not a package of ours)."""
+    spec = importlib.util.spec_from_file_location("wod_student_firewall", HUB_CONFIG.parent / "student_firewall.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class Hub:
@@ -240,6 +251,9 @@ class Hub:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             pass
+        if self.spawner == "isolated" and os.geteuid() == 0:
+            firewall = _student_firewall()
+            firewall.remove(firewall.chain_for(self.proxy_api_port))
 
     def __enter__(self) -> Hub:
         return self.start()

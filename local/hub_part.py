@@ -27,13 +27,18 @@ def main() -> int:
     priority = part.lower_cpu_priority(config.hub_nice, config.hub_cpu_weight)
     log.info("JupyterHub and the student servers run at %s", priority)
     settings = get_settings()
-    blocked = (config.aws_port, config.smtp_port, config.inbox_port, config.workers_port)
+    # what students must not reach: the embedded AWS, mail, the task workers and the app itself
+    blocked = (config.aws_port, config.smtp_port, config.inbox_port, config.workers_port, config.app_port)
     hub = Hub(state_dir=config.state_dir / "hub", log_file=config.state_dir / "logs" / "jupyterhub.log",
               token=get_secret(settings, "hub_token"), port=config.hub_port, api_port=config.hub_api_port,
               proxy_api_port=config.hub_proxy_api_port, aws_endpoint=config.aws_endpoint,
               students_table=settings.table_name("students"), spawner=config.hub_spawner,
               region=settings.region, host=config.host,
               env={"WOD_HUB_BLOCKED_PORTS": ",".join(str(port) for port in blocked)})
+    from local.orphans import stop_orphan_appliances
+
+    for stopped in stop_orphan_appliances(config.state_dir, kinds=("culler",)):  # a killed JupyterHub's
+        log.warning("stopped %s", stopped)
     try:
         stopping.interrupting = True  # a stop while JupyterHub starts must not wait for it
         hub.start()

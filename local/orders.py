@@ -91,26 +91,42 @@ class OrderSpool:
         self.pool.submit(self._deliver, path)
         return path
 
-    def _deliver(self, path: Path) -> None:
-        pause = self.first_pause
-        for attempt in range(1, self.attempts + 1):
-            if self.stopping.is_set():
-                return  # stays on disk for the next start
-            try:
-                outcome = self.intake(json.loads(path.read_text()), None)
-            except FileNotFoundError:
-                return
-            except Exception:
-                log.exception("order %s: intake attempt %d/%d failed", path.name, attempt, self.attempts)
-                if self.stopping.wait(pause):
-                    return
-                pause = min(pause * 2, self.longest_pause)
-                continue
-            path.unlink(missing_ok=True)
-            log.info("order %s: %s", path.name, outcome)
+    def _deliver(self, path: Path, attempt: int = 1, pause: float | None = None) -> None:
+        """One try; a failed one is tried again later by a timer, never by sleeping here, so one
+        order that keeps failing does not hold a thread the others need."""
+        if self.stopping.is_set():
+            return  # stays on disk for the next start
+        try:
+            event = json.loads(path.read_text())
+        except FileNotFoundError:
             return
-        os.replace(path, self.failed_dir / path.name)
-        log.error("order %s: the intake failed %d times; kept in %s", path.name, self.attempts, self.failed_dir)
+        except (OSError, ValueError) as exc:  # not an order any more: no retry can help
+            os.replace(path, self.failed_dir / path.name)
+            log.error("order %s is unreadable (%s); kept in %s", path.name, exc, self.failed_dir)
+            return
+        try:
+            outcome = self.intake(event, None)
+        except Exception:
+            log.exception("order %s: intake attempt %d/%d failed", path.name, attempt, self.attempts)
+            if attempt >= self.attempts:
+                os.replace(path, self.failed_dir / path.name)
+                log.error("order %s: the intake failed %d times; kept in %s", path.name, self.attempts,
+                          self.failed_dir)
+                return
+            wait = self.first_pause if pause is None else pause
+            retry = threading.Timer(wait, self._retry, (path, attempt + 1, min(wait * 2, self.longest_pause)))
+            retry.daemon = True
+            retry.start()
+            return
+        path.unlink(missing_ok=True)
+        log.info("order %s: %s", path.name, outcome)
+
+    def _retry(self, path: Path, attempt: int, pause: float) -> None:
+        if self.pool is not None and not self.stopping.is_set():
+            try:
+                self.pool.submit(self._deliver, path, attempt, pause)
+            except RuntimeError:  # the pool is shut down: the order stays on disk for the next start
+                pass
 
     @property
     def pending(self) -> int:

@@ -202,8 +202,11 @@ def _same(value: str | None, path: Path) -> bool:
     return value is not None and value != "" and Path(value).resolve() == path
 
 
+PARTS = ("aws", "workers", "mail", "hub", "web")
+
+
 def _kind(argv: list[str]) -> str | None:
-    """What a command line runs, among what a stack starts under the hub."""
+    """What a command line runs, among what a stack starts: its parts, and under the hub."""
     names = [Path(arg).name for arg in argv[:2]]
     if any(name in SINGLE_USER for name in names):
         return "single-user"
@@ -211,6 +214,10 @@ def _kind(argv: list[str]) -> str | None:
         return "proxy"
     if "jupyterhub" in names:
         return "hub"
+    if any(argv[i:i + 2] == ["-m", "jupyterhub_idle_culler"] for i in range(len(argv) - 1)):
+        return "culler"
+    if any(argv[i:i + 3] == ["-m", "local", part] for i in range(len(argv) - 2) for part in PARTS):
+        return "part"
     return None
 
 
@@ -306,6 +313,14 @@ def find_orphans(state_dir: os.PathLike | str, owner: int | None = None) -> list
             single_user.append((pid, started))
             continue
         env = _environ(pid)
+        if kind == "part":  # a part of a dead stack of this state, still running (its supervisor is gone)
+            if _stack_of(pid) == state:
+                found[pid] = Found(pid, started, f"{' '.join(argv[-2:])} part of a stopped stack", kind)
+            continue
+        if kind == "culler":  # the hub's idle culler, left when its JupyterHub was killed
+            if _cwd(pid) == hub_dir:
+                found[pid] = Found(pid, started, "idle culler of a stopped JupyterHub", kind)
+            continue
         if kind in ("hub", "proxy"):
             if _same(env.get("WOD_HUB_STATE_DIR"), hub_dir):
                 what = "JupyterHub" if kind == "hub" else "configurable-http-proxy"
@@ -366,13 +381,15 @@ def stop_orphans(state_dir: os.PathLike | str, grace: float = GRACE_SECONDS) -> 
     return _stop(find_orphans(state_dir), _tree(os.getpid()), grace)
 
 
-def stop_orphan_appliances(state_dir: os.PathLike | str, grace: float = GRACE_SECONDS) -> list[str]:
-    """For a part of a live stack that was started again (the process that runs the appliances):
-    stop the appliances its dead predecessor left, which no one manages any more, before
-    starting those of the active participants again. Only when this process's parent is the
-    stack that holds ``state_dir``; nothing of that stack's other processes is touched."""
+def stop_orphan_appliances(state_dir: os.PathLike | str, grace: float = GRACE_SECONDS,
+                           kinds: tuple[str, ...] = ("appliance",)) -> list[str]:
+    """For a part of a live stack that was started again: stop what of ``kinds`` its dead
+    predecessor left, which no one manages any more (the workers: appliances, before starting
+    those of the active participants again; the hub: the idle culler of a killed JupyterHub).
+    Only when this process's parent is the stack that holds ``state_dir``; nothing of that
+    stack's other processes is touched."""
     supervisor = os.getppid()
     if holder(state_dir) != supervisor or not _locked(state_dir):
         return []
-    roots = [f for f in find_orphans(state_dir, owner=supervisor) if f.kind == "appliance"]
+    roots = [f for f in find_orphans(state_dir, owner=supervisor) if f.kind in kinds]
     return _stop(roots, _tree(supervisor), grace)

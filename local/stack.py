@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,7 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from local.config import LocalConfig, ensure_secrets
+from local.config import ConfigError, LocalConfig, ensure_secrets
+from local.orphans import StackRunning
 from local.supervisor import Child, ChildFailed, Supervisor
 
 if TYPE_CHECKING:
@@ -48,10 +50,56 @@ def _done(started: float, detail: str = "") -> None:
     print(f" ok ({time.monotonic() - started:.1f}s){' ' + detail if detail else ''}", flush=True)
 
 
-def _answers(url: str) -> Callable[[], bool]:
+HEALTH_FAILURES = 3  # checks in a row without an answer: the part is hung (about 30 s)
+
+
+def _smtp_answers(host: str, port: int) -> Callable[[], bool]:
+    def probe() -> bool:
+        import smtplib
+
+        try:
+            with smtplib.SMTP(host, port, timeout=10) as smtp:
+                return smtp.noop()[0] == 250
+        except (OSError, smtplib.SMTPException):
+            return False
+
+    return probe
+
+
+class HealthWatch:
+    """A part that runs but no longer answers (stopped, deadlocked) is as good as dead: every
+    ``every`` seconds (``WOD_HEALTH_SECONDS``) each part in ``probes`` is asked, and one that fails
+    ``HEALTH_FAILURES`` times in a row is killed, which the supervisor then reports and restarts
+    like any part that stopped."""
+
+    def __init__(self, supervisor: Supervisor, probes: dict[str, Callable[[], bool]], every: float):
+        self.supervisor, self.probes, self.every = supervisor, probes, every
+        self.failures: dict[str, int] = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="health", daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stopping.wait(self.every):
+            for child in list(self.supervisor.children):
+                probe = self.probes.get(child.name)
+                if probe is None or not isinstance(child, Child) or child.exit_code() is not None:
+                    continue
+                if not self.supervisor.running(child.name) or probe():
+                    self.failures[child.name] = 0
+                    continue
+                self.failures[child.name] = self.failures.get(child.name, 0) + 1
+                if self.failures[child.name] >= HEALTH_FAILURES:
+                    self.failures[child.name] = 0
+                    log.error("%s has not answered for %d checks; killing it to start it again", child.name,
+                              HEALTH_FAILURES)
+                    print(f"{child.name} ({child.description}) stopped answering; restarting it ...", flush=True)
+                    child.kill_group()
+
+
+def _answers(url: str, timeout: float = 2) -> Callable[[], bool]:
     def probe() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 return response.status < 500
         except urllib.error.HTTPError as error:
             return error.code < 500
@@ -66,6 +114,7 @@ class Stack:
         self.config = config
         self.supervisor = Supervisor(config.state_dir)
         self.stopping = False
+        self.health: HealthWatch | None = None
 
     @property
     def logs(self) -> Path:
@@ -95,11 +144,12 @@ class Stack:
         cfg = self.config
         print(f"Starting Workshops-on-Demand (state in {cfg.state_dir})", flush=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        from local.orphans import claim, stop_orphans
+
+        claim(cfg.state_dir)  # first: a stack that runs on this state keeps it, untouched
         os.chmod(cfg.state_dir, 0o700)  # mail, logs and keys: never readable by students
         log_file = self._log_to_file()
-        from local.orphans import stop_orphans  # D: claims .wod/stack.pid; before any part starts
-
-        for stopped in stop_orphans(cfg.state_dir):
+        for stopped in stop_orphans(cfg.state_dir):  # before any part starts
             print(f"  • stopped {stopped}, left by a stack that died", flush=True)
         ensure_secrets(cfg.secrets_file)
         os.environ.update(cfg.app_environment())
@@ -137,12 +187,19 @@ class Stack:
         summary = self._sync(self._context())
         _done(started, summary)
 
+        # Parts whose answer does not wait on a burst: the workers' health is served apart from its task
+        # pool, and SMTP's NOOP by mail's event loop. A busy web (requests queue behind the burst) or a
+        # busy hub (it yields the CPU) answers late without being hung, and is never killed for it.
+        self.health = HealthWatch(self.supervisor, {
+            "workers": _answers(f"{cfg.workers_url}/health", timeout=10),
+            "mail": _smtp_answers(cfg.host, cfg.smtp_port)}, cfg.health_seconds)
         web = self._start(self._child("web", "app server", probe=_answers(f"{cfg.app_url}/api/workshops")),
                           f"app on {cfg.app_url} (gunicorn, {cfg.web_workers} workers x {cfg.web_threads} threads)")
         _done(web["started"])
         from chalicelib.services.recovery import redrive_provisioning  # D: hub, mail, workers, web answer
 
         log.info("recovery: %s re-ordered, %s errors", *redrive_provisioning(self._context()))
+        self.health.thread.start()
 
         from chalicelib.adapters.secrets import get_secret
         from chalicelib.settings import get_settings
@@ -184,6 +241,8 @@ class Stack:
 
     def stop(self) -> None:
         self.stopping = True
+        if self.health is not None:
+            self.health.stopping.set()
         self.supervisor.stop()
 
     @property
@@ -198,7 +257,12 @@ def _interrupt(signum, frame):
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # also when started from a shell that ignores SIGINT
-    stack = Stack(LocalConfig.from_env())
+    try:
+        config = LocalConfig.from_env()
+    except ConfigError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
+    stack = Stack(config)
     code = 0
     try:
         stack.start()
@@ -209,6 +273,9 @@ def main() -> int:
         child = next((c for c in stack.supervisor.children if c.name == exc.name), None)
         tail = child.log_tail() if isinstance(child, Child) else ""
         print(f"\nCannot start: {exc} (see {stack.logs}/{exc.name}.log):\n{tail}", file=sys.stderr, flush=True)
+        code = 1
+    except StackRunning as exc:
+        print(f"\nCannot start: {exc}", file=sys.stderr)
         code = 1
     except OSError as exc:
         print(f"\nCannot start: {exc}. Is another copy running? Ports can be changed with WOD_*_PORT.", file=sys.stderr)

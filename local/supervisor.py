@@ -144,6 +144,10 @@ class Child:
         if self.exit_code() is None:
             self._signal_group(signal.SIGTERM)
 
+    def kill_group(self) -> None:
+        """SIGKILL to its group, without waiting (from any thread): the watch sees it stop."""
+        self._signal_group(signal.SIGKILL)
+
     def kill(self) -> None:
         self._signal_group(signal.SIGKILL)
         if self.proc is not None:
@@ -240,6 +244,10 @@ class Supervisor:
                 raise KeyboardInterrupt
             time.sleep(0.05)
 
+    def running(self, name: str) -> bool:
+        """Whether the child called ``name`` is up and ready (not starting, not waiting to start)."""
+        return self._state.get(name, "running") == "running"
+
     def watch_once(self) -> bool:
         """Look at every child once; False when the stack must stop (``failed`` names why)."""
         now = time.monotonic()
@@ -313,4 +321,5 @@ class Supervisor:
             deadline = time.monotonic() + max((child.stop_timeout for child in wave), default=0.0)
             for child in wave:
                 child.wait_stopped(deadline)
-        self.pids_file.unlink(missing_ok=True)
+        if self.children:  # only what this supervisor wrote (a refused start leaves the live stack's)
+            self.pids_file.unlink(missing_ok=True)

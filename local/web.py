@@ -10,11 +10,13 @@ or API Gateway would hand it over. Each worker process builds its own Context af
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, MutableMapping
 from http import HTTPStatus
 from pathlib import Path
@@ -34,6 +36,44 @@ def _status_line(code: int) -> str:
 
 
 _client = threading.local()
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+BODY_SECONDS = 10.0  # a body that trickles slower holds a worker thread no longer than this
+
+
+def _read_body(environ: MutableMapping[str, Any], length: int) -> bytes:
+    """The request body, within ``BODY_SECONDS`` in all (a slow sender cannot hold the thread);
+    TimeoutError otherwise."""
+    stream, sock = environ["wsgi.input"], environ.get("gunicorn.socket")
+    deadline = time.monotonic() + BODY_SECONDS
+    previous = sock.gettimeout() if sock is not None else None
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        while got < length:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if sock is not None:
+                sock.settimeout(left)
+            try:
+                chunk = stream.read(min(65536, length - got))
+            except (TimeoutError, OSError) as exc:
+                raise TimeoutError from exc
+            if not chunk:
+                break  # the client closed early: what came is the body
+            chunks.append(chunk)
+            got += len(chunk)
+    finally:
+        if sock is not None:
+            sock.settimeout(previous)
+    return b"".join(chunks)
+
+
+def _refuse(start_response: Callable[..., Any], status: str, message: str) -> list[bytes]:
+    body = json.dumps({"message": message}).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                            ("Connection", "close")])
+    return [body]
 
 
 class _ClientEvents:
@@ -94,7 +134,12 @@ class ChaliceWsgi:
         from chalice.local import LocalGatewayException
 
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length > 0 else None
+        if length > MAX_BODY:
+            return _refuse(start_response, "413 Content Too Large", f"the body may be at most {MAX_BODY} bytes")
+        try:
+            body = _read_body(environ, length) if length > 0 else None
+        except TimeoutError:
+            return _refuse(start_response, "408 Request Timeout", f"the body did not arrive within {BODY_SECONDS:g}s")
         _client.address = environ.get("REMOTE_ADDR")  # the peer of gunicorn's socket, never a header
         try:
             response = self.gateway.handle_request(method=environ["REQUEST_METHOD"], path=self._target(environ),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -203,15 +204,20 @@ def main() -> int:
              len(functions), config.worker_threads, config.tick_seconds)
     part.ready(functions=len(functions), threads=config.worker_threads)
     threading.Thread(target=_restart_appliances, args=(config, context), name="appliances", daemon=True).start()
+    code = 0
     try:
         while not stopping.wait(1):
             if not serving.is_alive():
                 log.error("the workers' HTTP server stopped")
-                return 1
+                code = 1
+                break
             timer.keep_alive()
     finally:
         server.shutdown()
         server.server_close()
         tasks.shutdown()
         context.appliances.stop_all()  # local appliances are this process's children
-    return 0
+        logging.shutdown()
+        # Now, not once the running tasks end: a task still waiting on a hub or a mail server
+        # would otherwise outlive the stack and act on the next one. Its execution retries it.
+        os._exit(code)

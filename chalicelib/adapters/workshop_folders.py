@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from chalicelib.adapters.render import RefusedTemplate, content_environment, render_content
@@ -148,7 +148,11 @@ def _cross_checks(workshops: Iterable[Workshop], root: Path, known_locations: It
             problems.append((yaml_name, "students", f"student range overlaps the range of {other}"))
         for student in w.spec.student_range.ids():
             owners.setdefault(student, w.spec.id)
-        if known_locations is not None and w.spec.location not in known_locations:
+        if w.spec.location is None:
+            problems.append((yaml_name, "location", "missing, and the platform knows "
+                             + (f"several locations ({', '.join(sorted(known_locations))}): name one"
+                                if known_locations else "no location to run it in (WOD_LOCATIONS)")))
+        elif known_locations is not None and w.spec.location not in known_locations:
             problems.append((yaml_name, "location", f"unknown location {w.spec.location!r} (known: "
                              f"{', '.join(sorted(known_locations)) or 'none'})"))
         if w.spec.appliance:
@@ -167,10 +171,13 @@ def load_catalog(root: Path, known_locations: Iterable[str] | None = None) -> tu
     problems: list[Problem] = []
     if not root.is_dir():
         return [], [(root.as_posix(), "-", "not a directory")]
+    known = sorted(known_locations) if known_locations is not None else None
     workshops = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
         workshop = load_workshop(folder, root, problems)
         if workshop:
+            if workshop.spec.location is None and known is not None and len(known) == 1:  # the default location
+                workshop = replace(workshop, spec=workshop.spec.model_copy(update={"location": known[0]}))
             workshops.append(workshop)
-    problems.extend(_cross_checks(workshops, root, known_locations))
+    problems.extend(_cross_checks(workshops, root, known))
     return workshops, problems

@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     workshops, problems = load_catalog(args.folder, known_locations=settings.locations.keys())
+    if settings.content_bucket and not settings.ecs_cluster:  # on AWS, appliances run as ECS tasks
+        problems += [(f"{w.folder.name}/workshop.yaml", "appliance",
+                      "this workshop needs an appliance per student, which on AWS runs in an ECS cluster: set the "
+                      "stack's EcsCluster parameter (WOD_ECS_CLUSTER), or leave this workshop out")
+                     for w in workshops if w.spec.appliance and w.spec.location == settings.location]
     for file, where, message in problems:
         print(f"{file}: {where}: {message}", file=sys.stderr)
     if problems:

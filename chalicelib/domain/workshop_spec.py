@@ -53,7 +53,8 @@ class WorkshopSpec(Strict):
     duration: int = Field(ge=15, le=480, description="minutes")
     students: StudentRange | None = None
     seats: int | None = Field(None, ge=1, le=MAX_SEATS)
-    location: str = Field(min_length=1, max_length=40)
+    # the backend that runs it; unset: the only location the platform knows (catalog check says so)
+    location: str | None = Field(None, min_length=1, max_length=40)
     presenter: Presenter
     replay: HttpUrl | None = None
     badge: str | None = Field(None, max_length=200)

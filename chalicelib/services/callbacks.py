@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from chalicelib.adapters import render
-from chalicelib.domain.errors import Conflict
+from chalicelib.domain.errors import Conflict, Unavailable
 from chalicelib.domain.outbox import webhook
 from chalicelib.domain.registration import FINISHED
 from chalicelib.domain.values import Registration
@@ -54,7 +54,20 @@ def ready(ctx: Context, registration_id: str, password: str, hub_url: str) -> st
     reg, first = ctx.stores.provisioning.activate(registration_id, ctx.clock(),
                                                   timedelta(minutes=ctx.settings.reminder_minutes),
                                                   [webhook("provisioned")])
-    _send_credentials(ctx, reg, password, hub_url)
+    try:
+        _send_credentials(ctx, reg, password, hub_url)
+    except Unavailable as exc:
+        # The seat is provisioned: a mail outage or throttle must not undo it (failing this callback
+        # would make the backend compensate). The password is never stored, so a new one is ordered
+        # through the outbox, which retries until mail works and then mails it.
+        logger.warning("credentials email not sent; a new password is ordered through the outbox",
+                       extra={"registration": reg.id, "student": reg.student_id, "error": exc.message})
+        count("CredentialsDeferred")
+        try:
+            ctx.stores.lifecycle.order_reset(reg, ctx.clock(), "password")
+        except Conflict:
+            logger.warning("no new password ordered: the registration changed meanwhile",
+                           extra={"registration": reg.id})
     if first:
         outbox.deliver(ctx, reg)
         seconds("ProvisioningDuration", (ctx.clock() - reg.created_at).total_seconds() if reg.created_at else 0)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain.errors import CatalogError
 from chalicelib.domain.values import Student
 from chalicelib.store import values
 from chalicelib.store.errors import translated
@@ -48,6 +49,13 @@ class SyncReport:
         return f"{self.workshop}: " + ", ".join(parts)
 
 
+def _location(w: Workshop) -> str:
+    """The workshop's location; ``load_catalog`` gives one to every workshop it passes."""
+    if w.spec.location is None:
+        raise CatalogError([(f"{w.spec.id}/workshop.yaml", "location", "missing: check the catalog first")])
+    return w.spec.location
+
+
 def _metadata_actions(w: Workshop, seats_total: int, rng: StudentRange, overrides: dict[str, Any]) -> list:
     s = w.spec
     return [
@@ -55,7 +63,7 @@ def _metadata_actions(w: Workshop, seats_total: int, rng: StudentRange, override
         WorkshopModel.description.set(s.description),
         WorkshopModel.category.set(s.category),
         WorkshopModel.duration_minutes.set(overrides.get("duration_minutes", s.duration)),
-        WorkshopModel.location.set(s.location),
+        WorkshopModel.location.set(_location(w)),
         WorkshopModel.presenter.set(s.presenter.model_dump(exclude_none=True)),
         WorkshopModel.replay_url.set(str(s.replay)) if s.replay else WorkshopModel.replay_url.remove(),
         WorkshopModel.badge.set(s.badge) if s.badge else WorkshopModel.badge.remove(),
@@ -85,7 +93,7 @@ class Catalog:
         rng = w.spec.student_range
         item = self.t.workshops(w.spec.id, title=w.spec.title, description=w.spec.description,
                                 category=w.spec.category, duration_minutes=w.spec.duration,
-                                location=w.spec.location, student_prefix=rng.prefix, student_from=rng.first,
+                                location=_location(w), student_prefix=rng.prefix, student_from=rng.first,
                                 student_to=rng.last, seats_total=0, seats_free=0, waitlist_seq=0)
         try:
             item.save(condition=WorkshopModel.id.does_not_exist())
@@ -147,7 +155,7 @@ class Catalog:
             rng = rng.model_copy(update={"last": rng.first + int(overrides["capacity"]) - 1})
         desired = rng.ids()
         existing = {s.id: s for s in self.t.students.workshop_index.query(w.spec.id)}
-        self.add_students(w.spec.id, w.spec.location, [sid for sid in desired if sid not in existing], report)
+        self.add_students(w.spec.id, _location(w), [sid for sid in desired if sid not in existing], report)
         wanted = set(desired)
         self.remove_students(w.spec.id, [values.student(s) for sid, s in existing.items() if sid not in wanted],
                              report)

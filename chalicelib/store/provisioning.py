@@ -53,10 +53,6 @@ class Provisioning:
         return True
 
     @translated
-    def forget_nonce(self, nonce: str) -> None:
-        self.t.nonces(nonce).delete()
-
-    @translated
     def student(self, student_id: str) -> Student:
         """NotFound for an unknown id."""
         return load_student(self.t, student_id)

@@ -32,7 +32,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="wod-admin"'}
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # our own forms then name their origin; no other site learns a URL
     "X-Frame-Options": "DENY",
 }
 PAGE_CSP = (

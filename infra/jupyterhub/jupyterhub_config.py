@@ -168,12 +168,13 @@ if spawner_mode == "isolated":
                             ("file_mb", "WOD_STUDENT_FILE_MB"), ("open_files", "WOD_STUDENT_OPEN_FILES")):
         if os.environ.get(variable):
             setattr(c.LimitedSpawner, trait, int(os.environ[variable]))
+    from student_firewall import chain_for
     from student_firewall import install as fence_students
     from wod_authenticator import STUDENTS_GROUP
 
     blocked = [int(p) for p in (os.environ.get("WOD_HUB_BLOCKED_PORTS") or "").split(",") if p.strip()]
     blocked.append(proxy_api_port)  # not the hub API: student servers report to it
-    problem = fence_students(blocked, STUDENTS_GROUP)
+    problem = fence_students(blocked, STUDENTS_GROUP, chain_for(proxy_api_port))
     if problem:  # isolation without the firewall is no isolation: refuse to start
         raise SystemExit(f"WOD_HUB_SPAWNER=isolated needs the student firewall, and {problem}. Install "
                          "iptables (`make run` does: apt-get install iptables) and run as root, or use "

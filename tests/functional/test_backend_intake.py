@@ -52,6 +52,24 @@ def test_valid_order_starts_one_workflow_and_a_duplicate_delivery_none(platform,
     assert starter.started == ["reg-1234567890abcdef-CREATE"]
 
 
+def test_a_crash_between_the_start_and_the_nonce_loses_no_order(platform, tables, starter, monkeypatch):
+    """The function stops (a timeout) after the workflow started, before the nonce was kept: SNS
+    delivers the same message again, which starts nothing new and is not refused as a replay."""
+    message = order_mail(platform)
+
+    def timed_out(*args, **kwargs):
+        raise TimeoutError("Task timed out after 30.00 seconds")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(platform.stores.provisioning, "remember_nonce", timed_out)
+        with pytest.raises(TimeoutError):
+            handle(platform, message)
+    assert starter.started == ["reg-1234567890abcdef-CREATE"] and tables.nonces.count() == 0
+    assert handle(platform, message) == "duplicate"  # the redelivery
+    assert starter.started == ["reg-1234567890abcdef-CREATE"] and tables.nonces.count() == 1
+    assert handle(platform, message) == "rejected:replay"  # and once kept, a replay is refused
+
+
 @pytest.mark.parametrize("case, reason", [
     ("forged", "bad_signature"), ("unsigned", "missing_signature"), ("stale", "stale"),
     ("spam", "verdict"), ("dkim", "verdict"), ("not-ses", "malformed"), ("unknown-action", "unknown_action"),

@@ -51,6 +51,8 @@ def package(tmp_path_factory) -> Path:
                           str(out / "merge-template.json"), str(out / "package")],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout + run.stderr
+    subprocess.run([sys.executable, "-m", "infra.bytecode", str(out / "package" / "deployment.zip")],
+                   cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     return out / "package"
 
 
@@ -64,6 +66,9 @@ def test_package_holds_the_app_and_its_requirements(package):
     assert {"app.py", "chalicelib/web/api.py", "chalicelib/templates/status.html"} <= names
     assert any(name.startswith("pynamodb/") for name in names)
     assert not any(name.startswith(("tests/", "local/", "infra/", "bench/")) for name in names)
+    # compiled: a cold start on Lambda's read-only file system compiles nothing
+    assert {"__pycache__/app.cpython-311.pyc", "chalicelib/web/__pycache__/api.cpython-311.pyc"} <= names
+    assert any(name.startswith("pynamodb/__pycache__/") for name in names)
 
 
 def test_cfn_lint_passes(package):

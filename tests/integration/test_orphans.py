@@ -172,3 +172,28 @@ print(subprocess.run([sys.executable, "-c", {part!r}], capture_output=True, text
     finally:
         supervisor.kill()
         supervisor.wait(10)
+
+
+def test_a_dead_stacks_parts_and_idle_culler_are_stopped_not_another_states(layout, started, tmp_path):
+    """A part whose supervisor was SIGKILLed (a workers process still finishing its tasks) and the
+    idle culler of a killed JupyterHub are stopped; the same of another state directory is not."""
+    state, _, _, _ = layout
+    other = tmp_path / "other-state"
+    (other / "hub").mkdir(parents=True)
+    env = {"PATH": os.environ["PATH"]}
+    part = [sys.executable, "-c", SLEEPER, "-m", "local", "workers"]  # the command line of a part
+    culler = [sys.executable, "-c", SLEEPER, "-m", "jupyterhub_idle_culler", "--timeout=1200"]
+    ours = [detached(part, env | {"WOD_STATE_DIR": str(state)}, tmp_path),
+            detached(culler, env, state / "hub")]
+    theirs = [detached(part, env | {"WOD_STATE_DIR": str(other)}, tmp_path),
+              detached(culler, env, other / "hub")]
+    started.extend(ours + theirs)
+    stopped = orphans.stop_orphans(state, grace=5)
+    assert any("workers part of a stopped stack" in line for line in stopped), stopped
+    assert any("idle culler of a stopped JupyterHub" in line for line in stopped), stopped
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in ours) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in ours)
+    assert all(alive(pid) for pid in theirs)
+    orphans.release(state)

@@ -96,6 +96,26 @@ def test_a_killed_part_comes_back_and_the_stack_still_registers(tmp_path, cleanu
         stack.stop()
 
 
+def test_a_part_that_stops_answering_is_restarted(tmp_path, cleanup_students):
+    """mail frozen (SIGSTOP): it runs but answers nothing; the supervisor notices within a few
+    checks, kills it, says so, and starts it again; registrations then get their emails."""
+    write_workshop(tmp_path / "workshops", "WKSHP-SUP", students={"prefix": "sup", "from": 1, "to": len(STUDENTS)})
+    stack = LocalStack(tmp_path / "workshops", tmp_path / "state", tick_seconds=1,
+                       env={"WOD_HEALTH_SECONDS": "1"}).start()
+    try:
+        frozen = stack.part_pids()["mail"]
+        os.kill(frozen, signal.SIGSTOP)
+        deadline = time.monotonic() + 60
+        while "mail is back." not in stack.output():
+            assert time.monotonic() < deadline, f"mail was not restarted\n{stack.diagnostics()}"
+            time.sleep(0.2)
+        assert "mail (mail) stopped answering; restarting it" in stack.output()
+        assert stack.part_pids()["mail"] != frozen and gone([frozen], seconds=10) == []
+        register(stack, 1)
+    finally:
+        stack.stop()
+
+
 def test_the_aws_process_stopping_stops_the_stack_with_its_name(tmp_path, cleanup_students):
     stack = start(tmp_path)
     pids = [*stack.part_pids().values(), hub_pid(stack)]

@@ -1,13 +1,15 @@
 """Local isolation is not optional: in isolated mode a hub that cannot fence students off the
-platform's ports (no iptables) refuses to start and says why, instead of starting unfenced."""
+platform's ports (no iptables) refuses to start and says why, instead of starting unfenced; and
+hubs side by side (two stacks, or tests) fence their own ports without unfencing each other's."""
 from __future__ import annotations
 
 import secrets
+import subprocess
 
 import pytest
 
 from local.hub import HUB_VENV, NODE_BIN, Hub
-from tests.hubtools import free_ports
+from tests.hubtools import free_ports, running_hub
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,3 +28,21 @@ def test_the_hub_refuses_to_start_without_the_student_firewall(tmp_path, embedde
         hub.stop()
     log = (tmp_path / "hub.log").read_text()
     assert "needs the student firewall" in log and "iptables is not installed" in log
+
+
+def chain_rules() -> str:
+    return subprocess.run(["iptables", "-S"], capture_output=True, text=True, check=True).stdout
+
+
+def test_a_second_hub_never_unfences_the_first(hub, embedded_aws, tmp_path):
+    """Each hub fences its own ports in a chain of its own: another hub starting and stopping
+    beside it leaves the first hub's rules (and students fenced off its ports) as they were."""
+    first = f"WOD-STUDENTS-{hub.proxy_api_port}"
+    before = [line for line in chain_rules().splitlines() if first in line]
+    assert any(str(embedded_aws.port) in line for line in before) and f"-A OUTPUT -o lo -j {first}" in before
+    with running_hub(embedded_aws, tmp_path) as second:
+        other = f"WOD-STUDENTS-{second.proxy_api_port}"
+        assert f"-A OUTPUT -o lo -j {other}" in chain_rules()
+        assert [line for line in chain_rules().splitlines() if first in line] == before
+    assert other not in chain_rules()  # removed with its hub
+    assert [line for line in chain_rules().splitlines() if first in line] == before

@@ -5,6 +5,7 @@ import json
 
 import nbformat
 import pytest
+import yaml
 
 from chalicelib.adapters.workshop_folders import load_catalog
 from chalicelib.catalog.__main__ import main as catalog_main
@@ -113,3 +114,39 @@ def test_check_command_prints_problems_and_fails(root, capsys):
 def test_check_command_passes_on_the_samples(capsys):
     assert catalog_main(["check", str(ROOT / "workshops")]) == 0
     assert "valid" in capsys.readouterr().out
+
+
+def test_a_workshop_without_a_location_goes_to_the_only_one(tmp_path):
+    folder = write_workshop(tmp_path / "w", "WKSHP-NOLOC")
+    spec = yaml.safe_load((folder / "workshop.yaml").read_text())
+    del spec["location"]
+    (folder / "workshop.yaml").write_text(yaml.safe_dump(spec))
+    [workshop], problems = load_catalog(tmp_path / "w", ["eu-west"])
+    assert problems == [] and workshop.spec.location == "eu-west"
+    _, problems = load_catalog(tmp_path / "w", ["eu-west", "us-east"])
+    assert problems == [("w/WKSHP-NOLOC/workshop.yaml", "location",
+                         "missing, and the platform knows several locations (eu-west, us-east): name one")]
+
+
+def test_the_sample_workshops_deploy_to_any_single_location():
+    workshops, problems = load_catalog(ROOT / "workshops", ["eu-west-1"])
+    assert problems == [] and {w.spec.location for w in workshops} == {"eu-west-1"}
+
+
+def test_check_on_aws_says_an_appliance_workshop_needs_an_ecs_cluster(capsys, monkeypatch):
+    from chalicelib.settings import get_settings
+
+    monkeypatch.setenv("WOD_CONTENT_BUCKET", "wod-content")
+    monkeypatch.setenv("WOD_LOCATIONS", '{"eu-west-1": "orders@backend.example.org"}')
+    monkeypatch.setenv("WOD_LOCATION", "eu-west-1")
+    get_settings.cache_clear()
+    try:
+        assert catalog_main(["check", str(ROOT / "workshops")]) == 1
+        err = capsys.readouterr().err
+        assert "WKSHP-API101/workshop.yaml: appliance: this workshop needs an appliance per student" in err
+        assert "EcsCluster" in err and "WKSHP-PY101" not in err
+        monkeypatch.setenv("WOD_ECS_CLUSTER", "wod-appliances")
+        get_settings.cache_clear()
+        assert catalog_main(["check", str(ROOT / "workshops")]) == 0
+    finally:
+        get_settings.cache_clear()

@@ -87,3 +87,28 @@ def test_orders_left_by_a_crash_are_run_at_the_next_start(tmp_path):
     wait_for(lambda: again.pending == 0)
     assert seen == [{"n": 1}] and not list((tmp_path / "orders").glob(".tmp-*"))
     again.stop()
+
+
+def test_orders_that_keep_failing_or_cannot_be_read_hold_no_thread(tmp_path):
+    """Six unreadable leftovers and an order whose intake keeps failing, on a one-thread spool:
+    the unreadable ones are put aside at once, the failing one waits for its retries off the
+    thread, and a good order goes through meanwhile."""
+    directory = tmp_path / "orders"
+    directory.mkdir()
+    for n in range(6):
+        (directory / f"{n}-junk.json").write_text("{not json")
+    done = []
+
+    def intake(event, context):
+        if event.get("bad"):
+            raise RuntimeError("refused, for now")
+        done.append(event["n"])
+        return "started"
+
+    spool = OrderSpool(directory, intake, threads=1, attempts=5, first_pause=2.0)
+    spool.start()
+    spool.put({"bad": True})
+    spool.put({"n": 1})
+    wait_for(lambda: done == [1], seconds=1.5)  # well before the failing order's first retry
+    assert len(list((directory / "failed").iterdir())) == 6
+    spool.stop()

@@ -80,3 +80,44 @@ def test_head_has_no_body():
     app, _ = make_app()
     answer = call(ChaliceWsgi(app), "HEAD", "/cookies")
     assert answer["body"] == b""
+
+
+class Trickle(io.RawIOBase):
+    """A body that arrives one byte at a time, slowly (a slowloris)."""
+
+    def __init__(self, pause: float):
+        self.pause = pause
+
+    def read(self, size=-1):
+        import time
+
+        time.sleep(self.pause)
+        return b"{"
+
+
+def test_a_body_larger_than_api_gateway_takes_is_refused_unread():
+    import local.web
+
+    wsgi = ChaliceWsgi(make_app()[0])
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/items/1", "RAW_URI": "/items/1",
+               "CONTENT_LENGTH": str(local.web.MAX_BODY + 1), "wsgi.input": Trickle(60)}  # never read
+    answer = {}
+    body = b"".join(wsgi(environ, lambda status, pairs: answer.update(status=status)))
+    assert answer["status"].startswith("413") and b"at most" in body
+
+
+def test_a_body_that_trickles_in_is_cut_off(monkeypatch):
+    import time
+
+    import local.web
+
+    monkeypatch.setattr(local.web, "BODY_SECONDS", 0.5)
+    app, seen = make_app()
+    wsgi = ChaliceWsgi(app)
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/items/1", "RAW_URI": "/items/1", "CONTENT_LENGTH": "1000",
+               "CONTENT_TYPE": "application/json", "wsgi.input": Trickle(0.1)}
+    answer = {}
+    started = time.monotonic()
+    body = b"".join(wsgi(environ, lambda status, pairs: answer.update(status=status)))
+    assert answer["status"].startswith("408") and b"did not arrive" in body
+    assert time.monotonic() - started < 2 and seen == []  # the app never saw it
