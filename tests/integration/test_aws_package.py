@@ -358,3 +358,33 @@ def test_non_serverless_part_deploys_and_a_smoke_flow_runs(deployed, tmp_path, m
     topic = outputs["OrdersTopicArn"]
     assert topic.endswith(":wod-orders")
     assert sns.publish(TopicArn=topic, Message="{}")["MessageId"]
+
+
+def test_failed_asynchronous_events_are_kept_and_alarm(sam):
+    """An order or a tick that keeps failing is not dropped: after Lambda's retries its event goes
+    to the failed-events queue, which its function may write to, and the queue's depth alarms."""
+    resources = sam["Resources"]
+    queue = {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+    for name in ("OrderIntake", "TimeChecks"):
+        config = resources[name]["Properties"]["EventInvokeConfig"]
+        assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": queue}
+        assert config["MaximumRetryAttempts"] == infra.ASYNC_RETRIES
+        statements = resources[f"{name}Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        assert {"Sid": "ReportFailedEvents", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                "Resource": [queue]} in statements
+    assert resources["FailedEventsQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    alarm = resources["FailedEventsAlarm"]["Properties"]
+    assert alarm["Namespace"] == "AWS/SQS" and alarm["AlarmActions"] == [{"Ref": "AlarmsTopic"}]
+
+
+def test_operations_alarms_reach_the_alarms_topic(sam):
+    resources = sam["Resources"]
+    alarms = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"FrontDoorErrorsAlarm", "Api5xxAlarm", "DynamoDBThrottlesAlarm", "RejectedOrdersAlarm",
+            "FailedEventsAlarm"} <= set(alarms)
+    assert all(alarm["AlarmActions"] == [{"Ref": "AlarmsTopic"}] for alarm in alarms.values())
+    throttled = [query["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for name, alarm in alarms.items()
+                 if name.startswith("LambdaThrottlesAlarm") for query in alarm["Metrics"] if "MetricStat" in query]
+    assert sorted(value["Fn::Sub"] for value in throttled) == sorted(
+        f"${{AWS::StackName}}-{name}" for name in infra.FUNCTIONS)  # every function, once
+    assert all(len(alarm.get("Metrics", [])) <= 10 for alarm in alarms.values())  # CloudWatch's limit
