@@ -299,6 +299,10 @@ def parameters() -> dict:
                              "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 180, 365, 400, 545, 731],
                              "Description": "How long the functions' logs are kept"},
         "AlarmEmail": {"Type": "String", "Default": "", "Description": "Where alarms are emailed (optional)"},
+        "ApiRateLimit": {"Type": "Number", "Default": 50, "MinValue": 1,
+                         "Description": "Requests per second the API stage serves in all (API Gateway throttling)"},
+        "ApiBurstLimit": {"Type": "Number", "Default": 200, "MinValue": 1,
+                          "Description": "Requests the API stage takes at once above that rate (an opening minute)"},
     }
 
 
@@ -429,6 +433,10 @@ def function_overrides() -> dict:
             "Properties": {"FunctionName": function_name(logical), "Role": {"Fn::GetAtt": [f"{logical}Role", "Arn"]},
                            "Tracing": "Active", "Environment": environment(logical)},
         }
+    # The stage's own throttling: beyond it API Gateway answers 429 before any function runs.
+    resources["RestAPI"] = {"Properties": {"MethodSettings": [{
+        "ResourcePath": "/*", "HttpMethod": "*",
+        "ThrottlingRateLimit": {"Ref": "ApiRateLimit"}, "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}]}}
     resources["OrderIntake"]["Properties"]["Events"] = {
         # Fn::Sub, as Chalice writes it: the merge replaces Chalice's fixed topic ARN with this stack's.
         "OrderIntakeSnsSubscription": {"Type": "SNS", "Properties": {"Topic": sub("${OrdersTopic}")}}}

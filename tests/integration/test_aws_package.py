@@ -388,3 +388,12 @@ def test_operations_alarms_reach_the_alarms_topic(sam):
     assert sorted(value["Fn::Sub"] for value in throttled) == sorted(
         f"${{AWS::StackName}}-{name}" for name in infra.FUNCTIONS)  # every function, once
     assert all(len(alarm.get("Metrics", [])) <= 10 for alarm in alarms.values())  # CloudWatch's limit
+
+
+def test_the_api_stage_is_throttled(sam):
+    settings = sam["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    assert settings == [{"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                         "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}]
+    assert sam["Parameters"]["ApiBurstLimit"]["Default"] >= 200  # an event's opening minute fits
+    assert sam["Resources"]["RestAPI"]["Properties"]["StageName"] == "api"  # merged into Chalice's API
+    assert "DefinitionBody" in sam["Resources"]["RestAPI"]["Properties"]
