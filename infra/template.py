@@ -374,8 +374,15 @@ def platform_resources() -> dict:
             "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
                                                "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
             "VersioningConfiguration": {"Status": "Enabled"},
+            "LifecycleConfiguration": {"Rules": [{  # replaced notebooks go after a month
+                "Id": "old-versions", "Status": "Enabled", "NoncurrentVersionExpiration": {"NoncurrentDays": 30}}]},
         },
     }
+    resources["ContentBucketPolicy"] = {"Type": "AWS::S3::BucketPolicy", "Properties": {
+        "Bucket": {"Ref": "ContentBucket"}, "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [{"Fn::GetAtt": ["ContentBucket", "Arn"]}, sub("${ContentBucket.Arn}/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}}
     for name, scope in SECRETS.items():
         resources[f"{cfn_name(name)}Secret"] = {
             "Type": "AWS::SecretsManager::Secret",

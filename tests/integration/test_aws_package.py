@@ -33,7 +33,8 @@ PARAMETERS = {"PublicUrl": "https://workshops.example.org", "MailDomain": "examp
               "Location": "paris", "Locations": json.dumps({"paris": "orders@example.org"})}
 # Resource types moto's CloudFormation cannot create; the smoke test creates what it needs of them by hand.
 NOT_IN_MOTO = {"AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm", "AWS::SES::ReceiptRuleSet",
-               "AWS::SES::ReceiptRule", "AWS::SNS::TopicPolicy"}
+               "AWS::SES::ReceiptRule", "AWS::SNS::TopicPolicy",
+               "AWS::S3::BucketPolicy"}  # checked from the template: test_the_content_bucket_takes_tls_only...
 # Actions AWS gives no resource-level permission for.
 RESOURCE_STAR_OK = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
@@ -397,3 +398,11 @@ def test_the_api_stage_is_throttled(sam):
     assert sam["Parameters"]["ApiBurstLimit"]["Default"] >= 200  # an event's opening minute fits
     assert sam["Resources"]["RestAPI"]["Properties"]["StageName"] == "api"  # merged into Chalice's API
     assert "DefinitionBody" in sam["Resources"]["RestAPI"]["Properties"]
+
+
+def test_the_content_bucket_takes_tls_only_and_forgets_old_versions(sam):
+    resources = sam["Resources"]
+    (statement,) = resources["ContentBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    (rule,) = resources["ContentBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
