@@ -55,6 +55,7 @@ class Access:
     start_workflows: bool = False
     read_content: bool = False
     appliances: bool = False
+    report_failures: bool = False  # an asynchronous function: its failed events go to the failed-events queue
 
 
 FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "write", "emails": "write",
@@ -63,8 +64,9 @@ FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "writ
 # hash, warm mark) or a registration (progress) in place; the frontend makes and frees everything else.
 BACKEND_TABLES = {"workshops": "lookup", "students": "update", "customers": "update"}
 FRONTEND = Access(FRONTEND_TABLES, ("order-key", "callback-key", "admin-token"), send_mail=True)
-TICK = Access(FRONTEND_TABLES, ("order-key",), send_mail=True)
-INTAKE = Access({"nonces": "write"}, ("order-key",), start_workflows=True)
+TICK = Access(FRONTEND_TABLES, ("order-key",), send_mail=True, report_failures=True)
+INTAKE = Access({"nonces": "write"}, ("order-key",), start_workflows=True, report_failures=True)
+ASYNC_RETRIES = 2  # Lambda's own retries of an asynchronous event before it goes to the failed-events queue
 
 
 def backend_task(*, callback: bool = False, content: bool = False, appliances: bool = False) -> Access:
@@ -150,6 +152,9 @@ def statements(access: Access) -> list[dict]:
                     "Action": ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
                     "Resource": [table_arn("admin")],
                     "Condition": {"ForAnyValue:StringEquals": {"dynamodb:LeadingKeys": [AUDIT_PARTITION]}}})
+    if access.report_failures:
+        out.append({"Sid": "ReportFailedEvents", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                    "Resource": [{"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}]})
     if access.secrets:
         out.append({"Sid": "Secrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                     "Resource": [secret_arn(name) for name in access.secrets]})
@@ -294,6 +299,10 @@ def parameters() -> dict:
                              "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 180, 365, 400, 545, 731],
                              "Description": "How long the functions' logs are kept"},
         "AlarmEmail": {"Type": "String", "Default": "", "Description": "Where alarms are emailed (optional)"},
+        "ApiRateLimit": {"Type": "Number", "Default": 50, "MinValue": 1,
+                         "Description": "Requests per second the API stage serves in all (API Gateway throttling)"},
+        "ApiBurstLimit": {"Type": "Number", "Default": 200, "MinValue": 1,
+                          "Description": "Requests the API stage takes at once above that rate (an opening minute)"},
     }
 
 
@@ -365,8 +374,15 @@ def platform_resources() -> dict:
             "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
                                                "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
             "VersioningConfiguration": {"Status": "Enabled"},
+            "LifecycleConfiguration": {"Rules": [{  # replaced notebooks go after a month
+                "Id": "old-versions", "Status": "Enabled", "NoncurrentVersionExpiration": {"NoncurrentDays": 30}}]},
         },
     }
+    resources["ContentBucketPolicy"] = {"Type": "AWS::S3::BucketPolicy", "Properties": {
+        "Bucket": {"Ref": "ContentBucket"}, "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [{"Fn::GetAtt": ["ContentBucket", "Arn"]}, sub("${ContentBucket.Arn}/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}}
     for name, scope in SECRETS.items():
         resources[f"{cfn_name(name)}Secret"] = {
             "Type": "AWS::SecretsManager::Secret",
@@ -380,6 +396,9 @@ def platform_resources() -> dict:
         "Type": "AWS::SNS::Subscription", "Condition": "HasAlarmEmail",
         "Properties": {"TopicArn": {"Ref": "AlarmsTopic"}, "Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}},
     }
+    resources["FailedEventsQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {
+        "SqsManagedSseEnabled": True, "MessageRetentionPeriod": 14 * 24 * 3600}}
+    resources.update(operations_alarms())
     resources["RejectedOrdersAlarm"] = any_in_five_minutes(
         "Order emails are being rejected (bad signature, stale, replayed or failed the mail checks): "
         "keys out of step, or someone is forging orders", NAMESPACE, "RejectedOrders", service=SERVICE)
@@ -421,6 +440,10 @@ def function_overrides() -> dict:
             "Properties": {"FunctionName": function_name(logical), "Role": {"Fn::GetAtt": [f"{logical}Role", "Arn"]},
                            "Tracing": "Active", "Environment": environment(logical)},
         }
+    # The stage's own throttling: beyond it API Gateway answers 429 before any function runs.
+    resources["RestAPI"] = {"Properties": {"MethodSettings": [{
+        "ResourcePath": "/*", "HttpMethod": "*",
+        "ThrottlingRateLimit": {"Ref": "ApiRateLimit"}, "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}]}}
     resources["OrderIntake"]["Properties"]["Events"] = {
         # Fn::Sub, as Chalice writes it: the merge replaces Chalice's fixed topic ARN with this stack's.
         "OrderIntakeSnsSubscription": {"Type": "SNS", "Properties": {"Topic": sub("${OrdersTopic}")}}}
@@ -428,7 +451,57 @@ def function_overrides() -> dict:
     # boolean Enabled would take any intrinsic for true).
     resources["TimeChecks"]["Properties"]["Events"] = {"TimeChecksEvent": {"Type": "Schedule", "Properties": {
         "Schedule": "rate(1 minute)", "State": {"Fn::If": ["IsFrontend", "ENABLED", "DISABLED"]}}}}
+    for logical, access in FUNCTIONS.items():
+        if access.report_failures:  # an order or a tick that keeps failing is kept, and alarms
+            resources[logical]["Properties"]["EventInvokeConfig"] = {
+                "MaximumRetryAttempts": ASYNC_RETRIES,
+                "DestinationConfig": {"OnFailure": {"Type": "SQS",
+                                                    "Destination": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}}}}
     return resources
+
+
+def sum_alarm(description: str, namespace: str, metric: str, dimension: str, values: list, **extra: Any) -> dict:
+    """An alarm, sent to the alarms topic, when the sum of ``metric`` over ``values`` of one
+    dimension (at most nine: CloudWatch takes ten queries, the sum included) reaches one in five minutes."""
+    queries: list[dict[str, Any]] = [
+        {"Id": f"m{n}", "ReturnData": False, "MetricStat": {"Period": 300, "Stat": "Sum", "Metric": {
+            "Namespace": namespace, "MetricName": metric,
+            "Dimensions": [{"Name": dimension, "Value": value}, *extra.get("dimensions", [])]}}}
+        for n, value in enumerate(values)]
+    queries.append({"Id": "total", "Expression": "SUM(METRICS())", "Label": metric, "ReturnData": True})
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmDescription": description, "Metrics": queries, "EvaluationPeriods": 1, "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+        "AlarmActions": [{"Ref": "AlarmsTopic"}]}}
+
+
+def operations_alarms() -> dict:
+    """What reaches the alarms topic besides rejected orders: failed asynchronous events, Lambda
+    throttles (every function) and errors (the front door: API, time checks, intake; the backend's
+    tasks retry their errors and compensate by design), API 5xx, DynamoDB throttles."""
+    alarms: dict[str, Any] = {"FailedEventsAlarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmDescription": "An order or a time check failed after Lambda's retries: its event is in the "
+                            "failed-events queue, to look at and send again",
+        "Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
+        "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailedEventsQueue", "QueueName"]}}],
+        "Statistic": "Maximum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+        "AlarmActions": [{"Ref": "AlarmsTopic"}]}}}
+    names = list(FUNCTIONS)
+    for n, start in enumerate(range(0, len(names), 9), start=1):
+        alarms[f"LambdaThrottlesAlarm{n}"] = sum_alarm(
+            "Lambda is throttling the platform's functions (account concurrency reached)", "AWS/Lambda",
+            "Throttles", "FunctionName", [function_name(name) for name in names[start:start + 9]])
+    alarms["FrontDoorErrorsAlarm"] = sum_alarm(
+        "The API, the time checks or the order intake raised errors", "AWS/Lambda", "Errors", "FunctionName",
+        [function_name(name) for name in ("APIHandler", "TimeChecks", "OrderIntake")])
+    alarms["Api5xxAlarm"] = {"Condition": "IsFrontend", **sum_alarm(
+        "The catalog or the API answered 5xx", "AWS/ApiGateway", "5XXError", "ApiName", ["wod"],
+        dimensions=[{"Name": "Stage", "Value": "api"}])}
+    alarms["DynamoDBThrottlesAlarm"] = {"Condition": "IsFrontend", **sum_alarm(
+        "DynamoDB throttled the platform's tables", "AWS/DynamoDB", "ThrottledRequests", "TableName",
+        [sub(f"${{TablePrefix}}-{kind}") for kind in sorted(table_kinds())][:9])}
+    return alarms
 
 
 def merge_template() -> dict:

@@ -33,7 +33,8 @@ PARAMETERS = {"PublicUrl": "https://workshops.example.org", "MailDomain": "examp
               "Location": "paris", "Locations": json.dumps({"paris": "orders@example.org"})}
 # Resource types moto's CloudFormation cannot create; the smoke test creates what it needs of them by hand.
 NOT_IN_MOTO = {"AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm", "AWS::SES::ReceiptRuleSet",
-               "AWS::SES::ReceiptRule", "AWS::SNS::TopicPolicy"}
+               "AWS::SES::ReceiptRule", "AWS::SNS::TopicPolicy",
+               "AWS::S3::BucketPolicy"}  # checked from the template: test_the_content_bucket_takes_tls_only...
 # Actions AWS gives no resource-level permission for.
 RESOURCE_STAR_OK = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
@@ -358,3 +359,50 @@ def test_non_serverless_part_deploys_and_a_smoke_flow_runs(deployed, tmp_path, m
     topic = outputs["OrdersTopicArn"]
     assert topic.endswith(":wod-orders")
     assert sns.publish(TopicArn=topic, Message="{}")["MessageId"]
+
+
+def test_failed_asynchronous_events_are_kept_and_alarm(sam):
+    """An order or a tick that keeps failing is not dropped: after Lambda's retries its event goes
+    to the failed-events queue, which its function may write to, and the queue's depth alarms."""
+    resources = sam["Resources"]
+    queue = {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+    for name in ("OrderIntake", "TimeChecks"):
+        config = resources[name]["Properties"]["EventInvokeConfig"]
+        assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": queue}
+        assert config["MaximumRetryAttempts"] == infra.ASYNC_RETRIES
+        statements = resources[f"{name}Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        assert {"Sid": "ReportFailedEvents", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                "Resource": [queue]} in statements
+    assert resources["FailedEventsQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    alarm = resources["FailedEventsAlarm"]["Properties"]
+    assert alarm["Namespace"] == "AWS/SQS" and alarm["AlarmActions"] == [{"Ref": "AlarmsTopic"}]
+
+
+def test_operations_alarms_reach_the_alarms_topic(sam):
+    resources = sam["Resources"]
+    alarms = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"FrontDoorErrorsAlarm", "Api5xxAlarm", "DynamoDBThrottlesAlarm", "RejectedOrdersAlarm",
+            "FailedEventsAlarm"} <= set(alarms)
+    assert all(alarm["AlarmActions"] == [{"Ref": "AlarmsTopic"}] for alarm in alarms.values())
+    throttled = [query["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for name, alarm in alarms.items()
+                 if name.startswith("LambdaThrottlesAlarm") for query in alarm["Metrics"] if "MetricStat" in query]
+    assert sorted(value["Fn::Sub"] for value in throttled) == sorted(
+        f"${{AWS::StackName}}-{name}" for name in infra.FUNCTIONS)  # every function, once
+    assert all(len(alarm.get("Metrics", [])) <= 10 for alarm in alarms.values())  # CloudWatch's limit
+
+
+def test_the_api_stage_is_throttled(sam):
+    settings = sam["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    assert settings == [{"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                         "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}]
+    assert sam["Parameters"]["ApiBurstLimit"]["Default"] >= 200  # an event's opening minute fits
+    assert sam["Resources"]["RestAPI"]["Properties"]["StageName"] == "api"  # merged into Chalice's API
+    assert "DefinitionBody" in sam["Resources"]["RestAPI"]["Properties"]
+
+
+def test_the_content_bucket_takes_tls_only_and_forgets_old_versions(sam):
+    resources = sam["Resources"]
+    (statement,) = resources["ContentBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    (rule,) = resources["ContentBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
