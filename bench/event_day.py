@@ -587,7 +587,7 @@ def run(args: argparse.Namespace, concurrency: int) -> int:
     limited = [a for a in answers if a.status == 429]
     if limited:
         rows.append(("rate limited (429)", f"{len(limited)}: start the stack with WOD_RATE_LIMIT_PER_MINUTE=0 "
-                                           "WOD_DOMAIN_RATE_LIMIT_PER_MINUTE=0 for this bench"))
+                                           "for this bench"))
     if confirm:
         rows.append(("awaiting confirmation", f"{len(confirm)} answered {sorted({a.status for a in confirm})}: "
                                               "this bench does not confirm through the emailed link yet"))

@@ -35,9 +35,9 @@ def main() -> int:
               students_table=settings.table_name("students"), spawner=config.hub_spawner,
               region=settings.region, host=config.host,
               env={"WOD_HUB_BLOCKED_PORTS": ",".join(str(port) for port in blocked)})
-    from local.orphans import stop_orphan_appliances
+    from local.orphans import stop_left_behind
 
-    for stopped in stop_orphan_appliances(config.state_dir, kinds=("culler",)):  # a killed JupyterHub's
+    for stopped in stop_left_behind(config.state_dir, kinds=("culler",)):  # a killed JupyterHub's
         log.warning("stopped %s", stopped)
     try:
         stopping.interrupting = True  # a stop while JupyterHub starts must not wait for it

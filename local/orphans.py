@@ -21,9 +21,10 @@ descendants (the live stack's own processes), a process below a live process of 
 this state (one that holds no lock), and anything at all when another live process holds the
 state directory.
 
-:func:`stop_orphan_appliances` is for a part of a live stack that was started again (the
-process that runs the appliances): the appliances its dead predecessor left are stopped, and
-nothing else of the stack, before those of the active participants are started again.
+:func:`stop_left_behind` is for a part of a live stack that was started again: what its dead
+predecessor left and nobody manages is stopped, and nothing else of the stack (the workers: the
+appliances, before those of the active participants are started again; the hub: the idle culler
+of a killed JupyterHub).
 
 **The lock**: ``<state>/stack.pid``, held with ``fcntl.flock`` by the live supervisor
 (:func:`claim`) and holding its pid. The kernel releases it when that process dies, however it
@@ -381,8 +382,8 @@ def stop_orphans(state_dir: os.PathLike | str, grace: float = GRACE_SECONDS) -> 
     return _stop(find_orphans(state_dir), _tree(os.getpid()), grace)
 
 
-def stop_orphan_appliances(state_dir: os.PathLike | str, grace: float = GRACE_SECONDS,
-                           kinds: tuple[str, ...] = ("appliance",)) -> list[str]:
+def stop_left_behind(state_dir: os.PathLike | str, grace: float = GRACE_SECONDS,
+                     kinds: tuple[str, ...] = ("appliance",)) -> list[str]:
     """For a part of a live stack that was started again: stop what of ``kinds`` its dead
     predecessor left, which no one manages any more (the workers: appliances, before starting
     those of the active participants again; the hub: the idle culler of a killed JupyterHub).

@@ -172,10 +172,10 @@ def _restart_appliances(config: Any, context: Any) -> None:
     """The appliances of active participants are this process's children: stop those a dead
     predecessor left, then start each active participant's again."""
     from chalicelib.services.recovery import restart_appliances
-    from local.orphans import stop_orphan_appliances
+    from local.orphans import stop_left_behind
 
     try:
-        for stopped in stop_orphan_appliances(config.state_dir):
+        for stopped in stop_left_behind(config.state_dir):
             log.warning("stopped %s", stopped)
         started, errors = restart_appliances(context)
     except Exception:

@@ -150,8 +150,8 @@ def test_a_restarted_part_stops_only_the_appliances_its_predecessor_left(layout,
     orphan = detached(appliance, ours, folder)  # its workers process died
     started.append(orphan)
     root = str(Path(__file__).resolve().parents[2])
-    part = f"import json, sys; sys.path.insert(0, {root!r}); from local.orphans import stop_orphan_appliances; " \
-           f"print(json.dumps(stop_orphan_appliances({str(state)!r}, grace=5)))"
+    part = f"import json, sys; sys.path.insert(0, {root!r}); from local.orphans import stop_left_behind; " \
+           f"print(json.dumps(stop_left_behind({str(state)!r}, grace=5)))"
     supervisor = subprocess.Popen([sys.executable, "-c", f"""
 import json, subprocess, sys
 sys.path.insert(0, {root!r})
@@ -168,7 +168,7 @@ print(subprocess.run([sys.executable, "-c", {part!r}], capture_output=True, text
         stopped = json.loads(supervisor.stdout.readline())
         assert len(stopped) == 1 and f"pid {orphan}" in stopped[0]
         assert not alive(orphan) and alive(live)
-        assert orphans.stop_orphan_appliances(state) == []  # not this test's supervisor: refused
+        assert orphans.stop_left_behind(state) == []  # not this test's supervisor: refused
     finally:
         supervisor.kill()
         supervisor.wait(10)

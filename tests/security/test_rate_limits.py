@@ -47,7 +47,7 @@ def test_one_client_registering_sixty_times_is_stopped_at_the_limit(platform, li
 
 
 def test_one_domain_is_limited_across_clients(platform, limited):
-    limited(per_client=0, per_domain=5)
+    limited(per_client=100, per_domain=5)
     for n in range(5):
         registrations.register(platform, body(n, "bots.example"), client=f"203.0.113.{n}")
     with pytest.raises(RateLimited, match="for addresses at bots.example"):
@@ -55,8 +55,8 @@ def test_one_domain_is_limited_across_clients(platform, limited):
     registrations.register(platform, body(6, "people.example"), client="203.0.113.201")
 
 
-def test_zero_turns_the_limit_off(platform, limited):
-    limited(per_client=0)
+def test_zero_turns_the_limits_off(platform, limited):
+    limited(per_client=0, per_domain=5)  # 0 for the client turns the domain's off too (load benchmarks)
     for n in range(40):
         registrations.register(platform, body(n), client="203.0.113.7")
 
