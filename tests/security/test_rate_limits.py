@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,6 +24,8 @@ def body(n: int, domain: str = "example.com") -> dict:
 @pytest.fixture
 def limited(platform, sync, monkeypatch):
     sync((WORKSHOP, {"seats": 60}))
+    # the limits count per wall-clock minute: the test stays inside one (mid-window, not at a boundary)
+    monkeypatch.setattr(registrations, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))
 
     def limit(per_client: int, per_domain: int = 0):
         monkeypatch.setattr(platform, "settings", dataclasses.replace(
