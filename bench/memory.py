@@ -21,13 +21,10 @@ import grp
 import json
 import pwd
 import secrets
-import socket
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,17 +149,6 @@ def describe(students: dict[str, Student], names: list[str] | None = None) -> li
 
 # ---- driving a hub -----------------------------------------------------------------------------------
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _wait(condition, timeout: float, what: str) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -178,6 +164,8 @@ def run_cell(hub_url: str, token: str, name: str, code: str, timeout: float = 60
     import urllib3
     import websocket
 
+    from tests.hubtools import execute
+
     headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
     base = f"{hub_url}/user/{name}/api"
     created = urllib3.request("POST", f"{base}/kernels", body=json.dumps({"name": "python3"}), headers=headers,
@@ -188,25 +176,7 @@ def run_cell(hub_url: str, token: str, name: str, code: str, timeout: float = 60
     ws = websocket.create_connection(f"{base}/kernels/{kernel}/channels".replace("http://", "ws://"),
                                      header=[f"Authorization: token {token}"], timeout=timeout)
     try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": name, "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3", "date": datetime.now(UTC).isoformat()},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True}}))
-        out, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = json.loads(ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "stream":
-                out.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                raise RuntimeError("\n".join(msg["content"]["traceback"]))
-            elif msg["msg_type"] == "execute_reply":
-                return "".join(out)
-        raise TimeoutError("no execute_reply")
+        return execute(ws, name, code, timeout, store_history=True)
     finally:
         ws.close()
 
@@ -216,6 +186,7 @@ def bench_hub(count: int, idle_seconds: int, settle: float) -> int:
 
     from chalicelib.adapters.hub import HubClient
     from local.hub import Hub, _descendants
+    from tests.hubtools import free_ports
 
     if os.geteuid() != 0:
         print("the isolated spawner creates Linux users: run as root (or use --running)", file=sys.stderr)
@@ -223,7 +194,7 @@ def bench_hub(count: int, idle_seconds: int, settle: float) -> int:
     from tests.hubtools import remove_linux_user
 
     base = Path(tempfile.mkdtemp(prefix="wod-bench-memory-"))
-    port, api_port, proxy_api_port = _free_ports(3)
+    port, api_port, proxy_api_port = free_ports(3)
     hub = Hub(state_dir=base / "state", log_file=base / "hub.log", token=secrets.token_hex(32), port=port,
               api_port=api_port, proxy_api_port=proxy_api_port, spawner="isolated", region="us-east-1",
               env={"WOD_IDLE_MINUTES": str(idle_seconds / 60), "WOD_IDLE_CHECK_SECONDS": "2"})

@@ -182,3 +182,44 @@ def hub(embedded_aws, tmp_path_factory):
 
 def new_name() -> str:
     return f"student{secrets.randbelow(10**6):06d}t"
+
+
+def open_session(hub_url: str, name: str, password: str) -> requests.Session:
+    """Log in without following redirects to the server: a hub session on /hub/home."""
+    session = requests.Session()
+    session.get(f"{hub_url}/hub/login", timeout=30)
+    response = session.post(f"{hub_url}/hub/login?next=/hub/home", allow_redirects=False, timeout=30,
+                            data={"username": name, "password": password, "_xsrf": session.cookies.get("_xsrf")})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/hub/home")
+    assert session.get(f"{hub_url}/hub/home", allow_redirects=False, timeout=10).status_code == 200
+    return session
+
+
+class KernelError(RuntimeError):
+    pass
+
+
+def execute(ws, name: str, code: str, timeout: float, store_history: bool = False) -> str:
+    """Run ``code`` on an open kernel websocket as ``name``; its stdout (KernelError if it raised)."""
+    import json
+
+    msg_id = uuid.uuid4().hex
+    ws.send(json.dumps({
+        "header": {"msg_id": msg_id, "username": name, "session": uuid.uuid4().hex, "msg_type": "execute_request",
+                   "version": "5.3", "date": datetime.now(UTC).isoformat()},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": store_history, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}}))
+    out, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = json.loads(ws.recv())
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            raise KernelError("kernel error: " + "\n".join(msg["content"]["traceback"]))
+        elif msg["msg_type"] == "execute_reply":
+            return "".join(out)
+    raise TimeoutError("no execute_reply")
+

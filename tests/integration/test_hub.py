@@ -18,14 +18,14 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
 from local.hub import Hub
-from tests.hubtools import login, new_name, notebook
+from tests.hubtools import execute, login, new_name, notebook, open_session
 
 README = "0-ReadMeFirst.ipynb"
 LANDING = f"lab/tree/{README}"
@@ -125,12 +125,7 @@ def test_a_session_ends_when_the_student_is_no_longer_active(hub):
     hub.created.append(name)
     hub.api.create_user(name)
     hub.students.put(name, password)
-    session = requests.Session()
-    session.get(f"{hub.url}/hub/login", timeout=30)
-    response = session.post(f"{hub.url}/hub/login?next=/hub/home", allow_redirects=False, timeout=30,
-                            data={"username": name, "password": password, "_xsrf": session.cookies.get("_xsrf")})
-    assert response.status_code == 302 and response.headers["Location"].endswith("/hub/home")
-    assert session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10).status_code == 200
+    session = open_session(hub.url, name, password)
 
     hub.students.put(name, password, status="cleaning")
     spawn = session.get(f"{hub.url}/hub/spawn/{name}", allow_redirects=False, timeout=30)
@@ -208,25 +203,7 @@ def run_in_kernel(hub: Hub, session: requests.Session, name: str, code: str, tim
     cookie = session.prepare_request(requests.Request("GET", url)).headers["Cookie"]
     ws = websocket.create_connection(url.replace("http://", "ws://"), header=[f"Cookie: {cookie}"], timeout=timeout)
     try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": name, "session": uuid.uuid4().hex, "msg_type": "execute_request",
-                       "version": "5.3", "date": datetime.now(UTC).isoformat()},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True}}))
-        out, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = json.loads(ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "stream":
-                out.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                raise AssertionError("kernel error: " + "\n".join(msg["content"]["traceback"]))
-            elif msg["msg_type"] == "execute_reply":
-                return "".join(out)
-        raise TimeoutError("no execute_reply")
+        return execute(ws, name, code, timeout)
     finally:
         ws.close()
         session.delete(f"{base}/api/kernels/{kernel_id}", headers={"X-XSRFToken": xsrf}, timeout=30)

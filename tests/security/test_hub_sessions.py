@@ -4,22 +4,11 @@ login page, and the new password works. Real JupyterHub, its proxy, the platform
 from __future__ import annotations
 
 import pytest
-import requests
 
 from chalicelib.domain.passwords import hash_password
-from tests.hubtools import PASSWORD_ITERATIONS, new_name
+from tests.hubtools import PASSWORD_ITERATIONS, new_name, open_session
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def open_session(hub, name: str, password: str) -> requests.Session:
-    session = requests.Session()
-    session.get(f"{hub.url}/hub/login", timeout=30)
-    response = session.post(f"{hub.url}/hub/login?next=/hub/home", allow_redirects=False, timeout=30,
-                            data={"username": name, "password": password, "_xsrf": session.cookies.get("_xsrf")})
-    assert response.status_code == 302 and response.headers["Location"].endswith("/hub/home")
-    assert session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10).status_code == 200
-    return session
 
 
 def test_a_new_password_ends_the_old_session(hub):
@@ -27,7 +16,7 @@ def test_a_new_password_ends_the_old_session(hub):
     hub.created.append(name)
     hub.api.create_user(name)
     hub.students.put(name, old)
-    stolen = open_session(hub, name, old)
+    stolen = open_session(hub.url, name, old)
     hub.students.client.update_item(  # what a RESET or a resend stores: a new hash
         TableName=hub.students.table, Key={"id": {"S": name}}, UpdateExpression="SET password_hash = :h",
         ExpressionAttributeValues={":h": {"S": hash_password(new, PASSWORD_ITERATIONS)}})
@@ -37,4 +26,4 @@ def test_a_new_password_ends_the_old_session(hub):
         assert "/hub/login" in spawn.headers["Location"]
     assert hub.api.http.get(f"{hub.api_url}/users/{name}", timeout=10).json()["servers"] == {}
     assert f"WoD session of {name} ended: the password changed" in hub.log_file.read_text()
-    open_session(hub, name, new)
+    open_session(hub.url, name, new)
