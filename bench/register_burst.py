@@ -62,8 +62,8 @@ def register(app_url: str, n: int, run: str) -> dict:
     return {"n": n, "status": status, "ms": (time.perf_counter() - started) * 1000, "body": payload}
 
 
-def read_back(app_url: str, registration_id: str) -> dict:
-    response = session().get(f"{app_url}/api/registrations/{registration_id}", timeout=REQUEST_TIMEOUT)
+def read_back(app_url: str, path: str) -> dict:
+    response = session().get(app_url + path, timeout=REQUEST_TIMEOUT)
     return {"http": response.status_code, **(_json(response) or {})}
 
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
             accepted = [r for r in results if r["status"] == 201]
             # -- read everything back ----------------------------------------------------------
-            back = list(pool.map(lambda r: read_back(stack.app_url, r["body"]["id"]), accepted))
+            back = list(pool.map(lambda r: read_back(stack.app_url, stack.participant_path(r["body"]["id"])), accepted))
         workshops = {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=30).json()}
 
         latencies = sorted(r["ms"] for r in results)

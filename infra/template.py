@@ -32,7 +32,8 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)FunctionArn\}")
 NAMESPACE = "WorkshopsOnDemand"
 SERVICE = "wod-platform"
 SECRETS = {  # secret -> created by the frontend stack (shared) or by every stack (per location)
-    "order-key": "shared", "callback-key": "shared", "admin-token": "shared", "hub-token": "location",
+    "order-key": "shared", "callback-key": "shared", "admin-token": "shared", "link-key": "shared",
+    "hub-token": "location",
 }
 
 READ = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
@@ -63,8 +64,8 @@ FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "writ
 # The backend's tasks read workshops, students and registrations by key and update a student (password
 # hash, warm mark) or a registration (progress) in place; the frontend makes and frees everything else.
 BACKEND_TABLES = {"workshops": "lookup", "students": "update", "customers": "update"}
-FRONTEND = Access(FRONTEND_TABLES, ("order-key", "callback-key", "admin-token"), send_mail=True)
-TICK = Access(FRONTEND_TABLES, ("order-key",), send_mail=True, report_failures=True)
+FRONTEND = Access(FRONTEND_TABLES, ("order-key", "callback-key", "admin-token", "link-key"), send_mail=True)
+TICK = Access(FRONTEND_TABLES, ("order-key", "link-key"), send_mail=True, report_failures=True)
 INTAKE = Access({"nonces": "write"}, ("order-key",), start_workflows=True, report_failures=True)
 ASYNC_RETRIES = 2  # Lambda's own retries of an asynchronous event before it goes to the failed-events queue
 

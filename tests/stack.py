@@ -123,6 +123,14 @@ class LocalStack:
 
         return json.loads((self.state_dir / "secrets.json").read_text())[name]
 
+    def participant_path(self, registration_id: str, api: bool = True) -> str:
+        """The path of a participant's own registration (their status page, or its API), which
+        carries their action token, not the bare registration id."""
+        from chalicelib.domain.links import action_token
+
+        token = action_token(self.secret("link_key").encode(), registration_id)
+        return f"/api/registrations/{token}" if api else f"/registrations/{token}"
+
     @property
     def log_file(self) -> Path:
         return self.state_dir / "logs" / "stack.log"

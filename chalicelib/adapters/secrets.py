@@ -3,7 +3,8 @@
 Local mode reads a generated JSON file (mode 0600). On AWS they are Secrets Manager
 secrets the stack generates (``infra/template.py``), read through Powertools
 Parameters and cached for five minutes: ``<prefix>/order-key``, ``<prefix>/callback-key``,
-``<prefix>/admin-token`` (one per platform) and ``<prefix>/hub-token/<location>`` (one
+``<prefix>/admin-token``, ``<prefix>/link-key`` (one per platform: the last one signs
+participants' links) and ``<prefix>/hub-token/<location>`` (one
 per location's JupyterHub).
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from chalicelib.domain.errors import Unavailable
 from chalicelib.settings import Settings
 
-NAMES = ("order_key", "callback_key", "hub_token", "admin_token")
+NAMES = ("order_key", "callback_key", "hub_token", "admin_token", "link_key")
 PER_LOCATION = ("hub_token",)
 CACHE_SECONDS = 300
 

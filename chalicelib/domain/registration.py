@@ -68,7 +68,8 @@ def mailbox_key(email: str) -> str:
 
 
 def new_registration_id() -> str:
-    """An unguessable id: it is also the participant's status-page token."""
+    """An unguessable, public id (webhooks, reports, audit); the participant's links carry their
+    action token (chalicelib.domain.links) instead."""
     return secrets.token_urlsafe(18)
 
 

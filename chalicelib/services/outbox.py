@@ -18,7 +18,7 @@ from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
 from chalicelib.domain.outbox import MAIL, ORDER, WEBHOOK, Entry, mail, webhook
 from chalicelib.domain.values import Registration, Workshop
 from chalicelib.observability import logger
-from chalicelib.services import webhooks
+from chalicelib.services import links, webhooks
 from chalicelib.services.context import Context
 
 MAX_BACKOFF_STEPS = 6
@@ -36,7 +36,7 @@ SUBJECTS = {
 
 
 def status_url(ctx: Context, registration_id: str) -> str:
-    return f"{ctx.settings.public_url}/registrations/{registration_id}"
+    return links.status_url(ctx, registration_id)
 
 
 def badge_url(ctx: Context, workshop: Workshop) -> str | None:

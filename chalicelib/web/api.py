@@ -6,6 +6,7 @@ from chalice import Blueprint
 from chalicelib.lazy import lazy_module
 from chalicelib.web.http import client_address, ctx, json_errors, json_response, parse_json
 
+links = lazy_module("chalicelib.services.links")
 participant = lazy_module("chalicelib.services.participant")
 registrations = lazy_module("chalicelib.services.registrations")
 
@@ -23,18 +24,20 @@ def list_workshops():
 def create_registration():
     created = registrations.register(ctx(), parse_json(api.current_request.raw_body),
                                      client=client_address(api.current_request))
-    return json_response(created, 201, {"Location": f"/api/registrations/{created['id']}"})
+    token = links.action_token(ctx(), created["id"])
+    return json_response(created, 201, {"Location": f"/api/registrations/{token}"})
 
 
-@api.route("/api/registrations/{registration_id}", methods=["GET"])
+@api.route("/api/registrations/{token}", methods=["GET"])
 @json_errors
-def get_registration(registration_id):
-    return json_response(registrations.status(ctx(), registration_id))
+def get_registration(token):
+    """The participant's own registration, by the action token of their links."""
+    return json_response(registrations.status(ctx(), links.registration_id(ctx(), token)))
 
 
-@api.route("/api/registrations/{registration_id}/{action}", methods=["POST"],
+@api.route("/api/registrations/{token}/{action}", methods=["POST"],
            content_types=["application/json"])
 @json_errors
-def registration_action(registration_id, action):
+def registration_action(token, action):
     """extend | reset | end | leave — each safe to repeat."""
-    return json_response(participant.perform(ctx(), action, registration_id))
+    return json_response(participant.perform(ctx(), action, links.registration_id(ctx(), token)))

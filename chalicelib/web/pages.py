@@ -18,6 +18,7 @@ from chalicelib.web.http import (
     require_same_origin,
 )
 
+links = lazy_module("chalicelib.services.links")
 participant = lazy_module("chalicelib.services.participant")
 registrations = lazy_module("chalicelib.services.registrations")
 render = lazy_module("chalicelib.adapters.render")
@@ -60,15 +61,17 @@ def register_form(workshop_id):
         return _form_page(workshop, values, exc.fields, exc.message, 422)
     except Conflict as exc:
         return _form_page(workshop, values, {"email": exc.message}, exc.message, 409)
-    return Response(body="", status_code=303, headers={"Location": f"/registrations/{created['id']}"})
+    return Response(body="", status_code=303,
+                    headers={"Location": f"/registrations/{links.action_token(ctx(), created['id'])}"})
 
 
-@pages.route("/registrations/{registration_id}", methods=["GET"])
+@pages.route("/registrations/{token}", methods=["GET"])
 @html_errors
-def status_page(registration_id):
-    reg = registrations.status(ctx(), registration_id)
+def status_page(token):
+    reg = registrations.status(ctx(), links.registration_id(ctx(), token))
     done = DONE.get((pages.current_request.query_params or {}).get("done", ""))
-    return html_response(render.page("status.html", reg=reg, refresh=reg["status"] in REFRESHING, done=done))
+    return html_response(render.page("status.html", reg=reg, token=token, refresh=reg["status"] in REFRESHING,
+                                     done=done))
 
 
 DONE = {"extend": "Your workshop was extended.",
@@ -76,18 +79,19 @@ DONE = {"extend": "Your workshop was extended.",
         "end": "Your workshop is ending; the thank-you email follows.", "leave": "You left the waitlist."}
 
 
-@pages.route("/registrations/{registration_id}/{action}", methods=["POST"],
+@pages.route("/registrations/{token}/{action}", methods=["POST"],
              content_types=["application/x-www-form-urlencoded"])
 @html_errors
-def registration_action(registration_id, action):
+def registration_action(token, action):
     require_same_origin(pages.current_request.headers, ctx().settings.public_url)
+    registration_id = links.registration_id(ctx(), token)
     try:
         participant.perform(ctx(), action, registration_id)
     except Conflict as exc:
         reg = registrations.status(ctx(), registration_id)
-        return html_response(render.page("status.html", reg=reg, refresh=False, message=exc.message), 409)
-    return Response(body="", status_code=303,
-                    headers={"Location": f"/registrations/{registration_id}?done={action}"})
+        return html_response(render.page("status.html", reg=reg, token=token, refresh=False, message=exc.message),
+                             409)
+    return Response(body="", status_code=303, headers={"Location": f"/registrations/{token}?done={action}"})
 
 
 BADGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
-REGISTRATION_URL = re.compile(r"/registrations/([A-Za-z0-9_-]{16,64})$")
+REGISTRATION_URL = re.compile(r"/registrations/([A-Za-z0-9_-]{16,64}\.[A-Za-z0-9_-]{32})$")
 ORDERS = "orders@backend.wod.local"
 FIRST, LAST, COMPANY = "Zoë", "O'Brien", "Smith & Sons"
 README = "0-ReadMeFirst.ipynb"
@@ -46,7 +46,8 @@ def fill_form(page, email: str) -> None:
     page.locator("#accept_terms").check()
 
 
-def registration_id_of(page) -> str:
+def token_of(page) -> str:
+    """The participant's action token, from the status page's address."""
     match = REGISTRATION_URL.search(page.url)
     assert match, f"not on a registration status page: {page.url}"
     return match.group(1)
@@ -140,8 +141,8 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     fill_form(page, email)
     response = submit(page)
     assert_redirected_after_post(response, workshop_id)
-    registration_id = registration_id_of(page)
-    status_url = f"{stack.app_url}/registrations/{registration_id}"
+    token = token_of(page)
+    status_url = f"{stack.app_url}/registrations/{token}"
     expect(page.locator("p.status")).to_have_class(SEATED_CLASS)
     expect(page.locator("p.status")).to_have_text(SEATED_STATUS)
     expect(page.locator("dt", has_text="Workshop").locator("+ dd")).to_have_text(title)
@@ -151,7 +152,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     expect(page.locator("dd.position")).to_have_count(0)
     shot(page, "status")
 
-    api = requests.get(f"{stack.app_url}/api/registrations/{registration_id}", timeout=10).json()
+    api = requests.get(f"{stack.app_url}/api/registrations/{token}", timeout=10).json()
     assert api["status"] in ("pending", "provisioning", "active"), api
     assert api["student"] == student
     assert api["position"] is None
@@ -266,7 +267,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     expect(status_tab.locator("p.status")).to_have_text("Status: Active", timeout=30_000)
     expect(status_tab.locator("p.status")).to_have_class("status status-active")
     expect(status_tab.locator("ol.steps")).to_have_count(0)
-    api = requests.get(f"{stack.app_url}/api/registrations/{registration_id}", timeout=10).json()
+    api = requests.get(f"{stack.app_url}/api/registrations/{token}", timeout=10).json()
     assert api["status"] == "active" and api["student"] == student, api
     ends_at = datetime.fromisoformat(api["ends_at"])
     assert timedelta(minutes=55) < ends_at - datetime.now(UTC) <= timedelta(minutes=60), api["ends_at"]
@@ -347,8 +348,8 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
     shot(page, "form")
     response = submit(page)
     assert_redirected_after_post(response, workshop_id)
-    registration_id = registration_id_of(page)
-    status_url = f"{stack.app_url}/registrations/{registration_id}"
+    token = token_of(page)
+    status_url = f"{stack.app_url}/registrations/{token}"
     expect(page.locator("p.status")).to_have_class("status status-waitlisted")
     expect(page.locator("p.status")).to_have_text("Status: Waitlisted")
     expect(page.locator("dt", has_text="Waitlist position")).to_have_count(1)
@@ -357,7 +358,7 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
     expect(page.locator("dt", has_text="Workshop").locator("+ dd")).to_have_text(title)
     shot(page, "status")
 
-    api = requests.get(f"{stack.app_url}/api/registrations/{registration_id}", timeout=10).json()
+    api = requests.get(f"{stack.app_url}/api/registrations/{token}", timeout=10).json()
     assert (api["status"], api["position"], api["student"]) == ("waitlisted", 1, None)
     assert api["status_url"] == status_url
 
@@ -381,10 +382,10 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
     for seat_email, body in seated.items():
         ready = stack.wait_for_message(lambda m: m["subject"] == ready_subject, timeout=90, to=seat_email)
         assert f"Student name: {body['student']}" in ready["text"]
-        state = requests.get(f"{stack.app_url}/api/registrations/{body['id']}", timeout=10).json()
+        state = requests.get(stack.app_url + stack.participant_path(body["id"]), timeout=10).json()
         assert (state["status"], state["student"]) == ("active", body["student"]), state
     assert [m["subject"] for m in stack.messages(to=email)] == [subject], "the waitlisted participant got a login"
-    api = requests.get(f"{stack.app_url}/api/registrations/{registration_id}", timeout=10).json()
+    api = requests.get(f"{stack.app_url}/api/registrations/{token}", timeout=10).json()
     assert (api["status"], api["position"], api["student"]) == ("waitlisted", 1, None)
     assert stack.messages(to=ORDERS) == [], "an order was delivered to the inbox"
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.adapters.secrets import get_key
-from chalicelib.services import registrations
+from chalicelib.services import links, registrations
 from chalicelib.services import time_checks as lifecycle
 from chalicelib.store.models import StudentModel, WorkshopModel
 from tests.factory import signed_callback
@@ -27,8 +27,9 @@ def callback(client, platform, payload):
     return json.loads(response.body)
 
 
-def action(client, registration_id, name):
-    response = client.http.post(f"/api/registrations/{registration_id}/{name}",
+def action(client, platform, registration_id, name):
+    token = links.action_token(platform, registration_id)
+    response = client.http.post(f"/api/registrations/{token}/{name}",
                                 headers={"Content-Type": "application/json"}, body="{}")
     return response.status_code, json.loads(response.body)
 
@@ -72,8 +73,8 @@ def test_reminder_once_then_expiry_orders_cleanup_and_locks_the_student(client, 
 def test_cleaned_frees_the_seat_thanks_and_promotes_the_waitlist(client, platform, active, recording, clock, tables):
     waiting = registrations.register(platform, body("wait@example.com"))
     assert waiting["status"] == "waitlisted"
-    assert action(client, active["id"], "end")[0] == 200
-    assert action(client, active["id"], "end")[0] == 200  # twice: one cleanup
+    assert action(client, platform, active["id"], "end")[0] == 200
+    assert action(client, platform, active["id"], "end")[0] == 200  # twice: one cleanup
     assert subjects(recording).count(f"CLEANUP {WORKSHOP} {active['student']}") == 1
 
     callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
@@ -96,25 +97,25 @@ def test_cleaned_frees_the_seat_thanks_and_promotes_the_waitlist(client, platfor
 
 def test_extend_until_the_limit_and_not_while_people_wait(client, platform, active, clock, tables):
     before = tables.customers.get(active["id"]).ends_at
-    status, view = action(client, active["id"], "extend")
+    status, view = action(client, platform, active["id"], "extend")
     assert status == 200 and view["extensions_used"] == 1
     assert tables.customers.get(active["id"]).ends_at == before + timedelta(minutes=30)
     assert tables.students.get(active["student"]).expires_at == before + timedelta(minutes=30)
-    assert action(client, active["id"], "extend")[0] == 200
-    status, refused = action(client, active["id"], "extend")
+    assert action(client, platform, active["id"], "extend")[0] == 200
+    status, refused = action(client, platform, active["id"], "extend")
     assert status == 409 and "already used the 2 extension" in refused["message"]
 
 
 def test_no_extension_while_the_waitlist_is_not_empty(client, platform, active):
     registrations.register(platform, body("queue@example.com"))
-    status, refused = action(client, active["id"], "extend")
+    status, refused = action(client, platform, active["id"], "extend")
     assert status == 409 and "waiting for a seat" in refused["message"]
 
 
 def test_reset_twice_orders_two_fresh_copies_without_moving_the_clock(client, platform, active, recording, tables):
     ends = tables.customers.get(active["id"]).ends_at
-    assert action(client, active["id"], "reset")[0] == 200
-    assert action(client, active["id"], "reset")[0] == 200
+    assert action(client, platform, active["id"], "reset")[0] == 200
+    assert action(client, platform, active["id"], "reset")[0] == 200
     resets = [e for e in recording.sent if e.subject.startswith("RESET")]
     assert [json.loads(e.text)["attempt"] for e in resets] == [1, 2]
     assert tables.customers.get(active["id"]).ends_at == ends
@@ -136,7 +137,7 @@ def test_stuck_provisioning_fails_apologises_and_orders_cleanup(client, platform
 
 
 def test_cleanup_not_reported_in_time_is_ordered_again(client, platform, active, recording, clock):
-    action(client, active["id"], "end")
+    action(client, platform, active["id"], "end")
     clock.advance(minutes=6)
     assert lifecycle.tick(platform)["cleanup_retried"] == 1
     orders = [json.loads(e.text) for e in recording.sent if e.subject.startswith("CLEANUP")]
@@ -147,15 +148,15 @@ def test_leaving_the_waitlist_moves_the_others_up(client, platform, active):
     first = registrations.register(platform, body("w1@example.com"))
     second = registrations.register(platform, body("w2@example.com"))
     assert registrations.status(platform, second["id"])["position"] == 2
-    assert action(client, first["id"], "leave")[1]["status"] == "cancelled"
+    assert action(client, platform, first["id"], "leave")[1]["status"] == "cancelled"
     assert registrations.status(platform, second["id"])["position"] == 1
     assert registrations.register(platform, body("w1@example.com"))["status"] == "waitlisted"  # the email is free again
 
 
 def test_actions_on_the_wrong_state_are_clear_409s(client, platform, active):
-    assert action(client, active["id"], "leave")[0] == 409
-    assert action(client, "A" * 24, "end")[0] == 404
-    assert action(client, active["id"], "explode")[0] == 404
+    assert action(client, platform, active["id"], "leave")[0] == 409
+    assert action(client, platform, "A" * 24, "end")[0] == 404
+    assert action(client, platform, active["id"], "explode")[0] == 404
 
 
 def test_tick_reads_only_due_registrations(platform, active, clock):
@@ -171,7 +172,7 @@ def test_third_finished_workshop_earns_the_level_badge(client, platform, sync, r
         created = registrations.register(platform, body("lea@example.com") | {"workshop": f"WKSHP-L{n}"})
         callback(client, platform, {"registration": created["id"], "student": created["student"],
                                     "outcome": "ready", "password": "Pw123456789x", "hub_url": "http://hub"})
-        action(client, created["id"], "end")
+        action(client, platform, created["id"], "end")
         callback(client, platform, {"registration": created["id"], "student": created["student"],
                                     "outcome": "cleaned", "completion": 100})
     levels = [e for e in recording.sent if e.subject.startswith("Level")]
@@ -181,7 +182,7 @@ def test_third_finished_workshop_earns_the_level_badge(client, platform, sync, r
 
 
 def test_closed_registrations_expire_their_personal_data(client, platform, active, clock, tables):
-    action(client, active["id"], "end")
+    action(client, platform, active["id"], "end")
     callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
                                 "completion": 0})
     reg = tables.customers.get(active["id"])
@@ -218,10 +219,10 @@ def test_purge_frees_an_orphaned_student(client, platform, sync, recording, tabl
 
 def test_a_finished_registration_shows_when_it_ended_and_its_completion(client, platform, active, clock):
     clock.advance(minutes=10)
-    action(client, active["id"], "end")
+    action(client, platform, active["id"], "end")
     callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
                                 "completion": 75})
-    page = client.http.get(f"/registrations/{active['id']}?done=end").body.decode()
+    page = client.http.get(f"/registrations/{links.action_token(platform, active['id'])}?done=end").body.decode()
     assert "Status: <strong>Finished</strong>" in page
     assert "<dt>Ended</dt>" in page and "09:10 UTC" in page and "<dt>Ends</dt>" not in page
     assert "<dt>Completion</dt><dd>75%</dd>" in page

@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.backend.intake import handle
 from chalicelib.domain.orders import Order
-from chalicelib.services import time_checks, webhooks
+from chalicelib.services import links, time_checks, webhooks
 from tests.admintools import activate, callback, participant
 from tests.factory import Clock
 from tests.functional.test_backend_intake import order_mail
@@ -62,7 +62,7 @@ def test_an_unreadable_entry_neither_breaks_reads_nor_stays(platform, tables, ho
     item.update(actions=[tables.customers.outbox.set(["carrier-pigeon:7", "thanks"]),
                          tables.customers.outbox_state.set("pending"),
                          tables.customers.outbox_due_at.set(clock())])
-    assert client.http.get(f"/api/registrations/{created['id']}").status_code == 200
+    assert client.http.get(f"/api/registrations/{links.action_token(platform, created['id'])}").status_code == 200
     assert time_checks.tick(platform)["outbox_retried"] == 1
     assert tables.customers.get(created["id"]).outbox is None
 

@@ -88,7 +88,7 @@ def test_stylesheet_is_served(client):
 def test_status_page_shows_the_provisioning_step(client, workshops, platform):
     location = submit(client, "WKSHP-PAGE", FORM).headers["Location"]
     assert 'aria-current="step">Waiting for the backend' in client.http.get(location).body.decode()
-    platform.stores.provisioning.record_progress(location.rsplit("/", 1)[1], "starting_server")
+    platform.stores.provisioning.record_progress(location.rsplit("/", 1)[1].split(".")[0], "starting_server")
     page = client.http.get(location).body.decode()
     assert "Status: <strong>Provisioning</strong>" in page
     assert '<li class="done">Creating your account' in page
@@ -99,11 +99,12 @@ def test_running_workshop_offers_extend_reset_end_without_javascript(client, wor
     from datetime import timedelta
 
     location = submit(client, "WKSHP-PAGE", FORM).headers["Location"]
-    registration_id = location.rsplit("/", 1)[1]
+    token = location.rsplit("/", 1)[1]
+    registration_id = token.split(".")[0]
     platform.stores.provisioning.activate(registration_id, platform.clock(), timedelta(minutes=60))
     page = client.http.get(location).body.decode()
     for name in ("extend", "reset", "end"):
-        assert f'action="/registrations/{registration_id}/{name}"' in page
+        assert f'action="/registrations/{token}/{name}"' in page
     assert 'id="countdown"' in page and '<script src="/static/status.js" defer>' in page
     response = client.http.post(f"{location}/extend", body="",
                                 headers={"Content-Type": "application/x-www-form-urlencoded"})

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from markupsafe import escape as markup_escape
 
 from chalicelib.adapters.mail import to_mime
+from chalicelib.services import links
 
 nasty = st.sampled_from(["<script>alert(1)</script>", "a\r\nBcc: evil@example.com", "\x00", "Zoë & \"Co\"",
                          "O'Brien", "\u202e", "x" * 300, "", " ", "é" * 64])
@@ -32,7 +33,7 @@ bodies = st.one_of(
 )
 
 
-def test_any_body_gets_a_defined_answer(client, tables, sync, recording):
+def test_any_body_gets_a_defined_answer(client, tables, sync, recording, platform):
     sync(("WKSHP-FUZZ", {"seats": 3}))
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -50,7 +51,7 @@ def test_any_body_gets_a_defined_answer(client, tables, sync, recording):
             assert answer["message"] and len(recording.sent) == before
             return
         stored = tables.customers.get(answer["id"])
-        page = client.http.get(f"/registrations/{answer['id']}").body.decode()
+        page = client.http.get(f"/registrations/{links.action_token(platform, answer['id'])}").body.decode()
         assert "<script>" not in page
         for sent in recording.sent[before:]:
             mime = message_from_bytes(to_mime(sent, "Workshops <noreply@wod.local>").as_bytes(), policy=policy.default)

@@ -135,7 +135,7 @@ def test_sigkill_mid_provisioning_keeps_every_seat_and_leaves_no_process(tmp_pat
             assert "items restored from disk" in again.output()
             ids = [c["id"] for c in created]
             while True:
-                states = [requests.get(f"{again.app_url}/api/registrations/{i}", timeout=30).json() for i in ids]
+                states = [requests.get(again.app_url + again.participant_path(i), timeout=30).json() for i in ids]
                 if all(s["status"] == "active" for s in states[:3]):
                     break
                 assert not any(s["status"] == "failed" for s in states), f"{states}\n{again.diagnostics()}"

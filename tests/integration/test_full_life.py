@@ -53,7 +53,7 @@ def register(stack, email):
 
 
 def status(stack, registration_id):
-    return requests.get(f"{stack.app_url}/api/registrations/{registration_id}", timeout=30).json()
+    return requests.get(stack.app_url + stack.participant_path(registration_id), timeout=30).json()
 
 
 def make_due(stack, registration_id, **fields):
@@ -87,13 +87,13 @@ def test_a_whole_life(stack):
     make_due(stack, first["id"], due_at=timedelta(seconds=-1))
     stack.wait_for_message(lambda m: m["subject"].startswith("One hour left"), timeout=30)
     before = datetime.fromisoformat(status(stack, first["id"])["ends_at"])
-    extended = requests.post(f"{stack.app_url}/api/registrations/{first['id']}/extend", json={}, timeout=30)
+    extended = requests.post(stack.app_url + stack.participant_path(first["id"]) + "/extend", json={}, timeout=30)
     assert extended.status_code == 200
     assert datetime.fromisoformat(extended.json()["ends_at"]) - before == timedelta(minutes=30)
 
     waiting = register(stack, "bob@example.com")  # the workshop is full: bob waits
     assert waiting["status"] == "waitlisted"
-    refused = requests.post(f"{stack.app_url}/api/registrations/{first['id']}/extend", json={}, timeout=30)
+    refused = requests.post(stack.app_url + stack.participant_path(first["id"]) + "/extend", json={}, timeout=30)
     assert refused.status_code == 409 and "waiting for a seat" in refused.json()["message"]
 
     make_due(stack, first["id"], ends_at=timedelta(seconds=-1), due_at=timedelta(seconds=-1))
@@ -135,7 +135,7 @@ def test_cleanup_waits_out_a_hub_outage_and_frees_the_seat(stack):
     pid = hub_pid(stack)
     os.kill(pid, signal.SIGSTOP)  # the hub hangs: its API answers nothing
     try:
-        assert requests.post(f"{stack.app_url}/api/registrations/{created['id']}/end", json={},
+        assert requests.post(stack.app_url + stack.participant_path(created["id"]) + "/end", json={},
                              timeout=30).status_code == 200
         time.sleep(15)  # teardown times out and retries meanwhile
         assert status(stack, created["id"])["status"] == "expiring"

@@ -80,7 +80,7 @@ def test_create_order_becomes_a_ready_student_that_can_log_in(stack):
     assert f"Student name: {student}" in message["text"]
     assert f"{stack.hub_url}/hub/login?next=" in message["text"]
 
-    status = requests.get(f"{stack.app_url}/api/registrations/{created['id']}", timeout=30).json()
+    status = requests.get(stack.app_url + stack.participant_path(created["id"]), timeout=30).json()
     assert status["status"] == "active" and status["ends_at"]
 
     session, response = login(stack.hub_url, student, password)
@@ -131,7 +131,7 @@ def test_hub_down_retries_then_releases_the_seat_and_apologises(tmp_path):
     with LocalStack(tmp_path / "workshops", tmp_path / "state", env={"WOD_HUB_API_URL": "http://127.0.0.1:9"}) as down:
         created = register(down, "WKSHP-DOWN", "kay@example.com")
         down.wait_for_message(lambda m: m["subject"].startswith("We could not prepare"), timeout=90)
-        status = requests.get(f"{down.app_url}/api/registrations/{created['id']}", timeout=30).json()
+        status = requests.get(down.app_url + down.participant_path(created["id"]), timeout=30).json()
         assert status["status"] == "failed"
         workshop = requests.get(f"{down.app_url}/api/workshops", timeout=30).json()[0]
         assert workshop["seats_free"] == 1

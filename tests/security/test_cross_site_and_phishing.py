@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from chalicelib.services import links
+
 BODY = {"workshop": "WKSHP-XS", "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace",
         "company": "AE", "accept_terms": True}
 
@@ -53,10 +55,10 @@ def test_the_form_from_its_own_page_registers(client, workshop, tables, origin):
     assert len(list(tables.customers.scan())) == 1
 
 
-def test_a_participant_action_from_another_site_is_refused(client, workshop, tables):
+def test_a_participant_action_from_another_site_is_refused(client, workshop, tables, platform):
     created = json.loads(client.http.post("/api/registrations", headers={"Content-Type": "application/json"},
                                           body=json.dumps(BODY)).body)
-    response = client.http.post(f"/registrations/{created['id']}/end", body="",
+    response = client.http.post(f"/registrations/{links.action_token(platform, created['id'])}/end", body="",
                                 headers={"Content-Type": "application/x-www-form-urlencoded",
                                          "Host": "127.0.0.1:8000", "Origin": "https://evil.example"})
     assert response.status_code == 403
