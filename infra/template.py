@@ -10,8 +10,8 @@ host's role, and one IAM role per function holding only what that function uses.
 
 One template serves two kinds of stacks: ``Frontend=true`` (catalog, registrations, tables,
 shared keys, time checks, and the first location's backend) and ``Frontend=false`` (one more
-location: its own order address, topic, state machines, hub token and content, on the
-frontend's tables and keys).
+location: its own order address, topic, state machines, order, callback and hub keys and content,
+on the frontend's tables).
 """
 from __future__ import annotations
 
@@ -32,9 +32,10 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)FunctionArn\}")
 NAMESPACE = "WorkshopsOnDemand"
 SERVICE = "wod-platform"
 SECRETS = {  # secret -> created by the frontend stack (shared) or by every stack (per location)
-    "order-key": "shared", "callback-key": "shared", "admin-token": "shared", "link-key": "shared",
+    "order-key": "location", "callback-key": "location", "admin-token": "shared", "link-key": "shared",
     "hub-token": "location",
 }
+EVERY_LOCATION = "/*"  # "order-key/*": that key of every location (the frontend's grant)
 
 READ = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
         "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable"]
@@ -64,8 +65,8 @@ FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "writ
 # The backend's tasks read workshops, students and registrations by key and update a student (password
 # hash, warm mark) or a registration (progress) in place; the frontend makes and frees everything else.
 BACKEND_TABLES = {"workshops": "lookup", "students": "update", "customers": "update"}
-FRONTEND = Access(FRONTEND_TABLES, ("order-key", "callback-key", "admin-token", "link-key"), send_mail=True)
-TICK = Access(FRONTEND_TABLES, ("order-key", "link-key"), send_mail=True, report_failures=True)
+FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "admin-token", "link-key"), send_mail=True)
+TICK = Access(FRONTEND_TABLES, ("order-key/*", "link-key"), send_mail=True, report_failures=True)
 INTAKE = Access({"nonces": "write"}, ("order-key",), start_workflows=True, report_failures=True)
 ASYNC_RETRIES = 2  # Lambda's own retries of an asynchronous event before it goes to the failed-events queue
 
@@ -123,8 +124,10 @@ def secret_name(name: str) -> str:
 
 def secret_arn(name: str) -> dict:
     # Secrets Manager appends "-" and six random characters to every secret's ARN.
-    return sub(f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:"
-               f"{secret_name(name)}-??????")
+    arn = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+    if name.endswith(EVERY_LOCATION):
+        return sub(f"{arn}${{SecretsPrefix}}/{name.removesuffix(EVERY_LOCATION)}/*")
+    return sub(f"{arn}{secret_name(name)}-??????")
 
 
 def tables_template() -> dict:

@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib.adapters.secrets import NAMES
+from chalicelib.adapters.secrets import LOCAL_PER_LOCATION, NAMES, file_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -146,11 +146,26 @@ class LocalConfig:
         }
 
 
-def ensure_secrets(path: Path) -> dict[str, str]:
-    """Generate the local keys once (0600); later runs reuse them."""
+def ensure_secrets(path: Path, locations: Iterable[str] | None = None) -> dict[str, str]:
+    """Generate the local keys once (0600); later runs reuse them. Order and callback keys are one
+    per location (``order_key/<location>``): those of ``locations``, by default every location of
+    the settings (``WOD_LOCATIONS``) and this stack's own (``WOD_LOCATION``). A file from before
+    per-location keys keeps its single ``order_key`` and ``callback_key`` as the first location's."""
+    if locations is None:
+        from chalicelib.settings import load_settings
+
+        settings = load_settings()
+        locations = [settings.location, *settings.locations]
+    places = list(dict.fromkeys(locations))
     path.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(path.read_text()) if path.exists() else {}
-    wanted = {name: existing.get(name) or secrets.token_urlsafe(32) for name in NAMES}
+    wanted = {name: existing.get(name) or secrets.token_urlsafe(32) for name in NAMES if name not in LOCAL_PER_LOCATION}
+    for name in LOCAL_PER_LOCATION:
+        for number, location in enumerate(places):
+            single = existing.get(name) if number == 0 else None
+            key = file_key(name, location)
+            wanted[key] = existing.get(key) or single or secrets.token_urlsafe(32)
+    wanted |= {key: value for key, value in existing.items() if "/" in key and key not in wanted}  # other locations
     if wanted != existing:
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

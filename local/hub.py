@@ -76,7 +76,7 @@ def _kill(pid: int, started: str | None, sig: int) -> None:
         pass
 
 
-def _student_firewall() -> Any:
+def student_firewall() -> Any:
     """``infra/jupyterhub/student_firewall.py`` (the hub's own module, not a package of ours)."""
     spec = importlib.util.spec_from_file_location("wod_student_firewall", HUB_CONFIG.parent / "student_firewall.py")
     assert spec is not None and spec.loader is not None
@@ -252,7 +252,7 @@ class Hub:
         except subprocess.TimeoutExpired:
             pass
         if self.spawner == "isolated" and os.geteuid() == 0:
-            firewall = _student_firewall()
+            firewall = student_firewall()
             firewall.remove(firewall.chain_for(self.proxy_api_port))
 
     def __enter__(self) -> Hub:

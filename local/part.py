@@ -90,9 +90,10 @@ def install_context(config: LocalConfig):
     clock, and installed for the app's handlers."""
     from chalicelib.services import context
     from chalicelib.settings import get_settings
+    from local.appliances import appliances_for
 
     get_settings.cache_clear()
-    built = context.build(get_settings(), clock=config.clock())
+    built = context.build(get_settings(), clock=config.clock(), appliances=appliances_for(config))
     context.install(built)
     return built
 

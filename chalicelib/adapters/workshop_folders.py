@@ -10,11 +10,11 @@ from chalicelib.adapters.render import RefusedTemplate, content_environment, ren
 from chalicelib.domain.workshop_spec import WorkshopSpec
 
 NOTEBOOK_VARIABLES = frozenset({"student_id", "password", "hub_url", "workshop_id", "workshop_title"})
-APPLIANCE_VARIABLES = frozenset({"appliance_url"})
+APPLIANCE_VARIABLES = frozenset({"appliance_url", "appliance_token"})
 # What each variable holds when `catalog check` renders a cell (in the sandbox, as Deploy will).
 SAMPLES = {"student_id": "student1", "password": "Sample-Passw0rd", "hub_url": "https://hub.example.com",
            "workshop_id": "WKSHP-SAMPLE", "workshop_title": "Sample workshop",
-           "appliance_url": "http://127.0.0.1:9000"}
+           "appliance_url": "http://127.0.0.1:9000", "appliance_token": "sample-appliance-token"}
 README = "0-ReadMeFirst.ipynb"
 SKIPPED = {"__pycache__", ".ipynb_checkpoints"}
 Problem = tuple[str, str, str]

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from chalicelib.adapters import render
-from chalicelib.domain.errors import Conflict, Unavailable
+from chalicelib.domain.errors import Conflict, NotFound, Unavailable
+from chalicelib.domain.orders import OrderRejected
 from chalicelib.domain.outbox import webhook
 from chalicelib.domain.registration import FINISHED
 from chalicelib.domain.values import Registration
@@ -37,6 +38,23 @@ def _send_credentials(ctx: Context, reg: Registration, password: str, reported_h
         registration=reg, workshop=workshop, password=password, hub_url=hub_url, start_url=start_link(hub_url),
         status_url=outbox.status_url(ctx, reg.id),
     ))
+
+
+def signer_location(ctx: Context, registration_id: object, student_id: object) -> str:
+    """The location whose backend may report on ``registration_id``: its workshop's (for the purge
+    of a student that had no registration, ``purge-<student>``, the student's workshop's). A
+    callback is verified with that location's key alone, so one location's backend cannot report
+    on another's registrations; an unknown registration is refused like a bad signature."""
+    if not isinstance(registration_id, str) or not isinstance(student_id, str):
+        raise OrderRejected("bad_signature", "the signature is missing or does not match")
+    try:
+        if registration_id == f"purge-{student_id}":
+            workshop_id = ctx.stores.seats.get_student(student_id).workshop_id
+        else:
+            workshop_id = ctx.stores.lifecycle.get(registration_id).workshop_id
+        return ctx.stores.seats.get_workshop(workshop_id).location
+    except NotFound as exc:
+        raise OrderRejected("bad_signature", "the signature is missing or does not match") from exc
 
 
 def take_nonce(ctx: Context, nonce: str, max_age_seconds: int) -> None:

@@ -119,11 +119,12 @@ class Context:
             if given is not None:
                 setattr(self, name, given)
 
-    def secret(self, name: str) -> str:
-        return get_secret(self.settings, name)
+    def secret(self, name: str, location: str | None = None) -> str:
+        return get_secret(self.settings, name, location)
 
-    def key(self, name: str) -> bytes:
-        return get_key(self.settings, name)
+    def key(self, name: str, location: str | None = None) -> bytes:
+        """A signing key; per-location keys default to this stack's own location's."""
+        return get_key(self.settings, name, location)
 
 
 def mailer_for(settings: Settings) -> Mailer:

@@ -49,7 +49,7 @@ def badge_url(ctx: Context, workshop: Workshop) -> str | None:
 
 def order_email(ctx: Context, action: str, attempt: int, workshop: Workshop, student: str, registration_id: str,
                 scope: str = "all") -> Email:
-    """A signed order to the backend of the workshop's location."""
+    """A signed order to the backend of the workshop's location, with that location's order key."""
     address = ctx.settings.orders_address(workshop.location)
     if not address:
         raise Unavailable(f"no order address is configured for location {workshop.location!r}")
@@ -57,7 +57,7 @@ def order_email(ctx: Context, action: str, attempt: int, workshop: Workshop, stu
     order = Order.new(action, workshop.id, student, registration_id, time.time(), attempt, scope)
     body = order.body()
     return Email(to=address, subject=order.subject, text=body.decode(),
-                 headers={SIGNATURE_HEADER: sign(body, ctx.key("order_key"))})
+                 headers={SIGNATURE_HEADER: sign(body, ctx.key("order_key", workshop.location))})
 
 
 def participant_email(ctx: Context, name: str, reg: Registration, workshop: Workshop, level: int = 0,

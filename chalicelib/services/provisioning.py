@@ -93,7 +93,8 @@ def prepare(ctx: Context, event: Event) -> dict:
 def create_hub_user(ctx: Context, event: Event) -> None:
     order = event["order"]
     if not event.get("ctx", {}).get("warm"):  # a warm student's home is fresh and its server runs
-        ctx.hub.delete_user(order["student"])  # nothing a previous holder of the seat left survives
+        ctx.appliances.stop(order["student"])  # nothing a previous holder of the seat left survives:
+        ctx.hub.delete_user(order["student"])  # appliance (and its token), server, account and home
     ctx.hub.ensure_user(order["student"])
     ctx.stores.provisioning.record_progress(order["registration"], "starting_server")
 
@@ -157,6 +158,7 @@ def deploy(ctx: Context, event: Event) -> None:
     appliance = appliance_of(workshop, order["student"])
     if appliance:
         variables["appliance_url"] = ctx.appliances.url(order["student"], appliance[1])
+        variables["appliance_token"] = ctx.appliances.token(order["student"])
     uploaded = 0 if order.get("scope") == "password" else _upload(ctx, workshop, order["student"], variables)
     callback(ctx, {"registration": order["registration"], "student": order["student"], "outcome": "ready",
                    "password": password, "hub_url": ctx.settings.hub_url})

@@ -20,6 +20,7 @@ def start(ctx: Context, event: Event) -> dict:
     student = ctx.stores.seats.get_student(order["student"])
     if student.status != "free" or student.warm:
         raise StaleOrder(f"{order['student']} is no longer a cold free student")
+    ctx.appliances.stop(order["student"])  # a fresh appliance and token
     ctx.hub.delete_user(order["student"])  # a fresh home
     ctx.hub.ensure_user(order["student"])
     appliance = appliance_of(ctx.stores.seats.get_workshop(order["workshop"]), order["student"])

@@ -2,6 +2,7 @@
 are checked here, what they mean is :mod:`chalicelib.services.callbacks`'s business."""
 from __future__ import annotations
 
+import json
 import time
 
 from chalice import Blueprint
@@ -19,13 +20,25 @@ CALLBACK_MAX_AGE = 300
 OUTCOMES = ("ready", "failed", "cleaned")
 
 
+def _claimed(body: bytes) -> tuple[object, object]:
+    """The registration and student a body names, before its signature is checked: they say whose
+    key checks it."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None, None
+    return (data.get("registration"), data.get("student")) if isinstance(data, dict) else (None, None)
+
+
 @callbacks.route("/api/callbacks/provision", methods=["POST"], content_types=["application/json"])
 @json_errors
 def provision_result():
     ctx = context.for_process()
     request = callbacks.current_request
-    data = verify_signed_json(request.raw_body or b"", request.headers.get(SIGNATURE_HEADER),
-                              ctx.key("callback_key"), time.time(), CALLBACK_MAX_AGE)
+    body = request.raw_body or b""
+    location = results.signer_location(ctx, *_claimed(body))
+    data = verify_signed_json(body, request.headers.get(SIGNATURE_HEADER), ctx.key("callback_key", location),
+                              time.time(), CALLBACK_MAX_AGE)
     registration_id, outcome, nonce = data.get("registration"), data.get("outcome"), data.get("nonce")
     if not isinstance(registration_id, str) or outcome not in OUTCOMES:
         raise InvalidInput({"body": "expected registration and outcome ready|failed|cleaned"})

@@ -6,13 +6,20 @@ account is in the ``wod-students`` group; an iptables chain rejects TCP from tha
 ports. Each hub has a chain of its own (named after its proxy API port, which no other running hub
 has), rebuilt at its start and removed at its stop, so stacks side by side never unfence each
 other's ports.
+
+Each workshop appliance (a per-student service on a local port) is fenced too: in a chain of the
+stack's appliances (``WOD-APPLIANCES-<proxy API port>``, kept by whoever starts the appliances, so
+it outlives a restart of the hub), one rule per appliance rejects every student but its own.
+The rule is added when the appliance starts and removed when it stops.
 """
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 
 PREFIX = "WOD-STUDENTS"
+STUDENTS_GROUP = "wod-students"  # every student account is in it (wod_authenticator.py)
 
 
 def chain_for(proxy_api_port: int) -> str:
@@ -60,3 +67,55 @@ def install(ports: list[int], group: str, chain: str = PREFIX) -> str | None:
     if subprocess.run([iptables, *commands[3]], capture_output=True).returncode:
         subprocess.run([iptables, *commands[4]], check=True)
     return None
+
+
+APPLIANCES = "WOD-APPLIANCES"
+
+
+def appliance_chain_for(proxy_api_port: int) -> str:
+    return f"{APPLIANCES}-{proxy_api_port}"
+
+
+def appliance_rule(port: int, uid: int, group: str) -> list[str]:
+    """Students other than ``uid`` are refused on ``port``; root and the platform are not students."""
+    return ["-p", "tcp", "--dport", str(port), "-m", "owner", "--gid-owner", group, "--suppl-groups",
+            "!", "--uid-owner", str(uid), "-j", "REJECT", "--reject-with", "tcp-reset"]
+
+
+class ApplianceFence:
+    """The appliances' chain: ``allow_only(port, uid)`` when an appliance starts, ``remove(port)``
+    when it stops, ``clear()`` when the stack stops. Raises :class:`RuntimeError` when iptables
+    cannot do it (an appliance must not run unfenced)."""
+
+    def __init__(self, chain: str, group: str = STUDENTS_GROUP):
+        self.chain, self.group = chain, group
+
+    def _iptables(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        iptables = shutil.which("iptables")
+        if not iptables:
+            raise RuntimeError("iptables is not installed: appliances cannot be fenced")
+        done = subprocess.run([iptables, "-w", *args], capture_output=True, text=True)
+        if check and done.returncode:
+            raise RuntimeError(f"iptables {' '.join(args)} failed: {done.stderr.strip()}")
+        return done
+
+    def _ensure_chain(self) -> None:
+        self._iptables("-N", self.chain, check=False)  # it may exist already
+        if self._iptables("-C", "OUTPUT", "-o", "lo", "-j", self.chain, check=False).returncode:
+            self._iptables("-I", "OUTPUT", "-o", "lo", "-j", self.chain)
+
+    def remove(self, port: int) -> None:
+        """Every rule of ``port`` (also one left by an appliance of a stack that died)."""
+        listing = self._iptables("-S", self.chain, check=False)
+        for line in listing.stdout.splitlines() if listing.returncode == 0 else []:
+            words = shlex.split(line)
+            if words[:2] == ["-A", self.chain] and f" --dport {port} " in f"{line} ":
+                self._iptables("-D", *words[1:], check=False)
+
+    def allow_only(self, port: int, uid: int) -> None:
+        self._ensure_chain()
+        self.remove(port)
+        self._iptables("-A", self.chain, *appliance_rule(port, uid, self.group))
+
+    def clear(self) -> None:
+        remove(self.chain)

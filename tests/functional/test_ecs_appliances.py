@@ -28,9 +28,15 @@ def test_start_is_idempotent_and_stop_ends_the_task(ecs):
     assert (task["startedBy"], task["launchType"]) == ("student201", "FARGATE")
     assert {"name": "APPLIANCE_PORT", "value": "9100"} in task["overrides"]["containerOverrides"][0]["environment"]
     assert ecs.url("student201", 9100) == "http://student201.appliances.internal:9100"
+    environment = {v["name"]: v["value"] for v in task["overrides"]["containerOverrides"][0]["environment"]}
+    assert ecs.token("student201") == environment["APPLIANCE_TOKEN"] and len(environment["APPLIANCE_TOKEN"]) >= 32
     assert ecs._tasks("student202") == []
+    ecs.start("WKSHP-API101", "student202", APPLIANCE, 9101)
+    assert ecs.token("student202") != ecs.token("student201")  # each student's own
     ecs.stop("student201")
     assert ecs._tasks("student201") == []
+    with pytest.raises(Unavailable, match="not running"):
+        ecs.token("student201")
 
 
 def test_unknown_task_definition_is_a_clear_error(ecs):

@@ -73,3 +73,49 @@ def test_a_late_cleanup_never_touches_the_next_holder(platform, tmp_path, order)
     assert hub.calls == []
     cleanup.teardown(platform, {"order": order})
     assert ("delete", order["student"]) in hub.calls
+
+
+class ContentsHub:
+    """Takes uploads; the server is there."""
+
+    def __init__(self):
+        self.uploaded: dict[tuple[str, str], dict] = {}
+
+    def mark_participant(self, name):
+        pass
+
+    def put_contents(self, name, path, model):
+        self.uploaded[(name, path)] = model
+
+
+def test_each_students_notebooks_carry_their_own_appliance_token(platform, sync, recording, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from tests.hubtools import free_ports
+
+    sync(("WKSHP-APP", {"seats": 2, "appliance": {"command": ["{python}", "-c", "import time; time.sleep(60)"],
+                                                   "port_base": free_ports(1)[0]},
+                        "notebooks": {"0-ReadMeFirst.ipynb": ["{{ appliance_url }} {{ appliance_token }}"],
+                                      "9-Conclusion.ipynb": ["Bye"]}}))
+    hub = ContentsHub()
+    platform.hub, platform.content = hub, FolderContent(tmp_path / "workshops")
+    platform.appliances = LocalAppliances(tmp_path / "workshops")
+    monkeypatch.setattr(provisioning, "callback", lambda ctx, payload: None)
+    workshop = platform.stores.seats.get_workshop("WKSHP-APP")
+    rendered = {}
+    try:
+        for email in ("a@example.com", "b@example.com"):
+            created = registrations.register(platform, {"workshop": "WKSHP-APP", "email": email, "first_name": "A",
+                                                        "last_name": "B", "company": "C", "accept_terms": True})
+            student = created["student"]
+            platform.appliances.start("WKSHP-APP", student, *provisioning.appliance_of(workshop, student))
+            provisioning.deploy(platform, {"order": {"action": "CREATE", "workshop": "WKSHP-APP", "student": student,
+                                                     "registration": created["id"]}})
+            cell = hub.uploaded[(student, "0-ReadMeFirst.ipynb")]["content"]["cells"][0]["source"]
+            url, token = "".join(cell).split() if isinstance(cell, list) else cell.split()
+            environ = Path(f"/proc/{platform.appliances.running[student].pid}/environ").read_bytes().split(b"\0")
+            assert f"APPLIANCE_TOKEN={token}".encode() in environ  # the one its appliance takes
+            rendered[student] = token
+        assert len(set(rendered.values())) == 2 and all(len(token) >= 32 for token in rendered.values())
+    finally:
+        platform.appliances.stop_all()

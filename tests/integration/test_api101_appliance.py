@@ -241,3 +241,29 @@ def test_command_line_token_and_clean_sigterm():
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_the_token_comes_from_the_environment_when_not_on_the_command_line():
+    """The platform hands each appliance its own token in APPLIANCE_TOKEN: other local users can
+    read a process's command line, not its environment."""
+    port = _free_port()
+    env = {"PATH": "/usr/bin:/bin", "APPLIANCE_TOKEN": "env-token"}
+    proc = subprocess.Popen([sys.executable, str(SERVER_PATH), "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if call(url, "GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "appliance did not start"
+            time.sleep(0.1)
+        item = {"name": "x", "quantity": 1}
+        assert call(url, "POST", "/items", item, token="workshop-token")[0] == 401
+        assert call(url, "POST", "/items", item, token="env-token")[0] == 201
+    finally:
+        proc.kill()
+        proc.wait()

@@ -329,6 +329,7 @@ def test_non_serverless_part_deploys_and_a_smoke_flow_runs(deployed, tmp_path, m
             secretsmanager.create_secret(Name=resolve(resource["Properties"]["Name"]["Fn::Sub"], names),
                                          SecretString=f"value-of-{logical}")
     assert get_secret(settings, "order_key") == "value-of-OrderKeySecret"
+    assert get_secret(settings, "callback_key", "paris") == "value-of-CallbackKeySecret"
     assert get_secret(settings, "hub_token") == "value-of-HubTokenSecret"
     assert get_secret(settings, "admin_token") == "value-of-AdminTokenSecret"
 

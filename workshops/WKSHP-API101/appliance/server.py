@@ -6,10 +6,15 @@ one student can never see or break another student's data.  Only the
 standard library is used, so it runs wherever the platform's Python runs.
 
     python appliance/server.py --port 9100 [--host 127.0.0.1] [--token TOKEN]
+
+The write token is --token, else APPLIANCE_TOKEN (how the platform hands each student's
+appliance its own: the environment is private to the process's owner, a command line is not),
+else the practice default.
 """
 import argparse
 import hmac
 import json
+import os
 import re
 import signal
 import sys
@@ -226,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument("--token", default=os.environ.get("APPLIANCE_TOKEN") or DEFAULT_TOKEN)
     args = parser.parse_args(argv)
     server = make_server(args.host, args.port, args.token)
 
