@@ -122,7 +122,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mail_from=env.get("WOD_MAIL_FROM", defaults.mail_from),
         mail_send_rate=_number(env, "WOD_MAIL_SEND_RATE", 0, 0, 100_000, low_open=True)
         if env.get("WOD_MAIL_SEND_RATE", "").strip() else None,
-        mail_bulk_share=_number(env, "WOD_MAIL_BULK_SHARE", defaults.mail_bulk_share, 0, 1),
+        mail_bulk_share=_number(env, "WOD_MAIL_BULK_SHARE", defaults.mail_bulk_share, 0, 1, low_open=True),
         mail_max_wait_seconds=_number(env, "WOD_MAIL_MAX_WAIT_SECONDS", defaults.mail_max_wait_seconds, 0, 20),
         ses_configuration_set=env.get("WOD_SES_CONFIGURATION_SET", "").strip() or None,
         locations=json.loads(locations) if locations else defaults.locations,

@@ -152,17 +152,19 @@ def deliver_due(ctx: Context, drain_seconds: float = DRAIN_SECONDS) -> int:
 
     Each round leases as many due registrations as one window of the budget can send, delivers
     those that owe an order first, and the next round starts with the next window; rounds go on
-    while a whole batch was due, for ``drain_seconds`` at most (the next run takes the rest)."""
+    while a whole batch was due or mail waited for the rate (a failure is due only after its
+    backoff), for ``drain_seconds`` at most: the next run takes the rest."""
     pacer = ctx.pacer
     give_up = pacer.now() + drain_seconds
     handled: set[str] = set()
     while not pacer.paused():
         plan = pacer.budget()
         leased = ctx.stores.outbox.lease_due(ctx.clock(), lease_time(ctx), limit=plan.urgent)
+        waiting = False
         for reg in sorted(leased, key=lambda reg: not owes_order(reg)):
-            deliver(ctx, reg, leased=True)
+            waiting = bool(deliver(ctx, reg, leased=True)) or waiting
         handled.update(reg.id for reg in leased)
-        if len(leased) < plan.urgent or plan.next_start(pacer.now()) > give_up:
+        if not leased or (len(leased) < plan.urgent and not waiting) or plan.next_start(pacer.now()) > give_up:
             break
         pacer.wait_next_window(plan)
     return len(handled)
