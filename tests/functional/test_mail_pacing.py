@@ -176,3 +176,10 @@ def test_entries_owing_an_order_are_leased_first(platform, tables, sync, recordi
     leased = platform.stores.outbox.lease_due(clock(), timedelta(minutes=1), limit=2)
     assert [any(e.kind == ORDER for e in r.outbox) for r in leased] == [True, True]
     assert {r.workshop_id for r in leased} == {"WKSHP-FULL", "WKSHP-OPEN"}  # not the older waitlist emails
+
+
+def test_the_rate_is_read_from_ses_when_not_set(aws):
+    from chalicelib.services.pacing import pacer_for
+    from chalicelib.settings import Settings
+
+    assert pacer_for(Settings(mail_transport="ses", region="us-east-1")).rate() == 1.0  # moto's sandbox rate
