@@ -28,7 +28,7 @@ from chalicelib.store.tables import Tables
 
 PENDING = "pending"
 SETTLE_ATTEMPTS = 5
-LOOK_AHEAD = 4  # lease_due reads this many times its batch of due keys to find the orders among them
+LOOK_AHEAD = 300  # lease_due reads this many due keys past its batch to find the orders among them
 
 
 def queue_actions(entries: Sequence[Entry], now: datetime) -> list[Action]:
@@ -92,7 +92,7 @@ class Outbox:
         """Take the lease on up to ``limit`` registrations whose outbox is due (only the winner of
         each gets it): among the oldest due, those owing an order first."""
         keys = [key.id for key in self.t.customers.outbox_index.query(
-            PENDING, RegistrationModel.outbox_due_at <= now, limit=min(LOOK_AHEAD * limit, limit + 300))]
+            PENDING, RegistrationModel.outbox_due_at <= now, limit=limit + LOOK_AHEAD)]
         if len(keys) > limit:
             urgent = {item.id for item in self.t.customers.batch_get(keys, attributes_to_get=["id", "outbox"])
                       if any(_is_order(str(stored)) for stored in item.outbox or [])}
