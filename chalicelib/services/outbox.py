@@ -160,10 +160,11 @@ def deliver_due(ctx: Context, drain_seconds: float = DRAIN_SECONDS) -> int:
     while not pacer.paused():
         plan = pacer.budget()
         leased = ctx.stores.outbox.lease_due(ctx.clock(), lease_time(ctx), limit=plan.urgent)
-        waiting = False
+        waits = pacer.waits
         for reg in sorted(leased, key=lambda reg: not owes_order(reg)):
-            waiting = bool(deliver(ctx, reg, leased=True)) or waiting
+            deliver(ctx, reg, leased=True)
         handled.update(reg.id for reg in leased)
+        waiting = pacer.waits > waits
         if not leased or (len(leased) < plan.urgent and not waiting) or plan.next_start(pacer.now()) > give_up:
             break
         pacer.wait_next_window(plan)

@@ -40,6 +40,7 @@ class Pacer:
                  now: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
         self.rate, self.share, self.max_wait, self.now, self.sleep = rate, share, max_wait, now, sleep
         self._paused_until = 0.0
+        self.waits = 0  # emails this process left for later because of the rate (the outbox drain reads it)
         self._lock = threading.Lock()
 
     def budget(self) -> Budget:
@@ -108,14 +109,17 @@ def send(ctx: Context, email: Email, urgent: bool) -> None:
                     pacer.pause()
                     raise
                 if not urgent:
+                    pacer.waits += 1
                     raise Deferred(exc.message) from exc
             else:
                 count("MailSent")
                 return
         elif not urgent:
             count("MailDeferred")
+            pacer.waits += 1
             raise Deferred("participant mail waits: this second's sending budget is kept for orders and credentials")
         if plan.next_start(pacer.now()) > give_up:
             count("MailThrottled")
+            pacer.waits += 1
             raise MailThrottled(f"no sending budget within {pacer.max_wait:g}s")
         pacer.wait_next_window(plan)

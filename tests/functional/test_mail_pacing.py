@@ -183,3 +183,16 @@ def test_the_rate_is_read_from_ses_when_not_set(aws):
     from chalicelib.settings import Settings
 
     assert pacer_for(Settings(mail_transport="ses", region="us-east-1")).rate() == 1.0  # moto's sandbox rate
+
+
+def test_a_relay_outage_ends_the_drain_without_waiting(platform, sync, recording, clock):
+    sync(("WKSHP-OUT", {"seats": 3}))
+    recording.failing = True
+    for n in range(3):
+        register(platform, "WKSHP-OUT", n)
+    ses, wall = throttled_mail(platform, per_second=10)
+    platform.mailer = recording  # still down: failures back off, they do not wait for the rate
+    clock.advance(minutes=10)
+    started = wall.now()
+    assert outbox.deliver_due(platform) == 3
+    assert wall.now() == started
