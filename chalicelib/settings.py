@@ -30,6 +30,12 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     mail_from: str = "Workshops-on-Demand <noreply@wod.local>"
+    # emails per second for every sender together; unset: SES's own rate (GetSendQuota) with
+    # transport "ses", else LOCAL_SEND_RATE
+    mail_send_rate: float | None = None
+    mail_bulk_share: float = 0.7  # the part of each second participant mail may use: the rest is for orders
+    mail_max_wait_seconds: float = 5.0  # how long an order or credentials email waits for the rate
+    ses_configuration_set: str | None = None  # SES configuration set named on every send (events, metrics)
     # location name -> inbound address of that backend's order intake
     locations: Mapping[str, str] = field(default_factory=lambda: {"local": "orders@backend.wod.local"})
     # location name -> the hub participants of that location log in to (unset: hub_url)
@@ -75,6 +81,25 @@ class Settings:
         return frozenset(address.lower() for address in self.locations.values())
 
 
+class SettingsError(ValueError):
+    """A ``WOD_*`` variable whose value cannot work; the message names it."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float,
+            low_open: bool = False) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number") from None
+    if not (low < value if low_open else low <= value) or value > high or value != value:
+        lowest = f"above {low:g}" if low_open else f"at least {low:g}"
+        raise SettingsError(f"{name}={raw!r}: expected a number {lowest} and at most {high:g}")
+    return value
+
+
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in value.split(",") if part.strip())
 
@@ -95,6 +120,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_host=env.get("WOD_SMTP_HOST", defaults.smtp_host),
         smtp_port=int(env.get("WOD_SMTP_PORT", defaults.smtp_port)),
         mail_from=env.get("WOD_MAIL_FROM", defaults.mail_from),
+        mail_send_rate=_number(env, "WOD_MAIL_SEND_RATE", 0, 0, 100_000, low_open=True)
+        if env.get("WOD_MAIL_SEND_RATE", "").strip() else None,
+        mail_bulk_share=_number(env, "WOD_MAIL_BULK_SHARE", defaults.mail_bulk_share, 0, 1, low_open=True),
+        mail_max_wait_seconds=_number(env, "WOD_MAIL_MAX_WAIT_SECONDS", defaults.mail_max_wait_seconds, 0, 20),
+        ses_configuration_set=env.get("WOD_SES_CONFIGURATION_SET", "").strip() or None,
         locations=json.loads(locations) if locations else defaults.locations,
         location_hubs=json.loads(env["WOD_LOCATION_HUBS"]) if env.get("WOD_LOCATION_HUBS") else {},
         deny_domains=_split(deny) if deny is not None else defaults.deny_domains,

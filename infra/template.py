@@ -166,6 +166,8 @@ def statements(access: Access) -> list[dict]:
         out.append({"Sid": "SendMail", "Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
                     "Resource": [sub("arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
                                      "${MailDomain}")]})
+        # the account's sending rate, which paces every sender; SES grants it on no narrower resource
+        out.append({"Sid": "ReadSendQuota", "Effect": "Allow", "Action": ["ses:GetSendQuota"], "Resource": "*"})
     if access.start_workflows:
         out.append({"Sid": "StartWorkflows", "Effect": "Allow", "Action": ["states:StartExecution"],
                     "Resource": [{"Ref": machine_logical_id(m)} for m in ACTIONS]})

@@ -38,7 +38,8 @@ def settings(tmp_path) -> Settings:
     ensure_secrets(secrets)
     return Settings(table_prefix=f"t{uuid.uuid4().hex[:8]}", secrets_file=str(secrets), mail_transport="ses",
                     mail_from=f"Workshops-on-Demand <{SENDER}>", public_url="https://wod.example",
-                    rate_limit_per_minute=0)  # every test participant comes from one address
+                    rate_limit_per_minute=0,  # every test participant comes from one address
+                    mail_send_rate=1000)  # mail is not paced unless a test says so
 
 
 @pytest.fixture

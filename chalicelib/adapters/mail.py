@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import smtplib
+import threading
+import time
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -10,6 +12,20 @@ from typing import Any, Protocol
 
 from chalicelib.domain.errors import Unavailable
 from chalicelib.domain.mail import Email
+
+# what SES (v1 and v2) answers when a send goes past the account's rate or daily quota
+THROTTLE_CODES = frozenset({"Throttling", "ThrottlingException", "MaxSendingRateExceeded", "TooManyRequestsException",
+                            "LimitExceededException", "LimitExceeded"})
+DAILY_QUOTA = "daily message quota exceeded"
+
+
+class MailThrottled(Unavailable):
+    """The mail service refused a send for its rate (try again in a second) or its daily quota
+    (``daily``: not before the quota renews). Nothing is wrong with the email itself."""
+
+    def __init__(self, message: str, daily: bool = False):
+        super().__init__(message)
+        self.daily = daily
 
 
 class Mailer(Protocol):
@@ -46,18 +62,62 @@ class SmtpMailer:
 
 
 class SesMailer:
-    """Sends raw MIME so custom headers (the order signature) survive."""
+    """Sends raw MIME so custom headers (the order signature) survive; names the configuration set
+    (SES's event publishing) when one is set. SES's rate and daily-quota refusals are
+    :class:`MailThrottled`, every other failure :class:`Unavailable`."""
 
-    def __init__(self, client_factory: Callable[[], Any], sender: str):
-        self.client_factory, self.sender = client_factory, sender
+    def __init__(self, client_factory: Callable[[], Any], sender: str, configuration_set: str | None = None):
+        self.client_factory, self.sender, self.configuration_set = client_factory, sender, configuration_set
 
     def send(self, email: Email) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         msg = to_mime(email, self.sender)
+        request: dict[str, Any] = {"Source": parseaddr(self.sender)[1], "Destinations": [email.to],
+                                   "RawMessage": {"Data": msg.as_bytes()}}
+        if self.configuration_set:
+            request["ConfigurationSetName"] = self.configuration_set
         try:
-            self.client_factory().send_raw_email(
-                Source=parseaddr(self.sender)[1], Destinations=[email.to], RawMessage={"Data": msg.as_bytes()}
-            )
-        except (BotoCoreError, ClientError) as exc:
+            self.client_factory().send_raw_email(**request)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            message = str(error.get("Message", ""))
+            if DAILY_QUOTA in message.lower():
+                raise MailThrottled(f"SES daily sending quota exhausted: {message}", daily=True) from exc
+            if error.get("Code") in THROTTLE_CODES:
+                raise MailThrottled(f"SES sending rate exceeded: {message}") from exc
             raise Unavailable(f"SES refused the mail: {exc}") from exc
+        except BotoCoreError as exc:
+            raise Unavailable(f"SES refused the mail: {exc}") from exc
+
+
+class SesQuota:
+    """The account's SES sending rate (``GetSendQuota``'s MaxSendRate, emails per second), read
+    at most once per ``ttl`` seconds in this process. When it cannot be read, ``fallback`` (the
+    sandbox's rate) until the next try."""
+
+    def __init__(self, client_factory: Callable[[], Any], ttl: float = 300.0, fallback: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.client_factory, self.ttl, self.fallback, self.clock = client_factory, ttl, fallback, clock
+        self._rate: float | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def rate(self) -> float:
+        with self._lock:
+            if self._rate is None or self.clock() - self._read_at >= self.ttl:
+                self._rate, self._read_at = self._read(), self.clock()
+            return self._rate
+
+    def _read(self) -> float:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from chalicelib.observability import logger
+
+        try:
+            rate = float(self.client_factory().get_send_quota()["MaxSendRate"])
+        except (BotoCoreError, ClientError, KeyError, TypeError, ValueError) as exc:
+            logger.warning("SES sending rate not read; pacing at the sandbox's rate",
+                           extra={"error": str(exc)[:300], "rate": self.fallback})
+            return self.fallback
+        return rate if rate > 0 else self.fallback

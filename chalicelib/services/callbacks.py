@@ -13,7 +13,7 @@ from chalicelib.domain.outbox import webhook
 from chalicelib.domain.registration import FINISHED
 from chalicelib.domain.values import Registration
 from chalicelib.observability import count, logger, seconds
-from chalicelib.services import outbox, seats
+from chalicelib.services import outbox, pacing, seats
 from chalicelib.services.context import Context
 
 README = "0-ReadMeFirst.ipynb"
@@ -26,18 +26,19 @@ def start_link(hub_url: str) -> str:
 
 def _send_credentials(ctx: Context, reg: Registration, password: str, reported_hub: str) -> None:
     """The one email that is never an outbox entry: it carries the password, which is never
-    stored. A failure here fails the callback, and the backend's Deploy retries with a new one.
-    The hub link is the workshop location's configured hub, whatever the callback reported."""
+    stored. It is urgent mail: it waits a few seconds for the mail budget rather than yield to
+    participant mail. The hub link is the workshop location's configured hub, whatever the
+    callback reported."""
     workshop = ctx.stores.seats.get_workshop(reg.workshop_id)
     hub_url = ctx.settings.hub_url_for(workshop.location)
     if reported_hub.rstrip("/") != hub_url:
         logger.warning("a ready callback reported another hub than the location's; the configured one is used",
                        extra={"registration": reg.id, "location": workshop.location, "configured": hub_url})
-    ctx.mailer.send(render.email(
+    pacing.send(ctx, render.email(
         "credentials", to=reg.email, subject=f"Your workshop is ready: {workshop.title}",
         registration=reg, workshop=workshop, password=password, hub_url=hub_url, start_url=start_link(hub_url),
         status_url=outbox.status_url(ctx, reg.id),
-    ))
+    ), urgent=True)
 
 
 def signer_location(ctx: Context, registration_id: object, student_id: object) -> str:

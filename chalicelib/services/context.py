@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.content import BucketContent, FolderContent
     from chalicelib.adapters.hub import HubClient
     from chalicelib.adapters.workflows import StepFunctionsStarter
+    from chalicelib.services.pacing import Pacer
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -100,11 +101,18 @@ def _appliances(settings: Settings) -> LocalAppliances | EcsAppliances:
     return LocalAppliances(settings.workshops_dir)
 
 
+def _pacer(settings: Settings) -> Pacer:
+    from chalicelib.services.pacing import pacer_for
+
+    return pacer_for(settings)
+
+
 class Context:
-    """One stack's view of the world. ``hub``, ``content``, ``appliances`` and ``workflows`` are
-    built from the settings on first use unless given."""
+    """One stack's view of the world. ``hub``, ``content``, ``appliances``, ``workflows`` and the
+    mail ``pacer`` are built from the settings on first use unless given."""
 
     hub = _Adapter(_hub)
+    pacer = _Adapter(_pacer)
     content = _Adapter(_content)
     appliances = _Adapter(_appliances)
     workflows = _Adapter(_workflows)
@@ -131,7 +139,7 @@ def mailer_for(settings: Settings) -> Mailer:
     if settings.mail_transport == "ses":
         from chalicelib.adapters.aws import client_for
 
-        return SesMailer(lambda: client_for("ses", settings), settings.mail_from)
+        return SesMailer(lambda: client_for("ses", settings), settings.mail_from, settings.ses_configuration_set)
     return SmtpMailer(settings.smtp_host, settings.smtp_port, settings.mail_from)
 
 

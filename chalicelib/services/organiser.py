@@ -18,7 +18,7 @@ from chalicelib.domain.registration import (
     is_workshop_id,
 )
 from chalicelib.domain.values import Workshop
-from chalicelib.services import audit, outbox, participant, registrations, seats
+from chalicelib.services import audit, outbox, pacing, participant, registrations, seats
 from chalicelib.services.context import Context
 from chalicelib.store.catalog import SyncReport
 
@@ -47,8 +47,8 @@ def purge_student(ctx: Context, student_id: str) -> str:
                 continue  # changed between the read and the write: read it again
             return "purging"
         if ctx.stores.lifecycle.free_orphan(student_id):
-            ctx.mailer.send(outbox.order_email(ctx, "PURGE", 0, ctx.stores.seats.get_workshop(student.workshop_id),
-                                               student_id, f"purge-{student_id}"))
+            pacing.send(ctx, outbox.order_email(ctx, "PURGE", 0, ctx.stores.seats.get_workshop(student.workshop_id),
+                                                student_id, f"purge-{student_id}"), urgent=True)
             return "freed"
         return "free"
     raise Conflict(f"{student_id}'s registration kept changing while it was being purged; nothing was done. "

@@ -4,7 +4,9 @@ A state change writes what it owes (emails, signed orders, webhook events) on th
 as :class:`~chalicelib.domain.outbox.Entry` values, in its own transaction. :func:`deliver` sends
 them right after it; the time checks call :func:`deliver_due` for whatever failed, with backoff,
 so a mail outage delays messages but loses none. A sender holds the outbox's lease while it
-works, and removes only the entries it delivered.
+works, and removes only the entries it delivered. Every email goes through the shared mail budget
+(:mod:`chalicelib.services.pacing`): orders first; participant mail past its share of a second
+stays in the outbox, due at once, without counting as a failure.
 """
 from __future__ import annotations
 
@@ -12,16 +14,18 @@ import time
 from datetime import timedelta
 
 from chalicelib.adapters import render
+from chalicelib.adapters.mail import MailThrottled
 from chalicelib.domain.errors import Unavailable, WodError
 from chalicelib.domain.mail import Email
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
 from chalicelib.domain.outbox import MAIL, ORDER, WEBHOOK, Entry, mail, webhook
 from chalicelib.domain.values import Registration, Workshop
 from chalicelib.observability import logger
-from chalicelib.services import links, webhooks
+from chalicelib.services import links, pacing, webhooks
 from chalicelib.services.context import Context
 
 MAX_BACKOFF_STEPS = 6
+DRAIN_SECONDS = 30.0  # how long one run of the time checks goes on sending a backlog (the Lambda has 60 s)
 # A webhook event that announces an email waits until that email has gone.
 ANNOUNCES = {webhook("reminder_sent"): mail("reminder")}
 SUBJECTS = {
@@ -79,10 +83,10 @@ def _send(ctx: Context, entry: Entry, reg: Registration, workshop: Workshop | No
     if workshop is None:
         raise Unavailable(f"workshop {reg.workshop_id} could not be read")
     if entry.kind == ORDER:
-        ctx.mailer.send(order_email(ctx, entry.action, entry.attempt, workshop, reg.student_id or "", reg.id,
-                                    entry.scope))
+        pacing.send(ctx, order_email(ctx, entry.action, entry.attempt, workshop, reg.student_id or "", reg.id,
+                                     entry.scope), urgent=True)
     elif entry.kind == MAIL:
-        ctx.mailer.send(participant_email(ctx, entry.action, reg, workshop, entry.attempt, position))
+        pacing.send(ctx, participant_email(ctx, entry.action, reg, workshop, entry.attempt, position), urgent=False)
 
 
 def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = None,
@@ -117,6 +121,12 @@ def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = 
             continue  # its email is still to go: announced once it has
         try:
             _send(ctx, entry, reg, workshop, position)
+        except MailThrottled as exc:
+            if exc.daily:  # not before the quota renews: back off as for an outage
+                error = exc.message
+            logger.info("outbox entry waits for the mail rate", extra={"registration": reg.id,
+                                                                      "entry": entry.format(), "reason": exc.message})
+            continue
         except Unavailable as exc:
             error = exc.message
             logger.warning("outbox entry not sent", extra={"registration": reg.id, "entry": entry.format(),
@@ -133,12 +143,32 @@ def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = 
     return [e for e in entries if e not in sent]
 
 
-def deliver_due(ctx: Context) -> int:
-    """Retry every registration whose outbox is due; return how many were handled."""
-    leased = ctx.stores.outbox.lease_due(ctx.clock(), lease_time(ctx))
-    for reg in leased:
-        deliver(ctx, reg, leased=True)
-    return len(leased)
+def owes_order(reg: Registration) -> bool:
+    return any(entry.kind == ORDER for entry in reg.outbox)
+
+
+def deliver_due(ctx: Context, drain_seconds: float = DRAIN_SECONDS) -> int:
+    """Send every due outbox at the mail rate; return how many registrations were handled.
+
+    Each round leases as many due registrations as one window of the budget can send, delivers
+    those that owe an order first, and the next round starts with the next window; rounds go on
+    while a whole batch was due or mail waited for the rate (a failure is due only after its
+    backoff), for ``drain_seconds`` at most: the next run takes the rest."""
+    pacer = ctx.pacer
+    give_up = pacer.now() + drain_seconds
+    handled: set[str] = set()
+    while not pacer.paused():
+        plan = pacer.budget()
+        leased = ctx.stores.outbox.lease_due(ctx.clock(), lease_time(ctx), limit=plan.urgent)
+        waits = pacer.waits
+        for reg in sorted(leased, key=lambda reg: not owes_order(reg)):
+            deliver(ctx, reg, leased=True)
+        handled.update(reg.id for reg in leased)
+        waiting = pacer.waits > waits
+        if not leased or (len(leased) < plan.urgent and not waiting) or plan.next_start(pacer.now()) > give_up:
+            break
+        pacer.wait_next_window(plan)
+    return len(handled)
 
 
 def lease_time(ctx: Context) -> timedelta:

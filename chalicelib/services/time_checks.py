@@ -12,7 +12,7 @@ from chalicelib.domain.outbox import mail, webhook
 from chalicelib.domain.registration import ACTIVE, EXPIRING, PENDING, PROVISIONING
 from chalicelib.domain.values import Registration
 from chalicelib.observability import logger
-from chalicelib.services import outbox, seats, webhooks
+from chalicelib.services import outbox, pacing, seats, webhooks
 from chalicelib.services.context import Context
 
 REMINDER_OUTBOX = [mail("reminder"), webhook("reminder_sent")]
@@ -46,8 +46,8 @@ def top_up_warm_pools(ctx: Context) -> int:
             if cycle is None:
                 continue
             try:
-                ctx.mailer.send(outbox.order_email(ctx, "WARM", cycle % 1000, workshop, student.id,
-                                                   f"warm-{student.id}"))
+                pacing.send(ctx, outbox.order_email(ctx, "WARM", cycle % 1000, workshop, student.id,
+                                                    f"warm-{student.id}"), urgent=True)
             except Unavailable as exc:  # the claim expires after `stale`, then the pool is topped up again
                 logger.warning("warm order not sent", extra={"student": student.id, "error": exc.message})
                 continue

@@ -211,6 +211,7 @@ class NonceModel(Model):
     nonce = UnicodeAttribute(hash_key=True)
     expires = NumberAttribute()  # TTL attribute
     hits = NumberAttribute(null=True)  # a rate-limit window's count (key ``rate:<scope>:<value>:<window>``)
+    window = NumberAttribute(null=True)  # a pacing slot's current window (key ``pace:<scope>:<slot>``)
 
 
 class DeliveriesDueIndex(GlobalSecondaryIndex):

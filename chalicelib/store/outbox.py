@@ -18,7 +18,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
 from chalicelib.domain.errors import Unavailable
-from chalicelib.domain.outbox import Entry, parse
+from chalicelib.domain.outbox import ORDER, Entry, parse
 from chalicelib.domain.values import Registration
 from chalicelib.observability import logger
 from chalicelib.store import values
@@ -28,6 +28,7 @@ from chalicelib.store.tables import Tables
 
 PENDING = "pending"
 SETTLE_ATTEMPTS = 5
+LOOK_AHEAD = 300  # lease_due reads this many due keys past its batch to find the orders among them
 
 
 def queue_actions(entries: Sequence[Entry], now: datetime) -> list[Action]:
@@ -47,6 +48,13 @@ def _readable(stored: str) -> bool:
         logger.error("unreadable outbox entry dropped", extra={"entry": stored[:100]})
         return False
     return True
+
+
+def _is_order(stored: str) -> bool:
+    try:
+        return parse(stored).kind == ORDER
+    except ValueError:
+        return False
 
 
 def _stands_for(stored: str, entry: Entry) -> bool:
@@ -81,10 +89,19 @@ class Outbox:
 
     @translated
     def lease_due(self, now: datetime, duration: timedelta, limit: int = 50) -> list[Registration]:
-        """Take the lease on registrations whose outbox is due; only the winner of each gets it."""
-        leased = []
-        for key in self.t.customers.outbox_index.query(PENDING, RegistrationModel.outbox_due_at <= now, limit=limit):
-            registration = self.lease(key.id, now, duration)
+        """Take the lease on up to ``limit`` registrations whose outbox is due (only the winner of
+        each gets it): among the oldest due, those owing an order first."""
+        keys = [key.id for key in self.t.customers.outbox_index.query(
+            PENDING, RegistrationModel.outbox_due_at <= now, limit=limit + LOOK_AHEAD)]
+        if len(keys) > limit:
+            urgent = {item.id for item in self.t.customers.batch_get(keys, attributes_to_get=["id", "outbox"])
+                      if any(_is_order(str(stored)) for stored in item.outbox or [])}
+            keys.sort(key=lambda key: key not in urgent)  # stable: the oldest first within each kind
+        leased: list[Registration] = []
+        for key in keys:
+            if len(leased) == limit:
+                break
+            registration = self.lease(key, now, duration)
             if registration is not None:
                 leased.append(registration)
         return leased

@@ -36,7 +36,7 @@ NOT_IN_MOTO = {"AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm", "AWS::SE
                "AWS::SES::ReceiptRule", "AWS::SNS::TopicPolicy",
                "AWS::S3::BucketPolicy"}  # checked from the template: test_the_content_bucket_takes_tls_only...
 # Actions AWS gives no resource-level permission for.
-RESOURCE_STAR_OK = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+RESOURCE_STAR_OK = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "ses:GetSendQuota"}
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +144,7 @@ def test_each_function_gets_only_its_own_kind_of_access(sam):
     assert "states:StartExecution" not in granted(sam, "APIHandler")
     assert "ses:SendRawEmail" in granted(sam, "APIHandler")
     assert "ses:SendRawEmail" not in granted(sam, "OrderIntake")
+    assert "ses:GetSendQuota" in granted(sam, "APIHandler") and "ses:GetSendQuota" not in granted(sam, "OrderIntake")
     assert "s3:GetObject" in granted(sam, "ProvisionDeploy")
     assert "s3:GetObject" not in granted(sam, "APIHandler")
     hub = granted(sam, "HubHost")
