@@ -366,6 +366,7 @@ def platform_resources() -> dict:
             "Actions": [{"SNSAction": {"TopicArn": {"Ref": "OrdersTopic"}, "Encoding": "Base64"}}],
         }},
     }
+    resources.update(mail_resources())
     resources["ContentBucket"] = {
         "Type": "AWS::S3::Bucket",
         "Properties": {
@@ -415,6 +416,24 @@ def platform_resources() -> dict:
     return resources
 
 
+def mail_resources() -> dict:
+    """The sending domain with Easy DKIM (its three CNAME records are outputs), in the frontend stack."""
+    return {"MailIdentity": {"Type": "AWS::SES::EmailIdentity", "Condition": "IsFrontend", "Properties": {
+        "EmailIdentity": {"Ref": "MailDomain"},
+        "DkimAttributes": {"SigningEnabled": True},
+        "DkimSigningAttributes": {"NextSigningKeyLength": "RSA_2048_BIT"},
+    }}}
+
+
+def dkim_outputs() -> dict:
+    return {f"DkimRecord{n}": {
+        "Condition": "IsFrontend",
+        "Description": f"DNS record {n} of 3 that verifies MailDomain and signs its mail (Easy DKIM)",
+        "Value": {"Fn::Join": [" CNAME ", [{"Fn::GetAtt": ["MailIdentity", f"DkimDNSTokenName{n}"]},
+                                           {"Fn::GetAtt": ["MailIdentity", f"DkimDNSTokenValue{n}"]}]]},
+    } for n in (1, 2, 3)}
+
+
 def outputs() -> dict:
     return {
         "ContentBucketName": {"Value": {"Ref": "ContentBucket"}},
@@ -423,6 +442,7 @@ def outputs() -> dict:
         "HubHostInstanceProfile": {"Value": {"Ref": "HubHostInstanceProfile"}},
         "HubTokenSecret": {"Value": {"Ref": "HubTokenSecret"}},
         "AdminTokenSecret": {"Condition": "IsFrontend", "Value": {"Ref": "AdminTokenSecret"}},
+        **dkim_outputs(),
     }
 
 

@@ -33,7 +33,7 @@ PARAMETERS = {"PublicUrl": "https://workshops.example.org", "MailDomain": "examp
               "Location": "paris", "Locations": json.dumps({"paris": "orders@example.org"})}
 # Resource types moto's CloudFormation cannot create; the smoke test creates what it needs of them by hand.
 NOT_IN_MOTO = {"AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm", "AWS::SES::ReceiptRuleSet",
-               "AWS::SES::ReceiptRule", "AWS::SNS::TopicPolicy",
+               "AWS::SES::ReceiptRule", "AWS::SES::EmailIdentity", "AWS::SNS::TopicPolicy",
                "AWS::S3::BucketPolicy"}  # checked from the template: test_the_content_bucket_takes_tls_only...
 # Actions AWS gives no resource-level permission for.
 RESOURCE_STAR_OK = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}

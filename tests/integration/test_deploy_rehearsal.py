@@ -1,0 +1,69 @@
+"""``make deploy-rehearsal``: the deploy's own AWS CLI commands against an embedded AWS, twice, then a
+smoke flow (catalog sync, one registration through the API function with the stack's environment)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
+    out = tmp_path_factory.mktemp("rehearsal")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "WOD_"))}
+    env["AWS_DEFAULT_REGION"] = "eu-west-1"
+    subprocess.run([sys.executable, "-m", "infra.template", "--out", str(out / "merge.json")],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run([str(BIN / "chalice"), "package", "--stage", "aws", "--merge-template", str(out / "merge.json"),
+                    str(out / "package")], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    run = subprocess.run([sys.executable, "-m", "infra.rehearsal", "--package", str(out / "package"),
+                          "--report", str(out / "report.json")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    return run, json.loads((out / "report.json").read_text())
+
+
+def test_the_stack_is_created_by_the_deploy_commands(rehearsal):
+    run, report = rehearsal
+    kinds = [resource["type"] for resource in report["resources"].values()]
+    assert kinds.count("AWS::DynamoDB::Table") == 6
+    assert kinds.count("AWS::StepFunctions::StateMachine") == 5
+    assert kinds.count("AWS::Lambda::Function") == kinds.count("AWS::Logs::LogGroup") == 19
+    assert {"ContentBucket", "OrdersTopic", "AlarmsTopic", "FailedEventsQueue", "HubHostRole", "APIHandler",
+            "OrderIntake", "RestAPI"} <= set(report["resources"])
+    assert "aws cloudformation deploy --template-file" in run.stdout  # the CLI's own words
+    assert "Successfully created/updated stack - wod-rehearsal" in run.stdout
+
+
+def test_a_second_deploy_with_nothing_changed_succeeds(rehearsal):
+    run, _ = rehearsal
+    assert "[3] deploy again, nothing changed ..." in run.stdout
+    assert run.stdout.count("Successfully created/updated stack") == 2
+
+
+def test_what_moto_cannot_create_is_named_and_stood_in_for(rehearsal):
+    run, report = rehearsal
+    skipped = report["skipped"]
+    assert skipped["OrderKeySecret"] == "AWS::SecretsManager::Secret"
+    assert skipped["MailIdentity"] == "AWS::SES::EmailIdentity"
+    for logical in skipped:
+        assert f"skipped {logical}: " in run.stdout
+    assert {"OrderKeySecret", "CallbackKeySecret", "AdminTokenSecret", "HubTokenSecret", "MailIdentity",
+            "OrdersRuleSet", "OrdersRule"} <= set(report["stood_in"])
+    assert not set(skipped) & set(report["resources"])
+
+
+def test_a_registration_claims_a_seat_and_sends_the_welcome_mail(rehearsal):
+    run, report = rehearsal
+    assert "WKSHP-PY101: created, +120 students" in run.stdout  # the catalog sync
+    assert report["registration"] == "pending"
+    assert report["seat"]["status"] == "reserved"
+    assert any(subject.startswith("You're registered") for subject in report["mail"]["to_participant"])
+    assert run.stdout.rstrip().endswith("a seat claimed and the welcome mail sent")
