@@ -73,12 +73,29 @@ def deploy_command(template: Path, *, bucket: str, stack: str, region: str, para
                region=region, endpoint=endpoint)
 
 
+def status_command(*, stack: str, region: str, endpoint: str | None = None) -> list[str]:
+    return aws("cloudformation", "describe-stacks", "--stack-name", stack, "--query", "Stacks[0].StackStatus",
+               "--output", "text", region=region, endpoint=endpoint)
+
+
+def delete_commands(*, stack: str, region: str, endpoint: str | None = None) -> list[list[str]]:
+    return [aws("cloudformation", "delete-stack", "--stack-name", stack, region=region, endpoint=endpoint),
+            aws("cloudformation", "wait", "stack-delete-complete", "--stack-name", stack, region=region,
+                endpoint=endpoint)]
+
+
 def outputs_command(*, stack: str, region: str, endpoint: str | None = None) -> list[str]:
     return aws("cloudformation", "describe-stacks", "--stack-name", stack, "--query", "Stacks[0].Outputs",
                "--output", "table", region=region, endpoint=endpoint)
 
 
 Runner = Callable[[list[str]], None]
+Query = Callable[[list[str]], "str | None"]  # a command's output, None if it failed
+
+
+def query_command(command: list[str], env: Mapping[str, str] | None = None) -> str | None:
+    done = subprocess.run(command, env=None if env is None else dict(env), cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def run_command(command: list[str], env: Mapping[str, str] | None = None) -> None:
@@ -88,17 +105,34 @@ def run_command(command: list[str], env: Mapping[str, str] | None = None) -> Non
 
 
 def deploy(package: Path, *, bucket: str, stack: str, region: str, parameters: Mapping[str, str],
-           endpoint: str | None = None, run: Runner = run_command,
-           transform: Callable[[Path], Path] | None = None) -> Path:
+           endpoint: str | None = None, run: Runner = run_command, query: Query = query_command,
+           transform: Callable[[Path], Path] | None = None, say: Callable[[str], None] = print) -> Path:
     """Package and deploy ``package/sam.json``; returns the template CloudFormation deployed.
-    ``transform`` (the rehearsal's) rewrites the packaged template before it is deployed."""
+    ``transform`` (the rehearsal's) rewrites the packaged template before it is deployed.
+
+    A first deploy creates the tables without deletion protection, so that a failure rolls them
+    back (``RetainExceptOnCreate``) and leaves nothing in the way of the next try; once created,
+    a second change set turns the protection on. A stack left empty by a failed first deploy
+    (``ROLLBACK_COMPLETE``, which CloudFormation cannot update) is removed before trying again."""
     check_parameters(parameters)
+    status = query(status_command(stack=stack, region=region, endpoint=endpoint))
+    if status == "ROLLBACK_COMPLETE":
+        say(f"stack {stack}: its first deploy failed and was rolled back (nothing kept); removing it to try again")
+        for command in delete_commands(stack=stack, region=region, endpoint=endpoint):
+            run(command)
+        status = None
+    first = status in (None, "", "REVIEW_IN_PROGRESS")
     packaged = package / "packaged.json"
     run(package_command(package / "sam.json", packaged, bucket=bucket, stack=stack, region=region,
                         endpoint=endpoint))
     deployed = transform(packaged) if transform else packaged
-    run(deploy_command(deployed, bucket=bucket, stack=stack, region=region, parameters=parameters,
-                       endpoint=endpoint))
+    protect = {**parameters, "TableDeletionProtection": "true"}
+    run(deploy_command(deployed, bucket=bucket, stack=stack, region=region, endpoint=endpoint,
+                       parameters={**parameters, "TableDeletionProtection": "false"} if first else protect))
+    if first:
+        say(f"stack {stack} created: turning on the tables' deletion protection")
+        run(deploy_command(deployed, bucket=bucket, stack=stack, region=region, parameters=protect,
+                           endpoint=endpoint))
     return deployed
 
 

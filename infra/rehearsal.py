@@ -95,6 +95,9 @@ class Rehearsal:
         if done.returncode != 0:
             raise RuntimeError(f"`aws {' '.join(command[3:5])}` exited {done.returncode}")
 
+    def query(self, command: list[str]) -> str | None:
+        return commands.query_command(command, self.env())
+
     def client(self, service: str):
         import boto3
 
@@ -120,14 +123,18 @@ class Rehearsal:
     def transform(self, packaged: Path) -> Path:
         """Between ``package`` and ``deploy``: the SAM transform, then what moto cannot create left out."""
         template = standins.translate(json.loads(packaged.read_text()), {**PARAMETERS, "Frontend": "true"})
-        deployable, self.skipped = standins.without_unsupported(template, standins.moto_types())
         self.deployed = template
-        for note in standins.fit_for_moto(deployable):
-            self.out(f"    adapted for moto: {note}")
-        for logical, kind in sorted(self.skipped.items(), key=lambda item: (item[1], item[0])):
-            why = standins.UNUSABLE.get(kind, f"moto's CloudFormation cannot create {kind}")
-            self.out(f"    skipped {logical}: {why}")
-        self.report["skipped"] = self.skipped
+        resolve = self.resolver({})
+        deployable, skipped = standins.without_unsupported(template, standins.moto_types(), resolve)
+        notes = standins.fit_for_moto(deployable)
+        if skipped != self.skipped:  # said once
+            for logical, kind in sorted(skipped.items(), key=lambda item: (item[1], item[0])):
+                if resolve.active(template["Resources"][logical]):
+                    self.out(f"    skipped {logical}: {standins.why_skipped(kind)}")
+            self.skipped = skipped
+            self.report["skipped"] = {k: v for k, v in skipped.items() if resolve.active(template["Resources"][k])}
+            for note in notes:
+                self.out(f"    adapted for moto: {note}")
         out = packaged.with_name("rehearsal.json")
         out.write_text(json.dumps(deployable, indent=1))
         return out
@@ -138,8 +145,8 @@ class Rehearsal:
             os.environ.update(self.env())  # the transform's region; nothing else reads it
             try:
                 commands.deploy(self.package, bucket=self.bucket, stack=self.stack, region=self.region,
-                                parameters=PARAMETERS, endpoint=self.endpoint, run=self.run,
-                                transform=self.transform)
+                                parameters=PARAMETERS, endpoint=self.endpoint, run=self.run, query=self.query,
+                                transform=self.transform, say=lambda line: self.out(f"    {line}"))
             finally:
                 os.environ.clear()
                 os.environ.update(previous)
@@ -157,12 +164,18 @@ class Rehearsal:
             created = {r["LogicalResourceId"]: {"type": r["ResourceType"], "id": r["PhysicalResourceId"]}
                        for r in found if r.get("LogicalResourceId")}
             # moto lists its log groups with neither a logical id nor a type: found by their names
-            pages = self.client("logs").get_paginator("describe_log_groups").paginate(
-                logGroupNamePrefix=f"/aws/lambda/{self.stack}-")
+            pages = self.client("logs").get_paginator("describe_log_groups").paginate()
             for group in (group for page in pages for group in page["logGroups"]):
                 if group["logGroupName"] in log_groups:
                     created[log_groups[group["logGroupName"]]] = {"type": "AWS::Logs::LogGroup",
                                                                   "id": group["logGroupName"]}
+            # moto lists a table no more once an update changed it (deletion protection turned on): by name
+            resolve = self.resolver({})
+            for logical, resource in self.deployed["Resources"].items():
+                if resource["Type"] == "AWS::DynamoDB::Table" and logical not in created and resolve.active(resource):
+                    name = resolve(resource["Properties"]["TableName"])
+                    self.client("dynamodb").describe_table(TableName=name)
+                    created[logical] = {"type": resource["Type"], "id": name}
             self.report["resources"] = created
             kinds: dict[str, int] = {}
             for resource in self.report["resources"].values():
@@ -181,6 +194,11 @@ class Rehearsal:
         with self.step("stand in for what was skipped and moto has an API for"):
             done = standins.create(self.deployed, self.skipped, self.resolver(), self.client, self.out)
             self.report["stood_in"] = done
+            active = self.client("ses").describe_active_receipt_rule_set().get("Metadata", {}).get("Name")
+            self.report["active_rule_set"] = active
+            self.out(f"    the active receipt rule set: {active}")
+            if not active:
+                raise RuntimeError("no receipt rule set is active")
 
     def sync_catalog(self) -> None:
         with self.step(f"sync {self.workshops.name}/ into the stack's tables and content bucket"):

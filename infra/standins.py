@@ -17,6 +17,9 @@ from typing import Any
 
 SKIPPED = "skipped-"
 # Types moto's CloudFormation has but cannot create from this template, and why.
+# Skipped types whose Ref is a name the template gives: references to them keep that name.
+NAME_PROPERTY = {"AWS::SES::ConfigurationSet": "Name", "AWS::SES::ReceiptRuleSet": "RuleSetName",
+                 "AWS::SES::EmailIdentity": "EmailIdentity"}
 UNUSABLE = {"AWS::ApiGateway::Deployment": "moto builds no methods from the API's OpenAPI body: nothing to deploy"}
 
 
@@ -29,6 +32,12 @@ def translate(template: dict, parameters: Mapping[str, str]) -> dict:
             return {}
 
     return transform(template, dict(parameters), NoManagedPolicies())
+
+
+def why_skipped(kind: str) -> str:
+    if kind.startswith("Custom::"):
+        return "a custom resource on a skipped resource: the rehearsal runs its function's code after standing in"
+    return UNUSABLE.get(kind, f"moto's CloudFormation cannot create {kind}")
 
 
 def moto_types() -> set[str]:
@@ -58,10 +67,10 @@ def references(value: Any) -> set[str]:
     return found
 
 
-def _replace(value: Any, skipped: set[str]) -> Any:
+def _replace(value: Any, skipped: set[str], names: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
         if set(value) == {"Ref"} and value["Ref"] in skipped:
-            return SKIPPED + value["Ref"]
+            return names.get(value["Ref"], SKIPPED + value["Ref"])
         if set(value) == {"Fn::GetAtt"}:
             target = value["Fn::GetAtt"]
             name, attribute = (target[0], target[1]) if isinstance(target, list) else target.split(".", 1)
@@ -71,18 +80,22 @@ def _replace(value: Any, skipped: set[str]) -> Any:
             arg = value["Fn::Sub"]
             text, variables = (arg, None) if isinstance(arg, str) else (arg[0], arg[1])
             text = re.sub(r"\$\{([^}!.]+)(?:\.([^}]+))?\}",
-                          lambda m: (SKIPPED + m.group(1) + (f"-{m.group(2)}" if m.group(2) else ""))
+                          lambda m: (names[m.group(1)] if m.group(1) in names and not m.group(2) else
+                                     SKIPPED + m.group(1) + (f"-{m.group(2)}" if m.group(2) else ""))
                           if m.group(1) in skipped else m.group(0), text)
-            return {"Fn::Sub": text if variables is None else [text, _replace(variables, skipped)]}
-        return {key: _replace(arg, skipped) for key, arg in value.items()}
+            return {"Fn::Sub": text if variables is None else [text, _replace(variables, skipped, names)]}
+        return {key: _replace(arg, skipped, names) for key, arg in value.items()}
     if isinstance(value, list):
-        return [_replace(item, skipped) for item in value]
+        return [_replace(item, skipped, names) for item in value]
     return value
 
 
-def without_unsupported(template: dict, supported: set[str]) -> tuple[dict, dict[str, str]]:
+def without_unsupported(template: dict, supported: set[str], resolve: Resolver | None = None
+                        ) -> tuple[dict, dict[str, str]]:
     """``template`` less what moto cannot create -> (that template, skipped logical id -> type).
-    A custom resource that needs a skipped resource is skipped too (the rehearsal runs it itself)."""
+    A custom resource that needs a skipped resource is skipped too (the rehearsal runs it itself).
+    A reference to a skipped resource becomes ``skipped-<logical id>``, or, for a resource known by
+    a name the template gives it (:data:`NAME_PROPERTY`, evaluated by ``resolve``), that name."""
     resources = template["Resources"]
     skipped = {k: v["Type"] for k, v in resources.items()
                if v["Type"] not in supported and not v["Type"].startswith("Custom::")}
@@ -92,18 +105,20 @@ def without_unsupported(template: dict, supported: set[str]) -> tuple[dict, dict
         if not more:
             break
         skipped |= more
+    names = {logical: str(resolve(resources[logical]["Properties"][NAME_PROPERTY[kind]]))
+             for logical, kind in skipped.items() if resolve is not None and kind in NAME_PROPERTY}
     kept = {}
     for logical, resource in resources.items():
         if logical in skipped:
             continue
-        resource = _replace(resource, set(skipped))
+        resource = _replace(resource, set(skipped), names)
         depends = resource.get("DependsOn")
         if depends is not None:
             depends = [d for d in ([depends] if isinstance(depends, str) else depends) if d not in skipped]
             resource = {k: v for k, v in resource.items() if k != "DependsOn"} | (
                 {"DependsOn": depends} if depends else {})
         kept[logical] = resource
-    out = dict(template, Resources=kept, Outputs=_replace(template.get("Outputs", {}), set(skipped)))
+    out = dict(template, Resources=kept, Outputs=_replace(template.get("Outputs", {}), set(skipped), names))
     return json.loads(json.dumps(out)), skipped
 
 
@@ -156,7 +171,7 @@ class Resolver:
         if key == "Fn::Join":
             return arg[0].join(str(self(item)) for item in self(arg[1]))
         if key == "Fn::Equals":
-            return self(arg[0]) == self(arg[1])
+            return str(self(arg[0])) == str(self(arg[1]))  # parameters are strings, template numbers not
         if key == "Fn::Not":
             return not self(arg[0])
         if key == "Fn::And":
@@ -203,4 +218,29 @@ def create(template: dict, skipped: Mapping[str, str], resolve: Resolver, client
             client("ses").create_receipt_rule(RuleSetName=props["RuleSetName"], Rule=props["Rule"])
             done.append(logical)
             out(f"    {logical}: SES receipt rule {props['Rule']['Name']} for {', '.join(props['Rule']['Recipients'])}")
+    for logical, kind in sorted(skipped.items()):  # custom resources last: what they act on exists now
+        resource = template["Resources"][logical]
+        if kind.startswith("Custom::") and resolve.active(resource):
+            answer = run_inline(template, logical, resolve, {"ses": client("ses")})
+            if answer["Status"] != "SUCCESS":
+                raise RuntimeError(f"{logical} answered {answer['Status']}: {answer['Reason']}")
+            done.append(logical)
+            out(f"    {logical}: its function's own code run with a Create request: {answer['Status']}")
     return done
+
+
+def run_inline(template: dict, logical: str, resolve: Resolver, clients: Mapping[str, Any],
+               request: str = "Create") -> dict:
+    """Run a custom resource's inline (``ZipFile``) function here, as CloudFormation would invoke
+    it; returns what it answered to CloudFormation."""
+    resource = template["Resources"][logical]
+    function = resource["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
+    namespace: dict[str, Any] = {}
+    exec(compile(template["Resources"][function]["Properties"]["Code"]["ZipFile"], function, "exec"), namespace)
+    answers: list[dict] = []
+    namespace["send"] = lambda url, body: answers.append(json.loads(body))  # its answer, kept here
+    properties = {k: v for k, v in resolve(resource["Properties"]).items()}
+    namespace["handler"]({"RequestType": request, "ResponseURL": "rehearsal", "StackId": "rehearsal",
+                          "RequestId": "rehearsal", "LogicalResourceId": logical, "ResourceType": resource["Type"],
+                          "ResourceProperties": properties}, None, **clients)
+    return answers[0]

@@ -30,23 +30,48 @@ def test_missing_parameters_are_named():
     assert deploy.parse_parameters(["MailFrom=W <a=b@example.org>"]) == {"MailFrom": "W <a=b@example.org>"}
 
 
+def no_stack(command: list[str]) -> None:
+    return None
+
+
 def test_package_then_deploy_through_the_bucket_with_empty_changesets_allowed(tmp_path):
     ran: list[list[str]] = []
-    deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append)
+    deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                  query=lambda command: "UPDATE_COMPLETE")
     package, cfn = ran
     assert package[3:5] == ["cloudformation", "package"] and package[package.index("--s3-bucket") + 1] == "art"
     assert cfn[3:5] == ["cloudformation", "deploy"]
     assert {"--no-fail-on-empty-changeset", "CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"} <= set(cfn)
     assert cfn[cfn.index("--s3-prefix") + 1] == "wod" and "AlarmEmail=ops@example.org" in cfn
     assert "--endpoint-url" not in package + cfn  # only the rehearsal points the CLI elsewhere
+    assert "TableDeletionProtection=true" in cfn
+
+
+def test_a_first_deploy_creates_the_tables_unprotected_then_protects_them(tmp_path):
+    ran: list[list[str]] = []
+    deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                  query=no_stack, say=lambda line: None)
+    assert [c[4] for c in ran] == ["package", "deploy", "deploy"]
+    assert "TableDeletionProtection=false" in ran[1] and "TableDeletionProtection=true" in ran[2]
+
+
+def test_a_failed_first_deploy_is_cleared_away_before_trying_again(tmp_path):
+    ran: list[list[str]] = []
+    said: list[str] = []
+    deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                  query=lambda command: "ROLLBACK_COMPLETE", say=said.append)
+    assert [c[3:5] for c in ran[:2]] == [["cloudformation", "delete-stack"], ["cloudformation", "wait"]]
+    assert "TableDeletionProtection=false" in ran[3]  # created again, as a first deploy
+    assert "rolled back" in said[0]
 
 
 def test_the_rehearsal_runs_the_same_commands_pointed_at_its_endpoint(tmp_path):
     ran: list[list[str]] = []
     real: list[list[str]] = []
-    deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=real.append)
+    deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=real.append,
+                  query=no_stack, say=lambda line: None)
     deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
-                  endpoint="http://localhost:1", transform=lambda p: p)
+                  query=no_stack, say=lambda line: None, endpoint="http://localhost:1", transform=lambda p: p)
     assert [c[:-2] for c in ran] == real and all(c[-2:] == ["--endpoint-url", "http://localhost:1"] for c in ran)
 
 
