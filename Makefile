@@ -11,7 +11,7 @@ HUB_STAMP  := $(HUB_VENV)/.installed-$(shell cat infra/jupyterhub/requirements.t
 NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha1sum | cut -c1-12)
 
 
-.PHONY: help install system browser run sync check test test-fast lint bench package deploy clean
+.PHONY: help install system browser run sync check test test-fast lint bench package deploy deploy-rehearsal clean
 
 help:
 	@echo "make run     start the platform on this machine (catalog :8000, inbox :8025)"
@@ -20,6 +20,7 @@ help:
 	@echo "make lint    ruff, mypy and the import layers (config in pyproject.toml)"
 	@echo "make bench   run the benchmarks in bench/"
 	@echo "make package REGION=eu-west-1   CloudFormation + deployment package in dist/ (no AWS account needed)"
+	@echo "make deploy-rehearsal   the deploy below against an embedded AWS, then a registration (no account needed)"
 	@echo "make deploy  STACK=wod ARTIFACT_BUCKET=... PARAMS='PublicUrl=... ...'   deploy them (see docs/deploy.md)"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -91,15 +92,12 @@ package: install
 	@echo "template: $(DIST)/package/sam.json  code: $(DIST)/package/deployment.zip ($$(du -h $(DIST)/package/deployment.zip | cut -f1))"
 
 deploy: package
-	@test -n "$(ARTIFACT_BUCKET)" || { echo "Set ARTIFACT_BUCKET to an S3 bucket in $(REGION) for the code (see docs/deploy.md)"; exit 1; }
-	@test -x $(BIN)/aws || $(BIN)/python -m pip install --quiet --disable-pip-version-check awscli
-	$(BIN)/aws cloudformation package --region $(REGION) --template-file $(DIST)/package/sam.json \
-	  --s3-bucket $(ARTIFACT_BUCKET) --output-template-file $(DIST)/package/packaged.json --use-json
-	$(BIN)/aws cloudformation deploy --region $(REGION) --stack-name $(STACK) \
-	  --template-file $(DIST)/package/packaged.json --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
-	  --s3-bucket $(ARTIFACT_BUCKET) --s3-prefix $(STACK) --no-fail-on-empty-changeset \
-	  --parameter-overrides $(PARAMS)
-	$(BIN)/aws cloudformation describe-stacks --region $(REGION) --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
+	$(BIN)/python -m infra.deploy --region $(REGION) --stack $(STACK) --bucket "$(ARTIFACT_BUCKET)" \
+	  --package $(DIST)/package -- $(PARAMS)
+
+# The same deploy commands against an embedded AWS, then a registration on what they created.
+deploy-rehearsal: package
+	$(BIN)/python -m infra.rehearsal --package $(DIST)/package
 
 clean:
 	@# the Linux accounts this state's hub made for students go with it (only those it recorded)

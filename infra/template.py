@@ -43,6 +43,9 @@ WRITE = READ + ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
 LOOKUP = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"]  # items by key, no scan
 UPDATE = LOOKUP + ["dynamodb:UpdateItem"]  # and change them in place: no new item, none removed
 TABLE_ACTIONS = {"read": READ, "write": WRITE, "lookup": LOOKUP, "update": UPDATE}
+# Data outlives the stack and any replacement; but a failed first create removes what it made, so
+# that trying again finds no table or bucket of the same name in its way.
+KEEP_DATA = {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
 # Audit entries (pk AUDIT in the admin table) are written once: no function may change or remove one.
 AUDIT_PARTITION = "AUDIT"
 
@@ -163,9 +166,10 @@ def statements(access: Access) -> list[dict]:
         out.append({"Sid": "Secrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                     "Resource": [secret_arn(name) for name in access.secrets]})
     if access.send_mail:
+        ses = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
         out.append({"Sid": "SendMail", "Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
-                    "Resource": [sub("arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
-                                     "${MailDomain}")]})
+                    "Resource": [sub(f"{ses}:identity/${{MailDomain}}"),
+                                 sub(f"{ses}:configuration-set/${{MailConfigurationSet}}")]})
         # the account's sending rate, which paces every sender; SES grants it on no narrower resource
         out.append({"Sid": "ReadSendQuota", "Effect": "Allow", "Action": ["ses:GetSendQuota"], "Resource": "*"})
     if access.start_workflows:
@@ -242,6 +246,8 @@ def machine_logical_id(machine: str) -> str:
 
 
 def state_machines() -> dict:
+    from infra import operations
+
     resources = {}
     task_arns = set()
     for path in sorted(MACHINES.glob("*.asl.json")):
@@ -257,6 +263,7 @@ def state_machines() -> dict:
                 "DefinitionSubstitutions": arns,
                 "RoleArn": {"Fn::GetAtt": ["StateMachineRole", "Arn"]},
                 "TracingConfiguration": {"Enabled": True},
+                "LoggingConfiguration": operations.machine_logging(),
             },
         }
         resources[f"{cfn_name(machine)}FailedAlarm"] = any_in_five_minutes(
@@ -267,7 +274,7 @@ def state_machines() -> dict:
         "Step Functions may invoke the state machines' task functions and nothing else", "states.amazonaws.com", [
             {"Sid": "InvokeTasks", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
              "Resource": [{"Fn::GetAtt": [t, "Arn"]} for t in sorted(task_arns)]},
-            dict(TRACES),
+            dict(TRACES), operations.machine_log_statement(),
         ])
     return resources
 
@@ -304,7 +311,11 @@ def parameters() -> dict:
         "LogRetentionDays": {"Type": "Number", "Default": 30,
                              "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 180, 365, 400, 545, 731],
                              "Description": "How long the functions' logs are kept"},
-        "AlarmEmail": {"Type": "String", "Default": "", "Description": "Where alarms are emailed (optional)"},
+        "AlarmEmail": {"Type": "String", "Default": "",
+                       "Description": "Where alarms and mail bounces are emailed (required for a frontend)"},
+        "TableDeletionProtection": {"Type": "String", "AllowedValues": ["true", "false"], "Default": "false",
+                                    "Description": "DynamoDB deletion protection on the tables: `make deploy` "
+                                                   "turns it on once a first deploy has created them"},
         "ApiRateLimit": {"Type": "Number", "Default": 50, "MinValue": 1,
                          "Description": "Requests per second the API stage serves in all (API Gateway throttling)"},
         "ApiBurstLimit": {"Type": "Number", "Default": 200, "MinValue": 1,
@@ -335,6 +346,7 @@ def environment(logical: str) -> dict:
         "WOD_ECS_CLUSTER": {"Ref": "EcsCluster"},
         "WOD_ECS_SUBNETS": {"Ref": "EcsSubnets"},
         "WOD_ECS_SECURITY_GROUPS": {"Ref": "EcsSecurityGroups"},
+        "WOD_SES_CONFIGURATION_SET": {"Ref": "MailConfigurationSet"},
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
     }
     if logical == "OrderIntake":
@@ -347,6 +359,8 @@ def platform_resources() -> dict:
     resources = dict(tables_template()["Resources"])
     for resource in resources.values():
         resource["Condition"] = "IsFrontend"
+        # Off while a first deploy creates the tables (its rollback must be able to remove them), then on.
+        resource["Properties"]["DeletionProtectionEnabled"] = {"Ref": "TableDeletionProtection"}
     resources.update(state_machines())
     resources["OrdersTopic"] = {
         "Type": "AWS::SNS::Topic",
@@ -374,6 +388,7 @@ def platform_resources() -> dict:
     }
     resources["ContentBucket"] = {
         "Type": "AWS::S3::Bucket",
+        **KEEP_DATA,
         "Properties": {
             "BucketEncryption": {"ServerSideEncryptionConfiguration": [
                 {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
@@ -422,6 +437,8 @@ def platform_resources() -> dict:
 
 
 def outputs() -> dict:
+    from infra import operations
+
     return {
         "ContentBucketName": {"Value": {"Ref": "ContentBucket"}},
         "OrdersTopicArn": {"Value": {"Ref": "OrdersTopic"}},
@@ -429,6 +446,7 @@ def outputs() -> dict:
         "HubHostInstanceProfile": {"Value": {"Ref": "HubHostInstanceProfile"}},
         "HubTokenSecret": {"Value": {"Ref": "HubTokenSecret"}},
         "AdminTokenSecret": {"Condition": "IsFrontend", "Value": {"Ref": "AdminTokenSecret"}},
+        **operations.outputs(),
     }
 
 
@@ -511,11 +529,14 @@ def operations_alarms() -> dict:
 
 
 def merge_template() -> dict:
+    from infra import operations
+
     return {
         "Description": "Workshops-on-Demand, serverless: frontend and/or one backend location",
-        "Parameters": parameters(),
-        "Conditions": conditions(),
-        "Resources": {**platform_resources(), **function_overrides()},
+        "Parameters": {**parameters(), **operations.parameters()},
+        "Conditions": {**conditions(), **operations.conditions()},
+        "Rules": operations.rules(),
+        "Resources": {**platform_resources(), **operations.resources(), **function_overrides()},
         "Outputs": outputs(),
     }
 

@@ -21,7 +21,7 @@ from chalicelib.domain.errors import NotFound, WodError
 from chalicelib.domain.orders import SIGNATURE_HEADER, sign
 from chalicelib.domain.passwords import generate_password, hash_password
 from chalicelib.domain.values import Workshop
-from chalicelib.observability import logger
+from chalicelib.observability import count, logger
 from chalicelib.services.context import Context
 
 Event = dict[str, Any]
@@ -179,5 +179,6 @@ def compensate(ctx: Context, event: Event) -> None:
             logger.warning("hub user not removed", extra={"student": order["student"], "error": str(exc)})
     callback(ctx, {"registration": order["registration"], "student": order["student"], "outcome": "failed",
                    "reason": reason})
+    count("ProvisioningCompensated")  # the execution ends in success: this metric is what alarms
     logger.warning("provisioning failed", extra={"registration": order["registration"],
                                                  "student": order["student"], "reason": reason})

@@ -49,6 +49,8 @@ def test_every_task_retries_and_provisioning_falls_back_to_compensation():
     # a stale order touches nothing: it fails before any compensation
     assert machine["States"]["Prepare"]["Catch"][0]["Next"] == "Stale"
     assert machine["States"]["Stale"]["Type"] == "Fail"
+    # a compensated failure is handled: the execution succeeds, ProvisioningCompensated alarms instead
+    assert machine["States"][machine["States"]["Compensate"]["Next"]]["Type"] == "Succeed"
 
 
 def test_cleanup_reports_even_when_measuring_or_teardown_fails():

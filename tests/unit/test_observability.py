@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib import observability
 from chalicelib.lazy import lazy_module
-from infra import template
+from infra import operations, template
 
 
 def emf_lines(text: str) -> list[dict]:
@@ -132,3 +132,20 @@ def test_a_lazy_module_loads_once_under_concurrent_first_use():
         thread.join()
     assert errors == []
     assert len(seen) == 12 and len({id(f) for f in seen}) == 1
+
+
+def test_a_compensated_provisioning_counts_where_its_alarm_looks(metrics_on, capsys, monkeypatch):
+    """The provision machine ends in success after compensating, so this metric, not the failed-executions
+    alarm, is what tells the organiser."""
+    from chalicelib.services import provisioning
+
+    told: list[dict] = []
+    monkeypatch.setattr(provisioning, "holds", lambda ctx, order: False)  # nothing to undo on the hub
+    monkeypatch.setattr(provisioning, "callback", lambda ctx, body: told.append(body))
+    event = {"order": {"registration": "r1", "student": "student1"}, "error": {"Error": "HubUnavailable"}}
+    observability.around(SimpleNamespace(event={}, context=None), lambda e: provisioning.compensate(None, event))
+    [doc] = emf_lines(capsys.readouterr().out)
+    assert doc["ProvisioningCompensated"] == [1.0] and told[0]["outcome"] == "failed"
+    alarm = operations.alarms()["ProvisioningCompensatedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+                                                         "ProvisioningCompensated")

@@ -1,0 +1,33 @@
+"""CloudFormation custom resource: make the stack's SES receipt rule set the active one.
+
+Inlined into the template (``ZipFile``), so it uses only the Lambda runtime's boto3 and urllib.
+Create/Update: activate ``RuleSetName``. Delete: deactivate it, only if it is still the active one
+(another rule set activated since is left alone). Answers CloudFormation at ``ResponseURL``.
+"""
+import json
+import urllib.request
+
+import boto3
+
+
+def send(url, body):
+    request = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": ""})
+    urllib.request.urlopen(request, timeout=30).close()
+
+
+def handler(event, context, ses=None):
+    name = event["ResourceProperties"]["RuleSetName"]
+    status, reason = "SUCCESS", ""
+    try:
+        ses = ses or boto3.client("ses")
+        if event["RequestType"] in ("Create", "Update"):
+            ses.set_active_receipt_rule_set(RuleSetName=name)
+        elif ses.describe_active_receipt_rule_set().get("Metadata", {}).get("Name") == name:
+            ses.set_active_receipt_rule_set()  # no name: no active rule set
+    except Exception as exc:  # CloudFormation must hear back, or it waits for an hour
+        status, reason = "FAILED", f"{type(exc).__name__}: {exc}"
+    send(event["ResponseURL"], json.dumps({
+        "Status": status, "Reason": reason or "see the function's log", "PhysicalResourceId": name,
+        "StackId": event["StackId"], "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"], "Data": {"RuleSetName": name},
+    }).encode())

@@ -1,0 +1,162 @@
+"""Deploy ``make package``'s output with the AWS CLI: the commands ``make deploy`` runs.
+
+``python -m infra.deploy --region R --stack S --bucket B [--package dist/package] -- Name=Value ...``
+
+1. ``aws cloudformation package``: the code (``deployment.zip``) to the artifact bucket, the
+   template rewritten to point at it;
+2. ``aws cloudformation deploy``: the template through the same bucket (under ``<stack>/``),
+   a change set, executed; nothing changed is a success (``--no-fail-on-empty-changeset``);
+3. the stack's outputs.
+
+The parameters are checked first, so a deploy that cannot work stops before it uploads
+anything. ``infra/rehearsal.py`` runs these same commands against an embedded AWS.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND")
+
+
+class DeployError(RuntimeError):
+    """A deploy that cannot work or did not: the message says which and why."""
+
+
+def parse_parameters(pairs: Sequence[str]) -> dict[str, str]:
+    """``Name=Value`` words (as ``PARAMS`` splits in the shell) -> a mapping."""
+    parameters = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise DeployError(f"parameter {pair!r}: expected Name=Value")
+        parameters[name] = value
+    return parameters
+
+
+def check_parameters(parameters: Mapping[str, str]) -> None:
+    """Refuse what the stack would take but could not work with."""
+    frontend = parameters.get("Frontend", "true") == "true"
+    if frontend and not parameters.get("AlarmEmail", "").strip():
+        raise DeployError("AlarmEmail is empty: a frontend stack sends its alarms (failed provisioning, "
+                          "rejected orders, bounces) to an address someone reads. Add AlarmEmail=ops@example.org "
+                          "to PARAMS, then confirm the subscription email AWS sends there.")
+    missing = [name for name in ("PublicUrl", "MailDomain", "MailFrom", "OrdersAddress", "HubUrl")
+               if not parameters.get(name)]
+    if missing:
+        raise DeployError(f"missing parameter(s) {', '.join(missing)}: see docs/deploy.md, section 3")
+
+
+def aws(*arguments: str, region: str, endpoint: str | None = None) -> list[str]:
+    """An AWS CLI command line (the CLI installed from requirements-dev.txt)."""
+    command = [sys.executable, "-m", "awscli", *arguments, "--region", region]
+    return command + (["--endpoint-url", endpoint] if endpoint else [])
+
+
+def package_command(template: Path, out: Path, *, bucket: str, stack: str, region: str,
+                    endpoint: str | None = None) -> list[str]:
+    return aws("cloudformation", "package", "--template-file", str(template), "--s3-bucket", bucket,
+               "--s3-prefix", stack, "--output-template-file", str(out), "--use-json",
+               region=region, endpoint=endpoint)
+
+
+def deploy_command(template: Path, *, bucket: str, stack: str, region: str, parameters: Mapping[str, str],
+                   endpoint: str | None = None) -> list[str]:
+    overrides = [f"{name}={value}" for name, value in parameters.items()]
+    return aws("cloudformation", "deploy", "--stack-name", stack, "--template-file", str(template),
+               "--capabilities", *CAPABILITIES, "--s3-bucket", bucket, "--s3-prefix", stack,
+               "--no-fail-on-empty-changeset", *(["--parameter-overrides", *overrides] if overrides else []),
+               region=region, endpoint=endpoint)
+
+
+def status_command(*, stack: str, region: str, endpoint: str | None = None) -> list[str]:
+    return aws("cloudformation", "describe-stacks", "--stack-name", stack, "--query", "Stacks[0].StackStatus",
+               "--output", "text", region=region, endpoint=endpoint)
+
+
+def delete_commands(*, stack: str, region: str, endpoint: str | None = None) -> list[list[str]]:
+    return [aws("cloudformation", "delete-stack", "--stack-name", stack, region=region, endpoint=endpoint),
+            aws("cloudformation", "wait", "stack-delete-complete", "--stack-name", stack, region=region,
+                endpoint=endpoint)]
+
+
+def outputs_command(*, stack: str, region: str, endpoint: str | None = None) -> list[str]:
+    return aws("cloudformation", "describe-stacks", "--stack-name", stack, "--query", "Stacks[0].Outputs",
+               "--output", "table", region=region, endpoint=endpoint)
+
+
+Runner = Callable[[list[str]], None]
+Query = Callable[[list[str]], "str | None"]  # a command's output, None if it failed
+
+
+def query_command(command: list[str], env: Mapping[str, str] | None = None) -> str | None:
+    done = subprocess.run(command, env=None if env is None else dict(env), cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def run_command(command: list[str], env: Mapping[str, str] | None = None) -> None:
+    """Run one CLI command, its output shown; :class:`DeployError` if it fails."""
+    if subprocess.run(command, env=None if env is None else dict(env), cwd=ROOT).returncode != 0:
+        raise DeployError(f"`aws {' '.join(command[3:5])}` failed (its message is above)")
+
+
+def deploy(package: Path, *, bucket: str, stack: str, region: str, parameters: Mapping[str, str],
+           endpoint: str | None = None, run: Runner = run_command, query: Query = query_command,
+           transform: Callable[[Path], Path] | None = None, say: Callable[[str], None] = print) -> Path:
+    """Package and deploy ``package/sam.json``; returns the template CloudFormation deployed.
+    ``transform`` (the rehearsal's) rewrites the packaged template before it is deployed.
+
+    A first deploy creates the tables without deletion protection, so that a failure rolls them
+    back (``RetainExceptOnCreate``) and leaves nothing in the way of the next try; once created,
+    a second change set turns the protection on. A stack left empty by a failed first deploy
+    (``ROLLBACK_COMPLETE``, which CloudFormation cannot update) is removed before trying again."""
+    check_parameters(parameters)
+    status = query(status_command(stack=stack, region=region, endpoint=endpoint))
+    if status == "ROLLBACK_COMPLETE":
+        say(f"stack {stack}: its first deploy failed and was rolled back (nothing kept); removing it to try again")
+        for command in delete_commands(stack=stack, region=region, endpoint=endpoint):
+            run(command)
+        status = None
+    first = status in (None, "", "REVIEW_IN_PROGRESS")
+    packaged = package / "packaged.json"
+    run(package_command(package / "sam.json", packaged, bucket=bucket, stack=stack, region=region,
+                        endpoint=endpoint))
+    deployed = transform(packaged) if transform else packaged
+    protect = {**parameters, "TableDeletionProtection": "true"}
+    run(deploy_command(deployed, bucket=bucket, stack=stack, region=region, endpoint=endpoint,
+                       parameters={**parameters, "TableDeletionProtection": "false"} if first else protect))
+    if first:
+        say(f"stack {stack} created: turning on the tables' deletion protection")
+        run(deploy_command(deployed, bucket=bucket, stack=stack, region=region, parameters=protect,
+                           endpoint=endpoint))
+    return deployed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.deploy", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--package", type=Path, default=ROOT / "dist" / "package",
+                        help="what `make package` wrote (sam.json, deployment.zip)")
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--bucket", default="", help="an S3 bucket of yours in the region, for the code")
+    parser.add_argument("parameters", nargs="*", help="the stack's parameters, Name=Value (docs/deploy.md)")
+    args = parser.parse_args(argv)
+    try:
+        if not args.bucket:
+            raise DeployError(f"set ARTIFACT_BUCKET to an S3 bucket in {args.region} for the code "
+                              "(see docs/deploy.md)")
+        deploy(args.package, bucket=args.bucket, stack=args.stack, region=args.region,
+               parameters=parse_parameters(args.parameters))
+        run_command(outputs_command(stack=args.stack, region=args.region))
+    except DeployError as exc:
+        print(f"deploy stopped: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

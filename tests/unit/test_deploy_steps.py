@@ -1,0 +1,123 @@
+"""The deploy's commands and checks (``infra/deploy.py``) and the rehearsal's stand-ins for what
+moto's CloudFormation lacks (``infra/standins.py``), without any AWS."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra import deploy, standins
+from infra.rehearsal import Rehearsal, StepFailed
+
+FRONTEND = {"PublicUrl": "https://w.example.org", "MailDomain": "example.org", "MailFrom": "W <noreply@example.org>",
+            "OrdersAddress": "orders@example.org", "HubUrl": "https://hub.example.org", "AlarmEmail": "ops@example.org"}
+
+
+def test_a_frontend_without_an_alarm_email_is_refused_before_anything_is_uploaded(tmp_path):
+    ran: list[list[str]] = []
+    with pytest.raises(deploy.DeployError, match="AlarmEmail is empty"):
+        deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1",
+                      parameters={**FRONTEND, "AlarmEmail": " "}, run=ran.append)
+    assert ran == []
+    deploy.check_parameters({**FRONTEND, "AlarmEmail": "", "Frontend": "false"})  # a location stack may omit it
+
+
+def test_missing_parameters_are_named():
+    with pytest.raises(deploy.DeployError, match="HubUrl"):
+        deploy.check_parameters({k: v for k, v in FRONTEND.items() if k != "HubUrl"})
+    with pytest.raises(deploy.DeployError, match="Name=Value"):
+        deploy.parse_parameters(["PublicUrl"])
+    assert deploy.parse_parameters(["MailFrom=W <a=b@example.org>"]) == {"MailFrom": "W <a=b@example.org>"}
+
+
+def no_stack(command: list[str]) -> None:
+    return None
+
+
+def test_package_then_deploy_through_the_bucket_with_empty_changesets_allowed(tmp_path):
+    ran: list[list[str]] = []
+    deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                  query=lambda command: "UPDATE_COMPLETE")
+    package, cfn = ran
+    assert package[3:5] == ["cloudformation", "package"] and package[package.index("--s3-bucket") + 1] == "art"
+    assert cfn[3:5] == ["cloudformation", "deploy"]
+    assert {"--no-fail-on-empty-changeset", "CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"} <= set(cfn)
+    assert cfn[cfn.index("--s3-prefix") + 1] == "wod" and "AlarmEmail=ops@example.org" in cfn
+    assert "--endpoint-url" not in package + cfn  # only the rehearsal points the CLI elsewhere
+    assert "TableDeletionProtection=true" in cfn
+
+
+def test_a_first_deploy_creates_the_tables_unprotected_then_protects_them(tmp_path):
+    ran: list[list[str]] = []
+    deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                  query=no_stack, say=lambda line: None)
+    assert [c[4] for c in ran] == ["package", "deploy", "deploy"]
+    assert "TableDeletionProtection=false" in ran[1] and "TableDeletionProtection=true" in ran[2]
+
+
+def test_a_failed_first_deploy_is_cleared_away_before_trying_again(tmp_path):
+    ran: list[list[str]] = []
+    said: list[str] = []
+    deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                  query=lambda command: "ROLLBACK_COMPLETE", say=said.append)
+    assert [c[3:5] for c in ran[:2]] == [["cloudformation", "delete-stack"], ["cloudformation", "wait"]]
+    assert "TableDeletionProtection=false" in ran[3]  # created again, as a first deploy
+    assert "rolled back" in said[0]
+
+
+def test_the_rehearsal_runs_the_same_commands_pointed_at_its_endpoint(tmp_path):
+    ran: list[list[str]] = []
+    real: list[list[str]] = []
+    deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=real.append,
+                  query=no_stack, say=lambda line: None)
+    deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                  query=no_stack, say=lambda line: None, endpoint="http://localhost:1", transform=lambda p: p)
+    assert [c[:-2] for c in ran] == real and all(c[-2:] == ["--endpoint-url", "http://localhost:1"] for c in ran)
+
+
+TEMPLATE = {"Parameters": {"Prefix": {"Type": "String", "Default": "wod"}, "On": {"Type": "String"}},
+            "Conditions": {"IsOn": {"Fn::Equals": [{"Ref": "On"}, "true"]}},
+            "Resources": {
+                "Secret": {"Type": "AWS::SecretsManager::Secret", "Properties": {"Name": {"Fn::Sub": "/${Prefix}/k"}}},
+                "Fn": {"Type": "AWS::Lambda::Function", "DependsOn": ["Secret", "Table"], "Properties": {
+                    "Environment": {"Variables": {"A": {"Ref": "Secret"}, "B": {"Fn::Sub": "${Secret}/${Table}"},
+                                                  "C": {"Fn::GetAtt": ["Secret", "Arn"]}, "D": {"Ref": "Table"}}}}},
+                "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {}},
+                "Activate": {"Type": "Custom::Thing", "Properties": {"ServiceToken": {"Fn::GetAtt": ["Fn", "Arn"]},
+                                                                     "Of": {"Ref": "Secret"}}},
+                "Other": {"Type": "Custom::Other", "Properties": {"ServiceToken": {"Fn::GetAtt": ["Fn", "Arn"]}}},
+            },
+            "Outputs": {"S": {"Value": {"Ref": "Secret"}}}}
+
+
+def test_what_moto_cannot_create_is_left_out_and_references_to_it_are_placeholders():
+    kept, skipped = standins.without_unsupported(TEMPLATE, {"AWS::Lambda::Function", "AWS::DynamoDB::Table"})
+    assert skipped == {"Secret": "AWS::SecretsManager::Secret", "Activate": "Custom::Thing"}
+    assert set(kept["Resources"]) == {"Fn", "Table", "Other"}
+    fn = kept["Resources"]["Fn"]
+    assert fn["DependsOn"] == ["Table"]
+    assert fn["Properties"]["Environment"]["Variables"] == {
+        "A": "skipped-Secret", "B": {"Fn::Sub": "skipped-Secret/${Table}"}, "C": "skipped-Secret-Arn",
+        "D": {"Ref": "Table"}}
+    assert kept["Outputs"]["S"]["Value"] == "skipped-Secret"
+    assert TEMPLATE["Resources"]["Fn"]["DependsOn"] == ["Secret", "Table"]  # the input is left as it was
+
+
+def test_the_resolver_evaluates_parameters_conditions_and_physical_ids():
+    resolve = standins.Resolver(TEMPLATE, {"On": "true"}, {"AWS::StackName": "s"}, {"Table": "s-Table-1"})
+    assert resolve(TEMPLATE["Resources"]["Secret"]["Properties"]) == {"Name": "/wod/k"}
+    assert resolve({"Fn::Sub": "${AWS::StackName}-${Table}-${Missing}"}) == "s-s-Table-1-${Missing}"
+    assert resolve({"Fn::If": ["IsOn", "yes", "no"]}) == "yes"
+    assert resolve.active({"Condition": "IsOn"}) and not standins.Resolver(TEMPLATE, {"On": "false"}, {}, {}).active(
+        {"Condition": "IsOn"})
+
+
+def test_a_failing_step_is_named(tmp_path):
+    lines: list[str] = []
+    rehearsal = Rehearsal(Path(tmp_path), Path(tmp_path), "wod", "eu-west-1", "WKSHP-X", out=lines.append)
+    with pytest.raises(StepFailed, match=r"step 2 \(the second\) failed: broken"):
+        with rehearsal.step("the first"):
+            pass
+        with rehearsal.step("the second"):
+            raise RuntimeError("broken")
+    assert lines[:3] == ["[1] the first ...", lines[1], "[2] the second ..."] and lines[1].startswith("    ok (")
