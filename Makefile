@@ -99,6 +99,7 @@ deploy: package
 	  --template-file $(DIST)/package/packaged.json --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
 	  --s3-bucket $(ARTIFACT_BUCKET) --s3-prefix $(STACK) --no-fail-on-empty-changeset \
 	  --parameter-overrides $(PARAMS)
+	tar -czf - --exclude=__pycache__ infra/hub infra/jupyterhub | $(BIN)/aws s3 cp - "s3://$$($(BIN)/aws cloudformation describe-stacks --region $(REGION) --stack-name $(STACK) --query "Stacks[0].Outputs[?OutputKey=='ContentBucketName'].OutputValue" --output text)/hub/wod-hub.tar.gz" --region $(REGION)
 	$(BIN)/aws cloudformation describe-stacks --region $(REGION) --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
 
 clean:

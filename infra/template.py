@@ -402,16 +402,6 @@ def platform_resources() -> dict:
     resources["RejectedOrdersAlarm"] = any_in_five_minutes(
         "Order emails are being rejected (bad signature, stale, replayed or failed the mail checks): "
         "keys out of step, or someone is forging orders", NAMESPACE, "RejectedOrders", service=SERVICE)
-    resources["HubHostRole"] = role(
-        "The JupyterHub host: reads the students table (logins) and its hub token, nothing else",
-        "ec2.amazonaws.com", [
-            {"Sid": "ReadStudents", "Effect": "Allow", "Action": ["dynamodb:GetItem"],
-             "Resource": [table_arn("students")]},
-            {"Sid": "HubToken", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-             "Resource": [secret_arn("hub-token")]},
-        ])
-    resources["HubHostInstanceProfile"] = {"Type": "AWS::IAM::InstanceProfile",
-                                           "Properties": {"Roles": [{"Ref": "HubHostRole"}]}}
     return resources
 
 
@@ -420,7 +410,6 @@ def outputs() -> dict:
         "ContentBucketName": {"Value": {"Ref": "ContentBucket"}},
         "OrdersTopicArn": {"Value": {"Ref": "OrdersTopic"}},
         "OrdersRuleSetName": {"Value": {"Ref": "OrdersRuleSet"}},
-        "HubHostInstanceProfile": {"Value": {"Ref": "HubHostInstanceProfile"}},
         "HubTokenSecret": {"Value": {"Ref": "HubTokenSecret"}},
         "AdminTokenSecret": {"Condition": "IsFrontend", "Value": {"Ref": "AdminTokenSecret"}},
     }
@@ -505,12 +494,16 @@ def operations_alarms() -> dict:
 
 
 def merge_template() -> dict:
+    from infra.hub_host import hub_host
+
+    host = hub_host()  # the location's JupyterHub host (infra/hub_host.py)
     return {
         "Description": "Workshops-on-Demand, serverless: frontend and/or one backend location",
-        "Parameters": parameters(),
-        "Conditions": conditions(),
-        "Resources": {**platform_resources(), **function_overrides()},
-        "Outputs": outputs(),
+        "Parameters": {**parameters(), **host["Parameters"]},
+        "Conditions": {**conditions(), **host["Conditions"]},
+        "Rules": host["Rules"],
+        "Resources": {**platform_resources(), **host["Resources"], **function_overrides()},
+        "Outputs": {**outputs(), **host["Outputs"]},
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
@@ -19,7 +20,6 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import pwd
 import pytest
 
 from chalicelib.adapters.hub import HubClient
@@ -41,8 +41,8 @@ try:
     imds = "reached"
 except Exception as exc:
     imds = type(exc).__name__
-print("PROBE:" + json.dumps({{"user": pwd.getpwuid(os.getuid()).pw_name, "home": sorted(os.listdir(os.path.expanduser("~"))),
-                             "imds": imds}}))
+home = sorted(os.listdir(os.path.expanduser("~")))
+print("PROBE:" + json.dumps({{"user": pwd.getpwuid(os.getuid()).pw_name, "home": home, "imds": imds}}))
 """
 
 
@@ -144,6 +144,7 @@ def test_bootstrap_installs_a_hub_that_provisions_a_student_and_stops_clean(embe
         home = Path(pwd.getpwnam(name).pw_dir)
         assert home.stat().st_mode & 0o777 == 0o700
         students.put(name, password)
+        print(f"provisioned at {time.monotonic() - started:.0f}s")
 
         session, response = login(hub.url, name, password)
         assert response.url == f"{hub.url}/user/{name}/{LANDING}"
@@ -153,6 +154,7 @@ def test_bootstrap_installs_a_hub_that_provisions_a_student_and_stops_clean(embe
         assert result["imds"] == "ConnectionRefusedError"  # rejected by the metadata block, not reached
         assert login(hub.url, name, "not-the-password")[1].url.endswith("/hub/login")
 
+        print(f"logged in and ran a cell at {time.monotonic() - started:.0f}s")
         # the cleanup: the hub user goes with the Linux account and its home
         client.delete_user(name)
         with pytest.raises(KeyError):
@@ -162,6 +164,7 @@ def test_bootstrap_installs_a_hub_that_provisions_a_student_and_stops_clean(embe
         hub.stop()
         time.sleep(0.5)
         assert processes_under(prefix) == []
+        print(f"cleaned and stopped at {time.monotonic() - started:.0f}s")
 
         # again, over the installed prefix: nothing to install, one metadata rule, one jump to it
         again = subprocess.run(["bash", str(BOOTSTRAP), *args], env=clean_env(), capture_output=True, text=True,
