@@ -6,7 +6,9 @@
    template rewritten to point at it;
 2. ``aws cloudformation deploy``: the template through the same bucket (under ``<stack>/``),
    a change set, executed; nothing changed is a success (``--no-fail-on-empty-changeset``);
-3. the stack's outputs.
+3. the hub host's files (``infra/hub``, ``infra/jupyterhub``) as one archive to the stack's
+   content bucket, where the hub host's boot script waits for them;
+4. the stack's outputs.
 
 The parameters are checked first, so a deploy that cannot work stops before it uploads
 anything. ``infra/rehearsal.py`` runs these same commands against an embedded AWS.
@@ -16,11 +18,13 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND")
+HUB_SOURCES = ("infra/hub", "infra/jupyterhub")  # what the hub host's bootstrap.sh needs
 
 
 class DeployError(RuntimeError):
@@ -89,6 +93,28 @@ def outputs_command(*, stack: str, region: str, endpoint: str | None = None) -> 
                "--output", "table", region=region, endpoint=endpoint)
 
 
+def bucket_command(*, stack: str, region: str, endpoint: str | None = None) -> list[str]:
+    return aws("cloudformation", "describe-stacks", "--stack-name", stack, "--query",
+               "Stacks[0].Outputs[?OutputKey=='ContentBucketName'].OutputValue", "--output", "text",
+               region=region, endpoint=endpoint)
+
+
+def upload_command(archive: Path, *, bucket: str, region: str, endpoint: str | None = None) -> list[str]:
+    from infra.hub_host import HUB_ARCHIVE
+
+    return aws("s3", "cp", "--only-show-errors", str(archive), f"s3://{bucket}/{HUB_ARCHIVE}", region=region,
+               endpoint=endpoint)
+
+
+def hub_archive(path: Path) -> Path:
+    """``infra/hub`` and ``infra/jupyterhub`` in one gzipped tar, paths kept (no bytecode)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for source in HUB_SOURCES:
+            tar.add(ROOT / source, arcname=source,
+                    filter=lambda info: None if "__pycache__" in info.name else info)
+    return path
+
+
 Runner = Callable[[list[str]], None]
 Query = Callable[[list[str]], "str | None"]  # a command's output, None if it failed
 
@@ -133,6 +159,11 @@ def deploy(package: Path, *, bucket: str, stack: str, region: str, parameters: M
         say(f"stack {stack} created: turning on the tables' deletion protection")
         run(deploy_command(deployed, bucket=bucket, stack=stack, region=region, parameters=protect,
                            endpoint=endpoint))
+    content = query(bucket_command(stack=stack, region=region, endpoint=endpoint))
+    if not content or content == "None":
+        raise DeployError(f"stack {stack} has no ContentBucketName output: the hub host's files were not uploaded")
+    run(upload_command(hub_archive(package / "wod-hub.tar.gz"), bucket=content, region=region, endpoint=endpoint))
+    say(f"hub host files uploaded to s3://{content}/ (the hub host installs from them)")
     return deployed
 
 

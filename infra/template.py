@@ -423,16 +423,6 @@ def platform_resources() -> dict:
     resources["RejectedOrdersAlarm"] = any_in_five_minutes(
         "Order emails are being rejected (bad signature, stale, replayed or failed the mail checks): "
         "keys out of step, or someone is forging orders", NAMESPACE, "RejectedOrders", service=SERVICE)
-    resources["HubHostRole"] = role(
-        "The JupyterHub host: reads the students table (logins) and its hub token, nothing else",
-        "ec2.amazonaws.com", [
-            {"Sid": "ReadStudents", "Effect": "Allow", "Action": ["dynamodb:GetItem"],
-             "Resource": [table_arn("students")]},
-            {"Sid": "HubToken", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-             "Resource": [secret_arn("hub-token")]},
-        ])
-    resources["HubHostInstanceProfile"] = {"Type": "AWS::IAM::InstanceProfile",
-                                           "Properties": {"Roles": [{"Ref": "HubHostRole"}]}}
     return resources
 
 
@@ -443,7 +433,6 @@ def outputs() -> dict:
         "ContentBucketName": {"Value": {"Ref": "ContentBucket"}},
         "OrdersTopicArn": {"Value": {"Ref": "OrdersTopic"}},
         "OrdersRuleSetName": {"Value": {"Ref": "OrdersRuleSet"}},
-        "HubHostInstanceProfile": {"Value": {"Ref": "HubHostInstanceProfile"}},
         "HubTokenSecret": {"Value": {"Ref": "HubTokenSecret"}},
         "AdminTokenSecret": {"Condition": "IsFrontend", "Value": {"Ref": "AdminTokenSecret"}},
         **operations.outputs(),
@@ -530,14 +519,16 @@ def operations_alarms() -> dict:
 
 def merge_template() -> dict:
     from infra import operations
+    from infra.hub_host import hub_host
 
+    host = hub_host()  # the location's JupyterHub host (infra/hub_host.py)
     return {
         "Description": "Workshops-on-Demand, serverless: frontend and/or one backend location",
-        "Parameters": {**parameters(), **operations.parameters()},
-        "Conditions": {**conditions(), **operations.conditions()},
-        "Rules": operations.rules(),
-        "Resources": {**platform_resources(), **operations.resources(), **function_overrides()},
-        "Outputs": outputs(),
+        "Parameters": {**parameters(), **operations.parameters(), **host["Parameters"]},
+        "Conditions": {**conditions(), **operations.conditions(), **host["Conditions"]},
+        "Rules": {**operations.rules(), **host["Rules"]},
+        "Resources": {**platform_resources(), **operations.resources(), **host["Resources"], **function_overrides()},
+        "Outputs": {**outputs(), **host["Outputs"]},
     }
 
 

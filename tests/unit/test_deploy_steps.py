@@ -30,28 +30,36 @@ def test_missing_parameters_are_named():
     assert deploy.parse_parameters(["MailFrom=W <a=b@example.org>"]) == {"MailFrom": "W <a=b@example.org>"}
 
 
-def no_stack(command: list[str]) -> None:
-    return None
+def stack_in(status: str | None):
+    """The CLI's answers: the stack's status (None: no stack yet) and, once deployed, its content bucket."""
+    def query(command: list[str]) -> str | None:
+        return "wod-content-1" if any("ContentBucketName" in part for part in command) else status
+    return query
+
+
+no_stack = stack_in(None)
 
 
 def test_package_then_deploy_through_the_bucket_with_empty_changesets_allowed(tmp_path):
     ran: list[list[str]] = []
     deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
-                  query=lambda command: "UPDATE_COMPLETE")
-    package, cfn = ran
+                  query=stack_in("UPDATE_COMPLETE"))
+    package, cfn, upload = ran
     assert package[3:5] == ["cloudformation", "package"] and package[package.index("--s3-bucket") + 1] == "art"
     assert cfn[3:5] == ["cloudformation", "deploy"]
     assert {"--no-fail-on-empty-changeset", "CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"} <= set(cfn)
     assert cfn[cfn.index("--s3-prefix") + 1] == "wod" and "AlarmEmail=ops@example.org" in cfn
     assert "--endpoint-url" not in package + cfn  # only the rehearsal points the CLI elsewhere
     assert "TableDeletionProtection=true" in cfn
+    assert upload[3:5] == ["s3", "cp"] and upload[-3] == "s3://wod-content-1/hub/wod-hub.tar.gz"
+    assert (tmp_path / "wod-hub.tar.gz").is_file()  # bootstrap.sh and the hub's modules, for the hub host
 
 
 def test_a_first_deploy_creates_the_tables_unprotected_then_protects_them(tmp_path):
     ran: list[list[str]] = []
     deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
                   query=no_stack, say=lambda line: None)
-    assert [c[4] for c in ran] == ["package", "deploy", "deploy"]
+    assert [c[4] for c in ran] == ["package", "deploy", "deploy", "cp"]
     assert "TableDeletionProtection=false" in ran[1] and "TableDeletionProtection=true" in ran[2]
 
 
@@ -59,7 +67,7 @@ def test_a_failed_first_deploy_is_cleared_away_before_trying_again(tmp_path):
     ran: list[list[str]] = []
     said: list[str] = []
     deploy.deploy(tmp_path, bucket="art", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
-                  query=lambda command: "ROLLBACK_COMPLETE", say=said.append)
+                  query=stack_in("ROLLBACK_COMPLETE"), say=said.append)
     assert [c[3:5] for c in ran[:2]] == [["cloudformation", "delete-stack"], ["cloudformation", "wait"]]
     assert "TableDeletionProtection=false" in ran[3]  # created again, as a first deploy
     assert "rolled back" in said[0]

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Install (or update) the Workshops-on-Demand JupyterHub on this machine, as root.
+# Run it again at any time: every step checks before it changes anything.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: bootstrap.sh --table NAME (--hub-token-secret ID | --hub-token-file FILE) [options]
+
+Installs into PREFIX: a Python venv with JupyterHub (infra/jupyterhub/requirements.txt),
+configurable-http-proxy (npm, pinned in package.json), the hub's files (authenticator, login
+rules, spawner, student firewall, idle culler, configuration); blocks the instance metadata
+endpoint for every user but root; gets a TLS certificate; starts the hub (systemd unit
+wod-hub.service, or in the foreground).
+
+Required:
+  --table NAME              the students table (<TablePrefix>-students)
+  --hub-token-secret ID     Secrets Manager secret of the service token (<SecretsPrefix>/hub-token/<Location>),
+                            read with the instance role at every hub start
+  --hub-token-file FILE     or: a file holding the token (copied, mode 0600)
+Options:
+  --prefix DIR              where to install (default /opt/wod-hub)
+  --region REGION           AWS region of the table and the secret (default $AWS_DEFAULT_REGION, else us-east-1)
+  --domain NAME             get a Let's Encrypt certificate for NAME with certbot (port 80 must reach this host)
+  --email ADDRESS           Let's Encrypt account address (optional)
+  --public-ip ADDRESS       with --domain: first wait (up to --dns-wait seconds) until NAME resolves to ADDRESS
+  --dns-wait SECONDS        default 3600
+  --tls-cert FILE --tls-key FILE   or: use this certificate (copied into PREFIX/tls)
+  --port N                  public port (default 443 with TLS, 8000 without: then HTTP on 127.0.0.1 only)
+  --api-port N              the hub's own API port on 127.0.0.1 (default 8081)
+  --proxy-api-port N        the proxy's API port on 127.0.0.1 (default 8002)
+  --python PATH             interpreter of the venv; students run it too, so a system one (default
+                            /usr/bin/python3.11, else /usr/bin/python3)
+  --pip-args "ARGS"         extra pip install arguments (e.g. "--find-links /wheels")
+  --imds-chain NAME         iptables chain of the metadata block (default WOD-HUB-IMDS)
+  --aws-endpoint URL        AWS endpoint for the table and the secret (tests only)
+  --foreground              start the hub in the foreground instead of as a systemd unit
+  -h, --help                this text
+EOF
+}
+
+die() { echo "bootstrap: $*" >&2; exit 2; }
+step() { echo "==> $*"; }
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+HUB_FILES=$(cd "$HERE/../jupyterhub" 2>/dev/null && pwd) || die "infra/jupyterhub/ must sit next to infra/hub/"
+PREFIX=/opt/wod-hub TABLE="" TOKEN_SECRET="" TOKEN_FILE="" REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+DOMAIN="" EMAIL="" PUBLIC_IP="" DNS_WAIT=3600 TLS_CERT="" TLS_KEY="" PORT="" API_PORT=8081 PROXY_API_PORT=8002
+PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --foreground) FOREGROUND=1; shift; continue ;;
+    --prefix|--table|--hub-token-secret|--hub-token-file|--region|--domain|--email|--public-ip|--dns-wait|\
+    --tls-cert|--tls-key|--port|--api-port|--proxy-api-port|--python|--pip-args|--imds-chain|--aws-endpoint)
+      [ $# -ge 2 ] || die "$1 needs a value"
+      case "$1" in
+        --prefix) PREFIX=$2 ;; --table) TABLE=$2 ;; --hub-token-secret) TOKEN_SECRET=$2 ;;
+        --hub-token-file) TOKEN_FILE=$2 ;; --region) REGION=$2 ;; --domain) DOMAIN=$2 ;; --email) EMAIL=$2 ;;
+        --public-ip) PUBLIC_IP=$2 ;; --dns-wait) DNS_WAIT=$2 ;; --tls-cert) TLS_CERT=$2 ;; --tls-key) TLS_KEY=$2 ;;
+        --port) PORT=$2 ;; --api-port) API_PORT=$2 ;; --proxy-api-port) PROXY_API_PORT=$2 ;;
+        --python) PYTHON=$2 ;; --pip-args) PIP_ARGS=$2 ;; --imds-chain) IMDS_CHAIN=$2 ;;
+        --aws-endpoint) AWS_ENDPOINT=$2 ;;
+      esac
+      shift 2 ;;
+    *) usage >&2; die "unknown option: $1" ;;
+  esac
+done
+
+# ---- check the arguments before touching anything -------------------------------------------
+[ "$(id -u)" = 0 ] || die "run as root: the hub makes a Linux user per student and sets iptables rules"
+[[ "$TABLE" =~ ^[A-Za-z0-9_.-]{3,255}$ ]] || die "--table: a DynamoDB table name is required"
+if [ -n "$TOKEN_SECRET" ] && [ -n "$TOKEN_FILE" ]; then die "give --hub-token-secret or --hub-token-file, not both"; fi
+if [ -z "$TOKEN_SECRET" ] && [ -z "$TOKEN_FILE" ]; then die "--hub-token-secret or --hub-token-file is required"; fi
+if [ -n "$TOKEN_FILE" ] && [ ! -r "$TOKEN_FILE" ]; then die "--hub-token-file $TOKEN_FILE: not readable"; fi
+if [ -n "$TLS_CERT$TLS_KEY" ]; then
+  [ -r "$TLS_CERT" ] && [ -r "$TLS_KEY" ] || die "--tls-cert and --tls-key go together, both readable files"
+  [ -z "$DOMAIN" ] || die "give --tls-cert/--tls-key or --domain, not both"
+fi
+[[ "$DOMAIN" =~ ^([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$ || -z "$DOMAIN" ]] || die "--domain $DOMAIN: not a host name"
+[[ "$REGION" =~ ^[a-z]{2}(-[a-z]+)+-[0-9]$ ]] || die "--region $REGION: not an AWS region"
+[[ "$IMDS_CHAIN" =~ ^[A-Za-z0-9_-]{1,28}$ ]] || die "--imds-chain $IMDS_CHAIN: not an iptables chain name"
+[[ "$DNS_WAIT" =~ ^[0-9]+$ ]] || die "--dns-wait: seconds"
+TLS=0; if [ -n "$TLS_CERT$DOMAIN" ]; then TLS=1; fi
+[ -n "$PORT" ] || { if [ "$TLS" = 1 ]; then PORT=443; else PORT=8000; fi; }
+for p in "$PORT" "$API_PORT" "$PROXY_API_PORT"; do
+  [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -gt 0 ] && [ "$p" -lt 65536 ] || die "$p is not a TCP port"
+done
+case "$PREFIX" in /*) ;; *) die "--prefix must be an absolute path" ;; esac
+
+APT_UPDATED=0
+apt_install() {  # apt_install PACKAGE...: Debian/Ubuntu packages, once
+  command -v apt-get >/dev/null || die "missing $*, and no apt-get to install it: install it, then run again"
+  if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq; APT_UPDATED=1; fi
+  step "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# ---- system packages ---------------------------------------------------------------------------
+if [ -z "$PYTHON" ]; then
+  if [ -x /usr/bin/python3.11 ]; then PYTHON=/usr/bin/python3.11; else PYTHON=/usr/bin/python3; fi
+fi
+[ -x "$PYTHON" ] || apt_install python3 python3-venv
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+command -v npm >/dev/null || apt_install nodejs npm
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
+[ "$NODE_MAJOR" -ge 20 ] || die "configurable-http-proxy needs Node.js 20 or newer, this host has $(node --version): install Node.js 20 and run again"
+command -v iptables >/dev/null || apt_install iptables
+command -v useradd >/dev/null || apt_install passwd
+if [ -n "$DOMAIN" ]; then command -v certbot >/dev/null || apt_install certbot; fi
+
+# ---- files -------------------------------------------------------------------------------------
+# Students' servers run the venv's interpreter as their own users: PREFIX and the venv stay
+# world-readable; the hub's state, its token and TLS key are root's only.
+umask 022
+install -d -m 0755 "$PREFIX" "$PREFIX/app" "$PREFIX/bin" "$PREFIX/proxy"
+install -d -m 0700 "$PREFIX/state" "$PREFIX/tls"
+step "hub files into $PREFIX/app"
+install -m 0644 "$HUB_FILES"/*.py "$HUB_FILES/requirements.txt" "$HERE/jupyterhub_config_host.py" "$PREFIX/app/"
+
+stamp() { sha1sum "$@" | sha1sum | cut -c1-12; }
+VENV_STAMP="$PREFIX/venv/.installed-$(stamp "$PREFIX/app/requirements.txt")"
+if [ ! -e "$VENV_STAMP" ]; then
+  step "JupyterHub into $PREFIX/venv (Python $("$PYTHON" -c 'import platform; print(platform.python_version())'))"
+  [ -x "$PREFIX/venv/bin/python" ] || "$PYTHON" -m venv "$PREFIX/venv"
+  # shellcheck disable=SC2086  # --pip-args is a list of arguments
+  "$PREFIX/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$PREFIX/app/requirements.txt" $PIP_ARGS
+  rm -f "$PREFIX"/venv/.installed-* && touch "$VENV_STAMP"
+else
+  step "JupyterHub already installed in $PREFIX/venv"
+fi
+
+install -m 0644 "$HERE/package.json" "$HERE/package-lock.json" "$PREFIX/proxy/"
+PROXY_STAMP="$PREFIX/proxy/node_modules/.installed-$(stamp "$PREFIX/proxy/package-lock.json")"
+if [ ! -e "$PROXY_STAMP" ]; then
+  step "configurable-http-proxy into $PREFIX/proxy"
+  (cd "$PREFIX/proxy" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+  rm -f "$PREFIX"/proxy/node_modules/.installed-* && touch "$PROXY_STAMP"
+fi
+
+if [ -n "$TOKEN_FILE" ]; then
+  install -m 0600 "$TOKEN_FILE" "$PREFIX/state/hub_token"
+  TOKEN_SETTING="WOD_HUB_TOKEN_FILE=$PREFIX/state/hub_token"
+else
+  rm -f "$PREFIX/state/hub_token"
+  TOKEN_SETTING="WOD_HUB_TOKEN_SECRET=$TOKEN_SECRET"
+fi
+
+# ---- TLS -----------------------------------------------------------------------------------------
+CERT="" KEY=""
+if [ -n "$TLS_CERT" ]; then
+  install -m 0644 "$TLS_CERT" "$PREFIX/tls/cert.pem"
+  install -m 0600 "$TLS_KEY" "$PREFIX/tls/key.pem"
+  CERT="$PREFIX/tls/cert.pem" KEY="$PREFIX/tls/key.pem"
+  step "TLS: the given certificate, on port $PORT"
+elif [ -n "$DOMAIN" ]; then
+  CERT="/etc/letsencrypt/live/$DOMAIN/fullchain.pem" KEY="/etc/letsencrypt/live/$DOMAIN/privkey.pem"
+  if [ ! -s "$CERT" ]; then
+    if [ -n "$PUBLIC_IP" ]; then
+      step "waiting for $DOMAIN to resolve to $PUBLIC_IP (add the DNS record; up to ${DNS_WAIT}s)"
+      waited=0
+      until getent ahostsv4 "$DOMAIN" | awk '{print $1}' | grep -qxF "$PUBLIC_IP"; do
+        [ "$waited" -lt "$DNS_WAIT" ] || die "$DOMAIN does not resolve to $PUBLIC_IP after ${DNS_WAIT}s: add the DNS record, then run again"
+        sleep 30; waited=$((waited + 30))
+      done
+    fi
+    step "TLS: Let's Encrypt certificate for $DOMAIN (certbot, standalone on port 80)"
+    if [ -n "$EMAIL" ]; then ACCOUNT=(--email "$EMAIL"); else ACCOUNT=(--register-unsafely-without-email); fi
+    certbot certonly --standalone --non-interactive --agree-tos "${ACCOUNT[@]}" -d "$DOMAIN" \
+      --deploy-hook "systemctl restart wod-hub.service"
+  else
+    step "TLS: Let's Encrypt certificate for $DOMAIN already there (certbot renews it)"
+  fi
+else
+  step "TLS: skipped (no --tls-cert/--tls-key, no --domain): plain HTTP on 127.0.0.1:$PORT only, for tests"
+fi
+
+# ---- how the hub starts ------------------------------------------------------------------------------
+umask 077
+cat > "$PREFIX/hub.env" <<EOF
+WOD_HUB_PORT=$PORT
+WOD_HUB_API_PORT=$API_PORT
+WOD_HUB_PROXY_API_PORT=$PROXY_API_PORT
+WOD_HUB_STATE_DIR=$PREFIX/state
+WOD_HUB_PROXY_CMD=$PREFIX/proxy/node_modules/.bin/configurable-http-proxy
+WOD_HUB_SPAWNER=isolated
+WOD_STUDENTS_TABLE=$TABLE
+AWS_DEFAULT_REGION=$REGION
+WOD_AWS_ENDPOINT=$AWS_ENDPOINT
+WOD_HUB_TLS_CERT=$CERT
+WOD_HUB_TLS_KEY=$KEY
+$TOKEN_SETTING
+EOF
+umask 022
+cat > "$PREFIX/bin/wod-hub" <<EOF
+#!/usr/bin/env bash
+# Starts the Workshops-on-Demand JupyterHub in the foreground (wod-hub.service runs this).
+set -euo pipefail
+set -a; . "$PREFIX/hub.env"; set +a
+export PATH="$PREFIX/venv/bin:$PREFIX/proxy/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+cd "$PREFIX/state"
+exec "$PREFIX/venv/bin/jupyterhub" -f "$PREFIX/app/jupyterhub_config_host.py"
+EOF
+chmod 0755 "$PREFIX/bin/wod-hub"
+
+# ---- instance metadata: root only (the hub reads the table with the instance role; students must not) ----
+# A script of its own: iptables rules do not survive a reboot, so wod-hub.service runs it before
+# every start.
+cat > "$PREFIX/bin/wod-hub-imds" <<EOF
+#!/usr/bin/env bash
+# Rejects every connection to the instance metadata service (IPv4 and IPv6) but root's.
+set -euo pipefail
+block() {  # block iptables|ip6tables ADDRESS
+  "\$1" -N $IMDS_CHAIN 2>/dev/null || true
+  "\$1" -F $IMDS_CHAIN
+  "\$1" -A $IMDS_CHAIN -d "\$2" -m owner ! --uid-owner 0 -j REJECT
+  "\$1" -C OUTPUT -j $IMDS_CHAIN 2>/dev/null || "\$1" -I OUTPUT -j $IMDS_CHAIN
+}
+block iptables 169.254.169.254/32
+if command -v ip6tables >/dev/null && ip6tables -L OUTPUT -n >/dev/null 2>&1; then
+  block ip6tables fd00:ec2::254/128
+fi
+EOF
+chmod 0755 "$PREFIX/bin/wod-hub-imds"
+step "instance metadata (169.254.169.254) closed to every user but root (chain $IMDS_CHAIN)"
+"$PREFIX/bin/wod-hub-imds"
+
+# ---- start -----------------------------------------------------------------------------------------------
+if [ "$FOREGROUND" = 1 ]; then
+  step "starting JupyterHub in the foreground"
+  exec "$PREFIX/bin/wod-hub"
+elif [ -d /run/systemd/system ]; then
+  cat > /etc/systemd/system/wod-hub.service <<EOF
+[Unit]
+Description=Workshops-on-Demand JupyterHub
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart=$PREFIX/bin/wod-hub
+Restart=always
+RestartSec=5
+ExecStartPre=$PREFIX/bin/wod-hub-imds
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  systemctl daemon-reload
+  systemctl enable wod-hub.service >/dev/null
+  systemctl restart wod-hub.service
+  step "wod-hub.service (re)started: journalctl -u wod-hub -f"
+else
+  step "no systemd here: start the hub with $PREFIX/bin/wod-hub"
+fi
