@@ -94,8 +94,8 @@ def outputs_command(*, stack: str, region: str, endpoint: str | None = None) -> 
 
 
 def bucket_command(*, stack: str, region: str, endpoint: str | None = None) -> list[str]:
-    return aws("cloudformation", "describe-stacks", "--stack-name", stack, "--query",
-               "Stacks[0].Outputs[?OutputKey=='ContentBucketName'].OutputValue", "--output", "text",
+    return aws("cloudformation", "list-stack-resources", "--stack-name", stack, "--query",
+               "StackResourceSummaries[?LogicalResourceId=='ContentBucket'].PhysicalResourceId", "--output", "text",
                region=region, endpoint=endpoint)
 
 
@@ -161,7 +161,7 @@ def deploy(package: Path, *, bucket: str, stack: str, region: str, parameters: M
                            endpoint=endpoint))
     content = query(bucket_command(stack=stack, region=region, endpoint=endpoint))
     if not content or content == "None":
-        raise DeployError(f"stack {stack} has no ContentBucketName output: the hub host's files were not uploaded")
+        raise DeployError(f"stack {stack} has no ContentBucket: the hub host's files were not uploaded")
     run(upload_command(hub_archive(package / "wod-hub.tar.gz"), bucket=content, region=region, endpoint=endpoint))
     say(f"hub host files uploaded to s3://{content}/ (the hub host installs from them)")
     return deployed

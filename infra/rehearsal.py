@@ -126,7 +126,7 @@ class Rehearsal:
         self.deployed = template
         resolve = self.resolver({})
         deployable, skipped = standins.without_unsupported(template, standins.moto_types(), resolve)
-        notes = standins.fit_for_moto(deployable)
+        notes = standins.fit_for_moto(deployable, resolve)
         if skipped != self.skipped:  # said once
             for logical, kind in sorted(skipped.items(), key=lambda item: (item[1], item[0])):
                 if resolve.active(template["Resources"][logical]):

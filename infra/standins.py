@@ -122,9 +122,17 @@ def without_unsupported(template: dict, supported: set[str], resolve: Resolver |
     return json.loads(json.dumps(out)), skipped
 
 
-def fit_for_moto(template: dict) -> list[str]:
-    """Adjust, in place, what moto reads differently from CloudFormation; say what was changed."""
+def fit_for_moto(template: dict, resolve: Resolver | None = None) -> list[str]:
+    """Adjust, in place, what moto reads differently from CloudFormation; say what was changed.
+    With ``resolve``, resources and outputs whose condition is false are left out: CloudFormation
+    never creates them, but moto's update tries to update them (and fails)."""
     notes = []
+    if resolve is not None:
+        for section in ("Resources", "Outputs"):
+            off = [k for k, v in template.get(section, {}).items() if not resolve.active(v)]
+            for logical in off:
+                del template[section][logical]
+        notes.append("resources whose condition is false left out (moto would try to update them)")
     for logical, resource in template["Resources"].items():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::ApiGateway::RestApi" and "Name" not in props:

@@ -33,7 +33,7 @@ def test_missing_parameters_are_named():
 def stack_in(status: str | None):
     """The CLI's answers: the stack's status (None: no stack yet) and, once deployed, its content bucket."""
     def query(command: list[str]) -> str | None:
-        return "wod-content-1" if any("ContentBucketName" in part for part in command) else status
+        return "wod-content-1" if any("'ContentBucket'" in part for part in command) else status
     return query
 
 
