@@ -64,6 +64,12 @@ class LocalConfig:
         def port(name: str, default: int) -> int:
             return number(name, default, 1, 65535)
 
+        # the students' limits are read by the hub's spawner (wod_spawner.py): checked here, before anything starts
+        for limit, low in (("WOD_STUDENT_PROCESSES", 16), ("WOD_STUDENT_MEMORY_MB", 128),
+                           ("WOD_STUDENT_OPEN_FILES", 64), ("WOD_STUDENT_FILE_MB", 1)):
+            number(limit, None, low)
+        number("WOD_STUDENT_CPUS", None, 0, whole=False)
+
         return cls(
             state_dir=Path(env.get("WOD_STATE_DIR", ROOT / ".wod")).resolve(),
             host=env.get("WOD_HOST", cls.host),

@@ -168,6 +168,12 @@ if spawner_mode == "isolated":
                             ("file_mb", "WOD_STUDENT_FILE_MB"), ("open_files", "WOD_STUDENT_OPEN_FILES")):
         if os.environ.get(variable):
             setattr(c.LimitedSpawner, trait, int(os.environ[variable]))
+    if os.environ.get("WOD_STUDENT_CPUS"):
+        try:
+            c.LimitedSpawner.cpus = float(os.environ["WOD_STUDENT_CPUS"])
+        except ValueError:
+            raise SystemExit(f"WOD_STUDENT_CPUS={os.environ['WOD_STUDENT_CPUS']!r}: give the cores one student may "
+                             "use, e.g. 1 or 0.5 (0: no cap)") from None
     from student_firewall import chain_for
     from student_firewall import install as fence_students
     from wod_authenticator import STUDENTS_GROUP

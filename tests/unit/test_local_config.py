@@ -16,6 +16,10 @@ from local.supervisor import Supervisor
     ("WOD_APP_PORT", "70000", "from 1 to 65535"),
     ("WOD_HUB_NICE", "25", "from 0 to 19"),
     ("WOD_TIME_SCALE", "fast", "expected a number"),
+    ("WOD_STUDENT_CPUS", "lots", "expected a number"),
+    ("WOD_STUDENT_CPUS", "-1", "at least 0"),
+    ("WOD_STUDENT_PROCESSES", "4", "at least 16"),
+    ("WOD_STUDENT_MEMORY_MB", "2GB", "expected a whole number"),
 ])
 def test_a_value_that_cannot_work_is_named(name, value, expected, tmp_path):
     with pytest.raises(ConfigError, match=rf"{name}='{value}': (expected )?{expected}"):
