@@ -217,8 +217,8 @@ def confirm(ctx: Context, registration_id: str) -> dict[str, Any]:
                                                          "student": reg.student_id, "status": confirmed.status})
             if confirmed.status == WAITLISTED:
                 seats.promote_waitlist(ctx, reg.workshop_id)  # a seat freed while it was unconfirmed
-        else:
-            release_hold(ctx, registration(ctx, registration_id))
+        elif release_hold(ctx, registration(ctx, registration_id)) and reg.student_id:
+            seats.promote_waitlist(ctx, reg.workshop_id)
         reg = registration(ctx, registration_id)
     if reg.status == EXPIRED:
         raise HoldExpired(reg.workshop_id)
@@ -241,8 +241,9 @@ def confirmation(ctx: Context, registration_id: str) -> dict[str, Any]:
 
 
 def release_hold(ctx: Context, reg: Registration) -> bool:
-    """Give back what an unconfirmed hold past its time held (its seat, then the waitlist takes
-    it; or its waitlist place). False when it is not one (confirmed, released, or not yet due)."""
+    """Give back what an unconfirmed hold past its time held (its seat, which the caller lets the
+    waitlist take; or its waitlist place). False when it is not one (confirmed, released, or not
+    yet due)."""
     now = ctx.clock()
     if reg.status != UNCONFIRMED or (reg.confirm_by is not None and reg.confirm_by > now):
         return False
@@ -251,8 +252,6 @@ def release_hold(ctx: Context, reg: Registration) -> bool:
     observability.count("HoldsExpired")
     logger.info("unconfirmed hold released", extra={"registration": reg.id, "workshop": reg.workshop_id,
                                                     "student": reg.student_id})
-    if reg.student_id:
-        seats.promote_waitlist(ctx, reg.workshop_id)
     return True
 
 

@@ -61,7 +61,7 @@ def tick(ctx: Context) -> dict[str, int]:
     counts = dict.fromkeys(("read", "unconfirmed", "stuck", "reminders", "expired", "cleanup_retried", "promoted",
                             "outbox_retried", "warming", "webhooks"), 0)
 
-    for reg in _due(ctx, DUE_CONFIRMING, counts):  # holds nobody confirmed: seat back, waitlist promoted
+    for reg in _due(ctx, DUE_CONFIRMING, counts):  # holds nobody confirmed: seat back (promoted below)
         if reg.status == UNCONFIRMED and registrations.release_hold(ctx, reg):
             counts["unconfirmed"] += 1
     for reg in _due(ctx, DUE_PROVISIONING, counts):
