@@ -45,6 +45,7 @@ class Settings:
     secrets_prefix: str = "/wod"
     location: str = "local"  # this backend's location (its hub token is per location)
     outbox_retry_seconds: int = 60
+    confirm_minutes: int = 15  # a new registration's seat is held this long for its email confirmation (0: none)
     claim_retry_seconds: int = 120  # a claim repeating a live registration's body this soon answers with it
     rate_limit_per_minute: int = 30  # registrations from one client address per minute (0: no limit)
     domain_rate_limit_per_minute: int = 300  # registrations for one email domain per minute (0: no limit)
@@ -132,6 +133,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secrets_prefix=env.get("WOD_SECRETS_PREFIX", defaults.secrets_prefix),
         location=env.get("WOD_LOCATION", defaults.location),
         outbox_retry_seconds=int(env.get("WOD_OUTBOX_RETRY_SECONDS", defaults.outbox_retry_seconds)),
+        confirm_minutes=int(env.get("WOD_CONFIRM_MINUTES", defaults.confirm_minutes)),
         claim_retry_seconds=int(env.get("WOD_CLAIM_RETRY_SECONDS", defaults.claim_retry_seconds)),
         rate_limit_per_minute=int(env.get("WOD_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute)),
         domain_rate_limit_per_minute=int(env.get("WOD_DOMAIN_RATE_LIMIT_PER_MINUTE",

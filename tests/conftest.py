@@ -39,7 +39,8 @@ def settings(tmp_path) -> Settings:
     return Settings(table_prefix=f"t{uuid.uuid4().hex[:8]}", secrets_file=str(secrets), mail_transport="ses",
                     mail_from=f"Workshops-on-Demand <{SENDER}>", public_url="https://wod.example",
                     rate_limit_per_minute=0,  # every test participant comes from one address
-                    mail_send_rate=1000)  # mail is not paced unless a test says so
+                    mail_send_rate=1000,  # mail is not paced unless a test says so
+                    confirm_minutes=0)  # tests about email confirmation turn it on
 
 
 @pytest.fixture

@@ -100,3 +100,13 @@ def signed_callback(payload: dict, key: str, issued_at: int | None = None,
     body = json.dumps(payload | {"issued_at": issued_at or int(time.time()),
                                  "nonce": nonce or secrets.token_urlsafe(18)}).encode()
     return body, {"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, key)}
+
+
+def registered(platform, email: str) -> dict:
+    """The live registration of an address, as the status API shows it (id, status, student,
+    position...), found through its email guard: the registration POST answers without it."""
+    from chalicelib.domain.registration import mailbox_key
+    from chalicelib.services import registrations
+
+    guard = platform.stores.tables.emails.get(mailbox_key(email), consistent_read=True)
+    return registrations.status(platform, guard.registration_id)

@@ -131,6 +131,33 @@ class LocalStack:
         token = action_token(self.secret("link_key").encode(), registration_id)
         return f"/api/registrations/{token}" if api else f"/registrations/{token}"
 
+    def registration(self, email: str) -> dict:
+        """The newest registration of an address as its status API shows it (id, status, student,
+        position...), found through the admin API: the registration POST answers without it."""
+        response = self._session.get(f"{self.app_url}/api/admin/registrations", params={"q": email}, timeout=30,
+                                     headers={"Authorization": f"Bearer {self.secret('admin_token')}"})
+        response.raise_for_status()
+        found = [r for r in response.json()["registrations"] if r["email"].lower() == email.lower()]
+        assert found, f"no registration for {email}"
+        status = self._session.get(self.app_url + self.participant_path(found[0]["id"]), timeout=30)
+        status.raise_for_status()
+        return status.json()
+
+    def confirmation_link(self, email: str, timeout: float = 20) -> str:
+        """The link of the newest "Confirm your seat" email to ``email``."""
+        import re
+
+        message = self.wait_for_message(lambda m: m["subject"].startswith("Confirm your seat"), timeout, to=email)
+        return re.search(r"\S+/confirm/[A-Za-z0-9_.-]+", message["text"]).group(0)
+
+    def confirm(self, email: str) -> dict:
+        """Confirm a registration as its owner does (the emailed link, then its button's POST); the
+        registration as its status API shows it."""
+        response = self._session.post(self.confirmation_link(email), timeout=30, allow_redirects=False,
+                                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 303, response.text
+        return self.registration(email)
+
     @property
     def log_file(self) -> Path:
         return self.state_dir / "logs" / "stack.log"
@@ -178,6 +205,7 @@ class LocalStack:
             WOD_WORKSHOPS=str(self.workshops_dir),
             WOD_TICK_SECONDS=str(self.tick_seconds),
             WOD_RATE_LIMIT_PER_MINUTE="0",  # every test participant comes from 127.0.0.1
+            WOD_CONFIRM_MINUTES="0",  # tests about email confirmation turn it on (``env``)
             PYTHONUNBUFFERED="1",
             PYTHONIOENCODING="utf-8",
             **{name: str(port) for name, port in self.ports.items()},

@@ -31,6 +31,17 @@ class Conflict(WodError):
     code = "conflict"
 
 
+class HoldExpired(Conflict):
+    """A registration was confirmed after its hold expired: its seat went back to the pool."""
+
+    code = "hold_expired"
+
+    def __init__(self, workshop_id: str):
+        super().__init__("This registration was not confirmed in time, so its seat went back to the pool. "
+                         "Please register again from the workshop page.")
+        self.workshop_id = workshop_id
+
+
 class Unauthenticated(WodError):
     """No credentials were sent where they are needed."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 # due_state values of the time-check index
+DUE_CONFIRMING = "confirming"  # due = when an unconfirmed hold expires
 DUE_PROVISIONING = "provisioning"
 DUE_ACTIVE = "active"
 DUE_CLEANING = "cleaning"

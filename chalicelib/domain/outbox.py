@@ -7,7 +7,7 @@ failed. This module is the only place that knows how an entry is written down.
 
 Stored form (a string in the registration's ``outbox`` list)::
 
-    welcome | waitlisted | promoted | reminder | thanks | apology     an email
+    confirm | already | welcome | waitlisted | promoted | reminder | thanks | apology     an email
     level:<N>                                                          the level-N badge email
     order:<ACTION>[:<attempt>[:<scope>]]                               a signed order
     webhook:<event>                                                    a webhook event
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAIL, ORDER, WEBHOOK = "mail", "order", "webhook"
-MAILS = ("welcome", "waitlisted", "promoted", "reminder", "thanks", "apology", "level")
+MAILS = ("confirm", "already", "welcome", "waitlisted", "promoted", "reminder", "thanks", "apology", "level")
 ORDER_SCOPES = ("all", "password")
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from chalicelib.domain.errors import InvalidInput
 
 # Registration statuses (docs/architecture.md, "Data model").
+UNCONFIRMED = "unconfirmed"  # a seat (or waitlist place) held until the address confirms it
+EXPIRED = "expired"  # a hold nobody confirmed in time: its seat went back
 WAITLISTED = "waitlisted"
 PENDING = "pending"
 PROVISIONING = "provisioning"
@@ -20,11 +22,16 @@ EXPIRING = "expiring"
 FINISHED = "finished"
 FAILED = "failed"
 CANCELLED = "cancelled"
-LIVE_STATUSES = frozenset({WAITLISTED, PENDING, PROVISIONING, ACTIVE, EXPIRING})
+LIVE_STATUSES = frozenset({UNCONFIRMED, WAITLISTED, PENDING, PROVISIONING, ACTIVE, EXPIRING})
 
 # A closed registration's personal data is deleted (DynamoDB TTL) this long after it ends.
 PERSONAL_DATA_RETENTION_DAYS = 30
 
+
+def confirm_window(minutes: int, workshop_confirms: bool) -> timedelta | None:
+    """How long a new registration holds its seat unconfirmed; None when it needs no confirmation
+    (``WOD_CONFIRM_MINUTES=0``, or a workshop with ``confirm: false``)."""
+    return timedelta(minutes=minutes) if minutes > 0 and workshop_confirms else None
 
 
 def personal_data_expiry(closed_at: datetime) -> int:

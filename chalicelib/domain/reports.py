@@ -13,16 +13,18 @@ from chalicelib.domain.organiser import whole_number
 from chalicelib.domain.registration import (
     ACTIVE,
     CANCELLED,
+    EXPIRED,
     EXPIRING,
     FAILED,
     FINISHED,
     PENDING,
     PROVISIONING,
+    UNCONFIRMED,
     WAITLISTED,
     is_workshop_id,
 )
 
-STATUSES = (WAITLISTED, PENDING, PROVISIONING, ACTIVE, EXPIRING, FINISHED, FAILED, CANCELLED)
+STATUSES = (UNCONFIRMED, WAITLISTED, PENDING, PROVISIONING, ACTIVE, EXPIRING, FINISHED, FAILED, CANCELLED, EXPIRED)
 CSV_COLUMNS = ("id", "status", "workshop", "student", "email", "first_name", "last_name", "company",
                "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion")
 QUERY_MAX = 100

@@ -35,6 +35,7 @@ class Workshop:
     extension_minutes: int = 30
     extension_max: int = 2
     warm_pool: int = 0
+    confirm: bool = True  # new registrations wait for their email confirmation
     seats_total: int = 0
     seats_free: int = 0
     waitlist_seq: int = 0
@@ -88,6 +89,7 @@ class Registration:
     progress: str | None = None  # the provisioning step shown on the status page
     due_state: str | None = None
     due_at: datetime | None = None
+    confirm_by: datetime | None = None  # an unconfirmed hold expires then
     finished_at: datetime | None = None
     cleanup_attempts: int = 0
     resets_used: int = 0

@@ -64,6 +64,7 @@ class WorkshopSpec(Strict):
     appliance: Appliance | None = None
     extension: Extension = Extension()
     warm_pool: int = Field(0, ge=0, le=MAX_SEATS, description="free students kept with a running server")
+    confirm: bool = Field(True, description="a new registration is held until its email address confirms it")
 
     @model_validator(mode="after")
     def _one_seat_source(self):

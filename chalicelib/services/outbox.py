@@ -29,6 +29,8 @@ DRAIN_SECONDS = 30.0  # how long one run of the time checks goes on sending a ba
 # A webhook event that announces an email waits until that email has gone.
 ANNOUNCES = {webhook("reminder_sent"): mail("reminder")}
 SUBJECTS = {
+    "confirm": "Confirm your seat: {title}",
+    "already": "You are already registered: {title}",
     "welcome": "You're registered: {title}",
     "waitlisted": "You're on the waitlist: {title}",
     "apology": "We could not prepare your workshop: {title}",
@@ -41,6 +43,11 @@ SUBJECTS = {
 
 def status_url(ctx: Context, registration_id: str) -> str:
     return links.status_url(ctx, registration_id)
+
+
+def confirm_url(ctx: Context, registration_id: str) -> str:
+    """The confirmation link of an unconfirmed hold: the one place that builds it."""
+    return f"{ctx.settings.public_url}/confirm/{links.action_token(ctx, registration_id)}"
 
 
 def badge_url(ctx: Context, workshop: Workshop) -> str | None:
@@ -70,6 +77,7 @@ def participant_email(ctx: Context, name: str, reg: Registration, workshop: Work
     return render.email(
         name, to=reg.email, subject=SUBJECTS[name].format(title=workshop.title, level=level),
         registration=reg, workshop=workshop, status_url=status_url(ctx, reg.id),
+        confirm_url=confirm_url(ctx, reg.id),
         position=position if position is not None else ctx.stores.seats.waitlist_position(reg),
         badge_url=badge_url(ctx, workshop), level=level,
     )

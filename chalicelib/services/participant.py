@@ -1,4 +1,5 @@
-"""What a participant can do with a running (or waiting) registration: extend, reset, end, leave."""
+"""What a participant can do with a held, running or waiting registration: confirm, extend, reset,
+end, leave."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from chalicelib.domain.values import Registration
 from chalicelib.services import outbox, registrations
 from chalicelib.services.context import Context
 
-ACTIONS = ("extend", "reset", "end", "leave")
+ACTIONS = ("confirm", "extend", "reset", "end", "leave")
 
 
 def _active(reg: Registration, verb: str) -> None:
@@ -70,8 +71,8 @@ def leave(ctx: Context, registration_id: str) -> dict[str, Any]:
     return registrations.status(ctx, registration_id)
 
 
-PERFORM: dict[str, Callable[[Context, str], dict[str, Any]]] = {"extend": extend, "reset": reset, "end": end,
-                                                                 "leave": leave}
+PERFORM: dict[str, Callable[[Context, str], dict[str, Any]]] = {
+    "confirm": registrations.confirm, "extend": extend, "reset": reset, "end": end, "leave": leave}
 
 
 def perform(ctx: Context, action: str, registration_id: str) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """Registration use cases shared by the JSON API and the HTML pages: the catalog, claiming a seat
-(or a waitlist place), a registration's status."""
+(or a waitlist place), confirming it by email, a registration's status.
+
+Registering answers the same whatever happened (:data:`RECEIVED`): a new hold, a client's retry, or
+an address that already has a live registration (which gets a short email with its link instead).
+Nobody learns from the answer whether an address is registered."""
 from __future__ import annotations
 
 import time
@@ -8,26 +12,37 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import observability
-from chalicelib.domain.errors import InvalidInput, NotFound, RateLimited
+from chalicelib.domain.errors import HoldExpired, InvalidInput, NotFound, RateLimited
 from chalicelib.domain.outbox import mail, order, webhook
 from chalicelib.domain.registration import (
     ACTIVE,
+    EXPIRED,
     LIVE_STATUSES,
+    UNCONFIRMED,
     WAITLISTED,
     Applicant,
+    confirm_window,
     is_registration_id,
     is_workshop_id,
     new_registration_id,
     validate_applicant,
 )
 from chalicelib.domain.values import Registration, Workshop
-from chalicelib.services import outbox
+from chalicelib.observability import logger
+from chalicelib.services import outbox, seats
 from chalicelib.services.context import Context
 from chalicelib.store.seats import EmailTaken
 
-# What a registration owes, written with it in the claiming transaction.
+# What a registration owes, written with it in the claiming transaction (or, when it must be
+# confirmed first, in the confirming one: the hold owes only the confirmation email).
 SEATED_OUTBOX = [mail("welcome"), order("CREATE"), webhook("registered")]
 WAITLISTED_OUTBOX = [mail("waitlisted"), webhook("registered")]
+CONFIRM_OUTBOX = [mail("confirm")]
+ALREADY_OUTBOX = [mail("already")]
+# At most one "you are already registered" email per mailbox in this many seconds.
+ALREADY_WINDOW_SECONDS = 300
+RECEIVED = {"status": "received",
+            "message": "Check your mailbox: the next step is in the email we have sent to this address."}
 
 
 def workshop_view(w: Workshop) -> dict[str, Any]:
@@ -88,6 +103,7 @@ def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None
         "started_at": iso(reg.started_at),
         "ends_at": iso(reg.ends_at),
         "finished_at": iso(reg.finished_at),
+        "confirm_by": iso(reg.confirm_by) if reg.status == UNCONFIRMED else None,
         "completion": reg.completion,
         "progress": reg.progress,
         "extensions_used": reg.extensions_used,
@@ -107,16 +123,23 @@ def is_retry_of(held: Registration, applicant: Applicant, workshop_id: str, now:
             and held.created_at is not None and now - held.created_at < window)
 
 
-def _repeated(ctx: Context, taken: EmailTaken, applicant: Applicant, workshop_id: str,
-              now: datetime) -> Registration:
-    """The registration a repeated claim already made; the conflict itself when it is not a repeat."""
+def _already(ctx: Context, taken: EmailTaken, applicant: Applicant, workshop_id: str,
+             now: datetime) -> Registration | None:
+    """The address already holds a live registration. A client's retry (the same body, soon) gets
+    the registration it made and nothing is sent; anything else gets nothing, and the mailbox gets
+    a short email with that registration's link (at most one per ``ALREADY_WINDOW_SECONDS``)."""
     try:
         held = ctx.stores.seats.get_registration(taken.registration_id)
     except NotFound:
-        raise taken from None
-    if not is_retry_of(held, applicant, workshop_id, now, timedelta(seconds=ctx.settings.claim_retry_seconds)):
-        raise taken
-    return held
+        return None  # the guard's registration just closed
+    if is_retry_of(held, applicant, workshop_id, now, timedelta(seconds=ctx.settings.claim_retry_seconds)):
+        observability.count("RepeatedRegistrations")
+        return held
+    if ctx.stores.limits.hit("already", applicant.email_key, 1, time.time(), ALREADY_WINDOW_SECONDS) is None:
+        ctx.stores.lifecycle.queue(held.id, ALREADY_OUTBOX, now)
+        outbox.deliver(ctx, ctx.stores.seats.get_registration(held.id))
+    observability.count("AlreadyRegistered")
+    return None
 
 
 def _limit(ctx: Context, client: str | None, applicant: Applicant) -> None:
@@ -137,12 +160,16 @@ def _limit(ctx: Context, client: str | None, applicant: Applicant) -> None:
                               wait)
 
 
-def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | None = None) -> dict[str, Any]:
+def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | None = None) -> dict[str, Any] | None:
     """Validate, claim a seat (or a waitlist place) atomically, then deliver what it owes.
 
-    A claim repeated with the same body within ``WOD_CLAIM_RETRY_SECONDS`` (a client retrying
-    after a timeout) answers with the registration the first one made, and delivers nothing:
-    the first claim delivers what that registration owes.
+    The claim is an unconfirmed hold owing only the confirmation email, unless confirmation is
+    off (``WOD_CONFIRM_MINUTES=0``, a workshop's ``confirm: false``): then it owes the welcome and
+    the CREATE order (or the waitlist email) at once. Returns the registration's view, for the
+    platform's own use: the HTTP answer is always :data:`RECEIVED`. None when the address already
+    had a live registration (:func:`_already`); a claim repeated with the same body within
+    ``WOD_CLAIM_RETRY_SECONDS`` (a client retrying after a timeout) returns the registration the
+    first one made, and delivers nothing: the first claim delivers what that registration owes.
     """
     if workshop_id is None:
         workshop_id = data.get("workshop") if isinstance(data, dict) else None
@@ -154,19 +181,78 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
     _limit(ctx, client, applicant)
     now = ctx.clock()
     opened = _open_workshop(ctx, workshop_id)
+    window = confirm_window(ctx.settings.confirm_minutes, opened.confirm)
+    owed = (CONFIRM_OUTBOX, CONFIRM_OUTBOX) if window else (SEATED_OUTBOX, WAITLISTED_OUTBOX)
     try:
-        reg, found = ctx.stores.seats.register(applicant, workshop_id, new_registration_id(), now,
-                                               SEATED_OUTBOX, WAITLISTED_OUTBOX, opened,
-                                               timedelta(minutes=ctx.settings.stuck_minutes))
+        reg, found = ctx.stores.seats.register(applicant, workshop_id, new_registration_id(), now, *owed, opened,
+                                               timedelta(minutes=ctx.settings.stuck_minutes),
+                                               now + window if window else None)
     except EmailTaken as taken:
-        held = _repeated(ctx, taken, applicant, workshop_id, now)
-        observability.count("RepeatedRegistrations")
-        return registration_view(ctx, held, opened)
+        held = _already(ctx, taken, applicant, workshop_id, now)
+        return registration_view(ctx, held, opened) if held else None
     position = ctx.stores.seats.waitlist_position(reg)  # counted once, for the answer and the email
     outbox.deliver(ctx, reg, found, leased=True, position=position)  # created with the lease held
-    observability.count("Waitlisted" if reg.status == WAITLISTED else "Registrations")
+    observability.count("Held" if reg.status == UNCONFIRMED else
+                        "Waitlisted" if reg.status == WAITLISTED else "Registrations")
     observability.gauge("SeatsFree", found.seats_free, workshop=found.id)
     return registration_view(ctx, reg, found, position)
+
+
+def confirm(ctx: Context, registration_id: str) -> dict[str, Any]:
+    """The address confirmed its hold (the link of the confirmation email, then a POST): the hold
+    becomes a registration like one that needs no confirmation, owing what that one owes.
+    Repeating it is harmless; after the hold's time :class:`HoldExpired` (and the hold is released
+    now if the time checks have not yet done it)."""
+    reg = registration(ctx, registration_id)
+    if reg.status == UNCONFIRMED:
+        now = ctx.clock()
+        confirmed = None
+        if reg.confirm_by is None or reg.confirm_by > now:
+            confirmed = ctx.stores.holds.confirm(reg, now, timedelta(minutes=ctx.settings.stuck_minutes),
+                                                 SEATED_OUTBOX, WAITLISTED_OUTBOX)
+        if confirmed is not None:
+            outbox.deliver(ctx, confirmed)
+            observability.count("Confirmed")
+            logger.info("registration confirmed", extra={"registration": reg.id, "workshop": reg.workshop_id,
+                                                         "student": reg.student_id, "status": confirmed.status})
+            if confirmed.status == WAITLISTED:
+                seats.promote_waitlist(ctx, reg.workshop_id)  # a seat freed while it was unconfirmed
+        elif release_hold(ctx, registration(ctx, registration_id)) and reg.student_id:
+            seats.promote_waitlist(ctx, reg.workshop_id)
+        reg = registration(ctx, registration_id)
+    if reg.status == EXPIRED:
+        raise HoldExpired(reg.workshop_id)
+    return status(ctx, registration_id)
+
+
+def confirmation(ctx: Context, registration_id: str) -> dict[str, Any]:
+    """What the confirmation page shows, changing nothing (mail scanners open links): ``state``
+    ``hold`` (confirm by ``hold.confirm_by``), ``expired`` or ``confirmed``, and the workshop."""
+    reg = registration(ctx, registration_id)
+    try:
+        found: Workshop | None = ctx.stores.seats.get_workshop(reg.workshop_id)
+    except NotFound:
+        found = None
+    view = registration_view(ctx, reg, found)
+    expired = reg.status == EXPIRED or (reg.status == UNCONFIRMED and reg.confirm_by is not None
+                                        and reg.confirm_by <= ctx.clock())
+    state = "expired" if expired else "hold" if reg.status == UNCONFIRMED else "confirmed"
+    return {"state": state, "hold": view, "workshop": {"id": reg.workshop_id, "title": found.title if found else ""}}
+
+
+def release_hold(ctx: Context, reg: Registration) -> bool:
+    """Give back what an unconfirmed hold past its time held (its seat, which the caller lets the
+    waitlist take; or its waitlist place). False when it is not one (confirmed, released, or not
+    yet due)."""
+    now = ctx.clock()
+    if reg.status != UNCONFIRMED or (reg.confirm_by is not None and reg.confirm_by > now):
+        return False
+    if not ctx.stores.holds.release(reg, now):
+        return False
+    observability.count("HoldsExpired")
+    logger.info("unconfirmed hold released", extra={"registration": reg.id, "workshop": reg.workshop_id,
+                                                    "student": reg.student_id})
+    return True
 
 
 def registration(ctx: Context, registration_id: str) -> Registration:

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from chalicelib.domain.errors import NotFound, Unavailable
-from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_CLEANING, DUE_PROVISIONING
+from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_CLEANING, DUE_CONFIRMING, DUE_PROVISIONING
 from chalicelib.domain.outbox import mail, webhook
-from chalicelib.domain.registration import ACTIVE, EXPIRING, PENDING, PROVISIONING
+from chalicelib.domain.registration import ACTIVE, EXPIRING, PENDING, PROVISIONING, UNCONFIRMED
 from chalicelib.domain.values import Registration
 from chalicelib.observability import logger
-from chalicelib.services import outbox, pacing, seats, webhooks
+from chalicelib.services import outbox, pacing, registrations, seats, webhooks
 from chalicelib.services.context import Context
 
 REMINDER_OUTBOX = [mail("reminder"), webhook("reminder_sent")]
@@ -58,9 +58,12 @@ def top_up_warm_pools(ctx: Context) -> int:
 def tick(ctx: Context) -> dict[str, int]:
     lifecycle = ctx.stores.lifecycle
     retry = timedelta(minutes=ctx.settings.cleanup_retry_minutes)
-    counts = dict.fromkeys(("read", "stuck", "reminders", "expired", "cleanup_retried", "promoted",
+    counts = dict.fromkeys(("read", "unconfirmed", "stuck", "reminders", "expired", "cleanup_retried", "promoted",
                             "outbox_retried", "warming", "webhooks"), 0)
 
+    for reg in _due(ctx, DUE_CONFIRMING, counts):  # holds nobody confirmed: seat back (promoted below)
+        if reg.status == UNCONFIRMED and registrations.release_hold(ctx, reg):
+            counts["unconfirmed"] += 1
     for reg in _due(ctx, DUE_PROVISIONING, counts):
         if reg.status in (PENDING, PROVISIONING) and seats.fail(ctx, reg, STUCK):
             counts["stuck"] += 1

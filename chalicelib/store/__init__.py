@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
     from chalicelib.store.catalog import Catalog
+    from chalicelib.store.holds import Holds
     from chalicelib.store.lifecycle import Lifecycle
     from chalicelib.store.limits import Limits
     from chalicelib.store.organiser import Organiser
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 class Stores:
     tables: Tables
     seats: Seats
+    holds: Holds
     lifecycle: Lifecycle
     provisioning: Provisioning
     outbox: Outbox
@@ -41,6 +43,7 @@ class Stores:
 def open_stores(settings: Settings) -> Stores:
     """The stores of the stack ``settings`` names (its tables bound once per prefix, region and endpoint)."""
     from chalicelib.store.catalog import Catalog
+    from chalicelib.store.holds import Holds
     from chalicelib.store.lifecycle import Lifecycle
     from chalicelib.store.limits import Limits
     from chalicelib.store.organiser import Organiser
@@ -52,7 +55,7 @@ def open_stores(settings: Settings) -> Stores:
     from chalicelib.store.webhooks import Webhooks
 
     tables = bind(settings)
-    return Stores(tables=tables, seats=Seats(tables), lifecycle=Lifecycle(tables),
+    return Stores(tables=tables, seats=Seats(tables), holds=Holds(tables), lifecycle=Lifecycle(tables),
                   provisioning=Provisioning(tables), outbox=Outbox(tables), warm=Warm(tables),
                   webhooks=Webhooks(tables), organiser=Organiser(tables), catalog=Catalog(tables),
                   limits=Limits(tables))

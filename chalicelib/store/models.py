@@ -49,6 +49,7 @@ class WorkshopModel(Model):
     extension_minutes = NumberAttribute(default=30)
     extension_max = NumberAttribute(default=2)
     warm_pool = NumberAttribute(default=0)
+    confirm = BooleanAttribute(null=True)  # False: registrations need no email confirmation
     seats_total = NumberAttribute(default=0)
     seats_free = NumberAttribute(default=0)
     waitlist_seq = NumberAttribute(default=0)
@@ -126,8 +127,9 @@ class OutboxIndex(GlobalSecondaryIndex):
 class DueIndex(GlobalSecondaryIndex):
     """Sparse: what the time checks must look at, by phase and by when it is due.
 
-    ``due_state`` is ``provisioning`` (due = the stuck deadline), ``active`` (due = the
-    reminder, then the end) or ``cleaning`` (due = when to retry a stuck cleanup).
+    ``due_state`` is ``confirming`` (due = when an unconfirmed hold expires), ``provisioning``
+    (due = the stuck deadline), ``active`` (due = the reminder, then the end) or ``cleaning``
+    (due = when to retry a stuck cleanup).
     """
 
     class Meta:
@@ -180,6 +182,7 @@ class RegistrationModel(Model):
     progress = UnicodeAttribute(null=True)  # the provisioning step shown on the status page
     due_state = UnicodeAttribute(null=True)
     due_at = UTCDateTimeAttribute(null=True)
+    confirm_by = UTCDateTimeAttribute(null=True)  # an unconfirmed hold expires then
     finished_at = UTCDateTimeAttribute(null=True)
     cleanup_attempts = NumberAttribute(default=0)
     resets_used = NumberAttribute(default=0)

@@ -20,12 +20,13 @@ from datetime import datetime, timedelta
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.errors import Conflict, NotFound, Unavailable
-from chalicelib.domain.lifecycle import DUE_PROVISIONING
+from chalicelib.domain.lifecycle import DUE_CONFIRMING, DUE_PROVISIONING
 from chalicelib.domain.outbox import Entry
-from chalicelib.domain.registration import PENDING, WAITLISTED, Applicant
+from chalicelib.domain.registration import PENDING, UNCONFIRMED, WAITLISTED, Applicant
 from chalicelib.domain.values import Registration, Student, Workshop
 from chalicelib.store import values
 from chalicelib.store.errors import translated
@@ -89,17 +90,19 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, 0.004 * min(attempt, 10)))
 
 
-def return_seat(tx: TransactWrite, tables: Tables, reg: Registration) -> None:
+def return_seat(tx: TransactWrite, tables: Tables, reg: Registration, keep_warm: bool = False) -> None:
     """Add to ``tx``: the student back to free, the counter up by one, the email guard gone.
 
     Every path that gives a seat back goes through here, inside its own transaction.
+    ``keep_warm``: the student was never provisioned (an unconfirmed hold), so a warm server it
+    had still runs and the student stays in the warm pool.
     """
-    tx.update(tables.students(reg.student_id),
-              actions=[StudentModel.status.set("free"), StudentModel.free_workshop.set(reg.workshop_id),
-                       StudentModel.registration_id.remove(), StudentModel.password_hash.remove(),
-                       StudentModel.warm.remove(), StudentModel.warming_since.remove(),
-                       StudentModel.expires_at.remove()],
-              condition=StudentModel.registration_id == reg.id)
+    actions: list[Action] = [StudentModel.status.set("free"), StudentModel.free_workshop.set(reg.workshop_id),
+               StudentModel.registration_id.remove(), StudentModel.password_hash.remove(),
+               StudentModel.expires_at.remove()]
+    if not keep_warm:
+        actions += [StudentModel.warm.remove(), StudentModel.warming_since.remove()]
+    tx.update(tables.students(reg.student_id), actions=actions, condition=StudentModel.registration_id == reg.id)
     tx.update(tables.workshops(reg.workshop_id), actions=[WorkshopModel.seats_free.add(1)])
     tx.delete(tables.emails(reg.guard_key), condition=EmailClaimModel.registration_id == reg.id)
 
@@ -156,11 +159,17 @@ class Seats:
         )
 
     def _try_seat(self, workshop_id: str, student_id: str, applicant: Applicant, registration: RegistrationModel,
-                  stuck_after: timedelta) -> None:
-        registration.status = PENDING
+                  stuck_after: timedelta, confirm_by: datetime | None) -> None:
         registration.student_id = student_id
-        registration.due_state = DUE_PROVISIONING
-        registration.due_at = registration.created_at + stuck_after
+        if confirm_by is None:
+            registration.status = PENDING
+            registration.due_state = DUE_PROVISIONING
+            registration.due_at = registration.created_at + stuck_after
+        else:  # held until confirmed; the time checks give the seat back at ``confirm_by``
+            registration.status = UNCONFIRMED
+            registration.confirm_by = confirm_by
+            registration.due_state = DUE_CONFIRMING
+            registration.due_at = confirm_by
         with _transaction(self.t.connection, CLAIM_INDEX_SEAT) as tx:
             tx.save(self.t.emails(applicant.email_key, registration_id=registration.id),
                     condition=EmailClaimModel.email.does_not_exist())
@@ -174,13 +183,22 @@ class Seats:
                       condition=(WorkshopModel.seats_free > 0) & WorkshopModel.active.is_in(True))
             tx.save(registration, condition=RegistrationModel.id.does_not_exist())
 
-    def _try_waitlist(self, workshop_id: str, applicant: Applicant, registration: RegistrationModel) -> None:
+    def _try_waitlist(self, workshop_id: str, applicant: Applicant, registration: RegistrationModel,
+                      confirm_by: datetime | None) -> None:
+        """Take the next waitlist number. An unconfirmed place keeps its number but stays out of the
+        waitlist index (nobody promotes it, nobody counts it) until it is confirmed."""
         counter = self.t.workshops(workshop_id)
         counter.update(actions=[WorkshopModel.waitlist_seq.add(1)], condition=WorkshopModel.id.exists())
-        registration.status = WAITLISTED
         registration.student_id = None
-        registration.waitlist_workshop = workshop_id
         registration.waitlist_seq = counter.waitlist_seq
+        if confirm_by is None:
+            registration.status = WAITLISTED
+            registration.waitlist_workshop = workshop_id
+        else:
+            registration.status = UNCONFIRMED
+            registration.confirm_by = confirm_by
+            registration.due_state = DUE_CONFIRMING
+            registration.due_at = confirm_by
         with _transaction(self.t.connection, CLAIM_INDEX_WAITLIST) as tx:
             tx.save(self.t.emails(applicant.email_key, registration_id=registration.id),
                     condition=EmailClaimModel.email.does_not_exist())
@@ -208,9 +226,10 @@ class Seats:
     @translated
     def register(self, applicant: Applicant, workshop_id: str, registration_id: str, now: datetime,
                  seated_outbox: list[Entry], waitlisted_outbox: list[Entry],
-                 workshop: Workshop | None = None,
-                 stuck_after: timedelta = timedelta(minutes=10)) -> tuple[Registration, Workshop]:
-        """Claim a free student, or a waitlist place when the workshop is full.
+                 workshop: Workshop | None = None, stuck_after: timedelta = timedelta(minutes=10),
+                 confirm_by: datetime | None = None) -> tuple[Registration, Workshop]:
+        """Claim a free student, or a waitlist place when the workshop is full; with ``confirm_by``,
+        as an unconfirmed hold (:class:`~chalicelib.store.holds.Holds` confirms or releases it).
 
         Contention on a student retries with another one; a seat that frees while
         joining the waitlist sends the applicant back to claim it. ``workshop`` is
@@ -230,10 +249,10 @@ class Seats:
                         _backoff(attempt + 1)
                         continue
                     item = self._new_registration(registration_id, applicant, workshop_id, now, seated_outbox)
-                    self._try_seat(workshop_id, candidate, applicant, item, stuck_after)
+                    self._try_seat(workshop_id, candidate, applicant, item, stuck_after, confirm_by)
                 else:
                     item = self._new_registration(registration_id, applicant, workshop_id, now, waitlisted_outbox)
-                    self._try_waitlist(workshop_id, applicant, item)
+                    self._try_waitlist(workshop_id, applicant, item, confirm_by)
                 return values.registration(item), workshop
             except _GuardHeld:
                 holder = self._guard_holder(applicant.email_key)

@@ -22,10 +22,9 @@ def list_workshops():
 @api.route("/api/registrations", methods=["POST"], content_types=["application/json"])
 @json_errors
 def create_registration():
-    created = registrations.register(ctx(), parse_json(api.current_request.raw_body),
-                                     client=client_address(api.current_request))
-    token = links.action_token(ctx(), created["id"])
-    return json_response(created, 201, {"Location": f"/api/registrations/{token}"})
+    """``202`` and the same body whatever happened: nothing tells whether the address was registered."""
+    registrations.register(ctx(), parse_json(api.current_request.raw_body), client=client_address(api.current_request))
+    return json_response(registrations.RECEIVED, 202)
 
 
 @api.route("/api/registrations/{token}", methods=["GET"])
@@ -39,5 +38,5 @@ def get_registration(token):
            content_types=["application/json"])
 @json_errors
 def registration_action(token, action):
-    """extend | reset | end | leave — each safe to repeat."""
+    """confirm | extend | reset | end | leave — each safe to repeat."""
     return json_response(participant.perform(ctx(), action, links.registration_id(ctx(), token)))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from chalice import Blueprint, Response
 
-from chalicelib.domain.errors import Conflict, InvalidInput
+from chalicelib.domain.errors import Conflict, HoldExpired, InvalidInput
 from chalicelib.domain.registration import LIVE_STATUSES
 from chalicelib.lazy import lazy_module
 from chalicelib.web.http import (
@@ -56,13 +56,35 @@ def register_form(workshop_id):
     workshop = registrations.workshop(ctx(), workshop_id)
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     try:
-        created = registrations.register(ctx(), form, workshop_id, client=client_address(pages.current_request))
+        registrations.register(ctx(), form, workshop_id, client=client_address(pages.current_request))
     except InvalidInput as exc:
         return _form_page(workshop, values, exc.fields, exc.message, 422)
-    except Conflict as exc:
-        return _form_page(workshop, values, {"email": exc.message}, exc.message, 409)
-    return Response(body="", status_code=303,
-                    headers={"Location": f"/registrations/{links.action_token(ctx(), created['id'])}"})
+    # the same page whether the address was new, retried or already registered
+    return html_response(render.page("received.html", workshop=workshop, message=registrations.RECEIVED["message"]))
+
+
+def _confirm_page(token: str, status: int = 200) -> Response:
+    shown = registrations.confirmation(ctx(), links.registration_id(ctx(), token))
+    return html_response(render.page("confirm.html", **shown, action=f"/confirm/{token}",
+                                     status_url=shown["hold"]["status_url"]), status)
+
+
+@pages.route("/confirm/{token}", methods=["GET"])
+@html_errors
+def confirm_page(token):
+    """The confirmation email's link: shows the hold and a button; changes nothing."""
+    return _confirm_page(token)
+
+
+@pages.route("/confirm/{token}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+@html_errors
+def confirm_form(token):
+    require_same_origin(pages.current_request.headers, ctx().settings.public_url)
+    try:
+        confirmed = registrations.confirm(ctx(), links.registration_id(ctx(), token))
+    except HoldExpired:
+        return _confirm_page(token, 409)
+    return Response(body="", status_code=303, headers={"Location": confirmed["status_url"]})
 
 
 @pages.route("/registrations/{token}", methods=["GET"])

@@ -86,7 +86,8 @@ def stack(tmp_path_factory):
     try:
         # Stopping waits for JupyterHub to stop the student servers (local/hub.py gives it 20 s and more):
         # a shorter stop_timeout would SIGKILL `python -m local` and orphan the hub.
-        with LocalStack(workshops, root / "state", start_timeout=120, stop_timeout=60) as running:
+        with LocalStack(workshops, root / "state", start_timeout=120, stop_timeout=60,
+                        env={"WOD_CONFIRM_MINUTES": "15"}) as running:
             yield running
     finally:  # after the hub stopped their servers
         for name in students:

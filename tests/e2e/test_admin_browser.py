@@ -38,8 +38,8 @@ def test_an_organiser_signs_in_extends_a_participant_and_sees_the_audit_entry(pa
     created = requests.post(f"{stack.app_url}/api/registrations", timeout=10, json={
         "workshop": workshop_id, "email": email, "first_name": FIRST, "last_name": LAST, "company": COMPANY,
         "accept_terms": True})
-    assert created.status_code == 201, created.text
-    registration_id = created.json()["id"]
+    assert created.status_code == 202, created.text
+    registration_id = stack.confirm(email)["id"]
     running = wait_until_active(stack, registration_id)
 
     # 1. The dashboard asks who is there; a wrong token is refused.

@@ -1,5 +1,6 @@
-"""A participant registers in a real browser, reads the emails in the local web inbox, logs in
-to the real JupyterHub with the emailed credentials and runs the workshop's first notebook.
+"""A participant registers in a real browser, confirms the seat through the emailed link, reads the
+emails in the local web inbox, logs in to the real JupyterHub with the emailed credentials and runs
+the workshop's first notebook.
 
 Runs `python -m local` (tests/stack.py: app, SMTP + inbox, embedded AWS, order intake, Step Functions,
 JupyterHub with the isolated spawner) and headless Chromium. Screenshots of each step land in
@@ -53,13 +54,32 @@ def token_of(page) -> str:
     return match.group(1)
 
 
-def assert_redirected_after_post(response, workshop_id: str) -> None:
-    """The status page was reached through a 303 from the form's POST (post/redirect/get)."""
+def assert_check_your_mailbox(page, response, workshop_id: str) -> None:
+    """The form's POST answers "check your mailbox", whatever the address (no redirect, no id)."""
     assert response.status == 200, response.status
-    posted = response.request.redirected_from
-    assert posted is not None, "the form POST did not redirect"
-    assert posted.method == "POST" and posted.url.endswith(f"/workshops/{workshop_id}"), posted.url
-    assert posted.response().status == 303
+    assert response.request.method == "POST" and response.request.redirected_from is None
+    expect(page).to_have_url(re.compile(rf"/workshops/{workshop_id}$"))
+    expect(page.locator("h1")).to_have_text("Check your mailbox")
+    assert "/registrations/" not in page.content()
+
+
+def confirm_from_email(page, stack, email: str, title: str):
+    """Open the confirmation email in the inbox, follow its link (a new tab), press the button: the
+    tab lands, through a 303, on the registration's status page. Returns that tab."""
+    message = stack.wait_for_message(lambda m: m["subject"] == f"Confirm your seat: {title}", timeout=20, to=email)
+    frame = open_in_inbox(page, stack, message)
+    link = frame.get_by_role("link", name="Confirm my seat", exact=True)
+    with page.expect_popup() as popup_info:
+        link.click()
+    tab = popup_info.value
+    tab.wait_for_load_state()
+    expect(tab.locator("h1")).to_have_text(title)
+    button = tab.get_by_role("button", name="Confirm my seat")
+    with tab.expect_navigation() as navigation:
+        button.click()
+    landed = navigation.value
+    assert landed.status == 200 and landed.request.redirected_from.response().status == 303
+    return tab
 
 
 def dismiss_news_toast(page, wait: float = 0) -> None:
@@ -136,21 +156,32 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     expect(page.locator("p.error")).to_have_count(len(expected_errors))
     shot(page, "errors")
 
-    # 4. A valid form (non-ASCII name, apostrophe, ampersand) redirects to the status page: the seat
-    #    is taken and the environment is on its way (the backend may already be at work, or done).
+    # 4. A valid form (non-ASCII name, apostrophe, ampersand) answers "check your mailbox": the seat
+    #    is held until the address confirms it, and only the confirmation email goes out.
     fill_form(page, email)
     response = submit(page)
-    assert_redirected_after_post(response, workshop_id)
-    token = token_of(page)
+    assert_check_your_mailbox(page, response, workshop_id)
+    shot(page, "check-your-mailbox")
+    seats = {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=10).json()}
+    assert seats[workshop_id]["seats_free"] == 1, "the hold does not take its seat"
+    confirm_subject = f"Confirm your seat: {title}"
+    confirmation = stack.wait_for_message(lambda m: m["subject"] == confirm_subject, timeout=20, to=email)
+    assert [m["subject"] for m in stack.messages(to=email)] == [confirm_subject]
+
+    # 5. The confirmation link opens a page with a button; pressing it lands on the status page: the
+    #    seat is taken and the environment is on its way (the backend may already be at work, or done).
+    confirmed = confirm_from_email(page, stack, email, title)
+    token = token_of(confirmed)
     status_url = f"{stack.app_url}/registrations/{token}"
-    expect(page.locator("p.status")).to_have_class(SEATED_CLASS)
-    expect(page.locator("p.status")).to_have_text(SEATED_STATUS)
-    expect(page.locator("dt", has_text="Workshop").locator("+ dd")).to_have_text(title)
-    student_dd = page.locator("dt", has_text="Your student account").locator("+ dd")
+    expect(confirmed.locator("p.status")).to_have_class(SEATED_CLASS)
+    expect(confirmed.locator("p.status")).to_have_text(SEATED_STATUS)
+    expect(confirmed.locator("dt", has_text="Workshop").locator("+ dd")).to_have_text(title)
+    student_dd = confirmed.locator("dt", has_text="Your student account").locator("+ dd")
     expect(student_dd).to_have_text(re.compile(r"^e2e-[12]$"))
     student = student_dd.inner_text().strip()
-    expect(page.locator("dd.position")).to_have_count(0)
-    shot(page, "status")
+    expect(confirmed.locator("dd.position")).to_have_count(0)
+    shot(confirmed, "status")
+    confirmed.close()
 
     api = requests.get(f"{stack.app_url}/api/registrations/{token}", timeout=10).json()
     assert api["status"] in ("pending", "provisioning", "active"), api
@@ -161,7 +192,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     seats = {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=10).json()}
     assert seats[workshop_id]["seats_free"] == 1 and seats[workshop_id]["seats_total"] == 2
 
-    # 5. The welcome email arrives; the order goes to the backend, not to anyone's inbox.
+    # 6. The welcome email arrives; the order goes to the backend, not to anyone's inbox.
     subject = f"You're registered: {title}"
     welcome = stack.wait_for_message(lambda m: m["subject"] == subject, timeout=20, to=email)
     assert welcome["to"] == [email]
@@ -169,7 +200,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     assert f"Your registration: {status_url}" in welcome["text"]
     assert stack.messages(to=ORDERS) == [], "an order was delivered to the inbox"
 
-    # 6. The inbox shows it; the HTML body greets the participant and links to the status page.
+    # 6b. The inbox shows it; the HTML body greets the participant and links to the status page.
     frame = open_in_inbox(page, stack, welcome)
     expect(frame.locator("body")).to_contain_text(f"Hello {FIRST},")
     expect(frame.locator("body")).to_contain_text(f"Thank you for registering for {title} (1 h)")
@@ -204,7 +235,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     assert f"Start workshop: {start_url}" in text
     assert f"Your registration: {status_url}" in text
     assert stack.messages(to=ORDERS) == [], "an order was delivered to the inbox"
-    assert [m["subject"] for m in stack.messages(to=email)] == [ready["subject"], subject]
+    assert [m["subject"] for m in stack.messages(to=email)] == [ready["subject"], subject, confirmation["subject"]]
 
     frame = open_in_inbox(page, stack, ready)
     expect(frame.locator("body")).to_contain_text(f"Your environment for {title} is ready.")
@@ -277,22 +308,20 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     assert f"until {ends_at.strftime('%H:%M UTC on %d %b %Y')}." in text
     shot(status_tab, "status-active")
 
-    # 13. The same email (any case) cannot register again: 409, the form keeps what was typed.
+    # 13. The same email (any case) registering again gets the same answer, takes nothing, and the
+    #     mailbox gets a short email with the registration's link.
     page.bring_to_front()
     page.goto(f"{stack.app_url}/workshops/{workshop_id}")
     fill_form(page, email.upper())
     response = submit(page)
-    assert response.status == 409
-    expect(page).to_have_url(f"{stack.app_url}/workshops/{workshop_id}")
-    expect(page.locator("#email-error")).to_have_text(
-        "This email address already has a live registration. Check your inbox for its status link.")
-    expect(page.locator("#first_name")).to_have_value(FIRST)
-    expect(page.locator("#last_name")).to_have_value(LAST)
-    expect(page.locator("#company")).to_have_value(COMPANY)
+    assert_check_your_mailbox(page, response, workshop_id)
     shot(page, "duplicate")
     seats = {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=10).json()}
-    assert seats[workshop_id]["seats_free"] == 1, "the refused duplicate took a seat"
-    assert len(stack.messages(to=email)) == 2, "the refused duplicate was emailed"
+    assert seats[workshop_id]["seats_free"] == 1, "the duplicate took a seat"
+    already = stack.wait_for_message(lambda m: m["subject"] == f"You are already registered: {title}", timeout=20,
+                                     to=email)
+    assert f"Your registration: {status_url}" in already["text"]
+    assert len(stack.messages(to=email)) == 4, "the duplicate was emailed more than its notice"
 
     # Every tab: the app, the inbox, the hub's login page and JupyterLab (its kernel websocket included).
     assert console.errors == [], f"the browser reported errors: {console.errors}"
@@ -313,16 +342,17 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
     workshop_id, title = workshops["waitlist"]["id"], workshops["waitlist"]["title"]
     email = "zoe.waitlist@example.com"
 
-    # 1. Two API registrations take both seats (the backend then prepares them, in the background).
+    # 1. Two API registrations, confirmed through their links, take both seats (the backend then
+    #    prepares them, in the background).
     seated = {}
     for n in (1, 2):
         response = requests.post(f"{stack.app_url}/api/registrations", timeout=30, json={
             "workshop": workshop_id, "email": f"seat{n}@example.com", "first_name": f"Seat{n}",
             "last_name": "Holder", "company": "Example", "accept_terms": True,
         })
-        assert response.status_code == 201, response.text
-        body = response.json()
-        assert body["status"] == "pending" and body["position"] is None, body
+        assert response.status_code == 202 and "id" not in response.json(), response.text
+        body = stack.confirm(f"seat{n}@example.com")
+        assert body["status"] in ("pending", "provisioning", "active") and body["position"] is None, body
         seated[f"seat{n}@example.com"] = body
     assert sorted(body["student"] for body in seated.values()) == ["e2ewait-1", "e2ewait-2"]
     workshops = {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=10).json()}
@@ -347,16 +377,18 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
     fill_form(page, email)
     shot(page, "form")
     response = submit(page)
-    assert_redirected_after_post(response, workshop_id)
-    token = token_of(page)
+    assert_check_your_mailbox(page, response, workshop_id)
+    waiting = confirm_from_email(page, stack, email, title)
+    token = token_of(waiting)
     status_url = f"{stack.app_url}/registrations/{token}"
-    expect(page.locator("p.status")).to_have_class("status status-waitlisted")
-    expect(page.locator("p.status")).to_have_text("Status: Waitlisted")
-    expect(page.locator("dt", has_text="Waitlist position")).to_have_count(1)
-    expect(page.locator("dd.position")).to_have_text("1")
-    expect(page.locator("dt", has_text="Your student account")).to_have_count(0)
-    expect(page.locator("dt", has_text="Workshop").locator("+ dd")).to_have_text(title)
-    shot(page, "status")
+    expect(waiting.locator("p.status")).to_have_class("status status-waitlisted")
+    expect(waiting.locator("p.status")).to_have_text("Status: Waitlisted")
+    expect(waiting.locator("dt", has_text="Waitlist position")).to_have_count(1)
+    expect(waiting.locator("dd.position")).to_have_text("1")
+    expect(waiting.locator("dt", has_text="Your student account")).to_have_count(0)
+    expect(waiting.locator("dt", has_text="Workshop").locator("+ dd")).to_have_text(title)
+    shot(waiting, "status")
+    waiting.close()
 
     api = requests.get(f"{stack.app_url}/api/registrations/{token}", timeout=10).json()
     assert (api["status"], api["position"], api["student"]) == ("waitlisted", 1, None)
@@ -384,7 +416,8 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
         assert f"Student name: {body['student']}" in ready["text"]
         state = requests.get(stack.app_url + stack.participant_path(body["id"]), timeout=10).json()
         assert (state["status"], state["student"]) == ("active", body["student"]), state
-    assert [m["subject"] for m in stack.messages(to=email)] == [subject], "the waitlisted participant got a login"
+    assert [m["subject"] for m in stack.messages(to=email)] == [subject, f"Confirm your seat: {title}"], \
+        "the waitlisted participant got a login"
     api = requests.get(f"{stack.app_url}/api/registrations/{token}", timeout=10).json()
     assert (api["status"], api["position"], api["student"]) == ("waitlisted", 1, None)
     assert stack.messages(to=ORDERS) == [], "an order was delivered to the inbox"
@@ -392,14 +425,15 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
     assert console.errors == [], f"the browser reported errors: {console.errors}"
 
 
-def test_duplicate_email_on_a_full_workshop_is_a_conflict(page, stack, workshops, shot):
-    workshop_id = workshops["full"]["id"]
+def test_a_duplicate_email_on_a_full_workshop_takes_nothing_and_reveals_nothing(page, stack, workshops, shot):
+    workshop_id, title = workshops["full"]["id"], workshops["full"]["title"]
     email = "only.seat@example.com"
     response = requests.post(f"{stack.app_url}/api/registrations", timeout=30, json={
         "workshop": workshop_id, "email": email, "first_name": FIRST, "last_name": LAST,
         "company": COMPANY, "accept_terms": True,
     })
-    assert response.status_code == 201 and response.json()["status"] == "pending", response.text
+    assert response.status_code == 202, response.text
+    assert stack.confirm(email)["status"] in ("pending", "provisioning", "active")
 
     page.goto(f"{stack.app_url}/workshops/{workshop_id}")
     expect(page.locator("form.register h2")).to_have_text("Join the waitlist")
@@ -407,5 +441,6 @@ def test_duplicate_email_on_a_full_workshop_is_a_conflict(page, stack, workshops
     page.locator("#company").fill("Elsewhere Ltd")  # someone else with that address: not a retry
     response = submit(page)
     shot(page, "duplicate")
-    assert response.status == 409
-    expect(page.locator("#email-error")).to_contain_text("already has a live registration")
+    assert_check_your_mailbox(page, response, workshop_id)
+    stack.wait_for_message(lambda m: m["subject"] == f"You are already registered: {title}", timeout=20, to=email)
+    assert stack.registration(email)["position"] is None  # still seated, nobody waits

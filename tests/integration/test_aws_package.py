@@ -356,11 +356,12 @@ def test_non_serverless_part_deploys_and_a_smoke_flow_runs(deployed, tmp_path, m
     created = registrations.register(context, {"email": "ada@example.com", "first_name": "Ada",
                                                "last_name": "Lovelace", "company": "Analytical",
                                                "workshop": "WKSHP-SMOKE", "accept_terms": True})
-    assert created["status"] in ("pending", "provisioning")
+    assert created["status"] == "unconfirmed"  # held until the address confirms (WOD_CONFIRM_MINUTES)
     table = boto3.resource("dynamodb", region_name=REGION).Table(f"{PARAMETERS['TablePrefix']}-customers")
     assert table.get_item(Key={"id": created["id"]})["Item"]["email"] == "ada@example.com"
+    assert registrations.confirm(context, created["id"])["status"] in ("pending", "provisioning")
     sent = boto3.client("ses", region_name=REGION).get_send_quota()["SentLast24Hours"]
-    assert sent >= 2  # the welcome mail and the CREATE order to the location's address
+    assert sent >= 3  # the confirmation, the welcome mail and the CREATE order to the location's address
 
     # The orders topic exists under this stack's name and accepts what SES would publish.
     sns = boto3.client("sns", region_name=REGION)

@@ -28,11 +28,12 @@ APPLIANCE = ROOT / "workshops" / "WKSHP-API101" / "appliance" / "server.py"
 
 
 def register(stack, n):
+    email = f"d{n}@example.com"
     response = requests.post(f"{stack.app_url}/api/registrations", timeout=60, json={
-        "workshop": "WKSHP-DURA", "email": f"d{n}@example.com", "first_name": "D", "last_name": str(n),
+        "workshop": "WKSHP-DURA", "email": email, "first_name": "D", "last_name": str(n),
         "company": "C", "accept_terms": True})
-    assert response.status_code == 201, response.text
-    return response.json()
+    assert response.status_code == 202, response.text
+    return stack.registration(email)
 
 
 def free_port_base(count: int) -> int:

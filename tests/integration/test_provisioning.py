@@ -28,8 +28,8 @@ def register(stack, workshop, email):
     response = requests.post(f"{stack.app_url}/api/registrations", timeout=60, json={
         "workshop": workshop, "email": email, "first_name": "Ada", "last_name": "Lovelace", "company": "Engines",
         "accept_terms": True})
-    assert response.status_code == 201, response.text
-    return response.json()
+    assert response.status_code == 202, response.text
+    return stack.registration(email)
 
 
 def credentials(stack, email, timeout=90):

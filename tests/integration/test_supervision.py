@@ -56,9 +56,9 @@ def register(stack: LocalStack, n: int) -> dict:
     response = requests.post(f"{stack.app_url}/api/registrations", timeout=30, json={
         "workshop": "WKSHP-SUP", "email": email, "first_name": "Sue", "last_name": str(n), "company": "C",
         "accept_terms": True})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     stack.wait_for_message(lambda m: m["subject"].startswith("Your workshop is ready"), timeout=120, to=email)
-    return response.json()
+    return stack.registration(email)
 
 
 def start(tmp_path: Path) -> LocalStack:

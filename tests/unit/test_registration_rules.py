@@ -76,3 +76,14 @@ def test_scaled_clock_runs_faster_than_the_wall():
     assert 150 <= (clock() - first).total_seconds() <= 400  # 0.05 s of wall time = about 3 minutes
     with pytest.raises(ValueError):
         ScaledClock(0)
+
+
+def test_a_hold_lasts_the_confirmation_window_unless_confirmation_is_off():
+    from datetime import timedelta
+
+    from chalicelib.domain.registration import LIVE_STATUSES, UNCONFIRMED, confirm_window
+
+    assert confirm_window(15, True) == timedelta(minutes=15)
+    assert confirm_window(0, True) is None  # off everywhere
+    assert confirm_window(15, False) is None  # a workshop's `confirm: false`
+    assert UNCONFIRMED in LIVE_STATUSES  # a hold keeps its address's guard
