@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pytest
 
 from chalicelib.domain.workshop_spec import WorkshopSpec
-from chalicelib.services import registrations, seats, time_checks
+from chalicelib.services import links, registrations, seats, time_checks
 from chalicelib.settings import load_settings
 from tests.factory import registered
 
@@ -41,7 +41,7 @@ def post(client, data: dict):
 
 def link_in(recording, email: str) -> str:
     [mail] = [m for m in recording.to(email) if m.subject == f"Confirm your seat: {TITLE}"]
-    return re.search(r"https://wod\.example(/confirm/[A-Za-z0-9_-]+)", mail.text).group(1)
+    return re.search(r"https://wod\.example(/confirm/[A-Za-z0-9_.-]+)", mail.text).group(1)
 
 
 def test_a_new_registration_holds_its_seat_and_owes_only_the_confirmation(client, confirming, tables, recording):
@@ -52,8 +52,9 @@ def test_a_new_registration_holds_its_seat_and_owes_only_the_confirmation(client
     assert tables.students.get(held["student"]).status == "reserved"
     assert [m.subject for m in recording.sent] == [f"Confirm your seat: {TITLE}"]  # no order, no welcome
     [mail] = recording.sent
-    assert f"https://wod.example/confirm/{held['id']}" in mail.text and "09:15 UTC" in mail.text
-    assert f'href="https://wod.example/confirm/{held["id"]}"' in mail.html
+    token = links.action_token(confirming, held["id"])
+    assert f"https://wod.example/confirm/{token}" in mail.text and "09:15 UTC" in mail.text
+    assert f'href="https://wod.example/confirm/{token}"' in mail.html
     assert not tables.customers.get(held["id"]).outbox
 
 
@@ -84,8 +85,8 @@ def test_the_link_shows_a_button_and_its_post_confirms_once(client, confirming, 
 
 def test_the_json_api_confirms_too(client, confirming, recording):
     post(client, body("ada@example.com"))
-    reg_id = link_in(recording, "ada@example.com").rsplit("/", 1)[1]
-    response = client.http.post(f"/api/registrations/{reg_id}/confirm", headers={"Content-Type": "application/json"},
+    token = link_in(recording, "ada@example.com").rsplit("/", 1)[1]
+    response = client.http.post(f"/api/registrations/{token}/confirm", headers={"Content-Type": "application/json"},
                                 body="")
     assert response.status_code == 200 and json.loads(response.body)["status"] == "pending"
 
@@ -120,7 +121,7 @@ def test_an_expired_hold_gives_its_seat_back_and_says_so(client, confirming, tab
     late = client.http.post(link, headers=FORM, body="")
     html = late.body.decode()
     assert late.status_code == 409 and "not confirmed in time" in html and f'href="/workshops/{WORKSHOP}"' in html
-    response = client.http.post(f"/api/registrations/{held['id']}/confirm",
+    response = client.http.post(f"/api/registrations/{links.action_token(confirming, held['id'])}/confirm",
                                 headers={"Content-Type": "application/json"}, body="")
     status, answer = response.status_code, json.loads(response.body)
     assert status == 409 and answer["error"] == "hold_expired"

@@ -109,7 +109,7 @@ def test_registering_a_victims_address_blocks_them_no_longer_than_the_hold(clien
 
 def test_opening_the_confirmation_link_changes_nothing(client, hoard, tables, recording):
     post(client, body("ada@example.com", "Ada"))
-    link = re.search(r"/confirm/[A-Za-z0-9_-]+", recording.sent[0].text).group(0)
+    link = re.search(r"/confirm/[A-Za-z0-9_.-]+", recording.sent[0].text).group(0)
     for method in ("GET", "HEAD"):
         client.http.request(method, link)
     held = registered(hoard, "ada@example.com")
@@ -123,7 +123,7 @@ def test_an_expired_hold_returns_the_seat_and_promotes_the_waitlist(client, sync
     post(client, body("hoarder@example.com") | one)  # holds the only seat, never confirms
     clock.advance(minutes=1)
     post(client, body("waiter@example.com", "Wait") | one)
-    link = re.search(r"/confirm/[A-Za-z0-9_-]+", recording.to("waiter@example.com")[0].text).group(0)
+    link = re.search(r"/confirm/[A-Za-z0-9_.-]+", recording.to("waiter@example.com")[0].text).group(0)
     client.http.post(link, headers={"Content-Type": "application/x-www-form-urlencoded"}, body="")
     assert registered(hoard, "waiter@example.com")["status"] == "waitlisted"
 
