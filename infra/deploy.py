@@ -16,6 +16,8 @@ anything. ``infra/rehearsal.py`` runs these same commands against an embedded AW
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -25,6 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND")
 HUB_SOURCES = ("infra/hub", "infra/jupyterhub")  # what the hub host's bootstrap.sh needs
+LOCATION = re.compile(r"[a-z][a-z0-9-]{0,30}")  # the template's Location pattern
+# the template's AlarmEmail pattern: it is also an argument in the hub host's boot script
+ALARM_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
 class DeployError(RuntimeError):
@@ -53,6 +58,27 @@ def check_parameters(parameters: Mapping[str, str]) -> None:
                if not parameters.get(name)]
     if missing:
         raise DeployError(f"missing parameter(s) {', '.join(missing)}: see docs/deploy.md, section 3")
+    alarm = parameters.get("AlarmEmail", "")
+    if alarm and not ALARM_EMAIL.fullmatch(alarm):
+        raise DeployError(f"AlarmEmail={alarm!r}: one plain address (name@example.org), no display name")
+    check_locations(parameters.get("Locations", "{}"), frontend)
+
+
+def check_locations(value: str, frontend: bool) -> None:
+    """``Locations`` is read by every function at start: a value that is not a JSON object of
+    location -> order address would stop them all, and a frontend without one sends no order."""
+    hint = ("Locations must be a JSON object of location -> order address, e.g. "
+            """Locations='{\"paris\":\"orders@example.org\"}' inside PARAMS="..." (docs/deploy.md)""")
+    try:
+        locations = json.loads(value)
+    except ValueError:
+        raise DeployError(f"Locations={value!r} is not JSON. {hint}") from None
+    if not isinstance(locations, dict) or not all(
+            isinstance(name, str) and LOCATION.fullmatch(name) and isinstance(address, str) and "@" in address
+            for name, address in locations.items()):
+        raise DeployError(f"Locations={value!r}: {hint}")
+    if frontend and not locations:
+        raise DeployError(f"Locations is empty: the frontend would have nowhere to send any order. {hint}")
 
 
 def aws(*arguments: str, region: str, endpoint: str | None = None) -> list[str]:

@@ -10,7 +10,8 @@ from infra import deploy, standins
 from infra.rehearsal import Rehearsal, StepFailed
 
 FRONTEND = {"PublicUrl": "https://w.example.org", "MailDomain": "example.org", "MailFrom": "W <noreply@example.org>",
-            "OrdersAddress": "orders@example.org", "HubUrl": "https://hub.example.org", "AlarmEmail": "ops@example.org"}
+            "OrdersAddress": "orders@example.org", "HubUrl": "https://hub.example.org", "AlarmEmail": "ops@example.org",
+            "Locations": '{"paris": "orders@example.org"}'}
 
 
 def test_a_frontend_without_an_alarm_email_is_refused_before_anything_is_uploaded(tmp_path):
@@ -28,6 +29,43 @@ def test_missing_parameters_are_named():
     with pytest.raises(deploy.DeployError, match="Name=Value"):
         deploy.parse_parameters(["PublicUrl"])
     assert deploy.parse_parameters(["MailFrom=W <a=b@example.org>"]) == {"MailFrom": "W <a=b@example.org>"}
+
+
+@pytest.mark.parametrize("locations", ["{paris:orders@example.org}", "'{\"paris\":\"orders@example.org\"}'", "",
+                                       '["orders@example.org"]', '{"paris": 1}', '{"Paris Site": "orders@example.org"}',
+                                       '{"paris": "nobody"}'])
+def test_locations_that_the_functions_could_not_read_are_refused_before_anything_is_uploaded(tmp_path, locations):
+    ran: list[list[str]] = []
+    with pytest.raises(deploy.DeployError, match="Locations"):
+        deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1",
+                      parameters={**FRONTEND, "Locations": locations}, run=ran.append)
+    assert ran == []
+
+
+def test_a_frontend_needs_a_location_to_send_orders_to_and_a_location_stack_may_name_none():
+    with pytest.raises(deploy.DeployError, match="Locations is empty"):
+        deploy.check_parameters({k: v for k, v in FRONTEND.items() if k != "Locations"})
+    deploy.check_parameters({**FRONTEND, "Frontend": "false", "Locations": "{}", "AlarmEmail": ""})
+
+
+@pytest.mark.parametrize("address", ['ops@example.org" ; reboot ; "', "$(id)@example.org", "Ops <ops@example.org>",
+                                     "ops@example.org other@example.org", "ops"])
+def test_an_alarm_email_that_is_not_one_plain_address_is_refused(address):
+    with pytest.raises(deploy.DeployError, match="AlarmEmail"):
+        deploy.check_parameters({**FRONTEND, "AlarmEmail": address})
+
+
+def test_the_template_refuses_the_alarm_emails_the_deploy_refuses():
+    import re
+
+    from infra.template import parameters
+
+    pattern = parameters()["AlarmEmail"]["AllowedPattern"]
+    for address in ("", "ops@example.org", "first.last+wod@mail.example.co.uk"):
+        assert re.fullmatch(pattern, address)
+        assert not address or deploy.ALARM_EMAIL.fullmatch(address)
+    for address in ('ops@example.org" ; reboot ; "', "$(id)@example.org", "Ops <ops@example.org>"):
+        assert not re.fullmatch(pattern, address)
 
 
 def stack_in(status: str | None):
