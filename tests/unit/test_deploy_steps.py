@@ -2,6 +2,7 @@
 moto's CloudFormation lacks (``infra/standins.py``), without any AWS."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,8 +72,28 @@ def test_the_template_refuses_the_alarm_emails_the_deploy_refuses():
 def stack_in(status: str | None):
     """The CLI's answers: the stack's status (None: no stack yet) and, once deployed, its content bucket."""
     def query(command: list[str]) -> str | None:
-        return "wod-content-1" if any("'ContentBucket'" in part for part in command) else status
+        if any("'ContentBucket'" in part for part in command):
+            return "wod-content-1"
+        return json.dumps([status] if status else [])
     return query
+
+
+def test_a_status_that_cannot_be_read_stops_the_deploy_before_anything_changes(tmp_path):
+    ran: list[list[str]] = []
+    for answer in (None, "", "An error occurred (Throttling)"):
+        with pytest.raises(deploy.DeployError, match="could not be read"):
+            deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters=FRONTEND,
+                          run=ran.append, query=lambda command, answer=answer: answer)
+    assert ran == []  # never taken for "no stack" (which would deploy the tables unprotected)
+
+
+def test_the_status_query_finds_the_live_stack_among_deleted_ones():
+    command = deploy.status_command(stack="wod", region="eu-west-1")
+    assert command[3:5] == ["cloudformation", "list-stacks"] and command[command.index("--output") + 1] == "json"
+    assert "StackName=='wod' && StackStatus!='DELETE_COMPLETE'" in command[command.index("--query") + 1]
+    with pytest.raises(deploy.DeployError, match="STACK"):
+        deploy.deploy(Path("."), bucket="b", stack="wod' || 'x", region="eu-west-1", parameters=FRONTEND,
+                      run=lambda command: None, query=stack_in(None))
 
 
 no_stack = stack_in(None)
