@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TypeGuard
 from urllib.parse import quote
 
 from chalicelib.adapters import render
@@ -43,7 +44,7 @@ def _send_credentials(ctx: Context, reg: Registration, password: str, reported_h
     ), urgent=True)
 
 
-def _key_shaped(value: object) -> bool:
+def _key_shaped(value: object) -> TypeGuard[str]:
     """Whether ``value`` can be a registration or student id (an item key): an unsigned body may
     name anything, and an empty or oversized key is a storage error, not a refusal."""
     return isinstance(value, str) and ITEM_KEY.fullmatch(value) is not None
