@@ -16,6 +16,8 @@ anything. ``infra/rehearsal.py`` runs these same commands against an embedded AW
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -25,6 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND")
 HUB_SOURCES = ("infra/hub", "infra/jupyterhub")  # what the hub host's bootstrap.sh needs
+STACK = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,38}")  # functions are named <stack>-<function>
+LOCATION = re.compile(r"[a-z][a-z0-9-]{0,30}")  # the template's Location pattern
+# the template's AlarmEmail pattern: it is also an argument in the hub host's boot script
+ALARM_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
 class DeployError(RuntimeError):
@@ -53,6 +59,27 @@ def check_parameters(parameters: Mapping[str, str]) -> None:
                if not parameters.get(name)]
     if missing:
         raise DeployError(f"missing parameter(s) {', '.join(missing)}: see docs/deploy.md, section 3")
+    alarm = parameters.get("AlarmEmail", "")
+    if alarm and not ALARM_EMAIL.fullmatch(alarm):
+        raise DeployError(f"AlarmEmail={alarm!r}: one plain address (name@example.org), no display name")
+    check_locations(parameters.get("Locations", "{}"), frontend)
+
+
+def check_locations(value: str, frontend: bool) -> None:
+    """``Locations`` is read by every function at start: a value that is not a JSON object of
+    location -> order address would stop them all, and a frontend without one sends no order."""
+    hint = ("Locations must be a JSON object of location -> order address, e.g. "
+            """Locations='{\"paris\":\"orders@example.org\"}' inside PARAMS="..." (docs/deploy.md)""")
+    try:
+        locations = json.loads(value)
+    except ValueError:
+        raise DeployError(f"Locations={value!r} is not JSON. {hint}") from None
+    if not isinstance(locations, dict) or not all(
+            isinstance(name, str) and LOCATION.fullmatch(name) and isinstance(address, str) and "@" in address
+            for name, address in locations.items()):
+        raise DeployError(f"Locations={value!r}: {hint}")
+    if frontend and not locations:
+        raise DeployError(f"Locations is empty: the frontend would have nowhere to send any order. {hint}")
 
 
 def aws(*arguments: str, region: str, endpoint: str | None = None) -> list[str]:
@@ -78,8 +105,23 @@ def deploy_command(template: Path, *, bucket: str, stack: str, region: str, para
 
 
 def status_command(*, stack: str, region: str, endpoint: str | None = None) -> list[str]:
-    return aws("cloudformation", "describe-stacks", "--stack-name", stack, "--query", "Stacks[0].StackStatus",
-               "--output", "text", region=region, endpoint=endpoint)
+    """The stack's status as a JSON list, empty when there is no such stack: a command that
+    succeeds either way, so that a failure (throttling, no network) is never taken for "no stack"."""
+    return aws("cloudformation", "list-stacks", "--query",
+               f"StackSummaries[?StackName=='{stack}' && StackStatus!='DELETE_COMPLETE'].StackStatus",
+               "--output", "json", region=region, endpoint=endpoint)
+
+
+def stack_status(answer: str | None, stack: str) -> str | None:
+    """``status_command``'s answer -> the status, None when the stack does not exist."""
+    try:
+        statuses = json.loads(answer) if answer is not None else None
+    except ValueError:
+        statuses = None
+    if not isinstance(statuses, list):
+        raise DeployError(f"the status of stack {stack} could not be read (see the AWS CLI's message above); "
+                          "nothing was changed: run the deploy again")
+    return str(statuses[0]) if statuses else None
 
 
 def delete_commands(*, stack: str, region: str, endpoint: str | None = None) -> list[list[str]]:
@@ -141,13 +183,15 @@ def deploy(package: Path, *, bucket: str, stack: str, region: str, parameters: M
     a second change set turns the protection on. A stack left empty by a failed first deploy
     (``ROLLBACK_COMPLETE``, which CloudFormation cannot update) is removed before trying again."""
     check_parameters(parameters)
-    status = query(status_command(stack=stack, region=region, endpoint=endpoint))
+    if not STACK.fullmatch(stack):
+        raise DeployError(f"STACK={stack!r}: letters, digits and hyphens, starting with a letter, 39 at most")
+    status = stack_status(query(status_command(stack=stack, region=region, endpoint=endpoint)), stack)
     if status == "ROLLBACK_COMPLETE":
         say(f"stack {stack}: its first deploy failed and was rolled back (nothing kept); removing it to try again")
         for command in delete_commands(stack=stack, region=region, endpoint=endpoint):
             run(command)
         status = None
-    first = status in (None, "", "REVIEW_IN_PROGRESS")
+    first = status in (None, "REVIEW_IN_PROGRESS")
     packaged = package / "packaged.json"
     run(package_command(package / "sam.json", packaged, bucket=bucket, stack=stack, region=region,
                         endpoint=endpoint))

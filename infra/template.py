@@ -312,6 +312,7 @@ def parameters() -> dict:
                              "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 180, 365, 400, 545, 731],
                              "Description": "How long the functions' logs are kept"},
         "AlarmEmail": {"Type": "String", "Default": "",
+                       "AllowedPattern": r"([A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})?",
                        "Description": "Where alarms and mail bounces are emailed (required for a frontend)"},
         "TableDeletionProtection": {"Type": "String", "AllowedValues": ["true", "false"], "Default": "false",
                                     "Description": "DynamoDB deletion protection on the tables: `make deploy` "

@@ -6,7 +6,8 @@ command are replaced; the process runs in the workshop folder.
 
 Each appliance has a token of its own, random, made when it starts: the appliance finds it in
 ``APPLIANCE_TOKEN`` (its environment, which only its owner and root can read; never its command
-line, which every local user can), the student's notebooks as ``{{ appliance_token }}``.
+line, which every local user can), the student's notebooks as ``{{ appliance_token }}``. Run as
+students, an appliance counts as ready only when its port is served by its student's user alone.
 """
 from __future__ import annotations
 
@@ -43,6 +44,21 @@ def _healthy(url: str) -> bool:
     except urllib3.exceptions.HTTPError:
         return False
     return response.status < 500
+
+
+def listener_uids(port: int, tables: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6")) -> set[int]:
+    """The users whose sockets listen on TCP ``port`` (any address), as the kernel lists them."""
+    uids = set()
+    for table in tables:
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 7 and fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                uids.add(int(fields[7]))
+    return uids
 
 
 class Fence(Protocol):
@@ -149,6 +165,8 @@ class LocalAppliances:
                 home = account.pw_dir
                 identity = {"user": account.pw_uid, "group": account.pw_gid,
                             "extra_groups": os.getgrouplist(student, account.pw_gid), "umask": 0o077}
+                if listener_uids(port) - {account.pw_uid}:
+                    raise Unavailable(f"the appliance port {port} of {student} is taken by another user")
             if self.fence is not None:
                 try:
                     self.fence.allow_only(port, identity.get("user", os.getuid()))
@@ -170,6 +188,10 @@ class LocalAppliances:
                     log.close()
 
     def ready(self, student: str, appliance: dict, port: int) -> bool:
+        """Healthy, and (as students) served by the student's own user alone: any local user may
+        listen on a free port, and a squatter would receive the student's token and requests."""
+        if self.run_as_students and listener_uids(port) != {self._account(student).pw_uid}:
+            return False
         return _healthy(self.url(student, port) + appliance.get("health_path", "/"))
 
     def _end(self, student: str) -> None:

@@ -22,6 +22,8 @@ def action_token(key: bytes, registration_id: str) -> str:
 def registration_of(key: bytes, token: str) -> str | None:
     """The registration id a token was made for; None when the token is not one of ours (a bare
     registration id, a changed id, a MAC under another key)."""
+    if not token.isascii():  # ours are; compare_digest and the MAC refuse some others (a hostile URL)
+        return None
     registration_id, dot, mac = token.rpartition(".")
     if not dot or not registration_id or len(mac) != MAC_LENGTH:
         return None

@@ -3,7 +3,9 @@
 apology) and ``cleaned`` (the seat comes back, the thank-you is sent, the waitlist is served)."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from typing import TypeGuard
 from urllib.parse import quote
 
 from chalicelib.adapters import render
@@ -17,6 +19,7 @@ from chalicelib.services import outbox, pacing, seats
 from chalicelib.services.context import Context
 
 README = "0-ReadMeFirst.ipynb"
+ITEM_KEY = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
 
 def start_link(hub_url: str) -> str:
@@ -41,12 +44,18 @@ def _send_credentials(ctx: Context, reg: Registration, password: str, reported_h
     ), urgent=True)
 
 
+def _key_shaped(value: object) -> TypeGuard[str]:
+    """Whether ``value`` can be a registration or student id (an item key): an unsigned body may
+    name anything, and an empty or oversized key is a storage error, not a refusal."""
+    return isinstance(value, str) and ITEM_KEY.fullmatch(value) is not None
+
+
 def signer_location(ctx: Context, registration_id: object, student_id: object) -> str:
     """The location whose backend may report on ``registration_id``: its workshop's (for the purge
     of a student that had no registration, ``purge-<student>``, the student's workshop's). A
     callback is verified with that location's key alone, so one location's backend cannot report
     on another's registrations; an unknown registration is refused like a bad signature."""
-    if not isinstance(registration_id, str) or not isinstance(student_id, str):
+    if not _key_shaped(registration_id) or not _key_shaped(student_id):  # the store would refuse it
         raise OrderRejected("bad_signature", "the signature is missing or does not match")
     try:
         if registration_id == f"purge-{student_id}":

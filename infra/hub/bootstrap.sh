@@ -88,6 +88,14 @@ for p in "$PORT" "$API_PORT" "$PROXY_API_PORT"; do
   [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -gt 0 ] && [ "$p" -lt 65536 ] || die "$p is not a TCP port"
 done
 case "$PREFIX" in /*) ;; *) die "--prefix must be an absolute path" ;; esac
+# These go into hub.env (which the hub's start script sources), the start script and the systemd
+# unit: nothing there may hold a space, a quote or a shell expansion.
+[[ "$PREFIX" =~ ^/[A-Za-z0-9/_.-]*$ ]] || die "--prefix $PREFIX: letters, digits and / _ . - only"
+[[ -z "$TOKEN_SECRET" || "$TOKEN_SECRET" =~ ^[A-Za-z0-9/_+=.@:-]{1,512}$ ]] \
+  || die "--hub-token-secret $TOKEN_SECRET: not a Secrets Manager name or ARN"
+[[ -z "$AWS_ENDPOINT" || "$AWS_ENDPOINT" =~ ^https?://[A-Za-z0-9.:/_-]+$ ]] || die "--aws-endpoint $AWS_ENDPOINT: not a URL"
+[[ -z "$PUBLIC_IP" || "$PUBLIC_IP" =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] || die "--public-ip $PUBLIC_IP: not an IPv4 address"
+[[ -z "$EMAIL" || "$EMAIL" =~ ^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$ ]] || die "--email $EMAIL: not an address"
 
 APT_UPDATED=0
 apt_install() {  # apt_install PACKAGE...: Debian/Ubuntu packages, once

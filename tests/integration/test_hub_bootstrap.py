@@ -192,6 +192,13 @@ def test_bootstrap_installs_a_hub_that_provisions_a_student_and_stops_clean(embe
     (["--table", "wod-students", "--hub-token-secret", "s", "--region", "mars"], "not an AWS region"),
     (["--table", "wod-students", "--hub-token-secret", "s", "--prefix", "relative"], "absolute path"),
     (["--nonsense"], "unknown option"),
+    (["--table", "wod-students", "--hub-token-secret", "s", "--prefix", "/opt/wod hub"], "--prefix"),
+    (["--table", "wod-students", "--hub-token-secret", "s", "--prefix", "/opt/$(id)"], "--prefix"),
+    (["--table", "wod-students", "--hub-token-secret", "/wod/hub-token/aws $(touch /tmp/x)"], "--hub-token-secret"),
+    (["--table", "wod-students", "--hub-token-secret", "s\nWOD_HUB_SPAWNER=simple"], "--hub-token-secret"),
+    (["--table", "wod-students", "--hub-token-secret", "s", "--aws-endpoint", "http://x;id"], "--aws-endpoint"),
+    (["--table", "wod-students", "--hub-token-secret", "s", "--public-ip", "1.2.3.4 x"], "--public-ip"),
+    (["--table", "wod-students", "--hub-token-secret", "s", "--email", '"a@b.org'], "--email"),
 ])
 def test_bootstrap_refuses_bad_arguments_before_changing_anything(args, message, tmp_path):
     done = subprocess.run(["bash", str(BOOTSTRAP), *args], capture_output=True, text=True, timeout=30,

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chalicelib.adapters.appliances import LocalAppliances
+from chalicelib.adapters.appliances import LocalAppliances, listener_uids
+from chalicelib.domain.errors import Unavailable
 from local.hub import HUB_VENV, student_firewall
 from tests.hubtools import free_ports, new_name, remove_linux_user
 
@@ -154,3 +155,32 @@ def test_an_appliance_started_again_keeps_its_token(appliances, students):
         assert again.token(a) == token
     finally:
         again.stop_all()
+
+
+SQUATTER = """
+import http.server, sys
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+
+
+def test_a_port_squatted_by_another_student_is_never_taken_for_the_appliance(appliances, students):
+    """Any local user may listen on a free port: another student's server on it would get the
+    student's requests and token. The appliance refuses to start there and is never ready."""
+    a, b = students
+    port = free_ports(1)[0]
+    squatter = subprocess.Popen(["runuser", "-u", b, "--", PYTHON, "-c", SQUATTER, str(port)], cwd="/",
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not listener_uids(port):
+            assert time.monotonic() < deadline and squatter.poll() is None, "the squatter did not listen"
+            time.sleep(0.1)
+        assert listener_uids(port) == {pwd.getpwnam(b).pw_uid}
+        assert not appliances.ready(a, APPLIANCE, port)
+        with pytest.raises(Unavailable, match="taken by another user"):
+            appliances.start("WKSHP-API101", a, APPLIANCE, port)
+    finally:
+        squatter.terminate()
+        squatter.wait(10)
+    started(appliances, a, port)  # once the port is free, the student's own appliance serves it
+    assert listener_uids(port) == {pwd.getpwnam(a).pw_uid}

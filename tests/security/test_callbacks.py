@@ -65,3 +65,14 @@ def test_the_start_link_is_the_locations_hub_not_the_callbacks(client, platform,
     credentials = recording.sent[-1]
     assert "https://hub.example.org/hub/login?next=" in credentials.html
     assert "phish.example" not in credentials.html + credentials.text
+
+
+@pytest.mark.parametrize("names", [("", ""), ("", "student1"), ("a" * 3000, "student1"),
+                                   ("purge-" + "s" * 3000, "s" * 3000), ("x yé-0123456789abcdef", "student1"),
+                                   (["list"], "student1")])
+def test_a_callback_naming_no_possible_registration_is_refused_as_unsigned(client, platform, registered, names):
+    registration, student = names
+    body = json.dumps({"registration": registration, "student": student, "outcome": "failed",
+                       "nonce": "n" * 20})
+    status, answer = post(client, body, {"Content-Type": "application/json", "X-Wod-Signature": "0" * 64})
+    assert status == 403, answer

@@ -95,3 +95,12 @@ def test_the_csv_and_the_organiser_api_carry_no_token(client, platform, register
     assert status == 200 and mac not in json.dumps(view)
     status, audit = api(client, platform, "GET", "/api/admin/audit")
     assert status == 200 and mac not in json.dumps(audit)
+
+
+@pytest.mark.parametrize("mac", ["é" * 32, "%C3%A9" * 5 + "xx", "\x00" * 32, "\udc80" * 32])
+def test_a_token_with_odd_characters_opens_nothing_and_fails_cleanly(client, platform, registered, mac):
+    forged = f"{registered['id']}.{mac}"
+    assert client.http.get(f"/api/registrations/{forged}").status_code == 404
+    assert client.http.get(f"/registrations/{forged}").status_code == 404
+    assert client.http.post(f"/api/registrations/{forged}/end", headers=JSON, body="{}").status_code == 404
+    assert rules.registration_of(b"key", forged) is None

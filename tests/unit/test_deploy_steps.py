@@ -2,6 +2,7 @@
 moto's CloudFormation lacks (``infra/standins.py``), without any AWS."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from infra import deploy, standins
 from infra.rehearsal import Rehearsal, StepFailed
 
 FRONTEND = {"PublicUrl": "https://w.example.org", "MailDomain": "example.org", "MailFrom": "W <noreply@example.org>",
-            "OrdersAddress": "orders@example.org", "HubUrl": "https://hub.example.org", "AlarmEmail": "ops@example.org"}
+            "OrdersAddress": "orders@example.org", "HubUrl": "https://hub.example.org", "AlarmEmail": "ops@example.org",
+            "Locations": '{"paris": "orders@example.org"}'}
 
 
 def test_a_frontend_without_an_alarm_email_is_refused_before_anything_is_uploaded(tmp_path):
@@ -30,11 +32,68 @@ def test_missing_parameters_are_named():
     assert deploy.parse_parameters(["MailFrom=W <a=b@example.org>"]) == {"MailFrom": "W <a=b@example.org>"}
 
 
+@pytest.mark.parametrize("locations", ["{paris:orders@example.org}", "'{\"paris\":\"orders@example.org\"}'", "",
+                                       '["orders@example.org"]', '{"paris": 1}', '{"Paris Site": "orders@example.org"}',
+                                       '{"paris": "nobody"}'])
+def test_locations_that_the_functions_could_not_read_are_refused_before_anything_is_uploaded(tmp_path, locations):
+    ran: list[list[str]] = []
+    with pytest.raises(deploy.DeployError, match="Locations"):
+        deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1",
+                      parameters={**FRONTEND, "Locations": locations}, run=ran.append)
+    assert ran == []
+
+
+def test_a_frontend_needs_a_location_to_send_orders_to_and_a_location_stack_may_name_none():
+    with pytest.raises(deploy.DeployError, match="Locations is empty"):
+        deploy.check_parameters({k: v for k, v in FRONTEND.items() if k != "Locations"})
+    deploy.check_parameters({**FRONTEND, "Frontend": "false", "Locations": "{}", "AlarmEmail": ""})
+
+
+@pytest.mark.parametrize("address", ['ops@example.org" ; reboot ; "', "$(id)@example.org", "Ops <ops@example.org>",
+                                     "ops@example.org other@example.org", "ops"])
+def test_an_alarm_email_that_is_not_one_plain_address_is_refused(address):
+    with pytest.raises(deploy.DeployError, match="AlarmEmail"):
+        deploy.check_parameters({**FRONTEND, "AlarmEmail": address})
+
+
+def test_the_template_refuses_the_alarm_emails_the_deploy_refuses():
+    import re
+
+    from infra.template import parameters
+
+    pattern = parameters()["AlarmEmail"]["AllowedPattern"]
+    for address in ("", "ops@example.org", "first.last+wod@mail.example.co.uk"):
+        assert re.fullmatch(pattern, address)
+        assert not address or deploy.ALARM_EMAIL.fullmatch(address)
+    for address in ('ops@example.org" ; reboot ; "', "$(id)@example.org", "Ops <ops@example.org>"):
+        assert not re.fullmatch(pattern, address)
+
+
 def stack_in(status: str | None):
     """The CLI's answers: the stack's status (None: no stack yet) and, once deployed, its content bucket."""
     def query(command: list[str]) -> str | None:
-        return "wod-content-1" if any("'ContentBucket'" in part for part in command) else status
+        if any("'ContentBucket'" in part for part in command):
+            return "wod-content-1"
+        return json.dumps([status] if status else [])
     return query
+
+
+def test_a_status_that_cannot_be_read_stops_the_deploy_before_anything_changes(tmp_path):
+    ran: list[list[str]] = []
+    for answer in (None, "", "An error occurred (Throttling)"):
+        with pytest.raises(deploy.DeployError, match="could not be read"):
+            deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters=FRONTEND,
+                          run=ran.append, query=lambda command, answer=answer: answer)
+    assert ran == []  # never taken for "no stack" (which would deploy the tables unprotected)
+
+
+def test_the_status_query_finds_the_live_stack_among_deleted_ones():
+    command = deploy.status_command(stack="wod", region="eu-west-1")
+    assert command[3:5] == ["cloudformation", "list-stacks"] and command[command.index("--output") + 1] == "json"
+    assert "StackName=='wod' && StackStatus!='DELETE_COMPLETE'" in command[command.index("--query") + 1]
+    with pytest.raises(deploy.DeployError, match="STACK"):
+        deploy.deploy(Path("."), bucket="b", stack="wod' || 'x", region="eu-west-1", parameters=FRONTEND,
+                      run=lambda command: None, query=stack_in(None))
 
 
 no_stack = stack_in(None)
