@@ -6,6 +6,9 @@ from urllib.parse import urlencode
 
 import pytest
 
+from chalicelib.services import links
+from tests.factory import registered
+
 FORM = {"email": "grace@example.com", "first_name": "Grace", "last_name": "Hopper", "company": "Navy",
         "accept_terms": "on"}
 
@@ -66,12 +69,10 @@ def test_a_second_registration_with_the_same_email_shows_the_same_page(client, w
 
 
 def test_full_workshop_offers_the_waitlist_and_shows_the_position(client, workshops, platform):
-    from tests.factory import registered
-
     submit(client, "WKSHP-FULL", FORM | {"email": "first@example.com"})
     assert "Join the waitlist" in client.http.get("/workshops/WKSHP-FULL").body.decode()
     submit(client, "WKSHP-FULL", FORM)
-    page = client.http.get(f"/registrations/{registered(platform, FORM['email'])['id']}").body.decode()
+    page = client.http.get(status_location(platform, FORM["email"])).body.decode()
     assert "Waitlist position" in page and '<dd class="position">1</dd>' in page
     assert 'http-equiv="refresh"' in page
 
@@ -89,18 +90,19 @@ def test_stylesheet_is_served(client):
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/css")
 
 
-def status_location(client, platform) -> str:
-    """Register through the form; the status page's path (the form's answer names none)."""
-    from tests.factory import registered
+def status_location(platform, email: str) -> str:
+    """The status page's path of an address's registration (the form's answer names none)."""
+    return f"/registrations/{links.action_token(platform, registered(platform, email)['id'])}"
 
+
+def register_through_the_form(client, platform) -> str:
+    """Register through the form; the status page's path."""
     assert submit(client, "WKSHP-PAGE", FORM).status_code == 200
-    from chalicelib.services import links
-
-    return f"/registrations/{links.action_token(platform, registered(platform, FORM['email'])['id'])}"
+    return status_location(platform, FORM["email"])
 
 
 def test_status_page_shows_the_provisioning_step(client, workshops, platform):
-    location = status_location(client, platform)
+    location = register_through_the_form(client, platform)
     assert 'aria-current="step">Waiting for the backend' in client.http.get(location).body.decode()
     platform.stores.provisioning.record_progress(location.rsplit("/", 1)[1].split(".")[0], "starting_server")
     page = client.http.get(location).body.decode()
@@ -112,7 +114,7 @@ def test_status_page_shows_the_provisioning_step(client, workshops, platform):
 def test_running_workshop_offers_extend_reset_end_without_javascript(client, workshops, platform):
     from datetime import timedelta
 
-    location = status_location(client, platform)
+    location = register_through_the_form(client, platform)
     token = location.rsplit("/", 1)[1]
     registration_id = token.split(".")[0]
     platform.stores.provisioning.activate(registration_id, platform.clock(), timedelta(minutes=60))
