@@ -30,15 +30,16 @@ def parameters() -> dict:
         "WafRateLimit": {"Type": "Number", "Default": 0, "MinValue": 0,
                          "Description": "Requests per 5 minutes from one address before WAF blocks it "
                                         "(0: no WAF; else at least 10)"},
-        "ActivateRuleSet": {"Type": "String", "AllowedValues": ["true", "false"], "Default": "true",
-                            "Description": "Make this stack's receipt rule set the region's active one (false: "
-                                           "another stack's is active; add this stack's rule to it)"},
+        "ReceiptRuleSet": {"Type": "String", "Default": "", "AllowedPattern": "^[A-Za-z0-9_.-]{0,64}$",
+                           "Description": "Empty: the stack creates its receipt rule set and makes it the region's "
+                                          "active one. The name of the region's active rule set (another stack's "
+                                          "OrdersRuleSetName): the stack adds its rule to that one"},
     }
 
 
 def conditions() -> dict:
     return {"HasWaf": {"Fn::Not": [{"Fn::Equals": [{"Ref": "WafRateLimit"}, 0]}]},
-            "ActivatesRuleSet": {"Fn::Equals": [{"Ref": "ActivateRuleSet"}, "true"]}}
+            "OwnsRuleSet": {"Fn::Equals": [{"Ref": "ReceiptRuleSet"}, ""]}}
 
 
 def rules() -> dict:
@@ -137,19 +138,19 @@ def mail() -> dict:
 def active_rule_set() -> dict:
     logical = "ActiveRuleSet"
     return {
-        f"{logical}Role": {"Condition": "ActivatesRuleSet", **base.role(
+        f"{logical}Role": {"Condition": "OwnsRuleSet", **base.role(
             "Makes the stack's receipt rule set the active one", "lambda.amazonaws.com", [
                 dict(base.LOGS, Resource=[sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
                                               f"log-group:/aws/lambda/${{AWS::StackName}}-{logical}:*")]),
                 {"Sid": "ActiveRuleSet", "Effect": "Allow", "Action": ACTIVE_RULE_SET, "Resource": "*"}])},
-        f"{logical}LogGroup": {"Type": "AWS::Logs::LogGroup", "Condition": "ActivatesRuleSet", "Properties": {
+        f"{logical}LogGroup": {"Type": "AWS::Logs::LogGroup", "Condition": "OwnsRuleSet", "Properties": {
             "LogGroupName": base.log_group_name(logical), "RetentionInDays": {"Ref": "LogRetentionDays"}}},
-        f"{logical}Function": {"Type": "AWS::Lambda::Function", "Condition": "ActivatesRuleSet",
+        f"{logical}Function": {"Type": "AWS::Lambda::Function", "Condition": "OwnsRuleSet",
                                "DependsOn": [f"{logical}LogGroup"], "Properties": {
             "FunctionName": base.function_name(logical), "Runtime": "python3.11", "Handler": "index.handler",
             "Timeout": 60, "MemorySize": 128, "Role": {"Fn::GetAtt": [f"{logical}Role", "Arn"]},
             "Code": {"ZipFile": (CUSTOM / "active_rule_set.py").read_text()}}},
-        logical: {"Type": "Custom::ActiveReceiptRuleSet", "Condition": "ActivatesRuleSet", "DependsOn": "OrdersRule",
+        logical: {"Type": "Custom::ActiveReceiptRuleSet", "Condition": "OwnsRuleSet", "DependsOn": "OrdersRule",
                   "Properties": {"ServiceToken": {"Fn::GetAtt": [f"{logical}Function", "Arn"]},
                                  "RuleSetName": {"Ref": "OrdersRuleSet"}}},
     }

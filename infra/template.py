@@ -35,6 +35,8 @@ SECRETS = {  # secret -> created by the frontend stack (shared) or by every stac
     "order-key": "location", "callback-key": "location", "admin-token": "shared", "link-key": "shared",
     "hub-token": "location",
 }
+# the receipt rule set holding this stack's rule: its own, or the region's active one it was given
+RULE_SET = {"Fn::If": ["OwnsRuleSet", {"Ref": "OrdersRuleSet"}, {"Ref": "ReceiptRuleSet"}]}
 EVERY_LOCATION = "/*"  # "order-key/*": that key of every location (the frontend's grant)
 
 READ = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
@@ -376,12 +378,12 @@ def platform_resources() -> dict:
             "Condition": {"StringEquals": {"AWS:SourceAccount": {"Ref": "AWS::AccountId"}}},
         }]}},
     }
-    resources["OrdersRuleSet"] = {"Type": "AWS::SES::ReceiptRuleSet",
+    resources["OrdersRuleSet"] = {"Type": "AWS::SES::ReceiptRuleSet", "Condition": "OwnsRuleSet",
                                   "Properties": {"RuleSetName": sub("${AWS::StackName}-orders")}}
     resources["OrdersRule"] = {
         "Type": "AWS::SES::ReceiptRule",
         "DependsOn": "OrdersTopicPolicy",
-        "Properties": {"RuleSetName": {"Ref": "OrdersRuleSet"}, "Rule": {
+        "Properties": {"RuleSetName": RULE_SET, "Rule": {
             "Name": sub("${AWS::StackName}-orders"), "Enabled": True, "ScanEnabled": True, "TlsPolicy": "Require",
             "Recipients": [{"Ref": "OrdersAddress"}],
             "Actions": [{"SNSAction": {"TopicArn": {"Ref": "OrdersTopic"}, "Encoding": "Base64"}}],
@@ -433,7 +435,7 @@ def outputs() -> dict:
     return {
         "ContentBucketName": {"Value": {"Ref": "ContentBucket"}},
         "OrdersTopicArn": {"Value": {"Ref": "OrdersTopic"}},
-        "OrdersRuleSetName": {"Value": {"Ref": "OrdersRuleSet"}},
+        "OrdersRuleSetName": {"Value": RULE_SET},
         "HubTokenSecret": {"Value": {"Ref": "HubTokenSecret"}},
         "AdminTokenSecret": {"Condition": "IsFrontend", "Value": {"Ref": "AdminTokenSecret"}},
         **operations.outputs(),

@@ -147,3 +147,17 @@ def test_the_custom_resource_is_inline_and_may_only_touch_the_active_rule_set(me
     assert [s["Action"] for s in statements if s["Sid"] == "ActiveRuleSet"] == [operations.ACTIVE_RULE_SET]
     assert resources["ActiveRuleSet"]["Properties"]["RuleSetName"] == {"Ref": "OrdersRuleSet"}
     assert resources["ActiveRuleSet"]["DependsOn"] == "OrdersRule"  # activated once its rule is in it
+
+
+def test_a_second_stack_in_the_region_puts_its_rule_into_the_active_rule_set(merged):
+    own = standins.Resolver(merged, {"AlarmEmail": "ops@example.org"}, {"AWS::StackName": "wod"},
+                            {"OrdersRuleSet": "wod-orders"})
+    joined = standins.Resolver(merged, {"AlarmEmail": "ops@example.org", "ReceiptRuleSet": "wod-orders"},
+                               {"AWS::StackName": "wod-lyon"}, {})
+    resources = merged["Resources"]
+    rule = resources["OrdersRule"]["Properties"]["RuleSetName"]
+    assert own(rule) == "wod-orders" and own.active(resources["OrdersRuleSet"])
+    assert own.active(resources["ActiveRuleSet"])
+    assert joined(rule) == "wod-orders"  # the first stack's set, already active
+    assert not joined.active(resources["OrdersRuleSet"]) and not joined.active(resources["ActiveRuleSet"])
+    assert joined(merged["Outputs"]["OrdersRuleSetName"]["Value"]) == "wod-orders"
