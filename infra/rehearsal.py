@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import email
+import email.policy
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -229,11 +231,20 @@ class Rehearsal:
             sys.path.insert(0, str(ROOT))
             from app import app
 
+            from moto.ses.models import ses_backends
+
+            sent = ses_backends[ACCOUNT][self.region].sent_messages
             with Client(app) as client:
                 answer = client.http.post("/api/registrations", headers={"Content-Type": "application/json"},
                                           body=json.dumps({**PARTICIPANT, "workshop": self.workshop}))
-            if answer.status_code != 201:
-                raise RuntimeError(f"POST /api/registrations answered {answer.status_code}: {answer.body!r}")
+                if answer.status_code != 202:
+                    raise RuntimeError(f"POST /api/registrations answered {answer.status_code}: {answer.body!r}")
+                link = confirmation_link(sent, str(PARTICIPANT["email"]))
+                self.out(f"    confirmation mail sent; confirming through {link.split('.')[0][:60]}...")
+                answer = client.http.post(f"/api/registrations/{link.rsplit('/', 1)[1]}/confirm",
+                                          headers={"Content-Type": "application/json"}, body="")
+                if answer.status_code != 200:
+                    raise RuntimeError(f"the confirmation answered {answer.status_code}: {answer.body!r}")
             registration = json.loads(answer.body)
             self.out(f"    registration {registration['id'][:8]}..., status {registration['status']}")
             self.report["registration"] = registration["status"]
@@ -246,9 +257,6 @@ class Rehearsal:
             self.report["seat"] = {"student": claimed[0]["id"]["S"], "status": claimed[0]["status"]["S"]}
             self.out(f"    seat {self.report['seat']['student']} is {self.report['seat']['status']}")
 
-            from moto.ses.models import ses_backends
-
-            sent = ses_backends[ACCOUNT][self.region].sent_messages
             subjects = [subject for subject, to in map(mail_of, sent) if str(PARTICIPANT["email"]) in to]
             if not any(subject.startswith("You're registered") for subject in subjects):
                 raise RuntimeError(f"SES sent {len(sent)} message(s), no welcome mail to the participant "
@@ -269,6 +277,19 @@ class Rehearsal:
             if self.aws is not None:
                 self.aws.stop()
         return self.report
+
+
+def confirmation_link(sent: list, address: str) -> str:
+    """The link of the "Confirm your seat" mail moto's SES sent to ``address``."""
+    for message in sent:
+        subject, to = mail_of(message)
+        if address in to and subject.startswith("Confirm your seat") and hasattr(message, "raw_data"):
+            text = email.message_from_string(message.raw_data, policy=email.policy.default)
+            body = text.get_body(("plain",))
+            found = re.search(r"\S+/confirm/[A-Za-z0-9_.-]+", body.get_content() if body else "")
+            if found:
+                return found.group(0)
+    raise RuntimeError(f"no confirmation mail with a link to {address} among {len(sent)} sent")
 
 
 def mail_of(message: Any) -> tuple[str, str]:

@@ -79,7 +79,9 @@ def test_tables_are_created_unprotected_then_protected(rehearsal):
 def test_a_registration_claims_a_seat_and_sends_the_welcome_mail(rehearsal):
     run, report = rehearsal
     assert "WKSHP-PY101: created, +120 students" in run.stdout  # the catalog sync
+    assert "confirmation mail sent; confirming through" in run.stdout  # the hold, confirmed from its mail
     assert report["registration"] == "pending"
     assert report["seat"]["status"] == "reserved"
-    assert any(subject.startswith("You're registered") for subject in report["mail"]["to_participant"])
+    subjects = report["mail"]["to_participant"]
+    assert [s.split(":")[0] for s in subjects] == ["Confirm your seat", "You're registered"]
     assert run.stdout.rstrip().endswith("a seat claimed and the welcome mail sent")
