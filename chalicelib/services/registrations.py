@@ -42,6 +42,9 @@ CONFIRM_OUTBOX = [mail("confirm")]
 ALREADY_OUTBOX = [mail("already")]
 # At most one "you are already registered" email per mailbox in this many seconds.
 ALREADY_WINDOW_SECONDS = 300
+# At most this many emails registering makes (confirmations, "already registered") per mailbox per
+# day (UTC): anyone may type an address, so this bounds what a stranger makes the platform send it.
+MAILBOX_MAILS_PER_DAY = 8
 RECEIVED = {"status": "received",
             "message": "Check your mailbox: the next step is in the email we have sent to this address."}
 
@@ -136,11 +139,21 @@ def _already(ctx: Context, taken: EmailTaken, applicant: Applicant, workshop_id:
     if is_retry_of(held, applicant, workshop_id, now, timedelta(seconds=ctx.settings.claim_retry_seconds)):
         observability.count("RepeatedRegistrations")
         return held
-    if ctx.stores.limits.hit("already", applicant.email_key, 1, time.time(), ALREADY_WINDOW_SECONDS) is None:
+    if (ctx.stores.limits.hit("already", applicant.email_key, 1, time.time(), ALREADY_WINDOW_SECONDS) is None
+            and _mailbox_may_be_mailed(ctx, applicant)):
         ctx.stores.lifecycle.queue(held.id, ALREADY_OUTBOX, now)
         outbox.deliver(ctx, ctx.stores.seats.get_registration(held.id))
     observability.count("AlreadyRegistered")
     return None
+
+
+def _mailbox_may_be_mailed(ctx: Context, applicant: Applicant) -> bool:
+    """Count one email to the applicant's mailbox that registering makes; False beyond
+    :data:`MAILBOX_MAILS_PER_DAY` (then nothing is sent, and a new hold is not made either)."""
+    if ctx.stores.limits.hit("mailbox", applicant.email_key, MAILBOX_MAILS_PER_DAY, time.time(), 86400) is None:
+        return True
+    observability.count("MailboxLimited")
+    return False
 
 
 def _limit(ctx: Context, client: str | None, applicant: Applicant) -> None:
@@ -202,6 +215,10 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
     window = confirm_window(ctx.settings.confirm_minutes, opened.confirm)
     if window:
         _limit_holds(ctx, client, window)
+        # a new hold owes its confirmation email: counted unless the address holds a registration
+        # (then the "already registered" email is counted, if one is sent)
+        if ctx.stores.seats.email_holder(applicant.email_key) is None and not _mailbox_may_be_mailed(ctx, applicant):
+            return None
     owed = (CONFIRM_OUTBOX, CONFIRM_OUTBOX) if window else (SEATED_OUTBOX, WAITLISTED_OUTBOX)
     try:
         reg, found = ctx.stores.seats.register(applicant, workshop_id, new_registration_id(), now, *owed, opened,
