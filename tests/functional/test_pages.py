@@ -66,12 +66,14 @@ def test_a_second_registration_with_the_same_email_shows_the_same_page(client, w
 
 
 def test_full_workshop_offers_the_waitlist_and_shows_the_position(client, workshops, platform):
+    from chalicelib.services import links
     from tests.factory import registered
 
     submit(client, "WKSHP-FULL", FORM | {"email": "first@example.com"})
     assert "Join the waitlist" in client.http.get("/workshops/WKSHP-FULL").body.decode()
     submit(client, "WKSHP-FULL", FORM)
-    page = client.http.get(f"/registrations/{registered(platform, FORM['email'])['id']}").body.decode()
+    token = links.action_token(platform, registered(platform, FORM["email"])["id"])
+    page = client.http.get(f"/registrations/{token}").body.decode()
     assert "Waitlist position" in page and '<dd class="position">1</dd>' in page
     assert 'http-equiv="refresh"' in page
 
