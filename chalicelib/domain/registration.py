@@ -1,6 +1,7 @@
 """Registration rules: what a valid applicant is, and the registration life states."""
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 import unicodedata
@@ -72,6 +73,20 @@ def mailbox_key(email: str) -> str:
     if domain in DOTLESS_DOMAINS:
         local = local.replace(".", "") or local
     return f"{local}@{domain}"
+
+
+def client_key(address: str) -> str:
+    """Who a client is for the rate limits: its IPv4 address, or the /64 network of an IPv6 one
+    (a single host is routinely given a whole /64, so its addresses are one client)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
 
 
 def new_registration_id() -> str:

@@ -21,6 +21,7 @@ from chalicelib.domain.registration import (
     UNCONFIRMED,
     WAITLISTED,
     Applicant,
+    client_key,
     confirm_window,
     is_registration_id,
     is_workshop_id,
@@ -41,6 +42,9 @@ CONFIRM_OUTBOX = [mail("confirm")]
 ALREADY_OUTBOX = [mail("already")]
 # At most one "you are already registered" email per mailbox in this many seconds.
 ALREADY_WINDOW_SECONDS = 300
+# At most this many emails registering makes (confirmations, "already registered") per mailbox per
+# day (UTC): anyone may type an address, so this bounds what a stranger makes the platform send it.
+MAILBOX_MAILS_PER_DAY = 8
 RECEIVED = {"status": "received",
             "message": "Check your mailbox: the next step is in the email we have sent to this address."}
 
@@ -135,11 +139,21 @@ def _already(ctx: Context, taken: EmailTaken, applicant: Applicant, workshop_id:
     if is_retry_of(held, applicant, workshop_id, now, timedelta(seconds=ctx.settings.claim_retry_seconds)):
         observability.count("RepeatedRegistrations")
         return held
-    if ctx.stores.limits.hit("already", applicant.email_key, 1, time.time(), ALREADY_WINDOW_SECONDS) is None:
+    if (ctx.stores.limits.hit("already", applicant.email_key, 1, time.time(), ALREADY_WINDOW_SECONDS) is None
+            and _mailbox_may_be_mailed(ctx, applicant)):
         ctx.stores.lifecycle.queue(held.id, ALREADY_OUTBOX, now)
         outbox.deliver(ctx, ctx.stores.seats.get_registration(held.id))
     observability.count("AlreadyRegistered")
     return None
+
+
+def _mailbox_may_be_mailed(ctx: Context, applicant: Applicant) -> bool:
+    """Count one email to the applicant's mailbox that registering makes; False beyond
+    :data:`MAILBOX_MAILS_PER_DAY` (then nothing is sent, and a new hold is not made either)."""
+    if ctx.stores.limits.hit("mailbox", applicant.email_key, MAILBOX_MAILS_PER_DAY, time.time(), 86400) is None:
+        return True
+    observability.count("MailboxLimited")
+    return False
 
 
 def _limit(ctx: Context, client: str | None, applicant: Applicant) -> None:
@@ -147,6 +161,7 @@ def _limit(ctx: Context, client: str | None, applicant: Applicant) -> None:
     client limit of 0 turns both off (a load benchmark from one machine, for one domain)."""
     if ctx.settings.rate_limit_per_minute <= 0:
         return
+    client = client_key(client) if client else None
     checks = [("client", client, ctx.settings.rate_limit_per_minute),
               ("domain", applicant.email.rsplit("@", 1)[-1].lower(), ctx.settings.domain_rate_limit_per_minute)]
     for scope, value, limit in checks:
@@ -158,6 +173,22 @@ def _limit(ctx: Context, client: str | None, applicant: Applicant) -> None:
             what = "from your network" if scope == "client" else f"for addresses at {value}"
             raise RateLimited(f"Too many registrations {what} right now; please try again in {wait} seconds.",
                               wait)
+
+
+def _limit_holds(ctx: Context, client: str | None, window: timedelta) -> None:
+    """At most ``WOD_HOLDS_PER_CLIENT`` registrations per client address per confirmation window
+    (wall time) when they make unconfirmed holds: holds are claimed before anyone reads the
+    mailbox, so without this one client could keep a workshop full with addresses nobody reads.
+    Off with the other limits (``WOD_RATE_LIMIT_PER_MINUTE=0``) or at 0."""
+    limit = ctx.settings.holds_per_client
+    if not client or limit <= 0 or ctx.settings.rate_limit_per_minute <= 0:
+        return
+    seconds = max(60, int(window.total_seconds()))
+    wait = ctx.stores.limits.hit("holds", client_key(client), limit, time.time(), seconds)
+    if wait is not None:
+        observability.count("RateLimited")
+        raise RateLimited(f"Too many registrations from your network right now; please try again in {wait} seconds.",
+                          wait)
 
 
 def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | None = None) -> dict[str, Any] | None:
@@ -182,6 +213,12 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
     now = ctx.clock()
     opened = _open_workshop(ctx, workshop_id)
     window = confirm_window(ctx.settings.confirm_minutes, opened.confirm)
+    if window:
+        _limit_holds(ctx, client, window)
+        # a new hold owes its confirmation email: counted unless the address holds a registration
+        # (then the "already registered" email is counted, if one is sent)
+        if ctx.stores.seats.email_holder(applicant.email_key) is None and not _mailbox_may_be_mailed(ctx, applicant):
+            return None
     owed = (CONFIRM_OUTBOX, CONFIRM_OUTBOX) if window else (SEATED_OUTBOX, WAITLISTED_OUTBOX)
     try:
         reg, found = ctx.stores.seats.register(applicant, workshop_id, new_registration_id(), now, *owed, opened,

@@ -268,6 +268,11 @@ class Seats:
         raise Unavailable("Too many people are registering for this workshop right now; please try again.")
 
     @translated
+    def email_holder(self, email_key: str) -> str | None:
+        """The registration the email guard of ``email_key`` names; None when it names none."""
+        return self._guard_holder(email_key)
+
+    @translated
     def get_registration(self, registration_id: str) -> Registration:
         return values.registration(load_registration(self.t, registration_id))
 

@@ -201,3 +201,19 @@ def test_the_form_answers_check_your_mailbox_and_sends_the_confirmation(client, 
     response = client.http.post(f"/workshops/{WORKSHOP}", headers=FORM, body=urlencode(form))
     assert response.status_code == 200 and "Check your mailbox" in response.body.decode()
     assert link_in(recording, "ada@example.com").startswith("/confirm/")
+
+
+def test_an_old_link_confirms_nothing_once_the_address_registered_again(client, confirming, tables, recording, clock):
+    post(client, body("ada@example.com"))
+    old = registered(confirming, "ada@example.com")
+    old_link = link_in(recording, "ada@example.com")
+    clock.advance(minutes=16)
+    time_checks.tick(confirming)
+    recording.sent.clear()
+    post(client, body("ada@example.com"))
+    new = registered(confirming, "ada@example.com")
+    assert new["id"] != old["id"]
+    assert client.http.post(old_link, headers=FORM, body="").status_code == 409
+    assert tables.customers.get(new["id"]).status == "unconfirmed"
+    assert tables.customers.get(old["id"]).status == "expired"
+    assert tables.workshops.get(WORKSHOP).seats_free == 1

@@ -93,3 +93,37 @@ def test_the_local_web_process_gives_the_app_the_sockets_peer():
                 "HTTP_X_FORWARDED_FOR": "1.2.3.4", "wsgi.input": None},
                lambda status, headers: seen.update(status=status))
     assert seen["status"].startswith("200") and json.loads(b"".join(out)) == {"ip": "192.0.2.44"}
+
+
+def test_addresses_of_one_ipv6_network_share_the_client_limit(platform, limited):
+    limited(per_client=3)
+    for n in range(3):  # a host with a /64 has 2^64 addresses: they count as one client
+        registrations.register(platform, body(n), client=f"2001:db8:7:1::{n + 1:x}")
+    with pytest.raises(RateLimited, match="from your network"):
+        registrations.register(platform, body(3), client="2001:db8:7:1:ffff:ffff:ffff:fffe")
+    registrations.register(platform, body(4), client="2001:db8:7:2::1")  # another network
+    registrations.register(platform, body(5), client="203.0.113.8")
+
+
+def test_one_client_holds_few_unconfirmed_seats_however_long_it_keeps_registering(platform, limited, tables,
+                                                                                     monkeypatch):
+    """Within the per-minute limit, one client registering throwaway addresses (a new domain each
+    time) for the whole confirmation window holds at most ``WOD_HOLDS_PER_CLIENT`` seats."""
+    limited(per_client=30)
+    monkeypatch.setattr(platform, "settings", dataclasses.replace(platform.settings, confirm_minutes=15,
+                                                                  holds_per_client=10))
+    now = [1_800_000_030.0]
+    monkeypatch.setattr(registrations, "time", SimpleNamespace(time=lambda: now[0]))
+    taken = refused = 0
+    for minute in range(14):
+        now[0] = 1_800_000_030.0 + 60 * minute
+        for n in range(30):
+            try:
+                registrations.register(platform, body(n, f"d{minute}-{n}.example"), client="203.0.113.7")
+                taken += 1
+            except RateLimited as exc:
+                assert "from your network" in exc.message and exc.retry_after >= 1
+                refused += 1
+    assert taken == 10 and refused == 14 * 30 - 10
+    assert tables.workshops.get(WORKSHOP).seats_free == 50
+    registrations.register(platform, body(1, "someone.example"), client="198.51.100.1")  # others still can

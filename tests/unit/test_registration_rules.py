@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.registration import is_registration_id, new_registration_id, validate_applicant
+from chalicelib.domain.registration import client_key, is_registration_id, new_registration_id, validate_applicant
 
 GOOD = {"email": " Ada@Example.COM ", "first_name": "  Ada  ", "last_name": "Lovelace", "company": "Engines  Ltd",
         "accept_terms": "on"}
@@ -87,3 +87,14 @@ def test_a_hold_lasts_the_confirmation_window_unless_confirmation_is_off():
     assert confirm_window(0, True) is None  # off everywhere
     assert confirm_window(15, False) is None  # a workshop's `confirm: false`
     assert UNCONFIRMED in LIVE_STATUSES  # a hold keeps its address's guard
+
+
+@pytest.mark.parametrize(("address", "key"), [
+    ("203.0.113.7", "203.0.113.7"),
+    ("2001:db8:7:1::1", "2001:db8:7:1::/64"),
+    ("2001:DB8:7:1:ffff:ffff:ffff:fffe", "2001:db8:7:1::/64"),
+    ("::ffff:203.0.113.7", "203.0.113.7"),
+    ("not an address", "not an address"),
+])
+def test_a_client_is_its_ipv4_address_or_its_ipv6_network(address, key):
+    assert client_key(address) == key
