@@ -227,11 +227,10 @@ class Rehearsal:
             os.environ.update(self.function_env("APIHandler"))
             os.environ.update(POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="true")  # quiet here
             from chalice.test import Client
+            from moto.ses.models import ses_backends
 
             sys.path.insert(0, str(ROOT))
             from app import app
-
-            from moto.ses.models import ses_backends
 
             sent = ses_backends[ACCOUNT][self.region].sent_messages
             with Client(app) as client:
