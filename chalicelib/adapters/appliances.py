@@ -189,10 +189,25 @@ class LocalAppliances:
 
     def ready(self, student: str, appliance: dict, port: int) -> bool:
         """Healthy, and (as students) served by the student's own user alone: any local user may
-        listen on a free port, and a squatter would receive the student's token and requests."""
+        listen on a free port, and a squatter would receive the student's token and requests.
+        An appliance that exited is reported (Unavailable, with its log's last line), not waited for."""
+        with self.lock:
+            process = self.running.get(student)
+        if process is not None and process.poll() is not None:
+            raise Unavailable(f"the appliance of {student} exited with code {process.returncode}: "
+                              f"{self._last_words(student)}")
         if self.run_as_students and listener_uids(port) != {self._account(student).pw_uid}:
             return False
         return _healthy(self.url(student, port) + appliance.get("health_path", "/"))
+
+    def _last_words(self, student: str) -> str:
+        if self.log_dir is None:
+            return "no log"
+        try:
+            lines = (self.log_dir / f"appliance-{student}.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1][-300:] if lines else "nothing logged"
 
     def _end(self, student: str) -> None:
         with self.lock:
