@@ -175,5 +175,7 @@ def test_sigkill_mid_provisioning_keeps_every_seat_and_leaves_no_process(tmp_pat
                 assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
             assert "stopped" in again.output()  # what was left behind, reported at start
     finally:
+        if first.process.poll() is None:  # failed before the kill: stopped, not left running
+            first.stop()
         for n in range(1, 4):
             remove_linux_user(f"dura{n}")
