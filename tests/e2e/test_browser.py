@@ -69,9 +69,17 @@ def confirm_from_email(page, stack, email: str, title: str):
     message = stack.wait_for_message(lambda m: m["subject"] == f"Confirm your seat: {title}", timeout=20, to=email)
     frame = open_in_inbox(page, stack, message)
     link = frame.get_by_role("link", name="Confirm my seat", exact=True)
-    with page.expect_popup() as popup_info:
-        link.click()
-    tab = popup_info.value
+    expect(link).to_be_visible()
+    tab = None
+    for _ in range(3):  # a click while the sandboxed frame still settles may open nothing: click again
+        try:
+            with page.expect_popup(timeout=10_000) as popup_info:
+                link.click()
+            tab = popup_info.value
+            break
+        except PlaywrightTimeoutError:
+            continue
+    assert tab is not None, "the confirmation link opened no tab after three clicks"
     tab.wait_for_load_state()
     expect(tab.locator("h1")).to_have_text(title)
     button = tab.get_by_role("button", name="Confirm my seat")
