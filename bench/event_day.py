@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 import requests
 from urllib3.util import Timeout
 
+from chalicelib.adapters.appliances import listeners
 from local.config import LocalConfig
 
 CREDENTIALS_SUBJECT = "Your workshop is ready"
@@ -202,20 +203,6 @@ def burst(platform: Platform, workshop: str, emails: list[str], concurrency: int
 
 # -- memory ----------------------------------------------------------------------------------------
 
-def _listening_inodes(port: int) -> set[str]:
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
-                inodes.add(fields[9])
-    return inodes
-
-
 def _argv(pid: int) -> list[str]:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace").split("\0")
@@ -239,7 +226,7 @@ def _is_stack(argv: list[str]) -> bool:
 def find_stack(port: int) -> int | None:
     """The root of the stack serving ``port``: from the process that listens on it, the highest
     ancestor that is a ``python -m local`` process (else the listener itself)."""
-    inodes = {f"socket:[{i}]" for i in _listening_inodes(port)}
+    inodes = {f"socket:[{inode}]" for _, inode in listeners(port)}
     if not inodes:
         return None
     for entry in Path("/proc").iterdir():

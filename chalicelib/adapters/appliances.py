@@ -46,9 +46,9 @@ def _healthy(url: str) -> bool:
     return response.status < 500
 
 
-def listener_uids(port: int, tables: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6")) -> set[int]:
-    """The users whose sockets listen on TCP ``port`` (any address), as the kernel lists them."""
-    uids = set()
+def listeners(port: int, tables: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6")) -> list[tuple[int, str]]:
+    """(user, socket inode) of every socket listening on TCP ``port`` (any address), as the kernel lists them."""
+    found = []
     for table in tables:
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -56,9 +56,14 @@ def listener_uids(port: int, tables: tuple[str, ...] = ("/proc/net/tcp", "/proc/
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) > 7 and fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
-                uids.add(int(fields[7]))
-    return uids
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                found.append((int(fields[7]), fields[9]))
+    return found
+
+
+def listener_uids(port: int, tables: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6")) -> set[int]:
+    """The users whose sockets listen on TCP ``port`` (any address)."""
+    return {uid for uid, _ in listeners(port, tables)}
 
 
 class Fence(Protocol):

@@ -24,6 +24,7 @@ import pytest
 
 from infra import operations
 from infra import template as infra
+from infra.standins import references
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -239,26 +240,6 @@ def test_each_function_logs_to_its_own_group_with_a_retention(sam):
 
 
 # ---- the non-serverless part in moto's CloudFormation ----------------------------------------------------
-
-def references(value) -> set[str]:
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, arg in value.items():
-            if key == "Ref" and isinstance(arg, str):
-                found.add(arg)
-            elif key == "Fn::GetAtt":
-                found.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
-            elif key == "Fn::Sub":
-                text = arg if isinstance(arg, str) else arg[0]
-                found |= {name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text)}
-                found |= references(arg)
-            else:
-                found |= references(arg)
-    elif isinstance(value, list):
-        for item in value:
-            found |= references(item)
-    return found
-
 
 def non_serverless(sam: dict) -> dict:
     """The template without the functions, the API, custom resources, and whatever refers to them;

@@ -37,13 +37,18 @@ def limits(pid: int) -> dict[str, tuple[str, str]]:
     return rows
 
 
-def test_a_student_server_runs_within_limits(hub):
+def running_server(hub) -> tuple[str, int]:
+    """A new student's running server: (name, pid)."""
     name = new_name()
     hub.created.append(name)
     hub.api.create_user(name)
     hub.api.start_server(name)
     hub.api.wait_ready(name)
-    pid = server_pid(name)
+    return name, server_pid(name)
+
+
+def test_a_student_server_runs_within_limits(hub):
+    name, pid = running_server(hub)
     assert os.stat(f"/proc/{pid}").st_uid != 0  # the student's own user
     found = limits(pid)
     assert found["Max processes"] == ("256", "256")
@@ -66,12 +71,7 @@ def cpu_cgroup(pid: int) -> tuple[Path, bool] | None:
 
 
 def test_a_student_server_is_capped_at_its_cores_in_a_cgroup_of_its_own(hub):
-    name = new_name()
-    hub.created.append(name)
-    hub.api.create_user(name)
-    hub.api.start_server(name)
-    hub.api.wait_ready(name)
-    pid = server_pid(name)
+    name, pid = running_server(hub)
     found = cpu_cgroup(pid)
     assert found is not None, "the server is in no CPU cgroup"
     group, v2 = found
