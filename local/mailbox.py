@@ -75,6 +75,12 @@ def _parse(msg_id: str, raw: bytes) -> dict:
         return {**base, "text": raw.decode("utf-8", errors="replace")}
 
 
+def _arrival(msg_id: str) -> int:
+    """The arrival (epoch ns) a message id starts with; 0 for anything else."""
+    head = msg_id.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
 def _copy(msg: dict) -> dict:
     return {**msg, "to": list(msg["to"]), "headers": dict(msg["headers"])}
 
@@ -281,9 +287,10 @@ class InboxServer:
             return Response(status=204)
         to = request.args.get("to", "").strip().lower()
         subject = request.args.get("subject", "").lower()
+        after = _arrival(request.args.get("after", ""))  # only what arrived after that message id
         msgs = [m for m in self.mailbox.list()
                 if (not to or to in (a.lower() for a in m["to"]))
-                and subject in m["subject"].lower()]
+                and subject in m["subject"].lower() and _arrival(m["id"]) > after]
         return self._json(msgs)
 
     def _api_get(self, request: Request, msg_id: str) -> Response:

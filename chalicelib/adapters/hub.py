@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import urllib3
@@ -29,13 +29,33 @@ class HubError(WodError):
 
 
 class HubUnavailable(Unavailable):
-    """The hub is down, slow or overloaded; retry later."""
+    """The hub is down, slow or overloaded; retry later (after ``retry_after`` seconds when it said)."""
 
     code = "hub_unavailable"
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ServerStopped(HubError):
     """A request for the student's server found it stopped (424): idle, culled by the hub."""
+
+
+class Spawn(NamedTuple):
+    """What asking for a server got: ``state`` ready, pending or throttled; a throttled one is asked
+    again after ``retry_after`` seconds, when the hub said."""
+
+    state: str
+    retry_after: float | None = None
+
+
+def retry_after(header: str | None) -> float | None:
+    """A ``Retry-After`` in seconds (JupyterHub sends seconds; a date is not honoured)."""
+    try:
+        return max(0.0, float(header)) if header else None
+    except ValueError:
+        return None
 
 
 # The hub group whose idle servers the hub stops (infra/jupyterhub/idle_culler.py PARTICIPANTS).
@@ -70,7 +90,7 @@ class HubClient:
             return response.status, data
         message = f"JupyterHub answered {response.status} to {method} {path}: {data}"
         if response.status >= 500 or response.status == 429:
-            raise HubUnavailable(message)
+            raise HubUnavailable(message, retry_after(response.headers.get("Retry-After")))
         if response.status == 424:
             raise ServerStopped(message)
         raise HubError(message)
@@ -104,11 +124,16 @@ class HubClient:
             time.sleep(1)
         self._call("DELETE", user, ok=(204, 404))
 
-    def start_server(self, name: str) -> str:
+    def start_server(self, name: str) -> Spawn:
         """Ask for the server: ``ready`` (up), ``pending`` (spawning) or ``throttled`` (the hub's
-        concurrent-spawn limit said 429: ask again later)."""
-        status, _ = self._call("POST", f"/hub/api/users/{self._user(name)}/server", ok=(201, 202, 400, 429))
-        return {201: "ready", 400: "ready", 202: "pending", 429: "throttled"}[status]  # 400: already running
+        concurrent-spawn limit said 429: ask again after ``retry_after`` seconds)."""
+        try:
+            status, _ = self._call("POST", f"/hub/api/users/{self._user(name)}/server", ok=(201, 202, 400))
+        except HubUnavailable as exc:
+            if "answered 429" not in exc.message:
+                raise
+            return Spawn("throttled", exc.retry_after)
+        return Spawn({201: "ready", 400: "ready", 202: "pending"}[status])  # 400: already running
 
     def server_state(self, name: str) -> str:
         """``ready``, ``pending`` (spawning or stopping) or ``none`` (not requested)."""
@@ -139,7 +164,7 @@ class HubClient:
             if state == "ready":
                 return
             if state == "none":
-                self.start_server(name)  # "throttled" too: asked again on the next turn
+                self.start_server(name)  # throttled too: asked again on the next turn
             if time.monotonic() > deadline:
                 raise HubUnavailable(f"the server of {name} was stopped and did not start within {wait:.0f} s")
             time.sleep(1)

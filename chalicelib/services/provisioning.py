@@ -3,6 +3,13 @@
 
 The password is generated, hashed, rendered into the notebooks and handed to the frontend
 inside :func:`deploy` alone, so it never appears in the execution's input, output or history.
+
+A busy hub is not a failure: a hub call that times out or answers 5xx/429 raises
+:class:`HubUnavailable`, which the state machine retries with backoff, until the provisioning
+deadline (:func:`deadline`, set by :func:`prepare`) has passed; only then does it become
+:class:`ProvisioningTimedOut`, which compensates. A server's readiness has its own deadline,
+``ready_timeout_seconds`` from when the hub actually began to spawn it, not from when the spawn
+was queued behind the hub's concurrent-spawn limit.
 """
 from __future__ import annotations
 
@@ -10,12 +17,14 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import urllib3
 
 from chalicelib.adapters.appliances import appliance_port
-from chalicelib.adapters.hub import HubUnavailable
+from chalicelib.adapters.hub import HubUnavailable, Spawn
 from chalicelib.adapters.render import render_notebook
 from chalicelib.domain.errors import NotFound, WodError
 from chalicelib.domain.orders import SIGNATURE_HEADER, sign
@@ -25,6 +34,7 @@ from chalicelib.observability import count, logger
 from chalicelib.services.context import Context
 
 Event = dict[str, Any]
+MIN_WAIT, MAX_WAIT = 2, 30  # seconds between two looks at a spawn (the hub's Retry-After within these)
 
 
 class StaleOrder(WodError):
@@ -37,6 +47,23 @@ class ServerNotReady(WodError):
 
 class CallbackFailed(WodError):
     """The frontend did not take the result; the state machine retries."""
+
+
+class ProvisioningTimedOut(WodError):
+    """The hub stayed busy or unreachable past the provisioning deadline."""
+
+
+@contextmanager
+def hub_patience(event: Event) -> Iterator[None]:
+    """Let a busy hub be retried (the state machine's Retry on ``HubUnavailable``) until the
+    execution's deadline; past it, give up (:class:`ProvisioningTimedOut`: compensation)."""
+    try:
+        yield
+    except HubUnavailable as exc:
+        until = (event.get("ctx") or {}).get("deadline")
+        if until is not None and time.time() > until:
+            raise ProvisioningTimedOut(f"the hub was still unavailable at the deadline: {exc.message}") from exc
+        raise
 
 
 def holds(ctx: Context, order: dict) -> bool:
@@ -60,7 +87,23 @@ def appliance_of(workshop: Workshop, student: str) -> tuple[dict, int] | None:
 
 
 def deadline(ctx: Context) -> int:
-    return int(time.time()) + ctx.settings.ready_timeout_seconds
+    """When an execution stops waiting for a busy hub: a minute before the time checks would call
+    the registration stuck (``stuck_minutes``), at least the readiness timeout from now."""
+    patience = max(ctx.settings.ready_timeout_seconds, ctx.settings.stuck_minutes * 60 - 60)
+    return int(time.time()) + patience
+
+
+def spawned(ctx: Context, spawn: Spawn, appliance: bool) -> dict:
+    """A task's answer to asking for a server: ``ready``; ``ready_by``, the readiness deadline of a
+    spawn the hub began; ``wait``, the seconds before the next look (the hub's Retry-After)."""
+    if spawn.state == "ready" and not appliance:
+        return {"ready": True, "wait": 0}
+    ready_by = int(time.time()) + ctx.settings.ready_timeout_seconds if spawn.state != "throttled" else None
+    return {"ready": False, "ready_by": ready_by, "wait": _wait(spawn.retry_after)}
+
+
+def _wait(retry_after: float | None) -> int:
+    return int(min(MAX_WAIT, max(MIN_WAIT, retry_after or MIN_WAIT)))
 
 
 def callback(ctx: Context, payload: dict) -> None:
@@ -92,10 +135,11 @@ def prepare(ctx: Context, event: Event) -> dict:
 
 def create_hub_user(ctx: Context, event: Event) -> None:
     order = event["order"]
-    if not event.get("ctx", {}).get("warm"):  # a warm student's home is fresh and its server runs
-        ctx.appliances.stop(order["student"])  # nothing a previous holder of the seat left survives:
-        ctx.hub.delete_user(order["student"])  # appliance (and its token), server, account and home
-    ctx.hub.ensure_user(order["student"])
+    with hub_patience(event):
+        if not event.get("ctx", {}).get("warm"):  # a warm student's home is fresh and its server runs
+            ctx.appliances.stop(order["student"])  # nothing a previous holder of the seat left survives:
+            ctx.hub.delete_user(order["student"])  # appliance (and its token), server, account and home
+        ctx.hub.ensure_user(order["student"])
     ctx.stores.provisioning.record_progress(order["registration"], "starting_server")
 
 
@@ -105,22 +149,30 @@ def start_server(ctx: Context, event: Event) -> dict:
     appliance = appliance_of(ctx.stores.seats.get_workshop(order["workshop"]), order["student"])
     if appliance:
         ctx.appliances.start(order["workshop"], order["student"], *appliance)
-    return {"ready": ctx.hub.start_server(order["student"]) == "ready" and not appliance}
+    with hub_patience(event):
+        return spawned(ctx, ctx.hub.start_server(order["student"]), bool(appliance))
 
 
 def check_ready(ctx: Context, event: Event) -> dict:
     """Ready yet? A spawn the hub throttled (too many at once) is asked for again here, so a
-    burst waits its turn within the deadline instead of failing."""
+    burst waits its turn instead of failing; a spawn the hub began has ``ready_timeout_seconds``."""
     order = event["order"]
     appliance = appliance_of(ctx.stores.seats.get_workshop(order["workshop"]), order["student"])
-    state = ctx.hub.server_state(order["student"])
-    if state == "none":
-        state = ctx.hub.start_server(order["student"])
+    ready_by = (event.get("server") or {}).get("ready_by")
+    wait = MIN_WAIT
+    with hub_patience(event):
+        state = ctx.hub.server_state(order["student"])
+        if state == "none":  # not asked for yet, throttled, or stopped: (again) now, a new readiness clock
+            spawn = ctx.hub.start_server(order["student"])
+            state, wait, ready_by = spawn.state, _wait(spawn.retry_after), None
     if state == "ready" and (not appliance or ctx.appliances.ready(order["student"], *appliance)):
-        return {"ready": True}
-    if time.time() > event["ctx"]["deadline"]:
+        return {"ready": True, "wait": 0}
+    now = time.time()
+    if ready_by is None and state != "throttled":
+        ready_by = int(now) + ctx.settings.ready_timeout_seconds  # the hub spawns it from now on
+    if now > event["ctx"]["deadline"] or (ready_by is not None and now > ready_by):
         raise ServerNotReady(f"the server of {order['student']} was not ready in time")
-    return {"ready": False}
+    return {"ready": False, "ready_by": ready_by, "wait": wait}
 
 
 def _upload(ctx: Context, workshop: Workshop, student: str, variables: dict) -> int:
@@ -146,6 +198,11 @@ def deploy(ctx: Context, event: Event) -> None:
     """Password, notebooks, callback: the only place the password exists, and only in memory.
 
     A RESET of scope ``password`` (credentials resent by an organiser) keeps the notebooks."""
+    with hub_patience(event):
+        _deploy(ctx, event)
+
+
+def _deploy(ctx: Context, event: Event) -> None:
     order = event["order"]
     ctx.stores.provisioning.record_progress(order["registration"], "copying_notebooks")
     ctx.hub.mark_participant(order["student"])  # from now on the hub stops the server when idle

@@ -6,7 +6,7 @@ again later. Its readiness check is provisioning's (:func:`chalicelib.services.p
 from __future__ import annotations
 
 from chalicelib.services.context import Context
-from chalicelib.services.provisioning import Event, StaleOrder, appliance_of, check_ready, deadline
+from chalicelib.services.provisioning import Event, StaleOrder, appliance_of, check_ready, deadline, spawned
 
 __all__ = ["prepare", "start", "check_ready", "mark"]
 
@@ -26,7 +26,7 @@ def start(ctx: Context, event: Event) -> dict:
     appliance = appliance_of(ctx.stores.seats.get_workshop(order["workshop"]), order["student"])
     if appliance:
         ctx.appliances.start(order["workshop"], order["student"], *appliance)
-    return {"ready": ctx.hub.start_server(order["student"]) == "ready" and not appliance}
+    return spawned(ctx, ctx.hub.start_server(order["student"]), bool(appliance))
 
 
 def mark(ctx: Context, event: Event) -> dict:

@@ -1,4 +1,5 @@
-"""Provisioning tasks against a scripted hub: throttled spawns wait their turn, stale orders touch nothing."""
+"""Provisioning tasks against a scripted hub: throttled spawns wait their turn, a busy hub is retried
+until the deadline, stale orders touch nothing."""
 from __future__ import annotations
 
 import time
@@ -7,23 +8,31 @@ import pytest
 
 from chalicelib.adapters.appliances import LocalAppliances
 from chalicelib.adapters.content import FolderContent
+from chalicelib.adapters.hub import HubUnavailable, Spawn
 from chalicelib.services import cleanup, provisioning, registrations
-from chalicelib.services.provisioning import ServerNotReady
+from chalicelib.services.provisioning import ProvisioningTimedOut, ServerNotReady
 
 
 class ScriptedHub:
-    """Answers like JupyterHub would, from a script of server states."""
+    """Answers like JupyterHub would, from a script of server states (an exception is raised)."""
 
     def __init__(self, start_answers, states):
         self.start_answers, self.states, self.calls = list(start_answers), list(states), []
 
+    @staticmethod
+    def _answer(answer):
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
     def start_server(self, name):
         self.calls.append(("start", name))
-        return self.start_answers.pop(0)
+        answer = self._answer(self.start_answers.pop(0))
+        return answer if isinstance(answer, Spawn) else Spawn(answer)
 
     def server_state(self, name):
         self.calls.append(("state", name))
-        return self.states.pop(0)
+        return self._answer(self.states.pop(0))
 
     def delete_user(self, name):
         self.calls.append(("delete", name))
@@ -48,20 +57,61 @@ def use_hub(platform, tmp_path, hub):
     platform.appliances = LocalAppliances(tmp_path)
 
 
-def test_a_throttled_spawn_is_asked_for_again_until_ready(platform, tmp_path, order):
-    hub = ScriptedHub(start_answers=["throttled", "throttled", "pending"], states=["none", "none", "pending", "ready"])
+def test_a_throttled_spawn_is_asked_for_again_after_the_hubs_retry_after(platform, tmp_path, order):
+    hub = ScriptedHub(start_answers=[Spawn("throttled", 7.0), Spawn("throttled", 500.0), "pending"],
+                      states=["none", "none", "pending", "ready"])
     use_hub(platform, tmp_path, hub)
-    event = {"order": order, "ctx": {"deadline": time.time() + 60}}
-    assert provisioning.start_server(platform, event) == {"ready": False}
-    assert [provisioning.check_ready(platform, event)["ready"] for _ in range(3)] == [False, False, False]
-    assert provisioning.check_ready(platform, event) == {"ready": True}
+    event = {"order": order, "ctx": {"deadline": time.time() + 600}}
+    event["server"] = provisioning.start_server(platform, event)
+    assert event["server"] == {"ready": False, "ready_by": None, "wait": 7}  # queued: no readiness clock yet
+    event["server"] = provisioning.check_ready(platform, event)
+    assert event["server"] == {"ready": False, "ready_by": None, "wait": provisioning.MAX_WAIT}
+    event["server"] = provisioning.check_ready(platform, event)  # the hub began the spawn
+    assert not event["server"]["ready"]
+    assert event["server"]["ready_by"] >= time.time() + platform.settings.ready_timeout_seconds - 5
+    event["server"] = provisioning.check_ready(platform, event)
+    assert event["server"]["ready"] is False
+    assert provisioning.check_ready(platform, event)["ready"] is True
     assert [c[0] for c in hub.calls].count("start") == 3
+
+
+def test_the_readiness_clock_starts_when_the_spawn_does_not_when_it_was_queued(platform, tmp_path, order):
+    """A spawn queued longer than ``ready_timeout_seconds`` behind the hub's limit is still given
+    its whole readiness time once the hub starts it; a spawn past its own time is not ready."""
+    use_hub(platform, tmp_path, ScriptedHub(start_answers=["pending"], states=["none", "pending"]))
+    event = {"order": order, "ctx": {"deadline": time.time() + 600},
+             "server": {"ready": False, "ready_by": None, "wait": 2}}
+    event["server"] = provisioning.check_ready(platform, event)
+    assert event["server"]["ready"] is False
+    assert provisioning.check_ready(platform, event)["ready"] is False
+    event["server"]["ready_by"] = time.time() - 1
+    use_hub(platform, tmp_path, ScriptedHub(start_answers=[], states=["pending"]))
+    with pytest.raises(ServerNotReady):
+        provisioning.check_ready(platform, event)
 
 
 def test_past_the_deadline_the_server_is_not_ready(platform, tmp_path, order):
     use_hub(platform, tmp_path, ScriptedHub(start_answers=["pending"], states=["pending"]))
     with pytest.raises(ServerNotReady):
         provisioning.check_ready(platform, {"order": order, "ctx": {"deadline": time.time() - 1}})
+
+
+@pytest.mark.parametrize("task", ["create_hub_user", "start_server", "check_ready"])
+def test_a_busy_hub_is_retried_until_the_deadline_then_gives_up(platform, tmp_path, order, task):
+    """A timeout or a 5xx from the hub goes back to the state machine's Retry while the deadline
+    is ahead; only past it does the task fail for good (and the execution compensates)."""
+    busy = HubUnavailable("JupyterHub did not answer GET /hub/api/users/x: Read timed out")
+    use_hub(platform, tmp_path, ScriptedHub(start_answers=[busy, busy], states=[busy, busy]))
+    platform.hub.delete_user = platform.hub.ensure_user = lambda name: ScriptedHub._answer(busy)
+    with pytest.raises(HubUnavailable):
+        getattr(provisioning, task)(platform, {"order": order, "ctx": {"deadline": time.time() + 60}})
+    with pytest.raises(ProvisioningTimedOut, match="still unavailable at the deadline"):
+        getattr(provisioning, task)(platform, {"order": order, "ctx": {"deadline": time.time() - 1}})
+
+
+def test_the_provisioning_deadline_is_a_minute_before_the_time_checks_call_it_stuck(platform):
+    stuck = platform.settings.stuck_minutes * 60
+    assert stuck - 61 <= provisioning.deadline(platform) - time.time() <= stuck - 59
 
 
 def test_a_late_cleanup_never_touches_the_next_holder(platform, tmp_path, order):
