@@ -1,45 +1,42 @@
-"""Event day against a running ``make run``: the opening burst of a live audience, the whole
-stack provisioning, and the memory it takes.
+"""A live event against a running ``make run``: participants arrive, confirm, watch their pages,
+log in and open the notebook, while the whole stack provisions them.
 
-    python bench/event_day.py [--n 300] [--seats 100] [--concurrency N] [--workshop WKSHP-PY101]
+    python bench/event_day.py [--n 300] [--seats 100] [--arrivals poisson|burst] [--over 60]
+                              [--confirm-within 60] [--workshop WKSHP-PY101]
 
-Unlike the other benchmarks it starts no stack: it measures the one you run (``make run`` in
-another terminal), found where the README says: ``--app-url``/``--inbox-url``/``--state-dir``,
-else the ``WOD_*`` variables (``WOD_HOST``, ``WOD_APP_PORT``, ``WOD_INBOX_PORT``,
-``WOD_STATE_DIR``), else the defaults (http://127.0.0.1:8000, :8025, ``.wod/``). The admin
-token is ``admin_token`` in ``<state dir>/secrets.json`` (or ``--admin-token``).
+It starts no stack: it measures the one you run, found at ``--app-url``/``--inbox-url``/
+``--state-dir``, else the ``WOD_*`` variables ``make run`` reads, else http://127.0.0.1:8000, :8025
+and ``.wod/``. The admin token is ``admin_token`` in ``<state dir>/secrets.json`` (or
+``--admin-token``). Run the stack as an event would: confirmation on, the app's rate limits on, the
+bench's address a venue (``WOD_VENUE_NETWORKS=127.0.0.0/8``: many people behind one address).
 
-1. Resizes the workshop to ``--seats`` through the admin API (``PATCH /api/admin/workshops/<id>``).
-2. Fires ``--n`` registrations with distinct emails from ``--concurrency`` client threads (default:
-   all at once), each with a 30 s client timeout.
-3. Waits (at most ``--wait`` seconds after the burst) until every seated participant has their
-   credentials email ("Your workshop is ready: ...") in the local inbox, or their provisioning failed,
-   while sampling the resident memory of the platform's processes and of JupyterHub + the student
-   servers.
+1. Resizes the workshop to ``--seats`` through the admin API.
+2. ``--n`` participants (``bench/participants.py``) arrive as a Poisson process over ``--over``
+   seconds (``--arrivals burst``: all at the same instant), register through the form, confirm
+   0 to ``--confirm-within`` seconds after their confirmation email, keep their status page open,
+   and, once their credentials arrive, log in to JupyterHub and open ``0-ReadMeFirst.ipynb``
+   (its contents and a kernel). Every request has a ``--timeout`` (30 s) client timeout.
+3. It ends when every seated participant works in their notebook or failed, or ``--wait`` seconds
+   after the last confirmation; memory is sampled all along.
 
-It prints answers by status code, client timeouts, API latency p50/p90/p99/max, seated/waitlisted, the time
-from the burst's start to the last seated participant's credentials email, failed provisionings and
-peak memory, each next to its event-day target. Missing a target is a result, not an error: the exit
-code is 0 for a complete run, 2 when the run could not start (stack unreachable, token refused,
-workshop unknown, resize refused), 3 when the stack stopped answering during the run, 1 if the bench
-itself crashed.
+It prints latency per kind of request (register, confirm, status, hub login, notebook), timeouts and
+5xx, failed provisionings, the time from the last confirmation to the last credentials and to the
+last notebook opened, and peak memory, each against its target. Missing a target is a result: the
+exit code is 0 for a complete run, 2 when the run could not start, 3 when the stack stopped
+answering, 1 if the bench itself crashed.
 """
 from __future__ import annotations
 
 import argparse
-import grp
 import json
 import math
 import os
-import pwd
+import random
 import sys
 import threading
 import time
 import traceback
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,40 +45,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import requests
-from urllib3.util import Timeout
 
-from chalicelib.adapters.appliances import listeners
+from bench.participants import KINDS, Calls, Event, Inbox, Participant, arrivals, run_event, summary
+from bench.stack_memory import Memory, argv_of, find_stack, mem_available_kb
 from local.config import LocalConfig
 
-CREDENTIALS_SUBJECT = "Your workshop is ready"
-STUDENT_GROUP = "wod-students"
 SEATED = ("pending", "provisioning", "active", "expiring", "finished")  # a seat was given
-IN_FLIGHT = ("pending", "provisioning")
-SERVER_KB = 150 * 1024  # a student server with its kernel, about (README's figures)
+SERVER_KB = 190 * 1024  # a student server with its kernel, about (bench/memory.py)
 ADMIN_PAGE = 1000  # the admin search's largest page (LIMIT_MAX)
-TARGETS = {  # the event-day targets (README, Benchmarks)
-    "timeouts": 0, "5xx": 0, "p50_ms": 300, "p99_ms": 2000, "last_credentials_s": 240, "failed": 0,
+FAST = ("register", "confirm", "status")  # the platform's own pages
+TARGETS = {  # README's event-day targets
+    "poisson": {"p99_ms": 1000, "last_credentials_s": 240},
+    "burst": {"p99_ms": 5000, "last_credentials_s": 240},
 }
 
 
 class Broken(Exception):
-    """The run cannot go on (exit code 2 before the burst, 3 during it)."""
+    """The run cannot go on (exit code 2 before it starts, 3 during it)."""
 
     def __init__(self, message: str, code: int = 2):
         super().__init__(message)
         self.code = code
-
-
-# -- HTTP ------------------------------------------------------------------------------------------
-
-_local = threading.local()
-
-
-def session() -> requests.Session:
-    """One HTTP session per client thread (its own keep-alive connection)."""
-    if not hasattr(_local, "session"):
-        _local.session = requests.Session()
-    return _local.session
 
 
 def _json(response: requests.Response) -> Any:
@@ -91,20 +75,19 @@ def _json(response: requests.Response) -> Any:
         return {"raw": response.text[:200]}
 
 
-class Platform:
-    """The running stack, through its public HTTP interfaces."""
+class Admin:
+    """The organiser's API of the running stack."""
 
-    def __init__(self, app_url: str, inbox_url: str, token: str):
-        self.app_url, self.inbox_url = app_url.rstrip("/"), inbox_url.rstrip("/")
-        self.admin = requests.Session()
-        self.admin.headers.update({"Authorization": f"Bearer {token}", "X-WOD-Actor": "bench/event_day.py"})
-        self.plain = requests.Session()
+    def __init__(self, app_url: str, token: str):
+        self.app_url = app_url.rstrip("/")
+        self.http = requests.Session()
+        self.http.headers.update({"Authorization": f"Bearer {token}", "X-WOD-Actor": "bench/event_day.py"})
 
-    def admin_call(self, method: str, path: str, timeout: float = 60, **kwargs) -> requests.Response:
-        return self.admin.request(method, f"{self.app_url}{path}", timeout=timeout, **kwargs)
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.http.request(method, f"{self.app_url}{path}", timeout=60, **kwargs)
 
     def workshop(self, workshop_id: str) -> dict:
-        response = self.admin_call("GET", "/api/admin/workshops")
+        response = self.call("GET", "/api/admin/workshops")
         if response.status_code in (401, 403):
             raise Broken(f"the admin API refused the token ({response.status_code} {_json(response)})")
         response.raise_for_status()
@@ -114,260 +97,36 @@ class Platform:
         return found[0]
 
     def resize(self, workshop_id: str, seats: int) -> dict:
-        response = self.admin_call("PATCH", f"/api/admin/workshops/{workshop_id}", json={"capacity": seats})
+        response = self.call("PATCH", f"/api/admin/workshops/{workshop_id}", json={"capacity": seats})
         if response.status_code != 200:
             raise Broken(f"PATCH /api/admin/workshops/{workshop_id} {{capacity: {seats}}} answered "
                          f"{response.status_code}: {_json(response)}")
         return response.json()
 
     def registrations(self, prefix: str, n: int) -> dict[str, dict]:
-        """This run's registrations by email. Emails are ``<prefix><n:05d>@...``, so one search per
-        thousand (``q=<prefix><n // 1000:02d>``) stays within the search's page."""
+        """This run's registrations by email (``<prefix><n:05d>@...``: one search per thousand)."""
         found: dict[str, dict] = {}
         for bucket in range((n - 1) // ADMIN_PAGE + 1):
-            response = self.admin_call("GET", "/api/admin/registrations",
-                                       params={"q": f"{prefix}{bucket:02d}", "limit": ADMIN_PAGE})
+            response = self.call("GET", "/api/admin/registrations", params={"q": f"{prefix}{bucket:02d}",
+                                                                            "limit": ADMIN_PAGE})
             response.raise_for_status()
             for record in response.json()["registrations"]:
                 found.setdefault(record["email"].lower(), record)
         return found
 
-    def credentials(self) -> dict[str, float]:
-        """Recipient -> arrival (epoch seconds) of the first credentials email in the inbox."""
-        response = self.plain.get(f"{self.inbox_url}/api/messages", params={"subject": CREDENTIALS_SUBJECT},
-                                  timeout=60)
-        response.raise_for_status()
-        arrived: dict[str, float] = {}
-        for message in response.json():
-            if not message["subject"].startswith(CREDENTIALS_SUBJECT):
-                continue
-            at = datetime.fromisoformat(message["date"]).timestamp()
-            for to in message["to"]:
-                arrived[to.lower()] = min(at, arrived.get(to.lower(), at))
-        return arrived
-
     def alive(self) -> bool:
         try:
-            return self.plain.get(f"{self.app_url}/api/workshops", timeout=30).status_code == 200
+            return requests.get(f"{self.app_url}/api/workshops", timeout=30).status_code == 200
         except requests.RequestException:
             return False
 
 
-# -- the burst -------------------------------------------------------------------------------------
-
-@dataclass
-class Answer:
-    n: int
-    email: str
-    status: int | None = None  # HTTP status, None without an answer
-    error: str | None = None  # "timeout" or the exception's type
-    ms: float = math.inf
-    body: Any = None
-
-
-def burst(platform: Platform, workshop: str, emails: list[str], concurrency: int, timeout: float) -> tuple[
-        list[Answer], float, float]:
-    """Every registration, the wall-clock start of the burst and its duration (s)."""
-    ready = threading.Semaphore(0)
-    go = threading.Event()
-
-    def register(n: int) -> Answer:
-        answer = Answer(n, emails[n])
-        if not go.is_set():  # a pool thread's first request waits for the start signal
-            ready.release()
-            go.wait(120)
-        body = {"workshop": workshop, "email": emails[n], "first_name": "Event", "last_name": f"Day{n}",
-                "company": "Bench & Co", "accept_terms": True}
-        started = time.perf_counter()
-        try:
-            response = session().post(f"{platform.app_url}/api/registrations", json=body,
-                                      timeout=Timeout(total=timeout))
-            answer.status, answer.body = response.status_code, _json(response)
-            answer.ms = (time.perf_counter() - started) * 1000
-        except requests.Timeout:
-            answer.error = "timeout"
-        except requests.RequestException as exc:
-            answer.error = type(exc).__name__
-            answer.body = str(exc)[:300]
-        return answer
-
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="client") as pool:
-        futures = [pool.submit(register, n) for n in range(len(emails))]
-        for _ in range(min(concurrency, len(emails))):  # every client thread is at the line
-            ready.acquire(timeout=30)
-        began, wall = time.time(), time.perf_counter()
-        go.set()
-        answers = [f.result() for f in futures]
-        return answers, began, time.perf_counter() - wall
-
-
-# -- memory ----------------------------------------------------------------------------------------
-
-def _argv(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace").split("\0")
-    except OSError:
-        return []
-
-
-def _ppid(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _is_stack(argv: list[str]) -> bool:
-    """``python -m local ...`` or one of its ``python -m local.<part>`` processes."""
-    return any(a == "-m" and i + 1 < len(argv) and (argv[i + 1] == "local" or argv[i + 1].startswith("local."))
-               for i, a in enumerate(argv))
-
-
-def find_stack(port: int) -> int | None:
-    """The root of the stack serving ``port``: from the process that listens on it, the highest
-    ancestor that is a ``python -m local`` process (else the listener itself)."""
-    inodes = {f"socket:[{inode}]" for _, inode in listeners(port)}
-    if not inodes:
-        return None
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            links = {os.readlink(fd) for fd in (entry / "fd").iterdir()}
-        except OSError:
-            continue
-        if links & inodes:
-            pid, root = int(entry.name), int(entry.name)
-            while pid > 1:
-                if _is_stack(_argv(pid)):
-                    root = pid
-                pid = _ppid(pid)
-            return root
-    return None
-
-
-def _mem_available_kb() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _is_hub(argv: list[str]) -> bool:
-    return any(os.path.basename(a) == "jupyterhub" for a in argv[:3])
-
-
-@dataclass
-class Sample:
-    at: float
-    platform_kb: int = 0
-    hub_kb: int = 0  # JupyterHub, its proxy, student servers and kernels
-    servers: int = 0  # jupyterhub-singleuser processes among them
-    foreign_students: int = 0  # processes of wod-students users that are not this stack's
-    available_kb: int = 0
-
-
-@dataclass
-class Memory:
-    """Samples the stack's process tree in a thread: platform vs JupyterHub + student servers."""
-
-    root: int
-    interval: float
-    students: set[str] = field(default_factory=set)  # this run's student names (orphan servers count)
-    samples: list[Sample] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    @staticmethod
-    def _student_uids() -> dict[int, str]:
-        try:
-            group = grp.getgrnam(STUDENT_GROUP)
-        except KeyError:
-            return {}
-        return {u.pw_uid: u.pw_name for u in pwd.getpwall()
-                if u.pw_gid == group.gr_gid or u.pw_name in group.gr_mem}
-
-    def sample(self) -> Sample:
-        procs: dict[int, tuple[int, int, int]] = {}  # pid -> (ppid, uid, rss kB)
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            values = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-            if "VmRSS" not in values:
-                continue  # a kernel thread, or a zombie
-            procs[int(entry.name)] = (int(values["PPid"]), int(values["Uid"].split()[0]),
-                                      int(values["VmRSS"].split()[0]))
-        children: dict[int, list[int]] = {}
-        for pid, (ppid, _, _) in procs.items():
-            children.setdefault(ppid, []).append(pid)
-
-        def subtree(top: int) -> list[int]:
-            found, todo = [], [top]
-            while todo:
-                pid = todo.pop()
-                found.append(pid)
-                todo.extend(children.get(pid, []))
-            return found
-
-        tree = set(subtree(self.root)) if self.root in procs else set()
-        hub_side: set[int] = set()
-        for pid in tree:
-            if pid not in hub_side and _is_hub(_argv(pid)):
-                hub_side.update(subtree(pid))
-        student_uids = self._student_uids()
-        result = Sample(time.time())
-        for pid, (_, uid, rss) in procs.items():
-            if pid in tree:
-                if pid in hub_side or uid in student_uids:
-                    result.hub_kb += rss
-                    result.servers += any("jupyterhub-singleuser" in a for a in _argv(pid)[:3])
-                else:
-                    result.platform_kb += rss
-            elif uid in student_uids:
-                if student_uids[uid] in self.students:  # this stack's, left outside its tree
-                    result.hub_kb += rss
-                    result.servers += any("jupyterhub-singleuser" in a for a in _argv(pid)[:3])
-                else:
-                    result.foreign_students += 1
-        result.available_kb = _mem_available_kb()
-        return result
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.samples.append(self.sample())
-            except Exception:  # a sample is best effort; the run goes on
-                traceback.print_exc()
-            self._stop.wait(self.interval)
-
-    def start(self) -> Memory:
-        self._thread = threading.Thread(target=self._run, name="memory", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(30)
-
-
-# -- report ----------------------------------------------------------------------------------------
-
 def percentile(ordered: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not ordered:
-        return math.nan
-    return ordered[max(1, math.ceil(len(ordered) * p / 100)) - 1]
+    return ordered[max(1, math.ceil(len(ordered) * p / 100)) - 1] if ordered else math.nan
 
 
 def ms(value: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    return "(no answer)" if math.isinf(value) else f"{value:.0f}"
+    return "n/a" if math.isnan(value) else "(none)" if math.isinf(value) else f"{value:.0f}"
 
 
 def verdict(met: bool) -> str:
@@ -387,21 +146,24 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"where secrets.json is (default {config.state_dir})")
     parser.add_argument("--admin-token", help="default: admin_token in <state dir>/secrets.json")
     parser.add_argument("--workshop", default="WKSHP-PY101")
-    parser.add_argument("--n", type=int, default=300, help="registrations (default 300)")
-    parser.add_argument("--seats", type=int, default=100, help="capacity set before the burst (default 100)")
-    parser.add_argument("--concurrency", type=int, help="client threads (default: --n, all at once)")
+    parser.add_argument("--n", type=int, default=300, help="participants (default 300)")
+    parser.add_argument("--seats", type=int, default=100, help="capacity set before the event (default 100)")
+    parser.add_argument("--arrivals", choices=("poisson", "burst"), default="poisson",
+                        help="poisson: spread over --over seconds (default); burst: all at once")
+    parser.add_argument("--over", type=float, default=60, help="seconds the arrivals spread over (default 60)")
+    parser.add_argument("--confirm-within", type=float, default=60,
+                        help="each participant confirms 0..this many seconds after the email (default 60)")
     parser.add_argument("--timeout", type=float, default=30, help="client timeout per request, s (default 30)")
-    parser.add_argument("--wait", type=float, default=360,
-                        help="longest wait for the credentials after the burst, s (default 360)")
+    parser.add_argument("--wait", type=float, default=420,
+                        help="longest wait after the last confirmation, s (default 420)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of arrivals and confirmations")
     parser.add_argument("--interval", type=float, default=2, help="memory sampling interval, s (default 2)")
-    parser.add_argument("--stack-pid", type=int, help="root of the stack's process tree (default: found from "
-                                                      "the process listening on the app's port)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    concurrency = args.concurrency or args.n
-    if not 1 <= args.n <= 99_999 or args.seats < 1 or concurrency < 1:
-        parser.error("need 1 <= --n <= 99999, --seats >= 1, --concurrency >= 1")
+    if not 1 <= args.n <= 99_999 or args.seats < 1:
+        parser.error("need 1 <= --n <= 99999 and --seats >= 1")
     try:
-        return run(args, concurrency)
+        return run(args)
     except Broken as exc:
         print(f"BROKEN RUN: {exc}")
         return exc.code
@@ -413,192 +175,173 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def run(args: argparse.Namespace, concurrency: int) -> int:
-    token = args.admin_token
-    if not token:
-        secrets_file = args.state_dir / "secrets.json"
-        try:
-            token = json.loads(secrets_file.read_text())["admin_token"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise Broken(f"no admin token: cannot read admin_token from {secrets_file} ({exc}); "
-                         "pass --state-dir or --admin-token") from None
-    platform = Platform(args.app_url, args.inbox_url, token)
-    if not platform.alive():
-        raise Broken(f"nothing answers GET {platform.app_url}/api/workshops: is `make run` running?")
+def _token(args: argparse.Namespace) -> str:
+    if args.admin_token:
+        return args.admin_token
+    secrets_file = args.state_dir / "secrets.json"
     try:
-        platform.credentials()
-    except requests.RequestException as exc:
-        raise Broken(f"the inbox at {platform.inbox_url} does not answer: {exc}") from None
+        return json.loads(secrets_file.read_text())["admin_token"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise Broken(f"no admin token: cannot read admin_token from {secrets_file} ({exc}); "
+                     "pass --state-dir or --admin-token") from None
 
-    before = platform.workshop(args.workshop)
-    run_id = f"{int(time.time()) % 1_000_000:06d}"
-    prefix = f"eday{run_id}-"
-    emails = [f"{prefix}{n:05d}@example.com" for n in range(args.n)]
-    emails_set = set(emails)
-    print(f"event_day: {args.n} registrations into {args.workshop} resized to {args.seats} seats, "
-          f"{concurrency} at once, client timeout {args.timeout:.0f} s (cpus={os.cpu_count()}, "
-          f"load {os.getloadavg()[0]:.2f}, app {platform.app_url}, emails {prefix}*)")
+
+def run(args: argparse.Namespace) -> int:
+    admin = Admin(args.app_url, _token(args))
+    if not admin.alive():
+        raise Broken(f"nothing answers GET {admin.app_url}/api/workshops: is `make run` running?")
+    try:
+        inbox = Inbox(args.inbox_url)
+    except requests.RequestException as exc:
+        raise Broken(f"the inbox at {args.inbox_url} does not answer: {exc}") from None
+    before = admin.workshop(args.workshop)
+    prefix = f"eday{int(time.time()) % 1_000_000:06d}-"
+    rng = random.Random(args.seed)
+    over = args.over if args.arrivals == "poisson" else 0
+    print(f"event_day: {args.n} participants for {args.workshop} resized to {args.seats} seats, arriving "
+          f"{'over ' + format(over, 'g') + ' s (Poisson)' if over else 'all at once'}, confirming within "
+          f"{args.confirm_within:g} s; client timeout {args.timeout:g} s (cpus={os.cpu_count()}, load "
+          f"{os.getloadavg()[0]:.2f}, emails {prefix}*)")
     if before["seats_taken"] or before["waitlist"]:
         print(f"note: {args.workshop} already has {before['seats_taken']} seat(s) taken and {before['waitlist']} "
-              "waiting; the figures below count this run's registrations only")
-
-    available = _mem_available_kb()
+              "waiting; the figures count this run's participants only")
+    available = mem_available_kb()
     if available and available < args.seats * SERVER_KB + (1 << 20):
-        print(f"note: MemAvailable is {mb(available)}, less than {args.seats} student servers at about "
-              f"{mb(SERVER_KB)} each need: the machine may run out of memory during this run")
-    root = args.stack_pid or find_stack(urlsplit(platform.app_url).port or 80)
+        print(f"note: MemAvailable is {mb(available)}, less than {args.seats} servers with a kernel need")
+    root = find_stack(urlsplit(admin.app_url).port or 80)
     memory = Memory(root, args.interval).start() if root else None
-    if memory is None:
-        print("note: the stack's processes were not found on this machine (pass --stack-pid): memory not measured")
-    else:
-        print(f"stack process tree: pid {root} ({' '.join(_argv(root))[:100]})")
+    print(f"stack process tree: pid {root} ({' '.join(argv_of(root))[:80]})" if root else
+          "note: the stack's processes were not found on this machine: memory not measured")
+
+    resized = admin.resize(args.workshop, args.seats)
+    print(f"{args.workshop}: capacity {before['seats_total']} -> {resized['seats_total']}, "
+          f"{resized['seats_free']} free, {resized['waitlist']} waiting", flush=True)
+    inbox.start()
+    stop = threading.Event()
+    calls = Calls()
+    began = time.time() + 2
+    people = [Participant(n, f"{prefix}{n:05d}@example.com", at, rng.uniform(0, args.confirm_within))
+              for n, at in enumerate(arrivals(args.n, over, began, rng))]
+    event = Event(admin.app_url, inbox, args.workshop, calls, args.timeout, mail_wait=args.wait, stop=stop)
+    threads = run_event(event, people)
+    records: dict[str, dict] = {}
     try:
-        resized = platform.resize(args.workshop, args.seats)
-        print(f"{args.workshop}: capacity {before['seats_total']} -> {resized['seats_total']}, "
-              f"{resized['seats_free']} free, {resized['waitlist']} waiting")
-        time.sleep(2 * args.interval)  # a baseline memory sample or two before the burst
-        baseline = memory.samples[-1] if memory and memory.samples else None
-
-        answers, began, wall = burst(platform, args.workshop, emails, concurrency, args.timeout)
-        print(f"burst done in {wall:.1f} s; following the registrations through the admin API ...", flush=True)
-
-        # -- the wait for credentials (bounded) ----------------------------------------------------
-        # Statuses come from the admin search (every 15 s, and again to confirm the end), the
-        # credentials from the inbox (every 2 s); a poll that fails is retried, not fatal.
-        deadline = time.monotonic() + args.wait
-        records: dict[str, dict] = {}
-        seated: set[str] = set()  # given a seat at any point (failed ones included)
-        arrived: dict[str, float] = {}
-        poll_errors: Counter[str] = Counter()
-        next_status, next_print = 0.0, time.monotonic() + 30
-        while True:
-            now, fresh = time.monotonic(), False
-            if now >= next_status:
-                try:
-                    records = platform.registrations(prefix, args.n)
-                    fresh = True
-                except requests.RequestException as exc:
-                    poll_errors[f"admin search: {type(exc).__name__}"] += 1
-                next_status = now + 15
-                seated |= {e for e, r in records.items() if r["status"] in SEATED or r["status"] == "failed"}
-                if memory:
-                    memory.students = {r["student"] for r in records.values() if r.get("student")}
-            try:
-                arrived.update({e: t for e, t in platform.credentials().items() if e in emails_set
-                                and e not in arrived})
-            except requests.RequestException as exc:
-                poll_errors[f"inbox: {type(exc).__name__}"] += 1
-            live = [e for e, r in records.items() if r["status"] in SEATED]
-            if records and all(e in arrived for e in live):
-                if fresh:
-                    break  # everyone seated has credentials, and nobody is in flight any more
-                next_status = 0.0  # looks done: confirm with a fresh read of the statuses
-                continue
-            if now >= deadline:
-                break
-            if now >= next_print:
-                print(f"  {time.time() - began:5.0f} s after the burst began: {len(arrived)} credentials emails, "
-                      f"{sum(r['status'] in IN_FLIGHT for r in records.values())} being provisioned, "
-                      f"{sum(r['status'] == 'failed' for r in records.values())} failed", flush=True)
-                next_print = now + 30
-            time.sleep(2)
-        waited = time.time() - began
+        records = follow(admin, prefix, people, began, args.wait)
     finally:
+        stop.set()
+        for thread in threads:
+            thread.join(args.timeout + 5)
+        inbox.stop()
         if memory:
             memory.stop()
-    stack_up = platform.alive()
-
-    # -- figures -----------------------------------------------------------------------------------
-    by_status = Counter(str(a.status) for a in answers if a.status is not None)
-    timeouts = [a for a in answers if a.error == "timeout"]
-    errors = Counter(a.error for a in answers if a.error and a.error != "timeout")
-    server_errors = sum(v for k, v in by_status.items() if k.startswith("5"))
-    unanswered_created = [a for a in answers if a.status is None and a.email in records]
-    unconfirmed = [e for e, r in records.items() if r["status"] == "unconfirmed"]
-    latencies = sorted(a.ms for a in answers)
-    statuses = Counter(r["status"] for r in records.values())
-    failed = [r for r in records.values() if r["status"] == "failed"]
-    accepted = sum(1 for a in answers if a.status == 202)  # the answer names no registration: see "stored"
-    got = {e: t for e, t in arrived.items() if e in seated}
-    last = max(got.values()) - began if got else math.nan
-    still_missing = sorted(e for e in seated if e not in got and records.get(e, {}).get("status") != "failed")
-
-    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-    answered_ms = [v for v in latencies if not math.isinf(v)]
-    created = [datetime.fromisoformat(r["created_at"]).timestamp() for r in records.values() if r.get("created_at")]
-    latency = " / ".join(ms(percentile(latencies, q)) for q in (50, 90, 99, 100))
-    latency_met = verdict(p50 <= TARGETS["p50_ms"] and p99 <= TARGETS["p99_ms"])
-    last_text = "n/a" if math.isnan(last) else f"{last:.0f} s"
-    last_met = verdict(not still_missing and not math.isnan(last) and last <= TARGETS["last_credentials_s"])
-    missing_text = f" ({len(still_missing)} still missing after {waited:.0f} s)" if still_missing else ""
-    failure_text = f" (e.g. {failed[0].get('failure')!r})" if failed else ""
-    rows: list[tuple[str, str]] = [
-        ("burst", f"{args.n} registrations in {wall:.1f} s ({args.n / wall:.1f}/s), {concurrency} at once"),
-        ("answers by status", ", ".join(f"{k}: {v}" for k, v in sorted(by_status.items())) or "none"),
-        ("client timeouts", f"{len(timeouts)} (> {args.timeout:.0f} s)   target {TARGETS['timeouts']}: "
-                            f"{verdict(len(timeouts) <= TARGETS['timeouts'])}"),
-        ("other client errors", ", ".join(f"{k}: {v}" for k, v in errors.items()) or "0"),
-        ("5xx answers", f"{server_errors}   target {TARGETS['5xx']}: {verdict(server_errors <= TARGETS['5xx'])}"),
-        ("created without an answer", f"{len(unanswered_created)} of {args.n - sum(by_status.values())} "
-                                      "unanswered requests"),
-        ("API latency p50/p90/p99/max", f"{latency} ms   target p50 <= {TARGETS['p50_ms']}, "
-                                        f"p99 <= {TARGETS['p99_ms']}: {latency_met}"),
-        ("answered requests only", f"{len(answered_ms)}: p50 {ms(percentile(answered_ms, 50))} / p99 "
-                                   f"{ms(percentile(answered_ms, 99))} / max {ms(percentile(answered_ms, 100))} ms"),
-        ("latest created_at", f"{max(created) - began:.1f} s after the burst began (the app's clock as it took "
-                              "the request; answers may leave later)" if created else "n/a"),
-        ("accepted (202)", f"{accepted} of {args.n}"),
-        ("seated / waitlisted (stored)", f"{len(seated)} / {statuses.get('waitlisted', 0)} of {len(records)} "
-                                         f"registrations created; now {dict(sorted(statuses.items()))}"),
-        ("credentials emails", f"{len(got)} of {len(seated)} seated participants ({len(failed)} failed){missing_text}"),
-        ("last credentials after start", f"{last_text}{' (not everyone yet)' if still_missing else ''}   "
-                                         f"target <= {TARGETS['last_credentials_s']} s: {last_met}"),
-        ("failed provisionings", f"{len(failed)}   target {TARGETS['failed']}: "
-                                 f"{verdict(len(failed) <= TARGETS['failed'])}{failure_text}"),
-    ]
-    if got:
-        per_participant = sorted(t - began for t in got.values())
-        rows.append(("credentials after start p50/p90", f"{percentile(per_participant, 50):.0f} / "
-                                                        f"{percentile(per_participant, 90):.0f} s"))
-    if poll_errors:
-        rows.append(("polls that failed", ", ".join(f"{k}: {v}" for k, v in poll_errors.items())))
-    limited = [a for a in answers if a.status == 429]
-    if limited:
-        rows.append(("rate limited (429)", f"{len(limited)}: start the stack with WOD_RATE_LIMIT_PER_MINUTE=0 "
-                                           "for this bench"))
-    if unconfirmed:
-        rows.append(("awaiting confirmation", f"{len(unconfirmed)} registrations hold a seat unconfirmed: start "
-                                              "the stack with WOD_CONFIRM_MINUTES=0 for this bench"))
-    if memory and memory.samples:
-        peak_platform = max(memory.samples, key=lambda s: s.platform_kb)
-        peak_hub = max(memory.samples, key=lambda s: s.hub_kb)
-        peak_total = max(memory.samples, key=lambda s: s.platform_kb + s.hub_kb)
-        lowest = min(memory.samples, key=lambda s: s.available_kb)
-        if baseline:
-            rows.append(("memory before the burst", f"platform {mb(baseline.platform_kb)}, JupyterHub + student "
-                                                    f"servers {mb(baseline.hub_kb)} ({baseline.servers} servers)"))
-        rows += [
-            ("peak memory, platform", f"{mb(peak_platform.platform_kb)} at {peak_platform.at - began:.0f} s"),
-            ("peak memory, hub + servers", f"{mb(peak_hub.hub_kb)} at {peak_hub.at - began:.0f} s with "
-                                           f"{peak_hub.servers} student servers running"),
-            ("peak memory, both", f"{mb(peak_total.platform_kb + peak_total.hub_kb)} "
-                                  f"(RSS sums, {len(memory.samples)} samples every {args.interval:g} s)"),
-            ("lowest MemAvailable", f"{mb(lowest.available_kb)} at {lowest.at - began:.0f} s"),
-        ]
-        foreign = max(s.foreign_students for s in memory.samples)
-        if foreign:
-            rows.append(("not counted", f"up to {foreign} processes of other {STUDENT_GROUP} users (another stack)"))
-    width = max(len(k) for k, _ in rows)
-    print("-" * 100)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    print("-" * 100)
-    print(f"hand the capacity back to the folder with: PATCH /api/admin/workshops/{args.workshop} "
-          '{"capacity": null} (applied by the next `make sync`)')
-    if not stack_up:
+    figures = report(args, people, calls, records, began, memory, inbox)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1, default=str))
+    print(f"hand the capacity back with: PATCH /api/admin/workshops/{args.workshop} {{\"capacity\": null}}")
+    if not admin.alive():
         print("BROKEN RUN: the stack stopped answering during the run")
         return 3
     return 0
+
+
+def follow(admin: Admin, prefix: str, people: list[Participant], began: float, wait: float) -> dict[str, dict]:
+    """Until every seated participant works in the notebook (or failed), every confirmation is in
+    and nobody is being provisioned; at most ``wait`` s after the last confirmation."""
+    records: dict[str, dict] = {}
+    last_print = time.time()
+    while True:
+        time.sleep(5)
+        try:
+            records = admin.registrations(prefix, len(people))
+        except requests.RequestException as exc:
+            print(f"  admin search failed: {type(exc).__name__}", flush=True)
+            continue
+        statuses = Counter(r["status"] for r in records.values())
+        by_email = {p.email: p for p in people}
+        arrived = all(time.time() > p.arrives for p in people)
+        settled = all(not math.isnan(p.confirmed_at) or p.problem for p in people if p.email in records or
+                      time.time() < p.arrives) and arrived
+        seated = [e for e, r in records.items() if r["status"] in SEATED]
+        done = all(not math.isnan(by_email[e].notebook_at) or by_email[e].problem for e in seated if e in by_email)
+        if settled and done and not statuses.get("pending") and not statuses.get("provisioning") \
+                and not statuses.get("unconfirmed"):
+            return records
+        confirmed = [p.confirmed_at for p in people if not math.isnan(p.confirmed_at)]
+        if arrived and time.time() > max(confirmed + [p.arrives for p in people]) + wait:
+            print(f"  giving up {wait:.0f} s after the last arrival or confirmation", flush=True)
+            return records
+        if time.time() - last_print >= 30:
+            working = sum(not math.isnan(p.notebook_at) for p in people)
+            print(f"  {time.time() - began:5.0f} s: {dict(sorted(statuses.items()))}; "
+                  f"{working} working in the notebook", flush=True)
+            last_print = time.time()
+
+
+def report(args: argparse.Namespace, people: list[Participant], calls: Calls, records: dict[str, dict],
+           began: float, memory: Memory | None, inbox: Inbox) -> dict[str, Any]:
+    targets = TARGETS[args.arrivals]
+    by_kind = {kind: summary(calls.by_kind.get(kind, [])) for kind in KINDS}
+    statuses = Counter(r["status"] for r in records.values())
+    seated = [p for p in people if records.get(p.email, {}).get("status") in SEATED]
+    failed = [r for r in records.values() if r["status"] == "failed"]
+    confirmed = [p.confirmed_at for p in people if not math.isnan(p.confirmed_at)]
+    last_confirmed = max(confirmed) if confirmed else math.nan
+    credentials = [p.credentials_at for p in seated if not math.isnan(p.credentials_at)]
+    working = [p for p in seated if not math.isnan(p.notebook_at)]
+    last_credentials = max(credentials) - last_confirmed if credentials and confirmed else math.nan
+    last_notebook = max(p.notebook_at for p in working) - last_confirmed if working and confirmed else math.nan
+    all_credentials = len(credentials) == len(seated) and last_credentials <= targets["last_credentials_s"]
+    timeouts = sum(s["timeouts"] for s in by_kind.values())
+    server_errors = sum(s["5xx"] for s in by_kind.values())
+    worst_p99 = max((by_kind[k]["p99"] for k in FAST if by_kind[k]["count"]), default=math.nan)
+    looks = sum(p.looks for p in people)
+    print("-" * 100)
+    print(f"{'request':<10} {'count':>6} {'timeouts':>8} {'5xx':>4} {'4xx':>4} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'max ms':>8}")
+    for kind, s in by_kind.items():
+        print(f"{kind:<10} {s['count']:>6} {s['timeouts']:>8} {s['5xx']:>4} {s['4xx']:>4} {ms(s['p50']):>8} "
+              f"{ms(s['p99']):>8} {ms(s['max']):>8}")
+    print("-" * 100)
+    rows = [
+        ("client timeouts", f"{timeouts}   target 0: {verdict(timeouts == 0)}"),
+        ("5xx answers", f"{server_errors}   target 0: {verdict(server_errors == 0)}"),
+        ("register/confirm/status p99", f"{ms(worst_p99)} ms   target <= {targets['p99_ms']} ms: "
+                                        f"{verdict(worst_p99 <= targets['p99_ms'])}"),
+        ("registrations", f"{len(records)} of {len(people)}: {dict(sorted(statuses.items()))}"),
+        ("confirmed", f"{len(confirmed)}; the last {last_confirmed - began:.0f} s after the first arrival"
+         if confirmed else "0"),
+        ("failed provisionings", f"{len(failed)}   target 0: {verdict(not failed)}"
+         + (f" (e.g. {failed[0].get('failure')!r})" if failed else "")),
+        ("credentials", f"{len(credentials)} of {len(seated)} seated; the last {last_credentials:.0f} s after the "
+                        f"last confirmation   target <= {targets['last_credentials_s']} s: "
+                        f"{verdict(all_credentials)}"
+         if credentials else f"0 of {len(seated)} seated: MISSED"),
+        ("working in the notebook", f"{len(working)} of {len(seated)} seated (logged in, notebook and kernel "
+                                    f"open); the last {last_notebook:.0f} s after the last confirmation: "
+                                    f"{verdict(len(working) == len(seated) and bool(seated))}"
+         if working else f"0 of {len(seated)}: MISSED"),
+        ("status page", f"{looks} looks by {len(people)} open pages, {sum(p.unchanged for p in people)} "
+                        f"answered 304 ({looks / max(1.0, time.time() - began):.1f}/s over the run)"),
+    ]
+    problems = Counter(p.problem.split(":")[0] for p in people if p.problem)
+    if problems:
+        rows.append(("participants' problems", ", ".join(f"{k}: {v}" for k, v in problems.most_common(6))))
+    if inbox.errors:
+        rows.append(("inbox polls that failed", str(inbox.errors)))
+    if memory and memory.samples:
+        peak_platform = max(memory.samples, key=lambda s: s.platform_kb)
+        peak_hub = max(memory.samples, key=lambda s: s.hub_kb)
+        lowest = min(memory.samples, key=lambda s: s.available_kb)
+        rows += [("peak memory, platform", mb(peak_platform.platform_kb)),
+                 ("peak memory, hub + servers", f"{mb(peak_hub.hub_kb)} with {peak_hub.servers} servers"),
+                 ("lowest MemAvailable", mb(lowest.available_kb))]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print("-" * 100)
+    return {"requests": by_kind, "statuses": dict(statuses), "failed": len(failed), "timeouts": timeouts,
+            "5xx": server_errors, "last_credentials_s": last_credentials, "last_notebook_s": last_notebook,
+            "working": len(working), "seated": len(seated), "problems": dict(problems)}
 
 
 if __name__ == "__main__":
