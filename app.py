@@ -30,6 +30,15 @@ def order_intake(event):
     return intake.handle_order(event.message, event.to_dict())
 
 
+@app.lambda_function(name="outbox-dispatcher")
+def outbox_dispatcher(event, context):
+    """The registrations' stream (DynamoDB Streams): deliver what each written change owes."""
+    from chalicelib.services.context import for_process
+    from chalicelib.services.outbox import dispatch
+
+    return {"delivered": dispatch(for_process(), event.get("Records") or [])}
+
+
 def _task(machine: str, name: str, module: str):
     """One Lambda function per Task state (``chalicelib/backend/tasks.py``)."""
     def handler(event, context):

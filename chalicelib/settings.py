@@ -45,6 +45,11 @@ class Settings:
     secrets_prefix: str = "/wod"
     location: str = "local"  # this backend's location (its hub token is per location)
     outbox_retry_seconds: int = 60
+    # "inline": a state change delivers what it owes before it answers; "stream": the dispatcher
+    # (chalicelib.services.outbox.dispatch) reads the registrations' stream and delivers it
+    outbox_dispatch: str = "stream"
+    # the participants' pages read the workshops as they were this many seconds ago at most (0: fresh)
+    workshop_cache_seconds: float = 2.0
     confirm_minutes: int = 15  # a new registration's seat is held this long for its email confirmation (0: none)
     claim_retry_seconds: int = 120  # a claim repeating a live registration's body this soon answers with it
     rate_limit_per_minute: int = 30  # registrations from one client address per minute (0: no limit)
@@ -102,6 +107,13 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={env.get(name)!r}: expected one of {', '.join(choices)}")
+    return value
+
+
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in value.split(",") if part.strip())
 
@@ -134,6 +146,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secrets_prefix=env.get("WOD_SECRETS_PREFIX", defaults.secrets_prefix),
         location=env.get("WOD_LOCATION", defaults.location),
         outbox_retry_seconds=int(env.get("WOD_OUTBOX_RETRY_SECONDS", defaults.outbox_retry_seconds)),
+        outbox_dispatch=_choice(env, "WOD_OUTBOX_DISPATCH", defaults.outbox_dispatch, ("inline", "stream")),
+        workshop_cache_seconds=_number(env, "WOD_WORKSHOP_CACHE_SECONDS", defaults.workshop_cache_seconds, 0, 300),
         confirm_minutes=int(env.get("WOD_CONFIRM_MINUTES", defaults.confirm_minutes)),
         claim_retry_seconds=int(env.get("WOD_CLAIM_RETRY_SECONDS", defaults.claim_retry_seconds)),
         rate_limit_per_minute=int(env.get("WOD_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute)),

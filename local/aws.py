@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,6 +28,9 @@ from werkzeug.serving import make_server
 
 log = logging.getLogger("wod.local.aws")
 READ_ONLY = ("Get", "BatchGet", "Query", "Scan", "Describe", "List", "TransactGet")
+STREAM_KEEP = 10_000  # records of a table's stream the embedded AWS keeps (the reader follows the newest)
+ITERATORS_KEEP = 100  # stream positions kept (each GetRecords makes one)
+TRIM_SECONDS = 30
 JOURNALED = {"X-Amz-Target": "HTTP_X_AMZ_TARGET", "Authorization": "HTTP_AUTHORIZATION",
              "Content-Type": "CONTENT_TYPE"}  # what a journaled request needs to be replayed
 
@@ -45,7 +48,7 @@ class SerialisedDynamoDB:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if not target.startswith("DynamoDB_"):
+        if not target.startswith(("DynamoDB_", "DynamoDBStreams_")):
             return self.app(environ, start_response)
         writing = not target.split(".")[-1].startswith(READ_ONLY)
         request = b""
@@ -97,6 +100,35 @@ class EmbeddedAws:
         self.server.shutdown()
         self.server.server_close()
 
+    def trim_streams(self, keep: int = STREAM_KEEP) -> int:
+        """Keep the newest ``keep`` records of each table's stream, and no shard iterator but the
+        newest of each reader: moto keeps them all, for ever (DynamoDB keeps records 24 hours).
+        Returns how many records went."""
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+        dropped = 0
+        with self.app.lock:
+            for _account, _region, backend in _regional(dynamodb_backends):
+                for table in backend.tables.values():
+                    shard = getattr(table, "stream_shard", None)
+                    if shard is not None and len(shard.items) > keep:
+                        extra = len(shard.items) - keep
+                        del shard.items[:extra]
+                        shard.starting_sequence_number += extra  # sequence numbers stay as they were
+                        dropped += extra
+            for _account, _region, backend in _regional(dynamodbstreams_backends):
+                if len(backend.shard_iterators) > ITERATORS_KEEP:
+                    for arn in list(backend.shard_iterators)[:-ITERATORS_KEEP]:
+                        del backend.shard_iterators[arn]  # in insertion order: the oldest first
+        return dropped
+
+
+def _regional(backends: Any) -> Iterator[tuple[str, str, Any]]:
+    for account, regions in list(backends.items()):
+        for region, backend in list(regions.items()):
+            yield account, region, backend
+
 
 def _exclusive(state_dir: Path, patience: float = 60.0) -> IO[str]:
     """Hold ``aws.lock`` in the state directory while serving: an aws process of an earlier run
@@ -147,8 +179,12 @@ def main() -> int:
     messaging = create_messaging(aws.endpoint, region, settings)
     part.ready(state_machines=machines, restored=restored, messaging=messaging)
     code = 0
+    trimmed = time.monotonic()
     try:
         while not stopping.wait(1):
+            if time.monotonic() - trimmed > TRIM_SECONDS:
+                aws.trim_streams()
+                trimmed = time.monotonic()
             if not aws.thread.is_alive():
                 log.error("the embedded AWS server stopped")
                 code = 1

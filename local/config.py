@@ -144,6 +144,8 @@ class LocalConfig:
             "WOD_SECRETS_FILE": str(self.secrets_file),
             "WOD_HUB_URL": self.hub_url,
             "WOD_WORKSHOPS_DIR": str(self.workshops),
+            # the workers read the registrations' stream (local/stream.py)
+            "WOD_OUTBOX_DISPATCH": os.environ.get("WOD_OUTBOX_DISPATCH", "stream"),
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),

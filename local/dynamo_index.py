@@ -45,7 +45,7 @@ partition. ``install()`` makes moto do the same without changing one answer:
   registrations, so each expiry or stuck-provisioning failure in a time check) and puts the
   copies back on failure. Instead, the write hooks journal each key's item before its first
   write in the transaction and a rollback restores those keys, and the index with them (see
-  "transactions" below). Tables with a stream keep moto's copies.
+  "transactions" below); a rolled-back transaction's stream records go too.
 
 * **When unsure, walk.** A candidate key that is missing from the table, or whose attributes
   do not match, drops the table's index (rebuilt on the next query) and the query walks. A
@@ -734,10 +734,14 @@ class _Journal:
     def __init__(self) -> None:
         self.old: dict[tuple, tuple] = {}  # (id(table), pk) -> (table, typed key, deep copy of the item or None)
         self.whole: dict[int, tuple] = {}  # id(table) -> (table, deep copy of table.items)
+        self.streams: dict[int, tuple] = {}  # id(table) -> (its stream shard, how many records it had)
 
     def record(self, table: Any, key: Callable[[], tuple]) -> None:
         import copy
 
+        shard = getattr(table, "stream_shard", None)
+        if shard is not None and id(table) not in self.streams:
+            self.streams[id(table)] = (shard, len(shard.items))
         if id(table) in self.whole:
             return
         try:
@@ -755,7 +759,9 @@ class _Journal:
             self.old[pk] = (table, typed, copy.deepcopy(item) if item is not None else None)
 
     def roll_back(self) -> None:
-        """Every journaled table as it was when the transaction began (see above)."""
+        """Every journaled table as it was when the transaction began (see above), its stream too."""
+        for shard, length in self.streams.values():
+            del shard.items[length:]  # the records of writes that did not happen
         for table, items in self.whole.values():
             table.items = items
             _drop(table, "a transaction rolled back a key the index could not follow")
@@ -784,10 +790,10 @@ def _transact_write_items(self: Any, *args: Any, **kwargs: Any) -> Any:
     items = _signatures["DynamoDBBackend.transact_write_items"].bind(self, *args, **kwargs).arguments["transact_items"]
     try:
         names = {next(iter(item.values())).get("TableName") for item in items}
-        streams = any(getattr(self.tables.get(name), "stream_shard", None) is not None for name in names)
+        unknown = any(name not in self.tables for name in names)
     except Exception:
-        streams = True  # moto raises on such a request; let it
-    if not _state["transactions"] or streams or getattr(_local, "journal", None) is not None:
+        unknown = True  # moto raises on such a request; let it
+    if not _state["transactions"] or unknown or getattr(_local, "journal", None) is not None:
         return original(self, *args, **kwargs)
     journal = _Journal()
     _local.journal = journal

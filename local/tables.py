@@ -30,8 +30,11 @@ def create_tables(client, prefix: str) -> list[str]:
         if name in existing:
             continue
         args = {key: props[key] for key in ("TableName", "AttributeDefinitions", "KeySchema", "BillingMode")}
-        if props.get("GlobalSecondaryIndexes"):
-            args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        for optional in ("GlobalSecondaryIndexes", "StreamSpecification"):
+            if props.get(optional):
+                args[optional] = props[optional]
+        if "StreamSpecification" in args:
+            args["StreamSpecification"] = {"StreamEnabled": True, **args["StreamSpecification"]}
         client.create_table(**args)
         client.get_waiter("table_exists").wait(TableName=name)
         if props.get("TimeToLiveSpecification"):

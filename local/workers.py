@@ -8,7 +8,9 @@ that an EventBridge schedule invokes. Here one process plays that part for the w
   by running ``app.py``'s functions (``app.pure_lambda_functions``, by name, through the app's
   middleware) in a bounded thread pool (``WOD_WORKER_THREADS``); ``GET /health`` says how busy;
 * a timer invokes ``app.py``'s scheduled ``time-checks`` function every ``WOD_TICK_SECONDS``
-  with an EventBridge scheduled event.
+  with an EventBridge scheduled event;
+* a reader of the registrations' stream hands each batch to ``app.py``'s ``outbox-dispatcher``
+  (``local/stream.py``), as the event source mapping does on AWS.
 
 Its Context is built from the ``WOD_*`` environment. It keeps no state: the supervisor
 restarts it if it stops; the executions it was serving see ``Lambda.ServiceException`` and
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from local.stepfunctions import Handler, LambdaContext, function_name_of, run_handler
+from local.stream import StreamReader
 
 log = logging.getLogger("wod.local.workers")
 ACCOUNT = "123456789012"
@@ -168,6 +171,12 @@ class Timer:
             self.thread = self._start()
 
 
+def _streams_client(config: Any, region: str) -> Any:
+    import boto3
+
+    return boto3.client("dynamodbstreams", endpoint_url=config.aws_endpoint, region_name=region)
+
+
 def _restart_appliances(config: Any, context: Any) -> None:
     """The appliances of active participants are this process's children: stop those a dead
     predecessor left, then start each active participant's again."""
@@ -192,7 +201,7 @@ def main() -> int:
     stopping = part.Stopping()
     context = part.install_context(config)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from app import app, time_checks
+    from app import app, outbox_dispatcher, time_checks
 
     functions = {function.name: function for function in app.pure_lambda_functions}
     tasks = TaskPool(functions, config.worker_threads, region=context.settings.region)
@@ -200,6 +209,9 @@ def main() -> int:
     serving = threading.Thread(target=server.serve_forever, name="workers-http", daemon=True)
     serving.start()
     timer = Timer(time_checks, config.tick_seconds, context.settings.region, stopping.event)
+    stream = StreamReader(_streams_client(config, context.settings.region), context.settings.table_name("customers"),
+                          lambda event: outbox_dispatcher(event, LambdaContext("outbox-dispatcher", "", 60.0)),
+                          stopping.event)
     log.info("workers on %s: %d functions, %d threads; time checks every %gs", config.workers_url,
              len(functions), config.worker_threads, config.tick_seconds)
     part.ready(functions=len(functions), threads=config.worker_threads)
@@ -212,6 +224,7 @@ def main() -> int:
                 code = 1
                 break
             timer.keep_alive()
+            stream.keep_alive()
     finally:
         server.shutdown()
         server.server_close()

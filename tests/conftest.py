@@ -40,7 +40,9 @@ def settings(tmp_path) -> Settings:
                     mail_from=f"Workshops-on-Demand <{SENDER}>", public_url="https://wod.example",
                     rate_limit_per_minute=0,  # every test participant comes from one address
                     mail_send_rate=1000,  # mail is not paced unless a test says so
-                    confirm_minutes=0)  # tests about email confirmation turn it on
+                    confirm_minutes=0,  # tests about email confirmation turn it on
+                    outbox_dispatch="inline",  # what a change owes is sent before the call returns
+                    workshop_cache_seconds=0)  # every read sees the last write
 
 
 @pytest.fixture

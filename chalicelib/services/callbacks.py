@@ -97,7 +97,7 @@ def ready(ctx: Context, registration_id: str, password: str, hub_url: str) -> st
             logger.warning("no new password ordered: the registration changed meanwhile",
                            extra={"registration": reg.id})
     if first:
-        outbox.deliver(ctx, reg)
+        outbox.owed(ctx, reg)
         seconds("ProvisioningDuration", (ctx.clock() - reg.created_at).total_seconds() if reg.created_at else 0)
     logger.info("registration active", extra={"registration": reg.id, "student": reg.student_id,
                                               "workshop": reg.workshop_id, "first": first})

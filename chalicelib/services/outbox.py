@@ -11,7 +11,9 @@ stays in the outbox, due at once, without counting as a failure.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from chalicelib.adapters import render
 from chalicelib.adapters.mail import MailThrottled
@@ -149,6 +151,33 @@ def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = 
     except Unavailable:
         logger.exception("outbox state not saved; the lease expiry will retry", extra={"registration": reg.id})
     return [e for e in entries if e not in sent]
+
+
+def owed(ctx: Context, reg: Registration | None, workshop: Workshop | None = None,
+         position: int | None = None) -> None:
+    """A state change wrote what ``reg`` owes: deliver it now (``WOD_OUTBOX_DISPATCH=inline``), or
+    leave it to :func:`dispatch`, which reads it from the registrations' stream (``stream``: the
+    request that made the change answers without waiting for mail)."""
+    if ctx.settings.outbox_dispatch == "inline":
+        deliver(ctx, reg, workshop, position=position)
+
+
+def dispatch(ctx: Context, records: Iterable[dict[str, Any]]) -> int:
+    """The dispatcher: deliver what each registration written in ``records`` (stream records, the
+    oldest first) owes now, those owing an order first; return how many were delivered. A record
+    whose outbox someone else holds, or that waits for its retry time, is left to them; the time
+    checks (:func:`deliver_due`) deliver whatever a lost record left behind."""
+    now = ctx.clock()
+    owing: dict[str, Registration] = {}
+    for record in records:
+        reg = ctx.stores.outbox.owing(record, now)
+        if reg is not None:
+            owing[reg.id] = reg
+        elif record.get("dynamodb", {}).get("Keys", {}).get("id", {}).get("S") in owing:
+            owing.pop(record["dynamodb"]["Keys"]["id"]["S"])  # a later write: someone took it meanwhile
+    for reg in sorted(owing.values(), key=lambda reg: not owes_order(reg)):
+        deliver(ctx, reg)
+    return len(owing)
 
 
 def owes_order(reg: Registration) -> bool:

@@ -29,7 +29,7 @@ def end(ctx: Context, registration_id: str) -> dict[str, Any]:
         _active(reg, "ended")
         retry = timedelta(minutes=ctx.settings.cleanup_retry_minutes)
         if ctx.stores.lifecycle.begin_cleanup(reg, ctx.clock(), retry, EXPIRING):
-            outbox.deliver(ctx, ctx.stores.lifecycle.get(registration_id))
+            outbox.owed(ctx, ctx.stores.lifecycle.get(registration_id))
     return registrations.status(ctx, registration_id)
 
 
@@ -49,7 +49,7 @@ def extend(ctx: Context, registration_id: str, minutes: int | None = None, organ
                                            timedelta(minutes=ctx.settings.reminder_minutes),
                                            counted=not organiser, entries=[webhook("extended")],
                                            now=ctx.clock())
-    outbox.deliver(ctx, extended)
+    outbox.owed(ctx, extended)
     return registrations.status(ctx, registration_id)
 
 
@@ -59,7 +59,7 @@ def reset(ctx: Context, registration_id: str, notebooks: bool = True) -> dict[st
     reg = registrations.registration(ctx, registration_id)
     _active(reg, "reset")
     ctx.stores.lifecycle.order_reset(reg, ctx.clock(), "all" if notebooks else "password")
-    outbox.deliver(ctx, ctx.stores.lifecycle.get(registration_id))
+    outbox.owed(ctx, ctx.stores.lifecycle.get(registration_id))
     return registrations.status(ctx, registration_id)
 
 

@@ -70,13 +70,16 @@ def workshop_view(w: Workshop) -> dict[str, Any]:
 
 
 def catalog(ctx: Context, include_inactive: bool = False) -> list[dict[str, Any]]:
-    return [workshop_view(w) for w in ctx.stores.seats.list_workshops() if include_inactive or w.active]
+    return [workshop_view(w) for w in ctx.stores.recent.all() if include_inactive or w.active]
 
 
 def _open_workshop(ctx: Context, workshop_id: str) -> Workshop:
     if not is_workshop_id(workshop_id):
         raise NotFound("There is no such workshop.")
-    return ctx.stores.seats.open_workshop(workshop_id)
+    found = ctx.stores.recent.get(workshop_id)
+    if not found.active:
+        raise NotFound(f"The workshop {workshop_id} is not open for registration.")
+    return found
 
 
 def workshop(ctx: Context, workshop_id: str) -> dict[str, Any]:
@@ -142,7 +145,7 @@ def _already(ctx: Context, taken: EmailTaken, applicant: Applicant, workshop_id:
     if (ctx.stores.limits.hit("already", applicant.email_key, 1, time.time(), ALREADY_WINDOW_SECONDS) is None
             and _mailbox_may_be_mailed(ctx, applicant)):
         ctx.stores.lifecycle.queue(held.id, ALREADY_OUTBOX, now)
-        outbox.deliver(ctx, ctx.stores.seats.get_registration(held.id))
+        outbox.owed(ctx, ctx.stores.seats.get_registration(held.id))
     observability.count("AlreadyRegistered")
     return None
 
@@ -228,7 +231,7 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
         held = _already(ctx, taken, applicant, workshop_id, now)
         return registration_view(ctx, held, opened) if held else None
     position = ctx.stores.seats.waitlist_position(reg)  # counted once, for the answer and the email
-    outbox.deliver(ctx, reg, found, leased=True, position=position)  # created with the lease held
+    outbox.owed(ctx, reg, found, position=position)
     observability.count("Held" if reg.status == UNCONFIRMED else
                         "Waitlisted" if reg.status == WAITLISTED else "Registrations")
     observability.gauge("SeatsFree", found.seats_free, workshop=found.id)
@@ -248,28 +251,27 @@ def confirm(ctx: Context, registration_id: str) -> dict[str, Any]:
             confirmed = ctx.stores.holds.confirm(reg, now, timedelta(minutes=ctx.settings.stuck_minutes),
                                                  SEATED_OUTBOX, WAITLISTED_OUTBOX)
         if confirmed is not None:
-            outbox.deliver(ctx, confirmed)
+            outbox.owed(ctx, confirmed)
             observability.count("Confirmed")
             logger.info("registration confirmed", extra={"registration": reg.id, "workshop": reg.workshop_id,
                                                          "student": reg.student_id, "status": confirmed.status})
-            if confirmed.status == WAITLISTED:
-                seats.promote_waitlist(ctx, reg.workshop_id)  # a seat freed while it was unconfirmed
-        elif release_hold(ctx, registration(ctx, registration_id)) and reg.student_id:
-            seats.promote_waitlist(ctx, reg.workshop_id)
-        reg = registration(ctx, registration_id)
+            if confirmed.status == WAITLISTED and seats.promote_waitlist(ctx, reg.workshop_id):
+                confirmed = registration(ctx, registration_id)  # a seat freed while it was unconfirmed
+            reg = confirmed
+        else:
+            if release_hold(ctx, registration(ctx, registration_id)) and reg.student_id:
+                seats.promote_waitlist(ctx, reg.workshop_id)
+            reg = registration(ctx, registration_id)
     if reg.status == EXPIRED:
         raise HoldExpired(reg.workshop_id)
-    return status(ctx, registration_id)
+    return registration_view(ctx, reg, _workshop_of(ctx, reg))
 
 
 def confirmation(ctx: Context, registration_id: str) -> dict[str, Any]:
     """What the confirmation page shows, changing nothing (mail scanners open links): ``state``
     ``hold`` (confirm by ``hold.confirm_by``), ``expired`` or ``confirmed``, and the workshop."""
     reg = registration(ctx, registration_id)
-    try:
-        found: Workshop | None = ctx.stores.seats.get_workshop(reg.workshop_id)
-    except NotFound:
-        found = None
+    found = _workshop_of(ctx, reg)
     view = registration_view(ctx, reg, found)
     expired = reg.status == EXPIRED or (reg.status == UNCONFIRMED and reg.confirm_by is not None
                                         and reg.confirm_by <= ctx.clock())
@@ -299,20 +301,23 @@ def registration(ctx: Context, registration_id: str) -> Registration:
     return ctx.stores.seats.get_registration(registration_id)
 
 
+def _workshop_of(ctx: Context, reg: Registration) -> Workshop | None:
+    try:
+        return ctx.stores.recent.get(reg.workshop_id)
+    except NotFound:
+        return None
+
+
 def status(ctx: Context, registration_id: str) -> dict[str, Any]:
     reg = registration(ctx, registration_id)
-    try:
-        found: Workshop | None = ctx.stores.seats.get_workshop(reg.workshop_id)
-    except NotFound:
-        found = None
-    return registration_view(ctx, reg, found)
+    return registration_view(ctx, reg, _workshop_of(ctx, reg))
 
 
 def workshop_badge(ctx: Context, workshop_id: str) -> tuple[bytes, str] | None:
     """The badge file of a workshop (bytes, suffix), read from the content folder."""
     if not is_workshop_id(workshop_id):
         return None
-    found = ctx.stores.seats.get_workshop(workshop_id)
+    found = ctx.stores.recent.get(workshop_id)
     if not found.badge or "://" in found.badge:
         return None
     folder = Path(ctx.settings.workshops_dir) / found.id

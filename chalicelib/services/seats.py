@@ -35,7 +35,7 @@ def fail(ctx: Context, reg: Registration, reason: str = "", *, compensated: bool
         begun = ctx.stores.lifecycle.begin_cleanup(reg, ctx.clock(), retry, FAILED, FAILED_OUTBOX, order_action)
         failed = ctx.stores.lifecycle.get(reg.id) if begun else None
     if failed is not None:
-        outbox.deliver(ctx, failed)
+        outbox.owed(ctx, failed)
         logger.warning("registration failed", extra={"registration": reg.id, "workshop": reg.workshop_id,
                                                       "student": reg.student_id, "reason": reason[:200]})
     return failed
@@ -62,7 +62,7 @@ def finish(ctx: Context, registration_id: str, completion: float | None) -> Regi
     done = store.finish(registration_id, completion, ctx.clock(), owed)
     if done is None:
         return None
-    outbox.deliver(ctx, done)
+    outbox.owed(ctx, done)
     promote_waitlist(ctx, done.workshop_id)
     logger.info("registration finished, seat freed",
                 extra={"registration": registration_id, "workshop": done.workshop_id, "student": done.student_id,
@@ -75,7 +75,7 @@ def promote_waitlist(ctx: Context, workshop_id: str) -> int:
     promoted = 0
     stuck_after = timedelta(minutes=ctx.settings.stuck_minutes)
     while reg := ctx.stores.seats.promote_next(workshop_id, ctx.clock(), stuck_after, PROMOTED_OUTBOX):
-        outbox.deliver(ctx, reg)
+        outbox.owed(ctx, reg)
         logger.info("promoted from the waitlist", extra={"registration": reg.id, "workshop": workshop_id,
                                                           "student": reg.student_id})
         promoted += 1

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from chalicelib.store.organiser import Organiser
     from chalicelib.store.outbox import Outbox
     from chalicelib.store.provisioning import Provisioning
+    from chalicelib.store.recent import RecentWorkshops
     from chalicelib.store.seats import Seats
     from chalicelib.store.tables import Tables
     from chalicelib.store.warm import Warm
@@ -38,6 +39,7 @@ class Stores:
     organiser: Organiser
     catalog: Catalog
     limits: Limits
+    recent: RecentWorkshops
 
 
 def open_stores(settings: Settings) -> Stores:
@@ -49,6 +51,7 @@ def open_stores(settings: Settings) -> Stores:
     from chalicelib.store.organiser import Organiser
     from chalicelib.store.outbox import Outbox
     from chalicelib.store.provisioning import Provisioning
+    from chalicelib.store.recent import RecentWorkshops
     from chalicelib.store.seats import Seats
     from chalicelib.store.tables import bind
     from chalicelib.store.warm import Warm
@@ -58,4 +61,4 @@ def open_stores(settings: Settings) -> Stores:
     return Stores(tables=tables, seats=Seats(tables), holds=Holds(tables), lifecycle=Lifecycle(tables),
                   provisioning=Provisioning(tables), outbox=Outbox(tables), warm=Warm(tables),
                   webhooks=Webhooks(tables), organiser=Organiser(tables), catalog=Catalog(tables),
-                  limits=Limits(tables))
+                  limits=Limits(tables), recent=RecentWorkshops(tables, settings.workshop_cache_seconds))

@@ -71,6 +71,25 @@ class Outbox:
     def __init__(self, tables: Tables):
         self.t = tables
 
+    def owing(self, record: dict[str, Any], now: datetime) -> Registration | None:
+        """The registration a stream record shows written, if it owes delivery now: its outbox is
+        pending, nobody holds the lease, and entries were just added (or the retry time came).
+        The record is DynamoDB's (``eventName``, ``dynamodb.NewImage``/``OldImage``)."""
+        images = record.get("dynamodb") or {}
+        new, old = images.get("NewImage"), images.get("OldImage") or {}
+        if record.get("eventName") == "REMOVE" or not new:
+            return None
+        item = RegistrationModel.from_raw_data(new)
+        if item.outbox_state != PENDING or not item.outbox:
+            return None
+        if item.outbox_lease is not None and item.outbox_lease > now:
+            return None  # its holder sends it
+        before = {value.get("S") for value in (old.get("outbox") or {}).get("L", [])}
+        added = any(str(stored) not in before for stored in item.outbox)
+        if not added and item.outbox_due_at is not None and item.outbox_due_at > now:
+            return None  # waiting for its retry time
+        return values.registration(item)
+
     @translated
     def lease(self, registration_id: str, now: datetime, duration: timedelta) -> Registration | None:
         """Take the lease on one registration's outbox; None when it is empty or someone holds it.

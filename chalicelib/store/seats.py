@@ -153,9 +153,8 @@ class Seats:
             created_at=now,
             outbox=[e.format() for e in outbox],
             outbox_state="pending",
-            # The creator holds the lease and delivers right away; the retry tick stays off it meanwhile.
+            # delivered right away (by the creator or the dispatcher); the retry tick looks only later
             outbox_due_at=now + OUTBOX_LEASE,
-            outbox_lease=now + OUTBOX_LEASE,
         )
 
     def _try_seat(self, workshop_id: str, student_id: str, applicant: Applicant, registration: RegistrationModel,

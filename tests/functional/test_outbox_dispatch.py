@@ -1,0 +1,118 @@
+"""The dispatcher (``WOD_OUTBOX_DISPATCH=stream``): a request only writes what its change owes, and
+the dispatcher, reading the registrations' stream, delivers it once; what it misses, the time checks
+deliver. Also the DynamoDB requests a registration makes."""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import boto3
+import pytest
+
+import tests.environment
+from chalicelib.services import outbox, registrations, time_checks
+
+WORKSHOP = "WKSHP-DISP"
+APPLICANT = {"workshop": WORKSHOP, "first_name": "Ada", "last_name": "Lovelace", "company": "Analytical",
+             "accept_terms": True}
+
+
+class Stream:
+    """The customers table's stream in moto, read from where it was when this was made."""
+
+    def __init__(self, table: str):
+        # the plain regional endpoint: moto routes an account-based one (``<account>.ddb...``) to DynamoDB
+        region = tests.environment.REGION
+        self.client = boto3.client("dynamodbstreams", region_name=region,
+                                   endpoint_url=f"https://streams.dynamodb.{region}.amazonaws.com")
+        arn = self.client.list_streams(TableName=table)["Streams"][0]["StreamArn"]
+        shard = self.client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        self.iterator = self.client.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                                       ShardIteratorType="LATEST")["ShardIterator"]
+
+    def read(self) -> list[dict]:
+        page = self.client.get_records(ShardIterator=self.iterator, Limit=1000)
+        self.iterator = page["NextShardIterator"]
+        return page["Records"]
+
+
+@pytest.fixture
+def streamed(platform, sync, recording):
+    """The platform in stream mode, with confirmation on, and the stream read from now on."""
+    platform.settings = dataclasses.replace(platform.settings, outbox_dispatch="stream", confirm_minutes=15)
+    sync((WORKSHOP, {"seats": 1}))
+    return Stream(platform.settings.table_name("customers"))
+
+
+def register(platform, email: str) -> dict:
+    created = registrations.register(platform, {**APPLICANT, "email": email})
+    assert created is not None
+    return created
+
+
+def test_a_registration_answers_before_its_mail_and_the_dispatcher_sends_it_once(platform, streamed, recording):
+    register(platform, "ada@example.com")
+    assert recording.sent == []  # the request only claimed
+    records = streamed.read()
+    assert outbox.dispatch(platform, records) == 1
+    assert [m.subject for m in recording.to("ada@example.com")] == [f"Confirm your seat: Workshop {WORKSHOP}"]
+    later = streamed.read()  # the lease and the settle: nothing more is owed
+    assert later and outbox.dispatch(platform, later) == 0
+    assert outbox.dispatch(platform, records + later) == 0  # a batch delivered again sends nothing twice
+    assert len(recording.sent) == 1
+
+
+def test_confirming_owes_the_welcome_and_the_order_which_the_dispatcher_sends(platform, streamed, recording, tables):
+    created = register(platform, "ada@example.com")
+    outbox.dispatch(platform, streamed.read())
+    registrations.confirm(platform, created["id"])
+    assert len(recording.sent) == 1  # still only the confirmation email
+    outbox.dispatch(platform, streamed.read())
+    subjects = sorted(m.subject.split(" ")[0] for m in recording.sent[1:])
+    assert subjects == ["CREATE", "You're"]  # the order to the backend and the welcome
+    assert tables.customers.get(created["id"]).outbox is None
+
+
+def test_what_the_dispatcher_missed_the_time_checks_deliver(platform, streamed, recording, clock):
+    register(platform, "ada@example.com")
+    streamed.read()  # lost: never dispatched
+    time_checks.tick(platform)
+    assert recording.sent == []  # not due yet: the dispatcher had its chance first
+    clock.advance(minutes=2)
+    time_checks.tick(platform)
+    assert [m.subject for m in recording.sent] == [f"Confirm your seat: Workshop {WORKSHOP}"]
+
+
+def test_a_failed_delivery_waits_for_its_retry_time_not_for_the_next_record(platform, streamed, recording, clock):
+    recording.failing = True
+    register(platform, "ada@example.com")
+    assert outbox.dispatch(platform, streamed.read()) == 1  # tried, failed, backing off
+    recording.failing = False
+    assert outbox.dispatch(platform, streamed.read()) == 0  # its settle record: due later
+    assert recording.sent == []
+    clock.advance(minutes=2)
+    time_checks.tick(platform)
+    assert len(recording.sent) == 1
+
+
+def test_a_registration_makes_two_dynamodb_requests_and_a_confirmation_three(platform, streamed, monkeypatch):
+    """The request path only claims: with the rate limits off (these tests come from one address)
+    a registration reads the workshop and claims in one transaction; the mailbox cap and the
+    confirmation's read, update and waitlist place are the rest."""
+    from pynamodb.connection.base import Connection
+
+    calls: Counter[str] = Counter()
+    real = Connection._make_api_call
+
+    def counted(self, operation_name, *args, **kwargs):
+        calls[operation_name] += 1
+        return real(self, operation_name, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "_make_api_call", counted)
+    created = register(platform, "ada@example.com")
+    registering = dict(calls)
+    calls.clear()
+    registrations.confirm(platform, created["id"])
+    print(f"registration: {registering}; confirmation: {dict(calls)}")
+    assert sum(registering.values()) <= 5, registering
+    assert sum(calls.values()) <= 4, dict(calls)
