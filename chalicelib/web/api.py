@@ -4,7 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.lazy import lazy_module
-from chalicelib.web.http import client_address, ctx, json_errors, json_response, parse_json
+from chalicelib.web.http import client_address, ctx, etag_of, json_errors, json_response, not_modified, parse_json
 
 links = lazy_module("chalicelib.services.links")
 participant = lazy_module("chalicelib.services.participant")
@@ -30,8 +30,12 @@ def create_registration():
 @api.route("/api/registrations/{token}", methods=["GET"])
 @json_errors
 def get_registration(token):
-    """The participant's own registration, by the action token of their links."""
-    return json_response(registrations.status(ctx(), links.registration_id(ctx(), token)))
+    """The participant's own registration, by the action token of their links; ``304`` when the
+    client's ``If-None-Match`` names it as it is."""
+    shown = registrations.status(ctx(), links.registration_id(ctx(), token))
+    etag = etag_of(shown)
+    return not_modified(api.current_request.headers, etag) or json_response(
+        shown, headers={"ETag": etag, "Cache-Control": "no-cache, private"})
 
 
 @api.route("/api/registrations/{token}/{action}", methods=["POST"],

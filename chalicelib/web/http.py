@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,20 @@ def html_response(body: str, status: int = 200, headers: dict[str, str] | None =
             **(headers or {}),
         },
     )
+
+
+def etag_of(*shown: Any) -> str:
+    """A weak validator of what a response shows (its data, not its bytes)."""
+    digest = hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return f'W/"{digest}"'
+
+
+def not_modified(headers: Any, etag: str) -> Response | None:
+    """``304`` when the client already has ``etag`` (``If-None-Match``); None otherwise."""
+    asked = {tag.strip() for tag in ((headers or {}).get("if-none-match") or "").split(",")}
+    if etag in asked:
+        return Response(body="", status_code=304, headers={"ETag": etag, "Cache-Control": "no-cache, private"})
+    return None
 
 
 def status_of(exc: WodError) -> int:

@@ -1,19 +1,23 @@
 """Server-rendered participant pages; they work without JavaScript."""
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
+from urllib.parse import quote
 
 from chalice import Blueprint, Response
 
 from chalicelib.domain.errors import Conflict, HoldExpired, InvalidInput
-from chalicelib.domain.registration import LIVE_STATUSES
 from chalicelib.lazy import lazy_module
 from chalicelib.web.http import (
     client_address,
     ctx,
     error_page,
+    etag_of,
     html_errors,
     html_response,
+    not_modified,
     parse_form,
     require_same_origin,
 )
@@ -26,13 +30,19 @@ render = lazy_module("chalicelib.adapters.render")
 pages = Blueprint(__name__)
 STATIC = Path(__file__).parent.parent / "templates" / "static"
 FORM_FIELDS = ("email", "first_name", "last_name", "company")
-REFRESHING = frozenset(LIVE_STATUSES) - {"active", "expiring"}
+# How soon the status page looks again (s), while something is to come; slower after each look
+# that found nothing new (x BACKOFF, at most MAX_REFRESH). chalicelib/templates/static/status.js too.
+REFRESH = {"pending": 5, "provisioning": 5, "unconfirmed": 15, "waitlisted": 30}
+BACKOFF, MAX_REFRESH = 1.5, 60
 
 
 @pages.route("/", methods=["GET"])
 @html_errors
 def catalog_page():
-    return html_response(render.page("catalog.html", workshops=registrations.catalog(ctx())))
+    shown = registrations.catalog(ctx())
+    etag = etag_of(shown, _page_version())
+    return not_modified(pages.current_request.headers, etag) or html_response(
+        render.page("catalog.html", workshops=shown), headers={"ETag": etag, "Cache-Control": "no-cache"})
 
 
 def _form_page(workshop, values=None, errors=None, message=None, status=200):
@@ -90,10 +100,36 @@ def confirm_form(token):
 @pages.route("/registrations/{token}", methods=["GET"])
 @html_errors
 def status_page(token):
+    """The participant's page. While something is to come it looks again by itself: its script every
+    ``REFRESH`` seconds with ``If-None-Match`` (a ``304`` costs no rendering), waiting longer after
+    each look that changed nothing, up to ``MAX_REFRESH``; without JavaScript, a ``<meta refresh>``
+    that backs off the same way (``looks``, counted while the page stays as ``seen``)."""
     reg = registrations.status(ctx(), links.registration_id(ctx(), token))
-    done = DONE.get((pages.current_request.query_params or {}).get("done", ""))
-    return html_response(render.page("status.html", reg=reg, token=token, refresh=reg["status"] in REFRESHING,
-                                     done=done))
+    query = pages.current_request.query_params or {}
+    done = DONE.get(query.get("done", ""))
+    etag = etag_of(reg, done, _page_version())
+    unchanged = not_modified(pages.current_request.headers, etag)
+    if unchanged:
+        return unchanged
+    base = REFRESH.get(reg["status"])
+    looks = _looks(query) if query.get("seen") == etag else 0
+    wait = min(MAX_REFRESH, round(base * BACKOFF ** looks)) if base else None
+    return html_response(render.page("status.html", reg=reg, token=token, refresh=wait, refresh_base=base,
+                                     refresh_url=f"?looks={looks + 1}&seen={quote(etag)}", etag=etag, done=done),
+                         headers={"ETag": etag, "Cache-Control": "no-cache, private"})
+
+
+def _looks(query: dict) -> int:
+    raw = str(query.get("looks", ""))
+    return min(int(raw), 20) if raw.isdigit() and len(raw) < 4 else 0
+
+
+@functools.cache
+def _page_version() -> str:
+    """What the status page looks like this release: a new page shows with the same data too."""
+    folder = Path(__file__).parent.parent / "templates"
+    names = ("status.html", "catalog.html", "base.html")
+    return hashlib.sha256(b"".join((folder / name).read_bytes() for name in names)).hexdigest()
 
 
 DONE = {"extend": "Your workshop was extended.",

@@ -127,3 +127,49 @@ def test_running_workshop_offers_extend_reset_end_without_javascript(client, wor
     assert response.status_code == 303 and response.headers["Location"].endswith("?done=extend")
     assert "Your workshop was extended." in client.http.get(response.headers["Location"]).body.decode()
     assert client.http.get("/static/status.js").headers["Content-Type"].startswith("text/javascript")
+
+
+def test_the_status_page_answers_304_while_nothing_changed_and_its_news_otherwise(client, workshops, platform):
+    """Hundreds of open status pages look again every few seconds: a look that finds nothing new
+    costs no rendering; any change the page would show gives a new validator."""
+    location = register_through_the_form(client, platform)
+    first = client.http.get(location)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag.startswith('W/"') and "private" in first.headers["Cache-Control"]
+    assert f'data-etag="{etag.replace(chr(34), "&#34;")}"' in first.body.decode()
+    again = client.http.get(location, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.body == b"" and again.headers["ETag"] == etag
+    platform.stores.provisioning.record_progress(location.rsplit("/", 1)[1].split(".")[0], "starting_server")
+    changed = client.http.get(location, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert 'aria-current="step">Starting your server' in changed.body.decode()
+    api = location.replace("/registrations/", "/api/registrations/")
+    tag = client.http.get(api).headers["ETag"]
+    assert client.http.get(api, headers={"If-None-Match": tag}).status_code == 304
+
+
+def test_a_status_page_without_javascript_looks_again_less_often_while_nothing_changes(client, workshops, platform):
+    import re
+
+    location = register_through_the_form(client, platform)
+
+    def refresh(path):
+        page = client.http.get(path).body.decode()
+        found = re.search(r'<noscript><meta http-equiv="refresh" content="(\d+);url=([^"]+)"></noscript>', page)
+        assert found, page[:400]
+        return int(found.group(1)), location + found.group(2).replace("&amp;", "&")
+
+    waits = []
+    path = location
+    for _ in range(6):
+        wait, path = refresh(path)
+        waits.append(wait)
+    assert waits == [5, 8, 11, 17, 25, 38]  # every 5 s while provisioning, 1.5 times slower each time
+    platform.stores.provisioning.record_progress(location.rsplit("/", 1)[1].split(".")[0], "starting_server")
+    assert refresh(path)[0] == 5  # news: quick again
+    assert 'data-refresh="5"' in client.http.get(location).body.decode()  # what the script starts from
+
+
+def test_the_catalog_answers_304_while_the_workshops_are_as_shown(client, workshops):
+    etag = client.http.get("/").headers["ETag"]
+    assert client.http.get("/", headers={"If-None-Match": etag}).status_code == 304
