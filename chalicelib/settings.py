@@ -71,6 +71,8 @@ class Settings:
     reminder_minutes: int = 60  # the "ends in one hour" email
     stuck_minutes: int = 10  # provisioning past this fails
     cleanup_retry_minutes: int = 5  # a cleanup not finished by then is ordered again
+    warm_lead_minutes: int = 15  # an expected turnout's servers start this long before the scheduled start
+    warm_drain_minutes: int = 30  # ... and the spare ones stop this long after it
     badge_levels: tuple[int, ...] = (3, 5, 7, 10, 15)
 
     def table_name(self, kind: str) -> str:
@@ -168,6 +170,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reminder_minutes=int(env.get("WOD_REMINDER_MINUTES", defaults.reminder_minutes)),
         stuck_minutes=int(env.get("WOD_STUCK_MINUTES", defaults.stuck_minutes)),
         cleanup_retry_minutes=int(env.get("WOD_CLEANUP_RETRY_MINUTES", defaults.cleanup_retry_minutes)),
+        warm_lead_minutes=int(_number(env, "WOD_WARM_LEAD_MINUTES", defaults.warm_lead_minutes, 0, 1440)),
+        warm_drain_minutes=int(_number(env, "WOD_WARM_DRAIN_MINUTES", defaults.warm_drain_minutes, 0, 1440)),
         badge_levels=tuple(int(n) for n in _split(env["WOD_BADGE_LEVELS"])) if env.get("WOD_BADGE_LEVELS")
         else defaults.badge_levels,
     )

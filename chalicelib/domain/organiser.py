@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 import unicodedata
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.domain.errors import InvalidInput
@@ -96,7 +97,9 @@ def safe_next(path: Any, default: str = "/admin") -> str:
 DURATION_RANGE = (15, 480)  # minutes, as workshop.yaml allows
 CAPACITY_RANGE = (1, 1000)
 EXTENSION_RANGE = (5, 240)
-EDITABLE = ("active", "duration_minutes", "capacity")
+EDITABLE = ("active", "duration_minutes", "capacity", "expected", "starts_at")
+ORGANISER_ONLY = ("expected", "starts_at")  # not in the folder: null clears them
+EXPECTED_RANGE = (0, 1000)
 
 
 DIGITS = re.compile(r"[0-9]+")
@@ -127,6 +130,16 @@ def validate_workshop_edit(data: Any) -> dict[str, Any]:
                 errors[name] = "true or false."
             changes[name] = value
             continue
+        if name == "starts_at":
+            changes[name] = _moment(value)
+            if changes[name] is None:
+                errors[name] = "A date and time with its time zone, e.g. 2026-12-04T09:00:00+01:00."
+            continue
+        if name == "expected":
+            changes[name] = whole_number(value, *EXPECTED_RANGE)
+            if changes[name] is None:
+                errors[name] = f"A whole number of participants from {EXPECTED_RANGE[0]} to {EXPECTED_RANGE[1]}."
+            continue
         low, high = DURATION_RANGE if name == "duration_minutes" else CAPACITY_RANGE
         changes[name] = whole_number(value, low, high)
         if changes[name] is None:
@@ -134,6 +147,17 @@ def validate_workshop_edit(data: Any) -> dict[str, Any]:
     if errors:
         raise InvalidInput(errors, "The workshop edit is not valid.")
     return changes
+
+
+def _moment(value: Any) -> datetime | None:
+    """An ISO 8601 date and time with an offset, as UTC; None for anything else."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo is not None else None
 
 
 def validate_minutes(value: Any) -> int | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.domain import reports
 from chalicelib.domain.errors import Conflict, NotFound
-from chalicelib.domain.organiser import validate_minutes, validate_workshop_edit
+from chalicelib.domain.organiser import ORGANISER_ONLY, validate_minutes, validate_workshop_edit
 from chalicelib.domain.registration import (
     ACTIVE,
     EXPIRING,
@@ -68,7 +68,8 @@ def _workshop_view(ctx: Context, w: Workshop) -> dict[str, Any]:
     view = registrations.workshop_view(w)
     return view | {"seats_taken": view["seats_total"] - view["seats_free"], "seats_warm": warm, "waitlist": waiting,
                    "extension_minutes": w.extension_minutes, "extension_max": w.extension_max,
-                   "overrides": dict(w.overrides or {}), "handed_back": list(w.handed_back or [])}
+                   "overrides": dict(w.overrides or {}), "handed_back": list(w.handed_back or []),
+                   "expected": w.expected or None}
 
 
 def workshops(ctx: Context) -> list[dict[str, Any]]:
@@ -123,15 +124,21 @@ def update_workshop(ctx: Context, actor: str, workshop_id: str, data: Any) -> di
     folder: the workshop keeps its current value until the next sync applies the folder's (this
     side does not read the folders), and the field is listed in ``handed_back`` until then."""
     with audit.audited(ctx, actor, "workshop.update", workshop_id) as detail:
-        changes = detail["changes"] = validate_workshop_edit(data)
+        changes = validate_workshop_edit(data)
+        detail["changes"] = {name: value.isoformat() if isinstance(value, datetime) else value
+                             for name, value in changes.items()}
         workshop = _workshop(ctx, workshop_id)
         detail["before"] = {"active": workshop.active, "duration_minutes": workshop.duration_minutes,
-                            "capacity": workshop.seats_total}
+                            "capacity": workshop.seats_total, "expected": workshop.expected,
+                            "starts_at": workshop.starts_at.isoformat() if workshop.starts_at else None}
         overrides: dict[str, Any] = dict(workshop.overrides or {})
         sets: dict[str, Any] = {}
         handed_back = set(workshop.handed_back or [])
         shortfall = None
         for name, value in changes.items():
+            if name in ORGANISER_ONLY:  # the organiser's alone: no folder value to hand back to
+                sets[name] = value
+                continue
             if value is None:
                 if name in overrides:
                     overrides.pop(name)

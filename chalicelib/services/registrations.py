@@ -66,6 +66,7 @@ def workshop_view(w: Workshop) -> dict[str, Any]:
         "replay_url": w.replay_url,
         "badge": w.badge,
         "priority": w.priority,
+        "starts_at": w.starts_at.isoformat() if w.starts_at else None,
     }
 
 

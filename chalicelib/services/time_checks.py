@@ -10,7 +10,8 @@ from chalicelib.domain.errors import NotFound, Unavailable
 from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_CLEANING, DUE_CONFIRMING, DUE_PROVISIONING
 from chalicelib.domain.outbox import mail, webhook
 from chalicelib.domain.registration import ACTIVE, EXPIRING, PENDING, PROVISIONING, UNCONFIRMED
-from chalicelib.domain.values import Registration
+from chalicelib.domain.values import Registration, Workshop
+from chalicelib.domain.warming import warm_target
 from chalicelib.observability import logger
 from chalicelib.services import outbox, pacing, registrations, seats, webhooks
 from chalicelib.services.context import Context
@@ -32,27 +33,37 @@ def _due(ctx: Context, state: str, counts: dict[str, int]) -> Iterator[Registrat
 
 
 def top_up_warm_pools(ctx: Context) -> int:
-    """Keep ``warm_pool`` free students of each workshop with a running server, never more than
-    the free seats; a WARM order per student, each claimed first so no student is warmed twice."""
+    """Keep each workshop's warm pool at its target (``domain/warming.py``: the folder's pool, or the
+    turnout an organiser expects around a scheduled start); a WARM order per student, each claimed
+    first so no student is warmed twice; past the target, the spare warm servers are torn down
+    (a PURGE of the free student: it stays free, cold). Returns the orders sent."""
     now, stale = ctx.clock(), timedelta(minutes=ctx.settings.stuck_minutes)
+    lead, drain = timedelta(minutes=ctx.settings.warm_lead_minutes), timedelta(minutes=ctx.settings.warm_drain_minutes)
     store = ctx.stores.warm
     ordered = 0
     for workshop in store.pool_workshops():
         free = store.free_students(workshop.id)
         warming = [s for s in free if not s.warm and s.warming_since and s.warming_since > now - stale]
-        need = min(workshop.warm_pool, workshop.seats_free) - sum(1 for s in free if s.warm) - len(warming)
+        warm = [s for s in free if s.warm]
+        need = warm_target(workshop, now, lead, drain) - len(warm) - len(warming)
+        for student in warm[:max(0, -need)]:
+            if store.mark_cold(student.id):
+                ordered += _order(ctx, "PURGE", 0, workshop, student.id, f"purge-{student.id}")
         for student in [s for s in free if not s.warm and s not in warming][:max(0, need)]:
             cycle = store.mark_warming(student.id, now, stale)
-            if cycle is None:
-                continue
-            try:
-                pacing.send(ctx, outbox.order_email(ctx, "WARM", cycle % 1000, workshop, student.id,
-                                                    f"warm-{student.id}"), urgent=True)
-            except Unavailable as exc:  # the claim expires after `stale`, then the pool is topped up again
-                logger.warning("warm order not sent", extra={"student": student.id, "error": exc.message})
-                continue
-            ordered += 1
+            if cycle is not None:  # an order not sent: the claim expires after `stale`, then it is tried again
+                ordered += _order(ctx, "WARM", cycle % 1000, workshop, student.id, f"warm-{student.id}")
     return ordered
+
+
+def _order(ctx: Context, action: str, attempt: int, workshop: Workshop, student_id: str, registration: str) -> int:
+    try:
+        pacing.send(ctx, outbox.order_email(ctx, action, attempt, workshop, student_id, registration), urgent=True)
+    except Unavailable as exc:
+        logger.warning("warm pool order not sent", extra={"student": student_id, "action": action,
+                                                          "error": exc.message})
+        return 0
+    return 1
 
 
 def tick(ctx: Context) -> dict[str, int]:

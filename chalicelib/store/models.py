@@ -49,6 +49,8 @@ class WorkshopModel(Model):
     extension_minutes = NumberAttribute(default=30)
     extension_max = NumberAttribute(default=2)
     warm_pool = NumberAttribute(default=0)
+    expected = NumberAttribute(null=True)  # an organiser's expected turnout (chalicelib/domain/warming.py)
+    starts_at = UTCDateTimeAttribute(null=True)  # an organiser's scheduled start
     confirm = BooleanAttribute(null=True)  # False: registrations need no email confirmation
     seats_total = NumberAttribute(default=0)
     seats_free = NumberAttribute(default=0)

@@ -74,9 +74,11 @@ class Organiser:
     @translated
     def update_workshop(self, workshop: Workshop, changes: dict[str, Any], overrides: dict[str, Any],
                         handed_back: list[str]) -> Workshop:
-        """Apply ``active`` / ``duration_minutes`` / ``seats_total``, record the organiser's overrides
-        and the fields handed back to the folder (until the next sync)."""
-        actions = [getattr(WorkshopModel, name).set(value) for name, value in changes.items()]
+        """Apply ``active`` / ``duration_minutes`` / ``seats_total`` / ``expected`` / ``starts_at``
+        (None removes), record the organiser's overrides and the fields handed back to the folder
+        (until the next sync)."""
+        fields = [(getattr(WorkshopModel, name), value) for name, value in changes.items()]
+        actions = [field.set(value) if value is not None else field.remove() for field, value in fields]
         actions.append(WorkshopModel.overrides.set(overrides) if overrides else WorkshopModel.overrides.remove())
         actions.append(WorkshopModel.handed_back.set(handed_back) if handed_back
                        else WorkshopModel.handed_back.remove())

@@ -18,7 +18,9 @@ class Warm:
 
     @translated
     def pool_workshops(self) -> list[Workshop]:
-        return [values.workshop(w) for w in self.t.workshops.scan() if w.active and int(w.warm_pool or 0) > 0]
+        """Active workshops that keep a warm pool or expect a turnout."""
+        return [values.workshop(w) for w in self.t.workshops.scan()
+                if w.active and (int(w.warm_pool or 0) > 0 or int(w.expected or 0) > 0)]
 
     @translated
     def free_students(self, workshop_id: str, limit: int = 500) -> list[Student]:
@@ -37,6 +39,18 @@ class Warm:
         except UpdateError:
             return None
         return int(student.warm_cycles)
+
+    @translated
+    def mark_cold(self, student_id: str) -> bool:
+        """Take a free warm student out of the pool (its server is then torn down); False when it
+        was claimed or cooled meanwhile."""
+        try:
+            self.t.students(student_id).update(
+                actions=[StudentModel.warm.remove(), StudentModel.warming_since.remove()],
+                condition=(StudentModel.status == "free") & StudentModel.warm.is_in(True))
+        except UpdateError:
+            return False
+        return True
 
     @translated
     def mark_warm(self, student_id: str) -> bool:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from chalicelib.services import registrations
 from chalicelib.services import time_checks as lifecycle
+from tests.admintools import api
 
 BODY = {"workshop": "WKSHP-WARM", "first_name": "W", "last_name": "P", "company": "C", "accept_terms": True}
 
@@ -55,3 +57,58 @@ def test_claiming_a_student_mid_warm_keeps_it_reserved(platform, tables, sync, r
     registrations.register(platform, BODY | {"email": "a@example.com"})
     assert not platform.stores.warm.mark_warm(order["student"])  # the WARM run ends; provisioning carries on
     assert tables.students.get(order["student"]).status == "reserved"
+
+
+def orders(recording, action):
+    return [json.loads(e.text) for e in recording.sent if e.subject.startswith(action)]
+
+
+def warmed(platform, recording) -> list[str]:
+    """Every WARM order so far carried out: the student is warm."""
+    students = [o["student"] for o in orders(recording, "WARM")]
+    for student in students:
+        platform.stores.warm.mark_warm(student)
+    return students
+
+
+def test_an_expected_turnout_is_warmed_before_the_start_and_drained_after(platform, sync, recording, clock, client):
+    """An organiser expects 4 of 6 seats filled at a start 40 minutes away: only the folder's pool
+    of 1 is warm until 15 minutes before the start; then the expected 4 (less the seats taken); 30
+    minutes after the start the spare ones go, back to the folder's pool."""
+    sync(("WKSHP-WARM", {"seats": 6, "warm_pool": 1}))
+    start = clock() + timedelta(minutes=40)
+    status, body = api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-WARM",
+                       {"expected": 4, "starts_at": start.isoformat()})
+    assert status == 200 and body["expected"] == 4, body
+    assert lifecycle.tick(platform)["warming"] == 1  # the folder's pool only
+    warmed(platform, recording)
+
+    clock.advance(minutes=26)  # 14 minutes before the start
+    assert lifecycle.tick(platform)["warming"] == 3
+    assert len(set(warmed(platform, recording))) == 4
+    seated = registrations.register(platform, BODY | {"email": "early@example.com"})
+    assert seated["student"] in warmed(platform, recording)  # a warm one is taken first
+    assert lifecycle.tick(platform)["warming"] == 0  # 4 expected: 1 seated, 3 warm
+
+    clock.advance(minutes=45)  # 31 minutes after the start: back to the folder's pool
+    assert lifecycle.tick(platform)["warming"] == 2
+    purges = orders(recording, "PURGE")
+    assert all(o["registration"] == f"purge-{o['student']}" for o in purges) and len(purges) == 2
+    still = [s for s in platform.stores.warm.free_students("WKSHP-WARM") if s.warm]
+    assert len(still) == 1 and still[0].id not in {o["student"] for o in purges}
+    assert lifecycle.tick(platform)["warming"] == 0
+
+
+def test_expected_turnout_and_start_are_validated_and_cleared_with_null(platform, sync, client):
+    sync(("WKSHP-WARM", {"seats": 2}))
+    for edit, field in (({"expected": -1}, "expected"), ({"expected": "many"}, "expected"),
+                        ({"starts_at": "tomorrow"}, "starts_at"), ({"starts_at": "2026-12-04T09:00:00"}, "starts_at")):
+        status, body = api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-WARM", edit)
+        assert status == 422 and field in body["fields"], body
+    api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-WARM",
+        {"expected": 2, "starts_at": "2026-12-04T09:00:00+01:00"})
+    workshop = platform.stores.seats.get_workshop("WKSHP-WARM")
+    assert workshop.expected == 2 and workshop.starts_at.isoformat() == "2026-12-04T08:00:00+00:00"
+    api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-WARM", {"expected": None, "starts_at": None})
+    workshop = platform.stores.seats.get_workshop("WKSHP-WARM")
+    assert workshop.expected == 0 and workshop.starts_at is None
