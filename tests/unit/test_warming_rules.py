@@ -31,5 +31,5 @@ def test_around_a_scheduled_start_only():
 
 
 def test_never_more_than_the_free_seats_nor_less_than_none():
-    assert warm_target(workshop(expected=50, seats_free=10), NOW, LEAD, DRAIN) == 10
+    assert warm_target(workshop(expected=50, seats_total=20, seats_free=10), NOW, LEAD, DRAIN) == 10
     assert warm_target(workshop(expected=5, seats_free=0, warm_pool=3), NOW, LEAD, DRAIN) == 0
