@@ -100,8 +100,8 @@ deploy-rehearsal: package
 	$(BIN)/python -m infra.rehearsal --package $(DIST)/package
 
 clean:
-	@# the Linux accounts this state's hub made for students go with it (only those it recorded)
-	@if [ -d .wod/hub/accounts ]; then for u in $$(ls .wod/hub/accounts); do \
-	  pkill -KILL -u "$$u" 2>/dev/null; userdel --remove "$$u" 2>/dev/null; echo "removed student account $$u"; done; fi
+	@# the Linux accounts this state's hub made for students go with it (only those it recorded), as the
+	@# hub removes one: processes, cgroups, home image
+	@if [ -d .wod/hub/accounts ]; then python3 infra/jupyterhub/student_accounts.py remove-all .wod/hub; fi
 	rm -rf $(VENV) $(HUB_VENV) node_modules .wod .pytest_cache .hypothesis test-artifacts $(DIST) \
 	  .ruff_cache .mypy_cache .import_linter_cache

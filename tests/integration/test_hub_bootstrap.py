@@ -24,8 +24,7 @@ import pytest
 
 from chalicelib.adapters.hub import HubClient
 from local.hub import Hub
-from tests.hubtools import Students, free_ports, login, new_name, notebook, remove_linux_user
-from tests.integration.test_hub import run_in_kernel
+from tests.hubtools import Students, free_ports, login, new_name, notebook, remove_linux_user, run_in_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = ROOT / "infra" / "hub" / "bootstrap.sh"
