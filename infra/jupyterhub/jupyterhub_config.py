@@ -19,6 +19,7 @@ Environment:
   WOD_STUDENT_FILE_MB, WOD_STUDENT_OPEN_FILES  a student's limits (isolated spawner; 0 turns the
                           memory, processes, CPU or disk limit off)
   WOD_HUB_LOGIN_MAX_DELAY  the longest wait failed logins impose on the next attempts (default 15 s)
+  WOD_HUB_CONNECT_URL     how students' servers reach the hub: through its proxy (default: the public URL)
 
 Spawners:
   isolated         LimitedSpawner (wod_spawner.py): every student is a Linux user (created on demand
