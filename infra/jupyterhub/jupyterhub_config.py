@@ -45,6 +45,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
 import idle_culler
+from student_accounts import SHARED_DIRS
 from wod_authenticator import WodAuthenticator
 
 c = get_config()
@@ -181,6 +182,10 @@ if spawner_mode == "isolated":
                 f"WOD_HUB_SPAWNER=isolated: students cannot use {needed} ({blocked} is not accessible to "
                 f"other users). Recreate the hub venv from a system interpreter: "
                 f"/usr/bin/python3.11 -m venv .venv-hub")
+        hidden = next((d for d in SHARED_DIRS if Path(os.path.realpath(needed)).is_relative_to(d)), None)
+        if hidden:  # each server has a /tmp (and /var/tmp, /dev/shm) of its own, empty
+            raise SystemExit(f"WOD_HUB_SPAWNER=isolated: {needed} is under {hidden}, which every student's server "
+                             "sees as a private, empty directory: install the hub elsewhere")
     c.JupyterHub.spawner_class = "wod_spawner.LimitedSpawner"
     for trait, variable in (("memory_mb", "WOD_STUDENT_MEMORY_MB"), ("max_processes", "WOD_STUDENT_PROCESSES"),
                             ("file_mb", "WOD_STUDENT_FILE_MB"), ("open_files", "WOD_STUDENT_OPEN_FILES")):
@@ -204,9 +209,6 @@ if spawner_mode == "isolated":
     problems = groups.problems()
     if problems:  # a student unlimited, or unkillable, is not isolated: refuse to start
         raise SystemExit("WOD_HUB_SPAWNER=isolated needs cgroups: " + "; ".join(problems))
-    for left in groups.leftovers():  # a hub of this state that died left them running
-        groups.kill(left)
-        log.warning("killed the processes of %s left by an earlier run of this hub", left)
     disk = os.environ.get("WOD_STUDENT_DISK_MB") or "1024"
     if not disk.isdigit():
         raise SystemExit(f"WOD_STUDENT_DISK_MB={disk!r}: give a home's size in MB (0: no limit)")

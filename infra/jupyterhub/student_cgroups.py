@@ -222,16 +222,3 @@ class StudentGroups:
             except ProcessLookupError:
                 pass
         (freezer / "freezer.state").write_text("THAWED")  # a killed process dies only once thawed
-
-    def leftovers(self) -> list[str]:
-        """Students whose groups of this hub exist (a hub that died without stopping them)."""
-        prefix = f"wod-{self.hub_id}-"
-        names = set()
-        for base in ([self.v2] if self.v2 else []) + list(self.v1.values()):
-            try:
-                names.update(p.name[len(prefix):] for p in base.iterdir() if p.is_dir() and p.name.startswith(prefix))
-            except OSError:
-                continue
-        names.discard("hub")
-        names.discard("probe")
-        return sorted(names)

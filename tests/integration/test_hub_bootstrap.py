@@ -98,8 +98,11 @@ def wait_for_api(hub: Hub, log: Path, timeout: float) -> None:
 
 @pytest.fixture
 def prefix():
-    """An install prefix students can traverse (pytest's own tmp dirs are 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="wod-hub-host-", dir="/tmp"))
+    """An install prefix students can traverse (pytest's own tmp dirs are 0700), outside /tmp (each
+    student's server has a /tmp of its own)."""
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="wod-hub-host-", dir=artifacts))
     os.chmod(path, 0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
