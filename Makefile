@@ -44,14 +44,16 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(HUB_STAMP) $(NODE_STAMP)
 
-# Debian packages: iptables fences students off the platform's local ports; Chromium drives
-# the browser tests (Playwright cannot download its own browser here).
+# Debian packages: iptables fences students off the platform's local ports; mkfs.ext4 makes each
+# student's home of a fixed size; Chromium drives the browser tests (Playwright cannot download its
+# own browser here).
 APT_INSTALL = if [ "$$(id -u)" = 0 ]; then echo "Installing $(1) ..."; \
 	  (apt-get install -y -qq $(1) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; }); \
 	  else echo "Please install $(1): sudo apt-get install $(1)"; exit 1; fi
 
 system:
 	@command -v iptables >/dev/null || $(call APT_INSTALL,iptables)
+	@command -v mkfs.ext4 >/dev/null || $(call APT_INSTALL,e2fsprogs)
 
 browser: system
 	@test -x $(CHROMIUM) || $(call APT_INSTALL,chromium)
