@@ -66,12 +66,23 @@ def processes_of(uid: int) -> list[int]:
 
 
 def remove_linux_user(name: str) -> None:
+    """A student account a test's hub left (its home image unmounted first)."""
     try:
-        pwd.getpwnam(name)
+        account = pwd.getpwnam(name)
     except KeyError:
         return
-    subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+    for _ in range(50):
+        if not processes_of(account.pw_uid):
+            break
+        subprocess.run(["pkill", "-KILL", "-U", str(account.pw_uid)], check=False)
+        time.sleep(0.05)
+    home = Path(account.pw_dir)
+    while f" {home} " in Path("/proc/self/mountinfo").read_text():
+        if subprocess.run(["umount", str(home)], capture_output=True).returncode:
+            subprocess.run(["umount", "--lazy", str(home)], capture_output=True)
     subprocess.run(["userdel", "--remove", "--force", name], check=False, capture_output=True)
+    if home.is_dir() and home.stat().st_uid == 0 and not any(home.iterdir()):
+        home.rmdir()  # the home image's mount point
 
 
 PASSWORD_ITERATIONS = 20_000  # the platform's format, cheaper than production's count

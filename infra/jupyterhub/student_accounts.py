@@ -103,6 +103,7 @@ class Accounts:
     def create(self, name: str, attempts: int = 20) -> pwd.struct_passwd:
         """``useradd`` with a fresh uid (the next one if a concurrent ``useradd`` took it), then the home."""
         sized = self.image(name) is not None
+        _clear_home(self.home_root / name)
         for _ in range(attempts):
             uid = self.uids.take()
             command = ["useradd", "--uid", str(uid), "--user-group", "--no-log-init", "--shell", NOLOGIN,
@@ -161,10 +162,7 @@ class Accounts:
             for shared in SHARED_DIRS:
                 _remove_owned(Path(shared), account.pw_uid)
             home = Path(account.pw_dir)
-            if _mounted(home):
-                while _mounted(home):
-                    if subprocess.run(["umount", str(home)], capture_output=True).returncode:
-                        _run(["umount", "--lazy", str(home)])
+            if _unmount(home):
                 home.rmdir()  # the mount point (root's, so userdel would leave it): empty now
         image = self.image(name)
         if image is not None:
@@ -179,6 +177,28 @@ def _run(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()}")
+
+
+def _unmount(path: Path) -> bool:
+    """Unmount whatever is mounted on ``path`` (lazily if busy); whether anything was."""
+    found = False
+    while _mounted(path):
+        found = True
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode:
+            _run(["umount", "--lazy", str(path)])
+    return found
+
+
+def _clear_home(home: Path) -> None:
+    """Before an account is made: a home left at its place (a home image still mounted, or a
+    directory of an account that is gone) goes, so the new account starts empty."""
+    _unmount(home)
+    try:
+        owner = home.lstat().st_uid
+    except FileNotFoundError:
+        return
+    if owner == 0 or not _taken(owner):
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _mounted(path: Path) -> bool:

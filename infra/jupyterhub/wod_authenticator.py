@@ -53,8 +53,10 @@ class WodAuthenticator(LocalAuthenticator):
     aws_endpoint = Unicode(config=True, help="DynamoDB endpoint URL; empty means the AWS default.")
     aws_region = Unicode(config=True, help="AWS region of the students table.")
 
-    free_failed_logins = Integer(5, config=True, help="""Failures (per client and name, per name, per client,
-        within failed_login_window) before the next attempts wait.""")
+    free_failed_logins = Integer(5, config=True, help="""Failures (per client and name, per name, within
+        failed_login_window) before the next attempts wait.""")
+    free_failed_logins_per_address = Integer(50, config=True, help="""Failures from one client address over every
+        name before its next attempts wait (a venue shares one address: keep it above a room's typos).""")
     failed_login_window = Float(300.0, config=True, help="Seconds over which failures are counted.")
     first_login_delay = Float(1.0, config=True, help="The first wait; each failure more doubles it.")
     max_login_delay = Float(15.0, config=True, help="""The longest wait: however many strangers failed before,
@@ -101,6 +103,8 @@ class WodAuthenticator(LocalAuthenticator):
         self._lookup_lock = threading.Lock()
         self.slowdown = wod_login.Slowdown(self.free_failed_logins, self.failed_login_window, self.first_login_delay,
                                            self.max_login_delay)
+        self.address_slowdown = wod_login.Slowdown(self.free_failed_logins_per_address, self.failed_login_window,
+                                                   self.first_login_delay, self.max_login_delay)
         self.sessions = wod_login.Sessions(self.session_grace_seconds)
         self._accounts = None
 
@@ -137,8 +141,8 @@ class WodAuthenticator(LocalAuthenticator):
         if not wod_login.valid_username(username):
             self.log.warning("WoD login refused for %s from %s: invalid username", _loggable(username), remote)
             return None
-        keys = [("pair", remote, username), ("name", username), ("client", remote)]
-        wait = self.slowdown.attempt(keys)
+        keys, address = [("pair", remote, username), ("name", username)], [("client", remote)]
+        wait = max(self.slowdown.attempt(keys), self.address_slowdown.attempt(address))
         failed = True
         try:
             if wait:
@@ -148,7 +152,8 @@ class WodAuthenticator(LocalAuthenticator):
             decision = await asyncio.to_thread(self._check, username, password)
             failed = not decision.ok and "lookup" not in decision.reason  # an outage is nobody's failure
         finally:
-            self.slowdown.done(keys, failed, cleared=(keys[0], keys[1]) if not failed else ())
+            self.slowdown.done(keys, failed, cleared=() if failed else tuple(keys))
+            self.address_slowdown.done(address, failed)
         if decision.ok:
             self.sessions.opened(username, decision)
             self.log.info("WoD login ok for %s from %s", username, remote)
