@@ -70,7 +70,7 @@ class LocalConfig:
                            ("WOD_STUDENT_OPEN_FILES", 64), ("WOD_STUDENT_FILE_MB", 1)):
             value = number(limit, None, 0)
             if value is not None and value < low and not (value == 0 and "FILE" not in limit):
-                raise ConfigError(f"{limit}={value}: expected 0 (no limit) or at least {low}")
+                raise ConfigError(f"{limit}={env[limit]!r}: at least {low} (or 0: no limit)")
         number("WOD_STUDENT_CPUS", None, 0, whole=False)
 
         return cls(
