@@ -222,3 +222,21 @@ class StudentGroups:
             except ProcessLookupError:
                 pass
         (freezer / "freezer.state").write_text("THAWED")  # a killed process dies only once thawed
+
+    def remove_empty(self) -> list[str]:
+        """Remove this hub's student groups that nothing runs in (left by a hub that was killed);
+        the names of those removed."""
+        prefix, removed = f"wod-{self.hub_id}-", set()
+        for base in ([self.v2] if self.v2 is not None else []) + list(self.v1.values()):
+            try:
+                found = [p for p in base.iterdir() if p.is_dir() and p.name.startswith(prefix)]
+            except OSError:
+                continue
+            for group in found:
+                if group.name != f"{prefix}hub" and not _read(group / "cgroup.procs").split():
+                    try:
+                        group.rmdir()
+                        removed.add(group.name[len(prefix):])
+                    except OSError:
+                        pass
+        return sorted(removed)
