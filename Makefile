@@ -44,14 +44,16 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(HUB_STAMP) $(NODE_STAMP)
 
-# Debian packages: iptables fences students off the platform's local ports; Chromium drives
-# the browser tests (Playwright cannot download its own browser here).
+# Debian packages: iptables fences students off the platform's local ports; mkfs.ext4 makes each
+# student's home of a fixed size; Chromium drives the browser tests (Playwright cannot download its
+# own browser here).
 APT_INSTALL = if [ "$$(id -u)" = 0 ]; then echo "Installing $(1) ..."; \
 	  (apt-get install -y -qq $(1) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; }); \
 	  else echo "Please install $(1): sudo apt-get install $(1)"; exit 1; fi
 
 system:
 	@command -v iptables >/dev/null || $(call APT_INSTALL,iptables)
+	@command -v mkfs.ext4 >/dev/null || $(call APT_INSTALL,e2fsprogs)
 
 browser: system
 	@test -x $(CHROMIUM) || $(call APT_INSTALL,chromium)
@@ -100,8 +102,8 @@ deploy-rehearsal: package
 	$(BIN)/python -m infra.rehearsal --package $(DIST)/package
 
 clean:
-	@# the Linux accounts this state's hub made for students go with it (only those it recorded)
-	@if [ -d .wod/hub/accounts ]; then for u in $$(ls .wod/hub/accounts); do \
-	  pkill -KILL -u "$$u" 2>/dev/null; userdel --remove "$$u" 2>/dev/null; echo "removed student account $$u"; done; fi
+	@# the Linux accounts this state's hub made for students go with it (only those it recorded), as the
+	@# hub removes one: processes, cgroups, home image
+	@if [ -d .wod/hub/accounts ]; then python3 infra/jupyterhub/student_accounts.py remove-all .wod/hub; fi
 	rm -rf $(VENV) $(HUB_VENV) node_modules .wod .pytest_cache .hypothesis test-artifacts $(DIST) \
 	  .ruff_cache .mypy_cache .import_linter_cache

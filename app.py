@@ -51,6 +51,14 @@ def _task(machine: str, name: str, module: str):
 TASK_FUNCTIONS = [_task(machine, name, module) for machine, name, module in tasks()]
 
 
+@app.middleware("http")
+def same_site(request, get_response):
+    """Host, Origin and content type checked before any route (chalicelib/web/guard.py)."""
+    from chalicelib.web.guard import screen
+
+    return screen(request, get_response)
+
+
 @app.middleware("all")
 def observe(event, get_response):
     """Logger keys, a trace and the metrics flush around every function."""

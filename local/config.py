@@ -64,10 +64,13 @@ class LocalConfig:
         def port(name: str, default: int) -> int:
             return number(name, default, 1, 65535)
 
-        # the students' limits are read by the hub's spawner (wod_spawner.py): checked here, before anything starts
-        for limit, low in (("WOD_STUDENT_PROCESSES", 16), ("WOD_STUDENT_MEMORY_MB", 128),
+        # the students' limits are read by the hub (wod_spawner.py, wod_authenticator.py): checked here, before
+        # anything starts; 0 turns the processes, memory, disk and CPU limits off
+        for limit, low in (("WOD_STUDENT_PROCESSES", 16), ("WOD_STUDENT_MEMORY_MB", 128), ("WOD_STUDENT_DISK_MB", 16),
                            ("WOD_STUDENT_OPEN_FILES", 64), ("WOD_STUDENT_FILE_MB", 1)):
-            number(limit, None, low)
+            value = number(limit, None, 0)
+            if value is not None and value < low and not (value == 0 and "FILE" not in limit):
+                raise ConfigError(f"{limit}={env[limit]!r}: at least {low} (or 0: no limit)")
         number("WOD_STUDENT_CPUS", None, 0, whole=False)
 
         return cls(

@@ -76,13 +76,17 @@ def _kill(pid: int, started: str | None, sig: int) -> None:
         pass
 
 
-def student_firewall() -> Any:
-    """``infra/jupyterhub/student_firewall.py`` (the hub's own module, not a package of ours)."""
-    spec = importlib.util.spec_from_file_location("wod_student_firewall", HUB_CONFIG.parent / "student_firewall.py")
+def hub_module(name: str) -> Any:
+    """A module of ``infra/jupyterhub/`` (the hub's own, not a package of ours)."""
+    spec = importlib.util.spec_from_file_location(f"wod_{name}", HUB_CONFIG.parent / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def student_firewall() -> Any:
+    return hub_module("student_firewall")
 
 
 class Hub:
@@ -186,6 +190,18 @@ class Hub:
             _kill(child, child_started, signal.SIGKILL)
         _kill(int(pid), started, signal.SIGKILL)
         time.sleep(0.5)
+        self._remove_empty_groups()
+
+    def _remove_empty_groups(self) -> None:
+        """The students' cgroups a killed hub left, once nothing runs in them."""
+        try:
+            hub_id = (self.state_dir / "hub_id").read_text().strip()
+        except OSError:
+            return
+        if self.spawner == "isolated" and os.geteuid() == 0:
+            removed = hub_module("student_cgroups").StudentGroups(hub_id).remove_empty()
+            if removed:
+                log.info("removed the empty cgroups of %s", ", ".join(removed))
 
     def start(self, timeout: float = 60) -> Hub:
         if self.running:
@@ -254,6 +270,7 @@ class Hub:
         if self.spawner == "isolated" and os.geteuid() == 0:
             firewall = student_firewall()
             firewall.remove(firewall.chain_for(self.proxy_api_port))
+        self._remove_empty_groups()
 
     def __enter__(self) -> Hub:
         return self.start()

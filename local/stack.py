@@ -66,6 +66,20 @@ def _smtp_answers(host: str, port: int) -> Callable[[], bool]:
     return probe
 
 
+def ready_banner(cfg: LocalConfig, logs: Path) -> str:
+    """What ``make run`` prints once everything answers: where things are, and where the admin token
+    is kept (never the token: a console is often logged, and such a log is rarely private)."""
+    return ("\nReady.\n"
+            f"  Catalog        {cfg.app_url}/\n"
+            f"  Inbox          {cfg.inbox_url}/\n"
+            f"  JupyterHub     {cfg.hub_url}/\n"
+            f"  Admin          {cfg.app_url}/admin  token: \"admin_token\" in {cfg.secrets_file} (root only)\n"
+            f"  JSON API       {cfg.app_url}/api/workshops\n"
+            f"  Embedded AWS   {cfg.aws_endpoint}\n"
+            f"  Logs           {logs}/ (stack.log; aws, workers, mail, hub, web .log; jupyterhub.log)\n"
+            "Press Ctrl-C to stop.")
+
+
 class HealthWatch:
     """A part that runs but no longer answers (stopped, deadlocked) is as good as dead: every
     ``every`` seconds (``WOD_HEALTH_SECONDS``) each part in ``probes`` is asked, and one that fails
@@ -201,21 +215,7 @@ class Stack:
         log.info("recovery: %s re-ordered, %s errors", *redrive_provisioning(self._context()))
         self.health.thread.start()
 
-        from chalicelib.adapters.secrets import get_secret
-        from chalicelib.settings import get_settings
-
-        print(
-            "\nReady.\n"
-            f"  Catalog        {cfg.app_url}/\n"
-            f"  Inbox          {cfg.inbox_url}/\n"
-            f"  JupyterHub     {cfg.hub_url}/\n"
-            f"  Admin          {cfg.app_url}/admin  token: {get_secret(get_settings(), 'admin_token')}\n"
-            f"  JSON API       {cfg.app_url}/api/workshops\n"
-            f"  Embedded AWS   {cfg.aws_endpoint}\n"
-            f"  Logs           {self.logs}/ (stack.log; aws, workers, mail, hub, web .log; jupyterhub.log)\n"
-            "Press Ctrl-C to stop.",
-            flush=True,
-        )
+        print(ready_banner(cfg, self.logs), flush=True)
 
     def _context(self) -> Context:
         from local.part import install_context

@@ -13,6 +13,7 @@ import base64
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -167,6 +168,28 @@ class ChaliceWsgi:
         return [content] if environ["REQUEST_METHOD"] != "HEAD" else []
 
 
+# A participant's action token (``<registration id>.<MAC>``, chalicelib/domain/links.py) in a path or
+# a Referer: the access log keeps the public registration id and drops the MAC, which opens the
+# registration to whoever reads the log.
+ACTION_TOKEN = re.compile(r"([A-Za-z0-9_-]{16,64})\.[A-Za-z0-9_-]{32}(?![A-Za-z0-9_-])")
+
+
+def redact(text: str) -> str:
+    return ACTION_TOKEN.sub(r"\1.<token>", text)
+
+
+def _access_logger() -> type:
+    """gunicorn's logger, with every action token of the access log's fields redacted."""
+    from gunicorn.glogging import Logger
+
+    class RedactingLogger(Logger):
+        def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> Any:
+            found = super().atoms(resp, req, environ, request_time)
+            return {key: redact(value) if isinstance(value, str) else value for key, value in found.items()}
+
+    return RedactingLogger
+
+
 def _port_free(host: str, port: int) -> None:
     """Fail as a bind would (``Address already in use``), before gunicorn's own five retries."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -193,7 +216,8 @@ def options(config: Any) -> dict[str, Any]:
         "keepalive": 5,
         "preload_app": True,  # app.py is imported once, before the fork
         "post_fork": post_fork,
-        "accesslog": "-",  # the part's log (web.log)
+        "accesslog": "-",  # the part's log (web.log), participants' action tokens redacted
+        "logger_class": _access_logger(),
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "wod-web",

@@ -24,7 +24,7 @@ def bearer(platform, actor: str | None = None) -> dict[str, str]:
 
 def api(client, platform, method: str, path: str, body=None, actor: str | None = None):
     """Call the admin API with the admin token; returns (status, parsed JSON or raw body)."""
-    headers = bearer(platform, actor) | (JSON if body is not None else {})
+    headers = bearer(platform, actor) | (JSON if body is not None or method in ("POST", "PATCH") else {})
     response = client.http.request(method, path, headers=headers,
                                    body=json.dumps(body).encode() if body is not None else b"")
     try:

@@ -50,13 +50,39 @@ def login(hub_url: str, name: str, password: str, source: str | None = None,
     return session, response
 
 
+def processes_of(uid: int) -> list[int]:
+    """Every process running with ``uid`` as its real, effective or saved uid."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            uids = next((line.split()[1:] for line in status.splitlines() if line.startswith("Uid:")), [])
+            if str(uid) in uids:
+                found.append(int(entry.name))
+    return found
+
+
 def remove_linux_user(name: str) -> None:
+    """A student account a test's hub left (its home image unmounted first)."""
     try:
-        pwd.getpwnam(name)
+        account = pwd.getpwnam(name)
     except KeyError:
         return
-    subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+    for _ in range(50):
+        if not processes_of(account.pw_uid):
+            break
+        subprocess.run(["pkill", "-KILL", "-U", str(account.pw_uid)], check=False)
+        time.sleep(0.05)
+    home = Path(account.pw_dir)
+    while f" {home} " in Path("/proc/self/mountinfo").read_text():
+        if subprocess.run(["umount", str(home)], capture_output=True).returncode:
+            subprocess.run(["umount", "--lazy", str(home)], capture_output=True)
     subprocess.run(["userdel", "--remove", "--force", name], check=False, capture_output=True)
+    if home.is_dir() and home.stat().st_uid == 0 and not any(home.iterdir()):
+        home.rmdir()  # the home image's mount point
 
 
 PASSWORD_ITERATIONS = 20_000  # the platform's format, cheaper than production's count
@@ -223,3 +249,23 @@ def execute(ws, name: str, code: str, timeout: float, store_history: bool = Fals
             return "".join(out)
     raise TimeoutError("no execute_reply")
 
+
+def run_in_kernel(hub: Hub, session: requests.Session, name: str, code: str, timeout: float = 30) -> str:
+    """Start a kernel on ``name``'s server with that session, execute ``code`` over the kernel
+    websocket, return its stdout."""
+    import websocket
+
+    base = f"{hub.url}/user/{name}"
+    xsrf = session.cookies.get("_xsrf", path=f"/user/{name}/")
+    assert xsrf, f"no _xsrf cookie for /user/{name}/: {session.cookies}"
+    kernel = session.post(f"{base}/api/kernels", json={"name": "python3"}, headers={"X-XSRFToken": xsrf}, timeout=30)
+    assert kernel.status_code == 201, kernel.text
+    kernel_id = kernel.json()["id"]
+    url = f"{base}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
+    cookie = session.prepare_request(requests.Request("GET", url)).headers["Cookie"]
+    ws = websocket.create_connection(url.replace("http://", "ws://"), header=[f"Cookie: {cookie}"], timeout=timeout)
+    try:
+        return execute(ws, name, code, timeout)
+    finally:
+        ws.close()
+        session.delete(f"{base}/api/kernels/{kernel_id}", headers={"X-XSRFToken": xsrf}, timeout=30)

@@ -21,7 +21,7 @@ VERDICTS = ("spamVerdict", "virusVerdict", "spfVerdict", "dkimVerdict")
 def _notification(sns_message: str) -> dict:
     try:
         data = json.loads(sns_message)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise OrderRejected("malformed", "the SNS message is not an SES notification") from exc
     if not isinstance(data, dict) or data.get("notificationType") != "Received":
         raise OrderRejected("malformed", "not an SES 'Received' notification")

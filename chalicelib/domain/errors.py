@@ -23,6 +23,12 @@ class InvalidInput(WodError):
         self.fields = dict(fields)
 
 
+class Malformed(InvalidInput):
+    """A body no parser should take: nested too deeply, too large. Refused before anything reads it."""
+
+    code = "malformed"
+
+
 class NotFound(WodError):
     code = "not_found"
 
@@ -52,6 +58,19 @@ class Forbidden(WodError):
     """A signature, token or key was missing, wrong or stale."""
 
     code = "forbidden"
+
+
+class WrongMediaType(WodError):
+    """A state-changing request without the content type its route takes (what a page elsewhere
+    can send without asking the browser first: no type, ``text/plain``, a form)."""
+
+    code = "unsupported_media_type"
+
+
+class WrongHost(WodError):
+    """The request names a host that is not the platform's public one (DNS rebinding)."""
+
+    code = "wrong_host"
 
 
 class RateLimited(WodError):

@@ -1,6 +1,7 @@
-"""Organiser sign-in without server state: sealed (signed, expiring) sessions, CSRF tokens bound
-to a session, signed flash messages. Every key derives from the admin token, so rotating the
-token signs everyone out and voids every outstanding form."""
+"""Organiser sign-in: sealed (signed, expiring) session tokens naming a session id the platform
+also keeps (so a session ends for good when its organiser signs out), CSRF tokens bound to a
+session, signed flash messages. Every key derives from the admin token, so rotating the token
+signs everyone out and voids every outstanding form."""
 from __future__ import annotations
 
 import base64
@@ -51,12 +52,13 @@ def new_session(key: bytes, actor: str, now: float) -> str:
     return seal(key, {"a": actor, "e": int(now) + SESSION_SECONDS, "n": secrets.token_hex(8)})
 
 
-def session_actor(key: bytes, token: str | None, now: float) -> str | None:
-    """The organiser's name if the session is genuine and not expired."""
+def session_claims(key: bytes, token: str | None, now: float) -> tuple[str, str, int] | None:
+    """(organiser's name, session id, end) if the token is genuine and not expired."""
     data = unseal(key, token)
-    if not data or not isinstance(data.get("e"), int) or data["e"] <= now or not isinstance(data.get("a"), str):
+    if not data or not isinstance(data.get("e"), int) or data["e"] <= now or not isinstance(data.get("a"), str) \
+            or not isinstance(data.get("n"), str):
         return None
-    return data["a"]
+    return data["a"], data["n"], data["e"]
 
 
 def csrf_token(key: bytes, session: str) -> str:

@@ -44,6 +44,7 @@ NAME_MAX = 64
 COMPANY_MAX = 100
 EMAIL_MAX = 254
 TRUE_WORDS = frozenset({"on", "true", "yes", "1"})
+RAW_SLACK = 4  # a field may arrive this many times longer than its limit (spaces are collapsed) before it is read
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ def _text(data: Mapping[str, Any], name: str, label: str, limit: int, errors: di
     if not isinstance(raw, str):
         errors[name] = f"{label} must be text."
         return ""
+    if len(raw) > RAW_SLACK * limit:  # before anything reads it: no scan of a megabyte-long name
+        errors[name] = f"{label} must be at most {limit} characters."
+        return ""
     value = raw.strip()
     if _has_control(value):
         errors[name] = f"{label} must not contain control or invisible characters."
@@ -145,6 +149,9 @@ def _email(raw: Any, deny_domains: Iterable[str], errors: dict[str, str]) -> str
         return ""
     if not isinstance(raw, str):
         errors["email"] = "Email must be text."
+        return ""
+    if len(raw) > RAW_SLACK * EMAIL_MAX:
+        errors["email"] = "Enter a valid email address."
         return ""
     raw = raw.strip()
     if len(raw) > EMAIL_MAX or _has_control(raw):

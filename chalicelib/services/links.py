@@ -1,9 +1,12 @@
-"""The participant's own links: built from, and resolved to, their secret action token."""
+"""The participant's own links: built from, and resolved to, their secret action token, which opens
+the registration while it is live and for ``WOD_LINK_DAYS_AFTER_END`` days after it ended."""
 from __future__ import annotations
+
+from datetime import timedelta
 
 from chalicelib.domain import links
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.registration import is_registration_id
+from chalicelib.domain.registration import LIVE_STATUSES, is_registration_id
 from chalicelib.services.context import Context
 
 MAX_TOKEN_LENGTH = 128
@@ -24,4 +27,8 @@ def registration_id(ctx: Context, token: str) -> str:
              if isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH else None)
     if found is None or not is_registration_id(found):
         raise NotFound("No registration has this link. Open the link from your latest email.")
+    reg = ctx.stores.seats.get_registration(found)
+    ended = reg.finished_at if reg.status not in LIVE_STATUSES else None
+    if ended is not None and ctx.clock() - ended > timedelta(days=ctx.settings.link_days_after_end):
+        raise NotFound("This link has expired: the registration ended. Register again from the catalog.")
     return found

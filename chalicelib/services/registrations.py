@@ -160,23 +160,38 @@ def _mailbox_may_be_mailed(ctx: Context, applicant: Applicant) -> bool:
     return False
 
 
+# Once an email domain has had its limit of registrations in a minute, each client address gets
+# at most this many more for it in that minute: a flood of the domain from many addresses is slowed,
+# while someone at the domain registering from their own address still gets through.
+DOMAIN_SHARE_PER_CLIENT = 2
+
+
 def _limit(ctx: Context, client: str | None, applicant: Applicant) -> None:
-    """Per client address and per email domain, per minute (wall time); RateLimited beyond. A
-    client limit of 0 turns both off (a load benchmark from one machine, for one domain)."""
+    """Per client address, per minute (wall time), then per email domain; RateLimited beyond. A
+    client limit of 0 turns both off (a load benchmark from one machine, for one domain).
+
+    The domain's limit is soft: past it, a client is refused only once it has itself registered
+    :data:`DOMAIN_SHARE_PER_CLIENT` addresses of the domain in the minute, so no one can block a
+    domain for the people who belong to it."""
     if ctx.settings.rate_limit_per_minute <= 0:
         return
+    now = time.time()
     client = client_key(client) if client else None
-    checks = [("client", client, ctx.settings.rate_limit_per_minute),
-              ("domain", applicant.email.rsplit("@", 1)[-1].lower(), ctx.settings.domain_rate_limit_per_minute)]
-    for scope, value, limit in checks:
-        if not value or limit <= 0:
-            continue
-        wait = ctx.stores.limits.hit(scope, value, limit, time.time())
+    if client:
+        wait = ctx.stores.limits.hit("client", client, ctx.settings.rate_limit_per_minute, now)
         if wait is not None:
             observability.count("RateLimited")
-            what = "from your network" if scope == "client" else f"for addresses at {value}"
-            raise RateLimited(f"Too many registrations {what} right now; please try again in {wait} seconds.",
-                              wait)
+            raise RateLimited(f"Too many registrations from your network right now; please try again in {wait} "
+                              "seconds.", wait)
+    domain, limit = applicant.email.rsplit("@", 1)[-1].lower(), ctx.settings.domain_rate_limit_per_minute
+    if limit <= 0 or ctx.stores.limits.hit("domain", domain, limit, now) is None:
+        return
+    wait = ctx.stores.limits.hit("client-domain", f"{client} {domain}", DOMAIN_SHARE_PER_CLIENT, now) \
+        if client else max(1, 60 - int(now) % 60)
+    if wait is not None:
+        observability.count("RateLimited")
+        raise RateLimited(f"Too many registrations for addresses at {domain} right now; please try again in {wait} "
+                          "seconds.", wait)
 
 
 def _limit_holds(ctx: Context, client: str | None, window: timedelta) -> None:
@@ -213,9 +228,9 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
         if not isinstance(workshop_id, str):
             raise InvalidInput({"workshop": "The workshop must be given by its id, as text."})
     applicant = validate_applicant(data, ctx.settings.deny_domains)
-    _limit(ctx, client, applicant)
     now = ctx.clock()
-    opened = _open_workshop(ctx, workshop_id)
+    opened = _open_workshop(ctx, workshop_id)  # an invalid body or an unknown workshop is charged nothing
+    _limit(ctx, client, applicant)
     window = confirm_window(ctx.settings.confirm_minutes, opened.confirm)
     if window:
         _limit_holds(ctx, client, window)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.store.errors import translated
 from chalicelib.store.models import NonceModel
@@ -34,6 +34,18 @@ class Limits:
                 return max(1, start + window - int(now))
             raise
         return None
+
+    @translated
+    def over(self, scope: str, value: str, limit: int, now: float, window: int = 60) -> int | None:
+        """Whether ``value`` has reached ``limit`` in ``scope`` in the current window (read, not
+        counted): None while under, else the seconds until the next window."""
+        start = int(now) // window * window
+        digest = hashlib.sha256(value.encode()).hexdigest()[:32]
+        try:
+            item = self.t.nonces.get(f"rate:{scope}:{digest}:{start}", consistent_read=True)
+        except DoesNotExist:
+            return None
+        return max(1, start + window - int(now)) if (item.hits or 0) >= limit else None
 
     @translated
     def spend(self, scope: str, window: int, limit: int) -> bool:

@@ -6,7 +6,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.values import Registration, Student, Workshop
@@ -16,6 +16,7 @@ from chalicelib.store.models import AdminModel, StudentModel, WorkshopModel
 from chalicelib.store.tables import Tables
 
 AUDIT = "AUDIT"
+SESSION = "SESSION"  # an organiser's open dashboard session (sk: a digest of its id, ``at``: when it ends)
 RECORD_ATTRIBUTES = ["id", "status", "workshop_id", "student_id", "email", "first_name", "last_name", "company",
                      "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion",
                      "failure"]
@@ -102,3 +103,22 @@ class Organiser:
         return [{"id": e.sk, "at": e.at.isoformat(), "actor": e.actor, "action": e.action, "target": e.target,
                  "outcome": e.outcome, "detail": e.detail or {}}
                 for e in self.t.admin.query(AUDIT, condition, scan_index_forward=False, limit=limit)]
+
+    @translated
+    def open_session(self, key: str, ends: datetime, now: datetime) -> None:
+        """Keep a new session; sessions that have ended are dropped on the way (there are few)."""
+        for ended in self.t.admin.query(SESSION, filter_condition=AdminModel.at <= now):
+            ended.delete()
+        self.t.admin(SESSION, key, at=ends).save()
+
+    @translated
+    def session_open(self, key: str, now: datetime) -> bool:
+        try:
+            item = self.t.admin.get(SESSION, key, consistent_read=True)
+        except DoesNotExist:
+            return False
+        return item.at > now
+
+    @translated
+    def close_session(self, key: str) -> None:
+        self.t.admin(SESSION, key).delete()

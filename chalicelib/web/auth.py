@@ -1,25 +1,29 @@
 """Who may use the organiser's side.
 
-The API takes the admin token as ``Authorization: Bearer <token>`` (none: 401, wrong: 403),
-and the dashboard's session cookie for reading only, so the dashboard's CSV link works while
-a forged cross-site request cannot change anything. The dashboard signs in at ``/admin/login``
-into an HttpOnly, SameSite=Strict cookie holding a sealed, expiring session; each of its forms
-carries a CSRF token derived from that session.
+The API takes the admin token as ``Authorization: Bearer <token>`` (none: 401, wrong: 403, and
+429 once a client address has sent too many wrong ones: :mod:`chalicelib.services.signin`). The
+dashboard signs in at ``/admin/login`` into an HttpOnly, SameSite=Strict cookie scoped to
+``/admin`` (cookies ignore ports: on one machine, one scoped to ``/`` would also go to the hub and
+through it to every student's server) holding a sealed, expiring session whose id the platform
+keeps until the organiser signs out; each of its forms carries a CSRF token derived from that session.
 """
 from __future__ import annotations
 
 import re
 import time
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlencode
 
 from chalicelib.adapters.secrets import get_secret
 from chalicelib.domain import organiser as rules
 from chalicelib.domain.errors import Forbidden, Unauthenticated
-from chalicelib.web.http import ctx
+from chalicelib.lazy import lazy_module
+from chalicelib.web.http import client_address, ctx
+
+signin = lazy_module("chalicelib.services.signin")
 
 COOKIE = "wod_admin"
+COOKIE_PATH = "/admin"
 ACTOR_HEADER = "X-WOD-Actor"
 
 
@@ -28,6 +32,7 @@ class Session:
     token: str
     actor: str
     csrf: str
+    id: str
 
 
 def admin_token() -> str:
@@ -39,58 +44,68 @@ def key(purpose: str) -> bytes:
 
 
 def cookie_value(request) -> str | None:
-    raw = request.headers.get("cookie")
-    if not raw:
-        return None
-    jar = SimpleCookie()
-    try:
-        jar.load(raw)
-    except CookieError:
-        return ""
-    morsel = jar.get(COOKIE)
-    return morsel.value if morsel is not None else None
+    """The session cookie's value; with two (one left at ``/`` by an earlier version), the one of
+    the longest path, which browsers send first."""
+    for part in (request.headers.get("cookie") or "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name == COOKIE:
+            return value.strip().strip('"')
+    return None
 
 
 def session_of(request) -> Session | None:
-    """The signed-in organiser, or None (no cookie, forged, expired, or signed with an old token)."""
+    """The signed-in organiser, or None (no cookie, forged, expired, signed out, or signed with an
+    old token)."""
     token = cookie_value(request)
     if not token:
         return None
     session_key = key("session")
-    actor = rules.session_actor(session_key, token, time.time())
-    return Session(token, actor, rules.csrf_token(session_key, token)) if actor else None
+    claims = rules.session_claims(session_key, token, time.time())
+    if claims is None or not signin.is_open(ctx(), claims[1]):
+        return None
+    return Session(token, claims[0], rules.csrf_token(session_key, token), claims[1])
 
 
 def start_session(actor: str) -> str:
-    return rules.new_session(key("session"), actor, time.time())
+    token = rules.new_session(key("session"), actor, time.time())
+    claims = rules.session_claims(key("session"), token, time.time())
+    assert claims is not None
+    signin.opened(ctx(), claims[1], claims[2])
+    return token
+
+
+def end_session(session: Session) -> None:
+    signin.closed(ctx(), session.id)
 
 
 def session_cookie(token: str | None) -> str:
     """The Set-Cookie value that stores a session, or clears it (``None``)."""
     secure = "; Secure" if ctx().settings.public_url.startswith("https://") else ""
     age = rules.SESSION_SECONDS if token else 0
-    return f"{COOKIE}={token or ''}; Path=/; HttpOnly; SameSite=Strict; Max-Age={age}{secure}"
+    return f"{COOKIE}={token or ''}; Path={COOKIE_PATH}; HttpOnly; SameSite=Strict; Max-Age={age}{secure}"
+
+
+def check_token(supplied: str, actor: str, request, via: str) -> bool:
+    """Whether ``supplied`` is the admin token; a client past its failed sign-ins is refused (429)
+    before it is compared, and a wrong one is counted and audited."""
+    client = client_address(request)
+    signin.throttled(ctx(), client)
+    if rules.token_matches(supplied, admin_token()):
+        return True
+    signin.failed(ctx(), actor, client, via)
+    return False
 
 
 def api_actor(request) -> str:
-    """The actor for the audit log (``X-WOD-Actor``, else "api"; the session's name with a
-    cookie); refuses with :class:`Unauthenticated` (401) or :class:`Forbidden` (403)."""
+    """The actor for the audit log (``X-WOD-Actor``, else "api"); refuses with
+    :class:`Unauthenticated` (401), :class:`Forbidden` (403) or RateLimited (429)."""
     header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, supplied = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not supplied.strip():
-            raise Unauthenticated("Send the admin token as: Authorization: Bearer <token>.")
-        if not rules.token_matches(supplied.strip(), admin_token()):
-            raise Forbidden("This is not the admin token.")
-        return rules.validate_actor(request.headers.get(ACTOR_HEADER) or rules.DEFAULT_API_ACTOR, ACTOR_HEADER)
-    if cookie_value(request) is None:
+    scheme, _, supplied = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not supplied.strip():
         raise Unauthenticated("Send the admin token as: Authorization: Bearer <token>.")
-    session = session_of(request)
-    if session is None:
-        raise Forbidden("The dashboard session is not valid or has expired; sign in again.")
-    if request.method != "GET":
-        raise Forbidden("A dashboard session only reads the API; send the admin token to change anything.")
-    return session.actor
+    if not check_token(supplied.strip(), rules.DEFAULT_API_ACTOR, request, "api"):
+        raise Forbidden("This is not the admin token.")
+    return rules.validate_actor(request.headers.get(ACTOR_HEADER) or rules.DEFAULT_API_ACTOR, ACTOR_HEADER)
 
 
 def here(request) -> str:

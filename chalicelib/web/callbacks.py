@@ -2,15 +2,14 @@
 are checked here, what they mean is :mod:`chalicelib.services.callbacks`'s business."""
 from __future__ import annotations
 
-import json
 import time
 
 from chalice import Blueprint
 
-from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.errors import InvalidInput, Malformed
 from chalicelib.domain.orders import SIGNATURE_HEADER, verify_signed_json
 from chalicelib.lazy import lazy_module
-from chalicelib.web.http import json_errors, json_response
+from chalicelib.web.http import json_errors, json_response, load_json
 
 context = lazy_module("chalicelib.services.context")
 results = lazy_module("chalicelib.services.callbacks")
@@ -22,10 +21,12 @@ OUTCOMES = ("ready", "failed", "cleaned")
 
 def _claimed(body: bytes) -> tuple[object, object]:
     """The registration and student a body names, before its signature is checked: they say whose
-    key checks it."""
+    key checks it. A body too large or too deep is refused (400) here, before anything else."""
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = load_json(body)
+    except InvalidInput as exc:
+        if isinstance(exc, Malformed):
+            raise
         return None, None
     return (data.get("registration"), data.get("student")) if isinstance(data, dict) else (None, None)
 

@@ -119,7 +119,7 @@ def login():
         actor = rules.validate_actor(form.get("name"))
     except InvalidInput as exc:
         return _login_page(422, exc.fields["name"], next_path, form.get("name", "")[:64])
-    if not rules.token_matches(form.get("token", ""), auth.admin_token()):
+    if not auth.check_token(form.get("token", ""), actor, dashboard.current_request, "dashboard"):
         logger.warning("dashboard sign-in refused", extra={"actor": actor})
         return _login_page(403, "That is not the admin token.", next_path, actor)
     session = auth.start_session(actor)
@@ -130,6 +130,7 @@ def login():
 
 @page_route("/admin/logout", ("POST",))
 def logout(session, form):
+    auth.end_session(session)
     audit.record(ctx(), session.actor, "sign_out", "dashboard", "done", {})
     return Response(body="", status_code=303, headers={"Location": "/admin/login",
                                                        "Set-Cookie": auth.session_cookie(None)})
@@ -181,9 +182,19 @@ def registrations_page(session, form):
         result, problem, status = operations.search(ctx(), params), None, 200
     except InvalidInput as exc:
         result, problem, status = {"total": 0, "registrations": []}, " ".join(exc.fields.values()), 422
-    csv_url = "/api/admin/registrations.csv" + ("?" + urlencode(params) if params else "")
+    csv_url = "/admin/registrations.csv" + ("?" + urlencode(params) if params else "")
     return _page("admin/registrations.html", session, status, result=result, problem=problem, params=params,
                  statuses=reports.STATUSES, workshops=operations.workshops(ctx()), csv_url=csv_url)
+
+
+@page_route("/admin/registrations.csv")
+def registrations_csv(session, form):
+    """The search as a CSV download, as the API's (the session cookie goes to ``/admin`` only)."""
+    params = {k: form[k] for k in ("q", "status", "workshop") if form.get(k)}
+    return Response(body=operations.export_csv(ctx(), session.actor, params),
+                    headers={"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
+                             "Content-Disposition": 'attachment; filename="registrations.csv"',
+                             "X-Content-Type-Options": "nosniff"})
 
 
 # By student, not by email: the message travels in the redirect's URL (signed, but readable).

@@ -14,11 +14,14 @@ from chalicelib.domain.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
+    Malformed,
     NotFound,
     RateLimited,
     Unauthenticated,
     Unavailable,
     WodError,
+    WrongHost,
+    WrongMediaType,
 )
 from chalicelib.lazy import lazy_module
 from chalicelib.observability import logger
@@ -27,8 +30,9 @@ render = lazy_module("chalicelib.adapters.render")
 context = lazy_module("chalicelib.services.context")
 
 # Errors carry no status code: this table is where they become HTTP.
-STATUS: dict[type[WodError], int] = {InvalidInput: 422, NotFound: 404, Conflict: 409, Unauthenticated: 401,
-                                     Forbidden: 403, Unavailable: 503, RateLimited: 429}
+STATUS: dict[type[WodError], int] = {InvalidInput: 422, Malformed: 400, NotFound: 404, Conflict: 409,
+                                     Unauthenticated: 401, Forbidden: 403, WrongMediaType: 415, WrongHost: 421,
+                                     Unavailable: 503, RateLimited: 429}
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="wod-admin"'}
 
 SECURITY_HEADERS = {
@@ -134,13 +138,32 @@ json_errors = _errors(as_json=True)
 html_errors = _errors(as_json=False)
 
 
+# What a client sends the platform is small (a registration, an admin edit, a callback): anything
+# larger is refused before it is decoded or parsed, and so is JSON nested deeper than the parser goes.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _within_limit(raw: bytes) -> None:
+    if len(raw) > MAX_BODY_BYTES:
+        raise Malformed({"body": f"At most {MAX_BODY_BYTES // 1024} KB."}, "The request body is too large.")
+
+
+def load_json(raw: bytes) -> Any:
+    """A client's JSON; :class:`Malformed` (400) for a body too large or nested too deeply,
+    :class:`InvalidInput` (422) for one that is not JSON."""
+    _within_limit(raw)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError as exc:
+        raise Malformed({"body": "Nested too deeply."}, "The request body is not JSON we take.") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput({"body": f"Not valid JSON: {exc}"}, "The request body is not valid JSON.") from exc
+
+
 def parse_json(raw: bytes | None) -> Any:
     if not raw:
         raise InvalidInput({"body": "The request body is empty."}, "Send the registration as a JSON object.")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInput({"body": f"Not valid JSON: {exc}"}, "The request body is not valid JSON.") from exc
+    return load_json(raw)
 
 
 def client_address(request: Any) -> str | None:
@@ -150,22 +173,11 @@ def client_address(request: Any) -> str | None:
     return address if isinstance(address, str) and address else None
 
 
-def require_same_origin(headers: Any, public_url: str) -> None:
-    """A form POST must come from the platform's own pages: a browser names the page's origin in
-    ``Origin``, which must be the request's own host or the public URL. No Origin (an old client,
-    a script) passes; ``null`` (a sandboxed frame, a privacy redirect) and any other site do not."""
-    origin = (headers or {}).get("origin")
-    if origin is None:
-        return
-    host = (headers or {}).get("host", "")
-    allowed = {public_url.rstrip("/").lower()}
-    if host:
-        allowed |= {f"http://{host}".lower(), f"https://{host}".lower()}
-    if origin.strip().rstrip("/").lower() not in allowed:
-        raise Forbidden("This form can only be sent from this site's own page; please open it again and retry.")
-
-
 def parse_form(raw: bytes | None) -> dict[str, str]:
-    """First value of each field of an urlencoded form."""
-    pairs = parse_qs((raw or b"").decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=50)
+    """First value of each field of an urlencoded form (:class:`Malformed` when too large)."""
+    _within_limit(raw or b"")
+    try:
+        pairs = parse_qs((raw or b"").decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=50)
+    except ValueError as exc:  # more fields than any of our forms has
+        raise Malformed({"body": str(exc)}, "The form is not one of ours.") from exc
     return {key: values[0] for key, values in pairs.items()}

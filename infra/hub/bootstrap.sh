@@ -26,6 +26,8 @@ Options:
   --public-ip ADDRESS       with --domain: first wait (up to --dns-wait seconds) until NAME resolves to ADDRESS
   --dns-wait SECONDS        default 3600
   --tls-cert FILE --tls-key FILE   or: use this certificate (copied into PREFIX/tls)
+  --public-name NAME        the name the certificate is for (default: --domain); students' servers reach
+                            the hub through the proxy at https://NAME:PORT (the hub's own port is closed to them)
   --port N                  public port (default 443 with TLS, 8000 without: then HTTP on 127.0.0.1 only)
   --api-port N              the hub's own API port on 127.0.0.1 (default 8081)
   --proxy-api-port N        the proxy's API port on 127.0.0.1 (default 8002)
@@ -33,6 +35,11 @@ Options:
                             /usr/bin/python3.11, else /usr/bin/python3)
   --pip-args "ARGS"         extra pip install arguments (e.g. "--find-links /wheels")
   --imds-chain NAME         iptables chain of the metadata block (default WOD-HUB-IMDS)
+  --student-memory-mb N     memory of one student, their /tmp and /dev/shm included (default 2048)
+  --student-processes N     processes of one student (default 256)
+  --student-cpus N          cores of one student (default 1)
+  --student-disk-mb N       size of one student's home (default 1024)
+                            (0 turns one of these four limits off)
   --aws-endpoint URL        AWS endpoint for the table and the secret (tests only)
   --foreground              start the hub in the foreground instead of as a systemd unit
   -h, --help                this text
@@ -46,14 +53,16 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HUB_FILES=$(cd "$HERE/../jupyterhub" 2>/dev/null && pwd) || die "infra/jupyterhub/ must sit next to infra/hub/"
 PREFIX=/opt/wod-hub TABLE="" TOKEN_SECRET="" TOKEN_FILE="" REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 DOMAIN="" EMAIL="" PUBLIC_IP="" DNS_WAIT=3600 TLS_CERT="" TLS_KEY="" PORT="" API_PORT=8081 PROXY_API_PORT=8002
-PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0
+PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0 PUBLIC_NAME=""
+STUDENT_MEMORY_MB=2048 STUDENT_PROCESSES=256 STUDENT_CPUS=1 STUDENT_DISK_MB=1024
 
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --foreground) FOREGROUND=1; shift; continue ;;
     --prefix|--table|--hub-token-secret|--hub-token-file|--region|--domain|--email|--public-ip|--dns-wait|\
-    --tls-cert|--tls-key|--port|--api-port|--proxy-api-port|--python|--pip-args|--imds-chain|--aws-endpoint)
+    --tls-cert|--tls-key|--port|--api-port|--proxy-api-port|--python|--pip-args|--imds-chain|--aws-endpoint|\
+    --public-name|--student-memory-mb|--student-processes|--student-cpus|--student-disk-mb)
       [ $# -ge 2 ] || die "$1 needs a value"
       case "$1" in
         --prefix) PREFIX=$2 ;; --table) TABLE=$2 ;; --hub-token-secret) TOKEN_SECRET=$2 ;;
@@ -61,7 +70,9 @@ while [ $# -gt 0 ]; do
         --public-ip) PUBLIC_IP=$2 ;; --dns-wait) DNS_WAIT=$2 ;; --tls-cert) TLS_CERT=$2 ;; --tls-key) TLS_KEY=$2 ;;
         --port) PORT=$2 ;; --api-port) API_PORT=$2 ;; --proxy-api-port) PROXY_API_PORT=$2 ;;
         --python) PYTHON=$2 ;; --pip-args) PIP_ARGS=$2 ;; --imds-chain) IMDS_CHAIN=$2 ;;
-        --aws-endpoint) AWS_ENDPOINT=$2 ;;
+        --aws-endpoint) AWS_ENDPOINT=$2 ;; --public-name) PUBLIC_NAME=$2 ;;
+        --student-memory-mb) STUDENT_MEMORY_MB=$2 ;; --student-processes) STUDENT_PROCESSES=$2 ;;
+        --student-cpus) STUDENT_CPUS=$2 ;; --student-disk-mb) STUDENT_DISK_MB=$2 ;;
       esac
       shift 2 ;;
     *) usage >&2; die "unknown option: $1" ;;
@@ -82,7 +93,16 @@ fi
 [[ "$REGION" =~ ^[a-z]{2}(-[a-z]+)+-[0-9]$ ]] || die "--region $REGION: not an AWS region"
 [[ "$IMDS_CHAIN" =~ ^[A-Za-z0-9_-]{1,28}$ ]] || die "--imds-chain $IMDS_CHAIN: not an iptables chain name"
 [[ "$DNS_WAIT" =~ ^[0-9]+$ ]] || die "--dns-wait: seconds"
+for n in "$STUDENT_MEMORY_MB" "$STUDENT_PROCESSES" "$STUDENT_DISK_MB"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || die "$n: a student's limits are whole numbers (0: off)"
+done
+[[ "$STUDENT_CPUS" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--student-cpus $STUDENT_CPUS: a number of cores (0: off)"
 TLS=0; if [ -n "$TLS_CERT$DOMAIN" ]; then TLS=1; fi
+[ -n "$PUBLIC_NAME" ] || PUBLIC_NAME=$DOMAIN
+[[ -z "$PUBLIC_NAME" || "$PUBLIC_NAME" =~ ^([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$ ]] || die "--public-name $PUBLIC_NAME: not a host name"
+if [ "$TLS" = 1 ] && [ -z "$PUBLIC_NAME" ]; then
+  die "--tls-cert needs --public-name (the certificate's name): students' servers reach the hub through it"
+fi
 [ -n "$PORT" ] || { if [ "$TLS" = 1 ]; then PORT=443; else PORT=8000; fi; }
 for p in "$PORT" "$API_PORT" "$PROXY_API_PORT"; do
   [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -gt 0 ] && [ "$p" -lt 65536 ] || die "$p is not a TCP port"
@@ -116,6 +136,7 @@ NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
 [ "$NODE_MAJOR" -ge 20 ] || die "configurable-http-proxy needs Node.js 20 or newer, this host has $(node --version): install Node.js 20 and run again"
 command -v iptables >/dev/null || apt_install iptables
 command -v useradd >/dev/null || apt_install passwd
+command -v mkfs.ext4 >/dev/null || apt_install e2fsprogs  # students' homes are images of a fixed size
 if [ -n "$DOMAIN" ]; then command -v certbot >/dev/null || apt_install certbot; fi
 
 # ---- files -------------------------------------------------------------------------------------
@@ -185,6 +206,8 @@ else
 fi
 
 # ---- how the hub starts ------------------------------------------------------------------------------
+CONNECT_URL=""  # without TLS the proxy serves plain HTTP on 127.0.0.1, which the local config uses
+if [ "$TLS" = 1 ]; then CONNECT_URL="https://$PUBLIC_NAME:$PORT"; fi
 umask 077
 cat > "$PREFIX/hub.env" <<EOF
 WOD_HUB_PORT=$PORT
@@ -198,6 +221,11 @@ AWS_DEFAULT_REGION=$REGION
 WOD_AWS_ENDPOINT=$AWS_ENDPOINT
 WOD_HUB_TLS_CERT=$CERT
 WOD_HUB_TLS_KEY=$KEY
+WOD_HUB_CONNECT_URL=$CONNECT_URL
+WOD_STUDENT_MEMORY_MB=$STUDENT_MEMORY_MB
+WOD_STUDENT_PROCESSES=$STUDENT_PROCESSES
+WOD_STUDENT_CPUS=$STUDENT_CPUS
+WOD_STUDENT_DISK_MB=$STUDENT_DISK_MB
 $TOKEN_SETTING
 EOF
 umask 022
@@ -247,6 +275,8 @@ Wants=network-online.target
 
 [Service]
 ExecStart=$PREFIX/bin/wod-hub
+# the hub makes each student's cgroups (limits, kill as a whole) inside its own
+Delegate=yes
 Restart=always
 RestartSec=5
 ExecStartPre=$PREFIX/bin/wod-hub-imds

@@ -11,8 +11,10 @@ authenticator, the spawner, the student firewall and the idle culler) with three
   127.0.0.1 (tests);
 * the students table is read with the instance role (``WOD_AWS_ENDPOINT`` only in tests).
 
-Everything else (isolated spawner: one Linux user per student with a private home, removed with
-the hub user at cleanup; the student firewall; the idle culler; login rules) is the local mode's.
+Everything else (isolated spawner: one Linux user per student with a private home of a fixed size
+and cgroups of their own, removed with the hub user at cleanup; the student firewall, which also
+closes the hub's own port to students, whose servers use ``WOD_HUB_CONNECT_URL``, the proxy; the
+idle culler; login rules) is the local mode's.
 """
 import os
 import sys
@@ -71,6 +73,9 @@ if "get_config" in globals():
     load_subconfig(str(HERE / "jupyterhub_config.py"))  # the local mode's, copied next to this file
     c = get_config()
     c.JupyterHub.bind_url, cert, key = public_bind(os.environ)
+    if cert and not os.environ.get("WOD_HUB_CONNECT_URL"):
+        raise SystemExit("with TLS, set WOD_HUB_CONNECT_URL (https://<the certificate's name>:<port>): students' "
+                         "servers reach the hub through its proxy, never its own port")
     if cert:
         c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key = cert, key
     else:

@@ -15,11 +15,19 @@ Environment:
   WOD_STUDENTS_TABLE, WOD_AWS_ENDPOINT, AWS_DEFAULT_REGION  where the authenticator reads students
   WOD_HUB_PROXY_CMD       configurable-http-proxy binary (default node_modules/.bin/..., else PATH)
   WOD_IDLE_MINUTES, WOD_IDLE_CHECK_SECONDS  stop participants' idle servers (idle_culler.py)
+  WOD_STUDENT_MEMORY_MB, WOD_STUDENT_PROCESSES, WOD_STUDENT_CPUS, WOD_STUDENT_DISK_MB,
+  WOD_STUDENT_FILE_MB, WOD_STUDENT_OPEN_FILES  a student's limits (isolated spawner; 0 turns the
+                          memory, processes, CPU or disk limit off)
+  WOD_HUB_LOGIN_MAX_DELAY  the longest wait failed logins impose on the next attempts (default 15 s)
+  WOD_HUB_CONNECT_URL     how students' servers reach the hub: through its proxy (default: the public URL)
 
 Spawners:
-  isolated         LimitedSpawner (wod_spawner.py): every student is a Linux user (created on demand,
-                   useradd, no login shell) with a private home /home/<student> (0700); the hub
-                   must run as root. The hub venv must be usable by those users, so create it
+  isolated         LimitedSpawner (wod_spawner.py): every student is a Linux user (created on demand
+                   with a uid never used before, no login shell) with a private home /home/<student>
+                   (0700, an image of WOD_STUDENT_DISK_MB), cgroups of their own (memory, processes,
+                   CPU; killed as a whole) and a private /tmp and /dev/shm; the hub must run as root.
+                   Students reach the hub through its proxy only (their servers too). The hub
+                   venv must be usable by those users, so create it
                    from a world-readable interpreter (/usr/bin/python3.11, not a pyenv under /root).
   shared-insecure  SimpleLocalProcessSpawner: every notebook runs as the hub's user (root here)
                    with a home under <state>/homes/<name>. Students can read each other's files
@@ -37,6 +45,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
 import idle_culler
+from student_accounts import SHARED_DIRS
 from wod_authenticator import WodAuthenticator
 
 c = get_config()
@@ -65,6 +74,14 @@ def _secret_file(path, nbytes=32):
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(nbytes))
     os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def _hub_id(path):
+    """This hub state's id, made once: it tells this hub's cgroups from another's on the machine."""
+    if not path.exists():
+        path.write_text(secrets.token_hex(4))
+        os.chmod(path, 0o600)
     return path.read_text().strip()
 
 
@@ -133,6 +150,8 @@ c.Authenticator.refresh_pre_spawn = True
 c.JupyterHub.cookie_max_age_days = 1
 c.WodAuthenticator.students_table = os.environ.get("WOD_STUDENTS_TABLE", "wod-students")
 c.WodAuthenticator.aws_endpoint = os.environ.get("WOD_AWS_ENDPOINT", "")
+if os.environ.get("WOD_HUB_LOGIN_MAX_DELAY"):
+    c.WodAuthenticator.max_login_delay = float(os.environ["WOD_HUB_LOGIN_MAX_DELAY"])
 c.JupyterHub.template_vars = {
     "announcement_login": (
         "Log in with the <b>student name</b> (for example <code>student207</code>) and the "
@@ -163,23 +182,45 @@ if spawner_mode == "isolated":
                 f"WOD_HUB_SPAWNER=isolated: students cannot use {needed} ({blocked} is not accessible to "
                 f"other users). Recreate the hub venv from a system interpreter: "
                 f"/usr/bin/python3.11 -m venv .venv-hub")
+        hidden = next((d for d in SHARED_DIRS if Path(os.path.realpath(needed)).is_relative_to(d)), None)
+        if hidden:  # each server has a /tmp (and /var/tmp, /dev/shm) of its own, empty
+            raise SystemExit(f"WOD_HUB_SPAWNER=isolated: {needed} is under {hidden}, which every student's server "
+                             "sees as a private, empty directory: install the hub elsewhere")
     c.JupyterHub.spawner_class = "wod_spawner.LimitedSpawner"
     for trait, variable in (("memory_mb", "WOD_STUDENT_MEMORY_MB"), ("max_processes", "WOD_STUDENT_PROCESSES"),
                             ("file_mb", "WOD_STUDENT_FILE_MB"), ("open_files", "WOD_STUDENT_OPEN_FILES")):
         if os.environ.get(variable):
             setattr(c.LimitedSpawner, trait, int(os.environ[variable]))
+    hub_id = _hub_id(state / "hub_id")
+    c.LimitedSpawner.hub_id = c.WodAuthenticator.hub_id = hub_id
     if os.environ.get("WOD_STUDENT_CPUS"):
         try:
             c.LimitedSpawner.cpus = float(os.environ["WOD_STUDENT_CPUS"])
         except ValueError:
             raise SystemExit(f"WOD_STUDENT_CPUS={os.environ['WOD_STUDENT_CPUS']!r}: give the cores one student may "
                              "use, e.g. 1 or 0.5 (0: no cap)") from None
+    from student_cgroups import StudentGroups
     from student_firewall import chain_for
     from student_firewall import install as fence_students
     from wod_authenticator import STUDENTS_GROUP
 
+    groups = StudentGroups(hub_id, c.LimitedSpawner.get("memory_mb", 2048), c.LimitedSpawner.get("max_processes", 256),
+                           c.LimitedSpawner.get("cpus", 1.0))
+    problems = groups.problems()
+    if problems:  # a student unlimited, or unkillable, is not isolated: refuse to start
+        raise SystemExit("WOD_HUB_SPAWNER=isolated needs cgroups: " + "; ".join(problems))
+    disk = os.environ.get("WOD_STUDENT_DISK_MB") or "1024"
+    if not disk.isdigit():
+        raise SystemExit(f"WOD_STUDENT_DISK_MB={disk!r}: give a home's size in MB (0: no limit)")
+    c.WodAuthenticator.disk_mb = int(disk)
+    c.WodAuthenticator.homes_dir = str(state / "homes")
+    c.WodAuthenticator.uids_file = str(state / "uids.json")
+    # Students' servers talk to the hub through its proxy, like everyone else: the hub's own port is
+    # fenced off, so no student can hand the hub a forwarding header of their own.
+    c.Spawner.hub_connect_url = os.environ.get("WOD_HUB_CONNECT_URL") or c.JupyterHub.bind_url
+
     blocked = [int(p) for p in (os.environ.get("WOD_HUB_BLOCKED_PORTS") or "").split(",") if p.strip()]
-    blocked.append(proxy_api_port)  # not the hub API: student servers report to it
+    blocked += [proxy_api_port, api_port]
     problem = fence_students(blocked, STUDENTS_GROUP, chain_for(proxy_api_port))
     if problem:  # isolation without the firewall is no isolation: refuse to start
         raise SystemExit(f"WOD_HUB_SPAWNER=isolated needs the student firewall, and {problem}. Install "

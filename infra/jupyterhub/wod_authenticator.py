@@ -5,9 +5,17 @@ welcome email; the student item in DynamoDB decides (rules in wod_login.py, whic
 JupyterHub import so the platform's unit tests cover it).
 
 It is a LocalAuthenticator so that, in the isolated local mode, each student is also a Linux
-user with a private home (created on demand, ``/home/<student>`` mode 0700). With
-``system_users = False`` (the shared-insecure developer mode, or container spawners) it
-behaves like a plain Authenticator and never touches Linux accounts.
+user with a private home (created on demand, ``/home/<student>`` mode 0700, of a fixed size, with
+a uid nobody had before: student_accounts.py). Deleting the hub user kills the student's cgroups
+(student_cgroups.py), proves them empty, then removes the account. Making and removing accounts
+runs in a thread, never on the hub's event loop. With ``system_users = False`` (the
+shared-insecure developer mode, or container spawners) it behaves like a plain Authenticator and
+never touches Linux accounts.
+
+Failed logins slow the next ones down (wod_login.Slowdown) per client and name, per name and per
+client, and never refuse a correct password. The client is the address the hub's proxy appended
+to ``X-Forwarded-For``: students cannot reach the hub's own port (the student firewall), so every
+request the hub sees came through the proxy, or from root.
 """
 from __future__ import annotations
 
@@ -15,7 +23,6 @@ import asyncio
 import grp
 import os
 import pwd
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -28,6 +35,8 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 import wod_login
+from student_accounts import Accounts, Uids
+from student_cgroups import StudentGroups
 
 STUDENTS_GROUP = "wod-students"  # the firewall (student_firewall.py) matches this group
 
@@ -44,13 +53,14 @@ class WodAuthenticator(LocalAuthenticator):
     aws_endpoint = Unicode(config=True, help="DynamoDB endpoint URL; empty means the AWS default.")
     aws_region = Unicode(config=True, help="AWS region of the students table.")
 
-    max_failed_logins = Integer(10, config=True, help="""Failures within failed_login_window that block one
-        client address from one name (the owner logs in from another address meanwhile).""")
-    max_failed_logins_per_address = Integer(100, config=True, help="""Failures within failed_login_window, over
-        every name, that block one client address (an event venue shares one: keep it well above a room's typos).""")
+    free_failed_logins = Integer(5, config=True, help="""Failures (per client and name, per name, within
+        failed_login_window) before the next attempts wait.""")
+    free_failed_logins_per_address = Integer(50, config=True, help="""Failures from one client address over every
+        name before its next attempts wait (a venue shares one address: keep it above a room's typos).""")
     failed_login_window = Float(300.0, config=True, help="Seconds over which failures are counted.")
-    lockout_seconds = Float(300.0, config=True, help="How long the first block lasts; each next one twice as long.")
-    max_lockout_seconds = Float(3600.0, config=True, help="The longest block.")
+    first_login_delay = Float(1.0, config=True, help="The first wait; each failure more doubles it.")
+    max_login_delay = Float(15.0, config=True, help="""The longest wait: however many strangers failed before,
+        the owner's correct password is checked after at most this long, and let in.""")
     session_grace_seconds = Float(300.0, config=True, help="""While the students table cannot be read, an open
         session goes on this long after the student was last confirmed active, then ends (fails closed).""")
 
@@ -64,6 +74,10 @@ class WodAuthenticator(LocalAuthenticator):
     accounts_dir = Unicode("", config=True, help="""Where this hub's state records the Linux accounts it created
         (one empty file per account). A student account it did not create (left by an earlier state, a crashed
         stack) is removed with its home before the name is used again, so a seat always starts empty.""")
+    hub_id = Unicode("", config=True, help="This hub's id (made once per hub state): part of its cgroups' names.")
+    uids_file = Unicode("", config=True, help="Where this hub's state keeps the uids it handed out (never twice).")
+    homes_dir = Unicode("", config=True, help="Where the students' home images are kept (with disk_mb).")
+    disk_mb = Integer(0, config=True, help="Size of a student's home (an image of its own); 0: a plain directory.")
 
     lookup = Any(help="""Callable(username) -> student item dict | None; raises on storage errors.
         Default: a consistent GetItem on students_table. Inject a fake in tests.""").tag(config=True)
@@ -84,20 +98,15 @@ class WodAuthenticator(LocalAuthenticator):
     def _default_username_pattern(self):
         return wod_login.USERNAME_PATTERN
 
-    @default("add_user_cmd")
-    def _default_add_user_cmd(self):
-        # Debian's useradd: no login shell, own group, home from /etc/skel created 0700.
-        return ["useradd", "--create-home", "--key", "HOME_MODE=0700", "--shell", "/usr/sbin/nologin",
-                "--user-group", "--groups", STUDENTS_GROUP, "--comment", "Workshops-on-Demand student"]
-
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._lookup_lock = threading.Lock()
-        self.throttle = wod_login.Throttle(self.max_failed_logins, self.failed_login_window, self.lockout_seconds,
-                                           max_lockout=self.max_lockout_seconds)
-        self.per_client = wod_login.Throttle(self.max_failed_logins_per_address, self.failed_login_window,
-                                             self.lockout_seconds, max_lockout=self.max_lockout_seconds)
+        self.slowdown = wod_login.Slowdown(self.free_failed_logins, self.failed_login_window, self.first_login_delay,
+                                           self.max_login_delay)
+        self.address_slowdown = wod_login.Slowdown(self.free_failed_logins_per_address, self.failed_login_window,
+                                                   self.first_login_delay, self.max_login_delay)
         self.sessions = wod_login.Sessions(self.session_grace_seconds)
+        self._accounts = None
 
     def _get_lookup(self):
         with self._lookup_lock:
@@ -105,12 +114,12 @@ class WodAuthenticator(LocalAuthenticator):
                 self.lookup = wod_login.DynamoStudents(self.students_table, self.aws_endpoint, self.aws_region)
             return self.lookup
 
-    def _check(self, username, password, client="-"):
+    def _check(self, username, password):
         try:
             lookup = self._get_lookup()
         except Exception as exc:  # boto3 missing, bad endpoint ...
             return wod_login.Decision(False, f"student lookup unavailable: {type(exc).__name__}: {exc}")
-        return wod_login.login(username, password, lookup, self.throttle, client=client, per_client=self.per_client)
+        return wod_login.login(username, password, lookup)
 
     @staticmethod
     def _client(handler):
@@ -129,7 +138,22 @@ class WodAuthenticator(LocalAuthenticator):
         if isinstance(username, str):
             username = username.strip().lower()
         remote = self._client(handler)
-        decision = await asyncio.to_thread(self._check, username, password, remote)
+        if not wod_login.valid_username(username):
+            self.log.warning("WoD login refused for %s from %s: invalid username", _loggable(username), remote)
+            return None
+        keys, address = [("pair", remote, username), ("name", username)], [("client", remote)]
+        wait = max(self.slowdown.attempt(keys), self.address_slowdown.attempt(address))
+        failed = True
+        try:
+            if wait:
+                self.log.warning("WoD login for %s from %s waits %.1fs (failed logins before it)", username, remote,
+                                 wait)
+                await asyncio.sleep(wait)
+            decision = await asyncio.to_thread(self._check, username, password)
+            failed = not decision.ok and "lookup" not in decision.reason  # an outage is nobody's failure
+        finally:
+            self.slowdown.done(keys, failed, cleared=() if failed else tuple(keys))
+            self.address_slowdown.done(address, failed)
         if decision.ok:
             self.sessions.opened(username, decision)
             self.log.info("WoD login ok for %s from %s", username, remote)
@@ -165,6 +189,13 @@ class WodAuthenticator(LocalAuthenticator):
 
     # ---- Linux users (isolated mode) ---------------------------------------------------
 
+    @property
+    def accounts(self):
+        if self._accounts is None:
+            self._accounts = Accounts(Uids(Path(self.uids_file)), STUDENTS_GROUP,
+                                      Path(self.homes_dir) if self.homes_dir else None, self.disk_mb, self.log)
+        return self._accounts
+
     def _system_account(self, name):
         try:
             return pwd.getpwnam(name)
@@ -187,16 +218,24 @@ class WodAuthenticator(LocalAuthenticator):
         record = self._record(name)
         return record is None or record.exists()
 
-    async def _remove_account(self, name):
-        """Kill what the account runs, then remove it with its home; RuntimeError if it stays."""
-        await asyncio.to_thread(subprocess.run, ["pkill", "-KILL", "-u", name], capture_output=True)
-        result = await asyncio.to_thread(subprocess.run, ["userdel", "--remove", name], capture_output=True, text=True)
-        if result.returncode not in (0, 12):  # 12: home could not be removed (already gone)
-            self.log.error("userdel %s failed (%s): %s", name, result.returncode, result.stderr.strip())
-            raise RuntimeError(f"the Linux account {name} could not be removed; the deletion is retried")
+    def _teardown(self, name):
+        """(In a thread.) Kill the student's cgroups and prove them empty, then remove the account
+        with everything of its uid; RuntimeError keeps the account (the deletion is retried)."""
+        StudentGroups(self.hub_id).kill(name)
+        self.accounts.remove(name)
         record = self._record(name)
         if record is not None:
             record.unlink(missing_ok=True)
+
+    def _create(self, name):
+        """(In a thread.) A new account, recorded as this state's."""
+        account = self.accounts.create(name)
+        record = self._record(name)
+        if record is not None:
+            record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            record.touch()
+        self._private_home(account)
+        return account
 
     async def add_user(self, user):
         if not self.system_users:
@@ -212,22 +251,16 @@ class WodAuthenticator(LocalAuthenticator):
             if user.name not in members:
                 raise ValueError(f"refusing hub user {user.name!r}: a Linux account of that name exists and is "
                                  f"not a student account ({STUDENTS_GROUP})")
-            await self._remove_account(user.name)  # an earlier state's participant: files and processes go
+            await asyncio.to_thread(self._teardown, user.name)  # an earlier state's participant: all goes
             self.log.warning("removed Linux user %s and its home, left by an earlier state", user.name)
-        await super().add_user(user)
-        account = self._guard_account(user.name)
-        if account is not None:
-            record = self._record(user.name)
-            if record is not None:
-                record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                record.touch()
-            self._private_home(account)
+            account = None
+        if account is None:
+            account = await asyncio.to_thread(self._create, user.name)
+            self.log.info("created Linux user %s (uid %s)", user.name, account.pw_uid)
+        await maybe_future(Authenticator.add_user(self, user))
 
     def add_system_user(self, user):
-        super().add_system_user(user)
-        account = self._system_account(user.name)
-        if account is not None:
-            self._private_home(account)
+        raise NotImplementedError("students' accounts are made by add_user, off the event loop")
 
     def _private_home(self, account):
         home = Path(account.pw_dir)
@@ -242,8 +275,10 @@ class WodAuthenticator(LocalAuthenticator):
 
     async def pre_spawn_start(self, user, spawner):
         if self.system_users:
-            if self._guard_account(user.name) is None:
+            account = self._guard_account(user.name)
+            if account is None:
                 raise ValueError(f"no Linux user for {user.name!r}")
+            await asyncio.to_thread(self.accounts.mount_home, account)  # after a reboot: not mounted yet
 
     async def delete_user(self, user):
         super().delete_user(user)
@@ -252,7 +287,11 @@ class WodAuthenticator(LocalAuthenticator):
         account = self._system_account(user.name)
         if account is None or account.pw_uid < self.min_system_uid:
             return
-        # Whatever the student left running (nohup, setsid) dies first: userdel refuses while a
-        # process of the account lives, and nothing may pass to the seat's next holder.
-        await self._remove_account(user.name)
+        # Nothing of the student's may pass to the seat's next holder: their groups are killed and
+        # proven empty, then the account goes with everything of its uid.
+        try:
+            await asyncio.to_thread(self._teardown, user.name)
+        except RuntimeError as exc:
+            self.log.error("Linux user %s kept: %s", user.name, exc)
+            raise RuntimeError(f"the Linux account {user.name} could not be removed; the deletion is retried") from exc
         self.log.info("removed Linux user %s and its home", user.name)

@@ -166,52 +166,56 @@ class Sessions:
             return decision
 
 
-class Throttle:
-    """Failed-login limiter for any key: ``max_failures`` within ``window`` seconds block the key
-    for ``lockout`` seconds, twice as long at each new block of the same key (up to
-    ``max_lockout``) until a success. In memory, per hub process."""
+class Slowdown:
+    """Failed logins slow the next attempts down; they never refuse one. Per key (client and name,
+    name, client), failures within ``window`` seconds, plus the attempts under way, make the next
+    attempt wait: nothing for the first ``free``, then ``base`` seconds doubling with each one more,
+    at most ``max_delay``. So guessing goes at a crawl, while the owner's correct password, however
+    many strangers guessed before it, is checked after at most ``max_delay`` and let in. In memory,
+    per hub process."""
 
-    def __init__(self, max_failures: int = 10, window: float = 300.0, lockout: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic, max_lockout: float = 3600.0):
-        self.max_failures, self.window, self.lockout, self.clock = max_failures, window, lockout, clock
-        self.max_lockout = max(lockout, max_lockout)
+    def __init__(self, free: int = 5, window: float = 300.0, base: float = 1.0, max_delay: float = 15.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.free, self.window, self.base, self.max_delay, self.clock = free, window, base, max_delay, clock
         self._failures: dict[Hashable, deque] = {}
-        self._blocked_until: dict[Hashable, float] = {}
-        self._strikes: dict[Hashable, int] = {}
+        self._pending: dict[Hashable, int] = {}
         self._lock = threading.Lock()
 
-    def blocked(self, key: Hashable) -> bool:
-        with self._lock:
-            until = self._blocked_until.get(key)
-            if until is None:
-                return False
-            if self.clock() < until:
-                return True
-            del self._blocked_until[key]
-            return False
+    def _count(self, key: Hashable, now: float) -> int:
+        failures = self._failures.get(key)
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return len(failures or ()) + self._pending.get(key, 0)
 
-    def failure(self, key: Hashable) -> None:
+    def attempt(self, keys: list) -> float:
+        """Seconds this attempt waits before its password is checked; counts it as under way."""
         with self._lock:
             now = self.clock()
-            failures = self._failures.setdefault(key, deque())
-            failures.append(now)
-            while failures and failures[0] <= now - self.window:
-                failures.popleft()
-            if len(failures) >= self.max_failures:
-                strikes = self._strikes.get(key, 0)
-                self._blocked_until[key] = now + min(self.lockout * 2 ** strikes, self.max_lockout)
-                self._strikes[key] = strikes + 1
-                failures.clear()
-            if len(self._failures) > 10_000:  # bound memory against name or address spraying
-                stale = now - self.window - self.max_lockout
-                for name in [n for n, q in self._failures.items() if not q or q[-1] <= stale]:
-                    del self._failures[name]
-                    self._strikes.pop(name, None)
+            worst = max((self._count(key, now) for key in keys), default=0)
+            for key in keys:
+                self._pending[key] = self._pending.get(key, 0) + 1
+        if worst < self.free:
+            return 0.0
+        return min(self.max_delay, self.base * 2 ** min(worst - self.free, 30))
 
-    def success(self, key: Hashable) -> None:
+    def done(self, keys: list, failed: bool, cleared: tuple = ()) -> None:
+        """The attempt is over: a failure counts for every key; a success clears ``cleared``."""
         with self._lock:
-            self._failures.pop(key, None)
-            self._strikes.pop(key, None)
+            now = self.clock()
+            for key in keys:
+                left = self._pending.get(key, 1) - 1
+                if left > 0:
+                    self._pending[key] = left
+                else:
+                    self._pending.pop(key, None)
+                if failed:
+                    self._failures.setdefault(key, deque()).append(now)
+            for key in cleared:
+                self._failures.pop(key, None)
+            if len(self._failures) > 10_000:  # bound memory against name or address spraying
+                stale = now - self.window
+                for key in [k for k, q in self._failures.items() if not q or q[-1] <= stale]:
+                    del self._failures[key]
 
 
 def client_address(forwarded_for: str | None, peer: str | None) -> str:
@@ -225,32 +229,16 @@ def client_address(forwarded_for: str | None, peer: str | None) -> str:
     return (peer or "-")[:64]
 
 
-def login(username: Any, password: Any, lookup: Lookup, throttle: Throttle | None = None,
-          now: datetime | None = None, client: str = "-", per_client: Throttle | None = None) -> Decision:
-    """The whole login: name check, throttles, lookup (errors refuse), item rules.
-
-    ``throttle`` counts failures per (client address, username): a stranger guessing a student's
-    password blocks only themselves, and the student logs in from their own address meanwhile.
-    ``per_client`` counts one address's failures over every name (name spraying)."""
+def login(username: Any, password: Any, lookup: Lookup, now: datetime | None = None) -> Decision:
+    """The whole login: name check, lookup (errors refuse), item rules. How fast a refused one may
+    be tried again is :class:`Slowdown`'s business."""
     if not valid_username(username):
         return Decision(False, "invalid username")
-    pair = (client, username)
-    if (throttle is not None and throttle.blocked(pair)) or (per_client is not None and per_client.blocked(client)):
-        return Decision(False, "too many failed logins from this address, temporarily blocked")
     try:
         item = lookup(username)
     except Exception as exc:  # storage down, throttled, misconfigured: refuse, don't crash the page
         return Decision(False, f"student lookup failed: {type(exc).__name__}: {exc}")
-    decision = check_login(item, password, now or datetime.now(timezone.utc))
-    if decision.ok:
-        if throttle is not None:
-            throttle.success(pair)
-    else:
-        if throttle is not None:
-            throttle.failure(pair)
-        if per_client is not None:
-            per_client.failure(client)
-    return decision
+    return check_login(item, password, now or datetime.now(timezone.utc))
 
 
 def session_still_valid(username: str, lookup: Lookup, now: datetime | None = None) -> Decision:

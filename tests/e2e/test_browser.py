@@ -462,3 +462,56 @@ def test_a_duplicate_email_on_a_full_workshop_takes_nothing_and_reveals_nothing(
     assert_check_your_mailbox(page, response, workshop_id)
     stack.wait_for_message(lambda m: m["subject"] == f"You are already registered: {title}", timeout=20, to=email)
     assert stack.registration(email)["position"] is None  # still seated, nobody waits
+
+
+EVIL_PAGE = """<!doctype html><meta charset="utf-8"><title>waiting</title><p>You won a prize!</p><script>
+fetch(%(url)s, {method: "POST", mode: "no-cors", body: new Blob([%(body)s])})
+  .then(function () { document.title = "sent"; }, function () { document.title = "failed"; });
+</script>"""
+
+
+def test_a_page_on_another_site_cannot_register_its_visitors(page, stack, workshops):
+    """Another site's page POSTs a registration as a Blob: no Content-Type, so the browser sends it
+    without asking first (no-cors); the platform must not take it for JSON."""
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    victim = "blob.visitor+e2e@example.com"
+    registration = {"workshop": workshops["waitlist"]["id"], "email": victim, "first_name": "Vic",
+                    "last_name": "Tim", "company": "Visitors", "accept_terms": True}
+    html = (EVIL_PAGE % {"url": json.dumps(f"{stack.app_url}/api/registrations"),
+                         "body": json.dumps(json.dumps(registration))}).encode()
+
+    class Evil(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.2", 0), Evil)  # another site: 127.0.0.2 is not 127.0.0.1
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    evil = f"http://127.0.0.2:{server.server_address[1]}"
+    try:
+        page.goto(f"{evil}/prize")
+        expect(page).to_have_title(re.compile("^(sent|failed)$"))
+        assert page.title() == "sent", "the browser did not send the request (the test proves nothing)"
+    finally:
+        server.shutdown()
+        server.server_close()
+    web_log = stack.part_log("web")
+    deadline, seen = time.monotonic() + 20, []
+    while not seen and time.monotonic() < deadline:
+        seen = [line for line in web_log.read_text(errors="replace").splitlines()
+                if '"POST /api/registrations HTTP/1.1"' in line and evil in line]
+        time.sleep(0.2)
+    assert seen, "the platform never saw the page's POST"
+    status = int(seen[-1].split('"POST /api/registrations HTTP/1.1" ', 1)[1].split()[0])
+    assert status in (403, 415), seen[-1]
+    assert stack.messages(to=victim) == []

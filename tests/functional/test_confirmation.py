@@ -17,7 +17,7 @@ from tests.factory import registered
 
 WORKSHOP = "WKSHP-CONF"
 TITLE = "Confirm me"
-FORM = {"Content-Type": "application/x-www-form-urlencoded", "Host": "127.0.0.1:8000"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded", "Host": "wod.example"}
 
 
 def body(email: str, workshop: str = WORKSHOP) -> dict:

@@ -16,16 +16,14 @@ import pwd
 import secrets
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import requests
 
 from local.hub import Hub
-from tests.hubtools import execute, login, new_name, notebook, open_session
+from tests.hubtools import login, new_name, notebook, open_session, run_in_kernel
 
 README = "0-ReadMeFirst.ipynb"
 LANDING = f"lab/tree/{README}"
@@ -188,31 +186,13 @@ print("PROBE:" + json.dumps(result))
 """
 
 
-def run_in_kernel(hub: Hub, session: requests.Session, name: str, code: str, timeout: float = 30) -> str:
-    """Start a kernel on ``name``'s server with that session, execute ``code`` over the kernel
-    websocket, return its stdout."""
-    import websocket
-
-    base = f"{hub.url}/user/{name}"
-    xsrf = session.cookies.get("_xsrf", path=f"/user/{name}/")
-    assert xsrf, f"no _xsrf cookie for /user/{name}/: {session.cookies}"
-    kernel = session.post(f"{base}/api/kernels", json={"name": "python3"}, headers={"X-XSRFToken": xsrf}, timeout=30)
-    assert kernel.status_code == 201, kernel.text
-    kernel_id = kernel.json()["id"]
-    url = f"{base}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
-    cookie = session.prepare_request(requests.Request("GET", url)).headers["Cookie"]
-    ws = websocket.create_connection(url.replace("http://", "ws://"), header=[f"Cookie: {cookie}"], timeout=timeout)
-    try:
-        return execute(ws, name, code, timeout)
-    finally:
-        ws.close()
-        session.delete(f"{base}/api/kernels/{kernel_id}", headers={"X-XSRFToken": xsrf}, timeout=30)
-
-
 @pytest.fixture
 def platform_state():
-    """Stands in for the platform's state (secrets.json, hub token ...): root, 0700."""
-    path = Path(tempfile.mkdtemp(prefix="wod-platform-state-", dir="/tmp"))
+    """Stands in for the platform's state (secrets.json, hub token ...): root, 0700, next to the code
+    as `.wod/` is (a student's /tmp is their own: one there would not even be seen)."""
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="wod-platform-state-", dir=artifacts))
     os.chmod(path, 0o700)
     (path / "secrets.json").write_text('{"hub_token": "not-for-students"}')
     os.chmod(path / "secrets.json", 0o644)  # only the directory protects it
@@ -245,6 +225,9 @@ def test_a_student_cannot_reach_other_homes_or_platform_state(hub, two_students,
     assert result["cwd"] == f"/home/{a}"
     for probe in ("list_other_home", "read_other_file", "write_other_home", "list_platform_state",
                   "read_platform_secret", "read_hub_db", "become_root"):
+        if probe == "read_hub_db" and str(hub.state_dir).startswith("/tmp/"):  # the test hub's state is in
+            assert result[probe].startswith("FileNotFoundError"), result[probe]  # /tmp: not the student's /tmp
+            continue
         assert result[probe] == "PermissionError", (probe, result[probe])
     assert result["reach_platform_port"] == "ConnectionRefusedError"  # the embedded AWS is fenced off
     assert result["own_readme"] == f"# Hello {a}"

@@ -24,8 +24,7 @@ import pytest
 
 from chalicelib.adapters.hub import HubClient
 from local.hub import Hub
-from tests.hubtools import Students, free_ports, login, new_name, notebook, remove_linux_user
-from tests.integration.test_hub import run_in_kernel
+from tests.hubtools import Students, free_ports, login, new_name, notebook, remove_linux_user, run_in_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = ROOT / "infra" / "hub" / "bootstrap.sh"
@@ -99,8 +98,11 @@ def wait_for_api(hub: Hub, log: Path, timeout: float) -> None:
 
 @pytest.fixture
 def prefix():
-    """An install prefix students can traverse (pytest's own tmp dirs are 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="wod-hub-host-", dir="/tmp"))
+    """An install prefix students can traverse (pytest's own tmp dirs are 0700), outside /tmp (each
+    student's server has a /tmp of its own)."""
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="wod-hub-host-", dir=artifacts))
     os.chmod(path, 0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)

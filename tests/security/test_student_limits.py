@@ -1,6 +1,7 @@
 """A student's server runs within resource limits (processes per student, memory and open files
 per process, file size), which its kernels inherit: read from the running server's
-``/proc/<pid>/limits``; and in a CPU cgroup of its own capped at one core (``/proc/<pid>/cgroup``)."""
+``/proc/<pid>/limits``; and in a CPU cgroup of its own, named after its hub, capped at one core
+(``/proc/<pid>/cgroup``)."""
 from __future__ import annotations
 
 import os
@@ -75,7 +76,8 @@ def test_a_student_server_is_capped_at_its_cores_in_a_cgroup_of_its_own(hub):
     found = cpu_cgroup(pid)
     assert found is not None, "the server is in no CPU cgroup"
     group, v2 = found
-    assert group.name == f"student-{name}"
+    hub_id = (hub.state_dir / "hub_id").read_text().strip()
+    assert group.name == f"wod-{hub_id}-{name}"  # this hub's: another hub's student of that name has its own
     if v2:
         assert (group / "cpu.max").read_text().split() == ["100000", "100000"]
     else:

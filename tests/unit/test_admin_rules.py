@@ -23,8 +23,8 @@ NOW = 1_790_000_000
 
 def test_a_session_names_its_organiser_until_it_expires():
     token = admin.new_session(KEY, "Grace", NOW)
-    assert admin.session_actor(KEY, token, NOW + admin.SESSION_SECONDS - 1) == "Grace"
-    assert admin.session_actor(KEY, token, NOW + admin.SESSION_SECONDS) is None
+    assert admin.session_claims(KEY, token, NOW + admin.SESSION_SECONDS - 1)[0] == "Grace"
+    assert admin.session_claims(KEY, token, NOW + admin.SESSION_SECONDS) is None
 
 
 @pytest.mark.parametrize("tamper", [
@@ -35,13 +35,13 @@ def test_a_session_names_its_organiser_until_it_expires():
     lambda t: t + ".x",
 ])
 def test_a_tampered_session_is_nobody(tamper):
-    assert admin.session_actor(KEY, tamper(admin.new_session(KEY, "Grace", NOW)), NOW) is None
+    assert admin.session_claims(KEY, tamper(admin.new_session(KEY, "Grace", NOW)), NOW) is None
 
 
 def test_another_admin_token_voids_sessions_and_forms():
     token = admin.new_session(KEY, "Grace", NOW)
     other = admin.derive_key("rotated-token", "session")
-    assert admin.session_actor(other, token, NOW) is None
+    assert admin.session_claims(other, token, NOW) is None
     assert admin.csrf_ok(KEY, token, admin.csrf_token(KEY, token))
     assert not admin.csrf_ok(other, token, admin.csrf_token(KEY, token))
     assert not admin.csrf_ok(KEY, admin.new_session(KEY, "Grace", NOW), admin.csrf_token(KEY, token))
@@ -186,7 +186,7 @@ def test_a_non_ascii_csrf_token_is_refused_not_an_error(supplied):
 @pytest.mark.parametrize("sealed", ["a.é", "é.é", "eyJ9.ü" + "0" * 63])
 def test_a_non_ascii_seal_is_nobody_not_an_error(sealed):
     assert admin.unseal(KEY, sealed) is None
-    assert admin.session_actor(KEY, sealed, NOW) is None
+    assert admin.session_claims(KEY, sealed, NOW) is None
 
 
 @pytest.mark.parametrize("address, kind", [

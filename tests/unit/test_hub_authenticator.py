@@ -180,45 +180,45 @@ class Clock:
         return self.t
 
 
-def test_throttle_blocks_a_name_after_repeated_failures_then_releases_it():
+def test_failures_slow_the_next_attempts_down_doubling_up_to_the_longest_wait():
     clock = Clock()
-    throttle = wod_login.Throttle(max_failures=10, window=300, lockout=300, clock=clock)
-    lookup = FakeLookup({"student207": item(), "student208": item(id="student208")})
-    for _ in range(9):
-        assert not wod_login.login("student207", "guess", lookup, throttle, now=NOW).ok
+    slow = wod_login.Slowdown(free=3, window=300, base=1.0, max_delay=8.0, clock=clock)
+    keys = [("pair", "10.0.0.1", "student207"), ("name", "student207")]
+    waits = []
+    for _ in range(8):
+        waits.append(slow.attempt(keys))
+        slow.done(keys, failed=True)
         clock.t += 1
-    assert wod_login.login("student207", PASSWORD, lookup, throttle, now=NOW).ok  # 9 < 10: still allowed
-    for _ in range(10):
-        wod_login.login("student207", "guess", lookup, throttle, now=NOW)
-    calls = len(lookup.calls)
-    blocked = wod_login.login("student207", PASSWORD, lookup, throttle, now=NOW)
-    assert not blocked.ok and "blocked" in blocked.reason
-    assert len(lookup.calls) == calls  # blocked before touching DynamoDB
-    assert wod_login.login("student208", PASSWORD, lookup, throttle, now=NOW).ok  # per name
-    clock.t += 299
-    assert not wod_login.login("student207", PASSWORD, lookup, throttle, now=NOW).ok
-    clock.t += 2
-    assert wod_login.login("student207", PASSWORD, lookup, throttle, now=NOW).ok
+    assert waits == [0, 0, 0, 1, 2, 4, 8, 8]
 
 
-def test_throttle_only_counts_failures_inside_the_window():
+def test_a_slowdown_never_refuses_and_a_success_clears_the_name():
     clock = Clock()
-    throttle = wod_login.Throttle(max_failures=3, window=60, lockout=60, clock=clock)
+    slow = wod_login.Slowdown(free=2, window=300, base=1.0, max_delay=4.0, clock=clock)
+    pair, name = ("pair", "10.0.0.1", "student207"), ("name", "student207")
     for _ in range(10):
-        throttle.failure("student207")
+        slow.attempt([pair, name])
+        slow.done([pair, name], failed=True)
+    assert slow.attempt([pair, name]) == 4.0  # waits, is then checked: a correct password gets in
+    slow.done([pair, name], failed=False, cleared=(pair, name))
+    assert slow.attempt([pair, name]) == 0
+
+
+def test_attempts_under_way_count_so_parallel_guesses_are_slowed_too():
+    slow = wod_login.Slowdown(free=3, window=300, base=1.0, max_delay=30.0, clock=Clock())
+    keys = [("name", "student207")]
+    waits = [slow.attempt(keys) for _ in range(6)]  # six at once, none finished yet
+    assert waits == [0, 0, 0, 1, 2, 4]
+
+
+def test_failures_count_only_inside_the_window():
+    clock = Clock()
+    slow = wod_login.Slowdown(free=3, window=60, base=1.0, max_delay=8.0, clock=clock)
+    for _ in range(10):
+        slow.attempt(["k"])
+        slow.done(["k"], failed=True)
         clock.t += 31  # never three inside 60 s
-    assert not throttle.blocked("student207")
-    throttle.failure("student207"), throttle.failure("student207")
-    assert throttle.blocked("student207")
-
-
-def test_success_resets_the_failure_count():
-    clock = Clock()
-    throttle = wod_login.Throttle(max_failures=3, window=60, lockout=60, clock=clock)
-    throttle.failure("student207"), throttle.failure("student207")
-    throttle.success("student207")
-    throttle.failure("student207"), throttle.failure("student207")
-    assert not throttle.blocked("student207")
+    assert slow.attempt(["k"]) == 0
 
 
 # ---- DynamoDB lookup ---------------------------------------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""What every request must show before a route runs, so that no page elsewhere can act through a
+visitor's browser (registering them, confirming or ending their registration, an organiser's
+forms) and no host name but the platform's own reaches it.
+
+* ``Host`` must be the public URL's host (``WOD_PUBLIC_URL``; on API Gateway also the domain the
+  request came in on, which API Gateway itself checked): a page on a domain that an attacker
+  re-points to the platform's address (DNS rebinding) is refused with 421.
+* A state-changing request (POST, PUT, PATCH, DELETE) with an ``Origin`` other than the public
+  URL's is refused with 403, and so is one a browser marks ``Sec-Fetch-Site: cross-site``. A
+  request with neither is a script or a server (the backend's callbacks), not a page.
+* A POST, PUT or PATCH must name its content type: a browser sends a body without one (a
+  ``Blob``) to any site without asking first, so its absence is refused with 415 instead of
+  being taken for JSON; a type the route does not take is refused by Chalice (415) too.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from chalice import Response
+
+from chalicelib.domain.errors import Forbidden, WodError, WrongHost, WrongMediaType
+from chalicelib.web.http import ctx, error_body, error_page, json_response, status_of
+
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lower case, without a default port."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port if parts.port not in (None, DEFAULT_PORTS.get(scheme)) else None
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
+def hosts_of(public_url: str) -> frozenset[str]:
+    """The ``Host`` values that name the public URL (with and without its default port)."""
+    parts = urlsplit(public_url)
+    host = (parts.hostname or "").lower()
+    if parts.port is None or parts.port == DEFAULT_PORTS.get(parts.scheme.lower()):
+        return frozenset({host, f"{host}:{DEFAULT_PORTS.get(parts.scheme.lower(), 80)}"})
+    return frozenset({f"{host}:{parts.port}"})
+
+
+def check(method: str, headers: Any, public_url: str, gateway_domain: str | None = None) -> None:
+    """Raise the error a request earns before any route sees it; nothing when it may go on."""
+    host = (headers.get("host") or "").strip().lower()
+    allowed = hosts_of(public_url) | ({gateway_domain.lower()} if gateway_domain else set())
+    if host and host not in allowed:
+        raise WrongHost("This address is not the platform's: open it through its public address.")
+    if method not in STATE_CHANGING:
+        return
+    origin = headers.get("origin")
+    if origin is not None and origin_of(origin) != origin_of(public_url):
+        raise Forbidden("This can only be sent from this site's own pages; please open the page again and retry.")
+    if (headers.get("sec-fetch-site") or "").strip().lower() == "cross-site":
+        raise Forbidden("This can only be sent from this site's own pages; please open the page again and retry.")
+    if method in WITH_BODY and not (headers.get("content-type") or "").strip():
+        raise WrongMediaType("Name the body's type: Content-Type: application/json.")
+
+
+def screen(request: Any, get_response: Callable[[Any], Response]) -> Response:
+    """The Chalice HTTP middleware: :func:`check`, then the route; a refusal answers as the route
+    would (JSON under ``/api/``, a page elsewhere)."""
+    context = getattr(request, "context", None) or {}
+    try:
+        check(request.method, request.headers, ctx().settings.public_url, context.get("domainName"))
+    except WodError as exc:
+        if str(context.get("resourcePath") or context.get("path") or "").startswith("/api/"):
+            return json_response(error_body(exc), status_of(exc))
+        return error_page(status_of(exc), exc.message)
+    return get_response(request)
