@@ -6,6 +6,7 @@ Secrets are not settings: :mod:`chalicelib.adapters.secrets` loads them from a f
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -55,6 +56,11 @@ class Settings:
     rate_limit_per_minute: int = 30  # registrations from one client address per minute (0: no limit)
     domain_rate_limit_per_minute: int = 300  # registrations for one email domain per minute (0: no limit)
     holds_per_client: int = 10  # unconfirmed holds one client address takes per confirmation window (0: no limit)
+    # a venue: addresses (CIDR networks) behind which many participants share one address (a
+    # conference's NAT); its clients get these limits instead, and no email domain's limit slows them
+    venue_networks: tuple[str, ...] = ()
+    venue_rate_limit_per_minute: int = 600
+    venue_holds: int = 1000
     link_days_after_end: int = 7  # a participant's links open their registration this long after it ends
     order_max_age_seconds: int = 900
     # backend side
@@ -117,6 +123,17 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks, normalised; a bad one is named."""
+    found = []
+    for part in _split(env.get(name, "")):
+        try:
+            found.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise SettingsError(f"{name}: {part!r} is not an address or a network (e.g. 203.0.113.0/24)") from None
+    return tuple(found)
+
+
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in value.split(",") if part.strip())
 
@@ -157,6 +174,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         domain_rate_limit_per_minute=int(env.get("WOD_DOMAIN_RATE_LIMIT_PER_MINUTE",
                                                  defaults.domain_rate_limit_per_minute)),
         holds_per_client=int(env.get("WOD_HOLDS_PER_CLIENT", defaults.holds_per_client)),
+        venue_networks=_networks(env, "WOD_VENUE_NETWORKS"),
+        venue_rate_limit_per_minute=int(_number(env, "WOD_VENUE_RATE_LIMIT_PER_MINUTE",
+                                                defaults.venue_rate_limit_per_minute, 1, 1_000_000)),
+        venue_holds=int(_number(env, "WOD_VENUE_HOLDS", defaults.venue_holds, 1, 1_000_000)),
         link_days_after_end=int(_number(env, "WOD_LINK_DAYS_AFTER_END", defaults.link_days_after_end, 0, 3650)),
         order_max_age_seconds=int(env.get("WOD_ORDER_MAX_AGE_SECONDS", defaults.order_max_age_seconds)),
         hub_url=env.get("WOD_HUB_URL", defaults.hub_url).rstrip("/"),

@@ -90,6 +90,17 @@ def client_key(address: str) -> str:
     return str(parsed)
 
 
+def in_venue(address: str, networks: tuple[str, ...]) -> bool:
+    """Whether a client address is one of a venue's (``WOD_VENUE_NETWORKS``)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    return any(parsed in ipaddress.ip_network(network) for network in networks)
+
+
 def new_registration_id() -> str:
     """An unguessable, public id (webhooks, reports, audit); the participant's links carry their
     action token (chalicelib.domain.links) instead."""

@@ -23,6 +23,7 @@ from chalicelib.domain.registration import (
     Applicant,
     client_key,
     confirm_window,
+    in_venue,
     is_registration_id,
     is_workshop_id,
     new_registration_id,
@@ -32,6 +33,7 @@ from chalicelib.domain.values import Registration, Workshop
 from chalicelib.observability import logger
 from chalicelib.services import outbox, seats
 from chalicelib.services.context import Context
+from chalicelib.store.limits import Charge, LimitReached
 from chalicelib.store.seats import EmailTaken
 
 # What a registration owes, written with it in the claiming transaction (or, when it must be
@@ -166,48 +168,67 @@ def _mailbox_may_be_mailed(ctx: Context, applicant: Applicant) -> bool:
 DOMAIN_SHARE_PER_CLIENT = 2
 
 
-def _limit(ctx: Context, client: str | None, applicant: Applicant) -> None:
-    """Per client address, per minute (wall time), then per email domain; RateLimited beyond. A
-    client limit of 0 turns both off (a load benchmark from one machine, for one domain).
-
-    The domain's limit is soft: past it, a client is refused only once it has itself registered
-    :data:`DOMAIN_SHARE_PER_CLIENT` addresses of the domain in the minute, so no one can block a
-    domain for the people who belong to it."""
-    if ctx.settings.rate_limit_per_minute <= 0:
+def _limit(ctx: Context, client: str | None) -> None:
+    """Per client address, per minute (wall time): one conditional write; RateLimited beyond. A
+    venue's address (``WOD_VENUE_NETWORKS``) has the venue's limit. A limit of 0 turns every rate
+    limit off (a load benchmark from one machine, for one domain)."""
+    if ctx.settings.rate_limit_per_minute <= 0 or not client:
         return
-    now = time.time()
-    client = client_key(client) if client else None
-    if client:
-        wait = ctx.stores.limits.hit("client", client, ctx.settings.rate_limit_per_minute, now)
-        if wait is not None:
-            observability.count("RateLimited")
-            raise RateLimited(f"Too many registrations from your network right now; please try again in {wait} "
-                              "seconds.", wait)
-    domain, limit = applicant.email.rsplit("@", 1)[-1].lower(), ctx.settings.domain_rate_limit_per_minute
-    if limit <= 0 or ctx.stores.limits.hit("domain", domain, limit, now) is None:
-        return
-    wait = ctx.stores.limits.hit("client-domain", f"{client} {domain}", DOMAIN_SHARE_PER_CLIENT, now) \
-        if client else max(1, 60 - int(now) % 60)
-    if wait is not None:
-        observability.count("RateLimited")
-        raise RateLimited(f"Too many registrations for addresses at {domain} right now; please try again in {wait} "
-                          "seconds.", wait)
-
-
-def _limit_holds(ctx: Context, client: str | None, window: timedelta) -> None:
-    """At most ``WOD_HOLDS_PER_CLIENT`` registrations per client address per confirmation window
-    (wall time) when they make unconfirmed holds: holds are claimed before anyone reads the
-    mailbox, so without this one client could keep a workshop full with addresses nobody reads.
-    Off with the other limits (``WOD_RATE_LIMIT_PER_MINUTE=0``) or at 0."""
-    limit = ctx.settings.holds_per_client
-    if not client or limit <= 0 or ctx.settings.rate_limit_per_minute <= 0:
-        return
-    seconds = max(60, int(window.total_seconds()))
-    wait = ctx.stores.limits.hit("holds", client_key(client), limit, time.time(), seconds)
+    venue = in_venue(client, ctx.settings.venue_networks)
+    limit = ctx.settings.venue_rate_limit_per_minute if venue else ctx.settings.rate_limit_per_minute
+    wait = ctx.stores.limits.hit("client", client_key(client), limit, time.time())
     if wait is not None:
         observability.count("RateLimited")
         raise RateLimited(f"Too many registrations from your network right now; please try again in {wait} seconds.",
                           wait)
+
+
+def _charges(ctx: Context, client: str | None, applicant: Applicant, window: timedelta | None) -> list[Charge]:
+    """What the claim counts in its own transaction (nothing if it does not commit):
+
+    - a hold owes its confirmation email: one of the mailbox's ``MAILBOX_MAILS_PER_DAY`` mails;
+    - at most ``WOD_HOLDS_PER_CLIENT`` holds per client address per confirmation window (a
+      venue's: ``WOD_VENUE_HOLDS``): holds are claimed before anyone reads the mailbox, so without
+      this one client could keep a workshop full with addresses nobody reads;
+    - the email domain's registrations per minute (soft: :func:`_domain_share`); a venue's
+      participants, often of one company, are not held to it.
+    """
+    now = time.time()
+    charges = [Charge("mailbox", applicant.email_key, MAILBOX_MAILS_PER_DAY, 86400, now)] if window else []
+    if ctx.settings.rate_limit_per_minute <= 0:
+        return charges
+    venue = bool(client) and in_venue(client or "", ctx.settings.venue_networks)
+    holds = ctx.settings.venue_holds if venue else ctx.settings.holds_per_client
+    if window and client and holds > 0:
+        charges.append(Charge("holds", client_key(client), holds, max(60, int(window.total_seconds())), now))
+    if ctx.settings.domain_rate_limit_per_minute > 0 and not venue:
+        charges.append(Charge("domain", _domain(applicant), ctx.settings.domain_rate_limit_per_minute, 60, now))
+    return charges
+
+
+def _domain(applicant: Applicant) -> str:
+    return applicant.email.rsplit("@", 1)[-1].lower()
+
+
+def _refused(ctx: Context, client: str | None, applicant: Applicant, reached: LimitReached) -> RateLimited | None:
+    """What a charge past its limit means: the mailbox's mails of the day (None: nothing is sent,
+    nothing held), too many holds, or a full domain, past which a client still gets
+    :data:`DOMAIN_SHARE_PER_CLIENT` (None then too: the caller claims without the domain's charge)."""
+    if reached.scope == "mailbox":
+        observability.count("MailboxLimited")
+        return None
+    if reached.scope == "domain":
+        domain = _domain(applicant)
+        share = ctx.stores.limits.hit("client-domain", f"{client_key(client)} {domain}", DOMAIN_SHARE_PER_CLIENT,
+                                      time.time()) if client else reached.wait
+        if share is None:
+            return None
+        observability.count("RateLimited")
+        return RateLimited(f"Too many registrations for addresses at {domain} right now; please try again in "
+                           f"{share} seconds.", share)
+    observability.count("RateLimited")
+    return RateLimited(f"Too many registrations from your network right now; please try again in {reached.wait} "
+                       "seconds.", reached.wait)
 
 
 def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | None = None) -> dict[str, Any] | None:
@@ -230,22 +251,27 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
     applicant = validate_applicant(data, ctx.settings.deny_domains)
     now = ctx.clock()
     opened = _open_workshop(ctx, workshop_id)  # an invalid body or an unknown workshop is charged nothing
-    _limit(ctx, client, applicant)
+    _limit(ctx, client)
     window = confirm_window(ctx.settings.confirm_minutes, opened.confirm)
-    if window:
-        _limit_holds(ctx, client, window)
-        # a new hold owes its confirmation email: counted unless the address holds a registration
-        # (then the "already registered" email is counted, if one is sent)
-        if ctx.stores.seats.email_holder(applicant.email_key) is None and not _mailbox_may_be_mailed(ctx, applicant):
-            return None
     owed = (CONFIRM_OUTBOX, CONFIRM_OUTBOX) if window else (SEATED_OUTBOX, WAITLISTED_OUTBOX)
-    try:
-        reg, found = ctx.stores.seats.register(applicant, workshop_id, new_registration_id(), now, *owed, opened,
-                                               timedelta(minutes=ctx.settings.stuck_minutes),
-                                               now + window if window else None)
-    except EmailTaken as taken:
-        held = _already(ctx, taken, applicant, workshop_id, now)
-        return registration_view(ctx, held, opened) if held else None
+    charges = _charges(ctx, client, applicant, window)
+    registration_id = new_registration_id()
+    while True:
+        try:
+            reg, found = ctx.stores.seats.register(applicant, workshop_id, registration_id, now, *owed, opened,
+                                                   timedelta(minutes=ctx.settings.stuck_minutes),
+                                                   now + window if window else None, charges)
+            break
+        except EmailTaken as taken:  # nothing was charged: the "already registered" email counts itself
+            held = _already(ctx, taken, applicant, workshop_id, now)
+            return registration_view(ctx, held, opened) if held else None
+        except LimitReached as reached:
+            refusal = _refused(ctx, client, applicant, reached)
+            if refusal is not None:
+                raise refusal from None
+            if reached.scope != "domain":
+                return None  # the mailbox had its mails of the day: no hold, nothing sent
+            charges = [c for c in charges if c.scope != "domain"]  # within this client's share of the domain
     position = ctx.stores.seats.waitlist_position(reg)  # counted once, for the answer and the email
     outbox.owed(ctx, reg, found, position=position)
     observability.count("Held" if reg.status == UNCONFIRMED else

@@ -22,7 +22,7 @@ from chalicelib.store import values
 from chalicelib.store.errors import translated
 from chalicelib.store.models import EmailClaimModel, RegistrationModel
 from chalicelib.store.outbox import queue_actions
-from chalicelib.store.seats import load_registration, return_seat
+from chalicelib.store.seats import return_seat
 from chalicelib.store.tables import Tables
 
 
@@ -45,13 +45,13 @@ class Holds:
                        RegistrationModel.waitlist_workshop.set(reg.workshop_id),
                        RegistrationModel.due_state.remove(), RegistrationModel.due_at.remove(),
                        *queue_actions(waitlisted_outbox, now)]
+        item = self.t.customers(reg.id)
         try:
-            self.t.customers(reg.id).update(
-                actions=[*actions, RegistrationModel.confirm_by.remove()],
-                condition=(RegistrationModel.status == UNCONFIRMED) & (RegistrationModel.confirm_by > now))
+            item.update(actions=[*actions, RegistrationModel.confirm_by.remove()],
+                        condition=(RegistrationModel.status == UNCONFIRMED) & (RegistrationModel.confirm_by > now))
         except UpdateError:
             return None
-        return values.registration(load_registration(self.t, reg.id))
+        return values.registration(item)  # as the update left it (the whole item comes back)
 
     @translated
     def release(self, reg: Registration, now: datetime) -> bool:

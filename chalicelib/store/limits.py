@@ -1,18 +1,58 @@
 """Fixed-window counters in the nonces table, shared by every function: rate limits (one item per
-scope, value and minute, expired by TTL; one conditional update per request) and the mail pacer's
-token budget (a ring of a few items per scope, reused window after window)."""
+scope, value and window, expired by TTL; one conditional update, or one item of the claim's own
+transaction: a :class:`Charge`) and the mail pacer's token budget (a ring of a few items per scope,
+reused window after window)."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.store.errors import translated
 from chalicelib.store.models import NonceModel
 from chalicelib.store.tables import Tables
 
 PACE_SLOTS = 16  # windows a pacing ring holds: a sender a few windows behind still counts in its own
+
+
+class Charge(NamedTuple):
+    """One count of ``value`` in ``scope`` against ``limit`` per ``window`` seconds (the window of
+    the wall time ``at``), taken inside the transaction of what it counts: counted only if that
+    commits, refused (:class:`LimitReached`) with it when the limit is reached."""
+
+    scope: str
+    value: str
+    limit: int
+    window: int
+    at: float
+
+
+class LimitReached(Exception):
+    """A charge's limit is reached: retry after ``wait`` seconds."""
+
+    def __init__(self, scope: str, wait: int):
+        super().__init__(scope)
+        self.scope, self.wait = scope, wait
+
+
+def _counter(tables: Tables, scope: str, value: str, now: float, window: int) -> tuple[NonceModel, int]:
+    start = int(now) // window * window
+    digest = hashlib.sha256(value.encode()).hexdigest()[:32]  # no address or domain stored as such
+    return tables.nonces(f"rate:{scope}:{digest}:{start}"), start
+
+
+def charge(tx: TransactWrite, tables: Tables, counted: Charge) -> None:
+    """Add ``counted`` to ``tx``: one more, while under its limit."""
+    item, start = _counter(tables, counted.scope, counted.value, counted.at, counted.window)
+    tx.update(item, actions=[NonceModel.hits.add(1), NonceModel.expires.set(start + counted.window + 3600)],
+              condition=NonceModel.hits.does_not_exist() | (NonceModel.hits < counted.limit))
+
+
+def wait_of(counted: Charge) -> int:
+    """Seconds until ``counted``'s window starts again."""
+    return max(1, int(counted.at) // counted.window * counted.window + counted.window - int(counted.at))
 
 
 class Limits:
@@ -23,9 +63,7 @@ class Limits:
     def hit(self, scope: str, value: str, limit: int, now: float, window: int = 60) -> int | None:
         """Count one request of ``value`` in ``scope`` in the current window; None while under
         ``limit``, else the seconds until the next window."""
-        start = int(now) // window * window
-        digest = hashlib.sha256(value.encode()).hexdigest()[:32]  # no address or domain stored as such
-        item = self.t.nonces(f"rate:{scope}:{digest}:{start}")
+        item, start = _counter(self.t, scope, value, now, window)
         try:
             item.update(actions=[NonceModel.hits.add(1), NonceModel.expires.set(start + window + 3600)],
                         condition=NonceModel.hits.does_not_exist() | (NonceModel.hits < limit))
@@ -39,10 +77,9 @@ class Limits:
     def over(self, scope: str, value: str, limit: int, now: float, window: int = 60) -> int | None:
         """Whether ``value`` has reached ``limit`` in ``scope`` in the current window (read, not
         counted): None while under, else the seconds until the next window."""
-        start = int(now) // window * window
-        digest = hashlib.sha256(value.encode()).hexdigest()[:32]
+        counter, start = _counter(self.t, scope, value, now, window)
         try:
-            item = self.t.nonces.get(f"rate:{scope}:{digest}:{start}", consistent_read=True)
+            item = self.t.nonces.get(counter.nonce, consistent_read=True)
         except DoesNotExist:
             return None
         return max(1, start + window - int(now)) if (item.hits or 0) >= limit else None

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
@@ -30,6 +29,7 @@ from chalicelib.domain.registration import PENDING, UNCONFIRMED, WAITLISTED, App
 from chalicelib.domain.values import Registration, Student, Workshop
 from chalicelib.store import values
 from chalicelib.store.errors import translated
+from chalicelib.store.limits import Charge, LimitReached, charge, wait_of
 from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel
 from chalicelib.store.outbox import queue_actions
 from chalicelib.store.tables import Tables
@@ -71,18 +71,30 @@ class _GuardHeld(Exception):
 
 
 @contextmanager
-def _transaction(connection: Connection, claim_index: int) -> Iterator[TransactWrite]:
-    """Commit on exit; an email-claim failure is :class:`_GuardHeld`, anything else is retried."""
+def _transaction(tables: Tables, claim_index: int, charges: Sequence[Charge]) -> Iterator[TransactWrite]:
+    """Commit on exit, the ``charges`` with the claim (sent after its own items: pynamodb sends
+    updates last); an email-claim failure is :class:`_GuardHeld`, a charge's is
+    :class:`LimitReached`, anything else is retried."""
+    first_charge = 0
     try:
-        with TransactWrite(connection=connection) as tx:
+        with TransactWrite(connection=tables.connection) as tx:
             yield tx
+            first_charge = sum(len(items) for items in (tx._condition_check_items, tx._delete_items,
+                                                        tx._put_items, tx._update_items))
+            for counted in charges:
+                charge(tx, tables, counted)
     except TransactWriteError as exc:
         reasons = exc.cancellation_reasons
         if not reasons:  # no cancellation: the request itself failed, before or after a commit
             raise _Retry(uncertain=True) from exc
-        reason = reasons[claim_index] if len(reasons) > claim_index else None
-        if reason is not None and reason.code == "ConditionalCheckFailed":
+        failed = {n for n, reason in enumerate(reasons)
+                  if reason is not None and reason.code == "ConditionalCheckFailed"}
+        if claim_index in failed:
             raise _GuardHeld() from exc
+        for n in sorted(failed):
+            if first_charge <= n < first_charge + len(charges):
+                reached = charges[n - first_charge]
+                raise LimitReached(reached.scope, wait_of(reached)) from exc
         raise _Retry() from exc
 
 
@@ -158,7 +170,7 @@ class Seats:
         )
 
     def _try_seat(self, workshop_id: str, student_id: str, applicant: Applicant, registration: RegistrationModel,
-                  stuck_after: timedelta, confirm_by: datetime | None) -> None:
+                  stuck_after: timedelta, confirm_by: datetime | None, charges: Sequence[Charge]) -> None:
         registration.student_id = student_id
         if confirm_by is None:
             registration.status = PENDING
@@ -169,7 +181,7 @@ class Seats:
             registration.confirm_by = confirm_by
             registration.due_state = DUE_CONFIRMING
             registration.due_at = confirm_by
-        with _transaction(self.t.connection, CLAIM_INDEX_SEAT) as tx:
+        with _transaction(self.t, CLAIM_INDEX_SEAT, charges) as tx:
             tx.save(self.t.emails(applicant.email_key, registration_id=registration.id),
                     condition=EmailClaimModel.email.does_not_exist())
             tx.update(self.t.students(student_id),
@@ -183,7 +195,7 @@ class Seats:
             tx.save(registration, condition=RegistrationModel.id.does_not_exist())
 
     def _try_waitlist(self, workshop_id: str, applicant: Applicant, registration: RegistrationModel,
-                      confirm_by: datetime | None) -> None:
+                      confirm_by: datetime | None, charges: Sequence[Charge]) -> None:
         """Take the next waitlist number. An unconfirmed place keeps its number but stays out of the
         waitlist index (nobody promotes it, nobody counts it) until it is confirmed."""
         counter = self.t.workshops(workshop_id)
@@ -198,7 +210,7 @@ class Seats:
             registration.confirm_by = confirm_by
             registration.due_state = DUE_CONFIRMING
             registration.due_at = confirm_by
-        with _transaction(self.t.connection, CLAIM_INDEX_WAITLIST) as tx:
+        with _transaction(self.t, CLAIM_INDEX_WAITLIST, charges) as tx:
             tx.save(self.t.emails(applicant.email_key, registration_id=registration.id),
                     condition=EmailClaimModel.email.does_not_exist())
             tx.condition_check(self.t.workshops, workshop_id,
@@ -226,7 +238,7 @@ class Seats:
     def register(self, applicant: Applicant, workshop_id: str, registration_id: str, now: datetime,
                  seated_outbox: list[Entry], waitlisted_outbox: list[Entry],
                  workshop: Workshop | None = None, stuck_after: timedelta = timedelta(minutes=10),
-                 confirm_by: datetime | None = None) -> tuple[Registration, Workshop]:
+                 confirm_by: datetime | None = None, charges: Sequence[Charge] = ()) -> tuple[Registration, Workshop]:
         """Claim a free student, or a waitlist place when the workshop is full; with ``confirm_by``,
         as an unconfirmed hold (:class:`~chalicelib.store.holds.Holds` confirms or releases it).
 
@@ -237,6 +249,8 @@ class Seats:
         An attempt that committed although its answer was lost is found through the
         email guard, which then names ``registration_id``: the stored registration is the
         answer. :class:`EmailTaken` names the registration that holds the email otherwise.
+        ``charges`` (rate limits) are counted in the claiming transaction: a claim that does not
+        commit counts nothing, and one past a limit is :class:`LimitReached`.
         """
         for attempt in range(MAX_ATTEMPTS):
             if workshop is None or attempt:
@@ -248,10 +262,10 @@ class Seats:
                         _backoff(attempt + 1)
                         continue
                     item = self._new_registration(registration_id, applicant, workshop_id, now, seated_outbox)
-                    self._try_seat(workshop_id, candidate, applicant, item, stuck_after, confirm_by)
+                    self._try_seat(workshop_id, candidate, applicant, item, stuck_after, confirm_by, charges)
                 else:
                     item = self._new_registration(registration_id, applicant, workshop_id, now, waitlisted_outbox)
-                    self._try_waitlist(workshop_id, applicant, item, confirm_by)
+                    self._try_waitlist(workshop_id, applicant, item, confirm_by, charges)
                 return values.registration(item), workshop
             except _GuardHeld:
                 holder = self._guard_holder(applicant.email_key)

@@ -170,6 +170,9 @@ c.Spawner.start_timeout = 180
 c.Spawner.http_timeout = 180
 # Terminals use bash even though the student's login shell is nologin.
 terminals = '--ServerApp.terminado_settings={"shell_command": ["/bin/bash", "-l"]}'
+# A server starts with what a workshop uses: not JupyterLab's language-server detection, which
+# runs node and npm as the student at every start (the CPU a burst of spawns needs most).
+lean = "--ServerApp.jpserver_extensions=jupyter_lsp=False"
 
 if spawner_mode == "isolated":
     if os.geteuid() != 0:
@@ -226,7 +229,7 @@ if spawner_mode == "isolated":
         raise SystemExit(f"WOD_HUB_SPAWNER=isolated needs the student firewall, and {problem}. Install "
                          "iptables (`make run` does: apt-get install iptables) and run as root, or use "
                          "WOD_HUB_SPAWNER=shared-insecure for a developer hub.")
-    c.Spawner.args = [terminals]
+    c.Spawner.args = [terminals, lean]
     c.WodAuthenticator.system_users = True
     c.LocalAuthenticator.create_system_users = True
     c.WodAuthenticator.delete_system_users = True  # DELETE /hub/api/users/<name> wipes Linux user + home
@@ -242,7 +245,7 @@ elif spawner_mode == "shared-insecure":
     homes = _private_dir(state / "homes")
     c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
     c.SimpleLocalProcessSpawner.home_dir_template = str(homes / "{username}")
-    c.Spawner.args = [terminals] + (["--allow-root"] if os.geteuid() == 0 else [])
+    c.Spawner.args = [terminals, lean] + (["--allow-root"] if os.geteuid() == 0 else [])
     c.WodAuthenticator.system_users = False
     c.LocalAuthenticator.create_system_users = False
     c.JupyterHub.template_vars["announcement"] = "Developer hub: notebooks are NOT isolated from each other."

@@ -15,7 +15,10 @@ refuses to start rather than run students unlimited or unkillable.
 
 Groups are named ``wod-<hub id>-<student>`` (the hub id is made once per hub state) and nested in
 the hub's own cgroup of each hierarchy, so two hubs on one machine never share or remove each
-other's groups.
+other's groups. In the CPU controller's hierarchy they sit together in ``wod-<hub id>-students``,
+whose weight is the least there is: the hub and its proxy, beside it, get the CPU they ask for
+first, however many servers they are spawning; the students share what is left (a group's weight
+only counts when others want the CPU too).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import time
 from pathlib import Path
 
 PERIOD_US = 100_000
+LEAST_SHARES, LEAST_WEIGHT = 2, 1  # the students' CPU parent: cgroup v1 cpu.shares, v2 cpu.weight
 MB = 1024 * 1024
 CONTROLLERS = ("memory", "pids", "cpu")
 
@@ -82,6 +86,8 @@ class StudentGroups:
         # where each limit lives: "v2", "v1", or None (nowhere: a problem if wanted)
         self.place = {name: "v2" if name in v2_has else "v1" if name in self.v1 else None for name in CONTROLLERS}
         self.wanted = [name for name in CONTROLLERS if wanted[name]]
+        if "cpu" not in self.wanted and self.place["cpu"] is not None:
+            self.wanted.append("cpu")  # no cap, but the students' low CPU priority all the same
         can_kill = self.v2 is not None and self._v2_can_kill()
         self.killer = "v2" if can_kill else "freezer" if "freezer" in self.v1 else None
 
@@ -110,18 +116,49 @@ class StudentGroups:
     def name(self, student: str) -> str:
         return f"wod-{self.hub_id}-{student}"
 
+    def _base(self, hierarchy: str) -> Path:
+        """Where a hierarchy's student groups go: the hub's own group, or, for the hierarchy of the
+        CPU controller, the students' low-priority parent in it."""
+        base = self.v2 if hierarchy == "v2" else self.v1[hierarchy]
+        assert base is not None
+        if (hierarchy, self.place["cpu"]) in (("v2", "v2"), ("cpu", "v1")):
+            return base / f"wod-{self.hub_id}-students"
+        return base
+
+    def _hierarchies(self) -> list[str]:
+        return (["v2"] if self.v2 is not None else []) + sorted(self.v1)
+
     def directories(self, student: str) -> list[Path]:
         """The directories a new group of the student's is made of: the v2 group (membership, kill,
         v2 limits) and a v1 group per limit v2 lacks (and the freezer without v2's kill)."""
-        dirs = [self.v2 / self.name(student)] if self.v2 is not None else []
+        dirs = [self._base("v2") / self.name(student)] if self.v2 is not None else []
         v1 = {c for c in self.wanted if self.place[c] == "v1"} | ({"freezer"} if self.killer == "freezer" else set())
-        return dirs + [self.v1[c] / self.name(student) for c in sorted(v1)]
+        return dirs + [self._base(c) / self.name(student) for c in sorted(v1)]
 
     def existing(self, student: str) -> list[Path]:
         """Every directory of the student's groups there is now, in any hierarchy (whatever
         limits the hub that made them had)."""
-        bases = ([self.v2] if self.v2 is not None else []) + [self.v1[c] for c in sorted(self.v1)]
-        return [base / self.name(student) for base in bases if (base / self.name(student)).is_dir()]
+        found = []
+        for hierarchy in self._hierarchies():
+            base = self._base(hierarchy)
+            for directory in (base / self.name(student), base.parent / self.name(student)):
+                if directory.is_dir():
+                    found.append(directory)
+        return found
+
+    def _students_parent(self) -> None:
+        """The students' CPU parent, at the least weight (made once)."""
+        hierarchy = "v2" if self.place["cpu"] == "v2" else "cpu"
+        parent = self._base(hierarchy)
+        if parent.is_dir():
+            return
+        parent.mkdir(exist_ok=True)
+        if hierarchy == "v2":
+            (parent / "cpu.weight").write_text(str(LEAST_WEIGHT))
+            controllers = [c for c in self.wanted if self.place[c] == "v2"]
+            (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in controllers))
+        else:
+            (parent / "cpu.shares").write_text(str(LEAST_SHARES))
 
     def prepare(self, student: str) -> list[Path]:
         """Create the student's groups with their limits; the ``cgroup.procs`` files a new process
@@ -129,30 +166,32 @@ class StudentGroups:
         v2_limits = [c for c in self.wanted if self.place[c] == "v2"]
         if v2_limits:
             self._enable_v2(v2_limits)
+        if self.place["cpu"] is not None:
+            self._students_parent()
         for directory in self.directories(student):
             directory.mkdir(exist_ok=True)
         group = self.name(student)
         if self.memory_mb > 0:
             limit = str(self.memory_mb * MB)
             if self.place["memory"] == "v2":
-                (self.v2 / group / "memory.max").write_text(limit)
-                if (self.v2 / group / "memory.swap.max").exists():
-                    (self.v2 / group / "memory.swap.max").write_text("0")
+                (self._base("v2") / group / "memory.max").write_text(limit)
+                if (self._base("v2") / group / "memory.swap.max").exists():
+                    (self._base("v2") / group / "memory.swap.max").write_text("0")
             else:
                 (self.v1["memory"] / group / "memory.limit_in_bytes").write_text(limit)
                 swap = self.v1["memory"] / group / "memory.memsw.limit_in_bytes"
                 if swap.exists():  # memory and swap together: swapping does not stretch the limit
                     swap.write_text(limit)
         if self.pids > 0:
-            base = self.v2 if self.place["pids"] == "v2" else self.v1["pids"]
+            base = self._base("v2") if self.place["pids"] == "v2" else self.v1["pids"]
             (base / group / "pids.max").write_text(str(self.pids))
         if self.cpus > 0:
             quota = max(1000, round(self.cpus * PERIOD_US))
             if self.place["cpu"] == "v2":
-                (self.v2 / group / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+                (self._base("v2") / group / "cpu.max").write_text(f"{quota} {PERIOD_US}")
             else:
-                (self.v1["cpu"] / group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-                (self.v1["cpu"] / group / "cpu.cfs_quota_us").write_text(str(quota))
+                (self._base("cpu") / group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+                (self._base("cpu") / group / "cpu.cfs_quota_us").write_text(str(quota))
         return [directory / "cgroup.procs" for directory in self.directories(student)]
 
     def _enable_v2(self, controllers: list[str]) -> None:
@@ -204,8 +243,9 @@ class StudentGroups:
 
     def _kill_once(self, student: str, left: list[int]) -> None:
         group = self.name(student)
-        if self.killer == "v2" and (self.v2 / group / "cgroup.kill").exists():
-            (self.v2 / group / "cgroup.kill").write_text("1")
+        killers = [d / "cgroup.kill" for d in self.existing(student) if (d / "cgroup.kill").exists()]
+        if self.killer == "v2" and killers:
+            killers[0].write_text("1")
             return
         freezer = self.v1["freezer"] / group if "freezer" in self.v1 else None
         if freezer is None or not freezer.is_dir():  # a group without the kill file: one by one, repeatedly
@@ -227,13 +267,15 @@ class StudentGroups:
         """Remove this hub's student groups that nothing runs in (left by a hub that was killed);
         the names of those removed."""
         prefix, removed = f"wod-{self.hub_id}-", set()
-        for base in ([self.v2] if self.v2 is not None else []) + list(self.v1.values()):
+        bases = {self._base(h) for h in self._hierarchies()} | {self._base(h).parent for h in self._hierarchies()}
+        for base in bases:
             try:
                 found = [p for p in base.iterdir() if p.is_dir() and p.name.startswith(prefix)]
             except OSError:
                 continue
             for group in found:
-                if group.name != f"{prefix}hub" and not _read(group / "cgroup.procs").split():
+                kept = group.name in (f"{prefix}hub", f"{prefix}students")
+                if not kept and not _read(group / "cgroup.procs").split():
                     try:
                         group.rmdir()
                         removed.add(group.name[len(prefix):])

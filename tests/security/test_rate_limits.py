@@ -132,3 +132,30 @@ def test_one_client_holds_few_unconfirmed_seats_however_long_it_keeps_registerin
     assert taken == 10 and refused == 14 * 30 - 10
     assert tables.workshops.get(WORKSHOP).seats_free == 50
     registrations.register(platform, body(1, "someone.example"), client="198.51.100.1")  # others still can
+
+
+def test_a_venue_address_has_the_venues_limits_and_no_domains_and_others_keep_theirs(platform, limited, tables):
+    """A conference room behind one address (``WOD_VENUE_NETWORKS``): its participants, often of one
+    company, register many times a minute; they are still counted, at the venue's limit, while
+    an address outside the venue keeps the ordinary limits."""
+    limited(per_client=5, per_domain=5)
+    platform.settings = dataclasses.replace(platform.settings, venue_networks=("203.0.113.0/24",),
+                                            venue_rate_limit_per_minute=40)
+    for n in range(40):
+        registrations.register(platform, body(n, "bigcorp.example"), client="203.0.113.9")
+    with pytest.raises(RateLimited, match="from your network"):
+        registrations.register(platform, body(40, "bigcorp.example"), client="203.0.113.9")  # still counted
+    for n in range(41, 46):
+        registrations.register(platform, body(n), client="198.51.100.1")
+    with pytest.raises(RateLimited, match="from your network"):
+        registrations.register(platform, body(46), client="198.51.100.1")
+    assert len(list(tables.customers.scan())) == 45
+
+
+def test_venue_networks_that_are_not_networks_are_refused_by_name():
+    from chalicelib.settings import SettingsError, load_settings
+
+    assert load_settings({"WOD_VENUE_NETWORKS": "127.0.0.1, 2001:db8::/48"}).venue_networks == (
+        "127.0.0.1/32", "2001:db8::/48")
+    with pytest.raises(SettingsError, match="WOD_VENUE_NETWORKS: 'the-hall'"):
+        load_settings({"WOD_VENUE_NETWORKS": "the-hall"})

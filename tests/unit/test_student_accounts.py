@@ -55,8 +55,23 @@ def test_a_hybrid_machine_takes_the_limits_v2_lacks_from_v1(tmp_path):
     groups = cgroups.StudentGroups("abcd1234", 512, 128, 1.0,
                                    found=(v2, {"memory": memory / "hub", "pids": pids, "cpu": cpu / "wod-hub"}))
     assert groups.place == {"memory": "v1", "pids": "v1", "cpu": "v1"}
-    assert groups.directories("student1") == [v2 / "wod-abcd1234-student1", cpu / "wod-hub" / "wod-abcd1234-student1",
+    students = cpu / "wod-hub" / "wod-abcd1234-students"  # the students' low-priority CPU parent
+    assert groups.directories("student1") == [v2 / "wod-abcd1234-student1", students / "wod-abcd1234-student1",
                                               memory / "hub" / "wod-abcd1234-student1", pids / "wod-abcd1234-student1"]
+
+
+def test_the_students_share_the_least_cpu_weight_beside_their_hub(tmp_path):
+    """However many servers a hub spawns, it and its proxy come first: the students' groups sit in
+    one parent of the least weight, a sibling of the hub's own processes."""
+    v2, cpu = tmp_path / "unified", tmp_path / "cpu" / "wod-hub"
+    write(v2 / "cgroup.controllers", "")
+    cpu.mkdir(parents=True)
+    groups = cgroups.StudentGroups("abcd1234", 0, 0, 0, found=(v2, {"cpu": cpu}))
+    assert groups.wanted == ["cpu"]  # no cap asked for; the priority all the same
+    procs = groups.prepare("student1")
+    assert (cpu / "wod-abcd1234-students" / "cpu.shares").read_text() == "2"
+    assert cpu / "wod-abcd1234-students" / "wod-abcd1234-student1" / "cgroup.procs" in procs
+    assert not (cpu / "wod-abcd1234-students" / "wod-abcd1234-student1" / "cpu.cfs_quota_us").exists()
 
 
 def test_what_cannot_be_enforced_is_named(tmp_path):
