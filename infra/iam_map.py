@@ -1,0 +1,133 @@
+"""The map of every function's AWS use, from what the deploy rehearsal recorded:
+function -> (service, action, resource) -> the statement of its role that allows it
+(``infra/iam-map.json``, written by ``python -m infra.rehearsal --map``; ``tests/unit/test_iam_map.py``
+holds the template to it: no grant that no call uses, no call without a grant).
+
+Resources are written with the template's own placeholders (``${AWS::Region}``,
+``${TablePrefix}``, ``${ContentBucket.Arn}``...), so the map does not depend on the rehearsal's
+names. Also the functions the rehearsal runs (:func:`function_specs`): any function of the stack,
+found by its ``Handler`` and its role, so a function added to the template is covered by
+declaring it there.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from infra import iam
+
+# Grants that no code of the function calls: the Lambda service or runtime uses them for it.
+PLATFORM_USED = {
+    "Logs": "the Lambda runtime writes the function's log stream",
+    "Traces": "the X-Ray SDK sends trace segments through the Lambda runtime's daemon",
+    "ReportFailedEvents": "Lambda sends an asynchronous event that failed its retries to the failed-events queue",
+}
+
+
+def where(rehearsal: Any) -> iam.Where:
+    resources = rehearsal.report["resources"]
+    hash_keys = {}
+    for logical, resource in resources.items():
+        if resource["type"] == "AWS::DynamoDB::Table":
+            schema = rehearsal.client("dynamodb").describe_table(TableName=resource["id"])["Table"]["KeySchema"]
+            hash_keys[resource["id"]] = next(k["AttributeName"] for k in schema if k["KeyType"] == "HASH")
+    secrets = {s["Name"]: s["ARN"] for page in rehearsal.client("secretsmanager").get_paginator("list_secrets")
+               .paginate() for s in page["SecretList"]}
+    return iam.Where(rehearsal.region, rehearsal.account, hash_keys, secrets)
+
+
+def functions_of(template: Mapping[str, Any], created: Mapping[str, Any]) -> dict[str, str]:
+    """Every function of the stack with code of its own (not an inline custom resource) -> its role."""
+    out = {}
+    for logical, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] != "AWS::Lambda::Function" or logical not in created or "ZipFile" in props.get("Code", {}):
+            continue
+        out[logical] = props["Role"]["Fn::GetAtt"][0]
+    return out
+
+
+def function_specs(rehearsal: Any) -> list[dict[str, Any]]:
+    """What ``infra/function_host.py`` needs to run each function as Lambda would."""
+    base = {k: v for k, v in rehearsal.env().items() if not k.startswith("AWS_")}
+    spot = where(rehearsal)
+    specs = []
+    for logical, role in sorted(functions_of(rehearsal.deployed, rehearsal.report["resources"]).items()):
+        name = rehearsal.report["resources"][logical]["id"]
+        config = rehearsal.function_configuration(logical)
+        env = {**base, **config.get("Environment", {}).get("Variables", {}), **rehearsal.roles.assume(role),
+               "AWS_REGION": rehearsal.region, "AWS_DEFAULT_REGION": rehearsal.region,
+               "AWS_LAMBDA_FUNCTION_NAME": name, "AWS_ENDPOINT_URL": rehearsal.endpoint,
+               "WOD_AWS_ENDPOINT": rehearsal.endpoint,  # the SDK's endpoint: the embedded AWS
+               "SSL_CERT_FILE": str(rehearsal.cert),  # trusts the rehearsal's certificate (PublicUrl, HubUrl)
+               "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+        spec: dict[str, Any] = {
+            "logical": logical, "role": role, "name": name, "handler": config["Handler"], "env": env,
+            "timeout": config.get("Timeout", 60), "policy": rehearsal.roles.deployed[role],
+            "region": rehearsal.region, "account": rehearsal.account, "hash_keys": dict(spot.hash_keys),
+            "secrets": dict(spot.secrets), "record": str(rehearsal.functions.record)}
+        if logical == "APIHandler":  # API Gateway's part: HTTPS on PublicUrl's port
+            spec["https"] = {"port": rehearsal.ports["api"], "cert": str(rehearsal.cert), "key": str(rehearsal.key)}
+            # a webhook receiver's name answers a public address when the hook is added, then this
+            # machine's: the test delivery is refused before connecting, as after a DNS change
+            spec["dns"] = {"hooks.example.org": ["93.184.215.14", "127.0.0.1"]}
+        specs.append(spec)
+    return specs
+
+
+def generalise(rehearsal: Any) -> list[tuple[str, str]]:
+    """(a value of this rehearsal, the template's placeholder for it), longest first."""
+    pairs: list[tuple[str, str]] = []
+    for logical, resource in rehearsal.report["resources"].items():
+        value, kind = resource["id"], resource["type"]
+        if kind == "AWS::S3::Bucket":
+            pairs.append((f"arn:aws:s3:::{value}", f"${{{logical}.Arn}}"))
+        elif kind == "AWS::SQS::Queue":
+            pairs.append((iam.Where(rehearsal.region, rehearsal.account).arn("sqs", value.rstrip("/").rsplit("/", 1)[-1]),
+                          f"${{{logical}.Arn}}"))
+        elif kind == "AWS::Lambda::Function":
+            pairs.append((f"arn:aws:lambda:{rehearsal.region}:{rehearsal.account}:function:{value}",
+                          f"${{{logical}.Arn}}"))
+        elif kind in ("AWS::StepFunctions::StateMachine", "AWS::SNS::Topic"):
+            pairs.append((value, f"${{{logical}}}"))
+    prefix = rehearsal.parameters.get("TablePrefix", "wod")
+    pairs += [(f":table/{prefix}-", ":table/${TablePrefix}-"), (f":secret:{rehearsal.secrets_prefix}/",
+                                                                 ":secret:${SecretsPrefix}/"),
+              (f"/{rehearsal.parameters['Location']}-", "/${Location}-"),
+              (f":identity/{rehearsal.parameters['MailDomain']}", ":identity/${MailDomain}"),
+              (f":configuration-set/{rehearsal.stack}-mail", ":configuration-set/${MailConfigurationSet}"),
+              (f":{rehearsal.region}:", ":${AWS::Region}:"), (f":{rehearsal.account}:", ":${AWS::AccountId}:"),
+              (f"/{rehearsal.parameters['EcsCluster']}", "/${EcsCluster}")]
+    return sorted(pairs, key=lambda pair: -len(pair[0]))
+
+
+def general(value: str, pairs: list[tuple[str, str]]) -> str:
+    for concrete, placeholder in pairs:
+        value = value.replace(concrete, placeholder)
+    return re.sub(r"(:secret:[^:]+)-[A-Za-z0-9]{6}$", r"\1-??????", value)  # Secrets Manager's random suffix
+
+
+def build(rehearsal: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """{"functions": {function: {"role", "uses": [...], "grants": {Sid: how it is checked}}},
+    "unused": [function: Sid], "refused": [...]}"""
+    pairs = generalise(rehearsal)
+    roles = rehearsal.roles
+    owners = {**functions_of(rehearsal.deployed, rehearsal.report["resources"]), "StateMachineRole": "StateMachineRole"}
+    out: dict[str, Any] = {"functions": {}, "unused": [], "refused": []}
+    for function, role in sorted(owners.items()):
+        mine = [r for r in records if r["function"] == function]
+        uses = sorted({(r["service"], r["action"], general(r["resource"], pairs), r["statement"] or "")
+                       for r in mine if r["allowed"]})
+        grants = dict(roles.checked.get(role, {}))
+        used = {sid for *_, sid in uses}
+        out["functions"][function] = {
+            "role": role,
+            "uses": [{"service": s, "action": a, "resource": res, "statement": sid} for s, a, res, sid in uses],
+            "grants": grants}
+        denies = {str(s.get("Sid")) for s in roles.deployed.get(role, {}).get("Statement", []) if s["Effect"] == "Deny"}
+        out["unused"] += [f"{function}: {sid}" for sid in sorted(grants)
+                          if sid not in used and sid not in PLATFORM_USED and sid not in denies]
+        out["refused"] += sorted({f"{function}: {r['action']} on {general(r['resource'], pairs)}"
+                                  for r in mine if not r["allowed"]})
+    return out
