@@ -61,12 +61,13 @@ class Access:
     send_mail: bool = False
     start_workflows: bool = False
     read_content: bool = False
-    appliances: bool = False
+    appliances: frozenset[str] = frozenset()  # ECS: "find", "start", "stop", "tokens" (APPLIANCE_GRANTS)
     report_failures: bool = False  # an asynchronous function: its failed events go to the failed-events queue
 
 
+# nonces: rate-limit counters and the mail pacer's budget (every sender), callback nonces (the API)
 FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "write", "emails": "write",
-                   "admin": "write"}
+                   "admin": "write", "nonces": "write"}
 # The backend's tasks read workshops, students and registrations by key and update a student (password
 # hash, warm mark) or a registration (progress) in place; the frontend makes and frees everything else.
 BACKEND_TABLES = {"workshops": "lookup", "students": "update", "customers": "update"}
@@ -76,9 +77,12 @@ INTAKE = Access({"nonces": "write"}, ("order-key",), start_workflows=True, repor
 ASYNC_RETRIES = 2  # Lambda's own retries of an asynchronous event before it goes to the failed-events queue
 
 
-def backend_task(*, callback: bool = False, content: bool = False, appliances: bool = False) -> Access:
+def backend_task(*, callback: bool = False, content: bool = False, appliances: str = "") -> Access:
+    """``appliances``: what the task does with ECS appliances (words of APPLIANCE_GRANTS); each
+    implies "find" (a student's tasks are found by ``startedBy``)."""
     secrets = ("hub-token", "callback-key") if callback else ("hub-token",)
-    return Access(BACKEND_TABLES, secrets, read_content=content, appliances=appliances)
+    uses = frozenset({"find", *appliances.split()}) if appliances else frozenset()
+    return Access(BACKEND_TABLES, secrets, read_content=content, appliances=uses)
 
 
 # Chalice's logical id of each function -> its access. The test suite checks this covers
@@ -88,20 +92,20 @@ FUNCTIONS: dict[str, Access] = {
     "TimeChecks": TICK,
     "OrderIntake": INTAKE,
     "ProvisionPrepare": backend_task(),
-    "ProvisionCreateHubUser": backend_task(),
-    "ProvisionStartServer": backend_task(appliances=True),
-    "ProvisionCheckReady": backend_task(appliances=True),
-    "ProvisionDeploy": backend_task(callback=True, content=True),
-    "ProvisionCompensate": backend_task(callback=True, appliances=True),
+    "ProvisionCreateHubUser": backend_task(appliances="stop"),  # a previous holder's
+    "ProvisionStartServer": backend_task(appliances="start"),
+    "ProvisionCheckReady": backend_task(appliances="find"),
+    "ProvisionDeploy": backend_task(callback=True, content=True, appliances="tokens"),
+    "ProvisionCompensate": backend_task(callback=True, appliances="stop"),
     "CleanupMeasureCompletion": backend_task(content=True),
-    "CleanupTeardown": backend_task(appliances=True),
+    "CleanupTeardown": backend_task(appliances="stop"),
     "CleanupReport": backend_task(callback=True),
-    "PurgeTeardown": backend_task(appliances=True),
+    "PurgeTeardown": backend_task(appliances="stop"),
     "PurgeReport": backend_task(callback=True),
-    "ResetDeploy": backend_task(callback=True, content=True),
+    "ResetDeploy": backend_task(callback=True, content=True, appliances="tokens"),
     "WarmPrepare": backend_task(),
-    "WarmStart": backend_task(appliances=True),
-    "WarmCheckReady": backend_task(appliances=True),
+    "WarmStart": backend_task(appliances="stop start"),
+    "WarmCheckReady": backend_task(appliances="find"),
     "WarmMark": backend_task(),
 }
 
@@ -183,19 +187,29 @@ def statements(access: Access) -> list[dict]:
                 {"Sid": "ListContent", "Effect": "Allow", "Action": ["s3:ListBucket"],
                  "Resource": [{"Fn::GetAtt": ["ContentBucket", "Arn"]}]}]
     if access.appliances:
-        ecs = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}"
-        out += [{"Fn::If": ["HasEcs", statement, {"Ref": "AWS::NoValue"}]} for statement in (
-            {"Sid": "StartAppliances", "Effect": "Allow", "Action": ["ecs:RunTask"],
-             "Resource": [sub(f"{ecs}:task-definition/wod-*")],
-             "Condition": {"ArnEquals": {"ecs:cluster": sub(f"{ecs}:cluster/${{EcsCluster}}")}}},
-            {"Sid": "FindAndStopAppliances", "Effect": "Allow", "Action": ["ecs:ListTasks", "ecs:StopTask"],
-             "Resource": [sub(f"{ecs}:container-instance/${{EcsCluster}}/*"), sub(f"{ecs}:task/${{EcsCluster}}/*")],
-             "Condition": {"ArnEquals": {"ecs:cluster": sub(f"{ecs}:cluster/${{EcsCluster}}")}}},
-            {"Sid": "PassApplianceRoles", "Effect": "Allow", "Action": ["iam:PassRole"],
-             "Resource": [sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/wod-appliance-*")],
-             "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
-        )]
+        out += [{"Fn::If": ["HasEcs", statement, {"Ref": "AWS::NoValue"}]}
+                for use in sorted(access.appliances) for statement in appliance_grants()[use]]
     return out
+
+
+def appliance_grants() -> dict[str, list[dict]]:
+    """What a task may do with the appliances' ECS tasks, in the stack's cluster only."""
+    ecs = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}"
+    cluster = {"ArnEquals": {"ecs:cluster": sub(f"{ecs}:cluster/${{EcsCluster}}")}}
+    tasks = [sub(f"{ecs}:task/${{EcsCluster}}/*")]
+    return {
+        "find": [{"Sid": "FindAppliances", "Effect": "Allow", "Action": ["ecs:ListTasks"],
+                  "Resource": [sub(f"{ecs}:container-instance/${{EcsCluster}}/*")], "Condition": cluster}],
+        "start": [{"Sid": "StartAppliances", "Effect": "Allow", "Action": ["ecs:RunTask"],
+                   "Resource": [sub(f"{ecs}:task-definition/wod-*")], "Condition": cluster},
+                  {"Sid": "PassApplianceRoles", "Effect": "Allow", "Action": ["iam:PassRole"],
+                   "Resource": [sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/wod-appliance-*")],
+                   "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}}],
+        "stop": [{"Sid": "StopAppliances", "Effect": "Allow", "Action": ["ecs:StopTask"], "Resource": tasks,
+                  "Condition": cluster}],
+        "tokens": [{"Sid": "ReadApplianceTokens", "Effect": "Allow", "Action": ["ecs:DescribeTasks"],
+                    "Resource": tasks, "Condition": cluster}],
+    }
 
 
 LOGS = {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -320,10 +334,55 @@ def parameters() -> dict:
                                     "Description": "DynamoDB deletion protection on the tables: `make deploy` "
                                                    "turns it on once a first deploy has created them"},
         "ApiRateLimit": {"Type": "Number", "Default": 50, "MinValue": 1,
-                         "Description": "Requests per second the API stage serves in all (API Gateway throttling)"},
+                         "Description": "Requests per second API Gateway serves for each method of the stage "
+                                        "(its method throttling: the registration POST has a budget of its own)"},
         "ApiBurstLimit": {"Type": "Number", "Default": 200, "MinValue": 1,
-                          "Description": "Requests the API stage takes at once above that rate (an opening minute)"},
+                          "Description": "Requests each method takes at once above that rate (an opening minute)"},
+        **{name: {"Type": "Number", "Default": limit.default, "MinValue": limit.low, "MaxValue": limit.high,
+                  "Description": limit.description} if limit.whole else
+           {"Type": "String", "Default": str(limit.default), "AllowedPattern": r"(0?\.[0-9]+|1(\.0*)?)",
+            "Description": f"{limit.description} ({limit.low:g} to {limit.high:g})"}
+           for name, limit in LIMITS.items()},
     }
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A setting an operator sizes for an event: a stack parameter with the local default."""
+
+    variable: str  # the functions' environment variable (or the hub's, for hub limits)
+    default: float
+    low: float
+    high: float
+    description: str
+    hub: bool = False  # read by the location's JupyterHub (bootstrap.sh), not by the functions
+
+    @property
+    def whole(self) -> bool:
+        """A whole number (a Number parameter); else a decimal, passed as a String parameter."""
+        return float(self.default).is_integer()
+
+
+LIMITS = {
+    "ClientRateLimit": Limit("WOD_RATE_LIMIT_PER_MINUTE", 30, 0, 100_000,
+                             "Registrations from one client address (an IPv6 /64) per minute; 0: no limit. Raise "
+                             "it when a whole room registers from one address (a venue's NAT)"),
+    "DomainRateLimit": Limit("WOD_DOMAIN_RATE_LIMIT_PER_MINUTE", 300, 0, 100_000,
+                             "Registrations for one email domain per minute; 0: no limit"),
+    "HoldsPerClient": Limit("WOD_HOLDS_PER_CLIENT", 10, 0, 100_000,
+                            "Unconfirmed holds one client address takes per confirmation window; 0: no limit"),
+    "MailboxDailyCap": Limit("WOD_MAILBOX_MAILS_PER_DAY", 8, 1, 1000,
+                             "Emails registering sends one mailbox per day (confirmations, 'already registered')"),
+    "MailBulkShare": Limit("WOD_MAIL_BULK_SHARE", 0.7, 0.05, 1,
+                           "Part of each second's sending rate participant mail may use (the rest: orders, "
+                           "credentials)"),
+    "StuckMinutes": Limit("WOD_STUCK_MINUTES", 10, 2, 1440,
+                          "Minutes a provisioning may take before it is failed (apology, seat back)"),
+    "HubSpawnLimit": Limit("WOD_HUB_CONCURRENT_SPAWNS", 10, 1, 1000,
+                           "Participants' servers the hub starts at once (the rest wait their turn)", hub=True),
+    "IdleMinutes": Limit("WOD_IDLE_MINUTES", 20, 0, 1440,
+                         "Minutes without traffic before the hub stops a participant's server (0: never)", hub=True),
+}
 
 
 def conditions() -> dict:
@@ -351,6 +410,7 @@ def environment(logical: str) -> dict:
         "WOD_ECS_SECURITY_GROUPS": {"Ref": "EcsSecurityGroups"},
         "WOD_SES_CONFIGURATION_SET": {"Ref": "MailConfigurationSet"},
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+        **{limit.variable: {"Ref": name} for name, limit in LIMITS.items() if not limit.hub},
     }
     if logical == "OrderIntake":
         variables["WOD_STATE_MACHINES"] = sub(json.dumps(
