@@ -33,6 +33,9 @@ Options:
                             /usr/bin/python3.11, else /usr/bin/python3)
   --pip-args "ARGS"         extra pip install arguments (e.g. "--find-links /wheels")
   --imds-chain NAME         iptables chain of the metadata block (default WOD-HUB-IMDS)
+  --concurrent-spawns N     participants' servers the hub starts at once (default 10; the stack's HubSpawnLimit)
+  --idle-minutes N          minutes without traffic before a participant's server stops (default 20, 0: never;
+                            the stack's IdleMinutes)
   --aws-endpoint URL        AWS endpoint for the table and the secret (tests only)
   --foreground              start the hub in the foreground instead of as a systemd unit
   -h, --help                this text
@@ -46,14 +49,15 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HUB_FILES=$(cd "$HERE/../jupyterhub" 2>/dev/null && pwd) || die "infra/jupyterhub/ must sit next to infra/hub/"
 PREFIX=/opt/wod-hub TABLE="" TOKEN_SECRET="" TOKEN_FILE="" REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 DOMAIN="" EMAIL="" PUBLIC_IP="" DNS_WAIT=3600 TLS_CERT="" TLS_KEY="" PORT="" API_PORT=8081 PROXY_API_PORT=8002
-PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0
+PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0 SPAWNS=10 IDLE_MINUTES=20
 
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --foreground) FOREGROUND=1; shift; continue ;;
     --prefix|--table|--hub-token-secret|--hub-token-file|--region|--domain|--email|--public-ip|--dns-wait|\
-    --tls-cert|--tls-key|--port|--api-port|--proxy-api-port|--python|--pip-args|--imds-chain|--aws-endpoint)
+    --tls-cert|--tls-key|--port|--api-port|--proxy-api-port|--python|--pip-args|--imds-chain|--aws-endpoint|\
+    --concurrent-spawns|--idle-minutes)
       [ $# -ge 2 ] || die "$1 needs a value"
       case "$1" in
         --prefix) PREFIX=$2 ;; --table) TABLE=$2 ;; --hub-token-secret) TOKEN_SECRET=$2 ;;
@@ -61,7 +65,7 @@ while [ $# -gt 0 ]; do
         --public-ip) PUBLIC_IP=$2 ;; --dns-wait) DNS_WAIT=$2 ;; --tls-cert) TLS_CERT=$2 ;; --tls-key) TLS_KEY=$2 ;;
         --port) PORT=$2 ;; --api-port) API_PORT=$2 ;; --proxy-api-port) PROXY_API_PORT=$2 ;;
         --python) PYTHON=$2 ;; --pip-args) PIP_ARGS=$2 ;; --imds-chain) IMDS_CHAIN=$2 ;;
-        --aws-endpoint) AWS_ENDPOINT=$2 ;;
+        --aws-endpoint) AWS_ENDPOINT=$2 ;; --concurrent-spawns) SPAWNS=$2 ;; --idle-minutes) IDLE_MINUTES=$2 ;;
       esac
       shift 2 ;;
     *) usage >&2; die "unknown option: $1" ;;
@@ -82,6 +86,8 @@ fi
 [[ "$REGION" =~ ^[a-z]{2}(-[a-z]+)+-[0-9]$ ]] || die "--region $REGION: not an AWS region"
 [[ "$IMDS_CHAIN" =~ ^[A-Za-z0-9_-]{1,28}$ ]] || die "--imds-chain $IMDS_CHAIN: not an iptables chain name"
 [[ "$DNS_WAIT" =~ ^[0-9]+$ ]] || die "--dns-wait: seconds"
+[[ "$SPAWNS" =~ ^[0-9]+$ ]] && [ "$SPAWNS" -ge 1 ] || die "--concurrent-spawns $SPAWNS: a number of servers, 1 or more"
+[[ "$IDLE_MINUTES" =~ ^[0-9]+$ ]] || die "--idle-minutes $IDLE_MINUTES: a number of minutes (0: never)"
 TLS=0; if [ -n "$TLS_CERT$DOMAIN" ]; then TLS=1; fi
 [ -n "$PORT" ] || { if [ "$TLS" = 1 ]; then PORT=443; else PORT=8000; fi; }
 for p in "$PORT" "$API_PORT" "$PROXY_API_PORT"; do
@@ -193,6 +199,8 @@ WOD_HUB_PROXY_API_PORT=$PROXY_API_PORT
 WOD_HUB_STATE_DIR=$PREFIX/state
 WOD_HUB_PROXY_CMD=$PREFIX/proxy/node_modules/.bin/configurable-http-proxy
 WOD_HUB_SPAWNER=isolated
+WOD_HUB_CONCURRENT_SPAWNS=$SPAWNS
+WOD_IDLE_MINUTES=$IDLE_MINUTES
 WOD_STUDENTS_TABLE=$TABLE
 AWS_DEFAULT_REGION=$REGION
 WOD_AWS_ENDPOINT=$AWS_ENDPOINT
