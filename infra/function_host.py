@@ -135,8 +135,14 @@ def handler_of(spec: dict[str, Any]) -> Any:
 def serve(spec: dict[str, Any]) -> None:
     from local.workers import TaskPool, WorkersServer
 
+    import logging
+
     os.environ.clear()
     os.environ.update(spec["env"])
+    handled = logging.getLogger("wod.local.stepfunctions")  # "lambda X raised ...": under Chalice's "wod" logger
+    handled.setLevel(logging.INFO)
+    handled.addHandler(logging.StreamHandler(sys.stderr))
+    handled.propagate = False
     Recorder(spec).install()
     if spec.get("dns"):
         stand_in_dns(spec["dns"])
@@ -157,6 +163,7 @@ def serve(spec: dict[str, Any]) -> None:
         threading.Thread(target=web.serve_forever, name="https", daemon=True).start()
         ready["https"] = web.server_port
     print(json.dumps(ready), flush=True)
+    os.dup2(2, 1)  # the function's own output (Powertools logs to stdout) goes to its log, as to CloudWatch
     threading.Event().wait()
 
 

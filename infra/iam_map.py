@@ -61,7 +61,7 @@ def function_specs(rehearsal: Any) -> list[dict[str, Any]]:
                "AWS_LAMBDA_FUNCTION_NAME": name, "AWS_ENDPOINT_URL": rehearsal.endpoint,
                "WOD_AWS_ENDPOINT": rehearsal.endpoint,  # the SDK's endpoint: the embedded AWS
                "SSL_CERT_FILE": str(rehearsal.cert),  # trusts the rehearsal's certificate (PublicUrl, HubUrl)
-               "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+               "POWERTOOLS_TRACE_DISABLED": "true"}
         spec: dict[str, Any] = {
             "logical": logical, "role": role, "name": name, "handler": config["Handler"], "env": env,
             "timeout": config.get("Timeout", 60), "policy": rehearsal.roles.deployed[role],

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -263,7 +264,8 @@ class Rehearsal:
 
         function = lambda_backends[ACCOUNT][self.region].get_function(self.report["resources"][logical]["id"])
         return {"Handler": function.handler, "Timeout": function.timeout,
-                "Environment": {"Variables": dict(function.environment_vars)}}
+                # Lambda's variables are strings (moto keeps a Number parameter's Ref as a number)
+                "Environment": {"Variables": {k: str(v) for k, v in function.environment_vars.items()}}}
 
     def function_variables(self, logical: str) -> dict[str, str]:
         return self.function_configuration(logical)["Environment"]["Variables"]
@@ -287,10 +289,31 @@ class Rehearsal:
             self.functions.start(specs)
             route(self.functions, self.region)
             invoke_as(self.roles, "StateMachineRole", self.functions.record, iam_map.where(self))
-            from local.stepfunctions import enable_execution
-
-            enable_execution(self.endpoint.replace("localhost", "127.0.0.1"))
+            self.executing_machines()
             self.out(f"    {len(specs)} functions; Step Functions invokes them as StateMachineRole")
+
+    def executing_machines(self) -> None:
+        """moto's CloudFormation puts state machines in its recording Step Functions backend, which
+        never runs them, and leaves their ``DefinitionSubstitutions`` out: the executing backend gets
+        the same machines (name, role: the same ARN) with the definition CloudFormation would make."""
+        from moto.stepfunctions.models import stepfunctions_backends
+
+        from local.stepfunctions import enable_execution
+
+        made = {m.arn: m for m in stepfunctions_backends[ACCOUNT][self.region].state_machines}
+        enable_execution(self.endpoint.replace("localhost", "127.0.0.1"))
+        client = self.client("stepfunctions")
+        for logical, resource in self.report["resources"].items():
+            if resource["type"] == "AWS::StepFunctions::StateMachine":
+                machine = made[resource["id"]]
+                definition = machine.definition
+                for key, value in self.resolver()(self.deployed["Resources"][logical]["Properties"].get(
+                        "DefinitionSubstitutions", {})).items():
+                    definition = definition.replace(f"${{{key}}}", str(value))
+                created = client.create_state_machine(name=machine.name, definition=definition,
+                                                      roleArn=machine.roleArn)["stateMachineArn"]
+                if created != resource["id"]:
+                    raise RuntimeError(f"{logical}: {created} is not the stack's {resource['id']}")
 
     def chain(self) -> None:
         with self.step("a participant's whole life, through the stack's resources"):
@@ -329,8 +352,11 @@ class Rehearsal:
             self.start_functions()
             try:
                 self.chain()
-            finally:
+            except StepFailed as exc:  # what the functions were refused says why, more often than not
+                self.out(f"    {exc}")
                 self.check_iam(map_path)
+                raise
+            self.check_iam(map_path)
         finally:
             self.functions.stop()
             if self.hub is not None:
@@ -359,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     started = time.monotonic()
     rehearsal = Rehearsal(args.package, args.workshops, args.stack, args.region, args.workshop, args.hub_prefix)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what it started (functions, hub), then go
     try:
         report = rehearsal.rehearse(args.map)
     except StepFailed as exc:

@@ -108,6 +108,7 @@ class Chain:
                                     "action": {"type": "SNS", "topicArn": topic, "encoding": "BASE64"}}}
         sns.publish(TopicArn=topic, Message=json.dumps(notification), Subject="Amazon SES Email Receipt Notification")
         self.inbound.append(str(parsed["Subject"] or ""))
+        self.r.out(f"      SES received \"{parsed['Subject']}\": published to {topic.rsplit(':', 1)[-1]}")
 
     def wait(self, what: str, found: Callable[[], Any], timeout: float = 240.0) -> Any:
         deadline = time.monotonic() + timeout

@@ -7,10 +7,12 @@ a participant's login as a browser does it.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import http.cookiejar
 import ipaddress
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -86,6 +88,12 @@ class HubHost:
             raise RuntimeError("bootstrap.sh runs as root (it makes a Linux user per student and iptables rules)")
         self.prefix.mkdir(parents=True, exist_ok=True)
         self.prefix.chmod(0o755)  # students' servers run the venv's interpreter
+        self.lock = open(self.prefix / ".rehearsal.lock", "w")  # noqa: SIM115 (held while the hub runs)
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another rehearsal's hub runs from {self.prefix}: give --hub-prefix") from None
+        self.stop_leftovers()
         self.hub = Hub(state_dir=self.prefix / "state", log_file=self.log, token="-", port=self.port,
                        api_port=self.api_port, proxy_api_port=self.proxy_api_port, spawner="isolated")
         started = time.monotonic()
@@ -106,6 +114,23 @@ class HubHost:
                 pass
             time.sleep(0.5)
         raise RuntimeError(f"the hub did not answer within {patience:.0f}s: {self.tail()}")
+
+    def stop_leftovers(self) -> None:
+        """What a rehearsal that died left running from this prefix (its hub, proxy, culler):
+        with the lock held, nothing else runs from here."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if f"{self.prefix}/" in command:
+                try:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                except OSError:
+                    pass
+        (self.prefix / "state" / "proxy.pid").unlink(missing_ok=True)
 
     def tail(self) -> str:
         try:

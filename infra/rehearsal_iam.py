@@ -203,7 +203,9 @@ def route(functions: Functions, region: str) -> Any:
         event = {"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": arn,
                               "Sns": {"Type": "Notification", "MessageId": os.urandom(8).hex(),
                                       "TopicArn": topics[0] if topics else "", "Subject": subject, "Message": message,
-                                      "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}}]}
+                                      "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                                      "SignatureVersion": "1", "Signature": "rehearsal", "SigningCertUrl": "",
+                                      "UnsubscribeUrl": "", "MessageAttributes": {}}}]}
         router.invoke(function_name, qualifier, json.dumps(event), {"X-Amz-Invocation-Type": "Event"}, {})
 
     LambdaSimpleBackend.send_sns_message = send_sns_message  # type: ignore[method-assign]
