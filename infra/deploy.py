@@ -69,7 +69,7 @@ def check_parameters(parameters: Mapping[str, str]) -> None:
 def check_limits(parameters: Mapping[str, str]) -> None:
     """The event's limits (``infra.template.LIMITS``): numbers within their range, whole ones but
     the mail share; the functions would refuse to start with anything else."""
-    from infra.template import LIMITS
+    from infra.limits import LIMITS
 
     for name, limit in LIMITS.items():
         raw = parameters.get(name)

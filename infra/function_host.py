@@ -36,7 +36,7 @@ class Recorder:
         self.function = spec["logical"]
         self.policy = iam.Policy(spec["policy"])
         self.where = iam.Where(spec["region"], spec["account"], spec.get("hash_keys", {}), spec.get("secrets", {}))
-        self.out = open(spec["record"], "a", encoding="utf-8")  # noqa: SIM115 (open for the process's life)
+        self.out = open(spec["record"], "a", encoding="utf-8")
         self.lock = threading.Lock()
 
     def params(self, params: Any, context: dict, **_: Any) -> None:
@@ -133,9 +133,9 @@ def handler_of(spec: dict[str, Any]) -> Any:
 
 
 def serve(spec: dict[str, Any]) -> None:
-    from local.workers import TaskPool, WorkersServer
-
     import logging
+
+    from local.workers import TaskPool, WorkersServer
 
     os.environ.clear()
     os.environ.update(spec["env"])

@@ -32,7 +32,8 @@ MOTO_ACTIONS = {
     "dynamodb:DeleteItem": ["dynamodb:TransactWriteItems"],
     "dynamodb:ConditionCheckItem": ["dynamodb:TransactWriteItems"], "dynamodb:GetItem": ["dynamodb:TransactGetItems"],
 }
-TRANSACT_WRITE = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+TRANSACT_WRITE = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                  "ConditionCheck": "ConditionCheckItem"}
 S3_ACTIONS = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "ListObjects": "ListBucket",
               "DeleteObjects": "DeleteObject", "CopyObject": "PutObject"}
 

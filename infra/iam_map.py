@@ -11,6 +11,7 @@ declaring it there.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -24,11 +25,18 @@ PLATFORM_USED = {
     "ReportFailedEvents": "Lambda sends an asynchronous event that failed its retries to the failed-events queue",
 }
 
+# Grants the rehearsal cannot reach, and why: each is checked by reading the code that uses it.
+UNREACHED = {
+    "StopAppliances": "moto runs no containers: no appliance task runs, so none is stopped",
+    "ReadApplianceTokens": "moto runs no containers: no appliance task runs, so no token is read from one",
+    "PassApplianceRoles": "ECS checks iam:PassRole when it starts a task definition with roles: moto starts none",
+}
+
 
 def where(rehearsal: Any) -> iam.Where:
     resources = rehearsal.report["resources"]
     hash_keys = {}
-    for logical, resource in resources.items():
+    for resource in resources.values():
         if resource["type"] == "AWS::DynamoDB::Table":
             schema = rehearsal.client("dynamodb").describe_table(TableName=resource["id"])["Table"]["KeySchema"]
             hash_keys[resource["id"]] = next(k["AttributeName"] for k in schema if k["KeyType"] == "HASH")
@@ -84,8 +92,8 @@ def generalise(rehearsal: Any) -> list[tuple[str, str]]:
         if kind == "AWS::S3::Bucket":
             pairs.append((f"arn:aws:s3:::{value}", f"${{{logical}.Arn}}"))
         elif kind == "AWS::SQS::Queue":
-            pairs.append((iam.Where(rehearsal.region, rehearsal.account).arn("sqs", value.rstrip("/").rsplit("/", 1)[-1]),
-                          f"${{{logical}.Arn}}"))
+            queue = value.rstrip("/").rsplit("/", 1)[-1]
+            pairs.append((iam.Where(rehearsal.region, rehearsal.account).arn("sqs", queue), f"${{{logical}.Arn}}"))
         elif kind == "AWS::Lambda::Function":
             pairs.append((f"arn:aws:lambda:{rehearsal.region}:{rehearsal.account}:function:{value}",
                           f"${{{logical}.Arn}}"))
@@ -109,25 +117,44 @@ def general(value: str, pairs: list[tuple[str, str]]) -> str:
 
 
 def build(rehearsal: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """{"functions": {function: {"role", "uses": [...], "grants": {Sid: how it is checked}}},
-    "unused": [function: Sid], "refused": [...]}"""
+    """{"functions": {function: {"role", "uses": [...], "grants": {Sid: how it is checked}, "denies"}},
+    "unused": ["function: Sid"], "refused": ["function: action on resource"]}"""
     pairs = generalise(rehearsal)
     roles = rehearsal.roles
     owners = {**functions_of(rehearsal.deployed, rehearsal.report["resources"]), "StateMachineRole": "StateMachineRole"}
-    out: dict[str, Any] = {"functions": {}, "unused": [], "refused": []}
+    out: dict[str, Any] = {"functions": {}, "refused": []}
     for function, role in sorted(owners.items()):
         mine = [r for r in records if r["function"] == function]
-        uses = sorted({(r["service"], r["action"], general(r["resource"], pairs), r["statement"] or "")
-                       for r in mine if r["allowed"]})
-        grants = dict(roles.checked.get(role, {}))
-        used = {sid for *_, sid in uses}
+        uses = {(r["service"], r["action"], general(r["resource"], pairs), r["statement"] or "")
+                for r in mine if r["allowed"]}
         out["functions"][function] = {
-            "role": role,
-            "uses": [{"service": s, "action": a, "resource": res, "statement": sid} for s, a, res, sid in uses],
-            "grants": grants}
-        denies = {str(s.get("Sid")) for s in roles.deployed.get(role, {}).get("Statement", []) if s["Effect"] == "Deny"}
-        out["unused"] += [f"{function}: {sid}" for sid in sorted(grants)
-                          if sid not in used and sid not in PLATFORM_USED and sid not in denies]
-        out["refused"] += sorted({f"{function}: {r['action']} on {general(r['resource'], pairs)}"
+            "role": role, "grants": dict(roles.checked.get(role, {})),
+            "denies": sorted(str(s.get("Sid")) for s in roles.deployed.get(role, {}).get("Statement", [])
+                             if s["Effect"] == "Deny"),
+            "uses": [{"service": s, "action": a, "resource": res, "statement": sid} for s, a, res, sid in sorted(uses)]}
+        out["refused"] += sorted({f"{function}: {r['action'] or r['operation']} on {general(r['resource'], pairs)}"
                                   for r in mine if not r["allowed"]})
-    return out
+    return finish(out)
+
+
+def finish(found: dict[str, Any]) -> dict[str, Any]:
+    """The grants no recorded call used, bar those Lambda uses or the rehearsal cannot reach."""
+    found["unused"] = []
+    for function, use in sorted(found["functions"].items()):
+        used = {u["statement"] for u in use["uses"]}
+        exempt = {*PLATFORM_USED, *UNREACHED, *use["denies"]}
+        found["unused"] += [f"{function}: {sid}" for sid in sorted(use["grants"])
+                            if sid not in used and sid not in exempt]
+    return found
+
+
+def merge(kept: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+    """The map kept so far and what one more rehearsal recorded: every use either saw (a path that
+    depends on timing, such as a server slower to start, is not taken by every run), grants as now."""
+    out = json.loads(json.dumps(recorded))
+    for function, use in out["functions"].items():
+        before = kept.get("functions", {}).get(function, {}).get("uses", [])
+        grants = set(use["grants"])
+        union = {json.dumps(u, sort_keys=True) for u in [*before, *use["uses"]] if u["statement"] in grants}
+        use["uses"] = [json.loads(u) for u in sorted(union)]
+    return finish(out)

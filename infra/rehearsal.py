@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from infra import deploy as commands
-from infra import iam_map, rehearsal_hub, standins
+from infra import iam_map, rehearsal_hub, rehearsal_moto, standins
+from infra.rehearsal_chain import WARM_WORKSHOP
 from infra.rehearsal_iam import Functions, Roles, enforce, invoke_as, route
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +45,12 @@ ACCOUNT = "123456789012"  # moto's account
 SECRETS_PREFIX = "/wod"
 BASE_PARAMETERS = {
     "MailDomain": "example.org", "MailFrom": "Workshops-on-Demand <noreply@example.org>",
-    "OrdersAddress": "orders@example.org", "Location": "paris", "Locations": json.dumps({"paris": "orders@example.org"}),
+    "OrdersAddress": "orders@example.org", "Location": "paris",
+    "Locations": json.dumps({"paris": "orders@example.org"}),
     "AlarmEmail": "ops@example.org", "EcsCluster": "wod-appliances", "EcsSubnets": "subnet-0a",
     "EcsSecurityGroups": "sg-0a", "HubHost": "false",  # the hub: this machine, set up by bootstrap.sh
+    "ReadySeconds": "20",  # an appliance never answers here (moto runs no containers): fail it soon
 }
-WARM_WORKSHOP = "WKSHP-SQL101"  # synced with a warm pool of one, so the time checks warm a seat
 DEFAULT_HUB_PREFIX = Path("/var/tmp/wod-rehearsal-hub")  # kept: a second rehearsal installs nothing
 
 
@@ -144,6 +146,30 @@ class Rehearsal:
                                   f"LocationConstraint={self.region}", region=self.region))
             self.out(f"    artifact bucket s3://{self.bucket}")
 
+    def refusals(self) -> None:
+        """What the deploy refuses before creating anything: another application's active receipt
+        rule set in the region; a location stack in a region without its frontend's tables."""
+        with self.step("the deploy's refusals, before anything is created"):
+            ses, refused = self.client("ses"), {}
+            ses.create_receipt_rule_set(RuleSetName="crm-inbound")
+            ses.set_active_receipt_rule_set(RuleSetName="crm-inbound")
+            london = {**self.parameters, "Frontend": "false", "Location": "london", "AlarmEmail": "",
+                      "OrdersAddress": "orders-london@example.org", "Locations": "{}"}
+            for name, stack, region, parameters in (("rule_set", self.stack, self.region, self.parameters),
+                                                    ("other_region", f"{self.stack}-london", "us-west-2", london)):
+                try:
+                    commands.deploy(self.package, bucket=self.bucket, stack=stack, region=region,
+                                    parameters=parameters, endpoint=self.endpoint, run=self.run, query=self.query,
+                                    say=lambda line: None)
+                except commands.DeployError as exc:
+                    refused[name] = str(exc)
+                    self.out(f"    refused: {exc}")
+                else:
+                    raise RuntimeError(f"the deploy of {stack} in {region} was not refused")
+            ses.set_active_receipt_rule_set()  # the other application's set let go of, as its owner would
+            ses.delete_receipt_rule_set(RuleSetName="crm-inbound")
+            self.report["refusals"] = refused
+
     def transform(self, packaged: Path) -> Path:
         """Between ``package`` and ``deploy``: the SAM transform, then what moto cannot create left out."""
         template = standins.translate(json.loads(packaged.read_text()), {**self.parameters, "Frontend": "true"})
@@ -235,9 +261,14 @@ class Rehearsal:
             self.out(f"    the active receipt rule set: {active}")
             if not active:
                 raise RuntimeError("no receipt rule set is active")
-            cluster = self.parameters["EcsCluster"]
-            self.client("ecs").create_cluster(clusterName=cluster)
-            self.out(f"    ECS cluster {cluster} (EcsCluster names yours): created, empty")
+            cluster, family = self.parameters["EcsCluster"], "wod-appliance-wkshp-api101"
+            ecs = self.client("ecs")
+            ecs.create_cluster(clusterName=cluster)
+            ecs.register_task_definition(family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+                                         cpu="256", memory="512", containerDefinitions=[
+                                             {"name": "appliance", "image": "wod/api101-appliance", "essential": True}])
+            self.out(f"    ECS cluster {cluster} and task definition {family} (yours, not the stack's): registered;"
+                     " moto runs no container, so the appliance never answers")
 
     def sync_catalog(self) -> None:
         with self.step(f"sync {self.workshops.name}/ into the stack's tables and content bucket (as the operator)"):
@@ -258,14 +289,7 @@ class Rehearsal:
                 raise RuntimeError(f"no file of {self.workshop} in the content bucket")
 
     def function_configuration(self, logical: str) -> dict[str, Any]:
-        """A function's configuration as the stack made it, read from the embedded AWS's own state
-        (moto refuses the signature of its Lambda API's GET requests when IAM is enforced)."""
-        from moto.awslambda.models import lambda_backends
-
-        function = lambda_backends[ACCOUNT][self.region].get_function(self.report["resources"][logical]["id"])
-        return {"Handler": function.handler, "Timeout": function.timeout,
-                # Lambda's variables are strings (moto keeps a Number parameter's Ref as a number)
-                "Environment": {"Variables": {k: str(v) for k, v in function.environment_vars.items()}}}
+        return rehearsal_moto.function_configuration(self, logical)
 
     def function_variables(self, logical: str) -> dict[str, str]:
         return self.function_configuration(logical)["Environment"]["Variables"]
@@ -289,31 +313,8 @@ class Rehearsal:
             self.functions.start(specs)
             route(self.functions, self.region)
             invoke_as(self.roles, "StateMachineRole", self.functions.record, iam_map.where(self))
-            self.executing_machines()
+            rehearsal_moto.executing_machines(self)
             self.out(f"    {len(specs)} functions; Step Functions invokes them as StateMachineRole")
-
-    def executing_machines(self) -> None:
-        """moto's CloudFormation puts state machines in its recording Step Functions backend, which
-        never runs them, and leaves their ``DefinitionSubstitutions`` out: the executing backend gets
-        the same machines (name, role: the same ARN) with the definition CloudFormation would make."""
-        from moto.stepfunctions.models import stepfunctions_backends
-
-        from local.stepfunctions import enable_execution
-
-        made = {m.arn: m for m in stepfunctions_backends[ACCOUNT][self.region].state_machines}
-        enable_execution(self.endpoint.replace("localhost", "127.0.0.1"))
-        client = self.client("stepfunctions")
-        for logical, resource in self.report["resources"].items():
-            if resource["type"] == "AWS::StepFunctions::StateMachine":
-                machine = made[resource["id"]]
-                definition = machine.definition
-                for key, value in self.resolver()(self.deployed["Resources"][logical]["Properties"].get(
-                        "DefinitionSubstitutions", {})).items():
-                    definition = definition.replace(f"${{{key}}}", str(value))
-                created = client.create_state_machine(name=machine.name, definition=definition,
-                                                      roleArn=machine.roleArn)["stateMachineArn"]
-                if created != resource["id"]:
-                    raise RuntimeError(f"{logical}: {created} is not the stack's {resource['id']}")
 
     def chain(self) -> None:
         with self.step("a participant's whole life, through the stack's resources"):
@@ -330,18 +331,20 @@ class Rehearsal:
             self.report["iam"] = {"calls": len(records), "refused": refused,
                                   "unused": built["unused"], "checked": self.roles.checked}
             if map_path is not None:
+                kept = json.loads(map_path.read_text()) if map_path.exists() else {}
+                built = iam_map.merge(kept, built)
                 map_path.write_text(json.dumps(built, indent=1, sort_keys=True) + "\n")
                 self.out(f"    the map of every function's AWS use: {map_path}")
             self.out(f"    {len(records)} IAM requests by {len({r['function'] for r in records})} roles")
             if refused:
-                lines = sorted({f"{r['function']}: {r['action'] or r['operation']} on {r['resource'] or '?'}"
-                                f" ({'moto: ' + r.get('message', '') if r['denied_by'] == 'moto' else r['denied_by'] or 'no statement allows it'})"
-                                for r in refused})
+                lines = sorted({f"{r['function']}: {r['action'] or r['operation']} on {r['resource'] or '?'} "
+                                f"({refusal(r)})" for r in refused})
                 raise RuntimeError("AccessDenied:\n      " + "\n      ".join(lines))
 
     def rehearse(self, map_path: Path | None = None) -> dict:
         try:
             self.start_aws()
+            self.refusals()
             self.deploy("deploy: aws cloudformation package + deploy")
             self.deploy("deploy again, nothing changed")
             self.list_resources()
@@ -364,6 +367,12 @@ class Rehearsal:
             if self.aws is not None:
                 self.aws.stop()
         return self.report
+
+
+def refusal(record: dict[str, Any]) -> str:
+    if record["denied_by"] == "moto":
+        return f"moto: {record.get('message', '')}"
+    return f"explicit deny in {record['denied_by']}" if record["denied_by"] else "no statement allows it"
 
 
 def main(argv: list[str] | None = None) -> int:

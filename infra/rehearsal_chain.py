@@ -31,6 +31,7 @@ from infra.rehearsal_hub import LANDING, credentials_in, login
 
 PARTICIPANT = {"first_name": "Ada", "last_name": "Lovelace", "company": "Analytical", "accept_terms": True}
 ADMIN = {"X-WOD-Actor": "rehearsal"}
+WARM_WORKSHOP = "WKSHP-SQL101"  # synced with a warm pool of one (infra/rehearsal.py)
 
 
 def utc_text(moment: datetime) -> str:
@@ -52,15 +53,13 @@ class Chain:
 
         return ses_backends[self.r.account][self.r.region].sent_messages
 
+    def all_mails(self) -> list[email.message.EmailMessage]:
+        return [email.message_from_string(m.raw_data, policy=email.policy.default)
+                for m in list(self.sent()) if hasattr(m, "raw_data")]
+
     def mails(self, to: str, subject: str) -> list[email.message.EmailMessage]:
-        found = []
-        for message in list(self.sent()):
-            if not hasattr(message, "raw_data"):
-                continue
-            parsed = email.message_from_string(message.raw_data, policy=email.policy.default)
-            if to in str(parsed["To"] or "") and str(parsed["Subject"] or "").startswith(subject):
-                found.append(parsed)
-        return found
+        return [m for m in self.all_mails()
+                if to in str(m["To"] or "") and str(m["Subject"] or "").startswith(subject)]
 
     @staticmethod
     def text(message: email.message.EmailMessage) -> str:
@@ -110,15 +109,23 @@ class Chain:
         self.inbound.append(str(parsed["Subject"] or ""))
         self.r.out(f"      SES received \"{parsed['Subject']}\": published to {topic.rsplit(':', 1)[-1]}")
 
-    def wait(self, what: str, found: Callable[[], Any], timeout: float = 240.0) -> Any:
+    def wait(self, what: str, found: Callable[[], Any], timeout: float = 240.0, tick_every: float = 0.0) -> Any:
+        """Until ``found()`` says so, SES receiving what was sent meanwhile; ``tick_every``: the time
+        checks run that often too (the schedule's every minute, sooner: mail the pacer deferred
+        waits in the outbox for them)."""
         deadline = time.monotonic() + timeout
+        ticked = time.monotonic()
         while time.monotonic() < deadline:
             self.deliver_inbound()
             value = found()
             if value:
                 return value
+            if tick_every and time.monotonic() - ticked > tick_every:
+                self.tick()
+                ticked = time.monotonic()
             time.sleep(0.5)
-        raise RuntimeError(f"{what}: not within {timeout:.0f}s")
+        last = [(str(m["To"]), str(m["Subject"])[:40]) for m in self.all_mails()[-4:]]
+        raise RuntimeError(f"{what}: not within {timeout:.0f}s (the last mail sent: {last})")
 
     # ---- HTTP --------------------------------------------------------------------------------------
 
@@ -144,7 +151,8 @@ class Chain:
     def register(self, address: str, workshop: str) -> tuple[str, dict]:
         """Register and confirm from the "Confirm your seat" mail: (action token, registration)."""
         self.expect(202, "POST", "/api/registrations", {**PARTICIPANT, "email": address, "workshop": workshop})
-        mail = self.wait(f"the confirmation mail to {address}", lambda: self.mails(address, "Confirm your seat"), 30)
+        mail = self.wait(f"the confirmation mail to {address}", lambda: self.mails(address, "Confirm your seat"), 90,
+                         tick_every=10)
         link = re.search(r"\S+/confirm/([A-Za-z0-9_.-]+)", self.text(mail[0]))
         if not link:
             raise RuntimeError("no confirmation link in the confirmation mail")
@@ -161,8 +169,8 @@ class Chain:
         """The time checks, invoked as the EventBridge schedule does."""
         from local.workers import scheduled_event
 
-        port = self.r.functions.port("TimeChecks")
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/2015-03-31/functions/x/invocations",
+        port, name = self.r.functions.port("TimeChecks"), self.r.report["resources"]["TimeChecks"]["id"]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/2015-03-31/functions/{name}/invocations",
                                          data=json.dumps(scheduled_event(self.r.region)).encode(), method="POST")
         with urllib.request.urlopen(request, timeout=120) as answer:
             payload = answer.read().decode()
@@ -223,26 +231,34 @@ class Chain:
         first = self.tick()  # the warm pool of the warm workshop: a WARM order
         self.move_clock(registration["id"], due_at=now() - timedelta(seconds=1))
         reminded = self.tick()
-        self.wait("the reminder mail", lambda: self.mails(who, "One hour left"), 60)
+        self.wait("the reminder mail", lambda: self.mails(who, "One hour left"), 90, tick_every=10)
         out(f"    time checks: {first.get('warming', 0)} warm order(s); the reminder sent ({reminded['reminders']})")
         self.move_clock(registration["id"], ends_at=now() - timedelta(seconds=1), due_at=now() - timedelta(seconds=1))
         ended = self.tick()
-        self.wait("the thank-you mail after the cleanup", lambda: self.mails(who, "Thank you for taking"), 180)
+        self.wait("the thank-you mail after the cleanup", lambda: self.mails(who, "Thank you for taking"), 180,
+                  tick_every=10)
         out(f"    time checks: the session ended ({ended['expired']}), CLEANUP ordered, cleaned, thanked")
         self.wait("the warm pool's WARM execution", lambda: self.finished("WarmStateMachine"), 180)
         report["time_checks"] = {"warming": first.get("warming", 0), "reminders": reminded["reminders"],
                                  "expired": ended["expired"]}
 
-        warm = self.warm_student()
-        self.expect(200, "POST", f"/api/admin/students/{warm}/purge", {}, admin)
+        warm, alan = self.warm_student(), "alan@example.com"
+        self.register(alan, WARM_WORKSHOP)
+        student, _ = self.credentials(alan)
+        report["warm_taken"] = student == warm
+        self.expect(200, "POST", f"/api/admin/students/{student}/purge", {}, admin)
         self.wait("the PURGE execution", lambda: self.finished("PurgeStateMachine"), 120)
-        out(f"    organiser: purged the warm student {warm} (PURGE executed)")
+        self.wait("the apology after the purge", lambda: self.mails(alan, "We could not prepare your workshop"), 90,
+                  tick_every=10)
+        out(f"    {WARM_WORKSHOP}: the registration took the warm {student} ({student == warm}); "
+            "the organiser purged it (PURGE executed, apology sent)")
 
         failing = "grace@example.com"
         self.register(failing, "WKSHP-API101")
         self.wait("the apology after a failed provisioning",
-                  lambda: self.mails(failing, "We could not prepare your workshop"), 240)
-        out("    WKSHP-API101: its appliance cannot start (no task definition): compensated, apology sent")
+                  lambda: self.mails(failing, "We could not prepare your workshop"), 240, tick_every=10)
+        out("    WKSHP-API101: its appliance's task runs but never answers (no container here): "
+            "compensated, its task stopped, apology sent")
         report["machines"] = {m: sorted(e["status"] for e in self.executions(m)) for m in (
             "ProvisionStateMachine", "ResetStateMachine", "CleanupStateMachine", "WarmStateMachine",
             "PurgeStateMachine")}

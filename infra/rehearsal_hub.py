@@ -88,7 +88,7 @@ class HubHost:
             raise RuntimeError("bootstrap.sh runs as root (it makes a Linux user per student and iptables rules)")
         self.prefix.mkdir(parents=True, exist_ok=True)
         self.prefix.chmod(0o755)  # students' servers run the venv's interpreter
-        self.lock = open(self.prefix / ".rehearsal.lock", "w")  # noqa: SIM115 (held while the hub runs)
+        self.lock = open(self.prefix / ".rehearsal.lock", "w")
         try:
             fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -32,7 +32,7 @@ DEPLOYER = "rehearsal-deployer"
 POLICY_NAME = "least-privilege"  # infra/template.py role(): the one inline policy of every role
 
 
-def enforce(endpoint: str, region: str) -> dict[str, str]:
+def enforce(endpoint: str, region: str, user: str = DEPLOYER) -> dict[str, str]:
     """IAM on from the fourth request; returns the deployer's credentials (and ARN)."""
     import boto3
     from moto import settings
@@ -42,12 +42,12 @@ def enforce(endpoint: str, region: str) -> dict[str, str]:
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 3  # type: ignore[assignment]
     client = boto3.client("iam", endpoint_url=endpoint, region_name=region, aws_access_key_id="bootstrap",
                           aws_secret_access_key="bootstrap")
-    user = client.create_user(UserName=DEPLOYER)["User"]
-    client.put_user_policy(UserName=DEPLOYER, PolicyName="administrator", PolicyDocument=json.dumps(
+    made = client.create_user(UserName=user)["User"]
+    client.put_user_policy(UserName=user, PolicyName="administrator", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
-    key = client.create_access_key(UserName=DEPLOYER)["AccessKey"]
+    key = client.create_access_key(UserName=user)["AccessKey"]
     return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-            "arn": user["Arn"]}
+            "arn": made["Arn"]}
 
 
 class Roles:
@@ -126,7 +126,7 @@ class Functions:
             path = self.home / f"function-{spec['logical']}.json"
             path.write_text(json.dumps(spec))
             path.chmod(0o600)
-            log = open(self.logs / f"{spec['logical']}.log", "wb")  # noqa: SIM115 (the child holds it)
+            log = open(self.logs / f"{spec['logical']}.log", "wb")
             process = subprocess.Popen([sys.executable, "-m", "infra.function_host", str(path)], cwd=ROOT,
                                        stdout=subprocess.PIPE, stderr=log, env=spec["env"])
             started.append((spec, process))

@@ -236,13 +236,15 @@ def create(template: dict, skipped: Mapping[str, str], resolve: Resolver, client
             for topic in props["Topics"]:
                 client("sns").set_topic_attributes(TopicArn=topic, AttributeName="Policy",
                                                    AttributeValue=json.dumps(props["PolicyDocument"]))
-            what = f"the policy of {', '.join(t.rsplit(':', 1)[-1] for t in props['Topics'])} (checked when SES publishes)"
+            topics = ", ".join(t.rsplit(":", 1)[-1] for t in props["Topics"])
+            what = f"the policy of {topics} (checked when SES publishes)"
         elif kind == "AWS::SNS::Subscription":
             endpoint = props["Endpoint"]
             if props["Protocol"] == "lambda" and not endpoint.startswith("arn:"):
                 endpoint = f"arn:aws:lambda:{region}:{account}:function:{endpoint}"
             client("sns").subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=endpoint)
-            what = f"{props['Protocol']} subscription of {endpoint.rsplit(':', 1)[-1]} to {props['TopicArn'].rsplit(':', 1)[-1]}"
+            what = (f"{props['Protocol']} subscription of {endpoint.rsplit(':', 1)[-1]} to "
+                    f"{props['TopicArn'].rsplit(':', 1)[-1]}")
         elif kind == "AWS::Lambda::EventInvokeConfig":
             client("lambda").put_function_event_invoke_config(
                 FunctionName=props["FunctionName"], MaximumRetryAttempts=int(props["MaximumRetryAttempts"]),

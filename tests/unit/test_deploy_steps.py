@@ -261,8 +261,10 @@ def test_every_limit_is_a_parameter_with_the_local_default_and_reaches_the_funct
     settings, merged = Settings(), template.merge_template()
     local = {"WOD_RATE_LIMIT_PER_MINUTE": settings.rate_limit_per_minute,
              "WOD_DOMAIN_RATE_LIMIT_PER_MINUTE": settings.domain_rate_limit_per_minute,
-             "WOD_HOLDS_PER_CLIENT": settings.holds_per_client, "WOD_MAILBOX_MAILS_PER_DAY": settings.mailbox_mails_per_day,
+             "WOD_HOLDS_PER_CLIENT": settings.holds_per_client,
+             "WOD_MAILBOX_MAILS_PER_DAY": settings.mailbox_mails_per_day,
              "WOD_MAIL_BULK_SHARE": settings.mail_bulk_share, "WOD_STUCK_MINUTES": settings.stuck_minutes,
+             "WOD_READY_TIMEOUT_SECONDS": settings.ready_timeout_seconds,
              "WOD_HUB_CONCURRENT_SPAWNS": 10, "WOD_IDLE_MINUTES": 20}
     assert {limit.variable for limit in template.LIMITS.values()} == set(local)
     for name, limit in template.LIMITS.items():
