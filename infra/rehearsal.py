@@ -93,7 +93,7 @@ class Rehearsal:
         try:
             yield
         except Exception as exc:
-            raise StepFailed(f"step {self.steps} ({title}) failed: {exc}") from exc
+            raise StepFailed(f"step {self.steps} ({title}) failed: {exc} (logs: {self.home})") from exc
         self.out(f"    ok ({time.monotonic() - started:.1f} s)")
 
     def env(self) -> dict[str, str]:
@@ -140,35 +140,12 @@ class Rehearsal:
             self.endpoint = f"http://localhost:{self.aws.port}"
             os.environ["MOTO_PORT"] = str(self.aws.port)  # where moto's custom resources answer
             self.deployer = enforce(self.endpoint, self.region)
+            rehearsal_moto.appliance_network(self)
             self.out(f"    endpoint {self.endpoint}; every request from now on is signed and authorized, "
                      f"the deploy's as {self.deployer['arn']}")
             self.run(commands.aws("s3api", "create-bucket", "--bucket", self.bucket, "--create-bucket-configuration",
                                   f"LocationConstraint={self.region}", region=self.region))
             self.out(f"    artifact bucket s3://{self.bucket}")
-
-    def refusals(self) -> None:
-        """What the deploy refuses before creating anything: another application's active receipt
-        rule set in the region; a location stack in a region without its frontend's tables."""
-        with self.step("the deploy's refusals, before anything is created"):
-            ses, refused = self.client("ses"), {}
-            ses.create_receipt_rule_set(RuleSetName="crm-inbound")
-            ses.set_active_receipt_rule_set(RuleSetName="crm-inbound")
-            london = {**self.parameters, "Frontend": "false", "Location": "london", "AlarmEmail": "",
-                      "OrdersAddress": "orders-london@example.org", "Locations": "{}"}
-            for name, stack, region, parameters in (("rule_set", self.stack, self.region, self.parameters),
-                                                    ("other_region", f"{self.stack}-london", "us-west-2", london)):
-                try:
-                    commands.deploy(self.package, bucket=self.bucket, stack=stack, region=region,
-                                    parameters=parameters, endpoint=self.endpoint, run=self.run, query=self.query,
-                                    say=lambda line: None)
-                except commands.DeployError as exc:
-                    refused[name] = str(exc)
-                    self.out(f"    refused: {exc}")
-                else:
-                    raise RuntimeError(f"the deploy of {stack} in {region} was not refused")
-            ses.set_active_receipt_rule_set()  # the other application's set let go of, as its owner would
-            ses.delete_receipt_rule_set(RuleSetName="crm-inbound")
-            self.report["refusals"] = refused
 
     def transform(self, packaged: Path) -> Path:
         """Between ``package`` and ``deploy``: the SAM transform, then what moto cannot create left out."""
@@ -266,7 +243,8 @@ class Rehearsal:
             ecs.create_cluster(clusterName=cluster)
             ecs.register_task_definition(family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
                                          cpu="256", memory="512", containerDefinitions=[
-                                             {"name": "appliance", "image": "wod/api101-appliance", "essential": True}])
+                                             {"name": "appliance", "image": "wod/api101-appliance", "essential": True,
+                                              "memory": 512}])
             self.out(f"    ECS cluster {cluster} and task definition {family} (yours, not the stack's): registered;"
                      " moto runs no container, so the appliance never answers")
 
@@ -344,7 +322,7 @@ class Rehearsal:
     def rehearse(self, map_path: Path | None = None) -> dict:
         try:
             self.start_aws()
-            self.refusals()
+            rehearsal_moto.refusals(self)
             self.deploy("deploy: aws cloudformation package + deploy")
             self.deploy("deploy again, nothing changed")
             self.list_resources()
@@ -366,6 +344,7 @@ class Rehearsal:
                 self.hub.stop()
             if self.aws is not None:
                 self.aws.stop()
+        shutil.rmtree(self.home, ignore_errors=True)  # kept after a failure: the functions' logs are there
         return self.report
 
 

@@ -1,7 +1,11 @@
-"""Where the rehearsal reads or completes what moto's CloudFormation made (``infra/rehearsal.py``)."""
+"""What the rehearsal (``infra/rehearsal.py``) does around the stack: what the operator brings (the
+appliances' network), what the deploy must refuse, and where it reads or completes what moto's
+CloudFormation made."""
 from __future__ import annotations
 
 from typing import Any
+
+from infra import deploy as commands
 
 ACCOUNT = "123456789012"  # moto's account
 
@@ -40,3 +44,37 @@ def executing_machines(rehearsal: Any) -> None:
             if created != resource["id"]:
                 raise RuntimeError(f"{logical}: {created} is not the stack's {resource['id']}")
 
+
+def refusals(rehearsal: Any) -> None:
+    """What the deploy refuses before creating anything: another application's active receipt
+    rule set in the region; a location stack in a region without its frontend's tables."""
+    with rehearsal.step("the deploy's refusals, before anything is created"):
+        ses, refused = rehearsal.client("ses"), {}
+        ses.create_receipt_rule_set(RuleSetName="crm-inbound")
+        ses.set_active_receipt_rule_set(RuleSetName="crm-inbound")
+        london = {**rehearsal.parameters, "Frontend": "false", "Location": "london", "AlarmEmail": "",
+                  "OrdersAddress": "orders-london@example.org", "Locations": "{}"}
+        for name, stack, region, parameters in (("rule_set", rehearsal.stack, rehearsal.region, rehearsal.parameters),
+                                                ("other_region", f"{rehearsal.stack}-london", "us-west-2", london)):
+            try:
+                commands.deploy(rehearsal.package, bucket=rehearsal.bucket, stack=stack, region=region,
+                                parameters=parameters, endpoint=rehearsal.endpoint, run=rehearsal.run,
+                                query=rehearsal.query, say=lambda line: None)
+            except commands.DeployError as exc:
+                refused[name] = str(exc)
+                rehearsal.out(f"    refused: {exc}")
+            else:
+                raise RuntimeError(f"the deploy of {stack} in {region} was not refused")
+        ses.set_active_receipt_rule_set()  # the other application's set let go of, as its owner would
+        ses.delete_receipt_rule_set(RuleSetName="crm-inbound")
+        rehearsal.report["refusals"] = refused
+
+
+def appliance_network(rehearsal: Any) -> None:
+    """The appliances' subnet and security group, which the operator gives (EcsSubnets...)."""
+    ec2 = rehearsal.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="wod-appliances", Description="appliances", VpcId=vpc)["GroupId"]
+    rehearsal.parameters.update(EcsSubnets=subnet, EcsSecurityGroups=group)
+    rehearsal.out(f"    the appliances' network (yours, not the stack's): {subnet}, {group}")

@@ -69,21 +69,23 @@ class Access:
 # nonces: rate-limit counters and the mail pacer's budget (every sender), callback nonces (the API)
 FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "write", "emails": "write",
                    "admin": "write", "nonces": "write"}
-# The backend's tasks read workshops, students and registrations by key and update a student (password
-# hash, warm mark) or a registration (progress) in place; the frontend makes and frees everything else.
-BACKEND_TABLES = {"workshops": "lookup", "students": "update", "customers": "update"}
+# The backend's tasks read workshops and students by key and update a student (password hash, warm mark)
+# or a registration (progress) in place, each only the tables it touches; the frontend makes and frees
+# everything else.
 FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "admin-token", "link-key"), send_mail=True)
 TICK = Access(FRONTEND_TABLES, ("order-key/*", "link-key"), send_mail=True, report_failures=True)
 INTAKE = Access({"nonces": "write"}, ("order-key",), start_workflows=True, report_failures=True)
 ASYNC_RETRIES = 2  # Lambda's own retries of an asynchronous event before it goes to the failed-events queue
 
 
-def backend_task(*, callback: bool = False, content: bool = False, appliances: str = "") -> Access:
-    """``appliances``: what the task does with ECS appliances (words of APPLIANCE_GRANTS); each
-    implies "find" (a student's tasks are found by ``startedBy``)."""
-    secrets = ("hub-token", "callback-key") if callback else ("hub-token",)
+def backend_task(tables: str = "", *, hub: bool = True, callback: bool = False, content: bool = False,
+                 appliances: str = "") -> Access:
+    """``tables``: "kind:mode" words (``workshops:lookup students:update``); ``hub``: it drives the
+    hub (its token); ``appliances``: what it does with ECS appliances (keys of
+    :func:`appliance_grants`), each implying "find" (a student's tasks are found by ``startedBy``)."""
+    secrets = (("hub-token",) if hub else ()) + (("callback-key",) if callback else ())
     uses = frozenset({"find", *appliances.split()}) if appliances else frozenset()
-    return Access(BACKEND_TABLES, secrets, read_content=content, appliances=uses)
+    return Access(dict(word.split(":") for word in tables.split()), secrets, read_content=content, appliances=uses)
 
 
 # Chalice's logical id of each function -> its access. The test suite checks this covers
@@ -92,22 +94,24 @@ FUNCTIONS: dict[str, Access] = {
     "APIHandler": FRONTEND,
     "TimeChecks": TICK,
     "OrderIntake": INTAKE,
-    "ProvisionPrepare": backend_task(),
-    "ProvisionCreateHubUser": backend_task(appliances="stop"),  # a previous holder's
-    "ProvisionStartServer": backend_task(appliances="start"),
-    "ProvisionCheckReady": backend_task(appliances="find"),
-    "ProvisionDeploy": backend_task(callback=True, content=True, appliances="tokens"),
-    "ProvisionCompensate": backend_task(callback=True, appliances="stop"),
-    "CleanupMeasureCompletion": backend_task(content=True),
-    "CleanupTeardown": backend_task(appliances="stop"),
-    "CleanupReport": backend_task(callback=True),
-    "PurgeTeardown": backend_task(appliances="stop"),
-    "PurgeReport": backend_task(callback=True),
-    "ResetDeploy": backend_task(callback=True, content=True, appliances="tokens"),
-    "WarmPrepare": backend_task(),
-    "WarmStart": backend_task(appliances="stop start"),
-    "WarmCheckReady": backend_task(appliances="find"),
-    "WarmMark": backend_task(),
+    "ProvisionPrepare": backend_task("students:lookup customers:update", hub=False),
+    "ProvisionCreateHubUser": backend_task("customers:update", appliances="stop"),  # a previous holder's
+    "ProvisionStartServer": backend_task("workshops:lookup", appliances="start"),
+    "ProvisionCheckReady": backend_task("workshops:lookup", appliances="find"),
+    "ProvisionDeploy": backend_task("workshops:lookup students:update customers:update", callback=True, content=True,
+                                    appliances="tokens"),
+    "ProvisionCompensate": backend_task("students:lookup", callback=True, appliances="stop"),
+    "CleanupMeasureCompletion": backend_task("workshops:lookup students:lookup", content=True),
+    "CleanupTeardown": backend_task("students:lookup", appliances="stop"),
+    "CleanupReport": backend_task(hub=False, callback=True),
+    "PurgeTeardown": backend_task("students:lookup", appliances="stop"),
+    "PurgeReport": backend_task(hub=False, callback=True),
+    "ResetDeploy": backend_task("workshops:lookup students:update customers:update", callback=True, content=True,
+                                appliances="tokens"),
+    "WarmPrepare": backend_task(hub=False),  # a deadline: no AWS at all
+    "WarmStart": backend_task("workshops:lookup students:lookup", appliances="stop start"),
+    "WarmCheckReady": backend_task("workshops:lookup", appliances="find"),  # provisioning's check_ready
+    "WarmMark": backend_task("students:update", hub=False),
 }
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from infra import iam_map
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MAP = ROOT / "infra" / "iam-map.json"
@@ -81,15 +83,19 @@ def test_a_participants_whole_life_runs_through_the_stack(rehearsal):
     assert machines["ProvisionStateMachine"] == ["SUCCEEDED"] * 3  # two ready, one compensated
     for machine in ("ResetStateMachine", "CleanupStateMachine", "WarmStateMachine", "PurgeStateMachine"):
         assert machines[machine] and set(machines[machine]) == {"SUCCEEDED"}, machine
-    assert chain["organiser"]["csv"] and chain["organiser"]["resized"][1] == chain["organiser"]["resized"][0] - 1
+    seats, grown, back = chain["organiser"]["resized"]
+    assert chain["organiser"]["csv"] and (grown, back) == (seats + 1, seats)
     assert chain["inbound"] >= 5  # CREATE x2, RESET, CLEANUP, WARM, PURGE through SES inbound and SNS
 
 
 def test_every_function_ran_under_its_own_role_and_nothing_was_refused(rehearsal):
     _, report, recorded = rehearsal
     assert report["iam"]["refused"] == [] and recorded["refused"] == []
-    ran = {name for name, use in recorded["functions"].items() if use["uses"]}
-    assert ran == set(recorded["functions"])  # every function of the stack made AWS calls in the chain
+    invoked = {u["resource"].removeprefix("${").removesuffix(".Arn}")
+               for u in recorded["functions"]["StateMachineRole"]["uses"]}
+    ran = {name for name, use in recorded["functions"].items() if use["uses"]} | invoked
+    # every function of the stack ran in the chain, but the warm machine's readiness check (provisioning's code)
+    assert set(recorded["functions"]) - set(iam_map.SAME_CODE) <= ran
 
 
 def test_the_committed_map_holds_every_call_the_rehearsal_recorded(rehearsal):
