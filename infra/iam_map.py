@@ -32,17 +32,13 @@ SAME_CODE = {"WarmCheckReady": "ProvisionCheckReady"}
 # Grants the rehearsal cannot reach ("Sid", or "Function:Sid"), and why: each is checked by reading
 # the code that uses it.
 UNREACHED = {
-    "ReadApplianceTokens": "an appliance's token is read from its running task before the notebooks are "
-                           "deployed: moto runs no container, so no appliance ever answers and none gets that far",
-    "ProvisionDeploy:FindAppliances": "the same: the token's task is found first",
-    "ResetDeploy:FindAppliances": "the same: the token's task is found first",
-    "PassApplianceRoles": "ECS checks iam:PassRole when it starts a task definition with roles: the "
-                          "rehearsal's stands in without any",
-    **{f"{function}:StopAppliances": "a student's appliance task is stopped only if one runs: only the "
-                                     "compensated registration's does here" for function in (
-        "ProvisionCreateHubUser", "CleanupTeardown", "PurgeTeardown", "WarmStart")},
+    "StopAppliances": "moto's ECS fails to start a Fargate task in a VPC (an appliance's), so none runs to be stopped",
+    "ReadApplianceTokens": "the same: an appliance's token is read from its running task",
+    "PassApplianceRoles": "ECS checks iam:PassRole when it starts a task definition with roles: none starts here",
+    **{f"{function}:FindAppliances": "the same: a workshop's appliance tasks are looked for once one was started"
+       for function in ("ProvisionDeploy", "ResetDeploy", "ProvisionCheckReady", "WarmCheckReady")},
     "WarmStart:StartAppliances": "a warm pool of a workshop with an appliance starts one: the rehearsal's warm "
-                                 "workshop has none (an appliance never answers here)",
+                                 "workshop has none",
 }
 
 

@@ -76,6 +76,7 @@ def test_a_participants_whole_life_runs_through_the_stack(rehearsal):
     chain = report["chain"]
     assert chain["registration"] == "pending"  # confirmed from the mail, rate limits on
     assert chain["login"].endswith("/lab/tree/0-ReadMeFirst.ipynb")
+    assert chain["check_ready"] == {"ready": True}
     assert chain["time_checks"]["reminders"] == 1 and chain["time_checks"]["expired"] == 1
     assert chain["time_checks"]["warming"] == 1
     assert chain["warm_taken"]  # a registration for the warm workshop took the warm seat
