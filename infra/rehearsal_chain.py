@@ -6,8 +6,9 @@ Register (rate limits on) and confirm from the mail; the CREATE order mail throu
 -> every task -> the hub -> the callback -> the credentials mail; log in as the student; a RESET;
 the organiser API (resize, CSV, a webhook and its test, a purge); the time checks (a warm pool
 topped up, the reminder, the end, the CLEANUP order, the thank-you mail); a provisioning that
-fails (moto's ECS cannot start the appliance's Fargate task) and is compensated. moto has no SES inbound: :meth:`Chain.deliver_inbound` does what SES would with
-every mail sent to an address of the active rule set. The business clock cannot be moved inside
+fails (moto's ECS cannot start the appliance's Fargate task) and is compensated. moto has no SES
+inbound: :meth:`Chain.deliver_inbound` does what SES would with every mail sent to an address of
+the active rule set. The business clock cannot be moved inside
 the functions, so the rehearsal moves a registration's times in the table instead.
 """
 from __future__ import annotations
