@@ -18,7 +18,7 @@ from __future__ import annotations
 import email
 import email.utils
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -288,11 +288,3 @@ def requests_of(service: str, operation: str, params: Mapping[str, Any], where: 
         return [Request(f"sts:{operation}", str(params["RoleArn"]))]
     return [Request(f"{service}:{operation}", "*")]
 
-
-def first_refusal(policy: Policy, requests: Iterable[Request]) -> tuple[Request, Decision] | None:
-    """The first request of a call that ``policy`` does not allow, with why."""
-    for request in requests:
-        decision = policy.decide(request)
-        if not decision.allowed:
-            return request, decision
-    return None
