@@ -3,6 +3,7 @@ moto's CloudFormation lacks (``infra/standins.py``), without any AWS."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,7 @@ def test_the_resolver_evaluates_parameters_conditions_and_physical_ids():
 def test_a_failing_step_is_named(tmp_path):
     lines: list[str] = []
     rehearsal = Rehearsal(Path(tmp_path), Path(tmp_path), "wod", "eu-west-1", "WKSHP-X", out=lines.append)
+    shutil.rmtree(rehearsal.home)  # nothing runs: its working directory is not needed
     with pytest.raises(StepFailed, match=r"step 2 \(the second\) failed: broken"):
         with rehearsal.step("the first"):
             pass
