@@ -51,6 +51,7 @@ class Settings:
     domain_rate_limit_per_minute: int = 300  # registrations for one email domain per minute (0: no limit)
     holds_per_client: int = 10  # unconfirmed holds one client address takes per confirmation window (0: no limit)
     link_days_after_end: int = 7  # a participant's links open their registration this long after it ends
+    mailbox_mails_per_day: int = 8  # emails registering sends one mailbox a day (confirmations, "already registered")
     order_max_age_seconds: int = 900
     # backend side
     hub_url: str = "http://127.0.0.1:8001"  # what participants open
@@ -142,6 +143,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                                  defaults.domain_rate_limit_per_minute)),
         holds_per_client=int(env.get("WOD_HOLDS_PER_CLIENT", defaults.holds_per_client)),
         link_days_after_end=int(_number(env, "WOD_LINK_DAYS_AFTER_END", defaults.link_days_after_end, 0, 3650)),
+        mailbox_mails_per_day=int(_number(env, "WOD_MAILBOX_MAILS_PER_DAY", defaults.mailbox_mails_per_day, 1, 1000)),
         order_max_age_seconds=int(env.get("WOD_ORDER_MAX_AGE_SECONDS", defaults.order_max_age_seconds)),
         hub_url=env.get("WOD_HUB_URL", defaults.hub_url).rstrip("/"),
         hub_api_url=env.get("WOD_HUB_API_URL") or None,

@@ -40,6 +40,9 @@ Options:
   --student-cpus N          cores of one student (default 1)
   --student-disk-mb N       size of one student's home (default 1024)
                             (0 turns one of these four limits off)
+  --concurrent-spawns N     participants' servers the hub starts at once (default 10; the stack's HubSpawnLimit)
+  --idle-minutes N          minutes without traffic before a participant's server stops (default 20, 0: never;
+                            the stack's IdleMinutes)
   --aws-endpoint URL        AWS endpoint for the table and the secret (tests only)
   --foreground              start the hub in the foreground instead of as a systemd unit
   -h, --help                this text
@@ -53,7 +56,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HUB_FILES=$(cd "$HERE/../jupyterhub" 2>/dev/null && pwd) || die "infra/jupyterhub/ must sit next to infra/hub/"
 PREFIX=/opt/wod-hub TABLE="" TOKEN_SECRET="" TOKEN_FILE="" REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 DOMAIN="" EMAIL="" PUBLIC_IP="" DNS_WAIT=3600 TLS_CERT="" TLS_KEY="" PORT="" API_PORT=8081 PROXY_API_PORT=8002
-PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0 PUBLIC_NAME=""
+PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0 PUBLIC_NAME="" SPAWNS=10 IDLE_MINUTES=20
 STUDENT_MEMORY_MB=2048 STUDENT_PROCESSES=256 STUDENT_CPUS=1 STUDENT_DISK_MB=1024
 
 while [ $# -gt 0 ]; do
@@ -62,7 +65,8 @@ while [ $# -gt 0 ]; do
     --foreground) FOREGROUND=1; shift; continue ;;
     --prefix|--table|--hub-token-secret|--hub-token-file|--region|--domain|--email|--public-ip|--dns-wait|\
     --tls-cert|--tls-key|--port|--api-port|--proxy-api-port|--python|--pip-args|--imds-chain|--aws-endpoint|\
-    --public-name|--student-memory-mb|--student-processes|--student-cpus|--student-disk-mb)
+    --public-name|--student-memory-mb|--student-processes|--student-cpus|--student-disk-mb|\
+    --concurrent-spawns|--idle-minutes)
       [ $# -ge 2 ] || die "$1 needs a value"
       case "$1" in
         --prefix) PREFIX=$2 ;; --table) TABLE=$2 ;; --hub-token-secret) TOKEN_SECRET=$2 ;;
@@ -73,6 +77,7 @@ while [ $# -gt 0 ]; do
         --aws-endpoint) AWS_ENDPOINT=$2 ;; --public-name) PUBLIC_NAME=$2 ;;
         --student-memory-mb) STUDENT_MEMORY_MB=$2 ;; --student-processes) STUDENT_PROCESSES=$2 ;;
         --student-cpus) STUDENT_CPUS=$2 ;; --student-disk-mb) STUDENT_DISK_MB=$2 ;;
+        --concurrent-spawns) SPAWNS=$2 ;; --idle-minutes) IDLE_MINUTES=$2 ;;
       esac
       shift 2 ;;
     *) usage >&2; die "unknown option: $1" ;;
@@ -97,6 +102,8 @@ for n in "$STUDENT_MEMORY_MB" "$STUDENT_PROCESSES" "$STUDENT_DISK_MB"; do
   [[ "$n" =~ ^[0-9]+$ ]] || die "$n: a student's limits are whole numbers (0: off)"
 done
 [[ "$STUDENT_CPUS" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--student-cpus $STUDENT_CPUS: a number of cores (0: off)"
+[[ "$SPAWNS" =~ ^[0-9]+$ ]] && [ "$SPAWNS" -ge 1 ] || die "--concurrent-spawns $SPAWNS: a number of servers, 1 or more"
+[[ "$IDLE_MINUTES" =~ ^[0-9]+$ ]] || die "--idle-minutes $IDLE_MINUTES: a number of minutes (0: never)"
 TLS=0; if [ -n "$TLS_CERT$DOMAIN" ]; then TLS=1; fi
 [ -n "$PUBLIC_NAME" ] || PUBLIC_NAME=$DOMAIN
 [[ -z "$PUBLIC_NAME" || "$PUBLIC_NAME" =~ ^([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$ ]] || die "--public-name $PUBLIC_NAME: not a host name"
@@ -216,6 +223,8 @@ WOD_HUB_PROXY_API_PORT=$PROXY_API_PORT
 WOD_HUB_STATE_DIR=$PREFIX/state
 WOD_HUB_PROXY_CMD=$PREFIX/proxy/node_modules/.bin/configurable-http-proxy
 WOD_HUB_SPAWNER=isolated
+WOD_HUB_CONCURRENT_SPAWNS=$SPAWNS
+WOD_IDLE_MINUTES=$IDLE_MINUTES
 WOD_STUDENTS_TABLE=$TABLE
 AWS_DEFAULT_REGION=$REGION
 WOD_AWS_ENDPOINT=$AWS_ENDPOINT
