@@ -73,7 +73,8 @@ class HubHost:
         self.api_port, self.proxy_api_port = api_port, proxy_api_port
         self.chain = f"WOD-IMDS-R{os.getpid() % 100000}"
         self.args = ["--prefix", str(prefix), "--table", table, "--hub-token-secret", secret, "--region", region,
-                     "--aws-endpoint", endpoint, "--tls-cert", str(cert), "--tls-key", str(key), "--port", str(port),
+                     "--aws-endpoint", endpoint, "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
+                     "--public-name", "localhost", "--port", str(port),
                      "--api-port", str(api_port), "--proxy-api-port", str(proxy_api_port),
                      "--imds-chain", self.chain, "--foreground"]
         self.env = {k: v for k, v in os.environ.items()
