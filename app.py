@@ -48,7 +48,10 @@ def _task(machine: str, name: str, module: str):
     return app.lambda_function(name=function_name(machine, name))(handler)
 
 
-TASK_FUNCTIONS = [_task(machine, name, module) for machine, name, module in tasks()]
+# Lambda finds a handler as an attribute of this module: the template's Handler is app.<machine>_<task>.
+TASKS = {f"{machine}_{name}": _task(machine, name, module) for machine, name, module in tasks()}
+TASK_FUNCTIONS = list(TASKS.values())
+globals().update(TASKS)
 
 
 @app.middleware("http")

@@ -62,6 +62,7 @@ class Settings:
     venue_rate_limit_per_minute: int = 600
     venue_holds: int = 1000
     link_days_after_end: int = 7  # a participant's links open their registration this long after it ends
+    mailbox_mails_per_day: int = 8  # emails registering sends one mailbox a day (confirmations, "already registered")
     order_max_age_seconds: int = 900
     # backend side
     hub_url: str = "http://127.0.0.1:8001"  # what participants open
@@ -179,6 +180,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                                 defaults.venue_rate_limit_per_minute, 1, 1_000_000)),
         venue_holds=int(_number(env, "WOD_VENUE_HOLDS", defaults.venue_holds, 1, 1_000_000)),
         link_days_after_end=int(_number(env, "WOD_LINK_DAYS_AFTER_END", defaults.link_days_after_end, 0, 3650)),
+        mailbox_mails_per_day=int(_number(env, "WOD_MAILBOX_MAILS_PER_DAY", defaults.mailbox_mails_per_day, 1, 1000)),
         order_max_age_seconds=int(env.get("WOD_ORDER_MAX_AGE_SECONDS", defaults.order_max_age_seconds)),
         hub_url=env.get("WOD_HUB_URL", defaults.hub_url).rstrip("/"),
         hub_api_url=env.get("WOD_HUB_API_URL") or None,

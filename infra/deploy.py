@@ -63,6 +63,27 @@ def check_parameters(parameters: Mapping[str, str]) -> None:
     if alarm and not ALARM_EMAIL.fullmatch(alarm):
         raise DeployError(f"AlarmEmail={alarm!r}: one plain address (name@example.org), no display name")
     check_locations(parameters.get("Locations", "{}"), frontend)
+    check_limits(parameters)
+
+
+def check_limits(parameters: Mapping[str, str]) -> None:
+    """The event's limits (``infra.template.LIMITS``): numbers within their range, whole ones but
+    the mail share; the functions would refuse to start with anything else."""
+    from infra.limits import LIMITS
+
+    for name, limit in LIMITS.items():
+        raw = parameters.get(name)
+        if raw is None:
+            continue
+        whole = limit.whole
+        try:
+            value = int(raw) if whole else float(raw)
+        except ValueError:
+            raise DeployError(f"{name}={raw!r}: expected {'a whole number' if whole else 'a number'} "
+                              f"({limit.description.split(';')[0]}; docs/deploy.md, sizing)") from None
+        if not limit.low <= value <= limit.high:
+            raise DeployError(f"{name}={raw!r}: expected {limit.low:g} to {limit.high:g} "
+                              f"({limit.description.split(';')[0]})")
 
 
 def check_locations(value: str, frontend: bool) -> None:
@@ -80,6 +101,46 @@ def check_locations(value: str, frontend: bool) -> None:
         raise DeployError(f"Locations={value!r}: {hint}")
     if frontend and not locations:
         raise DeployError(f"Locations is empty: the frontend would have nowhere to send any order. {hint}")
+
+
+def check_account(parameters: Mapping[str, str], *, stack: str, region: str, endpoint: str | None, query: Query,
+                  new: bool) -> None:
+    """What is already in the account and region that the stack would break or trip on, named
+    before anything is uploaded: a location stack away from its frontend's tables, another
+    application's active receipt rule set, an SES identity of ``MailDomain`` made outside the stack."""
+    def read(*arguments: str) -> str:
+        answer = query(aws(*arguments, "--output", "text", region=region, endpoint=endpoint))
+        if answer is None:
+            raise DeployError(f"`aws {' '.join(arguments[:2])}` failed in {region} (see its message above); "
+                              "nothing was changed")
+        return answer.strip()
+
+    prefix = parameters.get("TablePrefix", "wod")
+    if parameters.get("Frontend", "true") != "true":
+        tables = read("dynamodb", "list-tables", "--query", "TableNames").split()
+        if f"{prefix}-students" not in tables:
+            raise DeployError(
+                f"no table {prefix}-students in {region}: a location stack works on its frontend's tables and keys "
+                "in its own region (their ARNs and the SDK's region are the stack's), so deploy it in the "
+                "frontend's region, with the frontend's TablePrefix and SecretsPrefix; locations in other regions "
+                "are not supported")
+    if not parameters.get("ReceiptRuleSet") and parameters.get("ReplaceActiveRuleSet", "false") != "true":
+        active = read("ses", "describe-active-receipt-rule-set", "--query", "Metadata.Name")
+        if active not in ("", "None", f"{stack}-orders"):
+            raise DeployError(
+                f"the active SES receipt rule set in {region} is {active}, not this stack's: only one is active "
+                f"per region, and replacing it would cut off the mail its rules receive. Deploy with "
+                f"ReceiptRuleSet={active} to add this stack's rule to it, or ReplaceActiveRuleSet=true to replace it")
+    domain = parameters.get("MailDomain", "")
+    if new and parameters.get("Frontend", "true") == "true" and domain and \
+            parameters.get("MailIdentityExists", "false") != "true":
+        found = read("ses", "get-identity-verification-attributes", "--identities", domain, "--query",
+                     f"VerificationAttributes.\"{domain}\".VerificationStatus")
+        if found not in ("", "None"):
+            raise DeployError(
+                f"SES already has the identity {domain} in {region} ({found}), made outside this stack: deploy with "
+                "MailIdentityExists=true to use it as it is (its DKIM records stay as they are, and the stack has "
+                "no DkimRecord outputs), or remove it first")
 
 
 def aws(*arguments: str, region: str, endpoint: str | None = None) -> list[str]:
@@ -192,6 +253,7 @@ def deploy(package: Path, *, bucket: str, stack: str, region: str, parameters: M
             run(command)
         status = None
     first = status in (None, "REVIEW_IN_PROGRESS")
+    check_account(parameters, stack=stack, region=region, endpoint=endpoint, query=query, new=first)
     packaged = package / "packaged.json"
     run(package_command(package / "sam.json", packaged, bucket=bucket, stack=stack, region=region,
                         endpoint=endpoint))

@@ -30,6 +30,13 @@ def parameters() -> dict:
         "WafRateLimit": {"Type": "Number", "Default": 0, "MinValue": 0,
                          "Description": "Requests per 5 minutes from one address before WAF blocks it "
                                         "(0: no WAF; else at least 10)"},
+        "ReplaceActiveRuleSet": {"Type": "String", "AllowedValues": ["true", "false"], "Default": "false",
+                                 "Description": "true: this stack's rule set becomes the region's active one even "
+                                                "if another one is active (its rules then stop receiving mail); "
+                                                "false: the deploy stops and names it"},
+        "MailIdentityExists": {"Type": "String", "AllowedValues": ["true", "false"], "Default": "false",
+                               "Description": "true: SES already has MailDomain's identity (made outside this "
+                                              "stack): the stack uses it as it is and creates none"},
         "ReceiptRuleSet": {"Type": "String", "Default": "", "AllowedPattern": "^[A-Za-z0-9_.-]{0,64}$",
                            "Description": "Empty: the stack creates its receipt rule set and makes it the region's "
                                           "active one. The name of the region's active rule set (another stack's "
@@ -39,6 +46,8 @@ def parameters() -> dict:
 
 def conditions() -> dict:
     return {"HasWaf": {"Fn::Not": [{"Fn::Equals": [{"Ref": "WafRateLimit"}, 0]}]},
+            "CreatesMailIdentity": {"Fn::And": [{"Condition": "IsFrontend"},
+                                                {"Fn::Equals": [{"Ref": "MailIdentityExists"}, "false"]}]},
             "OwnsRuleSet": {"Fn::Equals": [{"Ref": "ReceiptRuleSet"}, ""]}}
 
 
@@ -106,7 +115,7 @@ def waf() -> dict:
 
 def mail() -> dict:
     resources = {
-        "MailIdentity": {"Type": "AWS::SES::EmailIdentity", "Condition": "IsFrontend", "Properties": {
+        "MailIdentity": {"Type": "AWS::SES::EmailIdentity", "Condition": "CreatesMailIdentity", "Properties": {
             "EmailIdentity": {"Ref": "MailDomain"},
             "DkimAttributes": {"SigningEnabled": True},
             "DkimSigningAttributes": {"NextSigningKeyLength": "RSA_2048_BIT"},
@@ -152,13 +161,13 @@ def active_rule_set() -> dict:
             "Code": {"ZipFile": (CUSTOM / "active_rule_set.py").read_text()}}},
         logical: {"Type": "Custom::ActiveReceiptRuleSet", "Condition": "OwnsRuleSet", "DependsOn": "OrdersRule",
                   "Properties": {"ServiceToken": {"Fn::GetAtt": [f"{logical}Function", "Arn"]},
-                                 "RuleSetName": {"Ref": "OrdersRuleSet"}}},
+                                 "RuleSetName": {"Ref": "OrdersRuleSet"}, "Replace": {"Ref": "ReplaceActiveRuleSet"}}},
     }
 
 
 def outputs() -> dict:
     return {f"DkimRecord{n}": {
-        "Condition": "IsFrontend",
+        "Condition": "CreatesMailIdentity",
         "Description": f"DNS record {n} of 3 that verifies MailDomain and signs its mail (Easy DKIM)",
         "Value": {"Fn::Join": [" CNAME ", [{"Fn::GetAtt": ["MailIdentity", f"DkimDNSTokenName{n}"]},
                                            {"Fn::GetAtt": ["MailIdentity", f"DkimDNSTokenValue{n}"]}]]},

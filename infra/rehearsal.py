@@ -2,27 +2,30 @@
 
 Runs the deploy's own commands (:mod:`infra.deploy`: ``aws cloudformation package`` and
 ``aws cloudformation deploy`` through an artifact bucket) with the AWS CLI pointed at an embedded
-AWS (moto's server, as local mode runs it), deploys a second time with nothing changed, lists
-what the stack created, and runs a smoke flow on it: the catalog sync of ``workshops/`` into the
-stack's tables and bucket, then one registration through the API function with the environment
-the stack gave it, checking a seat was claimed and the welcome mail went out through SES.
+AWS (moto's server, as local mode runs it) that enforces IAM, deploys a second time with nothing
+changed, lists what the stack created, stands in for what moto cannot create, then runs a
+participant's whole life on it (``infra/rehearsal_chain.py``) with every function in a process of
+its own, under its own role's credentials and with the stack's environment, and the location's
+JupyterHub set up by ``infra/hub/bootstrap.sh`` on this machine. Every AWS call each function
+made is evaluated against its role's policy (``infra/iam.py``); a refused one fails the rehearsal,
+naming function, action and resource; ``--map`` writes what each function used and which
+statement allowed it (``infra/iam-map.json``).
 
 moto's CloudFormation does not run the SAM transform and cannot create every resource type:
 the transform is done here (``aws-sam-translator``), and what moto cannot create is left out of
-what is deployed and named in the output; where moto has the service's API (secrets, SES),
-the rehearsal creates those resources itself after the deploy, as the template describes them.
-Each step prints its progress; a failure names its step and exits 1. Nothing leaves this machine:
-the CLI and the app get placeholder credentials and the embedded AWS's address.
+what is deployed and named in the output; where moto has the service's API, the rehearsal
+creates those resources itself after the deploy, as the template describes them. Each step
+prints its progress; a failure names its step and exits 1. Nothing leaves this machine.
 """
 from __future__ import annotations
 
 import argparse
-import email
-import email.policy
 import json
 import logging
 import os
-import re
+import shutil
+import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -33,19 +36,22 @@ from pathlib import Path
 from typing import Any
 
 from infra import deploy as commands
-from infra import standins
+from infra import iam_map, rehearsal_hub, rehearsal_moto, standins
+from infra.rehearsal_chain import WARM_WORKSHOP
+from infra.rehearsal_iam import Functions, Roles, enforce, invoke_as, route
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's account
-PARAMETERS = {
-    "PublicUrl": "https://workshops.example.org", "MailDomain": "example.org",
-    "MailFrom": "Workshops-on-Demand <noreply@example.org>", "OrdersAddress": "orders@example.org",
-    "HubUrl": "https://hub.example.org", "Location": "paris", "Locations": json.dumps({"paris": "orders@example.org"}),
+SECRETS_PREFIX = "/wod"
+BASE_PARAMETERS = {
+    "MailDomain": "example.org", "MailFrom": "Workshops-on-Demand <noreply@example.org>",
+    "OrdersAddress": "orders@example.org", "Location": "paris",
+    "Locations": json.dumps({"paris": "orders@example.org"}),
     "AlarmEmail": "ops@example.org", "EcsCluster": "wod-appliances", "EcsSubnets": "subnet-0a",
-    "EcsSecurityGroups": "sg-0a",
+    "EcsSecurityGroups": "sg-0a", "HubHost": "false",  # the hub: this machine, set up by bootstrap.sh
 }
-PARTICIPANT = {"email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace", "company": "Analytical",
-               "accept_terms": True}
+DEFAULT_HUB_PREFIX = Path("/opt/wod-rehearsal-hub")  # kept: a second rehearsal installs nothing; not under
+# /tmp or /var/tmp, which each student server has a private one of
 
 
 class StepFailed(RuntimeError):
@@ -54,9 +60,10 @@ class StepFailed(RuntimeError):
 
 class Rehearsal:
     def __init__(self, package: Path, workshops: Path, stack: str, region: str, workshop: str,
-                 out: Callable[[str], None] = print):
+                 hub_prefix: Path = DEFAULT_HUB_PREFIX, out: Callable[[str], None] = print):
         self.package, self.workshops, self.stack, self.region = package, workshops, stack, region
-        self.workshop, self.out = workshop, out
+        self.workshop, self.out, self.hub_prefix = workshop, out, hub_prefix
+        self.account, self.secrets_prefix = ACCOUNT, SECRETS_PREFIX
         self.bucket = f"{stack}-artifacts"
         self.steps = 0
         self.aws: Any = None
@@ -64,6 +71,16 @@ class Rehearsal:
         self.home = Path(tempfile.mkdtemp(prefix="wod-rehearsal-"))
         self.skipped: dict[str, str] = {}
         self.deployed: dict = {}
+        self.deployer: dict[str, str] = {}
+        self.ports = dict(zip(("api", "hub", "hub_api", "proxy_api"), rehearsal_hub.free_ports(4), strict=True))
+        self.hub_url = f"https://localhost:{self.ports['hub']}"
+        self.parameters = {**BASE_PARAMETERS, "PublicUrl": f"https://localhost:{self.ports['api']}",
+                           "HubUrl": self.hub_url}
+        self.cert, self.key = rehearsal_hub.certificate(self.home)
+        self.context = ssl.create_default_context(cafile=str(self.cert))
+        self.roles: Roles | None = None
+        self.functions = Functions(self.home, region, ACCOUNT, self.home / "calls.jsonl")
+        self.hub: rehearsal_hub.HubHost | None = None
         self.report: dict[str, Any] = {"stack": stack, "skipped": {}, "stood_in": [], "resources": {}}
 
     # ---- plumbing ------------------------------------------------------------------------------------
@@ -76,17 +93,18 @@ class Rehearsal:
         try:
             yield
         except Exception as exc:
-            raise StepFailed(f"step {self.steps} ({title}) failed: {exc}") from exc
+            raise StepFailed(f"step {self.steps} ({title}) failed: {exc} (logs: {self.home})") from exc
         self.out(f"    ok ({time.monotonic() - started:.1f} s)")
 
     def env(self) -> dict[str, str]:
-        """The CLI's and the app's environment: this machine's, less any AWS identity or setting,
-        plus placeholder credentials and the embedded AWS as every service's endpoint."""
+        """The CLI's environment: this machine's, less any AWS identity or setting, plus the
+        deployer's credentials and the embedded AWS as every service's endpoint."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WOD_", "POWERTOOLS_"))}
         none = str(self.home / "none")
         env.update(HOME=str(self.home), AWS_CONFIG_FILE=none, AWS_SHARED_CREDENTIALS_FILE=none,
-                   AWS_ACCESS_KEY_ID="rehearsal", AWS_SECRET_ACCESS_KEY="rehearsal", AWS_DEFAULT_REGION=self.region,
-                   AWS_REGION=self.region, AWS_ENDPOINT_URL=self.endpoint, MOTO_PORT=str(self.aws.port))
+                   AWS_DEFAULT_REGION=self.region, AWS_REGION=self.region, AWS_ENDPOINT_URL=self.endpoint,
+                   MOTO_PORT=str(self.aws.port))
+        env.update({k: v for k, v in self.deployer.items() if k.startswith("AWS_")})
         return env
 
     def run(self, command: list[str]) -> None:
@@ -100,16 +118,20 @@ class Rehearsal:
     def query(self, command: list[str]) -> str | None:
         return commands.query_command(command, self.env())
 
-    def client(self, service: str):
+    def client(self, service: str, session: Any = None):
         import boto3
 
-        return boto3.session.Session(aws_access_key_id="rehearsal", aws_secret_access_key="rehearsal").client(
-            service, region_name=self.region, endpoint_url=self.endpoint)
+        session = session or boto3.session.Session(aws_access_key_id=self.deployer["AWS_ACCESS_KEY_ID"],
+                                                   aws_secret_access_key=self.deployer["AWS_SECRET_ACCESS_KEY"])
+        return session.client(service, region_name=self.region, endpoint_url=self.endpoint)
+
+    def table(self, kind: str) -> str:
+        return f"{self.parameters.get('TablePrefix', 'wod')}-{kind}"
 
     # ---- the steps -----------------------------------------------------------------------------------
 
     def start_aws(self) -> None:
-        with self.step("start the embedded AWS (moto's server)"):
+        with self.step("start the embedded AWS (moto's server), IAM enforced"):
             from local.aws import EmbeddedAws
 
             logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
@@ -117,14 +139,17 @@ class Rehearsal:
             # "localhost": moto reads a template URL on it as path-style (bucket, then key)
             self.endpoint = f"http://localhost:{self.aws.port}"
             os.environ["MOTO_PORT"] = str(self.aws.port)  # where moto's custom resources answer
-            self.out(f"    endpoint {self.endpoint}")
+            self.deployer = enforce(self.endpoint, self.region)
+            rehearsal_moto.appliance_network(self)
+            self.out(f"    endpoint {self.endpoint}; every request from now on is signed and authorized, "
+                     f"the deploy's as {self.deployer['arn']}")
             self.run(commands.aws("s3api", "create-bucket", "--bucket", self.bucket, "--create-bucket-configuration",
                                   f"LocationConstraint={self.region}", region=self.region))
             self.out(f"    artifact bucket s3://{self.bucket}")
 
     def transform(self, packaged: Path) -> Path:
         """Between ``package`` and ``deploy``: the SAM transform, then what moto cannot create left out."""
-        template = standins.translate(json.loads(packaged.read_text()), {**PARAMETERS, "Frontend": "true"})
+        template = standins.translate(json.loads(packaged.read_text()), {**self.parameters, "Frontend": "true"})
         self.deployed = template
         resolve = self.resolver({})
         deployable, skipped = standins.without_unsupported(template, standins.moto_types(), resolve)
@@ -147,7 +172,7 @@ class Rehearsal:
             os.environ.update(self.env())  # the transform's region; nothing else reads it
             try:
                 commands.deploy(self.package, bucket=self.bucket, stack=self.stack, region=self.region,
-                                parameters=PARAMETERS, endpoint=self.endpoint, run=self.run, query=self.query,
+                                parameters=self.parameters, endpoint=self.endpoint, run=self.run, query=self.query,
                                 transform=self.transform, say=lambda line: self.out(f"    {line}"))
             finally:
                 os.environ.clear()
@@ -188,25 +213,49 @@ class Rehearsal:
     def resolver(self, physical: dict[str, str] | None = None) -> standins.Resolver:
         if physical is None:
             physical = {logical: r["id"] for logical, r in self.report["resources"].items()}
-        return standins.Resolver(self.deployed, {**PARAMETERS, "Frontend": "true"},
+        return standins.Resolver(self.deployed, {**self.parameters, "Frontend": "true"},
                                  {"AWS::StackName": self.stack, "AWS::Region": self.region,
                                   "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws", "AWS::NoValue": ""}, physical)
 
+    def take_roles(self) -> None:
+        with self.step("take the stack's roles: deployed policies kept, moto's copies, AssumeRole"):
+            self.roles = Roles(self.client, self.deployer["arn"])
+            self.roles.take(self.report["resources"])
+            for logical in sorted(self.roles.names):
+                self.roles.assume(logical)
+            self.out(f"    {len(self.roles.names)} roles, each assumed through STS")
+
     def stand_in(self) -> None:
         with self.step("stand in for what was skipped and moto has an API for"):
-            done = standins.create(self.deployed, self.skipped, self.resolver(), self.client, self.out)
+            assert self.roles is not None
+            sessions = {logical: self.roles.session(logical, self.region) for logical in self.roles.names}
+            done = standins.create(self.deployed, self.skipped, self.resolver(), self.client, self.out,
+                                   role_client=lambda role, service: self.client(service, sessions[role]),
+                                   account=ACCOUNT, region=self.region)
             self.report["stood_in"] = done
             active = self.client("ses").describe_active_receipt_rule_set().get("Metadata", {}).get("Name")
             self.report["active_rule_set"] = active
             self.out(f"    the active receipt rule set: {active}")
             if not active:
                 raise RuntimeError("no receipt rule set is active")
+            cluster, family = self.parameters["EcsCluster"], "wod-appliance-wkshp-api101"
+            ecs = self.client("ecs")
+            ecs.create_cluster(clusterName=cluster)
+            ecs.register_task_definition(family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+                                         cpu="256", memory="512", containerDefinitions=[
+                                             {"name": "appliance", "image": "wod/api101-appliance", "essential": True,
+                                              "memory": 512}])
+            self.out(f"    ECS cluster {cluster} and task definition {family} (yours, not the stack's): registered")
 
     def sync_catalog(self) -> None:
-        with self.step(f"sync {self.workshops.name}/ into the stack's tables and content bucket"):
-            env = self.function_env("APIHandler")
-            env.update(WOD_CONTENT_BUCKET=self.report["resources"]["ContentBucket"]["id"])
-            done = subprocess.run([sys.executable, "-m", "chalicelib.catalog", "sync", str(self.workshops)],
+        with self.step(f"sync {self.workshops.name}/ into the stack's tables and content bucket (as the operator)"):
+            catalog = self.home / "workshops"
+            shutil.copytree(self.workshops, catalog)
+            with open(catalog / WARM_WORKSHOP / "workshop.yaml", "a") as spec:
+                spec.write("\nwarm_pool: 1\n")
+            env = {**self.env(), **self.function_variables("APIHandler"), "WOD_AWS_ENDPOINT": self.endpoint,
+                   "WOD_CONTENT_BUCKET": self.report["resources"]["ContentBucket"]["id"]}
+            done = subprocess.run([sys.executable, "-m", "chalicelib.catalog", "sync", str(catalog)],
                                   env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
             for line in (done.stdout + done.stderr).strip().splitlines():
                 self.out(f"    | {line}")
@@ -216,87 +265,92 @@ class Rehearsal:
             if not listed.get("KeyCount"):
                 raise RuntimeError(f"no file of {self.workshop} in the content bucket")
 
-    def function_env(self, logical: str) -> dict[str, str]:
-        """The environment the stack gave a function, on this machine's embedded AWS."""
-        name = self.report["resources"][logical]["id"]
-        variables = self.client("lambda").get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-        return {**self.env(), **variables, "WOD_AWS_ENDPOINT": self.endpoint}
+    def function_configuration(self, logical: str) -> dict[str, Any]:
+        return rehearsal_moto.function_configuration(self, logical)
 
-    def register(self) -> None:
-        with self.step("register a participant through the API function"):
-            os.environ.update(self.function_env("APIHandler"))
-            os.environ.update(POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="true")  # quiet here
-            from chalice.test import Client
-            from moto.ses.models import ses_backends
+    def function_variables(self, logical: str) -> dict[str, str]:
+        return self.function_configuration(logical)["Environment"]["Variables"]
 
-            sys.path.insert(0, str(ROOT))
-            from app import app
+    def start_hub(self) -> None:
+        with self.step(f"the location's JupyterHub: infra/hub/bootstrap.sh into {self.hub_prefix}"):
+            assert self.roles is not None
+            self.hub = rehearsal_hub.HubHost(
+                self.hub_prefix, self.home / "hub.log", table=self.table("students"),
+                secret=f"{SECRETS_PREFIX}/hub-token/{self.parameters['Location']}", region=self.region,
+                endpoint=self.endpoint, cert=self.cert, key=self.key, port=self.ports["hub"],
+                api_port=self.ports["hub_api"], proxy_api_port=self.ports["proxy_api"],
+                credentials=self.roles.assume("HubHostRole"))
+            seconds = self.hub.start(self.context)
+            self.out(f"    {self.hub_url}: up in {seconds:.0f} s, its token and students read with HubHostRole")
 
-            sent = ses_backends[ACCOUNT][self.region].sent_messages
-            with Client(app) as client:
-                answer = client.http.post("/api/registrations", headers={"Content-Type": "application/json"},
-                                          body=json.dumps({**PARTICIPANT, "workshop": self.workshop}))
-                if answer.status_code != 202:
-                    raise RuntimeError(f"POST /api/registrations answered {answer.status_code}: {answer.body!r}")
-                link = confirmation_link(sent, str(PARTICIPANT["email"]))
-                self.out(f"    confirmation mail sent; confirming through {link.split('.')[0][:60]}...")
-                answer = client.http.post(f"/api/registrations/{link.rsplit('/', 1)[1]}/confirm",
-                                          headers={"Content-Type": "application/json"}, body="")
-                if answer.status_code != 200:
-                    raise RuntimeError(f"the confirmation answered {answer.status_code}: {answer.body!r}")
-            registration = json.loads(answer.body)
-            self.out(f"    registration {registration['id'][:8]}..., status {registration['status']}")
-            self.report["registration"] = registration["status"]
+    def start_functions(self) -> None:
+        with self.step("every function in a process of its own, under its own role"):
+            assert self.roles is not None
+            specs = iam_map.function_specs(self)
+            self.functions.start(specs)
+            route(self.functions, self.region)
+            invoke_as(self.roles, "StateMachineRole", self.functions.record, iam_map.where(self))
+            rehearsal_moto.executing_machines(self)
+            self.out(f"    {len(specs)} functions; Step Functions invokes them as StateMachineRole")
 
-            prefix = PARAMETERS.get("TablePrefix", "wod")
-            items = self.client("dynamodb").scan(TableName=f"{prefix}-students")["Items"]
-            claimed = [i for i in items if i.get("registration_id", {}).get("S") == registration["id"]]
-            if not claimed:
-                raise RuntimeError("no student (seat) holds the registration")
-            self.report["seat"] = {"student": claimed[0]["id"]["S"], "status": claimed[0]["status"]["S"]}
-            self.out(f"    seat {self.report['seat']['student']} is {self.report['seat']['status']}")
+    def chain(self) -> None:
+        with self.step("a participant's whole life, through the stack's resources"):
+            from infra.rehearsal_chain import Chain
 
-            subjects = [subject for subject, to in map(mail_of, sent) if str(PARTICIPANT["email"]) in to]
-            if not any(subject.startswith("You're registered") for subject in subjects):
-                raise RuntimeError(f"SES sent {len(sent)} message(s), no welcome mail to the participant "
-                                   f"(to them: {subjects})")
-            self.report["mail"] = {"sent": len(sent), "to_participant": subjects}
-            self.out(f"    SES sent {len(sent)} message(s); to the participant: {subjects}")
+            self.report["chain"] = Chain(self, self.context).run(self.out)
 
-    def rehearse(self) -> dict:
+    def check_iam(self, map_path: Path | None) -> None:
+        with self.step("every AWS call of every function, against its role's policy"):
+            assert self.roles is not None
+            records = self.functions.records()
+            refused = [r for r in records if not r["allowed"]]
+            built = iam_map.build(self, records)
+            self.report["iam"] = {"calls": len(records), "refused": refused,
+                                  "unused": built["unused"], "checked": self.roles.checked}
+            if map_path is not None:
+                kept = json.loads(map_path.read_text()) if map_path.exists() else {}
+                built = iam_map.merge(kept, built)
+                map_path.write_text(json.dumps(built, indent=1, sort_keys=True) + "\n")
+                self.out(f"    the map of every function's AWS use: {map_path}")
+            self.out(f"    {len(records)} IAM requests by {len({r['function'] for r in records})} roles")
+            if refused:
+                lines = sorted({f"{r['function']}: {r['action'] or r['operation']} on {r['resource'] or '?'} "
+                                f"({refusal(r)})" for r in refused})
+                raise RuntimeError("AccessDenied:\n      " + "\n      ".join(lines))
+
+    def rehearse(self, map_path: Path | None = None) -> dict:
         try:
             self.start_aws()
+            rehearsal_moto.refusals(self)
             self.deploy("deploy: aws cloudformation package + deploy")
             self.deploy("deploy again, nothing changed")
             self.list_resources()
+            self.take_roles()
             self.stand_in()
             self.sync_catalog()
-            self.register()
+            self.start_hub()
+            self.start_functions()
+            try:
+                self.chain()
+            except StepFailed as exc:  # what the functions were refused says why, more often than not
+                self.out(f"    {exc}")
+                self.check_iam(map_path)
+                raise
+            self.check_iam(map_path)
         finally:
+            self.functions.stop()
+            if self.hub is not None:
+                self.hub.stop()
             if self.aws is not None:
                 self.aws.stop()
+        shutil.rmtree(self.home, ignore_errors=True)  # kept after a failure: the functions' logs are there
         return self.report
 
 
-def confirmation_link(sent: list, address: str) -> str:
-    """The link of the "Confirm your seat" mail moto's SES sent to ``address``."""
-    for message in sent:
-        subject, to = mail_of(message)
-        if address in to and subject.startswith("Confirm your seat") and hasattr(message, "raw_data"):
-            text = email.message_from_string(message.raw_data, policy=email.policy.default)
-            body = text.get_body(("plain",))
-            found = re.search(r"\S+/confirm/[A-Za-z0-9_.-]+", body.get_content() if body else "")
-            if found:
-                return found.group(0)
-    raise RuntimeError(f"no confirmation mail with a link to {address} among {len(sent)} sent")
-
-
-def mail_of(message: Any) -> tuple[str, str]:
-    """(subject, recipients) of a message moto's SES sent (raw or formatted)."""
-    if hasattr(message, "raw_data"):
-        parsed = email.message_from_string(message.raw_data)
-        return str(parsed["Subject"] or ""), " ".join(str(parsed[h] or "") for h in ("To", "Cc", "Bcc"))
-    return str(getattr(message, "subject", "")), json.dumps(getattr(message, "destinations", {}))
+def refusal(record: dict[str, Any]) -> str:
+    if record["denied_by"] == "moto":
+        return f"moto: {record.get('message', '')}"
+    return f"explicit deny in {record['denied_by']}" if record["denied_by"] else "no statement allows it"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,21 +362,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workshop", default="WKSHP-PY101", help="the workshop to register for")
     parser.add_argument("--stack", default="wod-rehearsal")
     parser.add_argument("--region", default="eu-west-1", help="an SES receiving region")
+    parser.add_argument("--hub-prefix", type=Path, default=DEFAULT_HUB_PREFIX,
+                        help=f"where bootstrap.sh installs the hub (kept between runs; default {DEFAULT_HUB_PREFIX})")
     parser.add_argument("--report", type=Path, help="write what was created and checked here (JSON)")
+    parser.add_argument("--map", type=Path, help="write the map of every function's AWS use here (JSON)")
     args = parser.parse_args(argv)
     if not (args.package / "sam.json").is_file():
         print(f"{args.package}/sam.json not found: run `make package` first", file=sys.stderr)
         return 1
-    rehearsal = Rehearsal(args.package, args.workshops, args.stack, args.region, args.workshop)
+    started = time.monotonic()
+    rehearsal = Rehearsal(args.package, args.workshops, args.stack, args.region, args.workshop, args.hub_prefix)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what it started (functions, hub), then go
     try:
-        report = rehearsal.rehearse()
+        report = rehearsal.rehearse(args.map)
     except StepFailed as exc:
         print(f"rehearsal FAILED: {exc}", file=sys.stderr)
+        if args.report:
+            args.report.write_text(json.dumps(rehearsal.report, indent=1, default=str))
         return 1
+    report["seconds"] = round(time.monotonic() - started, 1)
     if args.report:
-        args.report.write_text(json.dumps(report, indent=1))
-    print(f"rehearsal passed: {len(report['resources'])} resources created, {len(report['skipped'])} skipped "
-          "(listed above), a seat claimed and the welcome mail sent")
+        args.report.write_text(json.dumps(report, indent=1, default=str))
+    print(f"rehearsal passed in {report['seconds']:.0f} s: {len(report['resources'])} resources created, "
+          f"{len(report['skipped'])} skipped (listed above), a participant's whole life under the functions' "
+          f"own roles, {report['iam']['calls']} IAM requests allowed")
     return 0
 
 

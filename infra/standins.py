@@ -157,6 +157,21 @@ class Resolver:
     def active(self, resource: dict) -> bool:
         return "Condition" not in resource or self.condition(resource["Condition"])
 
+    def attribute(self, name: str, attribute: str) -> str:
+        """``Fn::GetAtt``: an ARN made from the physical id for the types the rehearsal reads; else the id."""
+        physical = self.physical.get(name)
+        if physical is None:
+            return f"{SKIPPED}{name}"
+        kind = self.template.get("Resources", {}).get(name, {}).get("Type", "")
+        region, account = self.names.get("AWS::Region", ""), self.names.get("AWS::AccountId", "")
+        if attribute == "Arn" and kind == "AWS::SQS::Queue":
+            return f"arn:aws:sqs:{region}:{account}:{physical.rstrip('/').rsplit('/', 1)[-1]}"
+        if attribute == "Arn" and kind == "AWS::S3::Bucket":
+            return f"arn:aws:s3:::{physical}"
+        if attribute == "Arn" and kind in ("AWS::Lambda::Function", "AWS::Serverless::Function"):
+            return f"arn:aws:lambda:{region}:{account}:function:{physical}"
+        return physical
+
     def __call__(self, value: Any) -> Any:
         if isinstance(value, list):
             return [self(item) for item in value]
@@ -172,8 +187,8 @@ class Resolver:
             known = {**self.names, **self.physical, **variables}
             return re.sub(r"\$\{([^}!]+)\}", lambda m: str(known.get(m.group(1), m.group(0))), text)
         if key == "Fn::GetAtt":
-            name = arg[0] if isinstance(arg, list) else arg.split(".")[0]
-            return self.physical.get(name, f"{SKIPPED}{name}")
+            name, attribute = (arg[0], arg[1]) if isinstance(arg, list) else arg.split(".", 1)
+            return self.attribute(name, attribute)
         if key == "Fn::If":
             return self(arg[1] if self.condition(arg[0]) else arg[2])
         if key == "Fn::Join":
@@ -192,8 +207,10 @@ class Resolver:
 
 
 def create(template: dict, skipped: Mapping[str, str], resolve: Resolver, client: Callable[[str], Any],
-           out: Callable[[str], None]) -> list[str]:
-    """Create the skipped resources moto has an API for, as the template describes them; name the rest."""
+           out: Callable[[str], None], role_client: Callable[[str, str], Any] | None = None,
+           account: str = "123456789012", region: str = "us-east-1") -> list[str]:
+    """Create the skipped resources moto has an API for, as the template describes them; name the rest.
+    A custom resource's function runs with its own role's client (``role_client(role, service)``)."""
     done = []
     for logical, kind in sorted(skipped.items()):
         resource = template["Resources"][logical]
@@ -215,6 +232,28 @@ def create(template: dict, skipped: Mapping[str, str], resolve: Resolver, client
             client("ses").create_receipt_rule_set(RuleSetName=props["RuleSetName"])
             resolve.physical[logical] = props["RuleSetName"]  # what Ref gives
             what = f"SES receipt rule set {props['RuleSetName']}"
+        elif kind == "AWS::SNS::TopicPolicy":
+            for topic in props["Topics"]:
+                client("sns").set_topic_attributes(TopicArn=topic, AttributeName="Policy",
+                                                   AttributeValue=json.dumps(props["PolicyDocument"]))
+            topics = ", ".join(t.rsplit(":", 1)[-1] for t in props["Topics"])
+            what = f"the policy of {topics} (checked when SES publishes)"
+        elif kind == "AWS::SNS::Subscription":
+            endpoint = props["Endpoint"]
+            if props["Protocol"] == "lambda" and not endpoint.startswith("arn:"):
+                endpoint = f"arn:aws:lambda:{region}:{account}:function:{endpoint}"
+            client("sns").subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=endpoint)
+            what = (f"{props['Protocol']} subscription of {endpoint.rsplit(':', 1)[-1]} to "
+                    f"{props['TopicArn'].rsplit(':', 1)[-1]}")
+        elif kind == "AWS::Lambda::EventInvokeConfig":
+            client("lambda").put_function_event_invoke_config(
+                FunctionName=props["FunctionName"], MaximumRetryAttempts=int(props["MaximumRetryAttempts"]),
+                DestinationConfig=props["DestinationConfig"])
+            what = f"{props['FunctionName']}: {props['MaximumRetryAttempts']} retries, then the failed-events queue"
+        elif kind == "AWS::CloudWatch::Alarm":
+            client("cloudwatch").put_metric_alarm(AlarmName=logical, **{
+                k: v for k, v in props.items() if k not in ("AlarmName",)})
+            what = "alarm (nothing feeds its metric here)"
         else:
             continue
         done.append(logical)
@@ -229,11 +268,15 @@ def create(template: dict, skipped: Mapping[str, str], resolve: Resolver, client
     for logical, kind in sorted(skipped.items()):  # custom resources last: what they act on exists now
         resource = template["Resources"][logical]
         if kind.startswith("Custom::") and resolve.active(resource):
-            answer = run_inline(template, logical, resolve, {"ses": client("ses")})
+            function = template["Resources"][resource["Properties"]["ServiceToken"]["Fn::GetAtt"][0]]
+            role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+            ses = role_client(role, "ses") if role_client else client("ses")
+            answer = run_inline(template, logical, resolve, {"ses": ses})
             if answer["Status"] != "SUCCESS":
                 raise RuntimeError(f"{logical} answered {answer['Status']}: {answer['Reason']}")
             done.append(logical)
-            out(f"    {logical}: its function's own code run with a Create request: {answer['Status']}")
+            out(f"    {logical}: its function's own code run with a Create request"
+                f"{' as ' + role if role_client else ''}: {answer['Status']}")
     return done
 
 

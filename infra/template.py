@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.backend.tasks import ACTIONS
+from infra.limits import LIMITS
 
 INFRA = Path(__file__).resolve().parent
 ROOT = INFRA.parent
@@ -61,24 +62,30 @@ class Access:
     send_mail: bool = False
     start_workflows: bool = False
     read_content: bool = False
-    appliances: bool = False
+    appliances: frozenset[str] = frozenset()  # ECS: "find", "start", "stop", "tokens" (APPLIANCE_GRANTS)
     report_failures: bool = False  # an asynchronous function: its failed events go to the failed-events queue
 
 
+# nonces: rate-limit counters and the mail pacer's budget (every sender), callback nonces (the API)
 FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "write", "emails": "write",
-                   "admin": "write"}
-# The backend's tasks read workshops, students and registrations by key and update a student (password
-# hash, warm mark) or a registration (progress) in place; the frontend makes and frees everything else.
-BACKEND_TABLES = {"workshops": "lookup", "students": "update", "customers": "update"}
+                   "admin": "write", "nonces": "write"}
+# The backend's tasks read workshops and students by key and update a student (password hash, warm mark)
+# or a registration (progress) in place, each only the tables it touches; the frontend makes and frees
+# everything else.
 FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "admin-token", "link-key"), send_mail=True)
 TICK = Access(FRONTEND_TABLES, ("order-key/*", "link-key"), send_mail=True, report_failures=True)
 INTAKE = Access({"nonces": "write"}, ("order-key",), start_workflows=True, report_failures=True)
 ASYNC_RETRIES = 2  # Lambda's own retries of an asynchronous event before it goes to the failed-events queue
 
 
-def backend_task(*, callback: bool = False, content: bool = False, appliances: bool = False) -> Access:
-    secrets = ("hub-token", "callback-key") if callback else ("hub-token",)
-    return Access(BACKEND_TABLES, secrets, read_content=content, appliances=appliances)
+def backend_task(tables: str = "", *, hub: bool = True, callback: bool = False, content: bool = False,
+                 appliances: str = "") -> Access:
+    """``tables``: "kind:mode" words (``workshops:lookup students:update``); ``hub``: it drives the
+    hub (its token); ``appliances``: what it does with ECS appliances (keys of
+    :func:`appliance_grants`), each implying "find" (a student's tasks are found by ``startedBy``)."""
+    secrets = (("hub-token",) if hub else ()) + (("callback-key",) if callback else ())
+    uses = frozenset({"find", *appliances.split()}) if appliances else frozenset()
+    return Access(dict(word.split(":") for word in tables.split()), secrets, read_content=content, appliances=uses)
 
 
 # Chalice's logical id of each function -> its access. The test suite checks this covers
@@ -87,22 +94,24 @@ FUNCTIONS: dict[str, Access] = {
     "APIHandler": FRONTEND,
     "TimeChecks": TICK,
     "OrderIntake": INTAKE,
-    "ProvisionPrepare": backend_task(),
-    "ProvisionCreateHubUser": backend_task(),
-    "ProvisionStartServer": backend_task(appliances=True),
-    "ProvisionCheckReady": backend_task(appliances=True),
-    "ProvisionDeploy": backend_task(callback=True, content=True),
-    "ProvisionCompensate": backend_task(callback=True, appliances=True),
-    "CleanupMeasureCompletion": backend_task(content=True),
-    "CleanupTeardown": backend_task(appliances=True),
-    "CleanupReport": backend_task(callback=True),
-    "PurgeTeardown": backend_task(appliances=True),
-    "PurgeReport": backend_task(callback=True),
-    "ResetDeploy": backend_task(callback=True, content=True),
-    "WarmPrepare": backend_task(),
-    "WarmStart": backend_task(appliances=True),
-    "WarmCheckReady": backend_task(appliances=True),
-    "WarmMark": backend_task(),
+    "ProvisionPrepare": backend_task("students:lookup customers:update", hub=False),
+    "ProvisionCreateHubUser": backend_task("customers:update", appliances="stop"),  # a previous holder's
+    "ProvisionStartServer": backend_task("workshops:lookup", appliances="start"),
+    "ProvisionCheckReady": backend_task("workshops:lookup", appliances="find"),
+    "ProvisionDeploy": backend_task("workshops:lookup students:update customers:update", callback=True, content=True,
+                                    appliances="tokens"),
+    "ProvisionCompensate": backend_task("students:lookup", callback=True, appliances="stop"),
+    "CleanupMeasureCompletion": backend_task("workshops:lookup students:lookup", content=True),
+    "CleanupTeardown": backend_task("students:lookup", appliances="stop"),
+    "CleanupReport": backend_task(hub=False, callback=True),
+    "PurgeTeardown": backend_task("students:lookup", appliances="stop"),
+    "PurgeReport": backend_task(hub=False, callback=True),
+    "ResetDeploy": backend_task("workshops:lookup students:update customers:update", callback=True, content=True,
+                                appliances="tokens"),
+    "WarmPrepare": backend_task(hub=False),  # a deadline: no AWS at all
+    "WarmStart": backend_task("workshops:lookup students:lookup", appliances="stop start"),
+    "WarmCheckReady": backend_task("workshops:lookup", appliances="find"),  # provisioning's check_ready
+    "WarmMark": backend_task("students:update", hub=False),
 }
 
 
@@ -183,19 +192,29 @@ def statements(access: Access) -> list[dict]:
                 {"Sid": "ListContent", "Effect": "Allow", "Action": ["s3:ListBucket"],
                  "Resource": [{"Fn::GetAtt": ["ContentBucket", "Arn"]}]}]
     if access.appliances:
-        ecs = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}"
-        out += [{"Fn::If": ["HasEcs", statement, {"Ref": "AWS::NoValue"}]} for statement in (
-            {"Sid": "StartAppliances", "Effect": "Allow", "Action": ["ecs:RunTask"],
-             "Resource": [sub(f"{ecs}:task-definition/wod-*")],
-             "Condition": {"ArnEquals": {"ecs:cluster": sub(f"{ecs}:cluster/${{EcsCluster}}")}}},
-            {"Sid": "FindAndStopAppliances", "Effect": "Allow", "Action": ["ecs:ListTasks", "ecs:StopTask"],
-             "Resource": [sub(f"{ecs}:container-instance/${{EcsCluster}}/*"), sub(f"{ecs}:task/${{EcsCluster}}/*")],
-             "Condition": {"ArnEquals": {"ecs:cluster": sub(f"{ecs}:cluster/${{EcsCluster}}")}}},
-            {"Sid": "PassApplianceRoles", "Effect": "Allow", "Action": ["iam:PassRole"],
-             "Resource": [sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/wod-appliance-*")],
-             "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
-        )]
+        out += [{"Fn::If": ["HasEcs", statement, {"Ref": "AWS::NoValue"}]}
+                for use in sorted(access.appliances) for statement in appliance_grants()[use]]
     return out
+
+
+def appliance_grants() -> dict[str, list[dict]]:
+    """What a task may do with the appliances' ECS tasks, in the stack's cluster only."""
+    ecs = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}"
+    cluster = {"ArnEquals": {"ecs:cluster": sub(f"{ecs}:cluster/${{EcsCluster}}")}}
+    tasks = [sub(f"{ecs}:task/${{EcsCluster}}/*")]
+    return {
+        "find": [{"Sid": "FindAppliances", "Effect": "Allow", "Action": ["ecs:ListTasks"],
+                  "Resource": [sub(f"{ecs}:container-instance/${{EcsCluster}}/*")], "Condition": cluster}],
+        "start": [{"Sid": "StartAppliances", "Effect": "Allow", "Action": ["ecs:RunTask"],
+                   "Resource": [sub(f"{ecs}:task-definition/wod-*")], "Condition": cluster},
+                  {"Sid": "PassApplianceRoles", "Effect": "Allow", "Action": ["iam:PassRole"],
+                   "Resource": [sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/wod-appliance-*")],
+                   "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}}],
+        "stop": [{"Sid": "StopAppliances", "Effect": "Allow", "Action": ["ecs:StopTask"], "Resource": tasks,
+                  "Condition": cluster}],
+        "tokens": [{"Sid": "ReadApplianceTokens", "Effect": "Allow", "Action": ["ecs:DescribeTasks"],
+                    "Resource": tasks, "Condition": cluster}],
+    }
 
 
 LOGS = {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -320,9 +339,15 @@ def parameters() -> dict:
                                     "Description": "DynamoDB deletion protection on the tables: `make deploy` "
                                                    "turns it on once a first deploy has created them"},
         "ApiRateLimit": {"Type": "Number", "Default": 50, "MinValue": 1,
-                         "Description": "Requests per second the API stage serves in all (API Gateway throttling)"},
+                         "Description": "Requests per second API Gateway serves for each method of the stage "
+                                        "(its method throttling: the registration POST has a budget of its own)"},
         "ApiBurstLimit": {"Type": "Number", "Default": 200, "MinValue": 1,
-                          "Description": "Requests the API stage takes at once above that rate (an opening minute)"},
+                          "Description": "Requests each method takes at once above that rate (an opening minute)"},
+        **{name: {"Type": "Number", "Default": limit.default, "MinValue": limit.low, "MaxValue": limit.high,
+                  "Description": limit.description} if limit.whole else
+           {"Type": "String", "Default": str(limit.default), "AllowedPattern": r"(0?\.[0-9]+|1(\.0*)?)",
+            "Description": f"{limit.description} ({limit.low:g} to {limit.high:g})"}
+           for name, limit in LIMITS.items()},
     }
 
 
@@ -351,6 +376,7 @@ def environment(logical: str) -> dict:
         "WOD_ECS_SECURITY_GROUPS": {"Ref": "EcsSecurityGroups"},
         "WOD_SES_CONFIGURATION_SET": {"Ref": "MailConfigurationSet"},
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+        **{limit.variable: {"Ref": name} for name, limit in LIMITS.items() if not limit.hub},
     }
     if logical == "OrderIntake":
         variables["WOD_STATE_MACHINES"] = sub(json.dumps(

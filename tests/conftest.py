@@ -19,7 +19,8 @@ from tests.factory import Clock, RecordingMailer, write_workshop
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "noreply@wod.local"
-pytest_plugins = ["tests.hubtools"]  # the real JupyterHub fixture, for integration and security tests
+# the real JupyterHub fixture (integration and security tests); one hub host install per session
+pytest_plugins = ["tests.hubtools", "tests.hubhost"]
 
 
 @pytest.fixture(scope="session")

@@ -44,9 +44,8 @@ CONFIRM_OUTBOX = [mail("confirm")]
 ALREADY_OUTBOX = [mail("already")]
 # At most one "you are already registered" email per mailbox in this many seconds.
 ALREADY_WINDOW_SECONDS = 300
-# At most this many emails registering makes (confirmations, "already registered") per mailbox per
-# day (UTC): anyone may type an address, so this bounds what a stranger makes the platform send it.
-MAILBOX_MAILS_PER_DAY = 8
+# Registering mails one mailbox at most ``settings.mailbox_mails_per_day`` times a day (UTC): anyone may type
+# an address, so this bounds what a stranger makes the platform send it.
 RECEIVED = {"status": "received",
             "message": "Check your mailbox: the next step is in the email we have sent to this address."}
 
@@ -155,8 +154,9 @@ def _already(ctx: Context, taken: EmailTaken, applicant: Applicant, workshop_id:
 
 def _mailbox_may_be_mailed(ctx: Context, applicant: Applicant) -> bool:
     """Count one email to the applicant's mailbox that registering makes; False beyond
-    :data:`MAILBOX_MAILS_PER_DAY` (then nothing is sent, and a new hold is not made either)."""
-    if ctx.stores.limits.hit("mailbox", applicant.email_key, MAILBOX_MAILS_PER_DAY, time.time(), 86400) is None:
+    ``mailbox_mails_per_day`` (then nothing is sent, and a new hold is not made either)."""
+    if ctx.stores.limits.hit("mailbox", applicant.email_key, ctx.settings.mailbox_mails_per_day, time.time(),
+                             86400) is None:
         return True
     observability.count("MailboxLimited")
     return False

@@ -1,8 +1,11 @@
 """CloudFormation custom resource: make the stack's SES receipt rule set the active one.
 
 Inlined into the template (``ZipFile``), so it uses only the Lambda runtime's boto3 and urllib.
-Create/Update: activate ``RuleSetName``. Delete: deactivate it, only if it is still the active one
-(another rule set activated since is left alone). Answers CloudFormation at ``ResponseURL``.
+Create/Update: activate ``RuleSetName``, unless another rule set is active in the region (only one
+is: replacing it would cut off that application's inbound mail) and ``Replace`` is not "true": then
+it fails, saying which set is active and what to deploy with instead. Delete: deactivate it, only if
+it is still the active one (another rule set activated since is left alone). Answers CloudFormation
+at ``ResponseURL``.
 """
 import json
 import urllib.request
@@ -21,6 +24,12 @@ def handler(event, context, ses=None):
     try:
         ses = ses or boto3.client("ses")
         if event["RequestType"] in ("Create", "Update"):
+            active = ses.describe_active_receipt_rule_set().get("Metadata", {}).get("Name")
+            if active and active != name and event["ResourceProperties"].get("Replace") != "true":
+                raise RuntimeError(f"the region's active receipt rule set is {active}, not this stack's: "
+                                   f"deploy with ReceiptRuleSet={active} to add this stack's rule to it, or "
+                                   f"with ReplaceActiveRuleSet=true to make {name} the active one instead "
+                                   f"({active}'s rules then stop receiving mail)")
             ses.set_active_receipt_rule_set(RuleSetName=name)
         elif ses.describe_active_receipt_rule_set().get("Metadata", {}).get("Name") == name:
             ses.set_active_receipt_rule_set()  # no name: no active rule set

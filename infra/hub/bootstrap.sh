@@ -28,6 +28,8 @@ Options:
   --tls-cert FILE --tls-key FILE   or: use this certificate (copied into PREFIX/tls)
   --public-name NAME        the name the certificate is for (default: --domain); students' servers reach
                             the hub through the proxy at https://NAME:PORT (the hub's own port is closed to them)
+  --tls-ca FILE             the authority that signed --tls-cert, when it is not a public one (a private CA):
+                            students' servers trust it besides the system's
   --port N                  public port (default 443 with TLS, 8000 without: then HTTP on 127.0.0.1 only)
   --api-port N              the hub's own API port on 127.0.0.1 (default 8081)
   --proxy-api-port N        the proxy's API port on 127.0.0.1 (default 8002)
@@ -40,6 +42,9 @@ Options:
   --student-cpus N          cores of one student (default 1)
   --student-disk-mb N       size of one student's home (default 1024)
                             (0 turns one of these four limits off)
+  --concurrent-spawns N     participants' servers the hub starts at once (default 10; the stack's HubSpawnLimit)
+  --idle-minutes N          minutes without traffic before a participant's server stops (default 20, 0: never;
+                            the stack's IdleMinutes)
   --aws-endpoint URL        AWS endpoint for the table and the secret (tests only)
   --foreground              start the hub in the foreground instead of as a systemd unit
   -h, --help                this text
@@ -52,8 +57,8 @@ step() { echo "==> $*"; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HUB_FILES=$(cd "$HERE/../jupyterhub" 2>/dev/null && pwd) || die "infra/jupyterhub/ must sit next to infra/hub/"
 PREFIX=/opt/wod-hub TABLE="" TOKEN_SECRET="" TOKEN_FILE="" REGION="${AWS_DEFAULT_REGION:-us-east-1}"
-DOMAIN="" EMAIL="" PUBLIC_IP="" DNS_WAIT=3600 TLS_CERT="" TLS_KEY="" PORT="" API_PORT=8081 PROXY_API_PORT=8002
-PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0 PUBLIC_NAME=""
+DOMAIN="" EMAIL="" PUBLIC_IP="" DNS_WAIT=3600 TLS_CERT="" TLS_KEY="" TLS_CA="" PORT="" API_PORT=8081 PROXY_API_PORT=8002
+PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0 PUBLIC_NAME="" SPAWNS=10 IDLE_MINUTES=20
 STUDENT_MEMORY_MB=2048 STUDENT_PROCESSES=256 STUDENT_CPUS=1 STUDENT_DISK_MB=1024
 
 while [ $# -gt 0 ]; do
@@ -62,7 +67,8 @@ while [ $# -gt 0 ]; do
     --foreground) FOREGROUND=1; shift; continue ;;
     --prefix|--table|--hub-token-secret|--hub-token-file|--region|--domain|--email|--public-ip|--dns-wait|\
     --tls-cert|--tls-key|--port|--api-port|--proxy-api-port|--python|--pip-args|--imds-chain|--aws-endpoint|\
-    --public-name|--student-memory-mb|--student-processes|--student-cpus|--student-disk-mb)
+    --public-name|--student-memory-mb|--student-processes|--student-cpus|--student-disk-mb|--tls-ca|\
+    --concurrent-spawns|--idle-minutes)
       [ $# -ge 2 ] || die "$1 needs a value"
       case "$1" in
         --prefix) PREFIX=$2 ;; --table) TABLE=$2 ;; --hub-token-secret) TOKEN_SECRET=$2 ;;
@@ -73,6 +79,7 @@ while [ $# -gt 0 ]; do
         --aws-endpoint) AWS_ENDPOINT=$2 ;; --public-name) PUBLIC_NAME=$2 ;;
         --student-memory-mb) STUDENT_MEMORY_MB=$2 ;; --student-processes) STUDENT_PROCESSES=$2 ;;
         --student-cpus) STUDENT_CPUS=$2 ;; --student-disk-mb) STUDENT_DISK_MB=$2 ;;
+        --concurrent-spawns) SPAWNS=$2 ;; --idle-minutes) IDLE_MINUTES=$2 ;; --tls-ca) TLS_CA=$2 ;;
       esac
       shift 2 ;;
     *) usage >&2; die "unknown option: $1" ;;
@@ -87,6 +94,9 @@ if [ -z "$TOKEN_SECRET" ] && [ -z "$TOKEN_FILE" ]; then die "--hub-token-secret 
 if [ -n "$TOKEN_FILE" ] && [ ! -r "$TOKEN_FILE" ]; then die "--hub-token-file $TOKEN_FILE: not readable"; fi
 if [ -n "$TLS_CERT$TLS_KEY" ]; then
   [ -r "$TLS_CERT" ] && [ -r "$TLS_KEY" ] || die "--tls-cert and --tls-key go together, both readable files"
+fi
+if [ -n "$TLS_CA" ]; then
+  [ -n "$TLS_CERT" ] && [ -r "$TLS_CA" ] || die "--tls-ca needs --tls-cert, and a readable file"
   [ -z "$DOMAIN" ] || die "give --tls-cert/--tls-key or --domain, not both"
 fi
 [[ "$DOMAIN" =~ ^([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$ || -z "$DOMAIN" ]] || die "--domain $DOMAIN: not a host name"
@@ -97,9 +107,11 @@ for n in "$STUDENT_MEMORY_MB" "$STUDENT_PROCESSES" "$STUDENT_DISK_MB"; do
   [[ "$n" =~ ^[0-9]+$ ]] || die "$n: a student's limits are whole numbers (0: off)"
 done
 [[ "$STUDENT_CPUS" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--student-cpus $STUDENT_CPUS: a number of cores (0: off)"
+[[ "$SPAWNS" =~ ^[0-9]+$ ]] && [ "$SPAWNS" -ge 1 ] || die "--concurrent-spawns $SPAWNS: a number of servers, 1 or more"
+[[ "$IDLE_MINUTES" =~ ^[0-9]+$ ]] || die "--idle-minutes $IDLE_MINUTES: a number of minutes (0: never)"
 TLS=0; if [ -n "$TLS_CERT$DOMAIN" ]; then TLS=1; fi
 [ -n "$PUBLIC_NAME" ] || PUBLIC_NAME=$DOMAIN
-[[ -z "$PUBLIC_NAME" || "$PUBLIC_NAME" =~ ^([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$ ]] || die "--public-name $PUBLIC_NAME: not a host name"
+[[ -z "$PUBLIC_NAME" || "$PUBLIC_NAME" == localhost || "$PUBLIC_NAME" =~ ^([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$ ]] || die "--public-name $PUBLIC_NAME: not a host name"
 if [ "$TLS" = 1 ] && [ -z "$PUBLIC_NAME" ]; then
   die "--tls-cert needs --public-name (the certificate's name): students' servers reach the hub through it"
 fi
@@ -177,12 +189,17 @@ else
 fi
 
 # ---- TLS -----------------------------------------------------------------------------------------
-CERT="" KEY=""
+CERT="" KEY="" CA_BUNDLE=""
 if [ -n "$TLS_CERT" ]; then
   install -m 0644 "$TLS_CERT" "$PREFIX/tls/cert.pem"
   install -m 0600 "$TLS_KEY" "$PREFIX/tls/key.pem"
   CERT="$PREFIX/tls/cert.pem" KEY="$PREFIX/tls/key.pem"
   step "TLS: the given certificate, on port $PORT"
+  if [ -n "$TLS_CA" ]; then  # the system's authorities and this one, for the students' servers
+    CA_BUNDLE="$PREFIX/app/ca-bundle.pem"  # readable by the students (tls/ is root's alone)
+    cat /etc/ssl/certs/ca-certificates.crt "$TLS_CA" 2>/dev/null > "$CA_BUNDLE.new" || cat "$TLS_CA" > "$CA_BUNDLE.new"
+    chmod 0644 "$CA_BUNDLE.new" && mv "$CA_BUNDLE.new" "$CA_BUNDLE"
+  fi
 elif [ -n "$DOMAIN" ]; then
   CERT="/etc/letsencrypt/live/$DOMAIN/fullchain.pem" KEY="/etc/letsencrypt/live/$DOMAIN/privkey.pem"
   if [ ! -s "$CERT" ]; then
@@ -216,10 +233,13 @@ WOD_HUB_PROXY_API_PORT=$PROXY_API_PORT
 WOD_HUB_STATE_DIR=$PREFIX/state
 WOD_HUB_PROXY_CMD=$PREFIX/proxy/node_modules/.bin/configurable-http-proxy
 WOD_HUB_SPAWNER=isolated
+WOD_HUB_CONCURRENT_SPAWNS=$SPAWNS
+WOD_IDLE_MINUTES=$IDLE_MINUTES
 WOD_STUDENTS_TABLE=$TABLE
 AWS_DEFAULT_REGION=$REGION
 WOD_AWS_ENDPOINT=$AWS_ENDPOINT
 WOD_HUB_TLS_CERT=$CERT
+WOD_HUB_CA_BUNDLE=$CA_BUNDLE
 WOD_HUB_TLS_KEY=$KEY
 WOD_HUB_CONNECT_URL=$CONNECT_URL
 WOD_STUDENT_MEMORY_MB=$STUDENT_MEMORY_MB

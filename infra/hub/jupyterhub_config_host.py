@@ -78,5 +78,7 @@ if "get_config" in globals():
                          "servers reach the hub through its proxy, never its own port")
     if cert:
         c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key = cert, key
+    if os.environ.get("WOD_HUB_CA_BUNDLE"):  # a private authority signed the hub's certificate
+        c.Spawner.environment["SSL_CERT_FILE"] = os.environ["WOD_HUB_CA_BUNDLE"]
     else:
         print("WARNING: no TLS certificate: the hub serves plain HTTP on 127.0.0.1 only.", file=sys.stderr)

@@ -34,7 +34,6 @@ def test_audit_entries_cannot_be_changed_or_removed(logical):
     ("Provision", "Cleanup", "Purge", "Reset", "Warm"))])
 def test_backend_tasks_only_read_by_key_and_update_in_place(logical):
     actions = allowed_actions(policy(logical))
-    assert actions, logical
     assert not actions & MUTATIONS, f"{logical} may {sorted(actions & MUTATIONS)}"
     assert actions <= {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable", "dynamodb:UpdateItem"}
 
@@ -42,5 +41,7 @@ def test_backend_tasks_only_read_by_key_and_update_in_place(logical):
 def test_backend_tasks_cannot_touch_the_frontends_tables():
     for logical in infra.FUNCTIONS:
         if logical.startswith(("Provision", "Cleanup", "Purge", "Reset", "Warm")):
-            assert set(infra.FUNCTIONS[logical].tables) == {"workshops", "students", "customers"}
-            assert infra.FUNCTIONS[logical].tables["workshops"] == "lookup"
+            assert set(infra.FUNCTIONS[logical].tables) <= {"workshops", "students", "customers"}
+            assert infra.FUNCTIONS[logical].tables.get("workshops", "lookup") == "lookup"
+    assert infra.FUNCTIONS["ProvisionDeploy"].tables == {"workshops": "lookup", "students": "update",
+                                                         "customers": "update"}

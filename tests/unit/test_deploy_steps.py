@@ -3,6 +3,7 @@ moto's CloudFormation lacks (``infra/standins.py``), without any AWS."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,11 +70,18 @@ def test_the_template_refuses_the_alarm_emails_the_deploy_refuses():
         assert not re.fullmatch(pattern, address)
 
 
-def stack_in(status: str | None):
-    """The CLI's answers: the stack's status (None: no stack yet) and, once deployed, its content bucket."""
+def stack_in(status: str | None, active: str = "None", identity: str = "None", tables: str = "wod-students"):
+    """The CLI's answers: the stack's status (None: no stack yet) and, once deployed, its content bucket;
+    the region's active receipt rule set, the mail domain's SES identity, the tables."""
     def query(command: list[str]) -> str | None:
         if any("'ContentBucket'" in part for part in command):
             return "wod-content-1"
+        if "describe-active-receipt-rule-set" in command:
+            return active
+        if "get-identity-verification-attributes" in command:
+            return identity
+        if "list-tables" in command:
+            return tables
         return json.dumps([status] if status else [])
     return query
 
@@ -182,9 +190,88 @@ def test_the_resolver_evaluates_parameters_conditions_and_physical_ids():
 def test_a_failing_step_is_named(tmp_path):
     lines: list[str] = []
     rehearsal = Rehearsal(Path(tmp_path), Path(tmp_path), "wod", "eu-west-1", "WKSHP-X", out=lines.append)
+    shutil.rmtree(rehearsal.home)  # nothing runs: its working directory is not needed
     with pytest.raises(StepFailed, match=r"step 2 \(the second\) failed: broken"):
         with rehearsal.step("the first"):
             pass
         with rehearsal.step("the second"):
             raise RuntimeError("broken")
     assert lines[:3] == ["[1] the first ...", lines[1], "[2] the second ..."] and lines[1].startswith("    ok (")
+
+
+LOCATION = {**FRONTEND, "Frontend": "false", "AlarmEmail": "", "Locations": "{}"}
+
+
+def test_a_location_stack_away_from_its_frontends_tables_is_refused_with_the_reason(tmp_path):
+    ran: list[list[str]] = []
+    with pytest.raises(deploy.DeployError, match="no table wod-students in us-west-2: a location stack works on "
+                                                 "its frontend's tables"):
+        deploy.deploy(tmp_path, bucket="b", stack="wod-london", region="us-west-2", parameters=LOCATION,
+                      run=ran.append, query=stack_in(None, tables="other-students"))
+    assert ran == []
+    deploy.deploy(tmp_path, bucket="b", stack="wod-london", region="eu-west-1",
+                  parameters={**LOCATION, "ReceiptRuleSet": "wod-orders"}, run=ran.append, query=stack_in(None),
+                  say=lambda line: None)
+    assert ran
+
+
+def test_another_active_receipt_rule_set_is_named_and_kept_unless_told_to_replace_it(tmp_path):
+    ran: list[list[str]] = []
+    with pytest.raises(deploy.DeployError, match="the active SES receipt rule set in eu-west-1 is crm-inbound, not "
+                                                 "this stack's.*ReceiptRuleSet=crm-inbound.*ReplaceActiveRuleSet=true"):
+        deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                      query=stack_in(None, active="crm-inbound"))
+    assert ran == []
+    for told in ({"ReplaceActiveRuleSet": "true"}, {"ReceiptRuleSet": "crm-inbound"}):
+        deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters={**FRONTEND, **told},
+                      run=ran.append, query=stack_in(None, active="crm-inbound"), say=lambda line: None)
+    deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                  query=stack_in("UPDATE_COMPLETE", active="wod-orders"), say=lambda line: None)  # its own
+
+
+def test_an_existing_mail_identity_is_named_before_anything_is_created(tmp_path):
+    ran: list[list[str]] = []
+    with pytest.raises(deploy.DeployError, match="SES already has the identity example.org in eu-west-1 "
+                                                 r"\(Success\).*MailIdentityExists=true"):
+        deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                      query=stack_in(None, identity="Success"))
+    assert ran == []
+    deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1",
+                  parameters={**FRONTEND, "MailIdentityExists": "true"}, run=ran.append,
+                  query=stack_in(None, identity="Success"), say=lambda line: None)
+    deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                  query=stack_in("UPDATE_COMPLETE", identity="Success"), say=lambda line: None)  # the stack's own
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("ClientRateLimit", "lots", "expected a whole number"), ("ClientRateLimit", "-1", "expected 0 to 100000"),
+    ("StuckMinutes", "1", "expected 2 to 1440"), ("MailBulkShare", "1.5", "expected 0.05 to 1"),
+    ("MailboxDailyCap", "0", "expected 1 to 1000"), ("HubSpawnLimit", "2.5", "expected a whole number"),
+])
+def test_limits_out_of_range_are_refused_before_anything_is_uploaded(tmp_path, name, value, message):
+    ran: list[list[str]] = []
+    with pytest.raises(deploy.DeployError, match=f"{name}={value!r}: {message}"):
+        deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters={**FRONTEND, name: value},
+                      run=ran.append, query=no_stack)
+    assert ran == []
+
+
+def test_every_limit_is_a_parameter_with_the_local_default_and_reaches_the_functions_or_the_hub():
+    from chalicelib.settings import Settings
+    from infra import hub_host, template
+
+    settings, merged = Settings(), template.merge_template()
+    local = {"WOD_RATE_LIMIT_PER_MINUTE": settings.rate_limit_per_minute,
+             "WOD_DOMAIN_RATE_LIMIT_PER_MINUTE": settings.domain_rate_limit_per_minute,
+             "WOD_HOLDS_PER_CLIENT": settings.holds_per_client,
+             "WOD_MAILBOX_MAILS_PER_DAY": settings.mailbox_mails_per_day,
+             "WOD_MAIL_BULK_SHARE": settings.mail_bulk_share, "WOD_STUCK_MINUTES": settings.stuck_minutes,
+             "WOD_READY_TIMEOUT_SECONDS": settings.ready_timeout_seconds,
+             "WOD_HUB_CONCURRENT_SPAWNS": 10, "WOD_IDLE_MINUTES": 20}
+    assert {limit.variable for limit in template.LIMITS.values()} == set(local)
+    for name, limit in template.LIMITS.items():
+        assert float(merged["Parameters"][name]["Default"]) == local[limit.variable], name
+        if limit.hub:
+            assert f"${{{name}}}" in hub_host.USER_DATA
+        else:
+            assert template.environment("APIHandler")["Variables"][limit.variable] == {"Ref": name}

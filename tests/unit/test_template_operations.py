@@ -120,15 +120,24 @@ class FakeSes:
         return {"Metadata": {"Name": self.active}} if self.active else {}
 
 
-def activate(request: str, ses: FakeSes) -> dict:
+def activate(request: str, ses: FakeSes, replace: str = "false") -> dict:
     merged = infra.merge_template()
-    resolve = standins.Resolver(merged, {"AlarmEmail": "ops@example.org"}, {"AWS::StackName": "wod"},
-                                {"OrdersRuleSet": "wod-orders"})
+    resolve = standins.Resolver(merged, {"AlarmEmail": "ops@example.org", "ReplaceActiveRuleSet": replace},
+                                {"AWS::StackName": "wod"}, {"OrdersRuleSet": "wod-orders"})
     return standins.run_inline(merged, "ActiveRuleSet", resolve, {"ses": ses}, request=request)
 
 
-def test_the_stack_activates_its_receipt_rule_set_and_lets_go_of_it_only_if_still_active():
+def test_the_activation_refuses_to_replace_another_active_rule_set_unless_told_to():
     ses = FakeSes(active="someone-elses")
+    answer = activate("Create", ses)
+    assert answer["Status"] == "FAILED" and ses.active == "someone-elses"
+    assert "active receipt rule set is someone-elses" in answer["Reason"]
+    assert "ReceiptRuleSet=someone-elses" in answer["Reason"] and "ReplaceActiveRuleSet=true" in answer["Reason"]
+    assert activate("Create", ses, replace="true")["Status"] == "SUCCESS" and ses.active == "wod-orders"
+
+
+def test_the_stack_activates_its_receipt_rule_set_and_lets_go_of_it_only_if_still_active():
+    ses = FakeSes()
     assert activate("Create", ses)["Status"] == "SUCCESS" and ses.active == "wod-orders"
     assert activate("Update", ses)["PhysicalResourceId"] == "wod-orders"
     assert activate("Delete", ses)["Status"] == "SUCCESS" and ses.active is None

@@ -1,0 +1,173 @@
+"""The rehearsal's JupyterHub and addresses: the location's hub set up by ``infra/hub/bootstrap.sh``
+on this machine (as on a VM of your own, ``HubHost=false``), reading the students table and its
+token secret with the hub host role's credentials; HTTPS for it and for the API function with a
+certificate made for ``localhost`` (the stack's ``PublicUrl`` and ``HubUrl`` name this machine);
+a participant's login as a browser does it.
+"""
+from __future__ import annotations
+
+import datetime
+import fcntl
+import http.cookiejar
+import ipaddress
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOTSTRAP = ROOT / "infra" / "hub" / "bootstrap.sh"
+LANDING = "lab/tree/0-ReadMeFirst.ipynb"
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``localhost`` and 127.0.0.1 (its own trust anchor)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "tls-cert.pem", directory / "tls-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+class HubHost:
+    """bootstrap.sh into ``prefix`` (installs what is missing, then starts the hub in the foreground)."""
+
+    def __init__(self, prefix: Path, log: Path, *, table: str, secret: str, region: str, endpoint: str,
+                 cert: Path, key: Path, port: int, api_port: int, proxy_api_port: int, credentials: dict[str, str]):
+        self.prefix, self.log, self.port = prefix, log, port
+        self.api_port, self.proxy_api_port = api_port, proxy_api_port
+        self.chain = f"WOD-IMDS-R{os.getpid() % 100000}"
+        self.args = ["--prefix", str(prefix), "--table", table, "--hub-token-secret", secret, "--region", region,
+                     "--aws-endpoint", endpoint, "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
+                     "--public-name", "localhost", "--port", str(port),
+                     "--api-port", str(api_port), "--proxy-api-port", str(proxy_api_port),
+                     "--imds-chain", self.chain, "--foreground"]
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("AWS_", "WOD_", "POWERTOOLS_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+        self.env.update(credentials)  # the instance role's, as the metadata service would give them
+        self.hub: Any = None
+
+    def start(self, context: ssl.SSLContext, patience: float = 420.0) -> float:
+        from local.hub import Hub
+
+        if os.geteuid() != 0:
+            raise RuntimeError("bootstrap.sh runs as root (it makes a Linux user per student and iptables rules)")
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        self.prefix.chmod(0o755)  # students' servers run the venv's interpreter
+        self.lock = open(self.prefix / ".rehearsal.lock", "w")
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another rehearsal's hub runs from {self.prefix}: give --hub-prefix") from None
+        self.stop_leftovers()
+        self.hub = Hub(state_dir=self.prefix / "state", log_file=self.log, token="-", port=self.port,
+                       api_port=self.api_port, proxy_api_port=self.proxy_api_port, spawner="isolated")
+        started = time.monotonic()
+        with open(self.log, "wb") as out:
+            self.hub.proc = subprocess.Popen(["bash", str(BOOTSTRAP), *self.args], env=self.env,
+                                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                             start_new_session=True)
+        deadline = started + patience
+        while time.monotonic() < deadline:
+            if self.hub.proc.poll() is not None:
+                raise RuntimeError(f"bootstrap.sh exited {self.hub.proc.returncode}: {self.tail()}")
+            try:
+                with urllib.request.urlopen(f"https://localhost:{self.port}/hub/login", timeout=3,
+                                            context=context) as answer:
+                    if answer.status == 200:
+                        return time.monotonic() - started
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the hub did not answer within {patience:.0f}s: {self.tail()}")
+
+    def stop_leftovers(self) -> None:
+        """What a rehearsal that died left running from this prefix (its hub, proxy, culler):
+        with the lock held, nothing else runs from here."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if f"{self.prefix}/" in command:
+                try:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                except OSError:
+                    pass
+        (self.prefix / "state" / "proxy.pid").unlink(missing_ok=True)
+
+    def tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-3000:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.hub is not None:
+            self.hub.stop()
+        for tool in ("iptables", "ip6tables"):
+            while subprocess.run([tool, "-D", "OUTPUT", "-j", self.chain], capture_output=True).returncode == 0:
+                pass
+            subprocess.run([tool, "-F", self.chain], capture_output=True)
+            subprocess.run([tool, "-X", self.chain], capture_output=True)
+
+
+def login(hub_url: str, name: str, password: str, context: ssl.SSLContext) -> str:
+    """Log in as a participant (the login page's ``_xsrf`` cookie, the form); returns where the
+    hub's redirects end."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar),
+                                         urllib.request.HTTPSHandler(context=context))
+    with opener.open(f"{hub_url}/hub/login", timeout=30) as page:
+        page.read()
+    xsrf = next((c.value for c in jar if c.name == "_xsrf"), "")
+    form = urllib.parse.urlencode({"username": name, "password": password, "_xsrf": xsrf}).encode()
+    with opener.open(urllib.request.Request(f"{hub_url}/hub/login", data=form), timeout=120) as answer:
+        answer.read()
+        return str(answer.geturl())
+
+
+def credentials_in(text: str) -> tuple[str, str]:
+    """(student, password) from a credentials email's text."""
+    student = re.search(r"\b(student\d+)\b", text)
+    password = re.search(r"[Pp]assword:?\s*(\S+)", text)
+    if not student or not password:
+        raise RuntimeError("no student name and password in the credentials email")
+    return student.group(1), password.group(1)
