@@ -186,7 +186,7 @@ def _limit(ctx: Context, client: str | None) -> None:
 def _charges(ctx: Context, client: str | None, applicant: Applicant, window: timedelta | None) -> list[Charge]:
     """What the claim counts in its own transaction (nothing if it does not commit):
 
-    - a hold owes its confirmation email: one of the mailbox's ``MAILBOX_MAILS_PER_DAY`` mails;
+    - a hold owes its confirmation email: one of the mailbox's ``mailbox_mails_per_day`` mails;
     - at most ``WOD_HOLDS_PER_CLIENT`` holds per client address per confirmation window (a
       venue's: ``WOD_VENUE_HOLDS``): holds are claimed before anyone reads the mailbox, so without
       this one client could keep a workshop full with addresses nobody reads;
@@ -194,7 +194,7 @@ def _charges(ctx: Context, client: str | None, applicant: Applicant, window: tim
       participants, often of one company, are not held to it.
     """
     now = time.time()
-    charges = [Charge("mailbox", applicant.email_key, MAILBOX_MAILS_PER_DAY, 86400, now)] if window else []
+    charges = [Charge("mailbox", applicant.email_key, ctx.settings.mailbox_mails_per_day, 86400, now)] if window else []
     if ctx.settings.rate_limit_per_minute <= 0:
         return charges
     venue = bool(client) and in_venue(client or "", ctx.settings.venue_networks)
