@@ -64,6 +64,7 @@ def check_parameters(parameters: Mapping[str, str]) -> None:
         raise DeployError(f"AlarmEmail={alarm!r}: one plain address (name@example.org), no display name")
     check_locations(parameters.get("Locations", "{}"), frontend)
     check_limits(parameters)
+    check_venue(parameters.get("VenueNetworks", ""))
 
 
 def check_limits(parameters: Mapping[str, str]) -> None:
@@ -82,8 +83,22 @@ def check_limits(parameters: Mapping[str, str]) -> None:
             raise DeployError(f"{name}={raw!r}: expected {'a whole number' if whole else 'a number'} "
                               f"({limit.description.split(';')[0]}; docs/deploy.md, sizing)") from None
         if not limit.low <= value <= limit.high:
-            raise DeployError(f"{name}={raw!r}: expected {limit.low:g} to {limit.high:g} "
+            raise DeployError(f"{name}={raw!r}: expected {_plain(limit.low)} to {_plain(limit.high)} "
                               f"({limit.description.split(';')[0]})")
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
+def check_venue(value: str) -> None:
+    """``VenueNetworks``: addresses or networks, as the functions read them (or they would not start)."""
+    from chalicelib.settings import SettingsError, load_settings
+
+    try:
+        load_settings({"WOD_VENUE_NETWORKS": value})
+    except SettingsError as exc:
+        raise DeployError(f"VenueNetworks={value!r}: {str(exc).split(': ', 1)[1]}") from None
 
 
 def check_locations(value: str, frontend: bool) -> None:

@@ -204,6 +204,13 @@ def _dynamodb(operation: str, params: Mapping[str, Any], where: Where) -> list[R
             out.append(Request(f"dynamodb:{TRANSACT_WRITE[kind]}", table(body["TableName"]),
                                _leading(where, body["TableName"], body.get("Key") or body.get("Item"))))
         return out
+    if operation in ("DescribeStream", "GetShardIterator"):  # DynamoDB Streams (signed as dynamodb)
+        return [Request(f"dynamodb:{operation}", str(params.get("StreamArn", "*")))]
+    if operation == "GetRecords":  # the iterator names its stream (moto's: "<stream ARN>|1|<id>")
+        stream = str(params.get("ShardIterator", "")).split("|", 1)[0]
+        return [Request("dynamodb:GetRecords", stream if stream.startswith("arn:") else "*")]
+    if operation == "ListStreams":
+        return [Request("dynamodb:ListStreams", "*")]
     if operation == "TransactGetItems":
         return [Request("dynamodb:GetItem", table(i["Get"]["TableName"])) for i in params.get("TransactItems", [])]
     if operation in ("BatchGetItem", "BatchWriteItem"):

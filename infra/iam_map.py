@@ -128,6 +128,7 @@ def general(value: str, pairs: list[tuple[str, str]]) -> str:
     for concrete, placeholder in pairs:
         value = value.replace(concrete, placeholder)
     value = re.sub(r"(\$\{ContentBucket\.Arn\}/[^/]+)/.+$", r"\1/*", value)  # a workshop's files
+    value = re.sub(r"(/stream/)[^/|]+$", r"\1*", value)  # a table's stream: its label is its creation time
     return re.sub(r"(:secret:[^:]+)-[A-Za-z0-9]{6}$", r"\1-??????", value)  # Secrets Manager's random suffix
 
 

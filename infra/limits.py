@@ -25,20 +25,24 @@ class Limit:
 
 LIMITS = {
     "ClientRateLimit": Limit("WOD_RATE_LIMIT_PER_MINUTE", 30, 0, 100_000,
-                             "Registrations from one client address (an IPv6 /64) per minute; 0: no limit. Raise "
-                             "it when a whole room registers from one address (a venue's NAT)"),
+                             "Registrations from one client address (an IPv6 /64) per minute; 0: no limit (none of "
+                             "these limits). A venue's address (VenueNetworks) has VenueRateLimit instead"),
     "DomainRateLimit": Limit("WOD_DOMAIN_RATE_LIMIT_PER_MINUTE", 300, 0, 100_000,
                              "Registrations for one email domain per minute; 0: no limit"),
     "HoldsPerClient": Limit("WOD_HOLDS_PER_CLIENT", 10, 0, 100_000,
                             "Unconfirmed holds one client address takes per confirmation window; 0: no limit"),
+    "VenueRateLimit": Limit("WOD_VENUE_RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000,
+                            "Registrations per minute from an address of VenueNetworks (a room behind one NAT)"),
+    "VenueHolds": Limit("WOD_VENUE_HOLDS", 1000, 1, 1_000_000,
+                        "Unconfirmed holds an address of VenueNetworks takes per confirmation window"),
     "MailboxDailyCap": Limit("WOD_MAILBOX_MAILS_PER_DAY", 8, 1, 1000,
                              "Emails registering sends one mailbox per day (confirmations, 'already registered')"),
     "MailBulkShare": Limit("WOD_MAIL_BULK_SHARE", 0.7, 0.05, 1,
                            "Part of each second's sending rate participant mail may use (the rest: orders, "
                            "credentials)"),
     "ReadySeconds": Limit("WOD_READY_TIMEOUT_SECONDS", 180, 10, 3600,
-                          "Seconds a participant's server (and appliance) may take to answer before the provisioning "
-                          "fails (apology, seat back)"),
+                          "Seconds a participant's server (and appliance) may take to answer once the hub starts it "
+                          "(a spawn waiting for the hub's turn does not count) before the provisioning fails"),
     "StuckMinutes": Limit("WOD_STUCK_MINUTES", 10, 2, 1440,
                           "Minutes a provisioning may take before it is failed (apology, seat back)"),
     "HubSpawnLimit": Limit("WOD_HUB_CONCURRENT_SPAWNS", 10, 1, 1000,

@@ -29,6 +29,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ from typing import Any
 from infra import deploy as commands
 from infra import iam_map, rehearsal_hub, rehearsal_moto, standins
 from infra.rehearsal_chain import WARM_WORKSHOP
-from infra.rehearsal_iam import Functions, Roles, enforce, invoke_as, route
+from infra.rehearsal_iam import Functions, Roles, enforce, invoke_as, map_stream, route
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's account
@@ -49,6 +50,9 @@ BASE_PARAMETERS = {
     "Locations": json.dumps({"paris": "orders@example.org"}),
     "AlarmEmail": "ops@example.org", "EcsCluster": "wod-appliances", "EcsSubnets": "subnet-0a",
     "EcsSecurityGroups": "sg-0a", "HubHost": "false",  # the hub: this machine, set up by bootstrap.sh
+    # a provisioning that cannot succeed (the appliance: moto's ECS cannot run it) is retried a
+    # minute, then compensated: the rehearsal sees the apology without waiting an event's patience
+    "StuckMinutes": "2", "ReadySeconds": "60",
 }
 DEFAULT_HUB_PREFIX = Path("/opt/wod-rehearsal-hub")  # kept: a second rehearsal installs nothing; not under
 # /tmp or /var/tmp, which each student server has a private one of
@@ -80,6 +84,7 @@ class Rehearsal:
         self.context = ssl.create_default_context(cafile=str(self.cert))
         self.roles: Roles | None = None
         self.functions = Functions(self.home, region, ACCOUNT, self.home / "calls.jsonl")
+        self.stopping = threading.Event()  # the stream mapping's reader stops with the rehearsal
         self.hub: rehearsal_hub.HubHost | None = None
         self.report: dict[str, Any] = {"stack": stack, "skipped": {}, "stood_in": [], "resources": {}}
 
@@ -290,8 +295,13 @@ class Rehearsal:
             self.functions.start(specs)
             route(self.functions, self.region)
             invoke_as(self.roles, "StateMachineRole", self.functions.record, iam_map.where(self))
+            if not rehearsal_moto.stream_mappings(self):
+                raise RuntimeError("the stack made no event source mapping of the registrations' stream")
+            map_stream(self.roles, "OutboxDispatcher", self.functions, iam_map.where(self), self.table("customers"),
+                       self.endpoint, self.stopping)
             rehearsal_moto.executing_machines(self)
-            self.out(f"    {len(specs)} functions; Step Functions invokes them as StateMachineRole")
+            self.out(f"    {len(specs)} functions; Step Functions invokes them as StateMachineRole; the registrations' "
+                     "stream goes to OutboxDispatcher, read with its role")
 
     def chain(self) -> None:
         with self.step("a participant's whole life, through the stack's resources"):
@@ -338,6 +348,7 @@ class Rehearsal:
                 raise
             self.check_iam(map_path)
         finally:
+            self.stopping.set()
             self.functions.stop()
             if self.hub is not None:
                 self.hub.stop()

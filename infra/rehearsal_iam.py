@@ -212,6 +212,32 @@ def route(functions: Functions, region: str) -> Any:
     return router
 
 
+def map_stream(roles: Roles, logical: str, functions: Functions, where: iam.Where, table: str, endpoint: str,
+               stopping: threading.Event) -> Any:
+    """The event source mapping of ``table``'s stream to the function ``logical``: its records read
+    with that function's role (as Lambda reads them), evaluated and recorded, each batch invoked."""
+    from infra.function_host import Recorder
+    from local.stream import StreamReader
+
+    role = f"{logical}Role"  # Lambda reads the stream with the function's own role
+    recorder = Recorder({"logical": logical, "policy": roles.deployed[role], "region": where.region,
+                         "account": where.account, "record": str(functions.record)})
+    client = recorder.attach(roles.session(role, where.region).client("dynamodbstreams", endpoint_url=endpoint))
+    port = functions.port(logical)
+    name = next(name for name, host in functions.hosts.items() if host.logical == logical)
+
+    def invoke(event: dict) -> None:
+        import urllib.request
+
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/2015-03-31/functions/{name}/invocations",
+                                         data=json.dumps(event, default=str).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            if answer.headers.get("X-Amz-Function-Error"):
+                raise RuntimeError(f"{logical} failed: {answer.read()[:300]!r}")
+
+    return StreamReader(client, table, invoke, stopping)
+
+
 def invoke_as(roles: Roles, logical: str, record: Path, where: iam.Where) -> None:
     """moto's Step Functions interpreter invokes task functions with ``logical``'s credentials (the
     state machine role), each invoke evaluated against that role's deployed policy and recorded."""

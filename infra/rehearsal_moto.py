@@ -78,3 +78,18 @@ def appliance_network(rehearsal: Any) -> None:
     group = ec2.create_security_group(GroupName="wod-appliances", Description="appliances", VpcId=vpc)["GroupId"]
     rehearsal.parameters.update(EcsSubnets=subnet, EcsSecurityGroups=group)
     rehearsal.out(f"    the appliances' network (yours, not the stack's): {subnet}, {group}")
+
+
+def stream_mappings(rehearsal: Any) -> list[str]:
+    """moto's CloudFormation creates the event source mappings of the tables' streams, and moto then
+    invokes their function itself, from inside the write that made the record (in the embedded AWS's
+    DynamoDB lock, as nothing on AWS does): they are let go of here, and the rehearsal reads each
+    stream with the mapped function's role (``rehearsal_iam.map_stream``). The mapped functions."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    mapped = []
+    for table in dynamodb_backends[ACCOUNT][rehearsal.region].tables.values():
+        mappings = getattr(table, "lambda_event_source_mappings", {})
+        mapped += [str(getattr(esm, "function_arn", arn)).rsplit(":", 1)[-1] for arn, esm in mappings.items()]
+        mappings.clear()
+    return mapped

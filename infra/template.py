@@ -63,7 +63,8 @@ class Access:
     start_workflows: bool = False
     read_content: bool = False
     appliances: frozenset[str] = frozenset()  # ECS: "find", "start", "stop", "tokens" (APPLIANCE_GRANTS)
-    report_failures: bool = False  # an asynchronous function: its failed events go to the failed-events queue
+    report_failures: bool = False  # its failed events (or stream batches) go to the failed-events queue
+    stream: str = ""  # the table whose stream invokes it (an event source mapping)
 
 
 # nonces: rate-limit counters and the mail pacer's budget (every sender), callback nonces (the API)
@@ -75,6 +76,12 @@ FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "writ
 FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "admin-token", "link-key"), send_mail=True)
 TICK = Access(FRONTEND_TABLES, ("order-key/*", "link-key"), send_mail=True, report_failures=True)
 INTAKE = Access({"nonces": "write"}, ("order-key",), start_workflows=True, report_failures=True)
+# The registrations' stream: what a change owes (leased and settled on the registration), mail paced
+# in the nonces table, webhook deliveries queued in the admin table, orders signed with every
+# location's key and links with the link key.
+DISPATCH = Access({"customers": "update", "workshops": "lookup", "nonces": "write", "admin": "write"},
+                  ("order-key/*", "link-key"), send_mail=True, report_failures=True, stream="customers")
+STREAM_BATCH = 100  # records per invocation, as local/stream.py reads them
 ASYNC_RETRIES = 2  # Lambda's own retries of an asynchronous event before it goes to the failed-events queue
 
 
@@ -94,6 +101,7 @@ FUNCTIONS: dict[str, Access] = {
     "APIHandler": FRONTEND,
     "TimeChecks": TICK,
     "OrderIntake": INTAKE,
+    "OutboxDispatcher": DISPATCH,
     "ProvisionPrepare": backend_task("students:lookup customers:update", hub=False),
     "ProvisionCreateHubUser": backend_task("customers:update", appliances="stop"),  # a previous holder's
     "ProvisionStartServer": backend_task("workshops:lookup", appliances="start"),
@@ -173,6 +181,11 @@ def statements(access: Access) -> list[dict]:
     if access.report_failures:
         out.append({"Sid": "ReportFailedEvents", "Effect": "Allow", "Action": ["sqs:SendMessage"],
                     "Resource": [{"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}]})
+    if access.stream:  # what its event source mapping reads with the function's role
+        out.append({"Sid": "ReadStream", "Effect": "Allow",
+                    "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                    "Resource": [sub(table_arn(access.stream)["Fn::Sub"] + "/stream/*")]})
+        out.append({"Sid": "ListStreams", "Effect": "Allow", "Action": ["dynamodb:ListStreams"], "Resource": "*"})
     if access.secrets:
         out.append({"Sid": "Secrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                     "Resource": [secret_arn(name) for name in access.secrets]})
@@ -343,6 +356,10 @@ def parameters() -> dict:
                                         "(its method throttling: the registration POST has a budget of its own)"},
         "ApiBurstLimit": {"Type": "Number", "Default": 200, "MinValue": 1,
                           "Description": "Requests each method takes at once above that rate (an opening minute)"},
+        "VenueNetworks": {"Type": "String", "Default": "", "AllowedPattern": r"[0-9A-Fa-f.:/, ]{0,1000}",
+                          "Description": "Addresses or CIDR networks of a venue where many participants share one "
+                                         "address (comma-separated): they get VenueRateLimit and VenueHolds, and no "
+                                         "email domain's limit"},
         **{name: {"Type": "Number", "Default": limit.default, "MinValue": limit.low, "MaxValue": limit.high,
                   "Description": limit.description} if limit.whole else
            {"Type": "String", "Default": str(limit.default), "AllowedPattern": r"(0?\.[0-9]+|1(\.0*)?)",
@@ -375,6 +392,7 @@ def environment(logical: str) -> dict:
         "WOD_ECS_SUBNETS": {"Ref": "EcsSubnets"},
         "WOD_ECS_SECURITY_GROUPS": {"Ref": "EcsSecurityGroups"},
         "WOD_SES_CONFIGURATION_SET": {"Ref": "MailConfigurationSet"},
+        "WOD_VENUE_NETWORKS": {"Ref": "VenueNetworks"},
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
         **{limit.variable: {"Ref": name} for name, limit in LIMITS.items() if not limit.hub},
     }
@@ -494,12 +512,27 @@ def function_overrides() -> dict:
     resources["TimeChecks"]["Properties"]["Events"] = {"TimeChecksEvent": {"Type": "Schedule", "Properties": {
         "Schedule": "rate(1 minute)", "State": {"Fn::If": ["IsFrontend", "ENABLED", "DISABLED"]}}}}
     for logical, access in FUNCTIONS.items():
-        if access.report_failures:  # an order or a tick that keeps failing is kept, and alarms
+        if access.stream:
+            resources[f"{logical}StreamMapping"] = stream_mapping(logical, access.stream)
+        elif access.report_failures:  # an order or a tick that keeps failing is kept, and alarms
             resources[logical]["Properties"]["EventInvokeConfig"] = {
                 "MaximumRetryAttempts": ASYNC_RETRIES,
                 "DestinationConfig": {"OnFailure": {"Type": "SQS",
                                                     "Destination": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}}}}
     return resources
+
+
+def stream_mapping(logical: str, kind: str) -> dict:
+    """A table's stream to a function (the frontend's tables only): the records of registrations
+    whose outbox is pending, in batches as they are written; a batch failing twice is kept in the
+    failed-events queue (the time checks deliver what it owed all the same)."""
+    pending = {"dynamodb": {"NewImage": {"outbox_state": {"S": ["pending"]}}}}
+    return {"Type": "AWS::Lambda::EventSourceMapping", "Condition": "IsFrontend", "Properties": {
+        "FunctionName": {"Ref": logical}, "EventSourceArn": {"Fn::GetAtt": [table_kinds()[kind], "StreamArn"]},
+        "StartingPosition": "LATEST", "BatchSize": STREAM_BATCH, "MaximumBatchingWindowInSeconds": 0,
+        "MaximumRetryAttempts": ASYNC_RETRIES, "BisectBatchOnFunctionError": True,
+        "FilterCriteria": {"Filters": [{"Pattern": json.dumps(pending)}]},
+        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}}}}}
 
 
 def sum_alarm(description: str, namespace: str, metric: str, dimension: str, values: list, **extra: Any) -> dict:

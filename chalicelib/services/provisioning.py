@@ -5,9 +5,10 @@ The password is generated, hashed, rendered into the notebooks and handed to the
 inside :func:`deploy` alone, so it never appears in the execution's input, output or history.
 
 A busy hub is not a failure: a hub call that times out or answers 5xx/429 raises
-:class:`HubUnavailable`, which the state machine retries with backoff, until the provisioning
-deadline (:func:`deadline`, set by :func:`prepare`) has passed; only then does it become
-:class:`ProvisioningTimedOut`, which compensates. A server's readiness has its own deadline,
+:class:`HubUnavailable` (any storage or appliance outage :class:`Unavailable`), which the state
+machine retries with backoff, until the provisioning deadline (:func:`deadline`, set by
+:func:`prepare`) has passed; only then does it become :class:`ProvisioningTimedOut`, which
+compensates. A server's readiness has its own deadline,
 ``ready_timeout_seconds`` from when the hub actually began to spawn it, not from when the spawn
 was queued behind the hub's concurrent-spawn limit.
 """
@@ -26,7 +27,7 @@ import urllib3
 from chalicelib.adapters.appliances import appliance_port
 from chalicelib.adapters.hub import HubUnavailable, Spawn
 from chalicelib.adapters.render import render_notebook
-from chalicelib.domain.errors import NotFound, WodError
+from chalicelib.domain.errors import NotFound, Unavailable, WodError
 from chalicelib.domain.orders import SIGNATURE_HEADER, sign
 from chalicelib.domain.passwords import generate_password, hash_password
 from chalicelib.domain.values import Workshop
@@ -54,15 +55,16 @@ class ProvisioningTimedOut(WodError):
 
 
 @contextmanager
-def hub_patience(event: Event) -> Iterator[None]:
-    """Let a busy hub be retried (the state machine's Retry on ``HubUnavailable``) until the
-    execution's deadline; past it, give up (:class:`ProvisioningTimedOut`: compensation)."""
+def patience(event: Event) -> Iterator[None]:
+    """Let a busy hub (or storage, or appliance service) be retried (the state machine's Retry on
+    ``HubUnavailable``/``Unavailable``) until the execution's deadline; past it, give up
+    (:class:`ProvisioningTimedOut`: compensation)."""
     try:
         yield
-    except HubUnavailable as exc:
+    except Unavailable as exc:
         until = (event.get("ctx") or {}).get("deadline")
         if until is not None and time.time() > until:
-            raise ProvisioningTimedOut(f"the hub was still unavailable at the deadline: {exc.message}") from exc
+            raise ProvisioningTimedOut(f"still unavailable at the deadline: {exc.message}") from exc
         raise
 
 
@@ -135,7 +137,7 @@ def prepare(ctx: Context, event: Event) -> dict:
 
 def create_hub_user(ctx: Context, event: Event) -> None:
     order = event["order"]
-    with hub_patience(event):
+    with patience(event):
         if not event.get("ctx", {}).get("warm"):  # a warm student's home is fresh and its server runs
             ctx.appliances.stop(order["student"])  # nothing a previous holder of the seat left survives:
             ctx.hub.delete_user(order["student"])  # appliance (and its token), server, account and home
@@ -146,10 +148,10 @@ def create_hub_user(ctx: Context, event: Event) -> None:
 def start_server(ctx: Context, event: Event) -> dict:
     """The student's server (the container) and, where the workshop has one, its appliance."""
     order = event["order"]
-    appliance = appliance_of(ctx.stores.seats.get_workshop(order["workshop"]), order["student"])
-    if appliance:
-        ctx.appliances.start(order["workshop"], order["student"], *appliance)
-    with hub_patience(event):
+    with patience(event):
+        appliance = appliance_of(ctx.stores.seats.get_workshop(order["workshop"]), order["student"])
+        if appliance:
+            ctx.appliances.start(order["workshop"], order["student"], *appliance)
         return spawned(ctx, ctx.hub.start_server(order["student"]), bool(appliance))
 
 
@@ -157,16 +159,16 @@ def check_ready(ctx: Context, event: Event) -> dict:
     """Ready yet? A spawn the hub throttled (too many at once) is asked for again here, so a
     burst waits its turn instead of failing; a spawn the hub began has ``ready_timeout_seconds``."""
     order = event["order"]
-    appliance = appliance_of(ctx.stores.seats.get_workshop(order["workshop"]), order["student"])
     ready_by = (event.get("server") or {}).get("ready_by")
     wait = MIN_WAIT
-    with hub_patience(event):
+    with patience(event):
+        appliance = appliance_of(ctx.stores.seats.get_workshop(order["workshop"]), order["student"])
         state = ctx.hub.server_state(order["student"])
         if state == "none":  # not asked for yet, throttled, or stopped: (again) now, a new readiness clock
             spawn = ctx.hub.start_server(order["student"])
             state, wait, ready_by = spawn.state, _wait(spawn.retry_after), None
-    if state == "ready" and (not appliance or ctx.appliances.ready(order["student"], *appliance)):
-        return {"ready": True, "wait": 0}
+        if state == "ready" and (not appliance or ctx.appliances.ready(order["student"], *appliance)):
+            return {"ready": True, "wait": 0}
     now = time.time()
     if ready_by is None and state != "throttled":
         ready_by = int(now) + ctx.settings.ready_timeout_seconds  # the hub spawns it from now on
@@ -198,7 +200,7 @@ def deploy(ctx: Context, event: Event) -> None:
     """Password, notebooks, callback: the only place the password exists, and only in memory.
 
     A RESET of scope ``password`` (credentials resent by an organiser) keeps the notebooks."""
-    with hub_patience(event):
+    with patience(event):
         _deploy(ctx, event)
 
 

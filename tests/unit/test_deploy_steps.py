@@ -247,6 +247,8 @@ def test_an_existing_mail_identity_is_named_before_anything_is_created(tmp_path)
     ("ClientRateLimit", "lots", "expected a whole number"), ("ClientRateLimit", "-1", "expected 0 to 100000"),
     ("StuckMinutes", "1", "expected 2 to 1440"), ("MailBulkShare", "1.5", "expected 0.05 to 1"),
     ("MailboxDailyCap", "0", "expected 1 to 1000"), ("HubSpawnLimit", "2.5", "expected a whole number"),
+    ("VenueRateLimit", "0", "expected 1 to 1000000"),
+    ("VenueNetworks", "the-hall", "'the-hall' is not an address or a network"),
 ])
 def test_limits_out_of_range_are_refused_before_anything_is_uploaded(tmp_path, name, value, message):
     ran: list[list[str]] = []
@@ -267,6 +269,8 @@ def test_every_limit_is_a_parameter_with_the_local_default_and_reaches_the_funct
              "WOD_MAILBOX_MAILS_PER_DAY": settings.mailbox_mails_per_day,
              "WOD_MAIL_BULK_SHARE": settings.mail_bulk_share, "WOD_STUCK_MINUTES": settings.stuck_minutes,
              "WOD_READY_TIMEOUT_SECONDS": settings.ready_timeout_seconds,
+             "WOD_VENUE_RATE_LIMIT_PER_MINUTE": settings.venue_rate_limit_per_minute,
+             "WOD_VENUE_HOLDS": settings.venue_holds,
              "WOD_HUB_CONCURRENT_SPAWNS": 10, "WOD_IDLE_MINUTES": 20}
     assert {limit.variable for limit in template.LIMITS.values()} == set(local)
     for name, limit in template.LIMITS.items():
