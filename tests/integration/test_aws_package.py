@@ -40,6 +40,7 @@ NOT_IN_MOTO = {"AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm", "AWS::SE
                "AWS::S3::BucketPolicy"}  # checked from the template: test_the_content_bucket_takes_tls_only...
 # Actions AWS gives no resource-level permission for.
 RESOURCE_STAR_OK = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "ses:GetSendQuota",
+                    "dynamodb:ListStreams",  # what a stream's event source mapping needs, on no narrower resource
                     *operations.LOG_DELIVERY,
                     *operations.ACTIVE_RULE_SET}
 
@@ -306,7 +307,8 @@ def test_non_serverless_part_deploys_and_a_smoke_flow_runs(deployed, tmp_path, m
            "WOD_LOCATION": PARAMETERS["Location"], "WOD_LOCATIONS": PARAMETERS["Locations"],
            "WOD_CONTENT_BUCKET": outputs["ContentBucketName"], "WOD_MAIL_TRANSPORT": "ses",
            "WOD_MAIL_FROM": PARAMETERS["MailFrom"], "AWS_DEFAULT_REGION": REGION,
-           "WOD_PUBLIC_URL": PARAMETERS["PublicUrl"]}
+           "WOD_PUBLIC_URL": PARAMETERS["PublicUrl"],
+           "WOD_OUTBOX_DISPATCH": "inline"}  # no function here reads the stream: mail goes with the change
     settings = load_settings(env)
 
     # Secrets: moto's CloudFormation does not create them; create each under the template's name.

@@ -45,8 +45,9 @@ def test_the_stack_is_created_by_the_deploy_commands_signed_and_authorized(rehea
     kinds = [resource["type"] for resource in report["resources"].values()]
     assert kinds.count("AWS::DynamoDB::Table") == 6
     assert kinds.count("AWS::StepFunctions::StateMachine") == 5
-    assert kinds.count("AWS::Lambda::Function") == 20  # the app's 19 and the rule set's activation
-    assert kinds.count("AWS::IAM::Role") == 22  # one per function, the activation's, the state machines', the hub's
+    assert kinds.count("AWS::Lambda::Function") == 21  # the app's 20 and the rule set's activation
+    assert kinds.count("AWS::IAM::Role") == 23  # one per function, the activation's, the state machines', the hub's
+    assert kinds.count("AWS::Lambda::EventSourceMapping") == 1  # the registrations' stream to the dispatcher
     assert "every request from now on is signed and authorized" in run.stdout
     assert "aws cloudformation deploy --template-file" in run.stdout  # the CLI's own words
     assert run.stdout.count("Successfully created/updated stack") == 3  # create, protect, no-op
@@ -76,7 +77,7 @@ def test_a_participants_whole_life_runs_through_the_stack(rehearsal):
     chain = report["chain"]
     assert chain["registration"] == "pending"  # confirmed from the mail, rate limits on
     assert chain["login"].endswith("/lab/tree/0-ReadMeFirst.ipynb")
-    assert chain["check_ready"] == {"ready": True}
+    assert chain["check_ready"]["ready"] is True
     assert chain["time_checks"]["reminders"] == 1 and chain["time_checks"]["expired"] == 1
     assert chain["time_checks"]["warming"] == 1
     assert chain["warm_taken"]  # a registration for the warm workshop took the warm seat
