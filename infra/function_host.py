@@ -54,7 +54,8 @@ class Recorder:
                 self.out.write(json.dumps({
                     "function": self.function, "service": service, "operation": model.name,
                     "action": request.action, "resource": request.resource, "allowed": decision.allowed,
-                    "statement": decision.statement, "denied_by": decision.denied_by}) + "\n")
+                    "statement": decision.statement, "denied_by": decision.denied_by,
+                    "unevaluated": decision.unevaluated}) + "\n")
                 if not decision.allowed and refused is None:
                     refused = request, decision
             self.out.flush()
@@ -77,7 +78,9 @@ class Recorder:
     def denied(self, service: str, request: Any, decision: Any) -> tuple[Any, dict]:
         from botocore.awsrequest import AWSResponse
 
-        why = f"explicit deny in {decision.denied_by}" if decision.denied_by else "no identity-based policy allows it"
+        why = (f"explicit deny in {decision.denied_by}" if decision.denied_by else
+               f"the rehearsal cannot evaluate {decision.unevaluated}" if decision.unevaluated else
+               "no identity-based policy allows it")
         message = (f"User: {self.function}'s role is not authorized to perform: {request.action} on resource: "
                    f"{request.resource} because {why}")
         code = "AccessDenied" if service in ("s3", "sts", "iam", "ses", "sns", "sqs") else "AccessDeniedException"

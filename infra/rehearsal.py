@@ -350,6 +350,8 @@ class Rehearsal:
 def refusal(record: dict[str, Any]) -> str:
     if record["denied_by"] == "moto":
         return f"moto: {record.get('message', '')}"
+    if record.get("unevaluated"):
+        return f"not evaluable here: {record['unevaluated']}"
     return f"explicit deny in {record['denied_by']}" if record["denied_by"] else "no statement allows it"
 
 
