@@ -127,8 +127,9 @@ class Functions:
             path.write_text(json.dumps(spec))
             path.chmod(0o600)
             log = open(self.logs / f"{spec['logical']}.log", "wb")
+            # its standard input: a pipe this process alone holds open (the function ends when it closes)
             process = subprocess.Popen([sys.executable, "-m", "infra.function_host", str(path)], cwd=ROOT,
-                                       stdout=subprocess.PIPE, stderr=log, env=spec["env"])
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=spec["env"])
             started.append((spec, process))
         deadline = time.monotonic() + patience
         for spec, process in started:
