@@ -26,6 +26,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = ROOT / "infra" / "hub" / "bootstrap.sh"
 LANDING = "lab/tree/0-ReadMeFirst.ipynb"
+IMDS_CHAIN = "WOD-IMDS-R"  # + the rehearsal's process id (modulo 100000): its hub's metadata fence
+
+
+def imds_chain(pid: int) -> str:
+    return f"{IMDS_CHAIN}{pid % 100000}"
+
+
+def stale_chains(output_rules: str, running: set[int]) -> list[str]:
+    """The metadata fences (``iptables -S OUTPUT``'s jumps) of rehearsals no longer running: one
+    killed outright could not remove its own."""
+    numbers = {pid % 100000 for pid in running}
+    found = re.findall(rf"-j ({IMDS_CHAIN}(\d+))\b", output_rules)
+    return sorted({chain for chain, number in found if int(number) not in numbers})
+
+
+def remove_chain(chain: str) -> None:
+    for tool in ("iptables", "ip6tables"):
+        while subprocess.run([tool, "-D", "OUTPUT", "-j", chain], capture_output=True).returncode == 0:
+            pass
+        subprocess.run([tool, "-F", chain], capture_output=True)
+        subprocess.run([tool, "-X", chain], capture_output=True)
 
 
 def free_ports(count: int) -> list[int]:
@@ -71,7 +92,7 @@ class HubHost:
                  cert: Path, key: Path, port: int, api_port: int, proxy_api_port: int, credentials: dict[str, str]):
         self.prefix, self.log, self.port = prefix, log, port
         self.api_port, self.proxy_api_port = api_port, proxy_api_port
-        self.chain = f"WOD-IMDS-R{os.getpid() % 100000}"
+        self.chain = imds_chain(os.getpid())
         self.args = ["--prefix", str(prefix), "--table", table, "--hub-token-secret", secret, "--region", region,
                      "--aws-endpoint", endpoint, "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
                      "--public-name", "localhost", "--port", str(port),
@@ -118,7 +139,9 @@ class HubHost:
 
     def stop_leftovers(self) -> None:
         """What a rehearsal that died left running from this prefix (its hub, proxy, culler):
-        with the lock held, nothing else runs from here."""
+        with the lock held, nothing else runs from here; and the metadata fences of every
+        rehearsal no longer running."""
+        rehearsals = set()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
@@ -126,12 +149,17 @@ class HubHost:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
+            if "infra.rehearsal" in command:
+                rehearsals.add(int(entry.name))
             if f"{self.prefix}/" in command:
                 try:
                     os.kill(int(entry.name), signal.SIGKILL)
                 except OSError:
                     pass
         (self.prefix / "state" / "proxy.pid").unlink(missing_ok=True)
+        listed = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True).stdout
+        for chain in stale_chains(listed, rehearsals | {os.getpid()}):
+            remove_chain(chain)
 
     def tail(self) -> str:
         try:
@@ -142,11 +170,7 @@ class HubHost:
     def stop(self) -> None:
         if self.hub is not None:
             self.hub.stop()
-        for tool in ("iptables", "ip6tables"):
-            while subprocess.run([tool, "-D", "OUTPUT", "-j", self.chain], capture_output=True).returncode == 0:
-                pass
-            subprocess.run([tool, "-F", self.chain], capture_output=True)
-            subprocess.run([tool, "-X", self.chain], capture_output=True)
+        remove_chain(self.chain)
 
 
 def login(hub_url: str, name: str, password: str, context: ssl.SSLContext) -> str:

@@ -275,3 +275,11 @@ def test_every_limit_is_a_parameter_with_the_local_default_and_reaches_the_funct
             assert f"${{{name}}}" in hub_host.USER_DATA
         else:
             assert template.environment("APIHandler")["Variables"][limit.variable] == {"Ref": name}
+
+
+def test_the_metadata_fences_of_rehearsals_no_longer_running_are_found():
+    from infra.rehearsal_hub import imds_chain, stale_chains
+
+    listed = "\n".join(["-P OUTPUT ACCEPT", "-A OUTPUT -o lo -j WOD-STUDENTS-56611", f"-A OUTPUT -j {imds_chain(3548)}",
+                        f"-A OUTPUT -j {imds_chain(118261)}", "-A OUTPUT -j WOD-HUB-IMDS"])
+    assert stale_chains(listed, {18261, 777}) == ["WOD-IMDS-R3548"]
