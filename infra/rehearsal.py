@@ -81,6 +81,7 @@ class Rehearsal:
         self.roles: Roles | None = None
         self.functions = Functions(self.home, region, ACCOUNT, self.home / "calls.jsonl")
         self.hub: rehearsal_hub.HubHost | None = None
+        self.machine_client: Callable[..., Any] | None = None  # the state machines' clients, once running
         self.report: dict[str, Any] = {"stack": stack, "skipped": {}, "stood_in": [], "resources": {}}
 
     # ---- plumbing ------------------------------------------------------------------------------------
@@ -289,7 +290,7 @@ class Rehearsal:
             specs = iam_map.function_specs(self)
             self.functions.start(specs)
             route(self.functions, self.region)
-            invoke_as(self.roles, "StateMachineRole", self.functions.record, iam_map.where(self))
+            self.machine_client = invoke_as(self.roles, "StateMachineRole", self.functions.record, iam_map.where(self))
             rehearsal_moto.executing_machines(self)
             self.out(f"    {len(specs)} functions; Step Functions invokes them as StateMachineRole")
 
