@@ -3,6 +3,10 @@ on this machine (as on a VM of your own, ``HubHost=false``), reading the student
 token secret with the hub host role's credentials; HTTPS for it and for the API function with a
 certificate made for ``localhost`` (the stack's ``PublicUrl`` and ``HubUrl`` name this machine);
 a participant's login as a browser does it.
+
+The hub runs under a keeper of its own (``python -m infra.rehearsal_hub SPEC``), which stops it when
+its standard input closes: the rehearsal holds the other end, so even one killed outright leaves no
+hub, proxy or student server running, and no fence in iptables.
 """
 from __future__ import annotations
 
@@ -10,12 +14,15 @@ import datetime
 import fcntl
 import http.cookiejar
 import ipaddress
+import json
 import os
 import re
 import signal
 import socket
 import ssl
 import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -86,26 +93,27 @@ def certificate(directory: Path) -> tuple[Path, Path]:
 
 
 class HubHost:
-    """bootstrap.sh into ``prefix`` (installs what is missing, then starts the hub in the foreground)."""
+    """bootstrap.sh into ``prefix`` (installs what is missing, then starts the hub in the foreground),
+    under its keeper (:func:`keep`)."""
 
     def __init__(self, prefix: Path, log: Path, *, table: str, secret: str, region: str, endpoint: str,
                  cert: Path, key: Path, port: int, api_port: int, proxy_api_port: int, credentials: dict[str, str]):
         self.prefix, self.log, self.port = prefix, log, port
-        self.api_port, self.proxy_api_port = api_port, proxy_api_port
         self.chain = imds_chain(os.getpid())
-        self.args = ["--prefix", str(prefix), "--table", table, "--hub-token-secret", secret, "--region", region,
-                     "--aws-endpoint", endpoint, "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
-                     "--public-name", "localhost", "--port", str(port),
-                     "--api-port", str(api_port), "--proxy-api-port", str(proxy_api_port),
-                     "--imds-chain", self.chain, "--foreground"]
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("AWS_", "WOD_", "POWERTOOLS_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-        self.env.update(credentials)  # the instance role's, as the metadata service would give them
-        self.hub: Any = None
+        args = ["--prefix", str(prefix), "--table", table, "--hub-token-secret", secret, "--region", region,
+                "--aws-endpoint", endpoint, "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
+                "--public-name", "localhost", "--port", str(port),
+                "--api-port", str(api_port), "--proxy-api-port", str(proxy_api_port),
+                "--imds-chain", self.chain, "--foreground"]
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AWS_", "WOD_", "POWERTOOLS_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+        env.update(credentials)  # the instance role's, as the metadata service would give them
+        self.spec = {"prefix": str(prefix), "log": str(log), "port": port, "api_port": api_port,
+                     "proxy_api_port": proxy_api_port, "chain": self.chain, "env": env,
+                     "command": ["bash", str(BOOTSTRAP), *args]}
+        self.keeper: subprocess.Popen | None = None
 
     def start(self, context: ssl.SSLContext, patience: float = 420.0) -> float:
-        from local.hub import Hub
-
         if os.geteuid() != 0:
             raise RuntimeError("bootstrap.sh runs as root (it makes a Linux user per student and iptables rules)")
         self.prefix.mkdir(parents=True, exist_ok=True)
@@ -116,17 +124,19 @@ class HubHost:
         except BlockingIOError:
             raise RuntimeError(f"another rehearsal's hub runs from {self.prefix}: give --hub-prefix") from None
         self.stop_leftovers()
-        self.hub = Hub(state_dir=self.prefix / "state", log_file=self.log, token="-", port=self.port,
-                       api_port=self.api_port, proxy_api_port=self.proxy_api_port, spawner="isolated")
+        spec = self.log.with_name("hub-keeper.json")
+        spec.write_text(json.dumps(self.spec))
+        spec.chmod(0o600)
+        self.log.write_bytes(b"")
         started = time.monotonic()
-        with open(self.log, "wb") as out:
-            self.hub.proc = subprocess.Popen(["bash", str(BOOTSTRAP), *self.args], env=self.env,
-                                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                             start_new_session=True)
+        with open(self.log, "ab") as out:  # the keeper holds the prefix's lock until the hub is stopped
+            self.keeper = subprocess.Popen([sys.executable, "-m", "infra.rehearsal_hub", str(spec)], cwd=ROOT,
+                                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=out,
+                                           pass_fds=(self.lock.fileno(),))
         deadline = started + patience
         while time.monotonic() < deadline:
-            if self.hub.proc.poll() is not None:
-                raise RuntimeError(f"bootstrap.sh exited {self.hub.proc.returncode}: {self.tail()}")
+            if self.keeper.poll() is not None:
+                raise RuntimeError(f"bootstrap.sh exited {self.keeper.returncode}: {self.tail()}")
             try:
                 with urllib.request.urlopen(f"https://localhost:{self.port}/hub/login", timeout=3,
                                             context=context) as answer:
@@ -168,9 +178,45 @@ class HubHost:
             return "(no log)"
 
     def stop(self) -> None:
-        if self.hub is not None:
-            self.hub.stop()
+        if self.keeper is not None and self.keeper.stdin is not None:
+            self.keeper.stdin.close()  # the keeper stops the hub
+            try:
+                self.keeper.wait(90)
+            except subprocess.TimeoutExpired:
+                self.keeper.kill()
         remove_chain(self.chain)
+
+
+def keep(spec: dict[str, Any]) -> int:
+    """Run the hub's ``command`` (bootstrap.sh, which ends in the hub) until it ends or this
+    process's standard input closes, then stop the hub as the local stack stops one (servers,
+    proxy, students' firewall, cgroups) and remove its metadata fence. Returns the command's exit
+    status if it ended by itself."""
+    from local.hub import Hub
+
+    hub = Hub(state_dir=Path(spec["prefix"]) / "state", log_file=spec["log"], token="-", port=spec["port"],
+              api_port=spec["api_port"], proxy_api_port=spec["proxy_api_port"], spawner="isolated")
+    with open(spec["log"], "ab") as out:
+        hub.proc = subprocess.Popen(spec["command"], env=spec["env"], stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+    closed = threading.Event()
+
+    def watch() -> None:
+        while os.read(0, 4096):
+            pass
+        closed.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    while not closed.wait(0.5) and hub.proc.poll() is None:
+        pass
+    ended = hub.proc.poll()
+    hub.stop()
+    remove_chain(spec["chain"])
+    return ended or 0
+
+
+if __name__ == "__main__":
+    sys.exit(keep(json.loads(Path(sys.argv[1]).read_text())))
 
 
 def login(hub_url: str, name: str, password: str, context: ssl.SSLContext) -> str:
