@@ -135,7 +135,11 @@ class Rehearsal:
         with self.step("start the embedded AWS (moto's server), IAM enforced"):
             from local.aws import EmbeddedAws
 
-            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+            # no line per request; what moto fails to do (it cannot start a Fargate task, say) goes to a log
+            werkzeug = logging.getLogger("werkzeug")
+            werkzeug.setLevel(logging.WARNING)
+            werkzeug.addHandler(logging.FileHandler(self.home / "aws.log"))
+            werkzeug.propagate = False
             self.aws = EmbeddedAws(port=0).start()
             # "localhost": moto reads a template URL on it as path-style (bucket, then key)
             self.endpoint = f"http://localhost:{self.aws.port}"
@@ -143,7 +147,7 @@ class Rehearsal:
             self.deployer = enforce(self.endpoint, self.region)
             rehearsal_moto.appliance_network(self)
             self.out(f"    endpoint {self.endpoint}; every request from now on is signed and authorized, "
-                     f"the deploy's as {self.deployer['arn']}")
+                     f"the deploy's as {self.deployer['arn']}; its own errors: {self.home / 'aws.log'}")
             self.run(commands.aws("s3api", "create-bucket", "--bucket", self.bucket, "--create-bucket-configuration",
                                   f"LocationConstraint={self.region}", region=self.region))
             self.out(f"    artifact bucket s3://{self.bucket}")

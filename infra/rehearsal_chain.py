@@ -286,8 +286,8 @@ class Chain:
         self.register(failing, "WKSHP-API101")
         self.wait("the apology after a failed provisioning",
                   lambda: self.mails(failing, "We could not prepare your workshop"), 240, tick_every=10)
-        out("    WKSHP-API101: its appliance's task cannot start (moto's ECS fails a Fargate task in a VPC): "
-            "provisioning compensated, apology sent")
+        out("    WKSHP-API101: its appliance's task cannot start (moto's ECS fails a Fargate task in a VPC, its "
+            "traceback in aws.log): provisioning compensated, apology sent")
         report["machines"] = {m: sorted(e["status"] for e in self.executions(m)) for m in (
             "ProvisionStateMachine", "ResetStateMachine", "CleanupStateMachine", "WarmStateMachine",
             "PurgeStateMachine")}

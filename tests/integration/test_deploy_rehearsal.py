@@ -48,6 +48,7 @@ def test_the_stack_is_created_by_the_deploy_commands_signed_and_authorized(rehea
     assert "every request from now on is signed and authorized" in run.stdout
     assert "aws cloudformation deploy --template-file" in run.stdout  # the CLI's own words
     assert run.stdout.count("Successfully created/updated stack") == 3  # create, protect, no-op
+    assert "Traceback" not in run.stdout + run.stderr and "unpublished metrics" not in run.stderr  # step by step
 
 
 def test_what_moto_cannot_create_is_named_and_what_the_chain_needs_is_stood_in_for(rehearsal):
