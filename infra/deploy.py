@@ -73,19 +73,19 @@ def check_parameters(parameters: Mapping[str, str]) -> None:
 def check_limits(parameters: Mapping[str, str]) -> None:
     """The event's limits (``infra.template.LIMITS``): numbers within their range, whole ones but
     the mail share; the functions would refuse to start with anything else."""
-    from infra.limits import LIMITS
+    from infra.limits import DECIMAL, LIMITS, WHOLE
 
     for name, limit in LIMITS.items():
         raw = parameters.get(name)
         if raw is None:
             continue
         whole = limit.whole
-        try:
-            value = int(raw) if whole else float(raw)
-        except ValueError:
+        if not re.fullmatch(WHOLE if whole else r"[0-9]+(\.[0-9]*)?|\.[0-9]+", raw):
             raise DeployError(f"{name}={raw!r}: expected {'a whole number' if whole else 'a number'} "
-                              f"({limit.description.split(';')[0]}; docs/deploy.md, sizing)") from None
-        if not limit.low <= value <= limit.high:
+                              f"({limit.description.split(';')[0]}; docs/deploy.md, sizing)")
+        value = int(raw) if whole else float(raw)
+        # in range, and (a share) in the form the template's AllowedPattern takes
+        if not limit.low <= value <= limit.high or not (whole or re.fullmatch(DECIMAL, raw)):
             raise DeployError(f"{name}={raw!r}: expected {limit.low:g} to {limit.high:g} "
                               f"({limit.description.split(';')[0]})")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.backend.tasks import ACTIONS
-from infra.limits import LIMITS
+from infra.limits import DECIMAL, LIMITS
 
 INFRA = Path(__file__).resolve().parent
 ROOT = INFRA.parent
@@ -350,7 +350,7 @@ def parameters() -> dict:
                           "Description": "Requests each method takes at once above that rate (an opening minute)"},
         **{name: {"Type": "Number", "Default": limit.default, "MinValue": limit.low, "MaxValue": limit.high,
                   "Description": limit.description} if limit.whole else
-           {"Type": "String", "Default": str(limit.default), "AllowedPattern": r"(0?\.[0-9]+|1(\.0*)?)",
+           {"Type": "String", "Default": str(limit.default), "AllowedPattern": DECIMAL,
             "Description": f"{limit.description} ({limit.low:g} to {limit.high:g})"}
            for name, limit in LIMITS.items()},
     }

@@ -249,6 +249,8 @@ def test_an_existing_mail_identity_is_named_before_anything_is_created(tmp_path)
     ("ClientRateLimit", "lots", "expected a whole number"), ("ClientRateLimit", "-1", "expected 0 to 100000"),
     ("StuckMinutes", "1", "expected 2 to 1440"), ("MailBulkShare", "1.5", "expected 0.05 to 1"),
     ("MailboxDailyCap", "0", "expected 1 to 1000"), ("HubSpawnLimit", "2.5", "expected a whole number"),
+    ("ClientRateLimit", " 30", "expected a whole number"), ("MailBulkShare", "5e-1", "expected a number"),
+    ("MailBulkShare", "nan", "expected a number"), ("MailBulkShare", "0.7 ", "expected a number"),
 ])
 def test_limits_out_of_range_are_refused_before_anything_is_uploaded(tmp_path, name, value, message):
     ran: list[list[str]] = []
@@ -256,6 +258,16 @@ def test_limits_out_of_range_are_refused_before_anything_is_uploaded(tmp_path, n
         deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters={**FRONTEND, name: value},
                       run=ran.append, query=no_stack)
     assert ran == []
+
+
+def test_every_limit_the_deploy_takes_the_template_takes():
+    import re
+
+    from infra.template import parameters
+
+    for value in ("0.05", ".5", "1", "1.0", "0.7"):
+        assert re.fullmatch(parameters()["MailBulkShare"]["AllowedPattern"], value)
+        deploy.check_limits({"MailBulkShare": value})
 
 
 def test_every_limit_is_a_parameter_with_the_local_default_and_reaches_the_functions_or_the_hub():
