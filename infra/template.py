@@ -50,7 +50,8 @@ TABLE_ACTIONS = {"read": READ, "write": WRITE, "lookup": LOOKUP, "update": UPDAT
 # Data outlives the stack and any replacement; but a failed first create removes what it made, so
 # that trying again finds no table or bucket of the same name in its way.
 KEEP_DATA = {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
-# Audit entries (pk AUDIT in the admin table) are written once: no function may change or remove one.
+# Audit entries (pk AUDIT in the admin table) are written once: no function may update or delete one. IAM
+# cannot refuse a PutItem that would replace one (no condition key says "only if absent"): the code never does.
 AUDIT_PARTITION = "AUDIT"
 
 
