@@ -65,24 +65,28 @@ def check_parameters(parameters: Mapping[str, str]) -> None:
     check_locations(parameters.get("Locations", "{}"), frontend)
     check_limits(parameters)
     check_venue(parameters.get("VenueNetworks", ""))
+    waf = parameters.get("WafRateLimit", "0")
+    if not (waf.isdigit() and (int(waf) == 0 or 10 <= int(waf) <= 2_000_000_000)):
+        raise DeployError(f"WafRateLimit={waf!r}: expected 0 (no WAF) or 10 to 2000000000 requests per 5 minutes "
+                          "from one address (WAF refuses a lower limit)")
 
 
 def check_limits(parameters: Mapping[str, str]) -> None:
     """The event's limits (``infra.template.LIMITS``): numbers within their range, whole ones but
     the mail share; the functions would refuse to start with anything else."""
-    from infra.limits import LIMITS
+    from infra.limits import DECIMAL, LIMITS, WHOLE
 
     for name, limit in LIMITS.items():
         raw = parameters.get(name)
         if raw is None:
             continue
         whole = limit.whole
-        try:
-            value = int(raw) if whole else float(raw)
-        except ValueError:
+        if not re.fullmatch(WHOLE if whole else r"[0-9]+(\.[0-9]*)?|\.[0-9]+", raw):
             raise DeployError(f"{name}={raw!r}: expected {'a whole number' if whole else 'a number'} "
-                              f"({limit.description.split(';')[0]}; docs/deploy.md, sizing)") from None
-        if not limit.low <= value <= limit.high:
+                              f"({limit.description.split(';')[0]}; docs/deploy.md, sizing)")
+        value = int(raw) if whole else float(raw)
+        # in range, and (a share) in the form the template's AllowedPattern takes
+        if not limit.low <= value <= limit.high or not (whole or re.fullmatch(DECIMAL, raw)):
             raise DeployError(f"{name}={raw!r}: expected {_plain(limit.low)} to {_plain(limit.high)} "
                               f"({limit.description.split(';')[0]})")
 
@@ -130,32 +134,71 @@ def check_account(parameters: Mapping[str, str], *, stack: str, region: str, end
                               "nothing was changed")
         return answer.strip()
 
-    prefix = parameters.get("TablePrefix", "wod")
-    if parameters.get("Frontend", "true") != "true":
-        tables = read("dynamodb", "list-tables", "--query", "TableNames").split()
+    prefix, frontend = parameters.get("TablePrefix", "wod"), parameters.get("Frontend", "true") == "true"
+    tables = read("dynamodb", "list-tables", "--query", "TableNames").split() if new or not frontend else []
+    if not frontend:
         if f"{prefix}-students" not in tables:
             raise DeployError(
                 f"no table {prefix}-students in {region}: a location stack works on its frontend's tables and keys "
                 "in its own region (their ARNs and the SDK's region are the stack's), so deploy it in the "
                 "frontend's region, with the frontend's TablePrefix and SecretsPrefix; locations in other regions "
                 "are not supported")
-    if not parameters.get("ReceiptRuleSet") and parameters.get("ReplaceActiveRuleSet", "false") != "true":
+    if new:
+        check_leftovers(parameters, tables, region=region, frontend=frontend, read=read)
+    given = parameters.get("ReceiptRuleSet", "")
+    if given or parameters.get("ReplaceActiveRuleSet", "false") != "true":
         active = read("ses", "describe-active-receipt-rule-set", "--query", "Metadata.Name")
-        if active not in ("", "None", f"{stack}-orders"):
+        if given and given != active:
+            raise DeployError(
+                f"ReceiptRuleSet={given} is not the active receipt rule set in {region} "
+                f"({'none is active' if active in ('', 'None') else f'{active} is'}): a rule in a set that is not "
+                "active receives no mail, so this location would never get its orders. Give the active set's name "
+                "(the frontend's OrdersRuleSetName), or leave ReceiptRuleSet empty for a rule set of the stack's own")
+        if not given and active not in ("", "None", f"{stack}-orders"):
             raise DeployError(
                 f"the active SES receipt rule set in {region} is {active}, not this stack's: only one is active "
                 f"per region, and replacing it would cut off the mail its rules receive. Deploy with "
                 f"ReceiptRuleSet={active} to add this stack's rule to it, or ReplaceActiveRuleSet=true to replace it")
-    domain = parameters.get("MailDomain", "")
-    if new and parameters.get("Frontend", "true") == "true" and domain and \
-            parameters.get("MailIdentityExists", "false") != "true":
+    domain, adopted = parameters.get("MailDomain", ""), parameters.get("MailIdentityExists", "false") == "true"
+    if frontend and domain and (new or adopted):
         found = read("ses", "get-identity-verification-attributes", "--identities", domain, "--query",
                      f"VerificationAttributes.\"{domain}\".VerificationStatus")
-        if found not in ("", "None"):
+        if adopted and found in ("", "None"):
+            raise DeployError(
+                f"MailIdentityExists=true, but SES has no identity {domain} in {region}: the stack would create none "
+                "and send nothing. Deploy with MailIdentityExists=false to create it (with Easy DKIM)")
+        if not adopted and found not in ("", "None"):
             raise DeployError(
                 f"SES already has the identity {domain} in {region} ({found}), made outside this stack: deploy with "
                 "MailIdentityExists=true to use it as it is (its DKIM records stay as they are, and the stack has "
                 "no DkimRecord outputs), or remove it first")
+
+
+def check_leftovers(parameters: Mapping[str, str], tables: list[str], *, region: str, frontend: bool,
+                    read: Callable[..., str]) -> None:
+    """A new stack's tables and secrets must not exist yet: tables outlive a deleted stack, and a
+    deleted secret keeps its name through its recovery window; either makes the create fail halfway."""
+    from infra.template import SECRETS, table_kinds
+
+    prefix, secrets = parameters.get("TablePrefix", "wod"), parameters.get("SecretsPrefix", "/wod")
+    kept = sorted(set(tables) & {f"{prefix}-{kind}" for kind in table_kinds()}) if frontend else []
+    if kept:
+        raise DeployError(
+            f"the tables {', '.join(kept)} already exist in {region} (kept from a stack deleted before?): a new "
+            "frontend stack creates its own. Deploy with another TablePrefix, or delete them first (after a backup: "
+            "they hold the registrations)")
+    location = parameters.get("Location", "aws")
+    wanted = {f"{secrets}/{name}" if scope == "shared" else f"{secrets}/{name}/{location}"
+              for name, scope in SECRETS.items() if frontend or scope == "location"}
+    found = set(read("secretsmanager", "list-secrets", "--include-planned-deletion", "--filters",
+                     f"Key=name,Values={secrets}/", "--query", "SecretList[].Name").split())
+    if found & wanted:
+        names = ", ".join(sorted(found & wanted))
+        raise DeployError(
+            f"the secret(s) {names} already exist in {region} (or wait out the recovery window of a deleted stack's): "
+            "a new stack creates its own. Deploy with another SecretsPrefix or Location, or remove them for good "
+            "(`aws secretsmanager delete-secret --force-delete-without-recovery --secret-id <name>`, after "
+            "`restore-secret` if scheduled for deletion)")
 
 
 def aws(*arguments: str, region: str, endpoint: str | None = None) -> list[str]:

@@ -12,7 +12,9 @@ evaluated against the role's deployed policy (:mod:`infra.iam`): a call the poli
 is answered ``AccessDenied`` without being sent, as AWS would answer it, and recorded as refused.
 
 It serves the Lambda Invoke API on a port of its own (the embedded Step Functions and the
-rehearsal invoke it there) and, for the API function, HTTPS in API Gateway's place.
+rehearsal invoke it there) and, for the API function, HTTPS in API Gateway's place, until its
+standard input closes: the rehearsal that started it holds the other end, so even one killed
+outright leaves no function running.
 """
 from __future__ import annotations
 
@@ -54,7 +56,8 @@ class Recorder:
                 self.out.write(json.dumps({
                     "function": self.function, "service": service, "operation": model.name,
                     "action": request.action, "resource": request.resource, "allowed": decision.allowed,
-                    "statement": decision.statement, "denied_by": decision.denied_by}) + "\n")
+                    "statement": decision.statement, "denied_by": decision.denied_by,
+                    "unevaluated": decision.unevaluated}) + "\n")
                 if not decision.allowed and refused is None:
                     refused = request, decision
             self.out.flush()
@@ -77,7 +80,9 @@ class Recorder:
     def denied(self, service: str, request: Any, decision: Any) -> tuple[Any, dict]:
         from botocore.awsrequest import AWSResponse
 
-        why = f"explicit deny in {decision.denied_by}" if decision.denied_by else "no identity-based policy allows it"
+        why = (f"explicit deny in {decision.denied_by}" if decision.denied_by else
+               f"the rehearsal cannot evaluate {decision.unevaluated}" if decision.unevaluated else
+               "no identity-based policy allows it")
         message = (f"User: {self.function}'s role is not authorized to perform: {request.action} on resource: "
                    f"{request.resource} because {why}")
         code = "AccessDenied" if service in ("s3", "sts", "iam", "ses", "sns", "sqs") else "AccessDeniedException"
@@ -164,7 +169,9 @@ def serve(spec: dict[str, Any]) -> None:
         ready["https"] = web.server_port
     print(json.dumps(ready), flush=True)
     os.dup2(2, 1)  # the function's own output (Powertools logs to stdout) goes to its log, as to CloudWatch
-    threading.Event().wait()
+    while os.read(0, 4096):  # until the rehearsal ends, however it ends
+        pass
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,7 +91,7 @@ def rules() -> dict:
 def role_statements(table_arn: dict, secret_arn: dict) -> list[dict]:
     """Everything the hub host may do: student items by key, its hub token, its own files."""
     return [
-        {"Sid": "ReadStudents", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:Query"],
+        {"Sid": "ReadStudents", "Effect": "Allow", "Action": ["dynamodb:GetItem"],  # wod_login.py: one student by key
          "Resource": [table_arn]},
         {"Sid": "HubToken", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [secret_arn]},
         {"Sid": "HubFiles", "Effect": "Allow", "Action": ["s3:GetObject"],

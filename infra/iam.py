@@ -9,9 +9,14 @@ policy is checked two ways (:func:`moto_copy` says which way for each statement)
   evaluate (resources widened to ``*`` where moto passes ``*``, conditions left to the rehearsal);
 - :class:`Policy` checks every call a function makes, as botocore is about to send it
   (:func:`requests_of` turns a call into the IAM requests AWS evaluates: one per item of a
-  DynamoDB transaction, the identity and configuration set of a sent email, ...), against the
-  policy the stack deployed: actions (expanded by policyuniverse), resources (IAM's ``*`` and
-  ``?`` wildcards) and conditions (the operators the template uses).
+  DynamoDB transaction, the identity and configuration set of a sent email, a copy's source, ...),
+  against the policy the stack deployed: ``Action``/``NotAction`` (expanded by policyuniverse),
+  ``Resource``/``NotResource`` (IAM's ``*`` and ``?`` wildcards) and conditions.
+
+What it cannot evaluate it refuses, saying why (a :class:`Decision`'s ``unevaluated``), rather than
+guess: a condition operator or key it does not know (:data:`KNOWN_KEYS` are those it supplies
+wherever AWS does, so that a missing one is missing on AWS too), a leading key it cannot read from
+a request (a query on an index), a statement with neither ``Resource`` nor ``NotResource``.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import email
 import email.utils
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -35,7 +40,14 @@ MOTO_ACTIONS = {
 TRANSACT_WRITE = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
                   "ConditionCheck": "ConditionCheckItem"}
 S3_ACTIONS = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "ListObjects": "ListBucket",
-              "DeleteObjects": "DeleteObject", "CopyObject": "PutObject"}
+              "DeleteObjects": "DeleteObject", "CopyObject": "PutObject", "ListObjectVersions": "ListBucketVersions",
+              "CreateMultipartUpload": "PutObject", "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject",
+              "ListParts": "ListMultipartUploadParts"}
+# Condition keys (lower case) the rehearsal supplies wherever AWS would: one missing from a request is
+# missing on AWS too. Any other key in a condition cannot be evaluated here.
+KNOWN_KEYS = frozenset({"aws:securetransport", "aws:requestedregion", "aws:principalaccount", "aws:sourceaccount",
+                        "aws:principalservicename", "dynamodb:leadingkeys", "ecs:cluster", "iam:passedtoservice"})
+NEGATED = ("StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike")
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,11 @@ class Request:
     action: str  # dynamodb:UpdateItem
     resource: str  # an ARN, or "*" for an action without resource-level permissions
     context: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # condition keys
+    unknown: frozenset[str] = frozenset()  # keys (lower case) AWS supplies that the rehearsal could not read
+
+
+class Unevaluable(ValueError):
+    """A statement the rehearsal cannot decide for a request: the call is refused, saying why."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,7 @@ class Decision:
     allowed: bool
     statement: str | None = None  # the Sid of an Allow that grants it
     denied_by: str | None = None  # the Sid of an explicit Deny
+    unevaluated: str | None = None  # why a statement could not be decided (then refused)
 
 
 @cache
@@ -70,30 +88,43 @@ def _values(value: Any) -> list[str]:
     return [str(item).lower() if isinstance(item, bool) else str(item) for item in items]
 
 
+def _arn_matches(pattern: str, value: str) -> bool:
+    """ArnEquals and ArnLike alike: each of the six colon-separated parts matched on its own."""
+    wanted, got = pattern.split(":", 5), value.split(":", 5)
+    return len(wanted) == len(got) == 6 and all(matches(w, g) for w, g in zip(wanted, got, strict=True))
+
+
 def _operator_holds(operator: str, expected: list[str], actual: tuple[str, ...]) -> bool:
     base = operator.removesuffix("IfExists")
-    if base in ("StringEquals", "ArnEquals", "Bool"):
+    if base in ("StringEquals",):
         return any(a == e for a in actual for e in expected)
-    if base in ("StringEqualsIgnoreCase",):
+    if base in ("StringEqualsIgnoreCase", "Bool"):
         return any(a.lower() == e.lower() for a in actual for e in expected)
-    if base in ("StringLike", "ArnLike"):
+    if base in ("StringLike",):
         return any(matches(e, a) for a in actual for e in expected)
-    if base in ("StringNotEquals", "ArnNotEquals"):
-        return all(a != e for a in actual for e in expected)
-    if base in ("StringNotLike", "ArnNotLike"):
-        return not any(matches(e, a) for a in actual for e in expected)
-    raise ValueError(f"condition operator {operator} is not evaluated by the rehearsal")
+    if base in ("ArnEquals", "ArnLike"):
+        return any(_arn_matches(e, a) for a in actual for e in expected)
+    if base in NEGATED:
+        return not _operator_holds(base.replace("Not", "", 1), expected, actual)
+    raise Unevaluable(f"the condition operator {operator} is not evaluated by the rehearsal")
 
 
-def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, tuple[str, ...]]) -> bool:
-    """Every operator and key of a statement's ``Condition`` holds for ``context`` (missing keys:
-    false, except ``...IfExists``; ``ForAnyValue:``/``ForAllValues:`` over multivalued keys)."""
+def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, tuple[str, ...]],
+                    unknown: frozenset[str] = frozenset()) -> bool:
+    """Every operator and key of a statement's ``Condition`` holds for ``context`` (keys in any case).
+    A key missing from the request: the condition holds with ``...IfExists``, a negated operator or
+    ``ForAllValues:``, else not; ``ForAnyValue:``/``ForAllValues:`` over multivalued keys."""
+    given = {key.lower(): value for key, value in context.items()}
     for operator, keys in condition.items():
         qualifier, _, bare = operator.rpartition(":")
         for key, value in keys.items():
-            expected, actual = _values(value), context.get(key)
+            name = key.lower()
+            if name in unknown or (name not in given and name not in KNOWN_KEYS):
+                raise Unevaluable(f"the rehearsal does not read the condition key {key} of this request")
+            expected, actual = _values(value), given.get(name)
             if actual is None:
-                if bare.endswith("IfExists") or qualifier == "ForAllValues":
+                if qualifier == "ForAllValues" or bare.endswith("IfExists") or (
+                        qualifier != "ForAnyValue" and bare in NEGATED):
                     continue
                 return False
             if qualifier == "ForAllValues":
@@ -105,6 +136,10 @@ def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping
     return True
 
 
+def _listed(value: Any) -> list[str]:
+    return [str(item) for item in (value if isinstance(value, list) else [value])]
+
+
 class Statement:
     """One statement of a policy: policyuniverse parses it and expands its actions."""
 
@@ -113,32 +148,43 @@ class Statement:
 
         self.raw = dict(raw)
         self.sid = str(raw.get("Sid") or f"#{number}")
-        parsed = Parsed(self.raw)
-        self.effect = parsed.effect
-        self.actions = {a for a in parsed.actions}
-        self.expanded = parsed.actions_expanded
-        self.resources = parsed.resources
+        self.effect = str(raw.get("Effect"))
         self.condition = raw.get("Condition") or {}
+        self.not_action, self.not_resource = "NotAction" in raw, "NotResource" in raw
+        self.actions = {a.lower() for a in _listed(raw.get("NotAction" if self.not_action else "Action", []))}
+        # NotAction: every action but those, policyuniverse's list or not
+        self.expanded = set() if self.not_action else Parsed(self.raw).actions_expanded
+        self.resources = _listed(raw["NotResource" if self.not_resource else "Resource"]) \
+            if "Resource" in raw or self.not_resource else None
 
     def covers(self, request: Request) -> bool:
         action = request.action.lower()
-        if action not in self.expanded and not any(matches(a, action, case=False) for a in self.actions):
+        named = action in self.expanded or any(matches(a, action, case=False) for a in self.actions)
+        if named == self.not_action:
             return False
-        if not any(matches(r, request.resource) for r in self.resources):
+        if self.resources is None:
+            raise Unevaluable(f"{self.sid} names no Resource (nor NotResource): AWS refuses such a policy")
+        if any(matches(r, request.resource) for r in self.resources) == self.not_resource:
             return False
-        return condition_holds(self.condition, request.context)
+        return condition_holds(self.condition, request.context, request.unknown)
 
 
 class Policy:
     """An identity policy (a role's) or a resource policy, as AWS evaluates it: an explicit Deny
-    wins, then any Allow, else an implicit deny."""
+    wins, then any Allow, else an implicit deny. A statement the rehearsal cannot decide refuses."""
 
     def __init__(self, document: Mapping[str, Any]):
         raw = document.get("Statement", [])
         self.statements = [Statement(s, n) for n, s in enumerate(raw if isinstance(raw, list) else [raw], 1)]
 
     def decide(self, request: Request) -> Decision:
-        covering = [s for s in self.statements if s.covers(request)]
+        covering = []
+        for statement in self.statements:
+            try:
+                if statement.covers(request):
+                    covering.append(statement)
+            except Unevaluable as exc:
+                return Decision(False, unevaluated=f"{statement.sid}: {exc}")
         deny = next((s for s in covering if s.effect == "Deny"), None)
         if deny is not None:
             return Decision(False, denied_by=deny.sid)
@@ -147,28 +193,34 @@ class Policy:
 
 
 def moto_copy(document: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """(the policy moto enforces, Sid -> how that statement is checked)."""
+    """(the policy moto enforces, Sid -> how that statement is checked). moto reads no
+    ``NotResource`` (it allows every resource) and fails every statement with a condition: an Allow
+    with either is widened to its actions on ``*`` for moto, a Deny is left to the rehearsal."""
     kept, how = [], {}
     for number, raw in enumerate(document.get("Statement", []), 1):
         sid = str(raw.get("Sid") or f"#{number}")
-        actions = raw["Action"] if isinstance(raw["Action"], list) else [raw["Action"]]
+        excluded = "NotAction" in raw
+        actions = _listed(raw.get("NotAction" if excluded else "Action", []))
         services = {a.split(":")[0] for a in actions}
         resources = raw.get("Resource", "*")
         wildcard = resources == "*" or resources == ["*"]
-        if raw.get("Condition"):
+        if raw.get("Condition") or "NotResource" in raw:
             if raw["Effect"] == "Deny":
-                how[sid] = "rehearsal: action, resource and condition (moto fails every conditional statement)"
+                how[sid] = ("rehearsal: action, resource and condition (moto fails every conditional statement)"
+                            if raw.get("Condition") else "rehearsal: action and resource (moto reads no NotResource)")
                 continue
             how[sid] = "moto: action; rehearsal: resource and condition"
         elif wildcard:
             how[sid] = "moto: action (no resource-level permission)"
-        elif services <= set(MOTO_RESOURCES):
+        elif services <= set(MOTO_RESOURCES) and not excluded:
             how[sid] = "moto: action and resource; rehearsal: the same"
         else:
             how[sid] = "moto: action; rehearsal: resource"
+        exact = services <= set(MOTO_RESOURCES) and not raw.get("Condition") and "NotResource" not in raw
         copy = {"Sid": sid if sid[0] != "#" else f"S{number}", "Effect": raw["Effect"],
-                "Action": sorted({*actions, *(alias for a in actions for alias in MOTO_ACTIONS.get(a, []))}),
-                "Resource": resources if services <= set(MOTO_RESOURCES) and not raw.get("Condition") else "*"}
+                ("NotAction" if excluded else "Action"): sorted(
+                    {*actions, *(alias for a in actions for alias in ([] if excluded else MOTO_ACTIONS.get(a, [])))}),
+                "Resource": resources if exact else "*"}
         kept.append(copy)
     return {"Version": "2012-10-17", "Statement": kept}, how
 
@@ -186,11 +238,34 @@ class Where:
         return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
 
 
-def _leading(where: Where, table: str, item: Mapping[str, Any] | None) -> dict[str, tuple[str, ...]]:
+LEADING = "dynamodb:LeadingKeys"
+
+
+def _leading(where: Where, table: str, *items: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Request fields for the partition keys of ``items`` (whole keys or items) of ``table``."""
     key = where.hash_keys.get(table)
-    value = (item or {}).get(key or "", {})
-    found = next(iter(value.values()), None) if isinstance(value, dict) else None
-    return {"dynamodb:LeadingKeys": (str(found),)} if found is not None else {}
+    found = []
+    for item in items:
+        value = (item or {}).get(key or "")
+        if not key or not isinstance(value, dict) or not value:
+            return {"unknown": frozenset({LEADING.lower()})}
+        found.append(str(next(iter(value.values()))))
+    return {"context": {LEADING: tuple(sorted(set(found)))}} if found else {}
+
+
+def _query_leading(where: Where, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A query's partition key value, from its key condition (``#0 = :0`` as pynamodb writes it)."""
+    table, key = str(params.get("TableName")), where.hash_keys.get(str(params.get("TableName")))
+    if params.get("IndexName") or not key:  # an index's partition key is not the table's
+        return {"unknown": frozenset({LEADING.lower()})}
+    if params.get("KeyConditions"):
+        values = params["KeyConditions"].get(key, {}).get("AttributeValueList") or [None]
+        return _leading(where, table, {key: values[0]})
+    names = {placeholder: name for placeholder, name in (params.get("ExpressionAttributeNames") or {}).items()}
+    for name, placeholder in re.findall(r"([#\w]+)\s*=\s*(:\w+)", str(params.get("KeyConditionExpression") or "")):
+        if names.get(name, name) == key:
+            return _leading(where, table, {key: (params.get("ExpressionAttributeValues") or {}).get(placeholder)})
+    return {"unknown": frozenset({LEADING.lower()})}
 
 
 def _dynamodb(operation: str, params: Mapping[str, Any], where: Where) -> list[Request]:
@@ -202,7 +277,7 @@ def _dynamodb(operation: str, params: Mapping[str, Any], where: Where) -> list[R
         for item in params.get("TransactItems", []):
             [(kind, body)] = item.items()
             out.append(Request(f"dynamodb:{TRANSACT_WRITE[kind]}", table(body["TableName"]),
-                               _leading(where, body["TableName"], body.get("Key") or body.get("Item"))))
+                               **_leading(where, body["TableName"], body.get("Key") or body.get("Item"))))
         return out
     if operation in ("DescribeStream", "GetShardIterator"):  # DynamoDB Streams (signed as dynamodb)
         return [Request(f"dynamodb:{operation}", str(params.get("StreamArn", "*")))]
@@ -212,22 +287,26 @@ def _dynamodb(operation: str, params: Mapping[str, Any], where: Where) -> list[R
     if operation == "ListStreams":
         return [Request("dynamodb:ListStreams", "*")]
     if operation == "TransactGetItems":
-        return [Request("dynamodb:GetItem", table(i["Get"]["TableName"])) for i in params.get("TransactItems", [])]
+        return [Request("dynamodb:GetItem", table(i["Get"]["TableName"]),
+                        **_leading(where, i["Get"]["TableName"], i["Get"].get("Key")))
+                for i in params.get("TransactItems", [])]
     if operation in ("BatchGetItem", "BatchWriteItem"):
         out = []
         for name, body in params.get("RequestItems", {}).items():
-            writes = body if isinstance(body, list) else []
-            keys = [next(iter(w.values())) for w in writes]
-            leading = sorted({v for k in keys for v in _leading(where, name, k.get("Key") or k.get("Item"))
-                              .get("dynamodb:LeadingKeys", ())})
-            out.append(Request(f"dynamodb:{operation}", table(name),
-                               {"dynamodb:LeadingKeys": tuple(leading)} if leading else {}))
+            if operation == "BatchGetItem":
+                keys = list(body.get("Keys", []))
+            else:
+                keys = [w.get("Key") or w.get("Item") for w in (next(iter(r.values())) for r in body)]
+            out.append(Request(f"dynamodb:{operation}", table(name), **_leading(where, name, *keys)))
         return out
     name = params.get("TableName")
     if not name:
         return [Request(f"dynamodb:{operation}", "*")]
+    if operation == "Query":
+        return [Request("dynamodb:Query", table(name, params.get("IndexName")), **_query_leading(where, params))]
+    item = params.get("Key") or params.get("Item")
     return [Request(f"dynamodb:{operation}", table(name, params.get("IndexName")),
-                    _leading(where, name, params.get("Key") or params.get("Item")))]
+                    **(_leading(where, name, item) if item is not None else {}))]
 
 
 def _sender_domain(params: Mapping[str, Any]) -> str:
@@ -251,20 +330,40 @@ def _ecs(operation: str, params: Mapping[str, Any], where: Where) -> list[Reques
                     context) for t in tasks if t]
 
 
+def _s3(operation: str, params: Mapping[str, Any]) -> list[Request]:
+    bucket = params.get("Bucket", "*")
+    action = f"s3:{S3_ACTIONS.get(operation, operation)}"
+    if params.get("VersionId") and action in ("s3:GetObject", "s3:DeleteObject"):
+        action += "Version"
+    if operation == "DeleteObjects":
+        return [Request(action + ("Version" if o.get("VersionId") else ""), f"arn:aws:s3:::{bucket}/{o['Key']}")
+                for o in params.get("Delete", {}).get("Objects", [])]
+    key = params.get("Key")
+    out = [Request(action, f"arn:aws:s3:::{bucket}" + (f"/{key}" if key and action != "s3:ListBucket" else ""))]
+    if operation == "CopyObject":  # the copy also reads its source
+        source = params.get("CopySource")
+        if isinstance(source, Mapping):
+            path, version = f"{source.get('Bucket')}/{source.get('Key')}", source.get("VersionId")
+        else:
+            path, _, query = str(source).lstrip("/").partition("?versionId=")
+            version = query or None
+        out.append(Request("s3:GetObjectVersion" if version else "s3:GetObject", f"arn:aws:s3:::{path}"))
+    return out
+
+
 def requests_of(service: str, operation: str, params: Mapping[str, Any], where: Where) -> list[Request]:
-    """The IAM requests AWS evaluates for one API call (``service`` is the signing name)."""
+    """The IAM requests AWS evaluates for one API call (``service`` is the signing name), each with
+    the global condition keys every request has (over HTTPS, as the SDK's endpoints are on AWS)."""
+    every = {"aws:SecureTransport": ("true",), "aws:RequestedRegion": (where.region,),
+             "aws:PrincipalAccount": (where.account,)}
+    return [replace(r, context={**every, **r.context}) for r in _requests(service, operation, params, where)]
+
+
+def _requests(service: str, operation: str, params: Mapping[str, Any], where: Where) -> list[Request]:
     if service == "dynamodb":
         return _dynamodb(operation, params, where)
     if service == "s3":
-        bucket = params.get("Bucket", "*")
-        action = f"s3:{S3_ACTIONS.get(operation, operation)}"
-        secure = {"aws:SecureTransport": ("true",)}  # the SDK's endpoints are HTTPS on AWS
-        if operation == "DeleteObjects":
-            return [Request(action, f"arn:aws:s3:::{bucket}/{o['Key']}", secure)
-                    for o in params.get("Delete", {}).get("Objects", [])]
-        key = params.get("Key")
-        return [Request(action, f"arn:aws:s3:::{bucket}" + (f"/{key}" if key and action != "s3:ListBucket" else ""),
-                        secure)]
+        return _s3(operation, params)
     if service == "ses":
         if operation in ("SendRawEmail", "SendEmail"):
             out = [Request(f"ses:{operation}", where.arn("ses", f"identity/{_sender_domain(params)}"))]

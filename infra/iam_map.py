@@ -25,9 +25,6 @@ PLATFORM_USED = {
     "ReportFailedEvents": "Lambda sends an asynchronous event that failed its retries to the failed-events queue",
     "DeliverLogs": "Step Functions delivers the state machines' error logs itself",
 }
-# Functions running the same code as another, whose calls stand for theirs when the rehearsal's
-# path does not reach them (a warm server is ready at once, so the warm machine never checks it).
-SAME_CODE = {"WarmCheckReady": "ProvisionCheckReady"}
 
 # Grants the rehearsal cannot reach ("Sid", or "Function:Sid"), and why: each is checked by reading
 # the code that uses it.
@@ -157,8 +154,7 @@ def finish(found: dict[str, Any]) -> dict[str, Any]:
     """The grants no recorded call used, bar those Lambda uses or the rehearsal cannot reach."""
     found["unused"] = []
     for function, use in sorted(found["functions"].items()):
-        same = found["functions"].get(SAME_CODE.get(function, ""), {"uses": []})
-        used = {u["statement"] for u in [*use["uses"], *same["uses"]]}
+        used = {u["statement"] for u in use["uses"]}
         found["unused"] += [f"{function}: {sid}" for sid in sorted(use["grants"])
                             if sid not in used and sid not in use["denies"] and not exempt(function, sid)]
     return found

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+WHOLE = r"-?[0-9]+"  # what a Number parameter of a whole limit is written as
+DECIMAL = r"(0?\.[0-9]+|1(\.0*)?)"  # the AllowedPattern of a decimal one (a share, 0 to 1)
+
 
 @dataclass(frozen=True)
 class Limit:

@@ -86,6 +86,7 @@ class Rehearsal:
         self.functions = Functions(self.home, region, ACCOUNT, self.home / "calls.jsonl")
         self.stopping = threading.Event()  # the stream mapping's reader stops with the rehearsal
         self.hub: rehearsal_hub.HubHost | None = None
+        self.machine_client: Callable[..., Any] | None = None  # the state machines' clients, once running
         self.report: dict[str, Any] = {"stack": stack, "skipped": {}, "stood_in": [], "resources": {}}
 
     # ---- plumbing ------------------------------------------------------------------------------------
@@ -139,7 +140,11 @@ class Rehearsal:
         with self.step("start the embedded AWS (moto's server), IAM enforced"):
             from local.aws import EmbeddedAws
 
-            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+            # no line per request; what moto fails to do (it cannot start a Fargate task, say) goes to a log
+            werkzeug = logging.getLogger("werkzeug")
+            werkzeug.setLevel(logging.WARNING)
+            werkzeug.addHandler(logging.FileHandler(self.home / "aws.log"))
+            werkzeug.propagate = False
             self.aws = EmbeddedAws(port=0).start()
             # "localhost": moto reads a template URL on it as path-style (bucket, then key)
             self.endpoint = f"http://localhost:{self.aws.port}"
@@ -147,7 +152,7 @@ class Rehearsal:
             self.deployer = enforce(self.endpoint, self.region)
             rehearsal_moto.appliance_network(self)
             self.out(f"    endpoint {self.endpoint}; every request from now on is signed and authorized, "
-                     f"the deploy's as {self.deployer['arn']}")
+                     f"the deploy's as {self.deployer['arn']}; its own errors: {self.home / 'aws.log'}")
             self.run(commands.aws("s3api", "create-bucket", "--bucket", self.bucket, "--create-bucket-configuration",
                                   f"LocationConstraint={self.region}", region=self.region))
             self.out(f"    artifact bucket s3://{self.bucket}")
@@ -294,7 +299,7 @@ class Rehearsal:
             specs = iam_map.function_specs(self)
             self.functions.start(specs)
             route(self.functions, self.region)
-            invoke_as(self.roles, "StateMachineRole", self.functions.record, iam_map.where(self))
+            self.machine_client = invoke_as(self.roles, "StateMachineRole", self.functions.record, iam_map.where(self))
             if not rehearsal_moto.stream_mappings(self):
                 raise RuntimeError("the stack made no event source mapping of the registrations' stream")
             map_stream(self.roles, "OutboxDispatcher", self.functions, iam_map.where(self), self.table("customers"),
@@ -361,6 +366,8 @@ class Rehearsal:
 def refusal(record: dict[str, Any]) -> str:
     if record["denied_by"] == "moto":
         return f"moto: {record.get('message', '')}"
+    if record.get("unevaluated"):
+        return f"not evaluable here: {record['unevaluated']}"
     return f"explicit deny in {record['denied_by']}" if record["denied_by"] else "no statement allows it"
 
 

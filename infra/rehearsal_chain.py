@@ -5,8 +5,9 @@ Register (rate limits on) and confirm from the mail; the CREATE order mail throu
 (the active rule set's rule, its SNS action) -> the orders topic -> the intake -> ``provision``
 -> every task -> the hub -> the callback -> the credentials mail; log in as the student; a RESET;
 the organiser API (resize, CSV, a webhook and its test, a purge); the time checks (a warm pool
-topped up, the reminder, the end, the CLEANUP order, the thank-you mail); a provisioning that
-fails (moto's ECS cannot start the appliance's Fargate task) and is compensated. moto has no SES
+topped up, the reminder, the end, the CLEANUP order, the thank-you mail, a hold nobody confirmed
+released); the readiness checks invoked as their state machines do; a provisioning that fails
+(moto's ECS cannot start the appliance's Fargate task) and is compensated. moto has no SES
 inbound: :meth:`Chain.deliver_inbound` does what SES would with every mail sent to an address of
 the active rule set. The business clock cannot be moved inside
 the functions, so the rehearsal moves a registration's times in the table instead.
@@ -148,15 +149,19 @@ class Chain:
 
     # ---- the participant ---------------------------------------------------------------------------
 
-    def register(self, address: str, workshop: str) -> tuple[str, dict]:
-        """Register and confirm from the "Confirm your seat" mail: (action token, registration)."""
+    def hold(self, address: str, workshop: str) -> str:
+        """Register: the action token of the "Confirm your seat" mail's link."""
         self.expect(202, "POST", "/api/registrations", {**PARTICIPANT, "email": address, "workshop": workshop})
         mail = self.wait(f"the confirmation mail to {address}", lambda: self.mails(address, "Confirm your seat"), 90,
                          tick_every=10)
         link = re.search(r"\S+/confirm/([A-Za-z0-9_.-]+)", self.text(mail[0]))
         if not link:
             raise RuntimeError("no confirmation link in the confirmation mail")
-        token = link.group(1)
+        return link.group(1)
+
+    def register(self, address: str, workshop: str) -> tuple[str, dict]:
+        """Register and confirm from the "Confirm your seat" mail: (action token, registration)."""
+        token = self.hold(address, workshop)
         registration = json.loads(self.expect(200, "POST", f"/api/registrations/{token}/confirm"))
         return token, registration
 
@@ -174,6 +179,16 @@ class Chain:
             payload = answer.read().decode()
             if answer.headers.get("X-Amz-Function-Error"):
                 raise RuntimeError(f"{logical} failed: {payload[:500]}")
+        return json.loads(payload)
+
+    def invoke_as_machine(self, logical: str, event: dict) -> Any:
+        """A task function invoked as its state machine invokes it: Lambda's Invoke API, with the
+        state machines' role's credentials."""
+        client = self.r.machine_client(self.r.region, "lambda")
+        answer = client.invoke(FunctionName=self.r.report["resources"][logical]["id"], Payload=json.dumps(event))
+        payload = answer["Payload"].read().decode()
+        if answer.get("FunctionError"):
+            raise RuntimeError(f"{logical} failed: {payload[:500]}")
         return json.loads(payload)
 
     def tick(self) -> dict:
@@ -221,11 +236,12 @@ class Chain:
             raise RuntimeError(f"logging in as {student} ended at {landed}")
         out(f"    logged in to the hub as {student}: {landed.split('/user/', 1)[1]}")
         report["login"] = landed.split("/user/", 1)[1]
-        # provision's readiness check runs when a server is slower to start than the hub's answer: once
-        # here, as the state machine would invoke it (the hub may have answered "ready" at once)
+        # the readiness checks (provision's, warm's) run when a server is slower to start than the hub's
+        # answer: once each here, as their state machines invoke them (the hub may have answered at once)
         order = {"action": "CREATE", "workshop": workshop, "student": student, "registration": registration["id"]}
-        ready = self.invoke("ProvisionCheckReady", {"order": order, "ctx": {"deadline": time.time() + 60}})
-        report["check_ready"] = ready
+        checked = {"order": order, "ctx": {"deadline": time.time() + 60}}
+        report["check_ready"] = self.invoke_as_machine("ProvisionCheckReady", checked)
+        report["warm_check_ready"] = self.invoke_as_machine("WarmCheckReady", checked)
 
         self.expect(200, "POST", f"/api/registrations/{token}/reset")
         student, password = self.credentials(who, 2)
@@ -262,17 +278,32 @@ class Chain:
         out(f"    {WARM_WORKSHOP}: the registration took the warm {student} ({student == warm}); "
             "the organiser purged it (PURGE executed, apology sent)")
 
+        report["hold_released"] = self.lapse(workshop, now() - timedelta(seconds=1))
+        out(f"    time checks: a hold nobody confirmed released ({report['hold_released']}), its seat and "
+            "address given back")
+
         failing = "grace@example.com"
         self.register(failing, "WKSHP-API101")
         self.wait("the apology after a failed provisioning",
                   lambda: self.mails(failing, "We could not prepare your workshop"), 240, tick_every=10)
-        out("    WKSHP-API101: its appliance's task cannot start (moto's ECS fails a Fargate task in a VPC): "
-            "provisioning compensated, apology sent")
+        out("    WKSHP-API101: its appliance's task cannot start (moto's ECS fails a Fargate task in a VPC, its "
+            "traceback in aws.log): provisioning compensated, apology sent")
         report["machines"] = {m: sorted(e["status"] for e in self.executions(m)) for m in (
             "ProvisionStateMachine", "ResetStateMachine", "CleanupStateMachine", "WarmStateMachine",
             "PurgeStateMachine")}
         report["inbound"] = len(self.inbound)
         return report
+
+    def lapse(self, workshop: str, past: datetime) -> str:
+        """A registration nobody confirms, past its confirmation time: the time checks release it."""
+        token = self.hold("lin@example.com", workshop)
+        held = json.loads(self.expect(200, "GET", f"/api/registrations/{token}"))
+        self.move_clock(held["id"], due_at=past, confirm_by=past)
+        released = self.tick()["unconfirmed"]
+        status = json.loads(self.expect(200, "GET", f"/api/registrations/{token}"))["status"]
+        if released != 1 or status != "expired":
+            raise RuntimeError(f"an unconfirmed hold past its time: {released} released, the registration {status}")
+        return status
 
     def organiser(self, admin: dict, workshop: str, registration: str, out: Callable[[str], None]) -> dict:
         workshops = json.loads(self.expect(200, "GET", "/api/admin/workshops", headers=admin))

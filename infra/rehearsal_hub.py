@@ -3,6 +3,10 @@ on this machine (as on a VM of your own, ``HubHost=false``), reading the student
 token secret with the hub host role's credentials; HTTPS for it and for the API function with a
 certificate made for ``localhost`` (the stack's ``PublicUrl`` and ``HubUrl`` name this machine);
 a participant's login as a browser does it.
+
+The hub runs under a keeper of its own (``python -m infra.rehearsal_hub SPEC``), which stops it when
+its standard input closes: the rehearsal holds the other end, so even one killed outright leaves no
+hub, proxy or student server running, and no fence in iptables.
 """
 from __future__ import annotations
 
@@ -10,12 +14,15 @@ import datetime
 import fcntl
 import http.cookiejar
 import ipaddress
+import json
 import os
 import re
 import signal
 import socket
 import ssl
 import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -26,6 +33,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = ROOT / "infra" / "hub" / "bootstrap.sh"
 LANDING = "lab/tree/0-ReadMeFirst.ipynb"
+IMDS_CHAIN = "WOD-IMDS-R"  # + the rehearsal's process id (modulo 100000): its hub's metadata fence
+
+
+def imds_chain(pid: int) -> str:
+    return f"{IMDS_CHAIN}{pid % 100000}"
+
+
+def stale_chains(output_rules: str, running: set[int]) -> list[str]:
+    """The metadata fences (``iptables -S OUTPUT``'s jumps) of rehearsals no longer running: one
+    killed outright could not remove its own."""
+    numbers = {pid % 100000 for pid in running}
+    found = re.findall(rf"-j ({IMDS_CHAIN}(\d+))\b", output_rules)
+    return sorted({chain for chain, number in found if int(number) not in numbers})
+
+
+def remove_chain(chain: str) -> None:
+    for tool in ("iptables", "ip6tables"):
+        while subprocess.run([tool, "-D", "OUTPUT", "-j", chain], capture_output=True).returncode == 0:
+            pass
+        subprocess.run([tool, "-F", chain], capture_output=True)
+        subprocess.run([tool, "-X", chain], capture_output=True)
 
 
 def free_ports(count: int) -> list[int]:
@@ -65,26 +93,27 @@ def certificate(directory: Path) -> tuple[Path, Path]:
 
 
 class HubHost:
-    """bootstrap.sh into ``prefix`` (installs what is missing, then starts the hub in the foreground)."""
+    """bootstrap.sh into ``prefix`` (installs what is missing, then starts the hub in the foreground),
+    under its keeper (:func:`keep`)."""
 
     def __init__(self, prefix: Path, log: Path, *, table: str, secret: str, region: str, endpoint: str,
                  cert: Path, key: Path, port: int, api_port: int, proxy_api_port: int, credentials: dict[str, str]):
         self.prefix, self.log, self.port = prefix, log, port
-        self.api_port, self.proxy_api_port = api_port, proxy_api_port
-        self.chain = f"WOD-IMDS-R{os.getpid() % 100000}"
-        self.args = ["--prefix", str(prefix), "--table", table, "--hub-token-secret", secret, "--region", region,
-                     "--aws-endpoint", endpoint, "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
-                     "--public-name", "localhost", "--port", str(port),
-                     "--api-port", str(api_port), "--proxy-api-port", str(proxy_api_port),
-                     "--imds-chain", self.chain, "--foreground"]
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("AWS_", "WOD_", "POWERTOOLS_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-        self.env.update(credentials)  # the instance role's, as the metadata service would give them
-        self.hub: Any = None
+        self.chain = imds_chain(os.getpid())
+        args = ["--prefix", str(prefix), "--table", table, "--hub-token-secret", secret, "--region", region,
+                "--aws-endpoint", endpoint, "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
+                "--public-name", "localhost", "--port", str(port),
+                "--api-port", str(api_port), "--proxy-api-port", str(proxy_api_port),
+                "--imds-chain", self.chain, "--foreground"]
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AWS_", "WOD_", "POWERTOOLS_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+        env.update(credentials)  # the instance role's, as the metadata service would give them
+        self.spec = {"prefix": str(prefix), "log": str(log), "port": port, "api_port": api_port,
+                     "proxy_api_port": proxy_api_port, "chain": self.chain, "env": env,
+                     "command": ["bash", str(BOOTSTRAP), *args]}
+        self.keeper: subprocess.Popen | None = None
 
     def start(self, context: ssl.SSLContext, patience: float = 420.0) -> float:
-        from local.hub import Hub
-
         if os.geteuid() != 0:
             raise RuntimeError("bootstrap.sh runs as root (it makes a Linux user per student and iptables rules)")
         self.prefix.mkdir(parents=True, exist_ok=True)
@@ -95,17 +124,19 @@ class HubHost:
         except BlockingIOError:
             raise RuntimeError(f"another rehearsal's hub runs from {self.prefix}: give --hub-prefix") from None
         self.stop_leftovers()
-        self.hub = Hub(state_dir=self.prefix / "state", log_file=self.log, token="-", port=self.port,
-                       api_port=self.api_port, proxy_api_port=self.proxy_api_port, spawner="isolated")
+        spec = self.log.with_name("hub-keeper.json")
+        spec.write_text(json.dumps(self.spec))
+        spec.chmod(0o600)
+        self.log.write_bytes(b"")
         started = time.monotonic()
-        with open(self.log, "wb") as out:
-            self.hub.proc = subprocess.Popen(["bash", str(BOOTSTRAP), *self.args], env=self.env,
-                                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                             start_new_session=True)
+        with open(self.log, "ab") as out:  # the keeper holds the prefix's lock until the hub is stopped
+            self.keeper = subprocess.Popen([sys.executable, "-m", "infra.rehearsal_hub", str(spec)], cwd=ROOT,
+                                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=out,
+                                           pass_fds=(self.lock.fileno(),))
         deadline = started + patience
         while time.monotonic() < deadline:
-            if self.hub.proc.poll() is not None:
-                raise RuntimeError(f"bootstrap.sh exited {self.hub.proc.returncode}: {self.tail()}")
+            if self.keeper.poll() is not None:
+                raise RuntimeError(f"bootstrap.sh exited {self.keeper.returncode}: {self.tail()}")
             try:
                 with urllib.request.urlopen(f"https://localhost:{self.port}/hub/login", timeout=3,
                                             context=context) as answer:
@@ -118,7 +149,9 @@ class HubHost:
 
     def stop_leftovers(self) -> None:
         """What a rehearsal that died left running from this prefix (its hub, proxy, culler):
-        with the lock held, nothing else runs from here."""
+        with the lock held, nothing else runs from here; and the metadata fences of every
+        rehearsal no longer running."""
+        rehearsals = set()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
@@ -126,12 +159,17 @@ class HubHost:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
+            if "infra.rehearsal" in command:
+                rehearsals.add(int(entry.name))
             if f"{self.prefix}/" in command:
                 try:
                     os.kill(int(entry.name), signal.SIGKILL)
                 except OSError:
                     pass
         (self.prefix / "state" / "proxy.pid").unlink(missing_ok=True)
+        listed = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True).stdout
+        for chain in stale_chains(listed, rehearsals | {os.getpid()}):
+            remove_chain(chain)
 
     def tail(self) -> str:
         try:
@@ -140,13 +178,45 @@ class HubHost:
             return "(no log)"
 
     def stop(self) -> None:
-        if self.hub is not None:
-            self.hub.stop()
-        for tool in ("iptables", "ip6tables"):
-            while subprocess.run([tool, "-D", "OUTPUT", "-j", self.chain], capture_output=True).returncode == 0:
-                pass
-            subprocess.run([tool, "-F", self.chain], capture_output=True)
-            subprocess.run([tool, "-X", self.chain], capture_output=True)
+        if self.keeper is not None and self.keeper.stdin is not None:
+            self.keeper.stdin.close()  # the keeper stops the hub
+            try:
+                self.keeper.wait(90)
+            except subprocess.TimeoutExpired:
+                self.keeper.kill()
+        remove_chain(self.chain)
+
+
+def keep(spec: dict[str, Any]) -> int:
+    """Run the hub's ``command`` (bootstrap.sh, which ends in the hub) until it ends or this
+    process's standard input closes, then stop the hub as the local stack stops one (servers,
+    proxy, students' firewall, cgroups) and remove its metadata fence. Returns the command's exit
+    status if it ended by itself."""
+    from local.hub import Hub
+
+    hub = Hub(state_dir=Path(spec["prefix"]) / "state", log_file=spec["log"], token="-", port=spec["port"],
+              api_port=spec["api_port"], proxy_api_port=spec["proxy_api_port"], spawner="isolated")
+    with open(spec["log"], "ab") as out:
+        hub.proc = subprocess.Popen(spec["command"], env=spec["env"], stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+    closed = threading.Event()
+
+    def watch() -> None:
+        while os.read(0, 4096):
+            pass
+        closed.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    while not closed.wait(0.5) and hub.proc.poll() is None:
+        pass
+    ended = hub.proc.poll()
+    hub.stop()
+    remove_chain(spec["chain"])
+    return ended or 0
+
+
+if __name__ == "__main__":
+    sys.exit(keep(json.loads(Path(sys.argv[1]).read_text())))
 
 
 def login(hub_url: str, name: str, password: str, context: ssl.SSLContext) -> str:

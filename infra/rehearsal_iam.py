@@ -127,8 +127,9 @@ class Functions:
             path.write_text(json.dumps(spec))
             path.chmod(0o600)
             log = open(self.logs / f"{spec['logical']}.log", "wb")
+            # its standard input: a pipe this process alone holds open (the function ends when it closes)
             process = subprocess.Popen([sys.executable, "-m", "infra.function_host", str(path)], cwd=ROOT,
-                                       stdout=subprocess.PIPE, stderr=log, env=spec["env"])
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=spec["env"])
             started.append((spec, process))
         deadline = time.monotonic() + patience
         for spec, process in started:
@@ -238,9 +239,10 @@ def map_stream(roles: Roles, logical: str, functions: Functions, where: iam.Wher
     return StreamReader(client, table, invoke, stopping)
 
 
-def invoke_as(roles: Roles, logical: str, record: Path, where: iam.Where) -> None:
+def invoke_as(roles: Roles, logical: str, record: Path, where: iam.Where) -> Callable[..., Any]:
     """moto's Step Functions interpreter invokes task functions with ``logical``'s credentials (the
-    state machine role), each invoke evaluated against that role's deployed policy and recorded."""
+    state machine role), each invoke evaluated against that role's deployed policy and recorded.
+    Returns its clients (``(region, service)`` -> client), to invoke a task as a machine does."""
     from botocore.config import Config
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
@@ -265,3 +267,4 @@ def invoke_as(roles: Roles, logical: str, record: Path, where: iam.Where) -> Non
             return clients[key]
 
     lambda_eval_utils.boto_client_for = boto_client_for
+    return boto_client_for

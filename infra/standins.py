@@ -25,7 +25,11 @@ UNUSABLE = {"AWS::ApiGateway::Deployment": "moto builds no methods from the API'
 
 def translate(template: dict, parameters: Mapping[str, str]) -> dict:
     """The packaged SAM template as CloudFormation sees it after the transform."""
+    import logging
+
     from samtranslator.translator.transform import transform
+
+    logging.getLogger("samtranslator.metrics").setLevel(logging.ERROR)  # "unpublished metrics": it sends none
 
     class NoManagedPolicies:  # the template names no AWS managed policy
         def load(self) -> dict:

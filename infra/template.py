@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.backend.tasks import ACTIONS
-from infra.limits import LIMITS
+from infra.limits import DECIMAL, LIMITS
 
 INFRA = Path(__file__).resolve().parent
 ROOT = INFRA.parent
@@ -43,13 +43,15 @@ EVERY_LOCATION = "/*"  # "order-key/*": that key of every location (the frontend
 READ = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
         "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable"]
 WRITE = READ + ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
-LOOKUP = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"]  # items by key, no scan
-UPDATE = LOOKUP + ["dynamodb:UpdateItem"]  # and change them in place: no new item, none removed
-TABLE_ACTIONS = {"read": READ, "write": WRITE, "lookup": LOOKUP, "update": UPDATE}
+LOOKUP = ["dynamodb:GetItem"]  # items by key: no query, no scan
+UPDATE = ["dynamodb:UpdateItem"]  # items changed in place: none read, none new, none removed
+INSERT = ["dynamodb:PutItem"]  # items added (an order's nonce, once): none read, changed or removed
+TABLE_ACTIONS = {"read": READ, "write": WRITE, "lookup": LOOKUP, "update": UPDATE, "insert": INSERT}
 # Data outlives the stack and any replacement; but a failed first create removes what it made, so
 # that trying again finds no table or bucket of the same name in its way.
 KEEP_DATA = {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
-# Audit entries (pk AUDIT in the admin table) are written once: no function may change or remove one.
+# Audit entries (pk AUDIT in the admin table) are written once: no function may update or delete one. IAM
+# cannot refuse a PutItem that would replace one (no condition key says "only if absent"): the code never does.
 AUDIT_PARTITION = "AUDIT"
 
 
@@ -57,7 +59,7 @@ AUDIT_PARTITION = "AUDIT"
 class Access:
     """What one function touches: tables (kind -> "read"|"write"), secrets, mail, and so on."""
 
-    tables: dict[str, str] = field(default_factory=dict)  # kind -> read | write | lookup | update
+    tables: dict[str, str] = field(default_factory=dict)  # kind -> read|write|lookup|update|insert, or "+"-joined
     secrets: tuple[str, ...] = ()
     send_mail: bool = False
     start_workflows: bool = False
@@ -65,6 +67,7 @@ class Access:
     appliances: frozenset[str] = frozenset()  # ECS: "find", "start", "stop", "tokens" (APPLIANCE_GRANTS)
     report_failures: bool = False  # its failed events (or stream batches) go to the failed-events queue
     stream: str = ""  # the table whose stream invokes it (an event source mapping)
+    indexes: tuple[str, ...] = ()  # the table kinds whose indexes it queries
 
 
 # nonces: rate-limit counters and the mail pacer's budget (every sender), callback nonces (the API)
@@ -73,14 +76,17 @@ FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "writ
 # The backend's tasks read workshops and students by key and update a student (password hash, warm mark)
 # or a registration (progress) in place, each only the tables it touches; the frontend makes and frees
 # everything else.
-FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "admin-token", "link-key"), send_mail=True)
-TICK = Access(FRONTEND_TABLES, ("order-key/*", "link-key"), send_mail=True, report_failures=True)
-INTAKE = Access({"nonces": "write"}, ("order-key",), start_workflows=True, report_failures=True)
+FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "admin-token", "link-key"), send_mail=True,
+                  indexes=("customers", "students"))  # by email, waitlists; free seats, a workshop's students
+TICK = Access(FRONTEND_TABLES, ("order-key/*", "link-key"), send_mail=True, report_failures=True,
+              indexes=("admin", "customers", "students"))  # webhook deliveries due; what is due; warm pools
+INTAKE = Access({"nonces": "insert"}, ("order-key",), start_workflows=True, report_failures=True)
 # The registrations' stream: what a change owes (leased and settled on the registration), mail paced
 # in the nonces table, webhook deliveries queued in the admin table, orders signed with every
 # location's key and links with the link key.
-DISPATCH = Access({"customers": "update", "workshops": "lookup", "nonces": "write", "admin": "write"},
-                  ("order-key/*", "link-key"), send_mail=True, report_failures=True, stream="customers")
+DISPATCH = Access({"customers": "read+update", "workshops": "lookup", "nonces": "update", "admin": "read+insert"},
+                  ("order-key/*", "link-key"), send_mail=True, report_failures=True, stream="customers",
+                  indexes=("customers",))  # a waitlist place, for the waitlist email
 STREAM_BATCH = 100  # records per invocation, as local/stream.py reads them
 ASYNC_RETRIES = 2  # Lambda's own retries of an asynchronous event before it goes to the failed-events queue
 
@@ -167,11 +173,12 @@ def table_kinds() -> dict[str, str]:
 def statements(access: Access) -> list[dict]:
     out: list[dict[str, Any]] = []
     for mode, actions in TABLE_ACTIONS.items():
-        kinds = sorted(kind for kind, m in access.tables.items() if m == mode)
+        kinds = sorted(kind for kind, m in access.tables.items() if mode in m.split("+"))
         if kinds:
             resources = []
             for kind in kinds:
-                resources += [table_arn(kind), sub(table_arn(kind)["Fn::Sub"] + "/index/*")]
+                resources += [table_arn(kind)] + ([sub(table_arn(kind)["Fn::Sub"] + "/index/*")]
+                                                  if kind in access.indexes else [])
             out.append({"Sid": f"Tables{mode.title()}", "Effect": "Allow", "Action": actions, "Resource": resources})
     if access.tables.get("admin") == "write":
         out.append({"Sid": "AuditAppendOnly", "Effect": "Deny",
@@ -362,7 +369,7 @@ def parameters() -> dict:
                                          "email domain's limit"},
         **{name: {"Type": "Number", "Default": limit.default, "MinValue": limit.low, "MaxValue": limit.high,
                   "Description": limit.description} if limit.whole else
-           {"Type": "String", "Default": str(limit.default), "AllowedPattern": r"(0?\.[0-9]+|1(\.0*)?)",
+           {"Type": "String", "Default": str(limit.default), "AllowedPattern": DECIMAL,
             "Description": f"{limit.description} ({limit.low:g} to {limit.high:g})"}
            for name, limit in LIMITS.items()},
     }

@@ -154,7 +154,7 @@ def test_each_function_gets_only_its_own_kind_of_access(sam):
     assert "s3:GetObject" in granted(sam, "ProvisionDeploy")
     assert "s3:GetObject" not in granted(sam, "APIHandler")
     hub = granted(sam, "HubHost")
-    assert hub == {"dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue", "s3:GetObject"}
+    assert hub == {"dynamodb:GetItem", "secretsmanager:GetSecretValue", "s3:GetObject"}
     hub_tables = [r for s in policy_statements(sam["Resources"]["HubHostRole"]) if s["Sid"] == "ReadStudents"
                   for r in s["Resource"]]
     assert hub_tables == [infra.table_arn("students")]

@@ -70,9 +70,9 @@ def test_the_template_refuses_the_alarm_emails_the_deploy_refuses():
         assert not re.fullmatch(pattern, address)
 
 
-def stack_in(status: str | None, active: str = "None", identity: str = "None", tables: str = "wod-students"):
+def stack_in(status: str | None, active: str = "None", identity: str = "None", tables: str = "", secrets: str = ""):
     """The CLI's answers: the stack's status (None: no stack yet) and, once deployed, its content bucket;
-    the region's active receipt rule set, the mail domain's SES identity, the tables."""
+    the region's active receipt rule set, the mail domain's SES identity, the tables, the secrets."""
     def query(command: list[str]) -> str | None:
         if any("'ContentBucket'" in part for part in command):
             return "wod-content-1"
@@ -82,6 +82,8 @@ def stack_in(status: str | None, active: str = "None", identity: str = "None", t
             return identity
         if "list-tables" in command:
             return tables
+        if "list-secrets" in command:
+            return secrets
         return json.dumps([status] if status else [])
     return query
 
@@ -210,8 +212,8 @@ def test_a_location_stack_away_from_its_frontends_tables_is_refused_with_the_rea
                       run=ran.append, query=stack_in(None, tables="other-students"))
     assert ran == []
     deploy.deploy(tmp_path, bucket="b", stack="wod-london", region="eu-west-1",
-                  parameters={**LOCATION, "ReceiptRuleSet": "wod-orders"}, run=ran.append, query=stack_in(None),
-                  say=lambda line: None)
+                  parameters={**LOCATION, "ReceiptRuleSet": "wod-orders"}, run=ran.append,
+                  query=stack_in(None, active="wod-orders", tables="wod-students"), say=lambda line: None)
     assert ran
 
 
@@ -247,6 +249,8 @@ def test_an_existing_mail_identity_is_named_before_anything_is_created(tmp_path)
     ("ClientRateLimit", "lots", "expected a whole number"), ("ClientRateLimit", "-1", "expected 0 to 100000"),
     ("StuckMinutes", "1", "expected 2 to 1440"), ("MailBulkShare", "1.5", "expected 0.05 to 1"),
     ("MailboxDailyCap", "0", "expected 1 to 1000"), ("HubSpawnLimit", "2.5", "expected a whole number"),
+    ("ClientRateLimit", " 30", "expected a whole number"), ("MailBulkShare", "5e-1", "expected a number"),
+    ("MailBulkShare", "nan", "expected a number"), ("MailBulkShare", "0.7 ", "expected a number"),
     ("VenueRateLimit", "0", "expected 1 to 1000000"),
     ("VenueNetworks", "the-hall", "'the-hall' is not an address or a network"),
 ])
@@ -256,6 +260,16 @@ def test_limits_out_of_range_are_refused_before_anything_is_uploaded(tmp_path, n
         deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters={**FRONTEND, name: value},
                       run=ran.append, query=no_stack)
     assert ran == []
+
+
+def test_every_limit_the_deploy_takes_the_template_takes():
+    import re
+
+    from infra.template import parameters
+
+    for value in ("0.05", ".5", "1", "1.0", "0.7"):
+        assert re.fullmatch(parameters()["MailBulkShare"]["AllowedPattern"], value)
+        deploy.check_limits({"MailBulkShare": value})
 
 
 def test_every_limit_is_a_parameter_with_the_local_default_and_reaches_the_functions_or_the_hub():
@@ -279,3 +293,60 @@ def test_every_limit_is_a_parameter_with_the_local_default_and_reaches_the_funct
             assert f"${{{name}}}" in hub_host.USER_DATA
         else:
             assert template.environment("APIHandler")["Variables"][limit.variable] == {"Ref": name}
+
+
+def test_the_metadata_fences_of_rehearsals_no_longer_running_are_found():
+    from infra.rehearsal_hub import imds_chain, stale_chains
+
+    listed = "\n".join(["-P OUTPUT ACCEPT", "-A OUTPUT -o lo -j WOD-STUDENTS-56611", f"-A OUTPUT -j {imds_chain(3548)}",
+                        f"-A OUTPUT -j {imds_chain(118261)}", "-A OUTPUT -j WOD-HUB-IMDS"])
+    assert stale_chains(listed, {18261, 777}) == ["WOD-IMDS-R3548"]
+
+
+def test_a_rule_set_that_is_not_the_active_one_is_refused_before_anything_is_created(tmp_path):
+    """A rule in a set that is not active receives nothing: the location's orders would never arrive."""
+    ran: list[list[str]] = []
+    for active, named in (("wod-orders", "wod-order"), ("None", "wod-orders")):
+        with pytest.raises(deploy.DeployError, match=f"ReceiptRuleSet={named} is not the active receipt rule set"):
+            deploy.deploy(tmp_path, bucket="b", stack="wod-london", region="eu-west-1",
+                          parameters={**LOCATION, "ReceiptRuleSet": named}, run=ran.append,
+                          query=stack_in(None, active=active, tables="wod-students"))
+    assert ran == []
+
+
+def test_an_identity_said_to_exist_that_does_not_is_refused_before_anything_is_created(tmp_path):
+    ran: list[list[str]] = []
+    with pytest.raises(deploy.DeployError, match="MailIdentityExists=true, but SES has no identity example.org"):
+        deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1",
+                      parameters={**FRONTEND, "MailIdentityExists": "true"}, run=ran.append, query=no_stack)
+    assert ran == []
+
+
+def test_tables_and_secrets_kept_from_a_deleted_stack_are_named_before_anything_is_created(tmp_path):
+    """Tables outlive their stack, deleted secrets wait out their recovery window: a new stack of the
+    same names would fail halfway through its creation."""
+    ran: list[list[str]] = []
+    with pytest.raises(deploy.DeployError, match=r"wod-customers, wod-students already exist in eu-west-1"):
+        deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                      query=stack_in(None, tables="other-students\twod-customers\twod-students"))
+    with pytest.raises(deploy.DeployError, match=r"/wod/hub-token/paris already exists? in eu-west-1"):
+        deploy.deploy(tmp_path, bucket="b", stack="wod-paris", region="eu-west-1",
+                      parameters={**LOCATION, "Location": "paris", "ReceiptRuleSet": "wod-orders"}, run=ran.append,
+                      query=stack_in(None, active="wod-orders", tables="wod-students",
+                                     secrets="/wod/admin-token\t/wod/hub-token/paris\t/wod/hub-token/london"))
+    assert ran == []
+    deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1", parameters=FRONTEND, run=ran.append,
+                  query=stack_in("UPDATE_COMPLETE", tables="wod-customers\twod-students", active="wod-orders",
+                                 secrets="/wod/admin-token"), say=lambda line: None)  # its own, once created
+    assert ran
+
+
+@pytest.mark.parametrize("value", ["5", "-1", "ten"])
+def test_a_waf_rate_limit_waf_would_refuse_is_refused_before_anything_is_uploaded(tmp_path, value):
+    ran: list[list[str]] = []
+    with pytest.raises(deploy.DeployError, match=f"WafRateLimit={value!r}: expected 0"):
+        deploy.deploy(tmp_path, bucket="b", stack="wod", region="eu-west-1",
+                      parameters={**FRONTEND, "WafRateLimit": value}, run=ran.append, query=no_stack)
+    assert ran == []
+    deploy.check_parameters({**FRONTEND, "WafRateLimit": "0"})
+    deploy.check_parameters({**FRONTEND, "WafRateLimit": "2000"})

@@ -43,38 +43,65 @@ def test_the_map_covers_every_function_the_template_declares():
     assert MAP["refused"] == [] and MAP["unused"] == []
 
 
-@pytest.mark.parametrize("function", sorted(roles()))
-def test_every_grant_is_used_by_a_call_or_named_as_used_for_the_function(function):
-    """Statement by statement (one that no call uses should go); the actions and tables within one
-    are what the code may call, some on paths the rehearsal does not take."""
-    uses = [*MAP["functions"][function]["uses"],
-            *MAP["functions"].get(iam_map.SAME_CODE.get(function, ""), {"uses": []})["uses"]]
-    for sid, statement in roles()[function].items():
+def uses_of(function: str) -> list[dict]:
+    return MAP["functions"][function]["uses"]
+
+
+def unused(function: str, statements: dict[str, dict], uses: list[dict]) -> list[str]:
+    """Every grant no call uses: a statement, or one resource of a statement (a table, a secret, a
+    state machine added to a statement that already has one is a grant too); the actions within a
+    statement are what the code may call, some on paths the rehearsal does not take."""
+    found = []
+    for sid, statement in statements.items():
         if statement["Effect"] == "Deny" or iam_map.exempt(function, sid):
             continue
-        assert any(use["statement"] == sid for use in uses), f"{function}: {sid} is granted, no call uses it"
+        mine = [use for use in uses if use["statement"] == sid]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        found += [f"{sid}: {resource}" for resource in resources
+                  if not any(iam.matches(resource, use["resource"]) for use in mine)]
+    return found
+
+
+def ungranted(statements: dict[str, dict], uses: list[dict]) -> list[str]:
+    """Every recorded call the statement that allowed it no longer grants."""
+    found = []
+    for use in uses:
+        statement = statements.get(use["statement"])
+        resources = [] if statement is None else (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
+        if statement is None or statement["Effect"] != "Allow" or use["action"] not in statement["Action"] or \
+                not any(iam.matches(r, use["resource"]) for r in resources):
+            found.append(f"{use['statement']}: {use['action']} on {use['resource']}")
+    return found
+
+
+@pytest.mark.parametrize("function", sorted(roles()))
+def test_every_grant_is_used_by_a_call_or_named_as_used_for_the_function(function):
+    """Statement by statement and resource by resource (one that no call uses should go)."""
+    assert unused(function, roles()[function], uses_of(function)) == []
 
 
 @pytest.mark.parametrize("function", sorted(roles()))
 def test_every_call_has_a_grant(function):
-    statements = roles()[function]
-    for use in MAP["functions"][function]["uses"]:
-        statement = statements.get(use["statement"])
-        assert statement is not None and statement["Effect"] == "Allow", f"{function}: {use} has no grant"
-        assert use["action"] in statement["Action"], f"{function}: {use['statement']} no longer grants {use['action']}"
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        assert any(iam.matches(r, use["resource"]) for r in resources), \
-            f"{function}: {use['statement']} no longer grants {use['action']} on {use['resource']}"
+    assert ungranted(roles()[function], MAP["functions"][function]["uses"]) == []
 
 
-def test_a_removed_or_an_unused_grant_fails_the_map():
-    """The checks above can fail: a planted grant is unused, a removed one leaves a call without a grant."""
-    statements = roles()["ProvisionPrepare"]
-    uses = MAP["functions"]["ProvisionPrepare"]["uses"]
-    assert "Secrets" not in statements  # it reads no secret; planted, nothing would use it:
-    assert not any(use["statement"] == "Secrets" for use in uses)
-    statements = roles()["APIHandler"]
-    uses = MAP["functions"]["APIHandler"]["uses"]
-    without = [r for r in statements["TablesWrite"]["Resource"] if "-nonces" not in r]
-    nonces = [use for use in uses if use["resource"].endswith("table/${TablePrefix}-nonces")]
-    assert nonces and not any(iam.matches(r, use["resource"]) for use in nonces for r in without)
+def test_a_planted_or_a_removed_grant_fails_the_map():
+    """The checks above can fail: a grant planted in a statement of its own, or as one more table
+    or secret of a statement already used, is unused; a table taken out leaves calls without a grant."""
+    prepare = roles()["ProvisionPrepare"]
+    link = "arn:aws:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}/link-key-??????"
+    secrets = {"Sid": "Secrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [link]}
+    assert unused("ProvisionPrepare", {**prepare, "Secrets": secrets}, uses_of("ProvisionPrepare")) == [
+        f"Secrets: {secrets['Resource'][0]}"]
+    admin = "arn:aws:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TablePrefix}-admin"
+    lookup = {**prepare["TablesLookup"], "Resource": [*prepare["TablesLookup"]["Resource"], admin]}
+    assert unused("ProvisionPrepare", {**prepare, "TablesLookup": lookup}, uses_of("ProvisionPrepare")) == [
+        f"TablesLookup: {admin}"]
+    intake = roles()["OrderIntake"]
+    widened = {**intake["Secrets"], "Resource": [*intake["Secrets"]["Resource"], link]}
+    assert unused("OrderIntake", {**intake, "Secrets": widened}, uses_of("OrderIntake")) == [f"Secrets: {link}"]
+    api = roles()["APIHandler"]
+    without = {**api["TablesWrite"], "Resource": [r for r in api["TablesWrite"]["Resource"] if "-nonces" not in r]}
+    missing = ungranted({**api, "TablesWrite": without}, MAP["functions"]["APIHandler"]["uses"])
+    assert missing and all(line.endswith("table/${TablePrefix}-nonces") for line in missing)
