@@ -10,10 +10,14 @@ forms) and no host name but the platform's own reaches it.
   request with neither is a script or a server (the backend's callbacks), not a page.
 * A POST, PUT or PATCH must name its content type: a browser sends a body without one (a
   ``Blob``) to any site without asking first, so its absence is refused with 415 instead of
-  being taken for JSON; a type the route does not take is refused by Chalice (415) too.
+  being taken for JSON. Its parts after the first must be parameters (``name=value``) and none a
+  wildcard: Chalice takes a type naming the route's anywhere among its parts, and a browser sends
+  ``text/plain;application/json`` (its type is text) without asking first. A type the route does
+  not take is then refused by Chalice (415).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,8 +62,14 @@ def check(method: str, headers: Any, public_url: str, gateway_domain: str | None
         raise Forbidden("This can only be sent from this site's own pages; please open the page again and retry.")
     if (headers.get("sec-fetch-site") or "").strip().lower() == "cross-site":
         raise Forbidden("This can only be sent from this site's own pages; please open the page again and retry.")
-    if method in WITH_BODY and not (headers.get("content-type") or "").strip():
+    if method in WITH_BODY and not media_type_ok(headers.get("content-type") or ""):
         raise WrongMediaType("Name the body's type: Content-Type: application/json.")
+
+
+def media_type_ok(value: str) -> bool:
+    """A type (``type/subtype``), then parameters only: what Chalice matches is then the type itself."""
+    kind, *parameters = (part.strip() for part in re.split("[,;]", value))
+    return kind.count("/") == 1 and "*" not in value and all(not p or "=" in p for p in parameters)
 
 
 def screen(request: Any, get_response: Callable[[Any], Response]) -> Response:
