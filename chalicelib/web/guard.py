@@ -33,10 +33,15 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of a URL, lower case, without a default port."""
-    parts = urlsplit(url.strip())
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    port = parts.port if parts.port not in (None, DEFAULT_PORTS.get(scheme)) else None
+    """``scheme://host[:port]`` of a URL, lower case, without a default port; "" for one that is
+    not a URL (a port that is no number, a bracket left open), which no origin equals."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return ""
+    host = f"[{host}]" if ":" in host else host
+    port = port if port not in (None, DEFAULT_PORTS.get(scheme)) else None
     return f"{scheme}://{host}" + (f":{port}" if port else "")
 
 
@@ -58,7 +63,7 @@ def check(method: str, headers: Any, public_url: str, gateway_domain: str | None
     if method not in STATE_CHANGING:
         return
     origin = headers.get("origin")
-    if origin is not None and origin_of(origin) != origin_of(public_url):
+    if origin is not None and (not origin_of(origin) or origin_of(origin) != origin_of(public_url)):
         raise Forbidden("This can only be sent from this site's own pages; please open the page again and retry.")
     if (headers.get("sec-fetch-site") or "").strip().lower() == "cross-site":
         raise Forbidden("This can only be sent from this site's own pages; please open the page again and retry.")

@@ -138,3 +138,12 @@ def test_the_routes_own_type_passes_with_its_parameters_in_any_case(client, sync
         response = client.http.post("/api/registrations", body=body, headers=PUBLIC | {"Content-Type": kind})
         assert response.status_code == 202, (kind, response.body)
     assert len(customers(tables)) == 3
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example:abc", "https://wod.example:99999", "http://[::1",
+                                    "http://[zz]:1"])
+def test_a_malformed_origin_is_refused_not_an_error(client, sync, tables, origin):
+    sync((WORKSHOP, {"seats": 3}))
+    response = client.http.post("/api/registrations", body=json.dumps(BODY), headers=PUBLIC | JSON | {"Origin": origin})
+    assert response.status_code == 403, response.body
+    assert customers(tables) == []
