@@ -49,6 +49,7 @@ def hosts_of(public_url: str) -> frozenset[str]:
     """The ``Host`` values that name the public URL (with and without its default port)."""
     parts = urlsplit(public_url)
     host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address, as a Host names it
     if parts.port is None or parts.port == DEFAULT_PORTS.get(parts.scheme.lower()):
         return frozenset({host, f"{host}:{DEFAULT_PORTS.get(parts.scheme.lower(), 80)}"})
     return frozenset({f"{host}:{parts.port}"})

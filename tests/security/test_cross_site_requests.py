@@ -147,3 +147,14 @@ def test_a_malformed_origin_is_refused_not_an_error(client, sync, tables, origin
     response = client.http.post("/api/registrations", body=json.dumps(BODY), headers=PUBLIC | JSON | {"Origin": origin})
     assert response.status_code == 403, response.body
     assert customers(tables) == []
+
+
+def test_a_public_url_at_an_ipv6_address_takes_its_own_host_and_origin():
+    from chalicelib.domain.errors import WrongHost
+    from chalicelib.web.guard import check
+
+    for public in ("http://[::1]:8000", "https://[2001:db8::1]"):
+        host = public.split("//", 1)[1]
+        check("POST", {"host": host, "origin": public, "content-type": "application/json"}, public)
+        with pytest.raises(WrongHost):
+            check("GET", {"host": "evil.example"}, public)
