@@ -90,39 +90,46 @@ def appliance_rule(port: int, uid: int, group: str) -> list[str]:
 
 
 class ApplianceFence:
-    """The appliances' chain: ``allow_only(port, uid)`` when an appliance starts, ``remove(port)``
-    when it stops, ``clear()`` when the stack stops. Raises :class:`RuntimeError` when iptables
-    cannot do it (an appliance must not run unfenced)."""
+    """The appliances' chain (IPv4 and IPv6: an appliance may listen on ``::``): ``allow_only(port,
+    uid)`` when an appliance starts, ``remove(port)`` when it stops, ``clear()`` when the stack
+    stops. Raises :class:`RuntimeError` when iptables cannot do it (an appliance must not run
+    unfenced)."""
 
     def __init__(self, chain: str, group: str = STUDENTS_GROUP):
         self.chain, self.group = chain, group
 
-    def _iptables(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        iptables = shutil.which("iptables")
-        if not iptables:
-            raise RuntimeError("iptables is not installed: appliances cannot be fenced")
-        done = subprocess.run([iptables, "-w", *args], capture_output=True, text=True)
+    def _iptables(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([tool, "-w", *args], capture_output=True, text=True)
         if check and done.returncode:
-            raise RuntimeError(f"iptables {' '.join(args)} failed: {done.stderr.strip()}")
+            raise RuntimeError(f"{tool} {' '.join(args)} failed: {done.stderr.strip()}")
         return done
 
+    @staticmethod
+    def _tools() -> list[str]:
+        if not shutil.which("iptables"):
+            raise RuntimeError("iptables is not installed: appliances cannot be fenced")
+        return _tools()
+
     def _ensure_chain(self) -> None:
-        self._iptables("-N", self.chain, check=False)  # it may exist already
-        if self._iptables("-C", "OUTPUT", "-o", "lo", "-j", self.chain, check=False).returncode:
-            self._iptables("-I", "OUTPUT", "-o", "lo", "-j", self.chain)
+        for tool in self._tools():
+            self._iptables(tool, "-N", self.chain, check=False)  # it may exist already
+            if self._iptables(tool, "-C", "OUTPUT", "-o", "lo", "-j", self.chain, check=False).returncode:
+                self._iptables(tool, "-I", "OUTPUT", "-o", "lo", "-j", self.chain)
 
     def remove(self, port: int) -> None:
         """Every rule of ``port`` (also one left by an appliance of a stack that died)."""
-        listing = self._iptables("-S", self.chain, check=False)
-        for line in listing.stdout.splitlines() if listing.returncode == 0 else []:
-            words = shlex.split(line)
-            if words[:2] == ["-A", self.chain] and f" --dport {port} " in f"{line} ":
-                self._iptables("-D", *words[1:], check=False)
+        for tool in self._tools():
+            listing = self._iptables(tool, "-S", self.chain, check=False)
+            for line in listing.stdout.splitlines() if listing.returncode == 0 else []:
+                words = shlex.split(line)
+                if words[:2] == ["-A", self.chain] and f" --dport {port} " in f"{line} ":
+                    self._iptables(tool, "-D", *words[1:], check=False)
 
     def allow_only(self, port: int, uid: int) -> None:
         self._ensure_chain()
         self.remove(port)
-        self._iptables("-A", self.chain, *appliance_rule(port, uid, self.group))
+        for tool in self._tools():
+            self._iptables(tool, "-A", self.chain, *appliance_rule(port, uid, self.group))
 
     def clear(self) -> None:
         remove(self.chain)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chalicelib.adapters.appliances import LocalAppliances, listener_uids
+from chalicelib.adapters.appliances import LocalAppliances, listener_uids, listeners
 from chalicelib.domain.errors import Unavailable
 from local.hub import HUB_VENV, student_firewall
 from tests.hubtools import free_ports, new_name, remove_linux_user
@@ -231,3 +231,41 @@ def test_a_student_cannot_run_code_in_their_appliance(appliances, students):
         assert time.monotonic() < deadline and appliances.running[a].poll() is None, "the appliance did not answer"
         time.sleep(0.1)
     assert not (Path(pwd.getpwnam(a).pw_dir) / "ran-in-the-appliance").exists()
+
+
+CONNECT = """
+import json, socket, sys
+found = []
+for host, port in json.loads(sys.argv[1]):
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+        found.append("connected")
+    except OSError as error:
+        found.append(type(error).__name__)
+print(json.dumps(found))
+"""
+
+
+def test_an_appliance_listening_on_every_address_is_fenced_over_ipv6_too(appliances, students):
+    """``python -m http.server --bind ::`` (a workshop's appliance may be no more; without ``--bind``
+    it takes ``::`` where getaddrinfo puts IPv6 first) listens on every address: another student
+    reached it at [::1] while the fence covered 127.0.0.1 only."""
+    a, b = students
+    port = free_ports(1)[0]
+    dual = {"command": ["{python}", "-m", "http.server", "--bind", "::", "{port}"], "port_base": port,
+            "health_path": "/"}
+    appliances.start("WKSHP-API101", a, dual, port)
+    deadline = time.monotonic() + 20
+    while not appliances.ready(a, dual, port):
+        assert time.monotonic() < deadline and appliances.running[a].poll() is None, "the appliance did not answer"
+        time.sleep(0.1)
+    assert listeners(port, ("/proc/net/tcp6",)), "the appliance does not listen on IPv6: the test proves nothing"
+    targets = json.dumps([["127.0.0.1", port], ["::1", port]])
+    other = subprocess.run(["runuser", "-u", b, "--", PYTHON, "-c", CONNECT, targets], capture_output=True,
+                           text=True, timeout=60, cwd="/")
+    assert json.loads(other.stdout) == ["ConnectionRefusedError"] * 2, other.stderr
+    own = subprocess.run(["runuser", "-u", a, "--", PYTHON, "-c", CONNECT, targets], capture_output=True,
+                         text=True, timeout=60, cwd="/")
+    assert json.loads(own.stdout) == ["connected"] * 2, own.stderr
+    appliances.stop(a)
+    assert f"--dport {port} " not in subprocess.run(["ip6tables", "-S"], capture_output=True, text=True).stdout
