@@ -26,6 +26,8 @@ from typing import IO, Any
 
 from werkzeug.serving import make_server
 
+from local.loopback import guarded
+
 log = logging.getLogger("wod.local.aws")
 READ_ONLY = ("Get", "BatchGet", "Query", "Scan", "Describe", "List", "TransactGet")
 JOURNALED = {"X-Amz-Target": "HTTP_X_AMZ_TARGET", "Authorization": "HTTP_AUTHORIZATION",
@@ -80,7 +82,8 @@ class EmbeddedAws:
 
         self.host, self.port = host, port
         self.app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app))
-        self.server = make_server(host, port, self.app, threaded=True)
+        # moto answers every origin's CORS preflight: no web page may reach it (local/loopback.py)
+        self.server = make_server(host, port, guarded(self.app, host), threaded=True)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, name="embedded-aws", daemon=True)
 
