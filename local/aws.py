@@ -26,6 +26,8 @@ from typing import IO, Any
 
 from werkzeug.serving import make_server
 
+from local.loopback import guarded
+
 log = logging.getLogger("wod.local.aws")
 READ_ONLY = ("Get", "BatchGet", "Query", "Scan", "Describe", "List", "TransactGet")
 STREAM_KEEP = 10_000  # records of a table's stream the embedded AWS keeps (the reader follows the newest)
@@ -83,7 +85,8 @@ class EmbeddedAws:
 
         self.host, self.port = host, port
         self.app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app))
-        self.server = make_server(host, port, self.app, threaded=True)
+        # moto answers every origin's CORS preflight: no web page may reach it (local/loopback.py)
+        self.server = make_server(host, port, guarded(self.app, host), threaded=True)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, name="embedded-aws", daemon=True)
 

@@ -28,6 +28,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from local.loopback import guarded
+
 log = logging.getLogger("wod.local.mail")
 
 Router = Callable[[bytes, str, list[str]], Any]
@@ -240,7 +242,8 @@ class InboxServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._server = make_server(self.host, self.port, self.wsgi_app, threaded=True)
+        # every participant's credentials are here: no web page may read them (local/loopback.py)
+        self._server = make_server(self.host, self.port, guarded(self.wsgi_app, self.host), threaded=True)
         self.port = self._server.server_port  # resolves port=0
         self._thread = threading.Thread(target=self._server.serve_forever, name="wod-inbox",
                                         daemon=True)

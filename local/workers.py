@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from local.loopback import refusal
 from local.stepfunctions import Handler, LambdaContext, function_name_of, run_handler
 from local.stream import StreamReader
 
@@ -98,6 +99,8 @@ class _InvokeHandler(BaseHTTPRequestHandler):
         match = INVOKE.match(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
+        if self._refused():
+            return
         if not match:
             self._answer(404, {}, b'{"message": "not an invoke"}')
             return
@@ -107,12 +110,21 @@ class _InvokeHandler(BaseHTTPRequestHandler):
         self._answer(status, headers, payload)
 
     def do_GET(self) -> None:
+        if self._refused():
+            return
         if self.path != "/health":
             self._answer(404, {}, b'{"message": "not found"}')
             return
         tasks = self.server.tasks
         self._answer(200, {}, json.dumps({"functions": len(tasks.functions), "threads": tasks.threads,
                                           "running": tasks.running, "served": tasks.served}).encode())
+
+    def _refused(self) -> bool:
+        """Answered already: a web page's request, or a re-pointed domain's (local/loopback.py)."""
+        refused = refusal(self.command, self.headers.get, str(self.server.server_address[0]))
+        if refused is not None:
+            self._answer(refused[0], {}, json.dumps({"message": refused[1]}).encode())
+        return refused is not None
 
     def _answer(self, status: int, headers: dict[str, str], payload: bytes) -> None:
         self.send_response(status)

@@ -8,9 +8,15 @@ Each appliance has a token of its own, random, made when it starts: the applianc
 ``APPLIANCE_TOKEN`` (its environment, which only its owner and root can read; never its command
 line, which every local user can), the student's notebooks as ``{{ appliance_token }}``. Run as
 students, an appliance counts as ready only when its port is served by its student's user alone.
+
+It is then the platform's process outside the student's cgroups, so the
+student must not be able to run code in it: its primary group is ``wod-appliances``, not the
+student's (the kernel lets a process trace, or read the memory of, another only when their uids
+and gids all match), and it loads nothing from the student's home (``PYTHONNOUSERSITE``).
 """
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
@@ -28,6 +34,7 @@ from chalicelib.domain.errors import Unavailable
 TOKEN_VARIABLE = "APPLIANCE_TOKEN"
 # What the local stack finds a dead stack's appliances by (local/orphans.py); paths, no secret.
 MARKS = ("WOD_SECRETS_FILE", "WOD_WORKSHOPS_DIR")
+APPLIANCES_GROUP = "wod-appliances"  # the primary group of appliances run as students
 
 
 def appliance_port(appliance: dict, student_number: int, first: int) -> int:
@@ -150,7 +157,20 @@ class LocalAppliances:
         """Nothing of the platform's environment but the marks its orphans are found by."""
         env = {name: os.environ[name] for name in (*MARKS, "LANG", "LC_ALL") if name in os.environ}
         return env | {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "USER": student, "LOGNAME": student,
-                      "STUDENT": student, "APPLIANCE_PORT": str(port), TOKEN_VARIABLE: token}
+                      "STUDENT": student, "APPLIANCE_PORT": str(port), TOKEN_VARIABLE: token,
+                      "PYTHONNOUSERSITE": "1"}  # no module or .pth file of the student's home
+
+    @staticmethod
+    def _group() -> int:
+        """The appliances' primary group (made if missing): a student's processes, in the student's
+        group, cannot trace the appliance nor read its memory."""
+        try:
+            return grp.getgrnam(APPLIANCES_GROUP).gr_gid
+        except KeyError:
+            done = subprocess.run(["groupadd", "-f", "--system", APPLIANCES_GROUP], capture_output=True, text=True)
+            if done.returncode:
+                raise Unavailable(f"no group {APPLIANCES_GROUP} for the appliances: {done.stderr.strip()}") from None
+            return grp.getgrnam(APPLIANCES_GROUP).gr_gid
 
     def start(self, workshop_id: str, student: str, appliance: dict, port: int) -> None:
         """Start it unless it already runs (a retried task must not start a second one)."""
@@ -168,7 +188,7 @@ class LocalAppliances:
             if self.run_as_students:
                 account = self._account(student)
                 home = account.pw_dir
-                identity = {"user": account.pw_uid, "group": account.pw_gid,
+                identity = {"user": account.pw_uid, "group": self._group(),
                             "extra_groups": os.getgrouplist(student, account.pw_gid), "umask": 0o077}
                 if listener_uids(port) - {account.pw_uid}:
                     raise Unavailable(f"the appliance port {port} of {student} is taken by another user")

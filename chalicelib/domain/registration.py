@@ -144,13 +144,19 @@ def _text(data: Mapping[str, Any], name: str, label: str, limit: int, errors: di
         errors[name] = f"{label} must be at most {limit} characters."
     elif any(ch in value for ch in "<>"):
         errors[name] = f"{label} must not contain < or >."
-    elif _WEB_ADDRESS.search(value):
+    elif _WEB_ADDRESS.search(as_a_browser_reads(value)):
         errors[name] = f"{label} must not contain a web or email address."
     return value
 
 
 # What a mail client turns into a link: a scheme, www., or a host name (labels, then a
 # top-level domain of letters) — names and company reach emails to addresses nobody confirmed yet.
+def as_a_browser_reads(value: str) -> str:
+    """The text as a host name is read (IDNA): wide letters as ASCII, every full stop as "."."""
+    return unicodedata.normalize("NFKC", value).translate(_FULL_STOPS)
+
+
+_FULL_STOPS = {0x3002: ".", 0xFF0E: ".", 0xFF61: "."}
 _WEB_ADDRESS = re.compile(r"(?i)(\w+:/+|www\.|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}(?![a-z0-9-]))")
 
 

@@ -25,6 +25,7 @@ signin = lazy_module("chalicelib.services.signin")
 COOKIE = "wod_admin"
 COOKIE_PATH = "/admin"
 ACTOR_HEADER = "X-WOD-Actor"
+MAX_COOKIES = 8  # values of the session cookie looked at
 
 
 @dataclass(frozen=True)
@@ -43,27 +44,35 @@ def key(purpose: str) -> bytes:
     return rules.derive_key(admin_token(), purpose)
 
 
-def cookie_value(request) -> str | None:
-    """The session cookie's value; with two (one left at ``/`` by an earlier version), the one of
-    the longest path, which browsers send first."""
+def cookie_values(request) -> list[str]:
+    """Every value of the session cookie, in the order sent (browsers send the longest path first).
+    A page on another port of the host, or on a sibling domain, can set one of its own: it must not
+    hide the organiser's."""
+    values = []
     for part in (request.headers.get("cookie") or "").split(";"):
         name, sep, value = part.strip().partition("=")
         if sep and name == COOKIE:
-            return value.strip().strip('"')
-    return None
+            values.append(value.strip().strip('"'))
+    return values[:MAX_COOKIES]
+
+
+def cookie_value(request) -> str | None:
+    """The first value of the session cookie, if any."""
+    return next(iter(cookie_values(request)), None)
 
 
 def session_of(request) -> Session | None:
     """The signed-in organiser, or None (no cookie, forged, expired, signed out, or signed with an
-    old token)."""
-    token = cookie_value(request)
-    if not token:
+    old token); the first of the cookie's values that is a session."""
+    tokens = [token for token in cookie_values(request) if token]
+    if not tokens:
         return None
     session_key = key("session")
-    claims = rules.session_claims(session_key, token, time.time())
-    if claims is None or not signin.is_open(ctx(), claims[1]):
-        return None
-    return Session(token, claims[0], rules.csrf_token(session_key, token), claims[1])
+    for token in tokens:
+        claims = rules.session_claims(session_key, token, time.time())
+        if claims is not None and signin.is_open(ctx(), claims[1]):
+            return Session(token, claims[0], rules.csrf_token(session_key, token), claims[1])
+    return None
 
 
 def start_session(actor: str) -> str:

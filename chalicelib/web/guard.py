@@ -10,10 +10,14 @@ forms) and no host name but the platform's own reaches it.
   request with neither is a script or a server (the backend's callbacks), not a page.
 * A POST, PUT or PATCH must name its content type: a browser sends a body without one (a
   ``Blob``) to any site without asking first, so its absence is refused with 415 instead of
-  being taken for JSON; a type the route does not take is refused by Chalice (415) too.
+  being taken for JSON. Its parts after the first must be parameters (``name=value``) and none a
+  wildcard: Chalice takes a type naming the route's anywhere among its parts, and a browser sends
+  ``text/plain;application/json`` (its type is text) without asking first. A type the route does
+  not take is then refused by Chalice (415).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,10 +33,15 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of a URL, lower case, without a default port."""
-    parts = urlsplit(url.strip())
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    port = parts.port if parts.port not in (None, DEFAULT_PORTS.get(scheme)) else None
+    """``scheme://host[:port]`` of a URL, lower case, without a default port; "" for one that is
+    not a URL (a port that is no number, a bracket left open), which no origin equals."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return ""
+    host = f"[{host}]" if ":" in host else host
+    port = port if port not in (None, DEFAULT_PORTS.get(scheme)) else None
     return f"{scheme}://{host}" + (f":{port}" if port else "")
 
 
@@ -40,6 +49,7 @@ def hosts_of(public_url: str) -> frozenset[str]:
     """The ``Host`` values that name the public URL (with and without its default port)."""
     parts = urlsplit(public_url)
     host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address, as a Host names it
     if parts.port is None or parts.port == DEFAULT_PORTS.get(parts.scheme.lower()):
         return frozenset({host, f"{host}:{DEFAULT_PORTS.get(parts.scheme.lower(), 80)}"})
     return frozenset({f"{host}:{parts.port}"})
@@ -54,12 +64,18 @@ def check(method: str, headers: Any, public_url: str, gateway_domain: str | None
     if method not in STATE_CHANGING:
         return
     origin = headers.get("origin")
-    if origin is not None and origin_of(origin) != origin_of(public_url):
+    if origin is not None and (not origin_of(origin) or origin_of(origin) != origin_of(public_url)):
         raise Forbidden("This can only be sent from this site's own pages; please open the page again and retry.")
     if (headers.get("sec-fetch-site") or "").strip().lower() == "cross-site":
         raise Forbidden("This can only be sent from this site's own pages; please open the page again and retry.")
-    if method in WITH_BODY and not (headers.get("content-type") or "").strip():
+    if method in WITH_BODY and not media_type_ok(headers.get("content-type") or ""):
         raise WrongMediaType("Name the body's type: Content-Type: application/json.")
+
+
+def media_type_ok(value: str) -> bool:
+    """A type (``type/subtype``), then parameters only: what Chalice matches is then the type itself."""
+    kind, *parameters = (part.strip() for part in re.split("[,;]", value))
+    return kind.count("/") == 1 and "*" not in value and all(not p or "=" in p for p in parameters)
 
 
 def screen(request: Any, get_response: Callable[[Any], Response]) -> Response:

@@ -3,9 +3,9 @@
 On one machine the embedded AWS, the SMTP server, the inbox, the task workers, the app and the
 hub's proxy API listen on 127.0.0.1, where any local process could reach them. Every student
 account is in the ``wod-students`` group; an iptables chain rejects TCP from that group to those
-ports. Each hub has a chain of its own (named after its proxy API port, which no other running hub
-has), rebuilt at its start and removed at its stop, so stacks side by side never unfence each
-other's ports.
+ports, over IPv4 and IPv6 alike (a part bound to ``localhost`` may listen on ::1). Each hub has a
+chain of its own (named after its proxy API port, which no other running hub has), rebuilt at its
+start and removed at its stop, so stacks side by side never unfence each other's ports.
 
 Each workshop appliance (a per-student service on a local port) is fenced too: in a chain of the
 stack's appliances (``WOD-APPLIANCES-<proxy API port>``, kept by whoever starts the appliances, so
@@ -39,33 +39,40 @@ def rules(ports: list[int], group: str, chain: str = PREFIX) -> list[list[str]]:
     ]
 
 
+def _tools() -> list[str]:
+    """iptables, and ip6tables where the machine has IPv6 tables."""
+    found = [shutil.which("iptables")]
+    ip6tables = shutil.which("ip6tables")
+    if ip6tables and subprocess.run([ip6tables, "-S", "OUTPUT"], capture_output=True).returncode == 0:
+        found.append(ip6tables)
+    return [tool for tool in found if tool]
+
+
 def remove(chain: str) -> None:
     """Take a hub's chain away (its jump, its rules, the chain); nothing if it is not there."""
-    iptables = shutil.which("iptables")
-    if not iptables:
-        return
-    while subprocess.run([iptables, "-D", "OUTPUT", "-o", "lo", "-j", chain], capture_output=True).returncode == 0:
-        pass
-    subprocess.run([iptables, "-F", chain], capture_output=True)
-    subprocess.run([iptables, "-X", chain], capture_output=True)
+    for tool in _tools():
+        while subprocess.run([tool, "-D", "OUTPUT", "-o", "lo", "-j", chain], capture_output=True).returncode == 0:
+            pass
+        subprocess.run([tool, "-F", chain], capture_output=True)
+        subprocess.run([tool, "-X", chain], capture_output=True)
 
 
 def install(ports: list[int], group: str, chain: str = PREFIX) -> str | None:
     """Apply the rules; return a problem to warn about, or None when students are fenced off."""
     if not ports:
         return None
-    iptables = shutil.which("iptables")
-    if not iptables:
+    if not shutil.which("iptables"):
         return "iptables is not installed: students can reach the platform's local ports"
     subprocess.run(["groupadd", "-f", group], check=True)
     commands = rules(ports, group, chain)
-    subprocess.run([iptables, *commands[0]], capture_output=True)  # the chain may exist already
-    for command in commands[1:3]:
-        done = subprocess.run([iptables, *command], capture_output=True, text=True)
-        if done.returncode:
-            return f"iptables {' '.join(command)} failed: {done.stderr.strip()}"
-    if subprocess.run([iptables, *commands[3]], capture_output=True).returncode:
-        subprocess.run([iptables, *commands[4]], check=True)
+    for tool in _tools():
+        subprocess.run([tool, *commands[0]], capture_output=True)  # the chain may exist already
+        for command in commands[1:3]:
+            done = subprocess.run([tool, *command], capture_output=True, text=True)
+            if done.returncode:
+                return f"{tool} {' '.join(command)} failed: {done.stderr.strip()}"
+        if subprocess.run([tool, *commands[3]], capture_output=True).returncode:
+            subprocess.run([tool, *commands[4]], check=True)
     return None
 
 
@@ -83,39 +90,46 @@ def appliance_rule(port: int, uid: int, group: str) -> list[str]:
 
 
 class ApplianceFence:
-    """The appliances' chain: ``allow_only(port, uid)`` when an appliance starts, ``remove(port)``
-    when it stops, ``clear()`` when the stack stops. Raises :class:`RuntimeError` when iptables
-    cannot do it (an appliance must not run unfenced)."""
+    """The appliances' chain (IPv4 and IPv6: an appliance may listen on ``::``): ``allow_only(port,
+    uid)`` when an appliance starts, ``remove(port)`` when it stops, ``clear()`` when the stack
+    stops. Raises :class:`RuntimeError` when iptables cannot do it (an appliance must not run
+    unfenced)."""
 
     def __init__(self, chain: str, group: str = STUDENTS_GROUP):
         self.chain, self.group = chain, group
 
-    def _iptables(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        iptables = shutil.which("iptables")
-        if not iptables:
-            raise RuntimeError("iptables is not installed: appliances cannot be fenced")
-        done = subprocess.run([iptables, "-w", *args], capture_output=True, text=True)
+    def _iptables(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([tool, "-w", *args], capture_output=True, text=True)
         if check and done.returncode:
-            raise RuntimeError(f"iptables {' '.join(args)} failed: {done.stderr.strip()}")
+            raise RuntimeError(f"{tool} {' '.join(args)} failed: {done.stderr.strip()}")
         return done
 
+    @staticmethod
+    def _tools() -> list[str]:
+        if not shutil.which("iptables"):
+            raise RuntimeError("iptables is not installed: appliances cannot be fenced")
+        return _tools()
+
     def _ensure_chain(self) -> None:
-        self._iptables("-N", self.chain, check=False)  # it may exist already
-        if self._iptables("-C", "OUTPUT", "-o", "lo", "-j", self.chain, check=False).returncode:
-            self._iptables("-I", "OUTPUT", "-o", "lo", "-j", self.chain)
+        for tool in self._tools():
+            self._iptables(tool, "-N", self.chain, check=False)  # it may exist already
+            if self._iptables(tool, "-C", "OUTPUT", "-o", "lo", "-j", self.chain, check=False).returncode:
+                self._iptables(tool, "-I", "OUTPUT", "-o", "lo", "-j", self.chain)
 
     def remove(self, port: int) -> None:
         """Every rule of ``port`` (also one left by an appliance of a stack that died)."""
-        listing = self._iptables("-S", self.chain, check=False)
-        for line in listing.stdout.splitlines() if listing.returncode == 0 else []:
-            words = shlex.split(line)
-            if words[:2] == ["-A", self.chain] and f" --dport {port} " in f"{line} ":
-                self._iptables("-D", *words[1:], check=False)
+        for tool in self._tools():
+            listing = self._iptables(tool, "-S", self.chain, check=False)
+            for line in listing.stdout.splitlines() if listing.returncode == 0 else []:
+                words = shlex.split(line)
+                if words[:2] == ["-A", self.chain] and f" --dport {port} " in f"{line} ":
+                    self._iptables(tool, "-D", *words[1:], check=False)
 
     def allow_only(self, port: int, uid: int) -> None:
         self._ensure_chain()
         self.remove(port)
-        self._iptables("-A", self.chain, *appliance_rule(port, uid, self.group))
+        for tool in self._tools():
+            self._iptables(tool, "-A", self.chain, *appliance_rule(port, uid, self.group))
 
     def clear(self) -> None:
         remove(self.chain)

@@ -3,6 +3,7 @@ Linux user, its port refuses every other student (the appliances' firewall chain
 writes only with the student's own token, which no other local user can read."""
 from __future__ import annotations
 
+import grp
 import json
 import pwd
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chalicelib.adapters.appliances import LocalAppliances, listener_uids
+from chalicelib.adapters.appliances import LocalAppliances, listener_uids, listeners
 from chalicelib.domain.errors import Unavailable
 from local.hub import HUB_VENV, student_firewall
 from tests.hubtools import free_ports, new_name, remove_linux_user
@@ -109,7 +110,7 @@ def test_the_appliance_runs_as_its_student_and_its_token_is_private(appliances, 
     pid, account = appliances.running[a].pid, pwd.getpwnam(a)
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     assert status["Uid"].split() == [str(account.pw_uid)] * 4
-    assert status["Gid"].split() == [str(account.pw_gid)] * 4
+    assert status["Gid"].split() == [str(grp.getgrnam("wod-appliances").gr_gid)] * 4  # not the student's group
     token = appliances.token(a)
     assert token not in Path(f"/proc/{pid}/cmdline").read_text()  # every local user can read that
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -184,3 +185,87 @@ def test_a_port_squatted_by_another_student_is_never_taken_for_the_appliance(app
         squatter.wait(10)
     started(appliances, a, port)  # once the port is free, the student's own appliance serves it
     assert listener_uids(port) == {pwd.getpwnam(a).pw_uid}
+
+
+TAKE_OVER = """
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pid = int(sys.argv[1])
+found = {"attach": "ok" if libc.ptrace(16, pid, 0, 0) == 0 else os.strerror(ctypes.get_errno())}  # PTRACE_ATTACH
+try:
+    open(f"/proc/{pid}/mem", "rb").close()
+    found["mem"] = "opened"
+except OSError as error:
+    found["mem"] = error.strerror
+print(json.dumps(found))
+"""
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # a workshop's command may name an interpreter with a user site
+PLANT = """
+import os, site
+os.makedirs(site.getusersitepackages(), exist_ok=True)
+with open(os.path.join(site.getusersitepackages(), "planted.pth"), "w") as pth:
+    pth.write("import os; open(os.path.expanduser('~/ran-in-the-appliance'), 'w').write(str(os.getpid()))\\n")
+"""
+
+
+def test_a_student_cannot_run_code_in_their_appliance(appliances, students):
+    """The appliance runs as its student's uid but outside the student's cgroups (the platform
+    runs it): a student who traced it (ptrace, /proc/<pid>/mem) or had it load a module from their
+    home would run code there, beyond their memory, process and CPU limits and their private /tmp."""
+    a, _ = students
+    port = free_ports(1)[0]
+    started(appliances, a, port)
+    pid = appliances.running[a].pid
+    done = subprocess.run(["runuser", "-u", a, "--", PYTHON, "-c", TAKE_OVER, str(pid)], capture_output=True,
+                          text=True, timeout=30, cwd="/")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"attach": "Operation not permitted", "mem": "Permission denied"}
+    appliances.stop(a)
+
+    subprocess.run(["runuser", "-u", a, "--", SYSTEM_PYTHON, "-c", PLANT], check=True, timeout=30, cwd="/")
+    system = dict(APPLIANCE, command=[SYSTEM_PYTHON if part == "{python}" else part for part in APPLIANCE["command"]])
+    appliances.start("WKSHP-API101", a, system, port)
+    deadline = time.monotonic() + 20
+    while not appliances.ready(a, system, port):
+        assert time.monotonic() < deadline and appliances.running[a].poll() is None, "the appliance did not answer"
+        time.sleep(0.1)
+    assert not (Path(pwd.getpwnam(a).pw_dir) / "ran-in-the-appliance").exists()
+
+
+CONNECT = """
+import json, socket, sys
+found = []
+for host, port in json.loads(sys.argv[1]):
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+        found.append("connected")
+    except OSError as error:
+        found.append(type(error).__name__)
+print(json.dumps(found))
+"""
+
+
+def test_an_appliance_listening_on_every_address_is_fenced_over_ipv6_too(appliances, students):
+    """``python -m http.server --bind ::`` (a workshop's appliance may be no more; without ``--bind``
+    it takes ``::`` where getaddrinfo puts IPv6 first) listens on every address: another student
+    reached it at [::1] while the fence covered 127.0.0.1 only."""
+    a, b = students
+    port = free_ports(1)[0]
+    dual = {"command": ["{python}", "-m", "http.server", "--bind", "::", "{port}"], "port_base": port,
+            "health_path": "/"}
+    appliances.start("WKSHP-API101", a, dual, port)
+    deadline = time.monotonic() + 20
+    while not appliances.ready(a, dual, port):
+        assert time.monotonic() < deadline and appliances.running[a].poll() is None, "the appliance did not answer"
+        time.sleep(0.1)
+    assert listeners(port, ("/proc/net/tcp6",)), "the appliance does not listen on IPv6: the test proves nothing"
+    targets = json.dumps([["127.0.0.1", port], ["::1", port]])
+    other = subprocess.run(["runuser", "-u", b, "--", PYTHON, "-c", CONNECT, targets], capture_output=True,
+                           text=True, timeout=60, cwd="/")
+    assert json.loads(other.stdout) == ["ConnectionRefusedError"] * 2, other.stderr
+    own = subprocess.run(["runuser", "-u", a, "--", PYTHON, "-c", CONNECT, targets], capture_output=True,
+                         text=True, timeout=60, cwd="/")
+    assert json.loads(own.stdout) == ["connected"] * 2, own.stderr
+    appliances.stop(a)
+    assert f"--dport {port} " not in subprocess.run(["ip6tables", "-S"], capture_output=True, text=True).stdout

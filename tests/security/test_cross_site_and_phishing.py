@@ -83,3 +83,15 @@ def test_ordinary_names_with_dots_pass(client, workshop, value):
     response = client.http.post("/api/registrations", headers={"Content-Type": "application/json"},
                                 body=json.dumps({**BODY, "company": value}))
     assert response.status_code == 202, response.body
+
+
+@pytest.mark.parametrize("value", ["Claim your prize at ｅｖｉｌ.ｃｏｍ", "evil。com/win", "login．example．net",
+                                   "ｗｗｗ｡bank-login"])
+def test_a_web_address_in_wide_letters_or_other_full_stops_is_refused(client, workshop, tables, value):
+    """Browsers read ``ｅｖｉｌ.ｃｏｍ`` and ``evil。com`` as evil.com (IDNA maps wide letters and the
+    ideographic full stops), and so may a mail client that makes links of them."""
+    response = client.http.post("/api/registrations", headers={"Content-Type": "application/json"},
+                                body=json.dumps({**BODY, "company": value}))
+    assert response.status_code == 422, response.body
+    assert "must not contain a web or email address" in json.loads(response.body)["fields"]["company"]
+    assert list(tables.customers.scan()) == []

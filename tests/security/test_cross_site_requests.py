@@ -116,3 +116,45 @@ def test_the_platforms_own_pages_and_clients_pass(client, sync, tables):
     assert script.status_code == 202
     assert client.http.get("/", headers={"Host": "wod.example:443"}).status_code == 200
     assert len(customers(tables)) == 2
+
+
+@pytest.mark.parametrize("kind", ["text/plain; application/json", "text/plain, application/json", "text/plain;*/*",
+                                  "multipart/form-data; boundary=x; application/json"])
+def test_a_type_naming_the_routes_only_among_its_parameters_is_refused(client, sync, tables, kind):
+    """Chalice takes a request whose type names the route's anywhere among its parts (or ``*/*``);
+    a browser sends ``text/plain;application/json`` to any site without asking first, as text."""
+    sync((WORKSHOP, {"seats": 3}))
+    api = client.http.post("/api/registrations", body=json.dumps(BODY), headers=PUBLIC | {"Content-Type": kind})
+    form = client.http.post(f"/workshops/{WORKSHOP}", body=urlencode(BODY), headers=PUBLIC | {
+        "Content-Type": kind.replace("application/json", "application/x-www-form-urlencoded")})
+    assert (api.status_code, form.status_code) == (415, 415)
+    assert customers(tables) == []
+
+
+def test_the_routes_own_type_passes_with_its_parameters_in_any_case(client, sync, tables):
+    sync((WORKSHOP, {"seats": 3}))
+    for number, kind in enumerate(["application/json; charset=utf-8", "Application/JSON", "application/json;"]):
+        body = json.dumps(BODY | {"email": f"ada{number}@example.com"})
+        response = client.http.post("/api/registrations", body=body, headers=PUBLIC | {"Content-Type": kind})
+        assert response.status_code == 202, (kind, response.body)
+    assert len(customers(tables)) == 3
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example:abc", "https://wod.example:99999", "http://[::1",
+                                    "http://[zz]:1"])
+def test_a_malformed_origin_is_refused_not_an_error(client, sync, tables, origin):
+    sync((WORKSHOP, {"seats": 3}))
+    response = client.http.post("/api/registrations", body=json.dumps(BODY), headers=PUBLIC | JSON | {"Origin": origin})
+    assert response.status_code == 403, response.body
+    assert customers(tables) == []
+
+
+def test_a_public_url_at_an_ipv6_address_takes_its_own_host_and_origin():
+    from chalicelib.domain.errors import WrongHost
+    from chalicelib.web.guard import check
+
+    for public in ("http://[::1]:8000", "https://[2001:db8::1]"):
+        host = public.split("//", 1)[1]
+        check("POST", {"host": host, "origin": public, "content-type": "application/json"}, public)
+        with pytest.raises(WrongHost):
+            check("GET", {"host": "evil.example"}, public)

@@ -46,3 +46,50 @@ def test_a_second_hub_never_unfences_the_first(hub, embedded_aws, tmp_path):
         assert [line for line in chain_rules().splitlines() if first in line] == before
     assert other not in chain_rules()  # removed with its hub
     assert [line for line in chain_rules().splitlines() if first in line] == before
+
+
+CONNECT = """
+import json, socket, sys
+found = []
+for host, port in json.loads(sys.argv[1]):
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+        found.append("connected")
+    except OSError as error:
+        found.append(type(error).__name__)
+print(json.dumps(found))
+"""
+
+
+def test_students_are_fenced_off_the_platforms_ports_over_ipv6_too(tmp_path):
+    """A part bound to ``localhost`` may listen on ::1 (whichever getaddrinfo gives first), and the
+    student firewall must fence that address as it fences 127.0.0.1."""
+    import json
+    import socket
+
+    from local.hub import HUB_VENV, student_firewall
+    from tests.hubtools import new_name, remove_linux_user
+
+    name = new_name()
+    subprocess.run(["groupadd", "-f", "wod-students"], check=True)
+    subprocess.run(["useradd", "--no-create-home", "--groups", "wod-students", "--shell", "/usr/sbin/nologin", name],
+                   check=True)
+    listeners = [socket.socket(socket.AF_INET), socket.socket(socket.AF_INET6)]
+    for listener, host in zip(listeners, ("127.0.0.1", "::1"), strict=True):
+        listener.bind((host, 0))
+        listener.listen()
+    targets = [("127.0.0.1", listeners[0].getsockname()[1]), ("::1", listeners[1].getsockname()[1])]
+    firewall = student_firewall()
+    chain = firewall.chain_for(free_ports(1)[0])
+    try:
+        assert firewall.install([port for _, port in targets], "wod-students", chain) is None
+        done = subprocess.run(["runuser", "-u", name, "--", str(HUB_VENV / "bin" / "python"), "-c", CONNECT,
+                               json.dumps(targets)], capture_output=True, text=True, timeout=60, cwd="/")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == ["ConnectionRefusedError"] * 2
+    finally:
+        firewall.remove(chain)
+        for listener in listeners:
+            listener.close()
+        remove_linux_user(name)
+    assert chain not in subprocess.run(["ip6tables", "-S"], capture_output=True, text=True).stdout

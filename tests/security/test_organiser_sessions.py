@@ -108,3 +108,15 @@ def test_make_run_prints_where_the_token_is_not_the_token(tmp_path):
     banner = ready_banner(config, tmp_path / "logs")
     assert token not in banner and str(config.secrets_file) in banner
     assert stat.S_IMODE(os.stat(Path(config.secrets_file)).st_mode) == 0o600
+
+
+def test_a_cookie_set_by_a_neighbour_does_not_sign_the_organiser_out(client, world):
+    """A page on another port of the same host (a student's server, locally) or on a sibling domain
+    (``Domain=`` the parent) may set a ``wod_admin`` cookie of its own with a longer path: the
+    browser sends it first, and the organiser's session must still open the dashboard."""
+    cookie = sign_in(client, world)
+    forged = auth.start_session("Mallory").replace(".", "x", 1)  # well formed, not signed by the platform
+    for tossed in ("wod_admin=junk", f"wod_admin={forged}", 'wod_admin=""'):
+        page = client.http.get("/admin/registrations", headers={"Cookie": f"{tossed}; {cookie}"})
+        assert page.status_code == 200 and "Set-Cookie" not in page.headers, tossed
+    assert client.http.get("/admin", headers={"Cookie": "wod_admin=junk"}).status_code == 401
