@@ -177,8 +177,8 @@ def statements(access: Access) -> list[dict]:
         if kinds:
             resources = []
             for kind in kinds:
-                resources += [table_arn(kind)] + ([sub(table_arn(kind)["Fn::Sub"] + "/index/*")]
-                                                  if kind in access.indexes else [])
+                queried = kind in access.indexes and "dynamodb:Query" in actions  # only a query reads an index
+                resources += [table_arn(kind)] + ([sub(table_arn(kind)["Fn::Sub"] + "/index/*")] if queried else [])
             out.append({"Sid": f"Tables{mode.title()}", "Effect": "Allow", "Action": actions, "Resource": resources})
     if access.tables.get("admin") == "write":
         out.append({"Sid": "AuditAppendOnly", "Effect": "Deny",
