@@ -89,6 +89,9 @@ class EmbeddedAws:
         self.server = make_server(host, port, guarded(self.app, host), threaded=True)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, name="embedded-aws", daemon=True)
+        self._stopped = threading.Event()
+        self._trimmer = threading.Thread(target=self._trim_while_serving, name="embedded-aws-streams",
+                                         daemon=True)
 
     @property
     def endpoint(self) -> str:
@@ -96,12 +99,21 @@ class EmbeddedAws:
 
     def start(self) -> EmbeddedAws:
         self.thread.start()
+        self._trimmer.start()
         log.info("embedded AWS on %s", self.endpoint)
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         self.server.shutdown()
         self.server.server_close()
+
+    def _trim_while_serving(self) -> None:
+        while not self._stopped.wait(TRIM_SECONDS):
+            try:
+                self.trim_streams()
+            except Exception:  # a moto internal that moved: memory grows, requests still answer
+                log.exception("trimming the embedded streams failed")
 
     def trim_streams(self, keep: int = STREAM_KEEP) -> int:
         """Keep the newest ``keep`` records of each table's stream, and no shard iterator but the
@@ -182,12 +194,8 @@ def main() -> int:
     messaging = create_messaging(aws.endpoint, region, settings)
     part.ready(state_machines=machines, restored=restored, messaging=messaging)
     code = 0
-    trimmed = time.monotonic()
     try:
         while not stopping.wait(1):
-            if time.monotonic() - trimmed > TRIM_SECONDS:
-                aws.trim_streams()
-                trimmed = time.monotonic()
             if not aws.thread.is_alive():
                 log.error("the embedded AWS server stopped")
                 code = 1

@@ -19,7 +19,8 @@ def served(embedded_aws, tmp_path):
     secrets = tmp_path / "secrets.json"
     ensure_secrets(secrets)
     settings = Settings(table_prefix=f"i{uuid.uuid4().hex[:8]}", aws_endpoint=embedded_aws.endpoint,
-                        secrets_file=str(secrets), mail_send_rate=1000, confirm_minutes=0)
+                        secrets_file=str(secrets), mail_send_rate=1000, confirm_minutes=0,
+                        outbox_dispatch="inline", workshop_cache_seconds=0)  # as tests/conftest.py's settings
     context = ctx.build(settings, mailer=RecordingMailer())
     ctx.install(context)
     create_tables(boto3.client("dynamodb", endpoint_url=embedded_aws.endpoint, region_name="us-east-1"),
