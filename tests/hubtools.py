@@ -236,7 +236,9 @@ def execute(ws, name: str, code: str, timeout: float, store_history: bool = Fals
         "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
         "content": {"code": code, "silent": False, "store_history": store_history, "user_expressions": {},
                     "allow_stdin": False, "stop_on_error": True}}))
-    out, deadline = [], time.monotonic() + timeout
+    # The reply (shell) and the output (iopub) travel apart: the output is complete once the
+    # kernel reports itself idle for this request, which may come after the reply.
+    out, replied, idle, deadline = [], False, False, time.monotonic() + timeout
     while time.monotonic() < deadline:
         msg = json.loads(ws.recv())
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
@@ -246,8 +248,12 @@ def execute(ws, name: str, code: str, timeout: float, store_history: bool = Fals
         elif msg["msg_type"] == "error":
             raise KernelError("kernel error: " + "\n".join(msg["content"]["traceback"]))
         elif msg["msg_type"] == "execute_reply":
+            replied = True
+        elif msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+            idle = True
+        if replied and idle:
             return "".join(out)
-    raise TimeoutError("no execute_reply")
+    raise TimeoutError("no execute_reply" if not replied else "the kernel never went idle")
 
 
 def run_in_kernel(hub: Hub, session: requests.Session, name: str, code: str, timeout: float = 30) -> str:

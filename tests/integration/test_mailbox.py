@@ -53,7 +53,7 @@ def send(port: int, to: list[str], subject: str, text: str = "hello", html: str 
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:  # a busy machine is no failure
         client.send_message(msg, from_addr=SENDER, to_addrs=to)
 
 
