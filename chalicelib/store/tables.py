@@ -7,6 +7,7 @@ tests) get two independent sets of classes in one process.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,16 +48,21 @@ def _bound(kind: str, base: Any, settings: Settings) -> Any:
                                          "DoesNotExist": base.DoesNotExist})
 
 
-_cache: dict[tuple[str, str, str | None], Tables] = {}
+BOUND_KEEP = 4  # bindings kept: each holds its SDK clients (tens of MB); a process uses one or two
+_cache: OrderedDict[tuple[str, str, str | None], Tables] = OrderedDict()
 _lock = threading.Lock()
 
 
 def bind(settings: Settings) -> Tables:
-    """The tables of ``settings`` (the same object for the same prefix, region and endpoint)."""
+    """The tables of ``settings`` (the same object for the same prefix, region and endpoint, among
+    the last few bound)."""
     key = (settings.table_prefix, settings.region, settings.aws_endpoint)
     with _lock:
         if key not in _cache:
             classes = {kind: _bound(kind, base, settings) for kind, base in MODELS.items()}
             _cache[key] = Tables(**classes, connection=Connection(
                 region=settings.region, host=settings.aws_endpoint, max_pool_connections=MAX_POOL_CONNECTIONS))
+            while len(_cache) > BOUND_KEEP:
+                _cache.popitem(last=False)
+        _cache.move_to_end(key)
         return _cache[key]

@@ -37,3 +37,16 @@ def test_personal_data_and_nonces_expire():
     assert DEFINITIONS["nonces"]["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
     assert DEFINITIONS["admin"]["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
     assert all(t["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for t in DEFINITIONS.values())
+
+
+def test_bindings_are_shared_per_prefix_and_only_the_last_few_are_kept():
+    from chalicelib.settings import Settings
+    from chalicelib.store import tables
+
+    first = Settings(table_prefix="keep0")
+    bound = tables.bind(first)
+    assert tables.bind(Settings(table_prefix="keep0")) is bound
+    for n in range(1, 3 * tables.BOUND_KEEP):
+        tables.bind(Settings(table_prefix=f"keep{n}"))
+    assert len(tables._cache) <= tables.BOUND_KEEP
+    assert tables.bind(first) is not bound  # a long-gone binding is made again, not kept for ever
