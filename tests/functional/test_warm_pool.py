@@ -116,3 +116,14 @@ def test_expected_turnout_and_start_are_validated_and_cleared_with_null(platform
     api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-WARM", {"expected": None, "starts_at": None})
     workshop = platform.stores.seats.get_workshop("WKSHP-WARM")
     assert workshop.expected == 0 and workshop.starts_at is None
+
+
+def test_the_servers_warmed_for_an_expected_turnout_are_the_ones_participants_get(platform, sync, recording, client):
+    """A workshop whose folder keeps no pool, warmed only for the turnout an organiser expects."""
+    sync(("WKSHP-WARM", {"seats": 10}))
+    status, _ = api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-WARM", {"expected": 3})
+    assert status == 200
+    assert lifecycle.tick(platform)["warming"] == 3
+    warm = warmed(platform, recording)
+    seated = [registrations.register(platform, BODY | {"email": f"p{n}@example.com"})["student"] for n in range(3)]
+    assert sorted(seated) == sorted(warm)
