@@ -80,7 +80,7 @@ def _parse(msg_id: str, raw: bytes) -> dict:
 def _arrival(msg_id: str) -> int:
     """The arrival (epoch ns) a message id starts with; 0 for anything else."""
     head = msg_id.split("-", 1)[0]
-    return int(head) if head.isdigit() else 0
+    return int(head) if head.isascii() and head.isdigit() else 0  # "²" is a digit too
 
 
 def _copy(msg: dict) -> dict:

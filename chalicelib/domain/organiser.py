@@ -102,6 +102,7 @@ EXTENSION_RANGE = (5, 240)
 EDITABLE = ("active", "duration_minutes", "capacity", "expected", "starts_at")
 ORGANISER_ONLY = ("expected", "starts_at")  # not in the folder: null clears them
 EXPECTED_RANGE = (0, 1000)
+YEARS = (2000, 2999)  # a scheduled start's
 
 
 DIGITS = re.compile(r"[0-9]+")
@@ -135,7 +136,8 @@ def validate_workshop_edit(data: Any) -> dict[str, Any]:
         if name == "starts_at":
             changes[name] = _moment(value)
             if changes[name] is None:
-                errors[name] = "A date and time with its time zone, e.g. 2026-12-04T09:00:00+01:00."
+                errors[name] = (f"A date and time with its time zone, e.g. 2026-12-04T09:00:00+01:00, in the years "
+                                f"{YEARS[0]} to {YEARS[1]}.")
             continue
         if name == "expected":
             changes[name] = whole_number(value, *EXPECTED_RANGE)
@@ -152,14 +154,17 @@ def validate_workshop_edit(data: Any) -> dict[str, Any]:
 
 
 def _moment(value: Any) -> datetime | None:
-    """An ISO 8601 date and time with an offset, as UTC; None for anything else."""
+    """An ISO 8601 date and time with an offset, as UTC, within :data:`YEARS` (the time checks add
+    and subtract minutes from it); None for anything else."""
     if not isinstance(value, str) or len(value) > 40:
         return None
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
-    return moment.astimezone(UTC) if moment.tzinfo is not None else None
+    if moment.tzinfo is None or not YEARS[0] <= moment.year <= YEARS[1]:
+        return None
+    return moment.astimezone(UTC)
 
 
 def validate_minutes(value: Any) -> int | None:

@@ -166,16 +166,24 @@ def dispatch(ctx: Context, records: Iterable[dict[str, Any]]) -> int:
     """The dispatcher: deliver what each registration written in ``records`` (stream records, the
     oldest first) owes now, those owing an order first; return how many were delivered. A record
     whose outbox someone else holds, or that waits for its retry time, is left to them; the time
-    checks (:func:`deliver_due`) deliver whatever a lost record left behind."""
+    checks (:func:`deliver_due`) deliver whatever a lost record left behind. Entries left due at
+    once (mail deferred for the rate) are retried in the next window of the mail budget: their
+    settle is itself a record, which would otherwise be retried as fast as the stream is read."""
     now = ctx.clock()
-    owing: dict[str, Registration] = {}
+    owing: dict[str, tuple[Registration, bool]] = {}
     for record in records:
-        reg = ctx.stores.outbox.owing(record, now)
-        if reg is not None:
-            owing[reg.id] = reg
+        found = ctx.stores.outbox.owing(record, now)
+        if found is not None:
+            owing[found[0].id] = found
         elif record.get("dynamodb", {}).get("Keys", {}).get("id", {}).get("S") in owing:
             owing.pop(record["dynamodb"]["Keys"]["id"]["S"])  # a later write: someone took it meanwhile
-    for reg in sorted(owing.values(), key=lambda reg: not owes_order(reg)):
+    fresh = [reg for reg, added in owing.values() if added]
+    retries = [reg for reg, added in owing.values() if not added]
+    for reg in sorted(fresh, key=lambda reg: not owes_order(reg)):
+        deliver(ctx, reg)
+    if retries:
+        ctx.pacer.wait_next_window(ctx.pacer.budget())
+    for reg in sorted(retries, key=lambda reg: not owes_order(reg)):
         deliver(ctx, reg)
     return len(owing)
 

@@ -71,10 +71,11 @@ class Outbox:
     def __init__(self, tables: Tables):
         self.t = tables
 
-    def owing(self, record: dict[str, Any], now: datetime) -> Registration | None:
-        """The registration a stream record shows written, if it owes delivery now: its outbox is
-        pending, nobody holds the lease, and entries were just added (or the retry time came).
-        The record is DynamoDB's (``eventName``, ``dynamodb.NewImage``/``OldImage``)."""
+    def owing(self, record: dict[str, Any], now: datetime) -> tuple[Registration, bool] | None:
+        """The registration a stream record shows written, if it owes delivery now, and whether
+        entries were just added (else its retry time came: a sender's settle left it due at once).
+        Owing: its outbox is pending and nobody holds the lease. The record is DynamoDB's
+        (``eventName``, ``dynamodb.NewImage``/``OldImage``)."""
         images = record.get("dynamodb") or {}
         new, old = images.get("NewImage"), images.get("OldImage") or {}
         if record.get("eventName") == "REMOVE" or not new:
@@ -88,7 +89,7 @@ class Outbox:
         added = any(str(stored) not in before for stored in item.outbox)
         if not added and item.outbox_due_at is not None and item.outbox_due_at > now:
             return None  # waiting for its retry time
-        return values.registration(item)
+        return values.registration(item), added
 
     @translated
     def lease(self, registration_id: str, now: datetime, duration: timedelta) -> Registration | None:

@@ -225,8 +225,9 @@ class Seats:
             return None
 
     def _free_student(self, workshop: Workshop) -> str | None:
-        """A random free student; a warm one (server already running) when the workshop keeps a pool."""
-        if int(workshop.warm_pool or 0) > 0:
+        """A random free student; a warm one (server already running) when the workshop keeps a pool
+        or warms for an expected turnout."""
+        if int(workshop.warm_pool or 0) > 0 or int(workshop.expected or 0) > 0:
             warm = list(self.t.students.free_index.query(workshop.id, filter_condition=StudentModel.warm.is_in(True)))
             if warm:
                 return random.choice(warm).id

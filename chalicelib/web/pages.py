@@ -118,7 +118,7 @@ def status_page(token):
 
 def _looks(query: dict) -> int:
     raw = str(query.get("looks", ""))
-    return min(int(raw), 20) if raw.isdigit() and len(raw) < 4 else 0
+    return min(int(raw), 20) if raw.isascii() and raw.isdigit() and len(raw) < 4 else 0  # "²" is a digit too
 
 
 @functools.cache

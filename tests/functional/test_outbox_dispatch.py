@@ -132,3 +132,24 @@ def test_a_registration_makes_at_most_three_dynamodb_requests_and_a_confirmation
     expected = {"Query": 1, "TransactWriteItems": 1} | ({"UpdateItem": 1} if limits else {})
     assert registering == expected
     assert dict(counted) == {"GetItem": 1, "UpdateItem": 1}
+
+
+
+def test_mail_deferred_for_the_rate_is_retried_once_a_window_not_at_each_record_of_its_own(platform, streamed):
+    """A deferred email stays due at once; its settle is itself a stream record. Were that record
+    owed again straight away, the dispatcher would retry (lease, render, settle) as fast as it reads
+    its own writes for as long as the backlog lasts: it retries in the next window of the budget."""
+    from tests.mailtools import throttled_mail
+
+    ses, wall = throttled_mail(platform, per_second=100, rate=3)  # a window: 3 emails, 2 of them bulk
+    for n in range(6):
+        register(platform, f"p{n}@example.com")
+    outbox.dispatch(platform, streamed.read())
+    assert len(ses.sent) == 2  # the rest wait for the rate
+    for _ in range(20):  # the dispatcher fed what it writes, as the stream feeds it
+        records, before = streamed.read(), wall.now()
+        if not records:
+            break
+        if outbox.dispatch(platform, records):
+            assert wall.now() > before, "a deferred email was retried in the window that deferred it"
+    assert len(ses.sent) == 6

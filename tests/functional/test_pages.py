@@ -173,3 +173,14 @@ def test_a_status_page_without_javascript_looks_again_less_often_while_nothing_c
 def test_the_catalog_answers_304_while_the_workshops_are_as_shown(client, workshops):
     etag = client.http.get("/").headers["ETag"]
     assert client.http.get("/", headers={"If-None-Match": etag}).status_code == 304
+
+
+@pytest.mark.parametrize("looks", ["%C2%B2", "%D9%A3", "-1", "9" * 50, "1e9", "%00"])
+def test_a_status_page_takes_any_count_of_looks_without_an_error(client, workshops, platform, looks):
+    from urllib.parse import quote
+
+    location = register_through_the_form(client, platform)
+    etag = client.http.get(location).headers["ETag"]
+    response = client.http.get(f"{location}?looks={looks}&seen={quote(etag)}")
+    assert response.status_code == 200
+    assert '<meta http-equiv="refresh" content="5;url=?looks=1&amp;' in response.body.decode()

@@ -102,9 +102,13 @@ def test_an_expected_turnout_is_warmed_before_the_start_and_drained_after(platfo
 def test_expected_turnout_and_start_are_validated_and_cleared_with_null(platform, sync, client):
     sync(("WKSHP-WARM", {"seats": 2}))
     for edit, field in (({"expected": -1}, "expected"), ({"expected": "many"}, "expected"),
-                        ({"starts_at": "tomorrow"}, "starts_at"), ({"starts_at": "2026-12-04T09:00:00"}, "starts_at")):
+                        ({"starts_at": "tomorrow"}, "starts_at"), ({"starts_at": "2026-12-04T09:00:00"}, "starts_at"),
+                        ({"starts_at": "0001-01-01T00:00:00+01:00"}, "starts_at"),
+                        ({"starts_at": "9999-12-31T23:59:59-01:00"}, "starts_at"),
+                        ({"expected": 2, "starts_at": "0001-01-01T00:05:00+00:00"}, "starts_at")):
         status, body = api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-WARM", edit)
         assert status == 422 and field in body["fields"], body
+    assert lifecycle.tick(platform)["warming"] == 0  # nothing out of range was kept to trip the time checks
     api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-WARM",
         {"expected": 2, "starts_at": "2026-12-04T09:00:00+01:00"})
     workshop = platform.stores.seats.get_workshop("WKSHP-WARM")
@@ -112,3 +116,14 @@ def test_expected_turnout_and_start_are_validated_and_cleared_with_null(platform
     api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-WARM", {"expected": None, "starts_at": None})
     workshop = platform.stores.seats.get_workshop("WKSHP-WARM")
     assert workshop.expected == 0 and workshop.starts_at is None
+
+
+def test_the_servers_warmed_for_an_expected_turnout_are_the_ones_participants_get(platform, sync, recording, client):
+    """A workshop whose folder keeps no pool, warmed only for the turnout an organiser expects."""
+    sync(("WKSHP-WARM", {"seats": 10}))
+    status, _ = api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-WARM", {"expected": 3})
+    assert status == 200
+    assert lifecycle.tick(platform)["warming"] == 3
+    warm = warmed(platform, recording)
+    seated = [registrations.register(platform, BODY | {"email": f"p{n}@example.com"})["student"] for n in range(3)]
+    assert sorted(seated) == sorted(warm)

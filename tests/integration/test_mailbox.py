@@ -121,6 +121,18 @@ def test_filters_by_recipient_and_subject(smtp, inbox, mailbox):
     assert list(mailbox.dir.glob("*.eml")) == []
 
 
+def test_only_what_arrived_after_a_message_and_any_other_after_lists_all(smtp, inbox):
+    send(smtp.port, ["dan@example.com"], "First")
+    send(smtp.port, ["dan@example.com"], "Second")
+    listed = requests.get(f"{inbox}/api/messages", timeout=5).json()
+    assert [m["subject"] for m in listed] == ["Second", "First"]
+    later = requests.get(f"{inbox}/api/messages", params={"after": listed[1]["id"]}, timeout=5)
+    assert [m["subject"] for m in later.json()] == ["Second"]
+    for after in ("", "nope", "-1", "\u00b2", "\u0663-x"):
+        answer = requests.get(f"{inbox}/api/messages", params={"after": after}, timeout=5)
+        assert answer.status_code == 200 and len(answer.json()) == 2, after
+
+
 def test_unknown_ids_paths_and_methods(inbox):
     resp = requests.get(f"{inbox}/api/messages/1-{'0' * 32}", timeout=5)
     assert resp.status_code == 404 and "error" in resp.json()
