@@ -103,6 +103,31 @@ class Admin:
                          f"{response.status_code}: {_json(response)}")
         return response.json()
 
+    def expect(self, workshop_id: str, turnout: int | None) -> dict:
+        """The organiser's expected turnout (warmed at once: no scheduled start)."""
+        response = self.call("PATCH", f"/api/admin/workshops/{workshop_id}", json={"expected": turnout})
+        if response.status_code != 200:
+            raise Broken(f"PATCH /api/admin/workshops/{workshop_id} {{expected: {turnout}}} answered "
+                         f"{response.status_code}: {_json(response)}")
+        return response.json()
+
+    def warm_up(self, workshop_id: str, turnout: int, patience: float) -> float:
+        """Expect ``turnout`` and wait until that many servers are warm; the seconds it took."""
+        started = time.monotonic()
+        self.expect(workshop_id, turnout)
+        shown = warm = 0
+        while time.monotonic() - started < patience:
+            warm = self.workshop(workshop_id)["seats_warm"]
+            if warm >= turnout:
+                break
+            if time.monotonic() - started >= shown:
+                print(f"  warming: {warm} of {turnout} servers after {time.monotonic() - started:.0f} s", flush=True)
+                shown += 30
+            time.sleep(2)
+        took = time.monotonic() - started
+        print(f"{workshop_id}: {warm} of {turnout} servers warm after {took:.0f} s", flush=True)
+        return took
+
     def registrations(self, prefix: str, n: int) -> dict[str, dict]:
         """This run's registrations by email (``<prefix><n:05d>@...``: one search per thousand)."""
         found: dict[str, dict] = {}
@@ -156,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30, help="client timeout per request, s (default 30)")
     parser.add_argument("--wait", type=float, default=420,
                         help="longest wait after the last confirmation, s (default 420)")
+    parser.add_argument("--expect", action="store_true",
+                        help="the organiser expects --seats people: warm that many servers before the doors open")
+    parser.add_argument("--warm-wait", type=float, default=900,
+                        help="longest wait for the warm servers with --expect, s (default 900)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of arrivals and confirmations")
     parser.add_argument("--interval", type=float, default=2, help="memory sampling interval, s (default 2)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -216,6 +245,8 @@ def run(args: argparse.Namespace) -> int:
     resized = admin.resize(args.workshop, args.seats)
     print(f"{args.workshop}: capacity {before['seats_total']} -> {resized['seats_total']}, "
           f"{resized['seats_free']} free, {resized['waitlist']} waiting", flush=True)
+    if args.expect:
+        admin.warm_up(args.workshop, args.seats, args.warm_wait)
     inbox.start()
     stop = threading.Event()
     calls = Calls()
@@ -237,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
     figures = report(args, people, calls, records, began, memory, inbox)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, default=str))
-    print(f"hand the capacity back with: PATCH /api/admin/workshops/{args.workshop} {{\"capacity\": null}}")
+    handback = '{"capacity": null, "expected": null}' if args.expect else '{"capacity": null}'
+    print(f"hand the capacity back with: PATCH /api/admin/workshops/{args.workshop} {handback}")
     if not admin.alive():
         print("BROKEN RUN: the stack stopped answering during the run")
         return 3

@@ -217,6 +217,7 @@ def options(config: Any) -> dict[str, Any]:
         "preload_app": True,  # app.py is imported once, before the fork
         "post_fork": post_fork,
         "accesslog": "-",  # the part's log (web.log), participants' action tokens redacted
+        "access_log_format": '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms',
         "logger_class": _access_logger(),
         "errorlog": "-",
         "loglevel": "info",
