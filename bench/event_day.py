@@ -54,7 +54,7 @@ SEATED = ("pending", "provisioning", "active", "expiring", "finished")  # a seat
 SERVER_KB = 190 * 1024  # a student server with its kernel, about (bench/memory.py)
 ADMIN_PAGE = 1000  # the admin search's largest page (LIMIT_MAX)
 FAST = ("register", "confirm", "status")  # the platform's own pages
-TARGETS = {  # README's event-day targets
+TARGETS = {  # the event-day targets (bench/README.md, "Latest figures")
     "poisson": {"p99_ms": 1000, "last_credentials_s": 240},
     "burst": {"p99_ms": 5000, "last_credentials_s": 240},
 }

@@ -117,7 +117,7 @@ def test_a_registration_makes_at_most_three_dynamodb_requests_and_a_confirmation
     """The request path only claims: the workshop comes from the recent snapshot, the client's rate
     limit is one conditional write, and the claim is one transaction that also counts the mailbox's
     mails, the client's holds and the domain's registrations; a free student is found by one query.
-    Confirming reads the hold and updates it. (README: "DynamoDB requests".)"""
+    Confirming reads the hold and updates it. (docs/features.md: "The request path only claims".)"""
     import dataclasses
 
     platform.settings = dataclasses.replace(platform.settings, rate_limit_per_minute=30 if limits else 0)
