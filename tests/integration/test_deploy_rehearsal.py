@@ -76,7 +76,7 @@ def test_a_participants_whole_life_runs_through_the_stack(rehearsal):
     chain = report["chain"]
     assert chain["registration"] == "pending"  # confirmed from the mail, rate limits on
     assert chain["login"].endswith("/lab/tree/0-ReadMeFirst.ipynb")
-    assert chain["check_ready"] == chain["warm_check_ready"] == {"ready": True, "wait": 0}  # as their machines invoke it
+    assert chain["check_ready"] == chain["warm_check_ready"] == {"ready": True, "wait": 0}  # as machines invoke it
     assert chain["hold_released"] == "expired"
     assert chain["time_checks"]["reminders"] == 1 and chain["time_checks"]["expired"] == 1
     assert chain["time_checks"]["warming"] == 1
