@@ -275,3 +275,17 @@ def run_in_kernel(hub: Hub, session: requests.Session, name: str, code: str, tim
     finally:
         ws.close()
         session.delete(f"{base}/api/kernels/{kernel_id}", headers={"X-XSRFToken": xsrf}, timeout=30)
+
+
+# Run as a user: try each (host, port) of argv[1] (JSON) and print what happened to each.
+CONNECT = """
+import json, socket, sys
+found = []
+for host, port in json.loads(sys.argv[1]):
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+        found.append("connected")
+    except OSError as error:
+        found.append(type(error).__name__)
+print(json.dumps(found))
+"""

@@ -16,7 +16,7 @@ import yaml
 from chalicelib.adapters.appliances import LocalAppliances, listener_uids, listeners
 from chalicelib.domain.errors import Unavailable
 from local.hub import HUB_VENV, student_firewall
-from tests.hubtools import free_ports, new_name, remove_linux_user
+from tests.hubtools import CONNECT, free_ports, new_name, remove_linux_user
 
 pytestmark = pytest.mark.timeout(120)
 WORKSHOPS = Path(__file__).resolve().parents[2] / "workshops"
@@ -232,18 +232,6 @@ def test_a_student_cannot_run_code_in_their_appliance(appliances, students):
         time.sleep(0.1)
     assert not (Path(pwd.getpwnam(a).pw_dir) / "ran-in-the-appliance").exists()
 
-
-CONNECT = """
-import json, socket, sys
-found = []
-for host, port in json.loads(sys.argv[1]):
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-        found.append("connected")
-    except OSError as error:
-        found.append(type(error).__name__)
-print(json.dumps(found))
-"""
 
 
 def test_an_appliance_listening_on_every_address_is_fenced_over_ipv6_too(appliances, students):

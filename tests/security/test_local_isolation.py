@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from local.hub import HUB_VENV, NODE_BIN, Hub
-from tests.hubtools import free_ports, running_hub
+from tests.hubtools import CONNECT, free_ports, running_hub
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,18 +47,6 @@ def test_a_second_hub_never_unfences_the_first(hub, embedded_aws, tmp_path):
     assert other not in chain_rules()  # removed with its hub
     assert [line for line in chain_rules().splitlines() if first in line] == before
 
-
-CONNECT = """
-import json, socket, sys
-found = []
-for host, port in json.loads(sys.argv[1]):
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-        found.append("connected")
-    except OSError as error:
-        found.append(type(error).__name__)
-print(json.dumps(found))
-"""
 
 
 def test_students_are_fenced_off_the_platforms_ports_over_ipv6_too(tmp_path):
