@@ -53,6 +53,7 @@ from local.config import LocalConfig
 SEATED = ("pending", "provisioning", "active", "expiring", "finished")  # a seat was given
 SERVER_KB = 190 * 1024  # a student server with its kernel, about (bench/memory.py)
 ADMIN_PAGE = 1000  # the admin search's largest page (LIMIT_MAX)
+FOLLOW_EVERY = 15  # s between two looks at the registrations (an organiser's dashboard, not a load of its own)
 FAST = ("register", "confirm", "status")  # the platform's own pages
 TARGETS = {  # the event-day targets (bench/README.md, "Latest figures")
     "poisson": {"p99_ms": 1000, "last_credentials_s": 240},
@@ -282,7 +283,7 @@ def follow(admin: Admin, prefix: str, people: list[Participant], began: float, w
     records: dict[str, dict] = {}
     last_print = time.time()
     while True:
-        time.sleep(5)
+        time.sleep(FOLLOW_EVERY)
         try:
             records = admin.registrations(prefix, len(people))
         except requests.RequestException as exc:
