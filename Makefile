@@ -87,7 +87,7 @@ STACK ?= wod
 DIST := dist
 
 package: install
-	@$(BIN)/python -m infra.template --out $(DIST)/merge-template.json
+	@$(BIN)/python -m infra.merge --out $(DIST)/merge-template.json
 	@rm -rf $(DIST)/package
 	AWS_DEFAULT_REGION=$(REGION) $(BIN)/chalice package --stage aws --merge-template $(DIST)/merge-template.json $(DIST)/package
 	@$(BIN)/python -m infra.bytecode $(DIST)/package/deployment.zip
@@ -99,7 +99,7 @@ deploy: package
 
 # The same deploy commands against an embedded AWS, then a registration on what they created.
 deploy-rehearsal: package
-	$(BIN)/python -m infra.rehearsal --package $(DIST)/package
+	$(BIN)/python -m local.rehearsal --package $(DIST)/package
 
 clean:
 	@# the Linux accounts this state's hub made for students go with it (only those it recorded), as the

@@ -16,7 +16,7 @@ for blueprint in (api, pages, callbacks, organiser_api, dashboard):
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="time-checks")
 def time_checks(event):
     """Every minute: reminders, expiries, stuck work, waitlist, mail retries — only what is due."""
-    from chalicelib.services.context import for_process
+    from chalicelib.services.bootstrap import for_process
     from chalicelib.services.time_checks import tick
 
     return tick(for_process())
@@ -33,7 +33,7 @@ def order_intake(event):
 @app.lambda_function(name="outbox-dispatcher")
 def outbox_dispatcher(event, context):
     """The registrations' stream (DynamoDB Streams): deliver what each written change owes."""
-    from chalicelib.services.context import for_process
+    from chalicelib.services.bootstrap import for_process
     from chalicelib.services.outbox import dispatch
 
     return {"delivered": dispatch(for_process(), event.get("Records") or [])}

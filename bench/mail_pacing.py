@@ -32,7 +32,7 @@ os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_
 from chalicelib.adapters.mail import SesMailer, SesQuota
 from chalicelib.adapters.workshop_folders import load_catalog
 from chalicelib.observability import metrics
-from chalicelib.services import context as ctx
+from chalicelib.services import bootstrap as ctx
 from chalicelib.services import outbox, registrations
 from chalicelib.services.catalog import sync_workshop
 from chalicelib.services.pacing import Pacer

@@ -28,7 +28,7 @@ os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_
                   POWERTOOLS_LOG_LEVEL="WARNING")
 
 from chalicelib.adapters.workshop_folders import load_catalog
-from chalicelib.services import context as ctx
+from chalicelib.services import bootstrap as ctx
 from chalicelib.services import time_checks
 from chalicelib.services.catalog import sync_workshop
 from chalicelib.settings import Settings

@@ -11,7 +11,7 @@
 4. the stack's outputs.
 
 The parameters are checked first, so a deploy that cannot work stops before it uploads
-anything. ``infra/rehearsal.py`` runs these same commands against an embedded AWS.
+anything. ``local/rehearsal.py`` runs these same commands against an embedded AWS.
 """
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def role_statements(table_arn: dict, secret_arn: dict) -> list[dict]:
 
 
 def resources() -> dict:
-    from infra.template import role, secret_arn, table_arn  # (infra.template merges this module in)
+    from infra.template import role, secret_arn, table_arn
 
     domain = {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "HubUrl"}]}]}  # https://<host>/... -> <host>
     return {

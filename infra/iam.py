@@ -1,4 +1,4 @@
-"""IAM as AWS applies it to one call, for the deploy rehearsal (``infra/rehearsal.py``).
+"""IAM as AWS applies it to one call, for the deploy rehearsal (``local/rehearsal.py``).
 
 moto enforces IAM when asked (``INITIAL_NO_AUTH_ACTION_COUNT``) but evaluates only the action for
 most services: it authorizes DynamoDB, SES, Secrets Manager, Step Functions, Lambda, SNS and ECS

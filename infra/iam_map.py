@@ -1,6 +1,6 @@
 """The map of every function's AWS use, from what the deploy rehearsal recorded:
 function -> (service, action, resource) -> the statement of its role that allows it
-(``infra/iam-map.json``, written by ``python -m infra.rehearsal --map``; ``tests/unit/test_iam_map.py``
+(``infra/iam-map.json``, written by ``python -m local.rehearsal --map``; ``tests/unit/test_iam_map.py``
 holds the template to it: no grant that no call uses, no call without a grant).
 
 Resources are written with the template's own placeholders (``${AWS::Region}``,
@@ -72,7 +72,7 @@ def functions_of(template: Mapping[str, Any], created: Mapping[str, Any]) -> dic
 
 
 def function_specs(rehearsal: Any) -> list[dict[str, Any]]:
-    """What ``infra/function_host.py`` needs to run each function as Lambda would."""
+    """What ``local/function_host.py`` needs to run each function as Lambda would."""
     base = {k: v for k, v in rehearsal.env().items() if not k.startswith("AWS_")}
     spot = where(rehearsal)
     specs = []

@@ -17,10 +17,7 @@ from infra import template as base
 CUSTOM = Path(__file__).resolve().parent / "custom"
 SES_BOUNCE_RATE = 0.05  # SES reviews an account above 5 % bounces ...
 SES_COMPLAINT_RATE = 0.001  # ... or 0.1 % complaints
-# Step Functions' log delivery and SES's active rule set have no resource-level permissions.
-LOG_DELIVERY = ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-                "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
-                "logs:DescribeLogGroups"]
+# SES's active rule set has no resource-level permissions.
 ACTIVE_RULE_SET = ["ses:SetActiveReceiptRuleSet", "ses:DescribeActiveReceiptRuleSet"]
 sub = base.sub
 
@@ -56,16 +53,6 @@ def rules() -> dict:
         "RuleCondition": {"Fn::Equals": [{"Ref": "Frontend"}, "true"]},
         "Assertions": [{"Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
                         "AssertDescription": "A frontend stack needs AlarmEmail: where its alarms are mailed"}]}}
-
-
-def machine_logging() -> dict:
-    """What each state machine's ``LoggingConfiguration`` is."""
-    return {"Level": "ERROR", "IncludeExecutionData": False, "Destinations": [
-        {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": ["StateMachinesLogGroup", "Arn"]}}}]}
-
-
-def machine_log_statement() -> dict:
-    return {"Sid": "DeliverLogs", "Effect": "Allow", "Action": LOG_DELIVERY, "Resource": "*"}
 
 
 def alarm(description: str, namespace: str, metric: str, threshold: float, statistic: str = "Maximum",

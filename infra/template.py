@@ -1,6 +1,6 @@
 """Build the CloudFormation that ``chalice package --merge-template`` merges into Chalice's own.
 
-``python -m infra.template [--out dist/merge-template.json]``
+Its resources are merged with the operations and the hub host by ``python -m infra.merge``.
 
 Chalice declares the functions, the API, the schedule and the SNS subscription; this adds
 everything else from the definitions in ``infra/``: the tables (``tables.json``), the state
@@ -15,10 +15,8 @@ on the frontend's tables).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,10 @@ from infra.limits import DECIMAL, LIMITS
 
 INFRA = Path(__file__).resolve().parent
 ROOT = INFRA.parent
+# Step Functions' log delivery has no resource-level permissions.
+LOG_DELIVERY = ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+                "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+                "logs:DescribeLogGroups"]
 MACHINES = INFRA / "statemachines"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)FunctionArn\}")
 NAMESPACE = "WorkshopsOnDemand"
@@ -282,13 +284,21 @@ def any_in_five_minutes(description: str, namespace: str, metric: str, **dimensi
     }}
 
 
+def machine_logging() -> dict:
+    """What each state machine's ``LoggingConfiguration`` is."""
+    return {"Level": "ERROR", "IncludeExecutionData": False, "Destinations": [
+        {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": ["StateMachinesLogGroup", "Arn"]}}}]}
+
+
+def machine_log_statement() -> dict:
+    return {"Sid": "DeliverLogs", "Effect": "Allow", "Action": LOG_DELIVERY, "Resource": "*"}
+
+
 def machine_logical_id(machine: str) -> str:
     return f"{cfn_name(machine)}StateMachine"
 
 
 def state_machines() -> dict:
-    from infra import operations
-
     resources = {}
     task_arns = set()
     for path in sorted(MACHINES.glob("*.asl.json")):
@@ -304,7 +314,7 @@ def state_machines() -> dict:
                 "DefinitionSubstitutions": arns,
                 "RoleArn": {"Fn::GetAtt": ["StateMachineRole", "Arn"]},
                 "TracingConfiguration": {"Enabled": True},
-                "LoggingConfiguration": operations.machine_logging(),
+                "LoggingConfiguration": machine_logging(),
             },
         }
         resources[f"{cfn_name(machine)}FailedAlarm"] = any_in_five_minutes(
@@ -315,7 +325,7 @@ def state_machines() -> dict:
         "Step Functions may invoke the state machines' task functions and nothing else", "states.amazonaws.com", [
             {"Sid": "InvokeTasks", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
              "Resource": [{"Fn::GetAtt": [t, "Arn"]} for t in sorted(task_arns)]},
-            dict(TRACES), operations.machine_log_statement(),
+            dict(TRACES), machine_log_statement(),
         ])
     return resources
 
@@ -481,15 +491,12 @@ def platform_resources() -> dict:
 
 
 def outputs() -> dict:
-    from infra import operations
-
     return {
         "ContentBucketName": {"Value": {"Ref": "ContentBucket"}},
         "OrdersTopicArn": {"Value": {"Ref": "OrdersTopic"}},
         "OrdersRuleSetName": {"Value": RULE_SET},
         "HubTokenSecret": {"Value": {"Ref": "HubTokenSecret"}},
         "AdminTokenSecret": {"Condition": "IsFrontend", "Value": {"Ref": "AdminTokenSecret"}},
-        **operations.outputs(),
     }
 
 
@@ -584,32 +591,3 @@ def operations_alarms() -> dict:
         "DynamoDB throttled the platform's tables", "AWS/DynamoDB", "ThrottledRequests", "TableName",
         [sub(f"${{TablePrefix}}-{kind}") for kind in sorted(table_kinds())][:9])}
     return alarms
-
-
-def merge_template() -> dict:
-    from infra import operations
-    from infra.hub_host import hub_host
-
-    host = hub_host()  # the location's JupyterHub host (infra/hub_host.py)
-    return {
-        "Description": "Workshops-on-Demand, serverless: frontend and/or one backend location",
-        "Parameters": {**parameters(), **operations.parameters(), **host["Parameters"]},
-        "Conditions": {**conditions(), **operations.conditions(), **host["Conditions"]},
-        "Rules": {**operations.rules(), **host["Rules"]},
-        "Resources": {**platform_resources(), **operations.resources(), **host["Resources"], **function_overrides()},
-        "Outputs": {**outputs(), **host["Outputs"]},
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.template", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "dist" / "merge-template.json")
-    args = parser.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(merge_template(), indent=1) + "\n")
-    print(f"wrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -88,13 +88,13 @@ def app_log_to(path: Path) -> None:
 def install_context(config: LocalConfig):
     """This process's Context, built from the ``WOD_*`` environment with the stack's shared
     clock, and installed for the app's handlers."""
-    from chalicelib.services import context
+    from chalicelib.services import bootstrap
     from chalicelib.settings import get_settings
     from local.appliances import appliances_for
 
     get_settings.cache_clear()
-    built = context.build(get_settings(), clock=config.clock(), appliances=appliances_for(config))
-    context.install(built)
+    built = bootstrap.build(get_settings(), clock=config.clock(), appliances=appliances_for(config))
+    bootstrap.install(built)
     return built
 
 

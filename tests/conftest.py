@@ -11,7 +11,7 @@ import pytest
 # First: sets the AWS test variables and deletes every WOD_* one before chalicelib is imported.
 import tests.environment
 from chalicelib.adapters.workshop_folders import load_catalog
-from chalicelib.services import context as ctx
+from chalicelib.services import bootstrap as ctx
 from chalicelib.services.catalog import sync_workshop
 from chalicelib.settings import Settings
 from local.config import ensure_secrets

@@ -13,7 +13,8 @@ from email import message_from_bytes, policy
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, OrderRejected, verify_order
 from chalicelib.observability import count, logger
 from chalicelib.services import orders
-from chalicelib.services.context import Context, for_process
+from chalicelib.services.bootstrap import for_process
+from chalicelib.services.context import Context
 
 VERDICTS = ("spamVerdict", "virusVerdict", "spfVerdict", "dkimVerdict")
 

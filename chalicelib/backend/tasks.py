@@ -51,6 +51,6 @@ def tasks() -> Iterator[tuple[str, str, str]]:
 
 def run(module: str, task: str, event: dict[str, Any]) -> Any:
     """Carry out one task with this process's context (the Lambda handler of every task)."""
-    from chalicelib.services.context import for_process
+    from chalicelib.services.bootstrap import for_process
 
     return getattr(import_module(module), task)(for_process(), event)

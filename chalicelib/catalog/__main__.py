@@ -14,7 +14,7 @@ from pathlib import Path
 from chalicelib.adapters.workshop_folders import load_catalog
 from chalicelib.domain.errors import WodError
 from chalicelib.services import catalog
-from chalicelib.services.context import build
+from chalicelib.services.bootstrap import build
 from chalicelib.settings import get_settings
 
 

@@ -1,30 +1,27 @@
 """The Context: everything a use case needs (settings, clock, stores, mailer, workflows, hub,
-content, appliances), built once per process and passed to every service explicitly.
+content, appliances, mail pacer), passed to every service explicitly.
 
-The edges build or fetch it: the web and backend handlers call :func:`for_process` (built from
-the environment's settings on first use), the local stack and the tests :func:`build` their
-own and :func:`install` it. Building binds the stack's tables (``chalicelib.store.tables``);
-nothing touches AWS until a handler actually stores or sends something, and the backend's
-adapters (hub client, content, appliances, workflow starter) are made on first use only.
+It is built in one place, :mod:`chalicelib.services.bootstrap`: once per process for the web and
+backend handlers, by the local stack and the tests for theirs. The backend's adapters (hub client,
+content, appliances, workflow starter, pacer) are made on first use, by the makers it was given.
 """
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from chalicelib.adapters.mail import Mailer, SesMailer, SmtpMailer
 from chalicelib.adapters.secrets import get_key, get_secret
-from chalicelib.settings import Settings, get_settings
-from chalicelib.store import Stores, open_stores
+from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from chalicelib.adapters.appliances import EcsAppliances, LocalAppliances
     from chalicelib.adapters.content import BucketContent, FolderContent
     from chalicelib.adapters.hub import HubClient
+    from chalicelib.adapters.mail import Mailer
     from chalicelib.adapters.workflows import StepFunctionsStarter
     from chalicelib.services.pacing import Pacer
+    from chalicelib.store import Stores
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -51,77 +48,42 @@ class ScaledClock:
 
 
 class _Adapter(Generic[T]):
-    """A context attribute made from the settings on first use, unless one was given (tests give
-    fakes); assigning it replaces it."""
-
-    def __init__(self, make: Callable[[Settings], T]):
-        self.make = make
+    """A context attribute made from the settings on first use by the context's maker of that name,
+    unless one was given (tests give fakes); assigning it replaces it."""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.slot = f"_{name}"
+        self.name, self.slot = name, f"_{name}"
 
     def __get__(self, ctx: Context, owner: type | None = None) -> T:
         value = ctx.__dict__.get(self.slot)
         if value is None:
-            value = ctx.__dict__[self.slot] = self.make(ctx.settings)
+            make = ctx.makers.get(self.name)
+            if make is None:
+                raise LookupError(f"this context has no {self.name} (none given, no maker)")
+            value = ctx.__dict__[self.slot] = make(ctx.settings)
         return value
 
     def __set__(self, ctx: Context, value: T) -> None:
         ctx.__dict__[self.slot] = value
 
 
-def _hub(settings: Settings) -> HubClient:
-    from chalicelib.adapters.hub import HubClient
-
-    return HubClient(settings.hub_api_url or settings.hub_url, get_secret(settings, "hub_token"))
-
-
-def _content(settings: Settings) -> FolderContent | BucketContent:
-    from chalicelib.adapters.content import content_for
-
-    return content_for(settings)
-
-
-def _workflows(settings: Settings) -> StepFunctionsStarter:
-    from chalicelib.adapters.aws import client_for
-    from chalicelib.adapters.workflows import StepFunctionsStarter
-
-    return StepFunctionsStarter(lambda: client_for("stepfunctions", settings), settings.state_machines)
-
-
-def _appliances(settings: Settings) -> LocalAppliances | EcsAppliances:
-    if settings.ecs_cluster:
-        from chalicelib.adapters.appliances import EcsAppliances
-        from chalicelib.adapters.aws import client_for
-
-        return EcsAppliances(lambda: client_for("ecs", settings), settings.ecs_cluster,
-                             list(settings.ecs_subnets), list(settings.ecs_security_groups))
-    from chalicelib.adapters.appliances import LocalAppliances
-
-    return LocalAppliances(settings.workshops_dir)
-
-
-def _pacer(settings: Settings) -> Pacer:
-    from chalicelib.services.pacing import pacer_for
-
-    return pacer_for(settings)
-
-
 class Context:
     """One stack's view of the world. ``hub``, ``content``, ``appliances``, ``workflows`` and the
     mail ``pacer`` are built from the settings on first use unless given."""
 
-    hub = _Adapter(_hub)
-    pacer = _Adapter(_pacer)
-    content = _Adapter(_content)
-    appliances = _Adapter(_appliances)
-    workflows = _Adapter(_workflows)
+    hub: _Adapter[HubClient] = _Adapter()
+    pacer: _Adapter[Pacer] = _Adapter()
+    content: _Adapter[FolderContent | BucketContent] = _Adapter()
+    appliances: _Adapter[LocalAppliances | EcsAppliances] = _Adapter()
+    workflows: _Adapter[StepFunctionsStarter] = _Adapter()
 
     def __init__(self, settings: Settings, stores: Stores, mailer: Mailer, clock: Clock = utcnow, *,
+                 makers: Mapping[str, Callable[[Settings], Any]] | None = None,
                  hub: HubClient | None = None, content: FolderContent | BucketContent | None = None,
                  appliances: LocalAppliances | EcsAppliances | None = None,
                  workflows: StepFunctionsStarter | None = None):
         self.settings, self.stores, self.mailer, self.clock = settings, stores, mailer, clock
+        self.makers = dict(makers or {})
         for name, given in (("hub", hub), ("content", content), ("appliances", appliances),
                             ("workflows", workflows)):
             if given is not None:
@@ -133,37 +95,3 @@ class Context:
     def key(self, name: str, location: str | None = None) -> bytes:
         """A signing key; per-location keys default to this stack's own location's."""
         return get_key(self.settings, name, location)
-
-
-def mailer_for(settings: Settings) -> Mailer:
-    if settings.mail_transport == "ses":
-        from chalicelib.adapters.aws import client_for
-
-        return SesMailer(lambda: client_for("ses", settings), settings.mail_from, settings.ses_configuration_set)
-    return SmtpMailer(settings.smtp_host, settings.smtp_port, settings.mail_from)
-
-
-def build(settings: Settings, mailer: Mailer | None = None, clock: Clock = utcnow, **adapters: Any) -> Context:
-    """A context for ``settings``: its tables bound, its mailer made (unless given)."""
-    return Context(settings, open_stores(settings), mailer or mailer_for(settings), clock, **adapters)
-
-
-_process: Context | None = None
-_lock = threading.Lock()
-
-
-def for_process() -> Context:
-    """The context of this process: the one installed, else one built from the environment."""
-    global _process
-    if _process is None:
-        with _lock:
-            if _process is None:
-                _process = build(get_settings())
-    return _process
-
-
-def install(context: Context | None) -> None:
-    """Make ``context`` this process's (the local stack, tests); ``None``: build anew from the
-    environment on next use."""
-    global _process
-    _process = context

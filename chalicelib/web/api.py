@@ -3,12 +3,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.lazy import lazy_module
 from chalicelib.web.http import client_address, ctx, etag_of, json_errors, json_response, not_modified, parse_json
-
-links = lazy_module("chalicelib.services.links")
-participant = lazy_module("chalicelib.services.participant")
-registrations = lazy_module("chalicelib.services.registrations")
 
 api = Blueprint(__name__)
 
@@ -16,6 +11,7 @@ api = Blueprint(__name__)
 @api.route("/api/workshops", methods=["GET"])
 @json_errors
 def list_workshops():
+    from chalicelib.services import registrations
     return json_response(registrations.catalog(ctx()))
 
 
@@ -23,6 +19,7 @@ def list_workshops():
 @json_errors
 def create_registration():
     """``202`` and the same body whatever happened: nothing tells whether the address was registered."""
+    from chalicelib.services import registrations
     registrations.register(ctx(), parse_json(api.current_request.raw_body), client=client_address(api.current_request))
     return json_response(registrations.RECEIVED, 202)
 
@@ -32,6 +29,7 @@ def create_registration():
 def get_registration(token):
     """The participant's own registration, by the action token of their links; ``304`` when the
     client's ``If-None-Match`` names it as it is."""
+    from chalicelib.services import links, registrations
     shown = registrations.status(ctx(), links.registration_id(ctx(), token))
     etag = etag_of(shown)
     return not_modified(api.current_request.headers, etag) or json_response(
@@ -43,4 +41,5 @@ def get_registration(token):
 @json_errors
 def registration_action(token, action):
     """confirm | extend | reset | end | leave — each safe to repeat."""
+    from chalicelib.services import links, participant
     return json_response(participant.perform(ctx(), action, links.registration_id(ctx(), token)))

@@ -17,10 +17,7 @@ from urllib.parse import urlencode
 from chalicelib.adapters.secrets import get_secret
 from chalicelib.domain import organiser as rules
 from chalicelib.domain.errors import Forbidden, Unauthenticated
-from chalicelib.lazy import lazy_module
 from chalicelib.web.http import client_address, ctx
-
-signin = lazy_module("chalicelib.services.signin")
 
 COOKIE = "wod_admin"
 COOKIE_PATH = "/admin"
@@ -64,6 +61,7 @@ def cookie_value(request) -> str | None:
 def session_of(request) -> Session | None:
     """The signed-in organiser, or None (no cookie, forged, expired, signed out, or signed with an
     old token); the first of the cookie's values that is a session."""
+    from chalicelib.services import signin
     tokens = [token for token in cookie_values(request) if token]
     if not tokens:
         return None
@@ -76,6 +74,7 @@ def session_of(request) -> Session | None:
 
 
 def start_session(actor: str) -> str:
+    from chalicelib.services import signin
     token = rules.new_session(key("session"), actor, time.time())
     claims = rules.session_claims(key("session"), token, time.time())
     assert claims is not None
@@ -84,6 +83,7 @@ def start_session(actor: str) -> str:
 
 
 def end_session(session: Session) -> None:
+    from chalicelib.services import signin
     signin.closed(ctx(), session.id)
 
 
@@ -97,6 +97,7 @@ def session_cookie(token: str | None) -> str:
 def check_token(supplied: str, actor: str, request, via: str) -> bool:
     """Whether ``supplied`` is the admin token; a client past its failed sign-ins is refused (429)
     before it is compared, and a wrong one is counted and audited."""
+    from chalicelib.services import signin
     client = client_address(request)
     signin.throttled(ctx(), client)
     if rules.token_matches(supplied, admin_token()):

@@ -8,11 +8,7 @@ from chalice import Blueprint
 
 from chalicelib.domain.errors import InvalidInput, Malformed
 from chalicelib.domain.orders import SIGNATURE_HEADER, verify_signed_json
-from chalicelib.lazy import lazy_module
 from chalicelib.web.http import json_errors, json_response, load_json
-
-context = lazy_module("chalicelib.services.context")
-results = lazy_module("chalicelib.services.callbacks")
 
 callbacks = Blueprint(__name__)
 CALLBACK_MAX_AGE = 300
@@ -34,7 +30,9 @@ def _claimed(body: bytes) -> tuple[object, object]:
 @callbacks.route("/api/callbacks/provision", methods=["POST"], content_types=["application/json"])
 @json_errors
 def provision_result():
-    ctx = context.for_process()
+    from chalicelib.services import bootstrap
+    from chalicelib.services import callbacks as results
+    ctx = bootstrap.for_process()
     request = callbacks.current_request
     body = request.raw_body or b""
     location = results.signer_location(ctx, *_claimed(body))

@@ -13,20 +13,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from chalice import Blueprint, Response
 
-from chalicelib.domain import charts
+from chalicelib.domain import charts, reports
 from chalicelib.domain import organiser as rules
 from chalicelib.domain.errors import InvalidInput, WodError
 from chalicelib.domain.webhooks import EVENTS
-from chalicelib.lazy import lazy_module
 from chalicelib.observability import logger
+from chalicelib.web import auth
 from chalicelib.web.http import ctx, error_page, html_errors, html_response, parse_form
-
-auth = lazy_module("chalicelib.web.auth")
-operations = lazy_module("chalicelib.services.organiser")
-audit = lazy_module("chalicelib.services.audit")
-render = lazy_module("chalicelib.adapters.render")
-reports = lazy_module("chalicelib.domain.reports")
-webhooks = lazy_module("chalicelib.services.webhooks")
 
 dashboard = Blueprint(__name__)
 FORM = ["application/x-www-form-urlencoded"]
@@ -42,6 +35,7 @@ def _flash() -> dict[str, str] | None:
 
 
 def _page(template: str, session, status: int = 200, **context) -> Response:
+    from chalicelib.adapters import render
     request = dashboard.current_request
     body = render.page(template, session=session, flash=_flash(), here=auth.here(request), **context)
     return html_response(body, status)
@@ -49,6 +43,7 @@ def _page(template: str, session, status: int = 200, **context) -> Response:
 
 def _login_page(status: int, message: str | None = None, next_path: str = "/admin", name: str = "",
                 clear: bool = False) -> Response:
+    from chalicelib.adapters import render
     body = render.page("admin/login.html", message=message, next=rules.safe_next(next_path), actor_name=name)
     return html_response(body, status, {"Set-Cookie": auth.session_cookie(None)} if clear else None)
 
@@ -113,6 +108,7 @@ def login_page():
 @dashboard.route("/admin/login", methods=["POST"], content_types=FORM)
 @html_errors
 def login():
+    from chalicelib.services import audit
     form = parse_form(dashboard.current_request.raw_body)
     next_path = rules.safe_next(form.get("next"))
     try:
@@ -130,6 +126,7 @@ def login():
 
 @page_route("/admin/logout", ("POST",))
 def logout(session, form):
+    from chalicelib.services import audit
     auth.end_session(session)
     audit.record(ctx(), session.actor, "sign_out", "dashboard", "done", {})
     return Response(body="", status_code=303, headers={"Location": "/admin/login",
@@ -138,6 +135,7 @@ def logout(session, form):
 
 @page_route("/admin")
 def overview(session, form):
+    from chalicelib.services import organiser as operations
     stats = operations.stats(ctx())
     seat_maps = {w["id"]: charts.seat_map(w["seats_total"], w["seats_free"], w["seats_warm"], w["waitlist"])
                  for w in stats["workshops"]}
@@ -153,6 +151,7 @@ LABELS = {"active": "registration", "duration_minutes": "duration (min)", "capac
 
 @page_route("/admin/workshops/{workshop_id}", ("POST",))
 def edit_workshop(session, form, workshop_id):
+    from chalicelib.services import organiser as operations
     data: dict[str, Any] = {}
     if form.get("active") in ("true", "false"):
         data["active"] = form["active"] == "true"
@@ -177,6 +176,7 @@ def edit_workshop(session, form, workshop_id):
 
 @page_route("/admin/registrations")
 def registrations_page(session, form):
+    from chalicelib.services import organiser as operations
     params = {k: form[k] for k in ("q", "status", "workshop") if form.get(k)}
     try:
         result, problem, status = operations.search(ctx(), params), None, 200
@@ -190,6 +190,7 @@ def registrations_page(session, form):
 @page_route("/admin/registrations.csv")
 def registrations_csv(session, form):
     """The search as a CSV download, as the API's (the session cookie goes to ``/admin`` only)."""
+    from chalicelib.services import organiser as operations
     params = {k: form[k] for k in ("q", "status", "workshop") if form.get(k)}
     return Response(body=operations.export_csv(ctx(), session.actor, params),
                     headers={"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
@@ -205,6 +206,7 @@ DONE = {"resend-credentials": "A new password is on its way to {who}; the notebo
 
 @page_route("/admin/registrations/{registration_id}/{action}", ("POST",))
 def registration_action(session, form, registration_id, action):
+    from chalicelib.services import organiser as operations
     def done(reg):
         ends = (reg["ends_at"] or "")[11:16] + " UTC"
         return DONE[action].format(who=reg.get("student") or f"registration {reg['id']}", ends=ends)
@@ -221,6 +223,7 @@ PURGED = {"purging": "its registration failed with an apology and the environmen
 
 @page_route("/admin/students/purge", ("POST",))
 def purge_student(session, form):
+    from chalicelib.services import organiser as operations
     student = form.get("student", "").strip()
     return _act(form, "/admin/registrations", lambda: operations.purge(ctx(), session.actor, student),
                 lambda r: f"Purged {r['student']}: {PURGED[r['result']]}.")
@@ -228,18 +231,21 @@ def purge_student(session, form):
 
 @page_route("/admin/audit")
 def audit_page(session, form):
+    from chalicelib.services import audit
     entries = audit.entries(ctx(), "100", form.get("before") or None)
     return _page("admin/audit.html", session, entries=entries, older=entries[-1]["id"] if len(entries) == 100 else None)
 
 
 @page_route("/admin/webhooks")
 def webhooks_page(session, form):
+    from chalicelib.services import webhooks
     return _page("admin/webhooks.html", session, hooks=webhooks.listing(ctx()), events=EVENTS,
                  created=None, problem=None, values={})
 
 
 @page_route("/admin/webhooks", ("POST",))
 def create_webhook(session, form):
+    from chalicelib.services import webhooks
     data = {"url": form.get("url", ""), "description": form.get("description", ""),
             "events": [name for name in EVENTS if form.get(f"event_{name}")]}
     try:
@@ -253,11 +259,13 @@ def create_webhook(session, form):
 
 @page_route("/admin/webhooks/{hook_id}")
 def webhook_page(session, form, hook_id):
+    from chalicelib.services import webhooks
     return _page("admin/webhook.html", session, hook=webhooks.detail(ctx(), hook_id))
 
 
 @page_route("/admin/webhooks/{hook_id}/test", ("POST",))
 def test_webhook(session, form, hook_id):
+    from chalicelib.services import webhooks
     def done(hook):
         last = hook["deliveries"][0]
         if last["status"] == "delivered":
@@ -268,6 +276,7 @@ def test_webhook(session, form, hook_id):
 
 @page_route("/admin/webhooks/{hook_id}/delete", ("POST",))
 def delete_webhook(session, form, hook_id):
+    from chalicelib.services import webhooks
     form = dict(form, back="/admin/webhooks")
     return _act(form, "/admin/webhooks", lambda: webhooks.remove(ctx(), session.actor, hook_id),
                 lambda _: "Webhook deleted.")

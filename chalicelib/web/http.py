@@ -23,11 +23,7 @@ from chalicelib.domain.errors import (
     WrongHost,
     WrongMediaType,
 )
-from chalicelib.lazy import lazy_module
 from chalicelib.observability import logger
-
-render = lazy_module("chalicelib.adapters.render")
-context = lazy_module("chalicelib.services.context")
 
 # Errors carry no status code: this table is where they become HTTP.
 STATUS: dict[type[WodError], int] = {InvalidInput: 422, Malformed: 400, NotFound: 404, Conflict: 409,
@@ -49,7 +45,8 @@ INTERNAL = "Something went wrong on our side; please try again."
 
 def ctx() -> Any:
     """This process's :class:`~chalicelib.services.context.Context`, for the services a handler calls."""
-    return context.for_process()
+    from chalicelib.services import bootstrap
+    return bootstrap.for_process()
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -104,6 +101,7 @@ def error_body(exc: WodError) -> dict[str, Any]:
 
 
 def error_page(status: int, message: str) -> Response:
+    from chalicelib.adapters import render
     return html_response(render.page("error.html", status=status, message=message), status)
 
 

@@ -9,7 +9,6 @@ from urllib.parse import quote
 from chalice import Blueprint, Response
 
 from chalicelib.domain.errors import Conflict, HoldExpired, InvalidInput
-from chalicelib.lazy import lazy_module
 from chalicelib.web.http import (
     client_address,
     ctx,
@@ -20,11 +19,6 @@ from chalicelib.web.http import (
     not_modified,
     parse_form,
 )
-
-links = lazy_module("chalicelib.services.links")
-participant = lazy_module("chalicelib.services.participant")
-registrations = lazy_module("chalicelib.services.registrations")
-render = lazy_module("chalicelib.adapters.render")
 
 pages = Blueprint(__name__)
 STATIC = Path(__file__).parent.parent / "templates" / "static"
@@ -38,6 +32,8 @@ BACKOFF, MAX_REFRESH = 1.5, 60
 @pages.route("/", methods=["GET"])
 @html_errors
 def catalog_page():
+    from chalicelib.adapters import render
+    from chalicelib.services import registrations
     shown = registrations.catalog(ctx())
     etag = etag_of(shown, _page_version())
     return not_modified(pages.current_request.headers, etag) or html_response(
@@ -45,6 +41,7 @@ def catalog_page():
 
 
 def _form_page(workshop, values=None, errors=None, message=None, status=200):
+    from chalicelib.adapters import render
     body = render.page(
         "workshop.html", workshop=workshop, values=values or {}, errors=errors or {}, message=message
     )
@@ -54,12 +51,15 @@ def _form_page(workshop, values=None, errors=None, message=None, status=200):
 @pages.route("/workshops/{workshop_id}", methods=["GET"])
 @html_errors
 def workshop_page(workshop_id):
+    from chalicelib.services import registrations
     return _form_page(registrations.workshop(ctx(), workshop_id))
 
 
 @pages.route("/workshops/{workshop_id}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 @html_errors
 def register_form(workshop_id):
+    from chalicelib.adapters import render
+    from chalicelib.services import registrations
     form = parse_form(pages.current_request.raw_body)
     workshop = registrations.workshop(ctx(), workshop_id)
     values = {name: form.get(name, "") for name in FORM_FIELDS}
@@ -72,6 +72,8 @@ def register_form(workshop_id):
 
 
 def _confirm_page(token: str, status: int = 200) -> Response:
+    from chalicelib.adapters import render
+    from chalicelib.services import links, registrations
     shown = registrations.confirmation(ctx(), links.registration_id(ctx(), token))
     return html_response(render.page("confirm.html", **shown, action=f"/confirm/{token}",
                                      status_url=shown["hold"]["status_url"]), status)
@@ -87,6 +89,7 @@ def confirm_page(token):
 @pages.route("/confirm/{token}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 @html_errors
 def confirm_form(token):
+    from chalicelib.services import links, registrations
     try:
         confirmed = registrations.confirm(ctx(), links.registration_id(ctx(), token))
     except HoldExpired:
@@ -101,6 +104,8 @@ def status_page(token):
     ``REFRESH`` seconds with ``If-None-Match`` (a ``304`` costs no rendering), waiting longer after
     each look that changed nothing, up to ``MAX_REFRESH``; without JavaScript, a ``<meta refresh>``
     that backs off the same way (``looks``, counted while the page stays as ``seen``)."""
+    from chalicelib.adapters import render
+    from chalicelib.services import links, registrations
     reg = registrations.status(ctx(), links.registration_id(ctx(), token))
     query = pages.current_request.query_params or {}
     done = DONE.get(query.get("done", ""))
@@ -138,6 +143,8 @@ DONE = {"extend": "Your workshop was extended.",
              content_types=["application/x-www-form-urlencoded"])
 @html_errors
 def registration_action(token, action):
+    from chalicelib.adapters import render
+    from chalicelib.services import links, participant, registrations
     registration_id = links.registration_id(ctx(), token)
     try:
         participant.perform(ctx(), action, registration_id)
@@ -155,6 +162,7 @@ BADGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
 @html_errors
 def badge(workshop_id):
     """The workshop's badge, for the thank-you email (from the content folder)."""
+    from chalicelib.services import registrations
     found = registrations.workshop_badge(ctx(), workshop_id)
     if found is None:
         return error_page(404, "This workshop has no badge.")

@@ -6,7 +6,7 @@ import uuid
 import boto3
 import pytest
 
-from chalicelib.services import context as ctx
+from chalicelib.services import bootstrap as ctx
 from chalicelib.settings import Settings
 from local.config import ensure_secrets
 from local.tables import create_tables

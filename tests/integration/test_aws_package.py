@@ -294,7 +294,7 @@ def test_non_serverless_part_deploys_and_a_smoke_flow_runs(deployed, tmp_path, m
     from chalicelib.adapters.content import BucketContent
     from chalicelib.adapters.secrets import get_secret
     from chalicelib.adapters.workshop_folders import load_catalog
-    from chalicelib.services import context as ctx
+    from chalicelib.services import bootstrap as ctx
     from chalicelib.services import registrations
     from chalicelib.services.catalog import sync_workshop
     from chalicelib.settings import load_settings

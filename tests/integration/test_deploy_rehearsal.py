@@ -26,7 +26,7 @@ def rehearsal(tmp_path_factory, installed_hub_host) -> tuple[subprocess.Complete
                    cwd=ROOT, env=env, check=True, capture_output=True)
     subprocess.run([str(BIN / "chalice"), "package", "--stage", "aws", "--merge-template", str(out / "merge.json"),
                     str(out / "package")], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
-    run = subprocess.run([sys.executable, "-m", "infra.rehearsal", "--package", str(out / "package"),
+    run = subprocess.run([sys.executable, "-m", "local.rehearsal", "--package", str(out / "package"),
                           "--hub-prefix", str(installed_hub_host.prefix), "--report", str(out / "report.json"),
                           "--map", str(out / "map.json")],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)

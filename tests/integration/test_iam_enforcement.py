@@ -10,9 +10,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from infra import iam, standins, template
-from infra.function_host import Recorder
-from infra.rehearsal_iam import enforce
+from infra import iam, merge, standins, template
+from local.function_host import Recorder
+from local.rehearsal_iam import enforce
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 
@@ -40,7 +40,7 @@ def enforced():
 def api_policy(prefix: str, without: tuple[str, str] | None = None) -> dict:
     """The API function's policy as the stack deploys it (with ``prefix``'s tables); ``without``:
     (Sid, an action or a table) taken out of it."""
-    merged = template.merge_template()
+    merged = merge.merge_template()
     resolve = standins.Resolver(merged, {"TablePrefix": prefix, "MailDomain": "example.org", "Location": "paris",
                                          "SecretsPrefix": "/wod"},
                                 {"AWS::StackName": "wod", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,

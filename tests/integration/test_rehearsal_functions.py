@@ -1,4 +1,4 @@
-"""The rehearsal's function processes (``infra/function_host.py``) and its hub (``infra/rehearsal_hub.py``)
+"""The rehearsal's function processes (``local/function_host.py``) and its hub (``local/rehearsal_hub.py``)
 do not outlive the rehearsal that started them, even one killed outright: they would keep serving,
 as root for the hub, and holding memory for good."""
 from __future__ import annotations
@@ -29,7 +29,7 @@ def test_a_function_process_ends_with_the_rehearsal_even_one_killed(tmp_path):
             "env": {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}}
     rehearsal = textwrap.dedent(f"""
         import json, pathlib, sys, time
-        from infra.rehearsal_iam import Functions
+        from local.rehearsal_iam import Functions
         functions = Functions(pathlib.Path({str(tmp_path)!r}), "eu-west-1", "123456789012",
                               pathlib.Path({str(tmp_path / "calls.jsonl")!r}))
         functions.start([json.loads({json.dumps(json.dumps(spec))})])
@@ -74,7 +74,7 @@ def test_the_hub_ends_with_the_rehearsal_even_one_killed(tmp_path):
     (tmp_path / "keeper.json").write_text(json.dumps(spec))
     rehearsal = textwrap.dedent(f"""
         import subprocess, sys, time
-        keeper = subprocess.Popen([sys.executable, "-m", "infra.rehearsal_hub", {str(tmp_path / "keeper.json")!r}],
+        keeper = subprocess.Popen([sys.executable, "-m", "local.rehearsal_hub", {str(tmp_path / "keeper.json")!r}],
                                   stdin=subprocess.PIPE)
         print(keeper.pid, flush=True)
         time.sleep(600)

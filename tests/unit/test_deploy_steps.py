@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from infra import deploy, standins
-from infra.rehearsal import Rehearsal, StepFailed
+from local.rehearsal import Rehearsal, StepFailed
 
 FRONTEND = {"PublicUrl": "https://w.example.org", "MailDomain": "example.org", "MailFrom": "W <noreply@example.org>",
             "OrdersAddress": "orders@example.org", "HubUrl": "https://hub.example.org", "AlarmEmail": "ops@example.org",
@@ -274,9 +274,9 @@ def test_every_limit_the_deploy_takes_the_template_takes():
 
 def test_every_limit_is_a_parameter_with_the_local_default_and_reaches_the_functions_or_the_hub():
     from chalicelib.settings import Settings
-    from infra import hub_host, template
+    from infra import hub_host, merge, template
 
-    settings, merged = Settings(), template.merge_template()
+    settings, merged = Settings(), merge.merge_template()
     local = {"WOD_RATE_LIMIT_PER_MINUTE": settings.rate_limit_per_minute,
              "WOD_DOMAIN_RATE_LIMIT_PER_MINUTE": settings.domain_rate_limit_per_minute,
              "WOD_HOLDS_PER_CLIENT": settings.holds_per_client,
@@ -296,7 +296,7 @@ def test_every_limit_is_a_parameter_with_the_local_default_and_reaches_the_funct
 
 
 def test_the_metadata_fences_of_rehearsals_no_longer_running_are_found():
-    from infra.rehearsal_hub import imds_chain, stale_chains
+    from local.rehearsal_hub import imds_chain, stale_chains
 
     listed = "\n".join(["-P OUTPUT ACCEPT", "-A OUTPUT -o lo -j WOD-STUDENTS-56611", f"-A OUTPUT -j {imds_chain(3548)}",
                         f"-A OUTPUT -j {imds_chain(118261)}", "-A OUTPUT -j WOD-HUB-IMDS"])

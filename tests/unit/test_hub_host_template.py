@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import hub_host
+from infra import hub_host, merge
 from infra import template as infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ HOST_TYPES = {"AWS::EC2::SecurityGroup", "AWS::EC2::EIP", "AWS::EC2::LaunchTempl
 
 @pytest.fixture(scope="module")
 def template() -> dict:
-    return json.loads(json.dumps(infra.merge_template()))  # as `make package` writes it
+    return json.loads(json.dumps(merge.merge_template()))  # as `make package` writes it
 
 
 def test_the_instance_answers_imdsv2_only_with_a_hop_limit_of_one(template):

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from infra import operations, standins
+from infra import merge, operations, standins
 from infra import template as infra
 
 
 @pytest.fixture(scope="module")
 def merged() -> dict:
-    return infra.merge_template()
+    return merge.merge_template()
 
 
 def test_state_machines_log_errors_without_execution_data(merged):
@@ -121,7 +121,7 @@ class FakeSes:
 
 
 def activate(request: str, ses: FakeSes, replace: str = "false") -> dict:
-    merged = infra.merge_template()
+    merged = merge.merge_template()
     resolve = standins.Resolver(merged, {"AlarmEmail": "ops@example.org", "ReplaceActiveRuleSet": replace},
                                 {"AWS::StackName": "wod"}, {"OrdersRuleSet": "wod-orders"})
     return standins.run_inline(merged, "ActiveRuleSet", resolve, {"ses": ses}, request=request)

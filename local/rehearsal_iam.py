@@ -1,5 +1,5 @@
 """IAM in the deploy rehearsal: every request authenticated and authorized, every function under
-its own role (``infra/rehearsal.py`` drives it; :mod:`infra.iam` evaluates).
+its own role (``local/rehearsal.py`` drives it; :mod:`infra.iam` evaluates).
 
 - :func:`enforce` turns moto's IAM on before anything else reaches it: the first three requests
   create the deployer (a user allowed everything, as an administrator's CLI credentials are);
@@ -9,7 +9,7 @@ its own role (``infra/rehearsal.py`` drives it; :mod:`infra.iam` evaluates).
   (:func:`infra.iam.moto_copy`), the trust policy also names the deployer (moto compares
   ``Principal.AWS`` with the caller exactly; a service principal cannot call it), and ``AssumeRole``
   gives the role's credentials.
-- :class:`Functions` runs each function in a process of its own (``infra/function_host.py``) with
+- :class:`Functions` runs each function in a process of its own (``local/function_host.py``) with
   those credentials and the stack's environment, and routes the embedded Step Functions' invokes
   and SNS deliveries there; Step Functions itself invokes with the state machine role's credentials.
 """
@@ -39,7 +39,7 @@ def enforce(endpoint: str, region: str, user: str = DEPLOYER) -> dict[str, str]:
     from moto.core.authorization import ActionAuthenticatorMixin
 
     ActionAuthenticatorMixin.request_count = 0
-    settings.INITIAL_NO_AUTH_ACTION_COUNT = 3  # type: ignore[assignment]
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 3
     client = boto3.client("iam", endpoint_url=endpoint, region_name=region, aws_access_key_id="bootstrap",
                           aws_secret_access_key="bootstrap")
     made = client.create_user(UserName=user)["User"]
@@ -128,7 +128,7 @@ class Functions:
             path.chmod(0o600)
             log = open(self.logs / f"{spec['logical']}.log", "wb")
             # its standard input: a pipe this process alone holds open (the function ends when it closes)
-            process = subprocess.Popen([sys.executable, "-m", "infra.function_host", str(path)], cwd=ROOT,
+            process = subprocess.Popen([sys.executable, "-m", "local.function_host", str(path)], cwd=ROOT,
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=spec["env"])
             started.append((spec, process))
         deadline = time.monotonic() + patience
@@ -166,7 +166,7 @@ def _document(value: Any) -> dict:
 
 def _first_line(process: subprocess.Popen, deadline: float) -> str:
     out: list[str] = []
-    reader = threading.Thread(target=lambda: out.append(process.stdout.readline().decode()  # type: ignore[union-attr]
+    reader = threading.Thread(target=lambda: out.append(process.stdout.readline().decode()
                                                         if process.stdout else ""), daemon=True)
     reader.start()
     reader.join(max(0.0, deadline - time.monotonic()))
@@ -209,7 +209,7 @@ def route(functions: Functions, region: str) -> Any:
                                       "UnsubscribeUrl": "", "MessageAttributes": {}}}]}
         router.invoke(function_name, qualifier, json.dumps(event), {"X-Amz-Invocation-Type": "Event"}, {})
 
-    LambdaSimpleBackend.send_sns_message = send_sns_message  # type: ignore[method-assign]
+    LambdaSimpleBackend.send_sns_message = send_sns_message  # type: ignore[method-assign, assignment]
     return router
 
 
@@ -217,7 +217,7 @@ def map_stream(roles: Roles, logical: str, functions: Functions, where: iam.Wher
                stopping: threading.Event) -> Any:
     """The event source mapping of ``table``'s stream to the function ``logical``: its records read
     with that function's role (as Lambda reads them), evaluated and recorded, each batch invoked."""
-    from infra.function_host import Recorder
+    from local.function_host import Recorder
     from local.stream import StreamReader
 
     role = f"{logical}Role"  # Lambda reads the stream with the function's own role
@@ -246,7 +246,7 @@ def invoke_as(roles: Roles, logical: str, record: Path, where: iam.Where) -> Cal
     from botocore.config import Config
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
-    from infra.function_host import Recorder
+    from local.function_host import Recorder
 
     recorder = Recorder({"logical": logical, "policy": roles.deployed[logical], "region": where.region,
                          "account": where.account, "record": str(record)})

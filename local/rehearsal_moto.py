@@ -1,4 +1,4 @@
-"""What the rehearsal (``infra/rehearsal.py``) does around the stack: what the operator brings (the
+"""What the rehearsal (``local/rehearsal.py``) does around the stack: what the operator brings (the
 appliances' network), what the deploy must refuse, and where it reads or completes what moto's
 CloudFormation made."""
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A participant's whole life on the rehearsal's stack, each function under its own role
-(``infra/rehearsal.py`` runs it once the stack, its roles, its functions and the hub are up).
+(``local/rehearsal.py`` runs it once the stack, its roles, its functions and the hub are up).
 
 Register (rate limits on) and confirm from the mail; the CREATE order mail through SES inbound
 (the active rule set's rule, its SNS action) -> the orders topic -> the intake -> ``provision``
@@ -28,11 +28,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from infra import iam
-from infra.rehearsal_hub import LANDING, credentials_in, login
+from local.rehearsal_hub import LANDING, credentials_in, login
 
 PARTICIPANT = {"first_name": "Ada", "last_name": "Lovelace", "company": "Analytical", "accept_terms": True}
 ADMIN = {"X-WOD-Actor": "rehearsal"}
-WARM_WORKSHOP = "WKSHP-SQL101"  # synced with a warm pool of one (infra/rehearsal.py)
+WARM_WORKSHOP = "WKSHP-SQL101"  # synced with a warm pool of one (local/rehearsal.py)
 
 
 def utc_text(moment: datetime) -> str:

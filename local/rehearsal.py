@@ -1,10 +1,10 @@
-"""Rehearse ``make deploy`` without an AWS account: ``python -m infra.rehearsal [--package dist/package]``.
+"""Rehearse ``make deploy`` without an AWS account: ``python -m local.rehearsal [--package dist/package]``.
 
 Runs the deploy's own commands (:mod:`infra.deploy`: ``aws cloudformation package`` and
 ``aws cloudformation deploy`` through an artifact bucket) with the AWS CLI pointed at an embedded
 AWS (moto's server, as local mode runs it) that enforces IAM, deploys a second time with nothing
 changed, lists what the stack created, stands in for what moto cannot create, then runs a
-participant's whole life on it (``infra/rehearsal_chain.py``) with every function in a process of
+participant's whole life on it (``local/rehearsal_chain.py``) with every function in a process of
 its own, under its own role's credentials and with the stack's environment, and the location's
 JupyterHub set up by ``infra/hub/bootstrap.sh`` on this machine. Every AWS call each function
 made is evaluated against its role's policy (``infra/iam.py``); a refused one fails the rehearsal,
@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from infra import deploy as commands
-from infra import iam_map, rehearsal_hub, rehearsal_moto, standins
-from infra.rehearsal_chain import WARM_WORKSHOP
-from infra.rehearsal_iam import Functions, Roles, enforce, invoke_as, map_stream, route
+from infra import iam_map, standins
+from local import rehearsal_hub, rehearsal_moto
+from local.rehearsal_chain import WARM_WORKSHOP
+from local.rehearsal_iam import Functions, Roles, enforce, invoke_as, map_stream, route
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's account
@@ -310,7 +311,7 @@ class Rehearsal:
 
     def chain(self) -> None:
         with self.step("a participant's whole life, through the stack's resources"):
-            from infra.rehearsal_chain import Chain
+            from local.rehearsal_chain import Chain
 
             self.report["chain"] = Chain(self, self.context).run(self.out)
 
@@ -372,7 +373,7 @@ def refusal(record: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.rehearsal", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m local.rehearsal", description=__doc__.split("\n\n")[0],
                                      epilog="Runs `make package` first if --package has no sam.json.")
     parser.add_argument("--package", type=Path, default=ROOT / "dist" / "package",
                         help="what `make package` wrote (default dist/package)")

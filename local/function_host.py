@@ -1,5 +1,5 @@
 """One of the stack's functions, as Lambda would run it, for the deploy rehearsal:
-``python -m infra.function_host SPEC.json`` (written by ``infra/rehearsal_iam.py``).
+``python -m local.function_host SPEC.json`` (written by ``local/rehearsal_iam.py``).
 
 The process gets exactly the environment the stack gave the function, plus what Lambda adds:
 the credentials of the function's own role (from STS ``AssumeRole`` on the role the stack
@@ -106,7 +106,7 @@ class Recorder:
         def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
             return recorder.attach(create(session, *args, **kwargs))
 
-        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+        botocore.session.Session.create_client = create_client
 
 
 def stand_in_dns(answers: dict[str, list[str]]) -> None:

@@ -4,7 +4,7 @@ token secret with the hub host role's credentials; HTTPS for it and for the API 
 certificate made for ``localhost`` (the stack's ``PublicUrl`` and ``HubUrl`` name this machine);
 a participant's login as a browser does it.
 
-The hub runs under a keeper of its own (``python -m infra.rehearsal_hub SPEC``), which stops it when
+The hub runs under a keeper of its own (``python -m local.rehearsal_hub SPEC``), which stops it when
 its standard input closes: the rehearsal holds the other end, so even one killed outright leaves no
 hub, proxy or student server running, and no fence in iptables.
 """
@@ -130,7 +130,7 @@ class HubHost:
         self.log.write_bytes(b"")
         started = time.monotonic()
         with open(self.log, "ab") as out:  # the keeper holds the prefix's lock until the hub is stopped
-            self.keeper = subprocess.Popen([sys.executable, "-m", "infra.rehearsal_hub", str(spec)], cwd=ROOT,
+            self.keeper = subprocess.Popen([sys.executable, "-m", "local.rehearsal_hub", str(spec)], cwd=ROOT,
                                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=out,
                                            pass_fds=(self.lock.fileno(),))
         deadline = started + patience
@@ -159,7 +159,7 @@ class HubHost:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if "infra.rehearsal" in command:
+            if "local.rehearsal" in command:
                 rehearsals.add(int(entry.name))
             if f"{self.prefix}/" in command:
                 try:
