@@ -137,8 +137,7 @@ def test_sigkill_mid_provisioning_keeps_every_seat_and_leaves_no_process(tmp_pat
         seated = ("pending", "provisioning")  # read back after the answer: the backend may have begun
         assert [c["status"] in seated for c in created] == [True] * 3 + [False]
         assert created[3]["status"] == "waitlisted"
-        wait_for_a_server(first)
-        time.sleep(1.5)  # the snapshot follows the writes within a second
+        wait_for_a_server(first)  # every write is in the journal before its answer: kill at once
         left = kill_platform(first)
         assert any("jupyterhub-singleuser" in line for _, line in left.values()), left
         in_flight = backdate_deadlines(tmp_path / "state")

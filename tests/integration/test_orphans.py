@@ -95,8 +95,11 @@ subprocess.Popen({appliance!r}, cwd={str(folder)!r}, start_new_session=True)
 {SLEEPER}"""], ours, folder.parent)
     own_child = subprocess.Popen(appliance, cwd=folder, env=ours)  # the caller's: a live stack's own
     started += [orphan_appliance, orphan_server, other_state, unknown_server, live_parent, own_child.pid]
-    time.sleep(1)
-    live_child = [int(p) for p in (Path(f"/proc/{live_parent}/task/{live_parent}/children").read_text().split())]
+    children = Path(f"/proc/{live_parent}/task/{live_parent}/children")
+    deadline = time.monotonic() + 30
+    while not children.read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    live_child = [int(p) for p in children.read_text().split()]
     assert len(live_child) == 1
     started += live_child
     record_servers(state / "hub", {"alice": orphan_server, "carol": live_child[0]})
