@@ -81,6 +81,7 @@ class Settings:
     cleanup_retry_minutes: int = 5  # a cleanup not finished by then is ordered again
     warm_lead_minutes: int = 15  # an expected turnout's servers start this long before the scheduled start
     warm_drain_minutes: int = 30  # ... and the spare ones stop this long after it
+    warm_at_once: int = 10  # servers warming at the same time, all workshops together (the hub's spawn limit)
     badge_levels: tuple[int, ...] = (3, 5, 7, 10, 15)
 
     def table_name(self, kind: str) -> str:
@@ -197,6 +198,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cleanup_retry_minutes=int(env.get("WOD_CLEANUP_RETRY_MINUTES", defaults.cleanup_retry_minutes)),
         warm_lead_minutes=int(_number(env, "WOD_WARM_LEAD_MINUTES", defaults.warm_lead_minutes, 0, 1440)),
         warm_drain_minutes=int(_number(env, "WOD_WARM_DRAIN_MINUTES", defaults.warm_drain_minutes, 0, 1440)),
+        warm_at_once=int(_number(env, "WOD_WARM_AT_ONCE", defaults.warm_at_once, 1, 1000)),
         badge_levels=tuple(int(n) for n in _split(env["WOD_BADGE_LEVELS"])) if env.get("WOD_BADGE_LEVELS")
         else defaults.badge_levels,
     )

@@ -36,22 +36,29 @@ def top_up_warm_pools(ctx: Context) -> int:
     """Keep each workshop's warm pool at its target (``domain/warming.py``: the folder's pool, or the
     turnout an organiser expects around a scheduled start); a WARM order per student, each claimed
     first so no student is warmed twice; past the target, the spare warm servers are torn down
-    (a PURGE of the free student: it stays free, cold). Returns the orders sent."""
+    (a PURGE of the free student: it stays free, cold). At most ``warm_at_once`` servers warm at
+    the same time, all workshops together: a hundred spawns asked at once would only make the hub
+    time out on all of them; each server that becomes warm orders the next (``warming.mark``).
+    Returns the orders sent."""
     now, stale = ctx.clock(), timedelta(minutes=ctx.settings.stuck_minutes)
     lead, drain = timedelta(minutes=ctx.settings.warm_lead_minutes), timedelta(minutes=ctx.settings.warm_drain_minutes)
     store = ctx.stores.warm
+    pools = [(workshop, store.free_students(workshop.id)) for workshop in store.pool_workshops()]
+    in_flight = {w.id: [s for s in free if not s.warm and s.warming_since and s.warming_since > now - stale]
+                 for w, free in pools}
+    room = ctx.settings.warm_at_once - sum(len(students) for students in in_flight.values())
     ordered = 0
-    for workshop in store.pool_workshops():
-        free = store.free_students(workshop.id)
-        warming = [s for s in free if not s.warm and s.warming_since and s.warming_since > now - stale]
+    for workshop, free in pools:
+        warming = in_flight[workshop.id]
         warm = [s for s in free if s.warm]
         need = warm_target(workshop, now, lead, drain) - len(warm) - len(warming)
         for student in warm[:max(0, -need)]:
             if store.mark_cold(student.id):
                 ordered += _order(ctx, "PURGE", 0, workshop, student.id, f"purge-{student.id}")
-        for student in [s for s in free if not s.warm and s not in warming][:max(0, need)]:
+        for student in [s for s in free if not s.warm and s not in warming][:max(0, min(need, room))]:
             cycle = store.mark_warming(student.id, now, stale)
             if cycle is not None:  # an order not sent: the claim expires after `stale`, then it is tried again
+                room -= 1
                 ordered += _order(ctx, "WARM", cycle % 1000, workshop, student.id, f"warm-{student.id}")
     return ordered
 
