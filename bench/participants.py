@@ -22,6 +22,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
 
 CONFIRM_SUBJECT = "Confirm your seat"
 CREDENTIALS_SUBJECT = "Your workshop is ready"
@@ -40,6 +43,27 @@ class Call:
     ms: float  # math.inf without an answer
     status: int | None
     error: str | None = None
+
+
+class AgainOnDroppedConnection(Retry):
+    """Once more on a connection the server had closed; never after a timeout."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        if isinstance(error, ReadTimeoutError):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def browser_session() -> requests.Session:
+    """A session that, as a browser does, sends a GET again once when the server closed the kept-alive
+    connection it was sent on (nothing else is retried: a timeout or a 5xx is what the person sees)."""
+    session = requests.Session()
+    again = AgainOnDroppedConnection(total=1, connect=1, read=1, status=0, redirect=0, other=0,
+                                     allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
+    adapter = HTTPAdapter(max_retries=again)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 class Calls:
@@ -186,7 +210,7 @@ class Event:
         return not self.stop.wait(max(0.0, moment - time.time()))
 
     def _live(self, p: Participant) -> None:
-        web = requests.Session()
+        web = browser_session()
         if not self._wait_until(p.arrives):
             return
         form = {"email": p.email, "first_name": "Event", "last_name": f"Day{p.n}", "company": "Bench & Co",
@@ -260,7 +284,7 @@ class Event:
         p.student = student.group(1)
         parts = urlsplit(start.group(1))
         hub = f"{parts.scheme}://{parts.netloc}"
-        browser = requests.Session()
+        browser = browser_session()
         started = time.perf_counter()
         try:
             page = browser.get(f"{hub}/hub/login", timeout=self.timeout)
