@@ -133,7 +133,9 @@ class HubClient:
             if "answered 429" not in exc.message:
                 raise
             return Spawn("throttled", exc.retry_after)
-        return Spawn({201: "ready", 400: "ready", 202: "pending"}[status])  # 400: already running
+        if status == 400:  # already running, or a spawn (or stop) already pending: which one, the user says
+            return Spawn("ready" if self.server_state(name) == "ready" else "pending")
+        return Spawn({201: "ready", 202: "pending"}[status])
 
     def server_state(self, name: str) -> str:
         """``ready``, ``pending`` (spawning or stopping) or ``none`` (not requested)."""

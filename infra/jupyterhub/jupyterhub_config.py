@@ -120,6 +120,10 @@ c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
 c.JupyterHub.cleanup_servers = True  # stopping the hub stops every student server
 c.JupyterHub.cleanup_proxy = True
 c.JupyterHub.concurrent_spawn_limit = int(os.environ.get("WOD_HUB_CONCURRENT_SPAWNS") or 10)
+# The API's POST/DELETE .../server answers at once (202 while pending) instead of holding the request
+# up to 10 s for the spawn or stop: the platform looks for readiness itself, and a request held that
+# long would meet its client's read timeout (10 s) exactly when the hub is busiest.
+c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0, "slow_stop_timeout": 0}
 c.JupyterHub.active_server_limit = 0
 c.JupyterHub.allow_named_servers = False
 

@@ -237,3 +237,24 @@ def test_a_student_cannot_reach_other_homes_or_platform_state(hub, two_students,
     stolen = session.get(f"{hub.url}/user/{b}/api/contents/secret.txt", timeout=30)
     assert stolen.status_code in (403, 404) or "/hub/login" in stolen.url, (stolen.status_code, stolen.url)
     assert "B's answers" not in stolen.text
+
+
+def test_a_spawn_is_answered_at_once_and_asked_again_while_it_starts_is_still_pending(hub):
+    """The hub does not hold the platform's request for the spawn (it would meet the client's read
+    timeout when the hub is busiest); a second ask while the server starts is not taken for ready."""
+    from chalicelib.adapters.hub import HubClient
+
+    platform = HubClient(hub.url, hub.token, timeout=10)
+    name = new_name()
+    hub.created.append(name)
+    platform.ensure_user(name)
+    asked = time.monotonic()
+    first = platform.start_server(name)
+    answered = time.monotonic() - asked
+    again = platform.start_server(name)
+    assert first.state == "pending", first  # a server takes seconds to start: not ready within the answer
+    assert again.state == "pending" or platform.server_state(name) == "ready", again
+    hub.api.wait_ready(name)
+    assert platform.start_server(name).state == "ready"  # asked once more when it runs: ready
+    print(f"the spawn was answered in {answered:.2f}s")
+    platform.delete_user(name)
