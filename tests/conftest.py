@@ -23,6 +23,22 @@ SENDER = "noreply@wod.local"
 pytest_plugins = ["tests.hubtools", "tests.hubhost"]
 
 
+# Modules that share something no worker may hold twice at once: one install of the hub host.
+SHARED = {"tests.integration.test_hub_bootstrap": "installed-hub",
+          "tests.integration.test_deploy_rehearsal": "installed-hub"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (``make test``: ``-n``, ``--dist loadgroup``), a module's tests run on one
+    worker, so that its fixtures (a stack, a hub) are made once; the modules of a ``SHARED`` group
+    run on the same worker, one after the other. Each test has its own ports and state otherwise."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.module.__name__ if item.module else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(SHARED.get(module, module)))
+
+
 @pytest.fixture(scope="session")
 def embedded_aws():
     """moto's server behind the DynamoDB lock on a free port (started on first use)."""

@@ -6,11 +6,15 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from local.hub import HUB_VENV, NODE_BIN
 from tests.hubtools import new_name, running_hub
 
 ACCOUNTS = 50
 USERADD_SECONDS = 2  # each account takes this long to make, at least
+
+pytestmark = pytest.mark.alone  # it measures the hub's answer time: nothing else may run beside it
 
 
 def test_the_hub_answers_within_a_second_while_fifty_accounts_are_made(embedded_aws, tmp_path):
