@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.values import Registration
 
 SESSION_SECONDS = 8 * 3600
 ACTOR_MAX = 64
@@ -175,3 +176,20 @@ def validate_minutes(value: Any) -> int | None:
     if minutes is None:
         raise InvalidInput({"minutes": f"A whole number of minutes from {EXTENSION_RANGE[0]} to {EXTENSION_RANGE[1]}."})
     return minutes
+
+
+# -- what the organiser (API, CSV, webhooks) sees of a registration ---------------------------------
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def registration_record(reg: Registration) -> dict[str, Any]:
+    """A registration as the organiser (API, CSV, webhooks) sees it: personal data, never a password."""
+    return {
+        "id": reg.id, "status": reg.status, "workshop": reg.workshop_id, "student": reg.student_id,
+        "email": reg.email, "first_name": reg.first_name, "last_name": reg.last_name, "company": reg.company,
+        "created_at": iso(reg.created_at), "started_at": iso(reg.started_at), "ends_at": iso(reg.ends_at),
+        "finished_at": iso(reg.finished_at), "extensions_used": int(reg.extensions_used or 0),
+        "completion": float(reg.completion) if reg.completion is not None else None, "failure": reg.failure,
+    }

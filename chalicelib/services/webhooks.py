@@ -19,11 +19,12 @@ from typing import Any
 from chalicelib.adapters import webhooks as http
 from chalicelib.domain import webhooks as rules
 from chalicelib.domain.errors import InvalidInput, NotFound, WodError
+from chalicelib.domain.organiser import iso, registration_record
 from chalicelib.domain.values import Delivery, Hook, Registration
 from chalicelib.observability import logger
 from chalicelib.services.audit import audited
 from chalicelib.services.context import Context
-from chalicelib.store.organiser import iso, registration_record, time_key
+from chalicelib.store.organiser import time_key
 
 HOOK_ID = re.compile(r"^[0-9a-f]{16}$")
 HOOKS_CACHE_SECONDS = 10.0  # how long a process may miss a hook created by another one

@@ -9,7 +9,8 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.values import Registration, Student, Workshop
+from chalicelib.domain.organiser import registration_record
+from chalicelib.domain.values import Student, Workshop
 from chalicelib.store import values
 from chalicelib.store.errors import translated
 from chalicelib.store.models import AdminModel, StudentModel, WorkshopModel
@@ -26,21 +27,6 @@ def time_key() -> str:
     """A sort key in the order things happened, never colliding: ``<UTC wall time>-<random>``
     (wall time, not the business clock, which a test or a demo may stop or speed up)."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}"
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def registration_record(reg: Registration) -> dict[str, Any]:
-    """A registration as the organiser (API, CSV, webhooks) sees it: personal data, never a password."""
-    return {
-        "id": reg.id, "status": reg.status, "workshop": reg.workshop_id, "student": reg.student_id,
-        "email": reg.email, "first_name": reg.first_name, "last_name": reg.last_name, "company": reg.company,
-        "created_at": iso(reg.created_at), "started_at": iso(reg.started_at), "ends_at": iso(reg.ends_at),
-        "finished_at": iso(reg.finished_at), "extensions_used": int(reg.extensions_used or 0),
-        "completion": float(reg.completion) if reg.completion is not None else None, "failure": reg.failure,
-    }
 
 
 class Organiser:

@@ -1,0 +1,30 @@
+"""The domain's values and the stored items name their fields once: each value field is the stored
+attribute of the same name, and what only one side has is listed here, by name."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from chalicelib.domain import values
+from chalicelib.store import models
+
+# value -> (stored model, attributes only stored, value fields read from another attribute)
+PAIRS = {
+    values.Workshop: (models.WorkshopModel, set(), {}),
+    values.Student: (models.StudentModel, set(), {}),
+    values.Registration: (models.RegistrationModel, {"outbox_lease"}, {}),
+    values.Hook: (models.AdminModel, None, {"id": "sk", "created_at": "at"}),
+    values.Delivery: (models.AdminModel, None, {"id": "sk", "created_at": "at", "due_at": "delivery_due_at"}),
+}
+
+
+@pytest.mark.parametrize("value", list(PAIRS), ids=lambda v: v.__name__)
+def test_a_value_and_its_stored_item_name_each_field_once(value):
+    model, stored_only, renamed = PAIRS[value]
+    fields = {f.name for f in dataclasses.fields(value)}
+    attributes = set(model.get_attributes())
+    read_from = {renamed.get(name, name) for name in fields}
+    assert read_from - attributes == set(), f"{value.__name__} fields with no stored attribute"
+    if stored_only is not None:  # the admin table holds several kinds of item: only the value's are checked
+        assert attributes - read_from == stored_only, f"{model.__name__} attributes {value.__name__} does not read"
