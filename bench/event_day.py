@@ -28,6 +28,7 @@ answering, 1 if the bench itself crashed.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -234,6 +235,32 @@ def client_first() -> str:
     return f"the client ahead of the stack for the CPU (cgroup {CLIENT_GROUP}, cpu.weight {CLIENT_WEIGHT})"
 
 
+class Pauses:
+    """The client's own garbage-collection pauses: while one runs, every simulated browser waits, and
+    its wait would count as the platform's. Objects made before the event are frozen out of the
+    collections (``gc.freeze``), and the pauses left are timed and printed."""
+
+    def __init__(self) -> None:
+        self.longest, self.count, self._began = 0.0, 0, 0.0
+
+    def __enter__(self) -> Pauses:
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(self._seen)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._seen)
+        gc.unfreeze()
+
+    def _seen(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        elif info.get("generation") == 2:
+            self.count += 1
+            self.longest = max(self.longest, time.perf_counter() - self._began)
+
+
 def run(args: argparse.Namespace) -> int:
     admin = Admin(args.app_url, _token(args))
     if not admin.alive():
@@ -275,21 +302,24 @@ def run(args: argparse.Namespace) -> int:
               for n, at in enumerate(arrivals(args.n, over, began, rng))]
     event = Event(admin.app_url, inbox, args.workshop, calls, args.timeout, mail_wait=args.wait, stop=stop)
     cpu_began, wall_began = time.process_time(), time.monotonic()
-    threads = run_event(event, people)
     records: dict[str, dict] = {}
-    try:
-        records = follow(admin, prefix, people, began, args.wait)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(args.timeout + 5)
-        inbox.stop()
-        if memory:
-            memory.stop()
+    with Pauses() as pauses:
+        threads = run_event(event, people)
+        try:
+            records = follow(admin, prefix, people, began, args.wait)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(args.timeout + 5)
+            inbox.stop()
+            if memory:
+                memory.stop()
     client_cpu = (time.process_time() - cpu_began) / max(1e-9, time.monotonic() - wall_began)
     figures = report(args, people, calls, records, began, memory, inbox)
     figures["client_cpu"] = round(client_cpu, 3)
-    print(f"the client itself used {client_cpu:.0%} of one core over the event (the simulated browsers)")
+    figures["client_gc_longest_ms"] = round(pauses.longest * 1000, 1)
+    print(f"the client itself used {client_cpu:.0%} of one core over the event (the simulated browsers); "
+          f"{pauses.count} full garbage collections, the longest {pauses.longest * 1000:.0f} ms")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, default=str))
     handback = '{"capacity": null, "expected": null}' if args.expect else '{"capacity": null}'
