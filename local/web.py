@@ -10,9 +10,11 @@ or API Gateway would hand it over. Each worker process builds its own Context af
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import logging
 import os
+import pkgutil
 import re
 import socket
 import sys
@@ -197,6 +199,23 @@ def _port_free(host: str, port: int) -> None:
         probe.bind((host, port))
 
 
+def warm() -> int:
+    """What a worker's first requests would otherwise load while the requests queued behind them
+    wait: the services the handlers import when first called, and every page and email template
+    compiled. Done once in the master (``preload_app``), shared by the workers it forks. Returns the
+    templates compiled."""
+    import chalicelib.services
+    from chalicelib.adapters import render
+
+    for module in pkgutil.iter_modules(chalicelib.services.__path__):
+        importlib.import_module(f"chalicelib.services.{module.name}")
+    env = render.environment()
+    names = env.list_templates(filter_func=lambda name: name.endswith((".html", ".txt", ".css")))
+    for name in names:
+        env.get_template(name)
+    return len(names)
+
+
 def options(config: Any) -> dict[str, Any]:
     """gunicorn's settings for the stack's ``LocalConfig``."""
     from local import part
@@ -244,6 +263,7 @@ def main() -> int:
         def load(self) -> ChaliceWsgi:
             from app import app
 
+            log.info("%d templates compiled before the workers start", warm())
             return ChaliceWsgi(app)
 
     log.info("web on %s: %d workers x %d threads, backlog %d (pid %d)", config.app_url, config.web_workers,

@@ -121,3 +121,18 @@ def test_a_body_that_trickles_in_is_cut_off(monkeypatch):
     body = b"".join(wsgi(environ, lambda status, pairs: answer.update(status=status)))
     assert answer["status"].startswith("408") and b"did not arrive" in body
     assert time.monotonic() - started < 2 and seen == []  # the app never saw it
+
+
+def test_the_master_compiles_every_template_and_loads_every_service_before_forking():
+    """A worker's first requests find them ready instead of making the requests behind them wait."""
+    import sys
+
+    from chalicelib.adapters import render
+    from local.web import warm
+
+    render.environment.cache_clear()
+    compiled = warm()
+    env = render.environment()
+    assert compiled >= 30 and len(env.cache) == compiled  # every page and email, already compiled
+    assert {"status.html", "email/credentials.txt"} <= {template.name for template in env.cache.values()}
+    assert "chalicelib.services.registrations" in sys.modules and "chalicelib.services.organiser" in sys.modules
