@@ -41,7 +41,7 @@ NOT_IN_MOTO = {"AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm", "AWS::SE
 # Actions AWS gives no resource-level permission for.
 RESOURCE_STAR_OK = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "ses:GetSendQuota",
                     "dynamodb:ListStreams",  # what a stream's event source mapping needs, on no narrower resource
-                    *operations.LOG_DELIVERY,
+                    *infra.LOG_DELIVERY,
                     *operations.ACTIVE_RULE_SET}
 
 
