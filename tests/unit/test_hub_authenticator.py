@@ -63,7 +63,8 @@ def test_verifies_hashes_made_by_the_platform():
     HASH.rsplit("$", 1)[0] + "$!!!not-base64!!!",
     HASH.rsplit("$", 1)[0] + "$" + HASH.rsplit("$", 1)[1][:-4],  # truncated digest
     12345, b"pbkdf2_sha256$1000$x$y",
-])
+], ids=["none", "empty", "scheme-only", "sha1", "extra-field", "no-digest", "bad-count", "negative-count",
+        "low-count", "huge-count", "empty-salt", "not-base64", "truncated", "int", "bytes"])  # the same on every worker
 def test_malformed_hashes_never_verify_and_never_raise(encoded):
     assert wod_login.verify_password(PASSWORD, encoded) is False
 
