@@ -40,7 +40,7 @@ def build_package(work: Path, region: str) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WOD_"))}
     env["AWS_DEFAULT_REGION"] = region
-    run([sys.executable, "-m", "infra.template", "--out", str(work / "merge-template.json")], cwd=ROOT, env=env)
+    run([sys.executable, "-m", "infra.merge", "--out", str(work / "merge-template.json")], cwd=ROOT, env=env)
     chalice = Path(sys.executable).parent / "chalice"
     run([str(chalice), "package", "--stage", "aws", "--merge-template", str(work / "merge-template.json"), str(out)],
         cwd=ROOT, env=env)

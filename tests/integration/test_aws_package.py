@@ -52,7 +52,7 @@ def package(tmp_path_factory) -> Path:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "WOD_"))}
     env.update(HOME=str(home), AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE=str(home / "none"),
                AWS_SHARED_CREDENTIALS_FILE=str(home / "none"))
-    subprocess.run([sys.executable, "-m", "infra.template", "--out", str(out / "merge-template.json")],
+    subprocess.run([sys.executable, "-m", "infra.merge", "--out", str(out / "merge-template.json")],
                    cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     run = subprocess.run([str(BIN / "chalice"), "package", "--stage", "aws", "--merge-template",
                           str(out / "merge-template.json"), str(out / "package")],

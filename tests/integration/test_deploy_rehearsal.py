@@ -22,7 +22,7 @@ def rehearsal(tmp_path_factory, installed_hub_host) -> tuple[subprocess.Complete
     out = tmp_path_factory.mktemp("rehearsal")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "WOD_"))}
     env["AWS_DEFAULT_REGION"] = "eu-west-1"
-    subprocess.run([sys.executable, "-m", "infra.template", "--out", str(out / "merge.json")],
+    subprocess.run([sys.executable, "-m", "infra.merge", "--out", str(out / "merge.json")],
                    cwd=ROOT, env=env, check=True, capture_output=True)
     subprocess.run([str(BIN / "chalice"), "package", "--stage", "aws", "--merge-template", str(out / "merge.json"),
                     str(out / "package")], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)

@@ -69,10 +69,13 @@ print("RESULT:" + json.dumps({"uid": os.getuid()}))
 
 
 def teardown(hub, name) -> None:
-    """What the platform's cleanup does: stop the server, delete the hub user."""
-    hub.api.http.delete(f"{hub.api_url}/users/{name}/server", timeout=60)
-    response = hub.api.http.delete(f"{hub.api_url}/users/{name}", timeout=60)
-    assert response.status_code == 204, response.text
+    """What the platform's cleanup does (its hub client): stop the server, wait for it to stop,
+    delete the hub user."""
+    from chalicelib.adapters.hub import HubClient
+
+    HubClient(hub.url, hub.token, timeout=30).delete_user(name)
+    response = hub.api.http.get(f"{hub.api_url}/users/{name}", timeout=30)
+    assert response.status_code == 404, response.text
 
 
 def test_nothing_of_a_participant_outlives_their_account_and_no_uid_is_handed_out_twice(hub):
