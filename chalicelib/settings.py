@@ -81,7 +81,7 @@ class Settings:
     cleanup_retry_minutes: int = 5  # a cleanup not finished by then is ordered again
     warm_lead_minutes: int = 15  # an expected turnout's servers start this long before the scheduled start
     warm_drain_minutes: int = 30  # ... and the spare ones stop this long after it
-    warm_at_once: int = 10  # servers warming at the same time, all workshops together (the hub's spawn limit)
+    warm_at_once: int = 50  # servers warming at the same time, all workshops together
     badge_levels: tuple[int, ...] = (3, 5, 7, 10, 15)
 
     def table_name(self, kind: str) -> str:

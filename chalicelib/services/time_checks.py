@@ -37,8 +37,8 @@ def top_up_warm_pools(ctx: Context) -> int:
     turnout an organiser expects around a scheduled start); a WARM order per student, each claimed
     first so no student is warmed twice; past the target, the spare warm servers are torn down
     (a PURGE of the free student: it stays free, cold). At most ``warm_at_once`` servers warm at
-    the same time, all workshops together: a hundred spawns asked at once would only make the hub
-    time out on all of them; each server that becomes warm orders the next (``warming.mark``).
+    the same time, all workshops together; the rest are ordered by the next time checks, as those
+    become warm (the hub's own spawn limit paces the starts: its 429 is waited out, not a failure).
     Returns the orders sent."""
     now, stale = ctx.clock(), timedelta(minutes=ctx.settings.stuck_minutes)
     lead, drain = timedelta(minutes=ctx.settings.warm_lead_minutes), timedelta(minutes=ctx.settings.warm_drain_minutes)

@@ -5,9 +5,6 @@ again later. Its readiness check is provisioning's (:func:`chalicelib.services.p
 """
 from __future__ import annotations
 
-from chalicelib.domain.errors import Unavailable
-from chalicelib.observability import logger
-from chalicelib.services import time_checks
 from chalicelib.services.context import Context
 from chalicelib.services.provisioning import Event, StaleOrder, appliance_of, check_ready, deadline, spawned
 
@@ -33,12 +30,4 @@ def start(ctx: Context, event: Event) -> dict:
 
 
 def mark(ctx: Context, event: Event) -> dict:
-    """The server is warm; the next one waiting for its turn (``warm_at_once``) is ordered now,
-    not at the next time check."""
-    warm = ctx.stores.warm.mark_warm(event["order"]["student"])
-    try:
-        ordered = time_checks.top_up_warm_pools(ctx)
-    except Unavailable as exc:  # the next time check orders them
-        logger.warning("warm pool not topped up", extra={"error": exc.message})
-        ordered = 0
-    return {"warm": warm, "ordered": ordered}
+    return {"warm": ctx.stores.warm.mark_warm(event["order"]["student"])}
