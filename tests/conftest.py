@@ -23,9 +23,11 @@ SENDER = "noreply@wod.local"
 pytest_plugins = ["tests.hubtools", "tests.hubhost"]
 
 
-# Modules that share something no worker may hold twice at once: one install of the hub host.
-SHARED = {"tests.integration.test_hub_bootstrap": "installed-hub",
-          "tests.integration.test_deploy_rehearsal": "installed-hub"}
+# Modules that share something no two workers may hold at once: one install of the hub host; the
+# browser tests' stacks, which make the same students (e2e-1, ...).
+SHARED = {"tests/integration/test_hub_bootstrap.py": "installed-hub",
+          "tests/integration/test_deploy_rehearsal.py": "installed-hub",
+          "tests/e2e/test_browser.py": "e2e-students", "tests/e2e/test_admin_browser.py": "e2e-students"}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -35,7 +37,7 @@ def pytest_collection_modifyitems(config, items):
     run on the same worker, one after the other. Each test has its own ports and state otherwise."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            module = item.module.__name__ if item.module else item.nodeid.split("::")[0]
+            module = item.nodeid.split("::")[0]  # the file, as the rootdir sees it
             item.add_marker(pytest.mark.xdist_group(SHARED.get(module, module)))
 
 

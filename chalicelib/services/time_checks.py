@@ -10,7 +10,7 @@ from chalicelib.domain.errors import NotFound, Unavailable
 from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_CLEANING, DUE_CONFIRMING, DUE_PROVISIONING
 from chalicelib.domain.outbox import mail, webhook
 from chalicelib.domain.registration import ACTIVE, EXPIRING, PENDING, PROVISIONING, UNCONFIRMED
-from chalicelib.domain.values import Registration, Workshop
+from chalicelib.domain.values import Registration, Student, Workshop
 from chalicelib.domain.warming import warm_target
 from chalicelib.observability import logger
 from chalicelib.services import outbox, pacing, registrations, seats, webhooks
@@ -48,6 +48,7 @@ def top_up_warm_pools(ctx: Context) -> int:
                  for w, free in pools}
     room = ctx.settings.warm_at_once - sum(len(students) for students in in_flight.values())
     ordered = 0
+    wanted: list[tuple[Workshop, list[Student]]] = []
     for workshop, free in pools:
         warming = in_flight[workshop.id]
         warm = [s for s in free if s.warm]
@@ -55,12 +56,23 @@ def top_up_warm_pools(ctx: Context) -> int:
         for student in warm[:max(0, -need)]:
             if store.mark_cold(student.id):
                 ordered += _order(ctx, "PURGE", 0, workshop, student.id, f"purge-{student.id}")
-        for student in [s for s in free if not s.warm and s not in warming][:max(0, min(need, room))]:
-            cycle = store.mark_warming(student.id, now, stale)
-            if cycle is not None:  # an order not sent: the claim expires after `stale`, then it is tried again
-                room -= 1
-                ordered += _order(ctx, "WARM", cycle % 1000, workshop, student.id, f"warm-{student.id}")
+        wanted.append((workshop, [s for s in free if not s.warm and s not in warming][:max(0, need)]))
+    for workshop, student in _in_turn(wanted):  # one workshop's large turnout does not starve the others
+        if room <= 0:
+            break
+        cycle = store.mark_warming(student.id, now, stale)
+        if cycle is not None:  # an order not sent: the claim expires after `stale`, then it is tried again
+            room -= 1
+            ordered += _order(ctx, "WARM", cycle % 1000, workshop, student.id, f"warm-{student.id}")
     return ordered
+
+
+def _in_turn(wanted: list[tuple[Workshop, list[Student]]]) -> Iterator[tuple[Workshop, Student]]:
+    """One student of each workshop in turn, then the next of each, ..."""
+    for turn in range(max((len(students) for _, students in wanted), default=0)):
+        for workshop, students in wanted:
+            if turn < len(students):
+                yield workshop, students[turn]
 
 
 def _order(ctx: Context, action: str, attempt: int, workshop: Workshop, student_id: str, registration: str) -> int:

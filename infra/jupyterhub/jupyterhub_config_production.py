@@ -124,6 +124,7 @@ if "get_config" in globals():
     c.ConfigurableHTTPProxy.auth_token = (state / "proxy_token").read_text().strip()
     c.JupyterHub.cleanup_servers = False  # a hub restart must not kill running workshops
     c.JupyterHub.concurrent_spawn_limit = int(env("WOD_HUB_CONCURRENT_SPAWNS", "30"))
+    c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0, "slow_stop_timeout": 0}  # answer at once
     c.JupyterHub.active_server_limit = int(env("WOD_HUB_ACTIVE_SERVERS", "0"))
 
     # ---- platform service -------------------------------------------------------------------

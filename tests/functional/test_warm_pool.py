@@ -140,6 +140,7 @@ def test_a_large_turnout_warms_a_few_at_a_time(platform, sync, recording, client
     sync(("WKSHP-WARM", {"seats": 10}), ("WKSHP-WARM2", {"seats": 4, "warm_pool": 2}))
     api(client, platform, "PATCH", "/api/admin/workshops/WKSHP-WARM", {"expected": 6})
     assert lifecycle.tick(platform)["warming"] == 3  # 8 wanted, 3 at once
+    assert {o["workshop"] for o in orders(recording, "WARM")} == {"WKSHP-WARM", "WKSHP-WARM2"}  # in turn
     assert lifecycle.tick(platform)["warming"] == 0  # none warm yet: none more
     marked: set[str] = set()
     while pending := [o for o in orders(recording, "WARM") if o["student"] not in marked]:

@@ -114,8 +114,8 @@ def test_an_idle_participant_server_stops_and_comes_back_with_its_files(hub):
 
 
 def login_again(hub: Hub, name: str, password: str) -> tuple[requests.Session, requests.Response]:
-    """POST /hub/login, which spawns; a spawn slower than the hub's 10 s lands on the pending
-    page (the browser waits there), then /hub/user-redirect/ leads to the notebook."""
+    """POST /hub/login, which spawns; a spawn still starting lands on the pending page (the
+    browser waits there), then /hub/user-redirect/ leads to the notebook."""
     session, response = login(hub.url, name, password)
     assert response.status_code == 200, (response.status_code, response.url)
     if "/spawn-pending/" in response.url:
