@@ -177,6 +177,11 @@ terminals = '--ServerApp.terminado_settings={"shell_command": ["/bin/bash", "-l"
 # A server starts with what a workshop uses: not JupyterLab's language-server detection, which
 # runs node and npm as the student at every start (the CPU a burst of spawns needs most).
 lean = "--ServerApp.jpserver_extensions=jupyter_lsp=False"
+# Kernels talk to their server over Unix sockets in the student's own runtime directory, not TCP
+# ports: a port picked free and bound a moment later can be taken meanwhile by another of the
+# hundred kernels starting in the same minute ("Address already in use": a participant's kernel
+# that never starts).
+ipc = "--KernelManager.transport=ipc"
 
 if spawner_mode == "isolated":
     if os.geteuid() != 0:
@@ -233,7 +238,7 @@ if spawner_mode == "isolated":
         raise SystemExit(f"WOD_HUB_SPAWNER=isolated needs the student firewall, and {problem}. Install "
                          "iptables (`make run` does: apt-get install iptables) and run as root, or use "
                          "WOD_HUB_SPAWNER=shared-insecure for a developer hub.")
-    c.Spawner.args = [terminals, lean]
+    c.Spawner.args = [terminals, lean, ipc]
     c.WodAuthenticator.system_users = True
     c.LocalAuthenticator.create_system_users = True
     c.WodAuthenticator.delete_system_users = True  # DELETE /hub/api/users/<name> wipes Linux user + home
@@ -249,7 +254,7 @@ elif spawner_mode == "shared-insecure":
     homes = _private_dir(state / "homes")
     c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
     c.SimpleLocalProcessSpawner.home_dir_template = str(homes / "{username}")
-    c.Spawner.args = [terminals, lean] + (["--allow-root"] if os.geteuid() == 0 else [])
+    c.Spawner.args = [terminals, lean, ipc] + (["--allow-root"] if os.geteuid() == 0 else [])
     c.WodAuthenticator.system_users = False
     c.LocalAuthenticator.create_system_users = False
     c.JupyterHub.template_vars["announcement"] = "Developer hub: notebooks are NOT isolated from each other."

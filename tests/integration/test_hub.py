@@ -258,3 +258,15 @@ def test_a_spawn_is_answered_at_once_and_asked_again_while_it_starts_is_still_pe
     assert platform.start_server(name).state == "ready"  # asked once more when it runs: ready
     print(f"the spawn was answered in {answered:.2f}s")
     platform.delete_user(name)
+
+
+def test_a_kernel_talks_to_its_server_over_unix_sockets_not_ports(hub, two_students):
+    """No TCP port to lose to another kernel starting in the same instant."""
+    (a, a_password), _ = two_students
+    session, _ = login(hub.url, a, a_password)
+    code = ("import json, ipykernel.connect as c\n"
+            "info = json.loads(c.get_connection_info())\n"
+            "print('TRANSPORT:' + info['transport'] + ':' + info['ip'])")
+    stdout = run_in_kernel(hub, session, a, code)
+    transport, where = stdout.split("TRANSPORT:", 1)[1].strip().split(":", 1)
+    assert transport == "ipc" and where.startswith(f"/home/{a}/"), stdout
