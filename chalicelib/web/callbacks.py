@@ -8,6 +8,7 @@ from chalice import Blueprint
 
 from chalicelib.domain.errors import InvalidInput, Malformed
 from chalicelib.domain.orders import SIGNATURE_HEADER, verify_signed_json
+from chalicelib.web.http import ctx as process_context
 from chalicelib.web.http import json_errors, json_response, load_json
 
 callbacks = Blueprint(__name__)
@@ -30,9 +31,9 @@ def _claimed(body: bytes) -> tuple[object, object]:
 @callbacks.route("/api/callbacks/provision", methods=["POST"], content_types=["application/json"])
 @json_errors
 def provision_result():
-    from chalicelib.services import bootstrap
     from chalicelib.services import callbacks as results
-    ctx = bootstrap.for_process()
+
+    ctx = process_context()
     request = callbacks.current_request
     body = request.raw_body or b""
     location = results.signer_location(ctx, *_claimed(body))

@@ -5,7 +5,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from chalice import Response
@@ -25,6 +25,9 @@ from chalicelib.domain.errors import (
 )
 from chalicelib.observability import logger
 
+if TYPE_CHECKING:
+    from chalicelib.services.context import Context
+
 # Errors carry no status code: this table is where they become HTTP.
 STATUS: dict[type[WodError], int] = {InvalidInput: 422, Malformed: 400, NotFound: 404, Conflict: 409,
                                      Unauthenticated: 401, Forbidden: 403, WrongMediaType: 415, WrongHost: 421,
@@ -43,9 +46,10 @@ PAGE_CSP = (
 INTERNAL = "Something went wrong on our side; please try again."
 
 
-def ctx() -> Any:
+def ctx() -> Context:
     """This process's :class:`~chalicelib.services.context.Context`, for the services a handler calls."""
     from chalicelib.services import bootstrap
+
     return bootstrap.for_process()
 
 
