@@ -425,7 +425,9 @@ def report(args: argparse.Namespace, people: list[Participant], calls: Calls, re
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     print("-" * 100)
-    return {"requests": by_kind, "statuses": dict(statuses), "failed": len(failed), "timeouts": timeouts,
+    slow = sorted(((c.kind, round(c.ms), round(c.at, 3), c.status) for cs in calls.by_kind.values() for c in cs
+                   if c.ms > 1000), key=lambda c: c[2])  # (kind, ms, sent at, status): when the slow ones came
+    return {"slow": slow, "requests": by_kind, "statuses": dict(statuses), "failed": len(failed), "timeouts": timeouts,
             "5xx": server_errors, "last_credentials_s": last_credentials, "last_notebook_s": last_notebook,
             "working": len(working), "seated": len(seated), "problems": dict(problems)}
 

@@ -33,6 +33,7 @@ FORM = "application/x-www-form-urlencoded"
 KINDS = ("register", "confirm", "status", "hub login", "notebook")
 MAX_REFRESH = 60.0  # the status page's script never waits longer than this between two looks
 BACKOFF = 1.5  # ... and waits this much longer after each look that found nothing new
+JITTER = 0.2  # ... each wait drawn within this share of its value
 
 
 # -- what every request took -----------------------------------------------------------------------
@@ -43,6 +44,7 @@ class Call:
     ms: float  # math.inf without an answer
     status: int | None
     error: str | None = None
+    at: float = 0.0  # when it was sent (wall time)
 
 
 class AgainOnDroppedConnection(Retry):
@@ -79,7 +81,7 @@ class Calls:
 
     def timed(self, kind: str, send, *args, **kwargs) -> requests.Response | None:
         """``send(*args, **kwargs)`` timed as one ``kind`` request; None when it got no answer."""
-        started = time.perf_counter()
+        started, at = time.perf_counter(), time.time()
         try:
             response = send(*args, **kwargs)
         except requests.Timeout:
@@ -88,7 +90,7 @@ class Calls:
         except requests.RequestException as exc:
             self.add(Call(kind, math.inf, None, type(exc).__name__))
             return None
-        self.add(Call(kind, (time.perf_counter() - started) * 1000, response.status_code))
+        self.add(Call(kind, (time.perf_counter() - started) * 1000, response.status_code, at=at))
         return response
 
 
@@ -248,7 +250,8 @@ class Event:
         """The status page, open until the credentials email arrives (or the run ends)."""
         etag, wait, hint = "", 0.0, None
         while not self.stop.is_set():
-            mail = self.inbox.wait_for(p.email, CREDENTIALS_SUBJECT, time.time() + wait, self.stop)
+            mail = self.inbox.wait_for(p.email, CREDENTIALS_SUBJECT,
+                                       time.time() + wait * random.uniform(1 - JITTER, 1 + JITTER), self.stop)
             if mail is not None:
                 p.credentials_at = mail["arrived"]
                 return mail

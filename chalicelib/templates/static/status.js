@@ -1,9 +1,11 @@
 // The status page: a live countdown while the workshop runs, and, while something is to come, a
 // look at the page every data-refresh seconds that asks only whether it changed (If-None-Match):
 // nothing new, the next look waits 1.5 times longer (at most a minute); news, the page's content
-// is replaced in place. Without JavaScript the page refreshes itself and shows the end time.
+// is replaced in place. Each wait is drawn within 20 % of its value, so pages that a slow moment
+// answered together do not go on looking all at once. Without JavaScript the page refreshes itself
+// and shows the end time.
 (function () {
-  var BACKOFF = 1.5, MAX_WAIT = 60;
+  var BACKOFF = 1.5, MAX_WAIT = 60, JITTER = 0.2;
   var timer = null;
 
   function pad(n) { return n < 10 ? "0" + n : "" + n; }
@@ -47,7 +49,7 @@
           if (next) follow(parseFloat(next.getAttribute("data-refresh")));
         })
         .catch(function () { follow(Math.min(MAX_WAIT, wait * BACKOFF)); });
-    }, wait * 1000);
+    }, wait * (1 - JITTER + 2 * JITTER * Math.random()) * 1000);
   }
 
   countdown();
