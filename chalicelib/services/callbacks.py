@@ -10,12 +10,13 @@ from urllib.parse import quote
 
 from chalicelib.adapters import render
 from chalicelib.domain.errors import Conflict, NotFound, Unavailable
+from chalicelib.domain.lifecycle import PROVISIONED, RESET
 from chalicelib.domain.orders import OrderRejected
-from chalicelib.domain.outbox import webhook
-from chalicelib.domain.registration import FINISHED
+from chalicelib.domain.registration import ACTIVE, FINISHED
 from chalicelib.domain.values import Registration
 from chalicelib.observability import count, logger, seconds
 from chalicelib.services import outbox, pacing, seats
+from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
 
 README = "0-ReadMeFirst.ipynb"
@@ -61,7 +62,7 @@ def signer_location(ctx: Context, registration_id: object, student_id: object) -
         if registration_id == f"purge-{student_id}":
             workshop_id = ctx.stores.seats.get_student(student_id).workshop_id
         else:
-            workshop_id = ctx.stores.lifecycle.get(registration_id).workshop_id
+            workshop_id = ctx.stores.registrations.get(registration_id).workshop_id
         return ctx.stores.seats.get_workshop(workshop_id).location
     except NotFound as exc:
         raise OrderRejected("bad_signature", "the signature is missing or does not match") from exc
@@ -79,9 +80,18 @@ def take_nonce(ctx: Context, nonce: str, max_age_seconds: int) -> None:
 def ready(ctx: Context, registration_id: str, password: str, hub_url: str) -> str:
     """Registration and student active together, the clock started (once: a repeated ``ready``, a
     retried Deploy, resends the new password without moving the clock)."""
-    reg, first = ctx.stores.provisioning.activate(registration_id, ctx.clock(),
-                                                  timedelta(minutes=ctx.settings.reminder_minutes),
-                                                  [webhook("provisioned")])
+    reg = ctx.stores.registrations.get(registration_id)
+    first = reg.status != ACTIVE
+    if first:
+        workshop = ctx.stores.seats.get_workshop(reg.workshop_id)
+        activated = commit(ctx, reg, PROVISIONED, duration=timedelta(minutes=workshop.duration_minutes))
+        if activated is None:
+            reg = ctx.stores.registrations.get(registration_id)
+            if reg.status != ACTIVE:
+                raise Conflict(f"registration {registration_id} is {reg.status}, not waiting for its environment")
+            first = False  # activated meanwhile by a repeated callback
+        else:
+            reg = activated
     try:
         _send_credentials(ctx, reg, password, hub_url)
     except Unavailable as exc:
@@ -91,13 +101,10 @@ def ready(ctx: Context, registration_id: str, password: str, hub_url: str) -> st
         logger.warning("credentials email not sent; a new password is ordered through the outbox",
                        extra={"registration": reg.id, "student": reg.student_id, "error": exc.message})
         count("CredentialsDeferred")
-        try:
-            ctx.stores.lifecycle.order_reset(reg, ctx.clock(), "password")
-        except Conflict:
+        if commit(ctx, reg, RESET, scope="password") is None:
             logger.warning("no new password ordered: the registration changed meanwhile",
                            extra={"registration": reg.id})
     if first:
-        outbox.owed(ctx, reg)
         seconds("ProvisioningDuration", (ctx.clock() - reg.created_at).total_seconds() if reg.created_at else 0)
     logger.info("registration active", extra={"registration": reg.id, "student": reg.student_id,
                                               "workshop": reg.workshop_id, "first": first})
@@ -107,7 +114,7 @@ def ready(ctx: Context, registration_id: str, password: str, hub_url: str) -> st
 def failed(ctx: Context, registration_id: str, reason: str) -> str:
     """The backend gave up and undid its work (compensation)."""
     count("ProvisioningFailures")
-    seats.fail(ctx, ctx.stores.lifecycle.get(registration_id), reason, compensated=True)
+    seats.fail(ctx, ctx.stores.registrations.get(registration_id), reason, compensated=True)
     return "failed"
 
 

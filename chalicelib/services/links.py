@@ -27,7 +27,7 @@ def registration_id(ctx: Context, token: str) -> str:
              if isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH else None)
     if found is None or not is_registration_id(found):
         raise NotFound("No registration has this link. Open the link from your latest email.")
-    reg = ctx.stores.seats.get_registration(found)
+    reg = ctx.stores.registrations.get(found)
     ended = reg.finished_at if reg.status not in LIVE_STATUSES else None
     if ended is not None and ctx.clock() - ended > timedelta(days=ctx.settings.link_days_after_end):
         raise NotFound("This link has expired: the registration ended. Register again from the catalog.")

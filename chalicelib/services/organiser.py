@@ -19,6 +19,7 @@ from chalicelib.domain.registration import (
 )
 from chalicelib.domain.values import Workshop
 from chalicelib.services import audit, outbox, pacing, participant, registrations, seats
+from chalicelib.services.commit import refill
 from chalicelib.services.context import Context
 from chalicelib.store.catalog import SyncReport
 
@@ -40,13 +41,13 @@ def purge_student(ctx: Context, student_id: str) -> str:
     for _ in range(PURGE_ATTEMPTS):
         student = ctx.stores.seats.get_student(student_id)
         if student.registration_id:
-            reg = ctx.stores.lifecycle.get(student.registration_id)
+            reg = ctx.stores.registrations.get(student.registration_id)
             if reg.status not in (PENDING, PROVISIONING, ACTIVE):
                 return "cleaning"  # already on its way back: the cleanup retries take it from here
             if seats.fail(ctx, reg, "purged by an organiser", order_action="PURGE") is None:
                 continue  # changed between the read and the write: read it again
             return "purging"
-        if ctx.stores.lifecycle.free_orphan(student_id):
+        if ctx.stores.seats.free_orphan(student_id):
             pacing.send(ctx, outbox.order_email(ctx, "PURGE", 0, ctx.stores.seats.get_workshop(student.workshop_id),
                                                 student_id, f"purge-{student_id}"), urgent=True)
             return "freed"
@@ -161,7 +162,7 @@ def update_workshop(ctx: Context, actor: str, workshop_id: str, data: Any) -> di
         if shortfall:
             raise shortfall
     if changes.get("capacity"):
-        seats.promote_waitlist(ctx, workshop_id)  # new seats go to whoever waits
+        refill(ctx, workshop_id)  # new seats go to whoever waits
     return _workshop_view(ctx, ctx.stores.seats.get_workshop(workshop_id))
 
 

@@ -3,15 +3,14 @@ end, leave."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from chalicelib.domain.errors import Conflict, NotFound
-from chalicelib.domain.lifecycle import extension_refusal
-from chalicelib.domain.outbox import webhook
+from chalicelib.domain.lifecycle import END, EXTEND, LEAVE, RESET, extension_refusal
 from chalicelib.domain.registration import ACTIVE, EXPIRING, FINISHED, WAITLISTED
 from chalicelib.domain.values import Registration
-from chalicelib.services import outbox, registrations
+from chalicelib.services import registrations
+from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
 
 ACTIONS = ("confirm", "extend", "reset", "end", "leave")
@@ -27,9 +26,7 @@ def end(ctx: Context, registration_id: str) -> dict[str, Any]:
     reg = registrations.registration(ctx, registration_id)
     if reg.status not in (EXPIRING, FINISHED):
         _active(reg, "ended")
-        retry = timedelta(minutes=ctx.settings.cleanup_retry_minutes)
-        if ctx.stores.lifecycle.begin_cleanup(reg, ctx.clock(), retry, EXPIRING):
-            outbox.owed(ctx, ctx.stores.lifecycle.get(registration_id))
+        commit(ctx, reg, END)
     return registrations.status(ctx, registration_id)
 
 
@@ -41,15 +38,12 @@ def extend(ctx: Context, registration_id: str, minutes: int | None = None, organ
     _active(reg, "extended")
     workshop = ctx.stores.seats.get_workshop(reg.workshop_id)
     if not organiser:
-        waiting = ctx.stores.seats.waitlist_length(reg.workshop_id)
+        waiting = ctx.stores.registrations.waitlist_length(reg.workshop_id)
         refusal = extension_refusal(reg.extensions_used, workshop.extension_max, waiting)
         if refusal:
             raise Conflict(refusal)
-    extended = ctx.stores.lifecycle.extend(reg, minutes or workshop.extension_minutes,
-                                           timedelta(minutes=ctx.settings.reminder_minutes),
-                                           counted=not organiser, entries=[webhook("extended")],
-                                           now=ctx.clock())
-    outbox.owed(ctx, extended)
+    if commit(ctx, reg, EXTEND, minutes=minutes or workshop.extension_minutes, counted=not organiser) is None:
+        raise Conflict("The workshop changed meanwhile (ended or extended); please reload and try again.")
     return registrations.status(ctx, registration_id)
 
 
@@ -58,8 +52,8 @@ def reset(ctx: Context, registration_id: str, notebooks: bool = True) -> dict[st
     ``notebooks=False`` only the password is renewed (the organiser resending credentials)."""
     reg = registrations.registration(ctx, registration_id)
     _active(reg, "reset")
-    ctx.stores.lifecycle.order_reset(reg, ctx.clock(), "all" if notebooks else "password")
-    outbox.owed(ctx, ctx.stores.lifecycle.get(registration_id))
+    if commit(ctx, reg, RESET, scope="all" if notebooks else "password") is None:
+        raise Conflict("The workshop changed meanwhile (ended or reset); please reload and try again.")
     return registrations.status(ctx, registration_id)
 
 
@@ -67,7 +61,7 @@ def leave(ctx: Context, registration_id: str) -> dict[str, Any]:
     reg = registrations.registration(ctx, registration_id)
     if reg.status != WAITLISTED:
         raise Conflict("Only a place in the waitlist can be left.")
-    ctx.stores.lifecycle.leave_waitlist(reg, ctx.clock())
+    commit(ctx, reg, LEAVE)
     return registrations.status(ctx, registration_id)
 
 

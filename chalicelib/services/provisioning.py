@@ -28,10 +28,12 @@ from chalicelib.adapters.appliances import appliance_port
 from chalicelib.adapters.hub import HubUnavailable, Spawn
 from chalicelib.adapters.render import render_notebook
 from chalicelib.domain.errors import NotFound, Unavailable, WodError
+from chalicelib.domain.lifecycle import PROGRESS
 from chalicelib.domain.orders import SIGNATURE_HEADER, sign
 from chalicelib.domain.passwords import generate_password, hash_password
 from chalicelib.domain.values import Workshop
 from chalicelib.observability import count, logger
+from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
 
 Event = dict[str, Any]
@@ -52,6 +54,15 @@ class CallbackFailed(WodError):
 
 class ProvisioningTimedOut(WodError):
     """The hub stayed busy or unreachable past the provisioning deadline."""
+
+
+def _progress(ctx: Context, registration_id: str, step: str) -> bool:
+    """Show a provisioning step; False when the registration is no longer being provisioned."""
+    try:
+        reg = ctx.stores.registrations.get(registration_id)
+    except NotFound:
+        return False
+    return commit(ctx, reg, PROGRESS, reason=step) is not None
 
 
 @contextmanager
@@ -128,7 +139,7 @@ def prepare(ctx: Context, event: Event) -> dict:
     student = ctx.stores.seats.get_student(order["student"])
     if student.registration_id != order["registration"] or student.workshop_id != order["workshop"]:
         raise StaleOrder(f"{order['student']} is not reserved for registration {order['registration']}")
-    if not ctx.stores.provisioning.record_progress(order["registration"], "creating_account"):
+    if not _progress(ctx, order["registration"], "creating_account"):
         raise StaleOrder(f"registration {order['registration']} is no longer waiting for provisioning")
     logger.info("provisioning", extra={"registration": order["registration"], "student": order["student"],
                                        "workshop": order["workshop"]})
@@ -142,7 +153,7 @@ def create_hub_user(ctx: Context, event: Event) -> None:
             ctx.appliances.stop(order["student"])  # nothing a previous holder of the seat left survives:
             ctx.hub.delete_user(order["student"])  # appliance (and its token), server, account and home
         ctx.hub.ensure_user(order["student"])
-    ctx.stores.provisioning.record_progress(order["registration"], "starting_server")
+    _progress(ctx, order["registration"], "starting_server")
 
 
 def start_server(ctx: Context, event: Event) -> dict:
@@ -206,7 +217,7 @@ def deploy(ctx: Context, event: Event) -> None:
 
 def _deploy(ctx: Context, event: Event) -> None:
     order = event["order"]
-    ctx.stores.provisioning.record_progress(order["registration"], "copying_notebooks")
+    _progress(ctx, order["registration"], "copying_notebooks")
     ctx.hub.mark_participant(order["student"])  # from now on the hub stops the server when idle
     workshop = ctx.stores.seats.get_workshop(order["workshop"])
     password = generate_password()

@@ -33,32 +33,49 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from chalicelib.domain.errors import WodError
-from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_PROVISIONING
-from chalicelib.domain.outbox import order
+from chalicelib.domain.errors import NotFound, Unavailable, WodError
+from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_PROVISIONING, IN_FLIGHT, REDRIVE
+from chalicelib.domain.outbox import Entry, order
 from chalicelib.domain.registration import ACTIVE
-from chalicelib.domain.values import Workshop
+from chalicelib.domain.values import Registration, Workshop
 from chalicelib.observability import logger
-from chalicelib.services import outbox
+from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
 from chalicelib.services.provisioning import appliance_of
 
 PARALLEL = 8  # registrations re-ordered at once
+REDRIVE_ATTEMPTS = 5
 
 
-def _redrive(ctx: Context, registration_id: str, now: datetime, deadline: datetime) -> str:
+def _hold(ctx: Context, registration_id: str, deadline: datetime, owes: tuple[Entry, ...] = ()) -> Registration | None:
+    """Provisioning whose workflow was lost: give it until ``deadline`` before the time checks call
+    it stuck and, with ``owes``, owe its order again (unless the outbox holds it already). Read
+    again after a concurrent change; None when it is no longer in flight."""
+    for _ in range(REDRIVE_ATTEMPTS):
+        try:
+            reg = ctx.stores.registrations.get(registration_id)
+        except NotFound:
+            return None
+        if reg.status not in IN_FLIGHT or reg.due_state != DUE_PROVISIONING:
+            return None
+        done = commit(ctx, reg, REDRIVE, deadline=deadline, owes=owes)
+        if done is not None:
+            return done
+    raise Unavailable(f"registration {registration_id} keeps changing; its recovery is left to a later run")
+
+
+def _redrive(ctx: Context, registration_id: str, deadline: datetime) -> str:
     """Order one registration's provisioning again: ``redriven``, ``skipped`` or ``error``."""
     try:
-        reg = ctx.stores.provisioning.redrive(registration_id, now, deadline, order("CREATE"))
+        reg = _hold(ctx, registration_id, deadline, (order("CREATE"),))
         if reg is None:
             return "skipped"  # active, failed or cancelled meanwhile
-        left = outbox.deliver(ctx, reg)
     except WodError as exc:  # the next run, or the time checks, take it from there
         logger.warning("provisioning not re-ordered", extra={"registration": registration_id, "error": exc.message})
         return "error"
     logger.info("provisioning re-ordered after a restart", extra={
         "registration": reg.id, "student": reg.student_id, "workshop": reg.workshop_id,
-        "deadline": deadline.isoformat(), "undelivered": [e.format() for e in left]})
+        "deadline": deadline.isoformat()})
     return "redriven"
 
 
@@ -69,9 +86,9 @@ def hold_provisioning(ctx: Context) -> int:
     :func:`redrive_provisioning` is about to order again. Returns how many."""
     deadline = ctx.clock() + timedelta(minutes=ctx.settings.stuck_minutes)
     held = 0
-    for registration_id in ctx.stores.lifecycle.in_phase(DUE_PROVISIONING):
+    for registration_id in ctx.stores.registrations.in_phase(DUE_PROVISIONING):
         try:
-            held += ctx.stores.provisioning.redrive(registration_id, ctx.clock(), deadline) is not None
+            held += _hold(ctx, registration_id, deadline) is not None
         except WodError as exc:
             logger.warning("stuck deadline not moved", extra={"registration": registration_id, "error": exc.message})
     if held:
@@ -82,13 +99,12 @@ def hold_provisioning(ctx: Context) -> int:
 def redrive_provisioning(ctx: Context) -> tuple[int, int]:
     """Order again the provisioning of every registration in flight, a few at a time (each order
     is a round trip through the mail and the order intake); (re-ordered, errors)."""
-    now = ctx.clock()
-    deadline = now + timedelta(minutes=ctx.settings.stuck_minutes)
-    ids = ctx.stores.lifecycle.in_phase(DUE_PROVISIONING)
+    deadline = ctx.clock() + timedelta(minutes=ctx.settings.stuck_minutes)
+    ids = ctx.stores.registrations.in_phase(DUE_PROVISIONING)
     if not ids:
         return 0, 0
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(ids)), thread_name_prefix="recovery") as pool:
-        outcomes = list(pool.map(lambda registration_id: _redrive(ctx, registration_id, now, deadline), ids))
+        outcomes = list(pool.map(lambda registration_id: _redrive(ctx, registration_id, deadline), ids))
     return outcomes.count("redriven"), outcomes.count("error")
 
 
@@ -96,9 +112,9 @@ def restart_appliances(ctx: Context) -> tuple[int, int]:
     """Start again the appliance of every active participant whose workshop has one; (started, errors)."""
     workshops: dict[str, Workshop] = {}
     started = errors = 0
-    for registration_id in ctx.stores.lifecycle.in_phase(DUE_ACTIVE):
+    for registration_id in ctx.stores.registrations.in_phase(DUE_ACTIVE):
         try:
-            reg = ctx.stores.lifecycle.get(registration_id)
+            reg = ctx.stores.registrations.get(registration_id)
             if reg.status != ACTIVE or not reg.student_id:
                 continue
             if reg.workshop_id not in workshops:

@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib import observability
 from chalicelib.domain.errors import HoldExpired, InvalidInput, NotFound, RateLimited
-from chalicelib.domain.outbox import mail, order, webhook
+from chalicelib.domain.lifecycle import ALREADY_OUTBOX, CONFIRM, HOLD_EXPIRED, NOTIFY
 from chalicelib.domain.registration import (
     ACTIVE,
     EXPIRED,
@@ -31,17 +31,12 @@ from chalicelib.domain.registration import (
 )
 from chalicelib.domain.values import Registration, Workshop
 from chalicelib.observability import logger
-from chalicelib.services import outbox, seats
+from chalicelib.services import outbox
+from chalicelib.services.commit import claim, commit
 from chalicelib.services.context import Context
 from chalicelib.store.limits import Charge, LimitReached
-from chalicelib.store.seats import EmailTaken
+from chalicelib.store.registrations import EmailTaken
 
-# What a registration owes, written with it in the claiming transaction (or, when it must be
-# confirmed first, in the confirming one: the hold owes only the confirmation email).
-SEATED_OUTBOX = [mail("welcome"), order("CREATE"), webhook("registered")]
-WAITLISTED_OUTBOX = [mail("waitlisted"), webhook("registered")]
-CONFIRM_OUTBOX = [mail("confirm")]
-ALREADY_OUTBOX = [mail("already")]
 # At most one "you are already registered" email per mailbox in this many seconds.
 ALREADY_WINDOW_SECONDS = 300
 # Registering mails one mailbox at most ``settings.mailbox_mails_per_day`` times a day (UTC): anyone may type
@@ -107,7 +102,7 @@ def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None
         "status": reg.status,
         "workshop": {"id": reg.workshop_id, "title": workshop.title if workshop else None},
         "student": reg.student_id,
-        "position": position if position is not None else ctx.stores.seats.waitlist_position(reg),
+        "position": position if position is not None else ctx.stores.registrations.waitlist_position(reg),
         "created_at": iso(reg.created_at),
         "started_at": iso(reg.started_at),
         "ends_at": iso(reg.ends_at),
@@ -138,7 +133,7 @@ def _already(ctx: Context, taken: EmailTaken, applicant: Applicant, workshop_id:
     the registration it made and nothing is sent; anything else gets nothing, and the mailbox gets
     a short email with that registration's link (at most one per ``ALREADY_WINDOW_SECONDS``)."""
     try:
-        held = ctx.stores.seats.get_registration(taken.registration_id)
+        held = ctx.stores.registrations.get(taken.registration_id)
     except NotFound:
         return None  # the guard's registration just closed
     if is_retry_of(held, applicant, workshop_id, now, timedelta(seconds=ctx.settings.claim_retry_seconds)):
@@ -146,8 +141,7 @@ def _already(ctx: Context, taken: EmailTaken, applicant: Applicant, workshop_id:
         return held
     if (ctx.stores.limits.hit("already", applicant.email_key, 1, time.time(), ALREADY_WINDOW_SECONDS) is None
             and _mailbox_may_be_mailed(ctx, applicant)):
-        ctx.stores.lifecycle.queue(held.id, ALREADY_OUTBOX, now)
-        outbox.owed(ctx, ctx.stores.seats.get_registration(held.id))
+        commit(ctx, held, NOTIFY, owes=ALREADY_OUTBOX)
     observability.count("AlreadyRegistered")
     return None
 
@@ -253,14 +247,12 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
     opened = _open_workshop(ctx, workshop_id)  # an invalid body or an unknown workshop is charged nothing
     _limit(ctx, client)
     window = confirm_window(ctx.settings.confirm_minutes, opened.confirm)
-    owed = (CONFIRM_OUTBOX, CONFIRM_OUTBOX) if window else (SEATED_OUTBOX, WAITLISTED_OUTBOX)
     charges = _charges(ctx, client, applicant, window)
     registration_id = new_registration_id()
     while True:
         try:
-            reg, found = ctx.stores.seats.register(applicant, workshop_id, registration_id, now, *owed, opened,
-                                                   timedelta(minutes=ctx.settings.stuck_minutes),
-                                                   now + window if window else None, charges)
+            reg, found, position = claim(ctx, applicant, workshop_id, registration_id, opened,
+                                         now + window if window else None, charges)
             break
         except EmailTaken as taken:  # nothing was charged: the "already registered" email counts itself
             held = _already(ctx, taken, applicant, workshop_id, now)
@@ -272,8 +264,6 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
             if reached.scope != "domain":
                 return None  # the mailbox had its mails of the day: no hold, nothing sent
             charges = [c for c in charges if c.scope != "domain"]  # within this client's share of the domain
-    position = ctx.stores.seats.waitlist_position(reg)  # counted once, for the answer and the email
-    outbox.owed(ctx, reg, found, position=position)
     observability.count("Held" if reg.status == UNCONFIRMED else
                         "Waitlisted" if reg.status == WAITLISTED else "Registrations")
     observability.gauge("SeatsFree", found.seats_free, workshop=found.id)
@@ -287,22 +277,14 @@ def confirm(ctx: Context, registration_id: str) -> dict[str, Any]:
     now if the time checks have not yet done it)."""
     reg = registration(ctx, registration_id)
     if reg.status == UNCONFIRMED:
-        now = ctx.clock()
-        confirmed = None
-        if reg.confirm_by is None or reg.confirm_by > now:
-            confirmed = ctx.stores.holds.confirm(reg, now, timedelta(minutes=ctx.settings.stuck_minutes),
-                                                 SEATED_OUTBOX, WAITLISTED_OUTBOX)
+        confirmed = commit(ctx, reg, CONFIRM)  # a place confirmed takes a seat freed meanwhile
         if confirmed is not None:
-            outbox.owed(ctx, confirmed)
             observability.count("Confirmed")
             logger.info("registration confirmed", extra={"registration": reg.id, "workshop": reg.workshop_id,
                                                          "student": reg.student_id, "status": confirmed.status})
-            if confirmed.status == WAITLISTED and seats.promote_waitlist(ctx, reg.workshop_id):
-                confirmed = registration(ctx, registration_id)  # a seat freed while it was unconfirmed
-            reg = confirmed
-        else:
-            if release_hold(ctx, registration(ctx, registration_id)) and reg.student_id:
-                seats.promote_waitlist(ctx, reg.workshop_id)
+            reg = confirmed if confirmed.status != WAITLISTED else registration(ctx, registration_id)  # promoted?
+        else:  # past its time (released now if the time checks have not yet done it), or confirmed meanwhile
+            release_hold(ctx, registration(ctx, registration_id))
             reg = registration(ctx, registration_id)
     if reg.status == EXPIRED:
         raise HoldExpired(reg.workshop_id)
@@ -322,13 +304,9 @@ def confirmation(ctx: Context, registration_id: str) -> dict[str, Any]:
 
 
 def release_hold(ctx: Context, reg: Registration) -> bool:
-    """Give back what an unconfirmed hold past its time held (its seat, which the caller lets the
-    waitlist take; or its waitlist place). False when it is not one (confirmed, released, or not
-    yet due)."""
-    now = ctx.clock()
-    if reg.status != UNCONFIRMED or (reg.confirm_by is not None and reg.confirm_by > now):
-        return False
-    if not ctx.stores.holds.release(reg, now):
+    """Give back what an unconfirmed hold past its time held (its seat, which the waitlist takes; or
+    its waitlist place). False when it is not one (confirmed, released, or not yet due)."""
+    if commit(ctx, reg, HOLD_EXPIRED) is None:
         return False
     observability.count("HoldsExpired")
     logger.info("unconfirmed hold released", extra={"registration": reg.id, "workshop": reg.workshop_id,
@@ -340,7 +318,7 @@ def registration(ctx: Context, registration_id: str) -> Registration:
     """The registration of a well-formed id; NotFound otherwise."""
     if not is_registration_id(registration_id):
         raise NotFound("No registration has this id.")
-    return ctx.stores.seats.get_registration(registration_id)
+    return ctx.stores.registrations.get(registration_id)
 
 
 def _workshop_of(ctx: Context, reg: Registration) -> Workshop | None:

@@ -7,25 +7,32 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from chalicelib.domain.errors import NotFound, Unavailable
-from chalicelib.domain.lifecycle import DUE_ACTIVE, DUE_CLEANING, DUE_CONFIRMING, DUE_PROVISIONING
-from chalicelib.domain.outbox import mail, webhook
-from chalicelib.domain.registration import ACTIVE, EXPIRING, PENDING, PROVISIONING, UNCONFIRMED
+from chalicelib.domain.lifecycle import (
+    DUE_ACTIVE,
+    DUE_CLEANING,
+    DUE_CONFIRMING,
+    DUE_PROVISIONING,
+    END,
+    REMIND,
+    RETRY_CLEANUP,
+)
+from chalicelib.domain.registration import ACTIVE, PENDING, PROVISIONING, UNCONFIRMED
 from chalicelib.domain.values import Registration, Student, Workshop
 from chalicelib.domain.warming import warm_target
 from chalicelib.observability import logger
 from chalicelib.services import outbox, pacing, registrations, seats, webhooks
+from chalicelib.services.commit import commit, refill
 from chalicelib.services.context import Context
 
-REMINDER_OUTBOX = [mail("reminder"), webhook("reminder_sent")]
 STUCK = "provisioning did not finish in time"
 
 
 def _due(ctx: Context, state: str, counts: dict[str, int]) -> Iterator[Registration]:
     now = ctx.clock()
-    for registration_id in ctx.stores.lifecycle.due(state, now):
+    for registration_id in ctx.stores.registrations.due(state, now):
         counts["read"] += 1
         try:
-            reg = ctx.stores.lifecycle.get(registration_id)
+            reg = ctx.stores.registrations.get(registration_id)
         except NotFound:
             continue
         if reg.due_state == state and reg.due_at and reg.due_at <= now:
@@ -86,8 +93,6 @@ def _order(ctx: Context, action: str, attempt: int, workshop: Workshop, student_
 
 
 def tick(ctx: Context) -> dict[str, int]:
-    lifecycle = ctx.stores.lifecycle
-    retry = timedelta(minutes=ctx.settings.cleanup_retry_minutes)
     counts = dict.fromkeys(("read", "unconfirmed", "stuck", "reminders", "expired", "cleanup_retried", "promoted",
                             "outbox_retried", "warming", "webhooks"), 0)
 
@@ -101,13 +106,13 @@ def tick(ctx: Context) -> dict[str, int]:
         if reg.status != ACTIVE or reg.ends_at is None:
             continue
         if ctx.clock() >= reg.ends_at:
-            counts["expired"] += lifecycle.begin_cleanup(reg, ctx.clock(), retry, EXPIRING)
+            counts["expired"] += commit(ctx, reg, END) is not None
         elif not reg.reminder_sent:
-            counts["reminders"] += lifecycle.mark_reminded(reg, ctx.clock(), REMINDER_OUTBOX)
+            counts["reminders"] += commit(ctx, reg, REMIND) is not None
     for reg in _due(ctx, DUE_CLEANING, counts):
-        counts["cleanup_retried"] += lifecycle.retry_cleanup(reg, ctx.clock(), retry)
+        counts["cleanup_retried"] += commit(ctx, reg, RETRY_CLEANUP) is not None
     for workshop_id in ctx.stores.seats.workshops_with_waitlist():
-        counts["promoted"] += seats.promote_waitlist(ctx, workshop_id)
+        counts["promoted"] += refill(ctx, workshop_id)
     counts["outbox_retried"] = outbox.deliver_due(ctx)
     counts["warming"] = top_up_warm_pools(ctx)
     counts["webhooks"] = webhooks.deliver_due(ctx)

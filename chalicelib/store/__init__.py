@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
     from chalicelib.store.catalog import Catalog
-    from chalicelib.store.holds import Holds
-    from chalicelib.store.lifecycle import Lifecycle
     from chalicelib.store.limits import Limits
     from chalicelib.store.organiser import Organiser
     from chalicelib.store.outbox import Outbox
     from chalicelib.store.provisioning import Provisioning
     from chalicelib.store.recent import RecentWorkshops
+    from chalicelib.store.registrations import Registrations
     from chalicelib.store.seats import Seats
     from chalicelib.store.tables import Tables
     from chalicelib.store.warm import Warm
@@ -30,8 +29,7 @@ if TYPE_CHECKING:
 class Stores:
     tables: Tables
     seats: Seats
-    holds: Holds
-    lifecycle: Lifecycle
+    registrations: Registrations
     provisioning: Provisioning
     outbox: Outbox
     warm: Warm
@@ -45,20 +43,19 @@ class Stores:
 def open_stores(settings: Settings) -> Stores:
     """The stores of the stack ``settings`` names (its tables bound once per prefix, region and endpoint)."""
     from chalicelib.store.catalog import Catalog
-    from chalicelib.store.holds import Holds
-    from chalicelib.store.lifecycle import Lifecycle
     from chalicelib.store.limits import Limits
     from chalicelib.store.organiser import Organiser
     from chalicelib.store.outbox import Outbox
     from chalicelib.store.provisioning import Provisioning
     from chalicelib.store.recent import RecentWorkshops
+    from chalicelib.store.registrations import Registrations
     from chalicelib.store.seats import Seats
     from chalicelib.store.tables import bind
     from chalicelib.store.warm import Warm
     from chalicelib.store.webhooks import Webhooks
 
     tables = bind(settings)
-    return Stores(tables=tables, seats=Seats(tables), holds=Holds(tables), lifecycle=Lifecycle(tables),
+    return Stores(tables=tables, seats=Seats(tables), registrations=Registrations(tables),
                   provisioning=Provisioning(tables), outbox=Outbox(tables), warm=Warm(tables),
                   webhooks=Webhooks(tables), organiser=Organiser(tables), catalog=Catalog(tables),
                   limits=Limits(tables), recent=RecentWorkshops(tables, settings.workshop_cache_seconds))

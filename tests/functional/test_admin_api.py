@@ -67,7 +67,7 @@ def test_capacity_up_adds_free_seats_and_serves_the_waitlist(client, platform, t
 
 def test_capacity_down_only_removes_free_seats(client, platform, tables, workshop, monkeypatch):
     api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": 5})
-    monkeypatch.setattr(platform.stores.seats, "_free_student", lambda w: "adm-3")  # the seat is otherwise random
+    monkeypatch.setattr("chalicelib.store.registrations.free_student", lambda t, w: "adm-3")  # otherwise random
     seated = participant(platform, WORKSHOP, "a@example.com")
     taken = int(seated["student"].rsplit("-", 1)[1])
     assert taken == 3
@@ -339,16 +339,17 @@ def test_refused_input_and_unexpected_errors_are_audited(client, platform, activ
 
 def test_a_purge_that_loses_a_race_reads_again_and_purges(client, platform, tables, active, recording,
                                                           monkeypatch):
-    store = platform.stores.lifecycle
-    real, calls = store.begin_cleanup, []
+    store = platform.stores.registrations
+    real, calls = store.apply, []
 
-    def changed_meanwhile(reg, *args, **kwargs):
-        calls.append(reg.ends_at)
-        if len(calls) == 1:  # the participant extends between the purge's read and its write
-            api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/extend", {})
-        return real(reg, *args, **kwargs)
+    def changed_meanwhile(reg, change, now):
+        if change.event == "fail":
+            calls.append(reg.ends_at)
+            if len(calls) == 1:  # the participant extends between the purge's read and its write
+                api(client, platform, "POST", f"/api/admin/registrations/{active['id']}/extend", {})
+        return real(reg, change, now)
 
-    monkeypatch.setattr(store, "begin_cleanup", changed_meanwhile)
+    monkeypatch.setattr(store, "apply", changed_meanwhile)
     status, result = api(client, platform, "POST", f"/api/admin/students/{active['student']}/purge")
     assert status == 200 and result["result"] == "purging"
     assert len(calls) == 2 and calls[1] > calls[0]  # the second try used what it read again
@@ -360,7 +361,9 @@ def test_a_purge_that_keeps_losing_is_a_conflict_and_claims_nothing(client, plat
     from chalicelib.services import webhooks
 
     emitted = []
-    monkeypatch.setattr(platform.stores.lifecycle, "begin_cleanup", lambda *args, **kwargs: False)
+    real = platform.stores.registrations.apply
+    monkeypatch.setattr(platform.stores.registrations, "apply",  # someone else's change wins every time
+                        lambda reg, change, now: None if change.event == "fail" else real(reg, change, now))
     monkeypatch.setattr(webhooks, "emit", lambda ctx, event, *args, **kwargs: emitted.append(event))
     sent = len(recording.sent)
     status, refused = api(client, platform, "POST", f"/api/admin/students/{active['student']}/purge", actor="Ops")

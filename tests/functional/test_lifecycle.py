@@ -161,9 +161,9 @@ def test_actions_on_the_wrong_state_are_clear_409s(client, platform, active):
 
 def test_tick_reads_only_due_registrations(platform, active, clock):
     """The due index holds one entry per registration, keyed by when it is due."""
-    assert platform.stores.lifecycle.due("active", clock()) == []
+    assert platform.stores.registrations.due("active", clock()) == []
     clock.advance(minutes=61)
-    assert platform.stores.lifecycle.due("active", clock()) == [active["id"]]
+    assert platform.stores.registrations.due("active", clock()) == [active["id"]]
 
 
 def test_third_finished_workshop_earns_the_level_badge(client, platform, sync, recording):

@@ -28,7 +28,7 @@ def test_a_credentials_email_that_cannot_go_keeps_the_seat_and_orders_a_new_pass
     body, headers = signed_callback(ready, platform.key("callback_key"))
     response = client.http.post("/api/callbacks/provision", body=body, headers=headers)
     assert response.status_code == 200  # the backend's Deploy succeeds: nothing is compensated
-    reg = platform.stores.seats.get_registration(registered["id"])
+    reg = platform.stores.registrations.get(registered["id"])
     assert reg.status == "active" and order("RESET", 1, "password") in reg.outbox
     assert tables.students.get(registered["student"]).status == "active"
 
@@ -37,4 +37,4 @@ def test_a_credentials_email_that_cannot_go_keeps_the_seat_and_orders_a_new_pass
     lifecycle.tick(platform)
     orders = [m for m in recording.sent if m.subject.startswith("RESET")]
     assert len(orders) == 1 and registered["student"] in orders[0].subject
-    assert order("RESET", 1, "password") not in platform.stores.seats.get_registration(registered["id"]).outbox
+    assert order("RESET", 1, "password") not in platform.stores.registrations.get(registered["id"]).outbox

@@ -6,7 +6,9 @@ from urllib.parse import urlencode
 
 import pytest
 
+from chalicelib.domain.lifecycle import PROGRESS, PROVISIONED
 from chalicelib.services import links
+from chalicelib.services.commit import commit
 from tests.factory import registered
 
 FORM = {"email": "grace@example.com", "first_name": "Grace", "last_name": "Hopper", "company": "Navy",
@@ -95,6 +97,12 @@ def status_location(platform, email: str) -> str:
     return f"/registrations/{links.action_token(platform, registered(platform, email)['id'])}"
 
 
+def progress(platform, location: str, step: str) -> None:
+    """The provisioning step of the registration whose status page is at ``location``."""
+    registration_id = location.rsplit("/", 1)[1].split(".")[0]
+    assert commit(platform, platform.stores.registrations.get(registration_id), PROGRESS, reason=step)
+
+
 def register_through_the_form(client, platform) -> str:
     """Register through the form; the status page's path."""
     assert submit(client, "WKSHP-PAGE", FORM).status_code == 200
@@ -104,7 +112,7 @@ def register_through_the_form(client, platform) -> str:
 def test_status_page_shows_the_provisioning_step(client, workshops, platform):
     location = register_through_the_form(client, platform)
     assert 'aria-current="step">Waiting for the backend' in client.http.get(location).body.decode()
-    platform.stores.provisioning.record_progress(location.rsplit("/", 1)[1].split(".")[0], "starting_server")
+    progress(platform, location, "starting_server")
     page = client.http.get(location).body.decode()
     assert "Status: <strong>Provisioning</strong>" in page
     assert '<li class="done">Creating your account' in page
@@ -117,7 +125,7 @@ def test_running_workshop_offers_extend_reset_end_without_javascript(client, wor
     location = register_through_the_form(client, platform)
     token = location.rsplit("/", 1)[1]
     registration_id = token.split(".")[0]
-    platform.stores.provisioning.activate(registration_id, platform.clock(), timedelta(minutes=60))
+    commit(platform, platform.stores.registrations.get(registration_id), PROVISIONED, duration=timedelta(minutes=60))
     page = client.http.get(location).body.decode()
     for name in ("extend", "reset", "end"):
         assert f'action="/registrations/{token}/{name}"' in page
@@ -139,7 +147,7 @@ def test_the_status_page_answers_304_while_nothing_changed_and_its_news_otherwis
     assert f'data-etag="{etag.replace(chr(34), "&#34;")}"' in first.body.decode()
     again = client.http.get(location, headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.body == b"" and again.headers["ETag"] == etag
-    platform.stores.provisioning.record_progress(location.rsplit("/", 1)[1].split(".")[0], "starting_server")
+    progress(platform, location, "starting_server")
     changed = client.http.get(location, headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
     assert 'aria-current="step">Starting your server' in changed.body.decode()
@@ -165,7 +173,7 @@ def test_a_status_page_without_javascript_looks_again_less_often_while_nothing_c
         wait, path = refresh(path)
         waits.append(wait)
     assert waits == [5, 8, 11, 17, 25, 38]  # every 5 s while provisioning, 1.5 times slower each time
-    platform.stores.provisioning.record_progress(location.rsplit("/", 1)[1].split(".")[0], "starting_server")
+    progress(platform, location, "starting_server")
     assert refresh(path)[0] == 5  # news: quick again
     assert 'data-refresh="5"' in client.http.get(location).body.decode()  # what the script starts from
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.adapters.workshop_folders import load_catalog
+from chalicelib.domain.lifecycle import CONFIRM, HOLD_EXPIRED, decide
 from chalicelib.services import registrations
 from chalicelib.services.catalog import sync_workshop
 from tests.factory import write_workshop
@@ -34,7 +35,7 @@ def hold(ctx, n: int):
     view = registrations.register(ctx, {"workshop": WORKSHOP, "email": f"p{n}@example.com", "first_name": "P",
                                         "last_name": str(n), "company": "C", "accept_terms": True})
     assert view is not None and view["status"] == "unconfirmed"
-    return ctx.stores.seats.get_registration(view["id"])
+    return ctx.stores.registrations.get(view["id"])
 
 
 def at_once(*calls: Callable[[], object]) -> list[object]:
@@ -67,23 +68,23 @@ def consistent(tables) -> None:
 
 
 def test_a_confirmation_racing_the_release_at_the_deadline_wins_or_loses_whole(racing):
-    holds, tables = racing.stores.holds, racing.stores.tables
+    store, tables = racing.stores.registrations, racing.stores.tables
     for n in range(12):
         held = hold(racing, n)
         deadline = held.confirm_by
 
-        def confirm(held=held, deadline=deadline):
-            return holds.confirm(held, deadline - timedelta(microseconds=1), timedelta(minutes=10),
-                                 registrations.SEATED_OUTBOX, registrations.WAITLISTED_OUTBOX)
+        def confirm(held=held, deadline=deadline):  # a click a microsecond before the deadline
+            at = deadline - timedelta(microseconds=1)
+            return store.apply(held, decide(held, CONFIRM, at), at)
 
-        def release(held=held, deadline=deadline):
-            return holds.release(held, deadline)
+        def release(held=held, deadline=deadline):  # the time checks at the deadline
+            return store.apply(held, decide(held, HOLD_EXPIRED, deadline), deadline)
 
         confirmed, released = at_once(confirm, release) if n % 2 else at_once(release, confirm)[::-1]
-        assert (confirmed is not None) != released  # exactly one of them
+        assert (confirmed is None) != (released is None)  # exactly one of them
         item = tables.customers.get(held.id, consistent_read=True)
-        assert item.status == ("expired" if released else "pending")
-        assert bool(item.outbox) == (not released)  # only a confirmed hold owes the welcome and the order
+        assert item.status == ("expired" if released is not None else "pending")
+        assert bool(item.outbox) == (released is None)  # only a confirmed hold owes the welcome and the order
         consistent(tables)
 
 

@@ -55,7 +55,7 @@ def test_a_seat_given_back_frees_the_guard_it_holds(client, sync, platform, tabl
         tables.emails.get("ada@example.com").delete()
         tables.emails("ada+old@example.com", registration_id=item.id).save()
         item.update(actions=[type(item).email_key.remove()])
-    reg = platform.stores.seats.get_registration(body["id"])
+    reg = platform.stores.registrations.get(body["id"])
     assert seats.fail(platform, reg, "test", compensated=True) is not None
     assert list(tables.emails.scan()) == []
     assert tables.workshops.get("WKSHP-MBX").seats_free == 1

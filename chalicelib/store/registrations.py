@@ -1,0 +1,373 @@
+"""Registrations: the one store class that writes them. It claims a seat or a waitlist place for a
+new registration, promotes the waitlist, and applies a :class:`~chalicelib.domain.lifecycle.Change`
+(what :func:`~chalicelib.domain.lifecycle.decide` made of an event) — each in one conditional
+transaction with its seat and email-guard effects.
+
+Invariants (docs/architecture.md, "Invariants"): a student belongs to at most one live
+registration, the free-seat counter equals the number of free students, one live registration
+per email. They hold because each claim writes the email guard, the student, the counter and the
+registration together, each under a condition, and every seat that comes back goes through
+:func:`~chalicelib.store.seats.return_seat` inside the transaction that closes its registration.
+
+A claim is safe to repeat: when the email guard's condition fails, the guard is read, and a guard
+that names the registration this call was creating means an earlier attempt committed although
+its answer was lost (a timeout or connection error after the commit, or the client re-sending a
+committed transaction); the claim then answers with that registration instead of a conflict.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import operator
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition as StoredCondition
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.domain.errors import Conflict, NotFound, Unavailable
+from chalicelib.domain.lifecycle import (
+    DROP_GUARD,
+    KEEP,
+    PROMOTE,
+    REGISTER,
+    RETURN,
+    RETURN_WARM,
+    Change,
+    Rules,
+    decide,
+)
+from chalicelib.domain.registration import FINISHED, WAITLISTED, Applicant
+from chalicelib.domain.values import Registration, Workshop
+from chalicelib.store import values
+from chalicelib.store.errors import translated
+from chalicelib.store.limits import Charge, LimitReached, charge, wait_of
+from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel
+from chalicelib.store.outbox import queue_actions
+from chalicelib.store.seats import free_student, load_registration, open_workshop, return_seat
+from chalicelib.store.tables import Tables
+
+MAX_ATTEMPTS = 40
+OUTBOX_LEASE = timedelta(seconds=60)
+EMAIL_TAKEN = "This email address already has a live registration. Check your inbox for its status link."
+
+# pynamodb sends a transaction's items as condition checks, deletes, puts, updates:
+# the email claim (the first put) sits after the condition checks.
+CLAIM_INDEX_SEAT = 0
+CLAIM_INDEX_WAITLIST = 1
+
+
+class EmailTaken(Conflict):
+    """The email guard names another registration, ``registration_id``: the email has a live registration."""
+
+    def __init__(self, registration_id: str):
+        super().__init__(EMAIL_TAKEN)
+        self.registration_id = registration_id
+
+
+class _Retry(Exception):
+    """The transaction lost a race that another attempt can win.
+
+    ``uncertain``: DynamoDB gave no verdict (a timeout, a lost connection, throttling), so the
+    transaction may have committed all the same.
+    """
+
+    def __init__(self, uncertain: bool = False):
+        super().__init__()
+        self.uncertain = uncertain
+
+
+class _GuardHeld(Exception):
+    """The email guard's condition failed: some registration, maybe this very one, holds it."""
+
+
+@contextmanager
+def _transaction(tables: Tables, claim_index: int, charges: Sequence[Charge]) -> Iterator[TransactWrite]:
+    """Commit on exit, the ``charges`` with the claim (sent after its own items: pynamodb sends
+    updates last); an email-claim failure is :class:`_GuardHeld`, a charge's is
+    :class:`LimitReached`, anything else is retried."""
+    first_charge = 0
+    try:
+        with TransactWrite(connection=tables.connection) as tx:
+            yield tx
+            first_charge = sum(len(items) for items in (tx._condition_check_items, tx._delete_items,
+                                                        tx._put_items, tx._update_items))
+            for counted in charges:
+                charge(tx, tables, counted)
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons
+        if not reasons:  # no cancellation: the request itself failed, before or after a commit
+            raise _Retry(uncertain=True) from exc
+        failed = {n for n, reason in enumerate(reasons)
+                  if reason is not None and reason.code == "ConditionalCheckFailed"}
+        if claim_index in failed:
+            raise _GuardHeld() from exc
+        for n in sorted(failed):
+            if first_charge <= n < first_charge + len(charges):
+                reached = charges[n - first_charge]
+                raise LimitReached(reached.scope, wait_of(reached)) from exc
+        raise _Retry() from exc
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.004 * min(attempt, 10)))
+
+
+def _stored(value: Any) -> Any:
+    """A value of the domain as the model stores it (the outbox as its strings)."""
+    if isinstance(value, tuple):
+        return [entry.format() for entry in value]
+    return value
+
+
+def _condition(change: Change) -> StoredCondition | None:
+    """The change's conditions on the stored registration; an absent field reads as its default."""
+    parts: list[StoredCondition] = []
+    for when in change.when:
+        attribute = getattr(RegistrationModel, when.field)
+        if when.op == "in":
+            parts.append(attribute.is_in(*when.value))
+        elif when.op == ">":
+            parts.append(attribute > when.value)
+        elif when.op == "<=":
+            parts.append(attribute <= when.value)
+        elif when.value is None or when.value == ():
+            parts.append(attribute.does_not_exist())
+        elif not when.value:  # 0 or False: also an item written before the field existed
+            parts.append((attribute == when.value) | attribute.does_not_exist())
+        else:
+            parts.append(attribute == _stored(when.value))
+    return functools.reduce(operator.and_, parts) if parts else None
+
+
+def _actions(change: Change, now: datetime) -> list[Action]:
+    return [*(getattr(RegistrationModel, name).set(value) for name, value in change.set.items()),
+            *(getattr(RegistrationModel, name).remove() for name in change.remove),
+            *(getattr(RegistrationModel, name).add(count) for name, count in change.add.items()),
+            *queue_actions(change.owes, now)]
+
+
+class Registrations:
+    def __init__(self, tables: Tables):
+        self.t = tables
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    @translated
+    def get(self, registration_id: str) -> Registration:
+        """Read consistently; NotFound for an unknown id."""
+        return values.registration(load_registration(self.t, registration_id))
+
+    @translated
+    def due(self, state: str, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of registrations in ``state`` whose time has come: an index query, never a scan."""
+        return [key.id for key in self.t.customers.due_index.query(state, RegistrationModel.due_at <= now,
+                                                                   limit=limit)]
+
+    @translated
+    def in_phase(self, state: str) -> list[str]:
+        """Ids of every registration in ``state`` of the ``due`` index, whatever its due time (every
+        page): what a restarted local stack must pick up again (``services/recovery``)."""
+        return [key.id for key in self.t.customers.due_index.query(state)]
+
+    @translated
+    def email_holder(self, email_key: str) -> str | None:
+        """The registration the email guard of ``email_key`` names; None when it names none."""
+        try:
+            return self.t.emails.get(email_key, consistent_read=True).registration_id
+        except DoesNotExist:
+            return None
+
+    @translated
+    def waitlist_position(self, reg: Registration) -> int | None:
+        """1-based place in the workshop's waitlist, counted from the sparse index."""
+        if reg.status != WAITLISTED or reg.waitlist_seq is None:
+            return None
+        return self.t.customers.waitlist_index.count(reg.workshop_id,
+                                                     RegistrationModel.waitlist_seq <= reg.waitlist_seq)
+
+    @translated
+    def waitlist_length(self, workshop_id: str) -> int:
+        """How many wait for a seat in the workshop, counted from the sparse index."""
+        return self.t.customers.waitlist_index.count(workshop_id)
+
+    @translated
+    def finished_workshop_ids(self, email: str) -> set[str]:
+        """Distinct workshops this address has finished, from the by-email index."""
+        return {r.workshop_id for r in self.t.customers.email_index.query(email) if r.status == FINISHED}
+
+    # -- changes --------------------------------------------------------------------------------
+
+    @translated
+    def apply(self, reg: Registration, change: Change, now: datetime) -> Registration | None:
+        """Write ``change`` to ``reg`` under its conditions, in one transaction with its seat effect
+        and the student row; the registration as written, or None when the conditions no longer
+        hold (someone changed it first: nothing was written)."""
+        condition, actions = _condition(change), _actions(change, now)
+        if change.seat == KEEP and not change.student:
+            item = self.t.customers(reg.id)
+            try:
+                item.update(actions=actions, condition=condition)
+            except UpdateError as exc:
+                if exc.cause_response_code == "ConditionalCheckFailedException":
+                    return None
+                raise
+            return values.registration(item)  # as the update left it (the whole item comes back)
+        try:
+            with TransactWrite(connection=self.t.connection) as tx:
+                tx.update(self.t.customers(reg.id), actions=actions, condition=condition)
+                if change.seat in (RETURN, RETURN_WARM):
+                    return_seat(tx, self.t, reg, keep_warm=change.seat == RETURN_WARM)
+                elif change.seat == DROP_GUARD:
+                    tx.delete(self.t.emails(reg.guard_key), condition=EmailClaimModel.registration_id == reg.id)
+                if change.student and reg.student_id:
+                    tx.update(self.t.students(reg.student_id),
+                              actions=[getattr(StudentModel, name).set(value)
+                                       for name, value in change.student.items()],
+                              condition=StudentModel.registration_id == reg.id)
+        except TransactWriteError as exc:
+            try:
+                current = self.get(reg.id)
+            except NotFound:
+                return None
+            if not change.applies_to(current):
+                return None  # changed meanwhile: a repeat, or someone else's change
+            raise Unavailable(f"the {change.event} of registration {reg.id} could not be written yet; retry") from exc
+        return self.get(reg.id)
+
+    def _new_registration(self, new: Registration, change: Change, now: datetime,
+                          applicant: Applicant) -> RegistrationModel:
+        item = self.t.customers(
+            new.id, email=applicant.email, email_key=applicant.email_key, first_name=applicant.first_name,
+            last_name=applicant.last_name, company=applicant.company, workshop_id=new.workshop_id,
+            student_id=new.student_id, created_at=now, waitlist_seq=new.waitlist_seq,
+            outbox=[e.format() for e in change.owes], outbox_state="pending",
+            # delivered right away (by the creator or the dispatcher); the retry tick looks only later
+            outbox_due_at=now + OUTBOX_LEASE)
+        for name, value in change.set.items():
+            setattr(item, name, value)
+        return item
+
+    def _claim_seat(self, workshop_id: str, item: RegistrationModel, applicant: Applicant,
+                    charges: Sequence[Charge]) -> None:
+        with _transaction(self.t, CLAIM_INDEX_SEAT, charges) as tx:
+            tx.save(self.t.emails(applicant.email_key, registration_id=item.id),
+                    condition=EmailClaimModel.email.does_not_exist())
+            tx.update(self.t.students(item.student_id),
+                      actions=[StudentModel.status.set("reserved"), StudentModel.registration_id.set(item.id),
+                               StudentModel.free_workshop.remove()],
+                      condition=(StudentModel.status == "free") & (StudentModel.workshop_id == workshop_id))
+            tx.update(self.t.workshops(workshop_id), actions=[WorkshopModel.seats_free.add(-1)],
+                      condition=(WorkshopModel.seats_free > 0) & WorkshopModel.active.is_in(True))
+            tx.save(item, condition=RegistrationModel.id.does_not_exist())
+
+    def _claim_place(self, workshop_id: str, item: RegistrationModel, applicant: Applicant,
+                     charges: Sequence[Charge]) -> None:
+        """A waitlist place (its number taken first); an unconfirmed one keeps its number but stays
+        out of the waitlist index (nobody promotes it, nobody counts it) until it is confirmed."""
+        with _transaction(self.t, CLAIM_INDEX_WAITLIST, charges) as tx:
+            tx.save(self.t.emails(applicant.email_key, registration_id=item.id),
+                    condition=EmailClaimModel.email.does_not_exist())
+            tx.condition_check(self.t.workshops, workshop_id,
+                               condition=(WorkshopModel.seats_free <= 0) & WorkshopModel.active.is_in(True))
+            tx.save(item, condition=RegistrationModel.id.does_not_exist())
+
+    def _next_number(self, workshop_id: str) -> int:
+        counter = self.t.workshops(workshop_id)
+        counter.update(actions=[WorkshopModel.waitlist_seq.add(1)], condition=WorkshopModel.id.exists())
+        return int(counter.waitlist_seq)
+
+    @translated
+    def claim(self, applicant: Applicant, workshop_id: str, registration_id: str, now: datetime, rules: Rules,
+              workshop: Workshop | None = None, confirm_by: datetime | None = None,
+              charges: Sequence[Charge] = ()) -> tuple[Registration, Workshop]:
+        """Claim a free student, or a waitlist place when the workshop is full, as ``decide`` makes
+        a ``register`` event of it (with ``confirm_by``: an unconfirmed hold).
+
+        Contention on a student retries with another one; a seat that frees while
+        joining the waitlist sends the applicant back to claim it. ``workshop`` is
+        a fresh read the caller already made, saving one round trip.
+
+        An attempt that committed although its answer was lost is found through the
+        email guard, which then names ``registration_id``: the stored registration is the
+        answer. :class:`EmailTaken` names the registration that holds the email otherwise.
+        ``charges`` (rate limits) are counted in the claiming transaction: a claim that does not
+        commit counts nothing, and one past a limit is :class:`LimitReached`.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            if workshop is None or attempt:
+                workshop = open_workshop(self.t, workshop_id)
+            new = Registration(registration_id, workshop_id=workshop_id, created_at=now)
+            try:
+                if workshop.seats_free > 0:
+                    candidate = free_student(self.t, workshop)
+                    if candidate is None:  # the index lags the counter for a moment
+                        _backoff(attempt + 1)
+                        continue
+                    new = dataclasses.replace(new, student_id=candidate)
+                    change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
+                    assert change is not None
+                    item = self._new_registration(new, change, now, applicant)
+                    self._claim_seat(workshop_id, item, applicant, charges)
+                else:
+                    new = dataclasses.replace(new, waitlist_seq=self._next_number(workshop_id))
+                    change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
+                    assert change is not None
+                    item = self._new_registration(new, change, now, applicant)
+                    self._claim_place(workshop_id, item, applicant, charges)
+                return values.registration(item), workshop
+            except _GuardHeld:
+                holder = self.email_holder(applicant.email_key)
+                if holder == registration_id:  # an earlier attempt committed; its answer was lost
+                    return self.get(registration_id), workshop
+                if holder is not None:
+                    raise EmailTaken(holder) from None
+                _backoff(attempt)  # the guard was released meanwhile: claim again
+            except _Retry as retry:
+                if retry.uncertain and self.email_holder(applicant.email_key) == registration_id:
+                    return self.get(registration_id), workshop
+                _backoff(attempt)
+        raise Unavailable("Too many people are registering for this workshop right now; please try again.")
+
+    @translated
+    def promote_next(self, workshop_id: str, now: datetime, rules: Rules) -> Registration | None:
+        """Give a free seat to the oldest waitlisted registration (``decide``'s ``promote``); None when
+        nobody waits or no seat is free."""
+        for attempt in range(MAX_ATTEMPTS):
+            workshop = values.workshop(self.t.workshops.get(workshop_id, consistent_read=True))
+            if workshop.seats_free <= 0:
+                return None
+            first = next(iter(self.t.customers.waitlist_index.query(workshop_id, limit=1)), None)
+            if first is None:
+                return None
+            student = free_student(self.t, workshop)
+            if student is None:
+                _backoff(attempt + 1)
+                continue
+            try:
+                waiting = dataclasses.replace(self.get(first.id), student_id=student)
+            except NotFound:
+                continue
+            change = decide(waiting, PROMOTE, now, rules)
+            if change is None:
+                continue  # promoted or gone meanwhile
+            try:
+                with TransactWrite(connection=self.t.connection) as tx:
+                    tx.update(self.t.customers(first.id), actions=_actions(change, now), condition=_condition(change))
+                    tx.update(self.t.students(student),
+                              actions=[StudentModel.status.set("reserved"), StudentModel.registration_id.set(first.id),
+                                       StudentModel.free_workshop.remove()],
+                              condition=(StudentModel.status == "free") & (StudentModel.workshop_id == workshop_id))
+                    tx.update(self.t.workshops(workshop_id), actions=[WorkshopModel.seats_free.add(-1)],
+                              condition=WorkshopModel.seats_free > 0)
+            except TransactWriteError:
+                _backoff(attempt)
+                continue
+            return self.get(first.id)
+        return None
