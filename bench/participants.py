@@ -255,6 +255,8 @@ class Event:
             if mail is not None:
                 p.credentials_at = mail["arrived"]
                 return mail
+            if self.stop.is_set():  # the run is over: the page is closed, not looked at once more
+                return None
             headers = {"If-None-Match": etag} if etag else {}
             answer = self.calls.timed("status", web.get, url, headers=headers, timeout=self.timeout)
             p.looks += 1
