@@ -130,6 +130,11 @@ class Change:
     def status(self) -> str | None:
         return self.set.get("status")
 
+    @property
+    def delivers(self) -> bool:
+        """Whether the registration has something to send once it is written."""
+        return bool(self.owes) or "outbox_due_at" in self.set
+
     def applies_to(self, reg: Registration) -> bool:
         return all(condition.holds_for(reg) for condition in self.when)
 
@@ -207,9 +212,11 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
     if event == REDRIVE:
         if status not in IN_FLIGHT or reg.due_state != DUE_PROVISIONING or deadline is None:
             return None
+        # owed again unless the outbox holds it (then it is due now: it may be waiting out a backoff)
         again = tuple(entry for entry in owes if entry not in reg.outbox)
+        due_now = {"outbox_state": "pending", "outbox_due_at": now} if owes and not again else {}
         return Change(event, (_is(status), Condition("due_state", "==", DUE_PROVISIONING),
-                              *_unchanged(reg, "due_at", "outbox")), {"due_at": deadline}, owes=again)
+                              *_unchanged(reg, "due_at")), {"due_at": deadline, **due_now}, owes=again)
     if event == PROVISIONED:
         if status not in IN_FLIGHT or duration is None:
             return None

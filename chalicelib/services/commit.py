@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.domain.errors import WodError
 from chalicelib.domain.lifecycle import Rules, decide
 from chalicelib.domain.registration import Applicant
 from chalicelib.domain.values import Registration, Workshop
@@ -36,10 +37,14 @@ def commit(ctx: Context, reg: Registration, event: str, **details: Any) -> Regis
     done = ctx.stores.registrations.apply(reg, change, now)
     if done is None:
         return None
-    if change.owes:
-        outbox.owed(ctx, done)
-    if change.refill:
-        refill(ctx, done.workshop_id)
+    try:  # the change is written: what follows is retried by the outbox and the time checks if it fails now
+        if change.delivers:
+            outbox.owed(ctx, done)
+        if change.refill:
+            refill(ctx, done.workshop_id)
+    except WodError as exc:
+        logger.warning("a change was written; its delivery or the waitlist waits for the next try",
+                       extra={"registration": done.id, "event": event, "error": exc.message})
     return done
 
 

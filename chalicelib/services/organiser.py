@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.domain import reports
-from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.errors import Conflict, NotFound, Unavailable
 from chalicelib.domain.organiser import ORGANISER_ONLY, validate_minutes, validate_workshop_edit
 from chalicelib.domain.registration import (
     ACTIVE,
@@ -44,7 +44,11 @@ def purge_student(ctx: Context, student_id: str) -> str:
             reg = ctx.stores.registrations.get(student.registration_id)
             if reg.status not in (PENDING, PROVISIONING, ACTIVE):
                 return "cleaning"  # already on its way back: the cleanup retries take it from here
-            if seats.fail(ctx, reg, "purged by an organiser", order_action="PURGE") is None:
+            try:
+                failed = seats.fail(ctx, reg, "purged by an organiser", order_action="PURGE")
+            except Unavailable:
+                failed = None  # the write lost a race on the seat: read it again
+            if failed is None:
                 continue  # changed between the read and the write: read it again
             return "purging"
         if ctx.stores.seats.free_orphan(student_id):

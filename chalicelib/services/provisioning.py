@@ -31,7 +31,8 @@ from chalicelib.domain.errors import NotFound, Unavailable, WodError
 from chalicelib.domain.lifecycle import PROGRESS
 from chalicelib.domain.orders import SIGNATURE_HEADER, sign
 from chalicelib.domain.passwords import generate_password, hash_password
-from chalicelib.domain.values import Workshop
+from chalicelib.domain.registration import PROVISIONING
+from chalicelib.domain.values import Registration, Workshop
 from chalicelib.observability import count, logger
 from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
@@ -57,12 +58,10 @@ class ProvisioningTimedOut(WodError):
 
 
 def _progress(ctx: Context, registration_id: str, step: str) -> bool:
-    """Show a provisioning step; False when the registration is no longer being provisioned."""
-    try:
-        reg = ctx.stores.registrations.get(registration_id)
-    except NotFound:
-        return False
-    return commit(ctx, reg, PROGRESS, reason=step) is not None
+    """Show a provisioning step; False when the registration is no longer being provisioned. Not
+    read first (a task's role updates registrations, never reads them): the order says it is in
+    flight, and the write's condition checks that it still is."""
+    return commit(ctx, Registration(registration_id, status=PROVISIONING), PROGRESS, reason=step) is not None
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
-from chalicelib.domain.errors import NotFound, Unavailable
+from chalicelib.domain.errors import NotFound, Unavailable, WodError
 from chalicelib.domain.lifecycle import (
     DUE_ACTIVE,
     DUE_CLEANING,
@@ -92,25 +92,35 @@ def _order(ctx: Context, action: str, attempt: int, workshop: Workshop, student_
     return 1
 
 
+def _step(ctx: Context, reg: Registration) -> str | None:
+    """What the time has come for, done for one due registration; the name it is counted under."""
+    if reg.due_state == DUE_CONFIRMING:  # a hold nobody confirmed: its seat goes to the waitlist
+        return "unconfirmed" if reg.status == UNCONFIRMED and registrations.release_hold(ctx, reg) else None
+    if reg.due_state == DUE_PROVISIONING:
+        return "stuck" if reg.status in (PENDING, PROVISIONING) and seats.fail(ctx, reg, STUCK) else None
+    if reg.due_state == DUE_ACTIVE:
+        if reg.status != ACTIVE or reg.ends_at is None:
+            return None
+        if ctx.clock() >= reg.ends_at:
+            return "expired" if commit(ctx, reg, END) else None
+        return "reminders" if not reg.reminder_sent and commit(ctx, reg, REMIND) else None
+    return "cleanup_retried" if commit(ctx, reg, RETRY_CLEANUP) else None
+
+
 def tick(ctx: Context) -> dict[str, int]:
     counts = dict.fromkeys(("read", "unconfirmed", "stuck", "reminders", "expired", "cleanup_retried", "promoted",
-                            "outbox_retried", "warming", "webhooks"), 0)
-
-    for reg in _due(ctx, DUE_CONFIRMING, counts):  # holds nobody confirmed: seat back (promoted below)
-        if reg.status == UNCONFIRMED and registrations.release_hold(ctx, reg):
-            counts["unconfirmed"] += 1
-    for reg in _due(ctx, DUE_PROVISIONING, counts):
-        if reg.status in (PENDING, PROVISIONING) and seats.fail(ctx, reg, STUCK):
-            counts["stuck"] += 1
-    for reg in _due(ctx, DUE_ACTIVE, counts):
-        if reg.status != ACTIVE or reg.ends_at is None:
-            continue
-        if ctx.clock() >= reg.ends_at:
-            counts["expired"] += commit(ctx, reg, END) is not None
-        elif not reg.reminder_sent:
-            counts["reminders"] += commit(ctx, reg, REMIND) is not None
-    for reg in _due(ctx, DUE_CLEANING, counts):
-        counts["cleanup_retried"] += commit(ctx, reg, RETRY_CLEANUP) is not None
+                            "outbox_retried", "warming", "webhooks", "errors"), 0)
+    for state in (DUE_CONFIRMING, DUE_PROVISIONING, DUE_ACTIVE, DUE_CLEANING):
+        for reg in _due(ctx, state, counts):
+            try:
+                done = _step(ctx, reg)
+            except WodError as exc:  # one registration's trouble (a write that lost a race) waits for the next run
+                counts["errors"] += 1
+                logger.warning("time check left for the next run", extra={"registration": reg.id, "state": state,
+                                                                          "error": exc.message})
+                continue
+            if done:
+                counts[done] += 1
     for workshop_id in ctx.stores.seats.workshops_with_waitlist():
         counts["promoted"] += refill(ctx, workshop_id)
     counts["outbox_retried"] = outbox.deliver_due(ctx)

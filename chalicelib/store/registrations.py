@@ -39,6 +39,7 @@ from chalicelib.domain.lifecycle import (
     REGISTER,
     RETURN,
     RETURN_WARM,
+    TAKE,
     Change,
     Rules,
     decide,
@@ -209,6 +210,7 @@ class Registrations:
         """Write ``change`` to ``reg`` under its conditions, in one transaction with its seat effect
         and the student row; the registration as written, or None when the conditions no longer
         hold (someone changed it first: nothing was written)."""
+        assert change.seat != TAKE, "a seat is taken by claim or promote_next, never by apply"
         condition, actions = _condition(change), _actions(change, now)
         if change.seat == KEEP and not change.student:
             item = self.t.customers(reg.id)
@@ -353,10 +355,11 @@ class Registrations:
             try:
                 waiting = dataclasses.replace(self.get(first.id), student_id=student)
             except NotFound:
+                waiting = None
+            change = decide(waiting, PROMOTE, now, rules) if waiting else None
+            if change is None:  # promoted or gone meanwhile, and the index has not caught up yet
+                _backoff(attempt + 1)
                 continue
-            change = decide(waiting, PROMOTE, now, rules)
-            if change is None:
-                continue  # promoted or gone meanwhile
             try:
                 with TransactWrite(connection=self.t.connection) as tx:
                     tx.update(self.t.customers(first.id), actions=_actions(change, now), condition=_condition(change))

@@ -128,8 +128,9 @@ def test_seats_come_back_with_what_each_ending_owes():
     failed = life.decide(reg(PROVISIONING), life.RELEASE, NOW, RULES, reason="x" * 900)
     assert failed.seat == life.RETURN and failed.refill and len(failed.set["failure"]) == 500
     assert failed.owes == life.FAILED_OUTBOX
-    purged = life.decide(reg(ACTIVE), life.FAIL, NOW, RULES, cleanup="PURGE")
+    purged = life.decide(reg(ACTIVE), life.FAIL, NOW, RULES, cleanup="PURGE", reason="purged by an organiser")
     assert purged.owes[0] == order("PURGE") and purged.student == {"status": "cleaning", "expires_at": NOW}
+    assert purged.set["failure"] == "purged by an organiser"  # shown to the organiser
     assert purged.seat == life.KEEP  # the seat comes back with the cleanup's report
     cleaning = reg(EXPIRING)
     third = life.decide(cleaning, life.FINISH, NOW, RULES, completion=80.0, finished_before=2)
@@ -146,11 +147,16 @@ def test_resets_and_cleanups_number_their_orders():
     assert again.owes == (order("CLEANUP", 2),) and again.set["due_at"] == NOW + RULES.cleanup_retry
 
 
-def test_a_redrive_owes_its_order_once():
-    waiting = reg(PENDING, outbox=(order("CREATE"),))
-    assert life.decide(waiting, life.REDRIVE, NOW, RULES, deadline=NOW, owes=(order("CREATE"),)).owes == ()
-    assert life.decide(reg(PENDING), life.REDRIVE, NOW, RULES, deadline=NOW,
-                       owes=(order("CREATE"),)).owes == (order("CREATE"),)
+def test_a_redrive_owes_its_order_once_and_now():
+    deadline = NOW + timedelta(minutes=10)
+    waiting = reg(PENDING, outbox=(order("CREATE"),), outbox_due_at=NOW + timedelta(minutes=16))  # in backoff
+    again = life.decide(waiting, life.REDRIVE, NOW, RULES, deadline=deadline, owes=(order("CREATE"),))
+    assert again.owes == () and again.set["outbox_due_at"] == NOW and again.delivers
+    assert again.set["due_at"] == deadline and again.applies_to(waiting)
+    fresh = life.decide(reg(PENDING), life.REDRIVE, NOW, RULES, deadline=deadline, owes=(order("CREATE"),))
+    assert fresh.owes == (order("CREATE"),) and fresh.delivers
+    held = life.decide(reg(PENDING), life.REDRIVE, NOW, RULES, deadline=deadline)  # only the deadline moves
+    assert held.set == {"due_at": deadline} and not held.delivers
 
 
 def _calls(path: Path) -> set[str]:
@@ -185,3 +191,5 @@ def test_only_the_commit_step_delivers_a_change_or_promotes():
         calls = _calls(path)
         assert not {c for c in calls if c.endswith("outbox.owed") or c == "owed"}, f"{path} delivers by hand"
         assert not {c for c in calls if c.endswith("promote_next")}, f"{path} promotes by hand"
+        if path.name != "outbox.py":
+            assert not {c for c in calls if c.endswith("outbox.deliver")}, f"{path} delivers by hand"
