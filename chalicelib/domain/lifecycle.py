@@ -281,7 +281,7 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
         return Change(event, (_is(WAITLISTED),), {"status": CANCELLED, **_closed(now)},
                       ("waitlist_workshop", "waitlist_seq"), seat=DROP_GUARD)
     if event == NOTIFY:
-        return Change(event, (), owes=owes) if owes else None
+        return Change(event, (_is(status),), owes=owes) if owes else None  # never writes a deleted item again
     raise ValueError(f"unknown event {event!r}")
 
 
