@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.domain.outbox import Entry, level, mail, order, webhook
+from chalicelib.domain.outbox import OUTBOX_PENDING, Entry, level, mail, order, webhook
 from chalicelib.domain.registration import (
     ACTIVE,
     CANCELLED,
@@ -214,7 +214,7 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
             return None
         # owed again unless the outbox holds it (then it is due now: it may be waiting out a backoff)
         again = tuple(entry for entry in owes if entry not in reg.outbox)
-        due_now = {"outbox_state": "pending", "outbox_due_at": now} if owes and not again else {}
+        due_now = {"outbox_state": OUTBOX_PENDING, "outbox_due_at": now} if owes and not again else {}
         return Change(event, (_is(status), Condition("due_state", "==", DUE_PROVISIONING),
                               *_unchanged(reg, "due_at")), {"due_at": deadline, **due_now}, owes=again)
     if event == PROVISIONED:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 MAIL, ORDER, WEBHOOK = "mail", "order", "webhook"
 MAILS = ("confirm", "already", "welcome", "waitlisted", "promoted", "reminder", "thanks", "apology", "level")
 ORDER_SCOPES = ("all", "password")
+OUTBOX_PENDING = "pending"  # the registration's ``outbox_state`` while something is left to send
 
 
 @dataclass(frozen=True)

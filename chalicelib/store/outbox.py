@@ -18,7 +18,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
 from chalicelib.domain.errors import Unavailable
-from chalicelib.domain.outbox import ORDER, Entry, parse
+from chalicelib.domain.outbox import ORDER, OUTBOX_PENDING, Entry, parse
 from chalicelib.domain.values import Registration
 from chalicelib.observability import logger
 from chalicelib.store import values
@@ -26,7 +26,7 @@ from chalicelib.store.errors import translated
 from chalicelib.store.models import RegistrationModel
 from chalicelib.store.tables import Tables
 
-PENDING = "pending"
+PENDING = OUTBOX_PENDING
 SETTLE_ATTEMPTS = 5
 LOOK_AHEAD = 300  # lease_due reads this many due keys past its batch to find the orders among them
 

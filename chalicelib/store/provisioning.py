@@ -7,10 +7,8 @@ from datetime import datetime
 
 from pynamodb.exceptions import PutError
 
-from chalicelib.domain.values import Student
 from chalicelib.store.errors import translated
 from chalicelib.store.models import NonceModel, StudentModel
-from chalicelib.store.seats import load_student
 from chalicelib.store.tables import Tables
 
 
@@ -28,11 +26,6 @@ class Provisioning:
                 return False
             raise
         return True
-
-    @translated
-    def student(self, student_id: str) -> Student:
-        """NotFound for an unknown id."""
-        return load_student(self.t, student_id)
 
     @translated
     def store_password_hash(self, student_id: str, registration_id: str, password_hash: str, hub_url: str) -> None:

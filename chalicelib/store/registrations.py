@@ -44,6 +44,7 @@ from chalicelib.domain.lifecycle import (
     Rules,
     decide,
 )
+from chalicelib.domain.outbox import OUTBOX_PENDING
 from chalicelib.domain.registration import FINISHED, WAITLISTED, Applicant
 from chalicelib.domain.values import Registration, Workshop
 from chalicelib.store import values
@@ -51,7 +52,7 @@ from chalicelib.store.errors import translated
 from chalicelib.store.limits import Charge, LimitReached, charge, wait_of
 from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel
 from chalicelib.store.outbox import queue_actions
-from chalicelib.store.seats import free_student, load_registration, open_workshop, return_seat
+from chalicelib.store.seats import free_student, get_workshop, open_workshop, return_seat
 from chalicelib.store.tables import Tables
 
 MAX_ATTEMPTS = 40
@@ -163,7 +164,10 @@ class Registrations:
     @translated
     def get(self, registration_id: str) -> Registration:
         """Read consistently; NotFound for an unknown id."""
-        return values.registration(load_registration(self.t, registration_id))
+        try:
+            return values.registration(self.t.customers.get(registration_id, consistent_read=True))
+        except DoesNotExist:
+            raise NotFound("No registration has this id.") from None
 
     @translated
     def due(self, state: str, now: datetime, limit: int = 100) -> list[str]:
@@ -249,7 +253,7 @@ class Registrations:
             new.id, email=applicant.email, email_key=applicant.email_key, first_name=applicant.first_name,
             last_name=applicant.last_name, company=applicant.company, workshop_id=new.workshop_id,
             student_id=new.student_id, created_at=now, waitlist_seq=new.waitlist_seq,
-            outbox=[e.format() for e in change.owes], outbox_state="pending",
+            outbox=[e.format() for e in change.owes], outbox_state=OUTBOX_PENDING,
             # delivered right away (by the creator or the dispatcher); the retry tick looks only later
             outbox_due_at=now + OUTBOX_LEASE)
         for name, value in change.set.items():
@@ -342,7 +346,7 @@ class Registrations:
         """Give a free seat to the oldest waitlisted registration (``decide``'s ``promote``); None when
         nobody waits or no seat is free."""
         for attempt in range(MAX_ATTEMPTS):
-            workshop = values.workshop(self.t.workshops.get(workshop_id, consistent_read=True))
+            workshop = get_workshop(self.t, workshop_id)
             if workshop.seats_free <= 0:
                 return None
             first = next(iter(self.t.customers.waitlist_index.query(workshop_id, limit=1)), None)

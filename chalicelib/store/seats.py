@@ -13,7 +13,7 @@ from chalicelib.domain.errors import NotFound
 from chalicelib.domain.values import Registration, Student, Workshop
 from chalicelib.store import values
 from chalicelib.store.errors import translated
-from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel
+from chalicelib.store.models import EmailClaimModel, StudentModel, WorkshopModel
 from chalicelib.store.tables import Tables
 
 CANDIDATES = 25
@@ -34,14 +34,6 @@ def return_seat(tx: TransactWrite, tables: Tables, reg: Registration, keep_warm:
     tx.update(tables.students(reg.student_id), actions=actions, condition=StudentModel.registration_id == reg.id)
     tx.update(tables.workshops(reg.workshop_id), actions=[WorkshopModel.seats_free.add(1)])
     tx.delete(tables.emails(reg.guard_key), condition=EmailClaimModel.registration_id == reg.id)
-
-
-def load_registration(tables: Tables, registration_id: str) -> RegistrationModel:
-    """The registration's item, read consistently; NotFound for an unknown id."""
-    try:
-        return tables.customers.get(registration_id, consistent_read=True)
-    except DoesNotExist:
-        raise NotFound("No registration has this id.") from None
 
 
 def load_student(tables: Tables, student_id: str) -> Student:
@@ -85,11 +77,6 @@ class Seats:
     @translated
     def get_workshop(self, workshop_id: str) -> Workshop:
         return get_workshop(self.t, workshop_id)
-
-    @translated
-    def open_workshop(self, workshop_id: str) -> Workshop:
-        """The workshop, if it takes registrations; NotFound otherwise."""
-        return open_workshop(self.t, workshop_id)
 
     @translated
     def get_student(self, student_id: str) -> Student:

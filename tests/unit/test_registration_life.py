@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -175,13 +176,19 @@ def _calls(path: Path) -> set[str]:
 
 
 def test_only_the_registrations_store_writes_a_registration_status():
+    """Elsewhere in the store a registration's attributes are written only by the outbox, and only
+    its delivery bookkeeping (``outbox*``)."""
+    written = re.compile(r"RegistrationModel\.(\w+)\.(?:set|remove|add)\(")
     for path in sorted((ROOT / "chalicelib/store").glob("*.py")):
         text = path.read_text()
-        writes = "RegistrationModel.status.set" in text or "customers(" in text and ".save(" in text
-        if path.name != "registrations.py":
-            assert "RegistrationModel.status.set" not in text, f"{path.name} writes a registration's status"
-        else:
-            assert writes
+        if path.name == "registrations.py":
+            assert "getattr(RegistrationModel, name).set(value)" in text  # every change is written here
+            continue
+        assert "RegistrationModel.status.set" not in text, f"{path.name} writes a registration's status"
+        others = {name for name in written.findall(text) if not name.startswith("outbox")}
+        assert others == set(), f"{path.name} writes registration attributes {sorted(others)}"
+        if path.name != "outbox.py":
+            assert not written.findall(text), f"{path.name} writes a registration"
 
 
 def test_only_the_commit_step_delivers_a_change_or_promotes():
