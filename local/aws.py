@@ -3,6 +3,9 @@
 moto's DynamoDB backend is not thread-safe (concurrent TransactWriteItems can
 both win), so DynamoDB requests run one at a time. Only DynamoDB is locked, so
 a Step Functions task that calls back into DynamoDB cannot deadlock on it.
+Someone waits for the web's requests (a registration, a status page), nobody for
+the workers' (mail, time checks): the web's go first (:class:`TurnLock`), as on
+AWS, where their requests would not queue behind each other at all.
 
 ``python -m local aws`` (:func:`main`) is the stack's aws process: this server, the tables,
 state machines and messaging created from ``infra/``, the DynamoDB snapshot on disk (it reads
@@ -20,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -37,6 +41,54 @@ JOURNALED = {"X-Amz-Target": "HTTP_X_AMZ_TARGET", "Authorization": "HTTP_AUTHORI
              "Content-Type": "CONTENT_TYPE"}  # what a journaled request needs to be replayed
 
 
+INTERACTIVE_APP = "wod-web"  # the web process's SDK user agent names it (AWS_SDK_UA_APP_ID)
+BACKGROUND_TURN = 8  # at most this many interactive requests in a row while a background one waits
+
+
+class TurnLock:
+    """One holder at a time; interactive requests before background ones, except that a background
+    request waiting gets every ``BACKGROUND_TURN``-th turn (mail still goes out during a burst).
+    A release hands the lock to the next waiter itself: one thread wakes, not all of them.
+    ``with lock:`` takes a background turn."""
+
+    def __init__(self, background_turn: int = BACKGROUND_TURN):
+        self._mutex = threading.Lock()
+        self._held = False
+        # the turns of the waiting requests: interactive, background
+        self._waiting: tuple[deque[threading.Lock], deque[threading.Lock]] = (deque(), deque())
+        self._streak = 0  # interactive turns in a row while a background request waited
+        self.background_turn = background_turn
+
+    def acquire(self, interactive: bool = False) -> None:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting[0 if interactive else 1].append(turn)
+        turn.acquire()  # released by the holder that hands us the lock
+
+    def release(self) -> None:
+        with self._mutex:
+            interactive, background = self._waiting
+            if background and (not interactive or self._streak >= self.background_turn):
+                self._streak, turn = 0, background.popleft()
+            elif interactive:
+                self._streak, turn = self._streak + 1 if background else 0, interactive.popleft()
+            else:
+                self._held = False
+                return
+        turn.release()
+
+    def __enter__(self) -> TurnLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class SerialisedDynamoDB:
     """WSGI middleware: one DynamoDB request at a time, everything else in parallel; a request
     that changed data is journaled (``journal``, once set: ``local/persistence.py``) before its
@@ -44,7 +96,7 @@ class SerialisedDynamoDB:
 
     def __init__(self, app: Callable):
         self.app = app
-        self.lock = threading.Lock()
+        self.lock = TurnLock()
         self.writes = 0  # requests that may have changed data (for the on-disk snapshot)
         self.journal: Any = None
 
@@ -60,7 +112,9 @@ class SerialisedDynamoDB:
             environ["wsgi.input"] = io.BytesIO(request)
         captured: list = []
         number = 0
-        with self.lock:
+        interactive = f"app/{INTERACTIVE_APP}" in environ.get("HTTP_USER_AGENT", "")
+        self.lock.acquire(interactive)
+        try:
             if writing:
                 self.writes += 1
             result = self.app(environ, lambda status, headers, exc_info=None: captured.extend((status, headers)))
@@ -71,6 +125,8 @@ class SerialisedDynamoDB:
             if writing and self.journal is not None and str(captured[0]).startswith("200"):
                 headers = {name: environ[key] for name, key in JOURNALED.items() if environ.get(key)}
                 number = self.journal.append(headers, request)
+        finally:
+            self.lock.release()
         if number:
             self.journal.sync(number)  # on disk before the client hears it happened
         start_response(*captured[:2])

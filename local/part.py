@@ -94,6 +94,7 @@ def install_context(config: LocalConfig):
 
     get_settings.cache_clear()
     built = bootstrap.build(get_settings(), clock=config.clock(), appliances=appliances_for(config))
+    built.stores.tables.connect()  # before the process serves anyone, not in its first burst
     bootstrap.install(built)
     return built
 

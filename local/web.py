@@ -251,6 +251,9 @@ def main() -> int:
     from local import part
 
     config = part.setup("web")
+    from local.aws import INTERACTIVE_APP
+
+    os.environ["AWS_SDK_UA_APP_ID"] = INTERACTIVE_APP  # someone waits for these: the embedded AWS serves them first
     _port_free(config.host, config.app_port)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     settings = options(config)

@@ -37,6 +37,13 @@ class Tables:
     admin: type[AdminModel]
     connection: Connection  # what transactions run on
 
+    def connect(self) -> None:
+        """Make every table's SDK client now. Made on first use otherwise: the threads of a process
+        serving its first burst would each build them at once (a second of CPU apiece)."""
+        for model in (self.workshops, self.students, self.customers, self.emails, self.nonces, self.admin):
+            model._get_connection().connection.client  # noqa: B018 (the property builds it)
+        self.connection.client  # noqa: B018
+
 
 def _bound(kind: str, base: Any, settings: Settings) -> Any:
     meta = type("Meta", (base.Meta,), {"table_name": settings.table_name(kind), "region": settings.region,
