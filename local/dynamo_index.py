@@ -47,6 +47,12 @@ partition. ``install()`` makes moto do the same without changing one answer:
   write in the transaction and a rollback restores those keys, and the index with them (see
   "transactions" below); a rolled-back transaction's stream records go too.
 
+* **Update expressions parsed once.** moto parses a request's UpdateExpression twice (to
+  validate the names it uses, then to apply it) and every request anew; the parse depends on
+  the expression's text alone and its tree is only read (the applying step works on a deep
+  copy), so each distinct text is parsed once (the SDK writes ``SET #0 = :0``-shaped
+  placeholders: a few hundred shapes in all).
+
 * **When unsure, walk.** A candidate key that is missing from the table, or whose attributes
   do not match, drops the table's index (rebuilt on the next query) and the query walks. A
   window whose edges do not compare as expected walks the partition. A maintenance step that
@@ -72,7 +78,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 log = logging.getLogger("wod.local.dynamo_index")
@@ -831,9 +837,19 @@ class _CopyModule:
 
 # -- install ------------------------------------------------------------------------------------
 
+@lru_cache(maxsize=1024)
+def _parsed_update(expression_str: str) -> Any:
+    return _originals["UpdateExpressionParser.make"](expression_str)
+
+
+def _make_update(expression_str: str) -> Any:
+    return _parsed_update(expression_str)
+
+
 def _targets() -> dict[str, tuple[Any, str, Callable]]:
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import SecondaryIndex, Table
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
     from moto.dynamodb.responses import DynamoHandler
 
     return {"DynamoHandler.query": (DynamoHandler, "query", _handler_query),
@@ -842,7 +858,8 @@ def _targets() -> dict[str, tuple[Any, str, Callable]]:
             "Table.query": (Table, "query", _query), "Table.all_items": (Table, "all_items", _all_items),
             "Table.put_item": (Table, "put_item", _put_item), "Table.delete_item": (Table, "delete_item", _delete_item),
             "DynamoDBBackend.update_item": (DynamoDBBackend, "update_item", _update_item),
-            "DynamoDBBackend.transact_write_items": (DynamoDBBackend, "transact_write_items", _transact_write_items)}
+            "DynamoDBBackend.transact_write_items": (DynamoDBBackend, "transact_write_items", _transact_write_items),
+            "UpdateExpressionParser.make": (UpdateExpressionParser, "make", _make_update)}
 
 
 EXPECTED_PARAMETERS = {
@@ -862,6 +879,7 @@ EXPECTED_PARAMETERS = {
                                     "expression_attribute_values", "attribute_updates", "expected",
                                     "condition_expression", "return_values_on_condition_check_failure"],
     "DynamoDBBackend.transact_write_items": ["self", "transact_items"],
+    "UpdateExpressionParser.make": ["expression_str"],
 }
 
 
@@ -918,6 +936,7 @@ def uninstall() -> None:
         owner, attr, _ = targets[name]
         setattr(owner, attr, original)
     _originals.clear()
+    _parsed_update.cache_clear()
     models_module.copy = copy
     table_module.copy = copy
     _state["epoch"] += 1

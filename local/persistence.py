@@ -18,12 +18,18 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("wod.local.persistence")
-SAVE_EVERY_SECONDS = 1.0
+# Every write is in the journal before it is answered; a snapshot only bounds what a restart
+# replays. It copies every item under the DynamoDB lock, so it is taken once the journal holds
+# SAVE_AFTER_WRITES writes, or SAVE_AFTER_SECONDS after a write, not at each second of a burst.
+SAVE_CHECK_SECONDS = 1.0
+SAVE_AFTER_SECONDS = 5.0
+SAVE_AFTER_WRITES = 2000
 GENERATION_KEY = "wod:journal"  # in the snapshot: the first journal generation it does not hold (":" is
 #                                 not allowed in a table name, so no table can be called that)
 REPLAYED_HEADERS = ("X-Amz-Target", "Authorization", "Content-Type")
@@ -189,10 +195,13 @@ class DynamoSnapshot:
         return done
 
     def _loop(self) -> None:
-        while not self.stopping.wait(SAVE_EVERY_SECONDS):
-            if self.aws.app.writes != self.saved_writes:
+        saved_at = time.monotonic()
+        while not self.stopping.wait(SAVE_CHECK_SECONDS):
+            unsaved = self.aws.app.writes - max(self.saved_writes, 0)
+            if unsaved and (unsaved >= SAVE_AFTER_WRITES or time.monotonic() - saved_at >= SAVE_AFTER_SECONDS):
                 try:
                     self.save()
+                    saved_at = time.monotonic()
                 except Exception:
                     log.exception("snapshot failed; retrying in a second")
 

@@ -97,6 +97,20 @@ def kill_platform(stack) -> dict[int, tuple[str, str]]:
     return tree
 
 
+def in_provisioning(data: dict) -> list[dict]:
+    return [item for table, items in data.items() if table.endswith("customers") for item in items
+            if item.get("due_state", {}).get("S") == "provisioning"]
+
+
+def wait_for_the_snapshot(state_dir: Path, timeout: float = 60) -> None:
+    """Until the snapshot on disk holds a registration in provisioning (one is taken seconds after
+    a write): the test moves its deadline there."""
+    deadline = time.monotonic() + timeout
+    while not in_provisioning(json.loads((state_dir / "dynamodb.json").read_text())):
+        assert time.monotonic() < deadline, "no snapshot holds a registration in provisioning"
+        time.sleep(0.5)
+
+
 def backdate_deadlines(state_dir: Path) -> list[str]:
     """As if the machine had stayed down past every stuck deadline: the restarted stack's first
     time check would fail them all, unless recovery holds them first. Returns the registrations
@@ -105,11 +119,9 @@ def backdate_deadlines(state_dir: Path) -> list[str]:
     data = json.loads(path.read_text())
     past = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
     moved = []
-    for table, items in data.items():
-        for item in items if table.endswith("customers") else ():
-            if item.get("due_state", {}).get("S") == "provisioning":
-                item["due_at"] = {"S": past}
-                moved.append(item["id"]["S"])
+    for item in in_provisioning(data):
+        item["due_at"] = {"S": past}
+        moved.append(item["id"]["S"])
     path.write_text(json.dumps(data))
     return moved
 
@@ -138,6 +150,7 @@ def test_sigkill_mid_provisioning_keeps_every_seat_and_leaves_no_process(tmp_pat
         assert [c["status"] in seated for c in created] == [True] * 3 + [False]
         assert created[3]["status"] == "waitlisted"
         wait_for_a_server(first)  # every write is in the journal before its answer: kill at once
+        wait_for_the_snapshot(tmp_path / "state")  # what the restart replays the journal on
         left = kill_platform(first)
         assert any("jupyterhub-singleuser" in line for _, line in left.values()), left
         in_flight = backdate_deadlines(tmp_path / "state")
