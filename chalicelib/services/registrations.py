@@ -163,23 +163,31 @@ DOMAIN_SHARE_PER_CLIENT = 2
 
 
 def _limit(ctx: Context, client: str | None) -> None:
-    """Per client address, per minute (wall time): one conditional write; RateLimited beyond. A
-    venue's address (``WOD_VENUE_NETWORKS``) has the venue's limit. A limit of 0 turns every rate
-    limit off (a load benchmark from one machine, for one domain)."""
+    """Per client address, per minute (wall time), for a request the claim did not count (the
+    address already registered): one conditional write; RateLimited beyond."""
+    counted = _client_charge(ctx, client, time.time())
+    if counted is not None:
+        wait = ctx.stores.limits.hit(counted.scope, counted.value, counted.limit, counted.at)
+        if wait is not None:
+            raise _from_network(wait)
+
+
+def _client_charge(ctx: Context, client: str | None, now: float) -> Charge | None:
+    """The client address's registrations per minute; a venue's address (``WOD_VENUE_NETWORKS``)
+    has the venue's limit. A limit of 0 turns every rate limit off (a load benchmark from one
+    machine, for one domain)."""
     if ctx.settings.rate_limit_per_minute <= 0 or not client:
-        return
+        return None
     venue = in_venue(client, ctx.settings.venue_networks)
     limit = ctx.settings.venue_rate_limit_per_minute if venue else ctx.settings.rate_limit_per_minute
-    wait = ctx.stores.limits.hit("client", client_key(client), limit, time.time())
-    if wait is not None:
-        observability.count("RateLimited")
-        raise RateLimited(f"Too many registrations from your network right now; please try again in {wait} seconds.",
-                          wait)
+    return Charge("client", client_key(client), limit, 60, now)
 
 
 def _charges(ctx: Context, client: str | None, applicant: Applicant, window: timedelta | None) -> list[Charge]:
     """What the claim counts in its own transaction (nothing if it does not commit):
 
+    - the client address's registrations per minute (:func:`_client_charge`), first: past it, the
+      answer says so whatever else is reached;
     - a hold owes its confirmation email: one of the mailbox's ``mailbox_mails_per_day`` mails;
     - at most ``WOD_HOLDS_PER_CLIENT`` holds per client address per confirmation window (a
       venue's: ``WOD_VENUE_HOLDS``): holds are claimed before anyone reads the mailbox, so without
@@ -188,7 +196,10 @@ def _charges(ctx: Context, client: str | None, applicant: Applicant, window: tim
       participants, often of one company, are not held to it.
     """
     now = time.time()
-    charges = [Charge("mailbox", applicant.email_key, ctx.settings.mailbox_mails_per_day, 86400, now)] if window else []
+    per_client = _client_charge(ctx, client, now)
+    charges = [per_client] if per_client else []
+    if window:
+        charges.append(Charge("mailbox", applicant.email_key, ctx.settings.mailbox_mails_per_day, 86400, now))
     if ctx.settings.rate_limit_per_minute <= 0:
         return charges
     venue = bool(client) and in_venue(client or "", ctx.settings.venue_networks)
@@ -202,6 +213,12 @@ def _charges(ctx: Context, client: str | None, applicant: Applicant, window: tim
 
 def _domain(applicant: Applicant) -> str:
     return applicant.email.rsplit("@", 1)[-1].lower()
+
+
+def _from_network(wait: int) -> RateLimited:
+    observability.count("RateLimited")
+    return RateLimited(f"Too many registrations from your network right now; please try again in {wait} seconds.",
+                       wait)
 
 
 def _refused(ctx: Context, client: str | None, applicant: Applicant, reached: LimitReached) -> RateLimited | None:
@@ -220,9 +237,7 @@ def _refused(ctx: Context, client: str | None, applicant: Applicant, reached: Li
         observability.count("RateLimited")
         return RateLimited(f"Too many registrations for addresses at {domain} right now; please try again in "
                            f"{share} seconds.", share)
-    observability.count("RateLimited")
-    return RateLimited(f"Too many registrations from your network right now; please try again in {reached.wait} "
-                       "seconds.", reached.wait)
+    return _from_network(reached.wait)
 
 
 def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | None = None) -> dict[str, Any] | None:
@@ -245,7 +260,6 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
     applicant = validate_applicant(data, ctx.settings.deny_domains)
     now = ctx.clock()
     opened = _open_workshop(ctx, workshop_id)  # an invalid body or an unknown workshop is charged nothing
-    _limit(ctx, client)
     window = confirm_window(ctx.settings.confirm_minutes, opened.confirm)
     charges = _charges(ctx, client, applicant, window)
     registration_id = new_registration_id()
@@ -254,7 +268,8 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
             reg, found, position = claim(ctx, applicant, workshop_id, registration_id, opened,
                                          now + window if window else None, charges)
             break
-        except EmailTaken as taken:  # nothing was charged: the "already registered" email counts itself
+        except EmailTaken as taken:  # nothing was charged: the client's request and the email count themselves
+            _limit(ctx, client)
             held = _already(ctx, taken, applicant, workshop_id, now)
             return registration_view(ctx, held, opened) if held else None
         except LimitReached as reached:
@@ -264,6 +279,8 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
             if reached.scope != "domain":
                 return None  # the mailbox had its mails of the day: no hold, nothing sent
             charges = [c for c in charges if c.scope != "domain"]  # within this client's share of the domain
+    if found is not opened:
+        ctx.stores.recent.saw(found)  # read again: the full workshop's next claims go to its waitlist at once
     observability.count("Held" if reg.status == UNCONFIRMED else
                         "Waitlisted" if reg.status == WAITLISTED else "Registrations")
     observability.gauge("SeatsFree", found.seats_free, workshop=found.id)

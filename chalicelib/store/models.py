@@ -54,7 +54,7 @@ class WorkshopModel(Model):
     confirm = BooleanAttribute(null=True)  # False: registrations need no email confirmation
     seats_total = NumberAttribute(default=0)
     seats_free = NumberAttribute(default=0)
-    waitlist_seq = NumberAttribute(default=0)
+    waitlist_seq = NumberAttribute(default=0)  # waitlist places this workshop has given (a claim adds one)
     # what an organiser changed on the dashboard ({"active", "duration_minutes", "capacity"}):
     # a catalog sync keeps these instead of the folder's values
     overrides = JSONAttribute(null=True)
@@ -174,7 +174,7 @@ class RegistrationModel(Model):
     extensions_used = NumberAttribute(default=0)
     completion = NumberAttribute(null=True)
     waitlist_workshop = UnicodeAttribute(null=True)
-    waitlist_seq = NumberAttribute(null=True)
+    waitlist_seq = NumberAttribute(null=True)  # a waitlist place: orders the waitlist (registrations.place_number)
     outbox = ListAttribute(of=UnicodeAttribute, null=True)
     outbox_state = UnicodeAttribute(null=True)
     outbox_due_at = UTCDateTimeAttribute(null=True)

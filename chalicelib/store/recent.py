@@ -34,6 +34,13 @@ class RecentWorkshops:
             raise NotFound(f"There is no workshop called {workshop_id}.")
         return found
 
+    def saw(self, workshop: Workshop) -> None:
+        """A fresher read of a workshop (a claim that read it again): the next claims start from
+        it rather than from what the snapshot held, until the next scan."""
+        with self._lock:
+            if workshop.id in self._by_id:
+                self._by_id = {**self._by_id, workshop.id: workshop}
+
     def _snapshot(self) -> dict[str, Workshop]:
         with self._lock:  # one scan at a time; the others wait for it rather than scan too
             if time.monotonic() - self._read_at >= self.seconds:

@@ -62,7 +62,8 @@ def free_student(tables: Tables, workshop: Workshop) -> str | None:
     """A random free student; a warm one (server already running) when the workshop keeps a pool
     or warms for an expected turnout."""
     if int(workshop.warm_pool or 0) > 0 or int(workshop.expected or 0) > 0:
-        warm = list(tables.students.free_index.query(workshop.id, filter_condition=StudentModel.warm.is_in(True)))
+        warm = list(tables.students.free_index.query(workshop.id, filter_condition=StudentModel.warm.is_in(True),
+                                                     limit=CANDIDATES))
         if warm:
             return random.choice(warm).id
     free = list(tables.students.free_index.query(workshop.id, limit=CANDIDATES))
