@@ -17,7 +17,7 @@ from typing import Any
 
 from chalicelib.adapters import render
 from chalicelib.adapters.mail import MailThrottled
-from chalicelib.domain.errors import Unavailable, WodError
+from chalicelib.domain.errors import NotFound, Unavailable, WodError
 from chalicelib.domain.mail import Email
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
 from chalicelib.domain.outbox import MAIL, ORDER, WEBHOOK, Entry, mail, webhook
@@ -27,6 +27,7 @@ from chalicelib.services import links, pacing, webhooks
 from chalicelib.services.context import Context
 
 MAX_BACKOFF_STEPS = 6
+DISPATCH_WAIT_SECONDS = 20.0  # how long one batch of the dispatcher waits for the mail rate (the Lambda has 60 s)
 DRAIN_SECONDS = 30.0  # how long one run of the time checks goes on sending a backlog (the Lambda has 60 s)
 # A webhook event that announces an email waits until that email has gone.
 ANNOUNCES = {webhook("reminder_sent"): mail("reminder")}
@@ -99,6 +100,14 @@ def _send(ctx: Context, entry: Entry, reg: Registration, workshop: Workshop | No
         pacing.send(ctx, participant_email(ctx, entry.action, reg, workshop, entry.attempt, position), urgent=False)
 
 
+def _workshop(ctx: Context, workshop_id: str) -> Workshop:
+    """The workshop as the pages show it (read a moment ago), or from the table when it is newer."""
+    try:
+        return ctx.stores.recent.get(workshop_id)
+    except NotFound:
+        return ctx.stores.seats.get_workshop(workshop_id)
+
+
 def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = None,
             leased: bool = False, position: int | None = None) -> list[Entry]:
     """Send every outbox entry of ``reg``; return what is left for a later try.
@@ -123,7 +132,7 @@ def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = 
         return entries
     error, sent = None, []
     try:
-        workshop = workshop or ctx.stores.seats.get_workshop(reg.workshop_id)
+        workshop = workshop or _workshop(ctx, reg.workshop_id)
     except WodError as exc:
         workshop, error = None, exc.message
     for entry in entries:
@@ -166,9 +175,11 @@ def dispatch(ctx: Context, records: Iterable[dict[str, Any]]) -> int:
     """The dispatcher: deliver what each registration written in ``records`` (stream records, the
     oldest first) owes now, those owing an order first; return how many were delivered. A record
     whose outbox someone else holds, or that waits for its retry time, is left to them; the time
-    checks (:func:`deliver_due`) deliver whatever a lost record left behind. Entries left due at
-    once (mail deferred for the rate) are retried in the next window of the mail budget: their
-    settle is itself a record, which would otherwise be retried as fast as the stream is read."""
+    checks (:func:`deliver_due`) deliver whatever a lost record left behind. Participant mail that
+    this second's budget has no room for waits for the next window (for ``DISPATCH_WAIT_SECONDS``
+    a batch at most). Entries left due at once (mail deferred for the rate) are retried in the
+    next window of the mail budget: their settle is itself a record, which would otherwise be
+    retried as fast as the stream is read."""
     now = ctx.clock()
     owing: dict[str, tuple[Registration, bool]] = {}
     for record in records:
@@ -179,7 +190,11 @@ def dispatch(ctx: Context, records: Iterable[dict[str, Any]]) -> int:
             owing.pop(record["dynamodb"]["Keys"]["id"]["S"])  # a later write: someone took it meanwhile
     fresh = [reg for reg, added in owing.values() if added]
     retries = [reg for reg, added in owing.values() if not added]
+    pacer, started = ctx.pacer, ctx.pacer.now()
     for reg in sorted(fresh, key=lambda reg: not owes_order(reg)):
+        if (not owes_order(reg) and pacer.spent(pacer.budget(), urgent=False)
+                and pacer.now() - started < DISPATCH_WAIT_SECONDS):
+            pacer.wait_next_window(pacer.budget())  # rather than lease, try and settle it in vain
         deliver(ctx, reg)
     if retries:
         ctx.pacer.wait_next_window(ctx.pacer.budget())

@@ -42,6 +42,7 @@ class Pacer:
         self._paused_until = 0.0
         self.waits = 0  # emails this process left for later because of the rate (the outbox drain reads it)
         self._lock = threading.Lock()
+        self._spent: dict[bool, int] = {}  # urgent? -> the last window found with no token left for it
 
     def budget(self) -> Budget:
         return budget(self.rate(), self.share)
@@ -61,14 +62,26 @@ class Pacer:
     def wait_next_window(self, plan: Budget) -> None:
         self.sleep(max(0.0, plan.next_start(self.now()) - self.now()))
 
+    def spent(self, plan: Budget, urgent: bool) -> bool:
+        """Whether this process found the current window with no token left for such mail."""
+        return self._spent.get(urgent) == plan.start(self.now())
+
     def take(self, ctx: Context, plan: Budget, urgent: bool) -> bool:
-        """One token of the current window; when the store cannot be reached the email goes
-        anyway (the mail service's own refusal still paces it)."""
+        """One token of the current window (none asked for once this process found it spent);
+        when the store cannot be reached the email goes anyway (the mail service's own refusal
+        still paces it)."""
+        window = plan.start(self.now())
+        if self._spent.get(urgent) == window:
+            return False
         try:
-            return ctx.stores.limits.spend(SCOPE, plan.start(self.now()), plan.limit(urgent))
+            given = ctx.stores.limits.spend(SCOPE, window, plan.limit(urgent))
         except Unavailable as exc:
             logger.warning("mail budget not read; sending unpaced", extra={"error": exc.message})
             return True
+        for kind in (False, True):
+            if not given or given >= plan.limit(kind):
+                self._spent[kind] = max(window, self._spent.get(kind, window))
+        return given > 0
 
 
 def constant(rate: float) -> Callable[[], float]:

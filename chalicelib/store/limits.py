@@ -85,22 +85,24 @@ class Limits:
         return max(1, start + window - int(now)) if (item.hits or 0) >= limit else None
 
     @translated
-    def spend(self, scope: str, window: int, limit: int) -> bool:
-        """Take one of ``limit`` tokens of ``window`` (its first second) in ``scope``; False when
-        they are all taken. One conditional update while the window is open, two to open it; the
-        ring's items are reused, so the table never grows (the embedded store has no TTL)."""
+    def spend(self, scope: str, window: int, limit: int) -> int:
+        """Take one of ``limit`` tokens of ``window`` (its first second) in ``scope``: how many the
+        window has given now, this one counted (0 when they are all taken). One conditional update
+        while the window is open, two to open it; the ring's items are reused, so the table never
+        grows (the embedded store has no TTL)."""
         if limit <= 0:
-            return False
+            return 0
         item = self.t.nonces(f"pace:{scope}:{window % PACE_SLOTS}")
         count = [NonceModel.hits.add(1)]
         within = (NonceModel.window == window) & (NonceModel.hits < limit)
         if self._update(item, count, within):
-            return True
-        opened = self._update(item, [NonceModel.window.set(window), NonceModel.hits.set(1),
-                                     NonceModel.expires.set(window + 3600)],
-                              NonceModel.window.does_not_exist() | (NonceModel.window < window))
+            return int(item.hits or 0)
+        if self._update(item, [NonceModel.window.set(window), NonceModel.hits.set(1),
+                               NonceModel.expires.set(window + 3600)],
+                        NonceModel.window.does_not_exist() | (NonceModel.window < window)):
+            return 1
         # someone else opened it meanwhile: count in it if there is room
-        return opened or self._update(item, count, within)
+        return int(item.hits or 0) if self._update(item, count, within) else 0
 
     @staticmethod
     def _update(item: NonceModel, actions: list, condition: Any) -> bool:
