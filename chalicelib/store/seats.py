@@ -4,6 +4,7 @@ transaction that closes its registration, a lost student freed). Registrations a
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.expressions.update import Action
@@ -13,7 +14,7 @@ from chalicelib.domain.errors import NotFound
 from chalicelib.domain.values import Registration, Student, Workshop
 from chalicelib.store import values
 from chalicelib.store.errors import translated
-from chalicelib.store.models import EmailClaimModel, StudentModel, WorkshopModel
+from chalicelib.store.models import EmailClaimModel, FreeStudentIndex, StudentModel, WorkshopModel
 from chalicelib.store.tables import Tables
 
 CANDIDATES = 25
@@ -60,15 +61,26 @@ def open_workshop(tables: Tables, workshop_id: str) -> Workshop:
 
 def free_student(tables: Tables, workshop: Workshop) -> str | None:
     """A random free student; a warm one (server already running) when the workshop keeps a pool
-    or warms for an expected turnout."""
+    or warms for an expected turnout. Read from a random point of the free index on (then from
+    its start), so that claims made at the same moment mostly pick different students."""
+    number = random.randint(workshop.student_from, max(workshop.student_from, workshop.student_to))
+    pivot = f"{workshop.student_prefix}{number}"
     if int(workshop.warm_pool or 0) > 0 or int(workshop.expected or 0) > 0:
-        warm = list(tables.students.free_index.query(workshop.id, filter_condition=StudentModel.warm.is_in(True),
-                                                     limit=CANDIDATES))
+        warm = _from(tables, workshop.id, pivot, StudentModel.warm.is_in(True))
         if warm:
             return random.choice(warm).id
-    free = list(tables.students.free_index.query(workshop.id, limit=CANDIDATES))
+    free = _from(tables, workshop.id, pivot)
     settled = [s for s in free if not s.warming_since]  # a student being warmed is taken last
     return random.choice(settled or free).id if free else None
+
+
+def _from(tables: Tables, workshop_id: str, pivot: str, only: Any = None) -> list[StudentModel]:
+    """Up to ``CANDIDATES`` free students from ``pivot`` on; from the index's start when none is."""
+    index = tables.students.free_index
+    found = list(index.query(workshop_id, range_key_condition=FreeStudentIndex.id >= pivot, filter_condition=only,
+                             limit=CANDIDATES))
+    return found or list(index.query(workshop_id, range_key_condition=FreeStudentIndex.id < pivot,
+                                     filter_condition=only, limit=CANDIDATES))
 
 
 class Seats:
