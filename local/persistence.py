@@ -28,7 +28,7 @@ log = logging.getLogger("wod.local.persistence")
 # replays. It copies every item under the DynamoDB lock, so it is taken once the journal holds
 # SAVE_AFTER_WRITES writes, or SAVE_AFTER_SECONDS after a write, not at each second of a burst.
 SAVE_CHECK_SECONDS = 1.0
-SAVE_AFTER_SECONDS = 5.0
+SAVE_AFTER_SECONDS = float(os.environ.get("WOD_SNAPSHOT_SECONDS") or 5.0)
 SAVE_AFTER_WRITES = 2000
 GENERATION_KEY = "wod:journal"  # in the snapshot: the first journal generation it does not hold (":" is
 #                                 not allowed in a table name, so no table can be called that)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import email
 import uuid
+from collections import Counter
 from email import policy
 from pathlib import Path
 
@@ -140,3 +141,19 @@ def ses_sent() -> list[email.message.EmailMessage]:
 
     backend = ses_backends[DEFAULT_ACCOUNT_ID][tests.environment.REGION]
     return [email.message_from_string(m.raw_data, policy=policy.default) for m in backend.sent_messages]
+
+
+@pytest.fixture
+def counted(monkeypatch) -> Counter[str]:
+    """Every DynamoDB request the platform makes from now on, by operation."""
+    from pynamodb.connection.base import Connection
+
+    calls: Counter[str] = Counter()
+    real = Connection._make_api_call
+
+    def counting(self, operation_name, *args, **kwargs):
+        calls[operation_name] += 1
+        return real(self, operation_name, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "_make_api_call", counting)
+    return calls

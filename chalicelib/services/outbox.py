@@ -27,7 +27,7 @@ from chalicelib.services import links, pacing, webhooks
 from chalicelib.services.context import Context
 
 MAX_BACKOFF_STEPS = 6
-DISPATCH_WAIT_SECONDS = 20.0  # how long one batch of the dispatcher waits for the mail rate (the Lambda has 60 s)
+DISPATCH_WAIT_SECONDS = 3.0  # how long a batch of the dispatcher waits for the mail rate (the next batch waits too)
 DRAIN_SECONDS = 30.0  # how long one run of the time checks goes on sending a backlog (the Lambda has 60 s)
 # A webhook event that announces an email waits until that email has gone.
 ANNOUNCES = {webhook("reminder_sent"): mail("reminder")}
@@ -101,7 +101,8 @@ def _send(ctx: Context, entry: Entry, reg: Registration, workshop: Workshop | No
 
 
 def _workshop(ctx: Context, workshop_id: str) -> Workshop:
-    """The workshop as the pages show it (read a moment ago), or from the table when it is newer."""
+    """The workshop as the pages show it (read a few seconds ago), or from the table when the
+    snapshot does not have it yet."""
     try:
         return ctx.stores.recent.get(workshop_id)
     except NotFound:
@@ -176,8 +177,8 @@ def dispatch(ctx: Context, records: Iterable[dict[str, Any]]) -> int:
     oldest first) owes now, those owing an order first; return how many were delivered. A record
     whose outbox someone else holds, or that waits for its retry time, is left to them; the time
     checks (:func:`deliver_due`) deliver whatever a lost record left behind. Participant mail that
-    this second's budget has no room for waits for the next window (for ``DISPATCH_WAIT_SECONDS``
-    a batch at most). Entries left due at once (mail deferred for the rate) are retried in the
+    this second's budget has no room for waits for the next window when it starts within
+    ``DISPATCH_WAIT_SECONDS`` of the batch. Entries left due at once (mail deferred for the rate) are retried in the
     next window of the mail budget: their settle is itself a record, which would otherwise be
     retried as fast as the stream is read."""
     now = ctx.clock()
@@ -190,11 +191,12 @@ def dispatch(ctx: Context, records: Iterable[dict[str, Any]]) -> int:
             owing.pop(record["dynamodb"]["Keys"]["id"]["S"])  # a later write: someone took it meanwhile
     fresh = [reg for reg, added in owing.values() if added]
     retries = [reg for reg, added in owing.values() if not added]
-    pacer, started = ctx.pacer, ctx.pacer.now()
+    pacer = ctx.pacer
+    wait_until = pacer.now() + DISPATCH_WAIT_SECONDS
     for reg in sorted(fresh, key=lambda reg: not owes_order(reg)):
-        if (not owes_order(reg) and pacer.spent(pacer.budget(), urgent=False)
-                and pacer.now() - started < DISPATCH_WAIT_SECONDS):
-            pacer.wait_next_window(pacer.budget())  # rather than lease, try and settle it in vain
+        plan = pacer.budget()
+        if not owes_order(reg) and pacer.spent(plan, urgent=False) and plan.next_start(pacer.now()) <= wait_until:
+            pacer.wait_next_window(plan)  # rather than lease, try and settle it in vain
         deliver(ctx, reg)
     if retries:
         ctx.pacer.wait_next_window(ctx.pacer.budget())

@@ -78,8 +78,8 @@ class Pacer:
         except Unavailable as exc:
             logger.warning("mail budget not read; sending unpaced", extra={"error": exc.message})
             return True
-        for kind in (False, True):
-            if not given or given >= plan.limit(kind):
+        for kind in (False, True):  # bulk mail's share is part of the whole
+            if given >= plan.limit(kind) or (not given and (urgent or not kind)):
                 self._spent[kind] = max(window, self._spent.get(kind, window))
         return given > 0
 

@@ -6,13 +6,14 @@ an address that already has a live registration (which gets a short email with i
 Nobody learns from the answer whether an address is registered."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from chalicelib import observability
-from chalicelib.domain.errors import HoldExpired, InvalidInput, NotFound, RateLimited
+from chalicelib.domain.errors import HoldExpired, InvalidInput, NotFound, RateLimited, Unavailable
 from chalicelib.domain.lifecycle import ALREADY_OUTBOX, CONFIRM, HOLD_EXPIRED, NOTIFY
 from chalicelib.domain.registration import (
     ACTIVE,
@@ -274,13 +275,19 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
             return registration_view(ctx, held, opened) if held else None
         except LimitReached as reached:
             refusal = _refused(ctx, client, applicant, reached)
+            if refusal is None and reached.scope == "domain":
+                charges = [c for c in charges if c.scope != "domain"]  # within this client's share of the domain
+                continue
+            if reached.scope != "client":
+                _limit(ctx, client)  # a refused claim counted nothing: the client's request counts here
             if refusal is not None:
                 raise refusal from None
-            if reached.scope != "domain":
-                return None  # the mailbox had its mails of the day: no hold, nothing sent
-            charges = [c for c in charges if c.scope != "domain"]  # within this client's share of the domain
-    if found is not opened:
-        ctx.stores.recent.saw(found)  # read again: the full workshop's next claims go to its waitlist at once
+            return None  # the mailbox had its mails of the day: no hold, nothing sent
+        except Unavailable:
+            _limit(ctx, client)
+            raise
+    if found is not opened:  # read again: the next claims start from it (a full workshop: its waitlist)
+        ctx.stores.recent.saw(dataclasses.replace(found, seats_free=found.seats_free - 1) if reg.student_id else found)
     observability.count("Held" if reg.status == UNCONFIRMED else
                         "Waitlisted" if reg.status == WAITLISTED else "Registrations")
     observability.gauge("SeatsFree", found.seats_free, workshop=found.id)

@@ -21,6 +21,7 @@ import functools
 import operator
 import os
 import random
+import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -121,16 +122,20 @@ def _transaction(tables: Tables, claim_index: int, charges: Sequence[Charge]) ->
 
 _places = threading.Lock()
 _last_place = 0
+_salt: tuple[int, int] = (0, 0)  # (process id, a random number of that process)
 
 
 def place_number() -> int:
     """A new waitlist place's number, which orders the waitlist: the wall time in microseconds
-    (increasing within this process even when the clock is not), then this process's id modulo
-    1000, so that two processes never give the same number. No request to the store."""
-    global _last_place
+    (increasing within this process even when the clock is not), then three random digits drawn
+    once per process, so that two processes (two Lambda sandboxes have the same process id) give
+    the same number only by a 1-in-1000 chance within the same microsecond. No request to the store."""
+    global _last_place, _salt
     with _places:
+        if _salt[0] != os.getpid():  # a forked worker draws its own
+            _salt = (os.getpid(), secrets.randbelow(1000))
         _last_place = max(_last_place + 1, int(time.time() * 1_000_000))
-        return _last_place * 1000 + os.getpid() % 1000
+        return _last_place * 1000 + _salt[1]
 
 
 def _backoff(attempt: int) -> None:

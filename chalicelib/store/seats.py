@@ -75,12 +75,14 @@ def free_student(tables: Tables, workshop: Workshop) -> str | None:
 
 
 def _from(tables: Tables, workshop_id: str, pivot: str, only: Any = None) -> list[StudentModel]:
-    """Up to ``CANDIDATES`` free students from ``pivot`` on; from the index's start when none is."""
-    index = tables.students.free_index
-    found = list(index.query(workshop_id, range_key_condition=FreeStudentIndex.id >= pivot, filter_condition=only,
-                             limit=CANDIDATES))
-    return found or list(index.query(workshop_id, range_key_condition=FreeStudentIndex.id < pivot,
-                                     filter_condition=only, limit=CANDIDATES))
+    """The free students ``only`` keeps among the next ``CANDIDATES`` of the index from ``pivot``
+    on (from its start when there are none): one page, one request, however few it keeps."""
+    def page(condition: Any) -> list[StudentModel]:
+        found = tables.students.free_index.query(workshop_id, range_key_condition=condition, filter_condition=only,
+                                                 page_size=CANDIDATES)
+        return [StudentModel.from_raw_data(item) for item in next(found.page_iter).get("Items", [])]
+
+    return page(FreeStudentIndex.id >= pivot) or page(FreeStudentIndex.id < pivot)
 
 
 class Seats:

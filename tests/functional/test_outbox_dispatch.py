@@ -95,22 +95,6 @@ def test_a_failed_delivery_waits_for_its_retry_time_not_for_the_next_record(plat
     assert len(recording.sent) == 1
 
 
-@pytest.fixture
-def counted(monkeypatch) -> Counter[str]:
-    """Every DynamoDB request the platform makes from now on, by operation."""
-    from pynamodb.connection.base import Connection
-
-    calls: Counter[str] = Counter()
-    real = Connection._make_api_call
-
-    def counting(self, operation_name, *args, **kwargs):
-        calls[operation_name] += 1
-        return real(self, operation_name, *args, **kwargs)
-
-    monkeypatch.setattr(Connection, "_make_api_call", counting)
-    return calls
-
-
 @pytest.mark.parametrize("limits", [False, True], ids=["limits-off", "limits-on"])
 def test_a_registration_makes_two_dynamodb_requests_and_a_confirmation_two(platform, streamed, counted, limits):
     """The request path only claims: the workshop comes from the recent snapshot, a free student is
@@ -136,7 +120,6 @@ def test_a_registration_makes_two_dynamodb_requests_and_a_confirmation_two(platf
 def test_a_batch_waits_for_the_next_window_instead_of_trying_what_the_rate_cannot_send(platform, streamed, counted):
     """Once this second's share for participant mail is spent, the dispatcher waits for the next
     one before taking the next registration's outbox: no lease, token and settle spent in vain."""
-    from collections import Counter
 
     from tests.mailtools import throttled_mail
 

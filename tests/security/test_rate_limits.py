@@ -134,6 +134,26 @@ def test_one_client_holds_few_unconfirmed_seats_however_long_it_keeps_registerin
     registrations.register(platform, body(1, "someone.example"), client="198.51.100.1")  # others still can
 
 
+def test_requests_refused_for_another_limit_still_count_for_the_client(platform, limited, monkeypatch, counted):
+    """A claim refused by the holds or the mailbox limit commits nothing, its count of the client's
+    requests included: the refusal counts it, so one client cannot go on asking for free."""
+    limited(per_client=12)
+    monkeypatch.setattr(platform, "settings", dataclasses.replace(platform.settings, confirm_minutes=15,
+                                                                  holds_per_client=2))
+    answers = []
+    for n in range(20):
+        try:
+            registrations.register(platform, body(n, f"d{n}.example"), client="203.0.113.7")
+            answers.append("held")
+        except RateLimited as exc:
+            answers.append("holds" if exc.retry_after > 60 else "minute")
+    assert answers == ["held"] * 2 + ["holds"] * 10 + ["minute"] * 8
+    counted.clear()
+    with pytest.raises(RateLimited):
+        registrations.register(platform, body(99, "late.example"), client="203.0.113.7")
+    assert sum(counted.values()) <= 3  # the client's counter refuses it before much is read
+
+
 def test_a_venue_address_has_the_venues_limits_and_no_domains_and_others_keep_theirs(platform, limited, tables):
     """A conference room behind one address (``WOD_VENUE_NETWORKS``): its participants, often of one
     company, register many times a minute; they are still counted, at the venue's limit, while

@@ -117,3 +117,27 @@ def test_an_unreadable_ses_rate_paces_at_the_sandbox_rate_until_the_next_read():
     assert quota.rate() == 1.0
     ses.error, now[0] = None, 301.0
     assert quota.rate() == 14.0
+
+
+def test_a_second_spent_for_participant_mail_still_gives_urgent_mail_its_part():
+    """The pacer remembers a second found spent, per kind of mail: participant mail asks the store
+    no more in it, while orders and credentials still take what is kept for them."""
+    from types import SimpleNamespace
+
+    from chalicelib.services.pacing import Pacer, constant
+
+    asked: list[int] = []
+    pacer = Pacer(constant(10), 0.5, 0, now=lambda: 1_800_000_000.5, sleep=lambda seconds: None)
+    plan = pacer.budget()
+    counts = iter([0, plan.bulk + 1])
+
+    def spend(scope, window, limit):
+        asked.append(limit)
+        return next(counts)
+
+    context = SimpleNamespace(stores=SimpleNamespace(limits=SimpleNamespace(spend=spend)))
+    assert not pacer.take(context, plan, urgent=False)  # participant mail's share is spent
+    assert pacer.spent(plan, urgent=False) and not pacer.spent(plan, urgent=True)
+    assert not pacer.take(context, plan, urgent=False) and len(asked) == 1  # known spent: not asked again
+    assert pacer.take(context, plan, urgent=True)  # what is kept for orders and credentials is still given
+    assert asked == [plan.bulk, plan.urgent]
