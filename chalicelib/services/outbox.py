@@ -17,7 +17,7 @@ from typing import Any
 
 from chalicelib.adapters import render
 from chalicelib.adapters.mail import MailThrottled
-from chalicelib.domain.errors import NotFound, Unavailable, WodError
+from chalicelib.domain.errors import Unavailable, WodError
 from chalicelib.domain.mail import Email
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
 from chalicelib.domain.outbox import MAIL, ORDER, WEBHOOK, Entry, mail, webhook
@@ -100,15 +100,6 @@ def _send(ctx: Context, entry: Entry, reg: Registration, workshop: Workshop | No
         pacing.send(ctx, participant_email(ctx, entry.action, reg, workshop, entry.attempt, position), urgent=False)
 
 
-def _workshop(ctx: Context, workshop_id: str) -> Workshop:
-    """The workshop as the pages show it (read a few seconds ago), or from the table when the
-    snapshot does not have it yet."""
-    try:
-        return ctx.stores.recent.get(workshop_id)
-    except NotFound:
-        return ctx.stores.seats.get_workshop(workshop_id)
-
-
 def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = None,
             leased: bool = False, position: int | None = None) -> list[Entry]:
     """Send every outbox entry of ``reg``; return what is left for a later try.
@@ -133,7 +124,7 @@ def deliver(ctx: Context, reg: Registration | None, workshop: Workshop | None = 
         return entries
     error, sent = None, []
     try:
-        workshop = workshop or _workshop(ctx, reg.workshop_id)
+        workshop = workshop or ctx.stores.seats.get_workshop(reg.workshop_id)
     except WodError as exc:
         workshop, error = None, exc.message
     for entry in entries:
