@@ -103,8 +103,13 @@ def in_venue(address: str, networks: tuple[str, ...]) -> bool:
 
 def new_registration_id() -> str:
     """An unguessable, public id (webhooks, reports, audit); the participant's links carry their
-    action token (chalicelib.domain.links) instead."""
-    return secrets.token_urlsafe(18)
+    action token (chalicelib.domain.links) instead. It starts with a letter or a digit: one
+    starting with ``-`` would be a formula to a spreadsheet, and the organisers' CSV would show it
+    quoted."""
+    while True:
+        value = secrets.token_urlsafe(18)
+        if value[0].isalnum():
+            return value
 
 
 # A workshop's id; also the schema of workshop.yaml (chalicelib.domain.workshop_spec)
