@@ -169,9 +169,9 @@ def dispatch(ctx: Context, records: Iterable[dict[str, Any]]) -> int:
     whose outbox someone else holds, or that waits for its retry time, is left to them; the time
     checks (:func:`deliver_due`) deliver whatever a lost record left behind. Participant mail that
     this second's budget has no room for waits for the next window when it starts within
-    ``DISPATCH_WAIT_SECONDS`` of the batch. Entries left due at once (mail deferred for the rate) are retried in the
-    next window of the mail budget: their settle is itself a record, which would otherwise be
-    retried as fast as the stream is read."""
+    ``DISPATCH_WAIT_SECONDS`` of the batch. Entries left due at once (mail deferred for the rate)
+    are retried in the next window of the mail budget: their settle is itself a record, which
+    would otherwise be retried as fast as the stream is read."""
     now = ctx.clock()
     owing: dict[str, tuple[Registration, bool]] = {}
     for record in records:

@@ -164,8 +164,9 @@ DOMAIN_SHARE_PER_CLIENT = 2
 
 
 def _limit(ctx: Context, client: str | None) -> None:
-    """Per client address, per minute (wall time), for a request the claim did not count (the
-    address already registered): one conditional write; RateLimited beyond."""
+    """Per client address, per minute (wall time), for a request whose claim did not commit (the
+    address already registered, another limit refused it, the claim gave up): one conditional
+    write; RateLimited beyond."""
     counted = _client_charge(ctx, client, time.time())
     if counted is not None:
         wait = ctx.stores.limits.hit(counted.scope, counted.value, counted.limit, counted.at)
