@@ -92,32 +92,35 @@ class TurnLock:
 class SerialisedDynamoDB:
     """WSGI middleware: one DynamoDB request at a time, everything else in parallel; a request
     that changed data is journaled (``journal``, once set: ``local/persistence.py``) before its
-    answer leaves."""
+    answer leaves. ``app`` is moto's ``DomainDispatcherApplication``."""
 
-    def __init__(self, app: Callable):
+    def __init__(self, app: Any):
         self.app = app
         self.lock = TurnLock()
         self.writes = 0  # requests that may have changed data (for the on-disk snapshot)
         self.journal: Any = None
+        self._apps: dict[str, Callable] = {}  # moto's application for each DynamoDB service
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith(("DynamoDB_", "DynamoDBStreams_")):
             return self.app(environ, start_response)
         writing = not target.split(".")[-1].startswith(READ_ONLY)
-        request = b""
-        if writing:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            request = environ["wsgi.input"].read(length) if length > 0 else b""
-            environ["wsgi.input"] = io.BytesIO(request)
+        length = int(environ.get("CONTENT_LENGTH") or 0)  # read before the lock: its holder waits for no socket
+        request = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(request)
         captured: list = []
         number = 0
         interactive = f"app/{INTERACTIVE_APP}" in environ.get("HTTP_USER_AGENT", "")
+        service = target.split(".", 1)[0]
+        app = self._apps.get(service)
+        if app is None:  # moto finds a request's backend by listing its modules on disk: once per service
+            app = self._apps[service] = self.app.get_application(environ)
         self.lock.acquire(interactive)
         try:
             if writing:
                 self.writes += 1
-            result = self.app(environ, lambda status, headers, exc_info=None: captured.extend((status, headers)))
+            result = app(environ, lambda status, headers, exc_info=None: captured.extend((status, headers)))
             try:
                 body = b"".join(result)  # the backend works while the body is produced
             finally:

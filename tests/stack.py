@@ -189,7 +189,7 @@ class LocalStack:
     def diagnostics(self, lines: int = 60) -> str:
         rc = None if self.process is None else self.process.poll()
         parts = "".join(f"--- tail of {self.part_log(p)} ---\n{_tail(self.part_log(p), lines // 3)}\n"
-                        for p in PARTS if self.part_log(p).exists())
+                        for p in (*PARTS, "jupyterhub") if self.part_log(p).exists())
         return (
             f"--- python -m local (pid {getattr(self.process, 'pid', None)}, exit code {rc}, "
             f"ports {self.ports}) output ---\n{self.output()[-8000:]}\n"
@@ -348,5 +348,4 @@ class LocalStack:
             self.assert_alive()
             time.sleep(0.2)
         summary = "\n".join(f"  {m['to']} {m['subject']!r}" for m in seen) or "  (none)"
-        raise StackError(f"no matching message within {timeout:.0f}s; the inbox has:\n{summary}\n"
-                         f"--- tail of {self.log_file} ---\n{_tail(self.log_file, 40)}")
+        raise StackError(f"no matching message within {timeout:.0f}s; the inbox has:\n{summary}\n{self.diagnostics()}")

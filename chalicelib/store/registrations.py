@@ -55,7 +55,7 @@ from chalicelib.store.errors import translated
 from chalicelib.store.limits import Charge, LimitReached, charge, wait_of
 from chalicelib.store.models import EmailClaimModel, RegistrationModel, StudentModel, WorkshopModel
 from chalicelib.store.outbox import queue_actions
-from chalicelib.store.seats import free_student, get_workshop, open_workshop, return_seat
+from chalicelib.store.seats import free_student, free_students, get_workshop, open_workshop, return_seat
 from chalicelib.store.tables import Tables
 
 MAX_ATTEMPTS = 40
@@ -63,9 +63,11 @@ OUTBOX_LEASE = timedelta(seconds=60)
 EMAIL_TAKEN = "This email address already has a live registration. Check your inbox for its status link."
 
 # pynamodb sends a transaction's items as condition checks, deletes, puts, updates:
-# the email claim is the first put, and neither claim has a condition check.
+# the email claim is the first put, and neither claim has a condition check; a seat's
+# student is the first update (after the email claim and the registration).
 CLAIM_INDEX_SEAT = 0
 CLAIM_INDEX_WAITLIST = 0
+SEAT_INDEX_STUDENT = 2
 
 
 class EmailTaken(Conflict):
@@ -83,9 +85,10 @@ class _Retry(Exception):
     transaction may have committed all the same.
     """
 
-    def __init__(self, uncertain: bool = False):
+    def __init__(self, uncertain: bool = False, failed: frozenset[int] = frozenset()):
         super().__init__()
         self.uncertain = uncertain
+        self.failed = failed  # the items whose condition failed
 
 
 class _GuardHeld(Exception):
@@ -117,7 +120,7 @@ def _transaction(tables: Tables, claim_index: int, charges: Sequence[Charge]) ->
             if first_charge <= n < first_charge + len(charges):
                 reached = charges[n - first_charge]
                 raise LimitReached(reached.scope, wait_of(reached)) from exc
-        raise _Retry() from exc
+        raise _Retry(failed=frozenset(failed)) from exc
 
 
 _places = threading.Lock()
@@ -313,7 +316,8 @@ class Registrations:
         """Claim a free student, or a waitlist place when the workshop is full, as ``decide`` makes
         a ``register`` event of it (with ``confirm_by``: an unconfirmed hold).
 
-        Contention on a student retries with another one; a seat that frees while
+        A student taken meanwhile by another claim: the next free student read is tried at once
+        (no new read); other contention reads again and retries; a seat that frees while
         joining the waitlist sends the applicant back to claim it. ``workshop`` is
         a fresh read the caller already made, saving one round trip.
 
@@ -323,17 +327,21 @@ class Registrations:
         ``charges`` (rate limits) are counted in the claiming transaction: a claim that does not
         commit counts nothing, and one past a limit is :class:`LimitReached`.
         """
+        candidates: list[str] = []  # free students read and not tried yet
+        fresh = workshop is not None
         for attempt in range(MAX_ATTEMPTS):
-            if workshop is None or attempt:
+            if workshop is None or not fresh:
                 workshop = open_workshop(self.t, workshop_id)
+            fresh = False
             new = Registration(registration_id, workshop_id=workshop_id, created_at=now)
+            seat = workshop.seats_free > 0
             try:
-                if workshop.seats_free > 0:
-                    candidate = free_student(self.t, workshop)
-                    if candidate is None:  # the index lags the counter for a moment
+                if seat:
+                    candidates = candidates or free_students(self.t, workshop)
+                    if not candidates:  # the index lags the counter for a moment
                         _backoff(attempt + 1)
                         continue
-                    new = dataclasses.replace(new, student_id=candidate)
+                    new = dataclasses.replace(new, student_id=candidates.pop(0))
                     change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
                     assert change is not None
                     item = self._new_registration(new, change, now, applicant)
@@ -355,6 +363,10 @@ class Registrations:
             except _Retry as retry:
                 if retry.uncertain and self.email_holder(applicant.email_key) == registration_id:
                     return self.get(registration_id), workshop
+                if seat and retry.failed == {SEAT_INDEX_STUDENT} and candidates:
+                    fresh = True  # only that student was taken meanwhile: the next one, at once
+                    continue
+                candidates = []
                 _backoff(attempt)
         raise Unavailable("Too many people are registering for this workshop right now; please try again.")
 

@@ -60,18 +60,28 @@ def open_workshop(tables: Tables, workshop_id: str) -> Workshop:
 
 
 def free_student(tables: Tables, workshop: Workshop) -> str | None:
-    """A random free student; a warm one (server already running) when the workshop keeps a pool
-    or warms for an expected turnout. Read from a random point of the free index on (then from
-    its start), so that claims made at the same moment mostly pick different students."""
+    """A random free student (the first of :func:`free_students`)."""
+    found = free_students(tables, workshop)
+    return found[0] if found else None
+
+
+def free_students(tables: Tables, workshop: Workshop) -> list[str]:
+    """Free students to try in turn, in random order: warm ones (server already running) when the
+    workshop keeps a pool or warms for an expected turnout, otherwise settled ones before those
+    being warmed. Read from a random point of the free index on (then from its start), so that
+    claims made at the same moment mostly pick different students."""
     number = random.randint(workshop.student_from, max(workshop.student_from, workshop.student_to))
     pivot = f"{workshop.student_prefix}{number}"
     if int(workshop.warm_pool or 0) > 0 or int(workshop.expected or 0) > 0:
         warm = _from(tables, workshop.id, pivot, StudentModel.warm.is_in(True))
         if warm:
-            return random.choice(warm).id
+            return _shuffled(warm)
     free = _from(tables, workshop.id, pivot)
-    settled = [s for s in free if not s.warming_since]  # a student being warmed is taken last
-    return random.choice(settled or free).id if free else None
+    return _shuffled([s for s in free if not s.warming_since]) + _shuffled([s for s in free if s.warming_since])
+
+
+def _shuffled(students: list[StudentModel]) -> list[str]:
+    return random.sample([s.id for s in students], len(students))
 
 
 def _from(tables: Tables, workshop_id: str, pivot: str, only: Any = None) -> list[StudentModel]:

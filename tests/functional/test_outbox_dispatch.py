@@ -116,6 +116,26 @@ def test_a_registration_makes_two_dynamodb_requests_and_a_confirmation_two(platf
     assert dict(counted) == {"GetItem": 1, "UpdateItem": 1}
 
 
+def test_a_student_taken_after_the_query_costs_one_more_transaction_not_another_read(
+        platform, sync, tables, counted, monkeypatch):
+    """Two claims that picked the same student: the loser tries the next student it read at once,
+    without reading the workshop or the free students again."""
+    from chalicelib.store import registrations as store
+
+    platform.settings = dataclasses.replace(platform.settings, outbox_dispatch="stream")
+    sync((WORKSHOP, {"seats": 3}))
+    platform.stores.recent.seconds = 60
+    registrations.catalog(platform)
+    taken = tables.customers.get(register(platform, "ada@example.com")["id"]).student_id
+    read, reads = store.free_students, []
+    monkeypatch.setattr(store, "free_students", lambda t, workshop: reads.append(1) or [taken, *read(t, workshop)])
+    counted.clear()
+    created = register(platform, "bob@example.com")
+    assert len(reads) == 1 and counted["TransactWriteItems"] == 2 and "GetItem" not in counted, dict(counted)
+    bob = tables.customers.get(created["id"])
+    assert bob.student_id not in (None, taken)
+
+
 
 def test_a_batch_waits_for_the_next_window_instead_of_trying_what_the_rate_cannot_send(platform, streamed, counted):
     """Once this second's share for participant mail is spent, the dispatcher waits for the next
