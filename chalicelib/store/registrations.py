@@ -123,6 +123,29 @@ def _transaction(tables: Tables, claim_index: int, charges: Sequence[Charge]) ->
         raise _Retry(failed=frozenset(failed)) from exc
 
 
+class _Trying:
+    """The students this process's claims are trying right now: a claim picks one that no other
+    thread here is trying (several at a time only when every student it read is being tried)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._students: set[str] = set()
+
+    @contextmanager
+    def one_of(self, candidates: list[str]) -> Iterator[str]:
+        """The first of ``candidates`` nobody here tries (else the first), taken off the list."""
+        with self._lock:
+            n = next((n for n, student in enumerate(candidates) if student not in self._students), 0)
+            student = candidates.pop(n)
+            self._students.add(student)
+        try:
+            yield student
+        finally:
+            with self._lock:
+                self._students.discard(student)
+
+
+_trying = _Trying()
 _places = threading.Lock()
 _last_place = 0
 _salt: tuple[int, int] = (0, 0)  # (process id, a random number of that process)
@@ -316,8 +339,9 @@ class Registrations:
         """Claim a free student, or a waitlist place when the workshop is full, as ``decide`` makes
         a ``register`` event of it (with ``confirm_by``: an unconfirmed hold).
 
-        A student taken meanwhile by another claim: the next free student read is tried at once
-        (no new read); other contention reads again and retries; a seat that frees while
+        Claims of this process at the same moment try different students; a student taken
+        meanwhile by another claim: the next free student read is tried at once (no new read);
+        other contention reads again and retries; a seat that frees while
         joining the waitlist sends the applicant back to claim it. ``workshop`` is
         a fresh read the caller already made, saving one round trip.
 
@@ -341,11 +365,12 @@ class Registrations:
                     if not candidates:  # the index lags the counter for a moment
                         _backoff(attempt + 1)
                         continue
-                    new = dataclasses.replace(new, student_id=candidates.pop(0))
-                    change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
-                    assert change is not None
-                    item = self._new_registration(new, change, now, applicant)
-                    self._claim_seat(workshop_id, item, applicant, charges)
+                    with _trying.one_of(candidates) as student:
+                        new = dataclasses.replace(new, student_id=student)
+                        change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
+                        assert change is not None
+                        item = self._new_registration(new, change, now, applicant)
+                        self._claim_seat(workshop_id, item, applicant, charges)
                 else:
                     new = dataclasses.replace(new, waitlist_seq=place_number())
                     change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)

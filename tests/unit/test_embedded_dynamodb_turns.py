@@ -1,5 +1,6 @@
 """The embedded DynamoDB serves one request at a time: the web's (someone waits for them) before
-the workers', without starving the workers; and a waitlist place is numbered without a request."""
+the workers', without starving the workers; a waitlist place is numbered without a request; and
+claims made at the same moment in one process try different students."""
 from __future__ import annotations
 
 import threading
@@ -59,3 +60,15 @@ def test_waitlist_places_are_numbered_in_claim_order_even_when_the_clock_steps_b
     third = registrations.place_number()
     assert first < second < third
     assert len({first % 1000, second % 1000, third % 1000}) == 1  # this process's own last digits
+
+
+def test_claims_of_one_process_at_the_same_moment_try_different_students():
+    trying = registrations._Trying()
+    first_read, second_read = ["s1", "s2", "s3"], ["s1", "s2", "s3"]
+    with trying.one_of(first_read) as first, trying.one_of(second_read) as second:
+        assert (first, second) == ("s1", "s2")
+        assert first_read == ["s2", "s3"] and second_read == ["s1", "s3"]  # what is left to try next
+        with trying.one_of(["s2"]) as third:  # every student it read is being tried: it tries one all the same
+            assert third == "s2"
+    with trying.one_of(["s1"]) as again:  # tried and done: free to try again
+        assert again == "s1"
