@@ -146,6 +146,10 @@ class _Trying:
 
 
 _trying = _Trying()
+# Seat claims of one process at a time: the store commits them one by one all the same, and each
+# claim trying at once with the others picks a student another may be taking (a transaction lost).
+CLAIMS_AT_ONCE = 2
+_SEATING = threading.BoundedSemaphore(CLAIMS_AT_ONCE)
 _places = threading.Lock()
 _last_place = 0
 _salt: tuple[int, int] = (0, 0)  # (process id, a random number of that process)
@@ -339,7 +343,8 @@ class Registrations:
         """Claim a free student, or a waitlist place when the workshop is full, as ``decide`` makes
         a ``register`` event of it (with ``confirm_by``: an unconfirmed hold).
 
-        Claims of this process at the same moment try different students; a student taken
+        At most ``CLAIMS_AT_ONCE`` seat claims of this process at a time, each trying a student
+        the other does not; a student taken
         meanwhile by another claim: the next free student read is tried at once (no new read);
         other contention reads again and retries; a seat that frees while
         joining the waitlist sends the applicant back to claim it. ``workshop`` is
@@ -361,22 +366,26 @@ class Registrations:
             seat = workshop.seats_free > 0
             try:
                 if seat:
-                    candidates = candidates or free_students(self.t, workshop)
-                    if not candidates:  # the index lags the counter for a moment
-                        _backoff(attempt + 1)
-                        continue
-                    with _trying.one_of(candidates) as student:
-                        new = dataclasses.replace(new, student_id=student)
-                        change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
-                        assert change is not None
-                        item = self._new_registration(new, change, now, applicant)
-                        self._claim_seat(workshop_id, item, applicant, charges)
-                else:
+                    with _SEATING:
+                        candidates = candidates or free_students(self.t, workshop)
+                        # none in the index: the seats went meanwhile (the waitlist's condition checks),
+                        # or the index lags the counter for a moment (the waitlist sends it back here)
+                        seat = bool(candidates)
+                        if seat:
+                            with _trying.one_of(candidates) as student:
+                                new = dataclasses.replace(new, student_id=student)
+                                change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
+                                assert change is not None
+                                item = self._new_registration(new, change, now, applicant)
+                                self._claim_seat(workshop_id, item, applicant, charges)
+                if not seat:
                     new = dataclasses.replace(new, waitlist_seq=place_number())
                     change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
                     assert change is not None
                     item = self._new_registration(new, change, now, applicant)
                     self._claim_place(workshop_id, item, applicant, charges)
+                    if workshop.seats_free > 0:  # read before the seats went: the place's condition says none is free
+                        workshop = dataclasses.replace(workshop, seats_free=0)
                 return values.registration(item), workshop
             except _GuardHeld:
                 holder = self.email_holder(applicant.email_key)

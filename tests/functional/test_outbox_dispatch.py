@@ -137,6 +137,24 @@ def test_a_student_taken_after_the_query_costs_one_more_transaction_not_another_
 
 
 
+def test_a_claim_that_finds_no_free_student_takes_a_waitlist_place_at_once(platform, streamed, tables, counted):
+    """The snapshot still shows a free seat that another process's claim took: the claim finds no
+    free student and joins the waitlist in the same attempt (no new read of the workshop), and the
+    next claim of this process goes straight to the waitlist."""
+    platform.stores.recent.seconds = 60
+    registrations.catalog(platform)
+    register(platform, "ada@example.com")  # the only seat
+    stale = platform.stores.seats.get_workshop(WORKSHOP)
+    platform.stores.recent.saw(dataclasses.replace(stale, seats_free=1))  # as another process's snapshot
+    counted.clear()
+    created = register(platform, "bob@example.com")
+    assert "GetItem" not in counted and counted["TransactWriteItems"] == 1, dict(counted)
+    assert tables.customers.get(created["id"]).waitlist_seq is not None
+    counted.clear()
+    register(platform, "carol@example.com")
+    assert dict(counted) == {"TransactWriteItems": 1}, dict(counted)
+
+
 def test_a_batch_waits_for_the_next_window_instead_of_trying_what_the_rate_cannot_send(platform, streamed, counted):
     """Once this second's share for participant mail is spent, the dispatcher waits for the next
     one before taking the next registration's outbox: no lease, token and settle spent in vain."""
