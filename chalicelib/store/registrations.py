@@ -24,6 +24,7 @@ import random
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -129,7 +130,7 @@ class _Trying:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._students: set[str] = set()
+        self._students: Counter[str] = Counter()  # a student: how many claims try it
 
     @contextmanager
     def one_of(self, candidates: list[str]) -> Iterator[str]:
@@ -137,12 +138,14 @@ class _Trying:
         with self._lock:
             n = next((n for n, student in enumerate(candidates) if student not in self._students), 0)
             student = candidates.pop(n)
-            self._students.add(student)
+            self._students[student] += 1
         try:
             yield student
         finally:
             with self._lock:
-                self._students.discard(student)
+                self._students[student] -= 1
+                if not self._students[student]:
+                    del self._students[student]
 
 
 _trying = _Trying()
@@ -401,7 +404,7 @@ class Registrations:
                     fresh = True  # only that student was taken meanwhile: the next one, at once
                     continue
                 candidates = []
-                _backoff(attempt)
+                _backoff(attempt if seat else attempt + 1)  # a place refused: a seat came back, or the index lags
         raise Unavailable("Too many people are registering for this workshop right now; please try again.")
 
     @translated

@@ -70,5 +70,7 @@ def test_claims_of_one_process_at_the_same_moment_try_different_students():
         assert first_read == ["s2", "s3"] and second_read == ["s1", "s3"]  # what is left to try next
         with trying.one_of(["s2"]) as third:  # every student it read is being tried: it tries one all the same
             assert third == "s2"
+        with trying.one_of(["s2", "s3"]) as fourth:  # s2 is still tried by the second claim
+            assert fourth == "s3"
     with trying.one_of(["s1"]) as again:  # tried and done: free to try again
         assert again == "s1"
