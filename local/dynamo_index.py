@@ -51,7 +51,8 @@ partition. ``install()`` makes moto do the same without changing one answer:
   validate the names it uses, then to apply it) and every request anew; the parse depends on
   the expression's text alone and its tree is only read (the applying step works on a deep
   copy), so each distinct text is parsed once (the SDK writes ``SET #0 = :0``-shaped
-  placeholders: a few hundred shapes in all).
+  placeholders: a few hundred shapes in all). Likewise a condition or filter expression, once
+  per text, names and values (its parse only reads the item it is evaluated on).
 
 * **When unsure, walk.** A candidate key that is missing from the table, or whose attributes
   do not match, drops the table's index (rebuilt on the next query) and the query walks. A
@@ -72,6 +73,7 @@ from __future__ import annotations
 
 import bisect
 import inspect
+import json
 import logging
 import os
 import threading
@@ -846,8 +848,27 @@ def _make_update(expression_str: str) -> Any:
     return _parsed_update(expression_str)
 
 
+@lru_cache(maxsize=4096)
+def _parsed_condition(expr: str | None, names: tuple | None, values: str | None) -> Any:
+    return _originals["models.get_filter_expression"](
+        expr, None if names is None else dict(names), None if values is None else json.loads(values))
+
+
+def _filter_expression(expr: str | None, names: dict | None, values: dict | None) -> Any:
+    """moto's parse of a condition or filter expression, once per expression, names and values:
+    the parsed expression only reads the item it is given."""
+    try:
+        key = (expr, None if names is None else tuple(sorted(names.items())),
+               None if values is None else json.dumps(values, sort_keys=True))
+    except (TypeError, ValueError):
+        return _originals["models.get_filter_expression"](expr, names, values)
+    return _parsed_condition(*key)
+
+
 def _targets() -> dict[str, tuple[Any, str, Callable]]:
+    from moto.dynamodb import models as models_module
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models import table as table_module
     from moto.dynamodb.models.table import SecondaryIndex, Table
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
     from moto.dynamodb.responses import DynamoHandler
@@ -859,7 +880,9 @@ def _targets() -> dict[str, tuple[Any, str, Callable]]:
             "Table.put_item": (Table, "put_item", _put_item), "Table.delete_item": (Table, "delete_item", _delete_item),
             "DynamoDBBackend.update_item": (DynamoDBBackend, "update_item", _update_item),
             "DynamoDBBackend.transact_write_items": (DynamoDBBackend, "transact_write_items", _transact_write_items),
-            "UpdateExpressionParser.make": (UpdateExpressionParser, "make", _make_update)}
+            "UpdateExpressionParser.make": (UpdateExpressionParser, "make", _make_update),
+            "models.get_filter_expression": (models_module, "get_filter_expression", _filter_expression),
+            "table.get_filter_expression": (table_module, "get_filter_expression", _filter_expression)}
 
 
 EXPECTED_PARAMETERS = {
@@ -879,6 +902,8 @@ EXPECTED_PARAMETERS = {
                                     "expression_attribute_values", "attribute_updates", "expected",
                                     "condition_expression", "return_values_on_condition_check_failure"],
     "DynamoDBBackend.transact_write_items": ["self", "transact_items"],
+    "models.get_filter_expression": ["expr", "names", "values"],
+    "table.get_filter_expression": ["expr", "names", "values"],
     "UpdateExpressionParser.make": ["expression_str"],
 }
 
@@ -937,6 +962,7 @@ def uninstall() -> None:
         setattr(owner, attr, original)
     _originals.clear()
     _parsed_update.cache_clear()
+    _parsed_condition.cache_clear()
     models_module.copy = copy
     table_module.copy = copy
     _state["epoch"] += 1

@@ -606,3 +606,35 @@ def test_timing_is_printed_not_asserted(embedded_aws, walk_only):
     finally:
         dynamo_index.uninstall()
         history.drop()
+
+
+def test_a_condition_parsed_once_compares_the_values_each_request_gives(embedded_aws, walk_only):
+    """The same condition and filter texts with other values: each request is judged on its own."""
+    client = _client(embedded_aws)
+    table = f"cond{uuid.uuid4().hex[:8]}"
+    client.create_table(TableName=table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": S}],
+                        BillingMode="PAY_PER_REQUEST")
+    dynamo_index.install(check=True)
+    try:
+        client.put_item(TableName=table, Item={"id": {S: "a"}, "n": {"N": "5"}})
+
+        def add_if(expected: str) -> bool:
+            try:
+                client.update_item(TableName=table, Key={"id": {S: "a"}}, UpdateExpression="ADD n :one",
+                                   ConditionExpression="n = :v", ExpressionAttributeValues={
+                                       ":one": {"N": "1"}, ":v": {"N": expected}})
+                return True
+            except client.exceptions.ConditionalCheckFailedException:
+                return False
+
+        assert [add_if("5"), add_if("5"), add_if("6"), add_if("8"), add_if("7")] == [True, False, True, False, True]
+
+        def scanned(at_least: str) -> int:
+            return client.scan(TableName=table, FilterExpression="n >= :m",
+                               ExpressionAttributeValues={":m": {"N": at_least}})["Count"]
+
+        assert [scanned("8"), scanned("9"), scanned("8")] == [1, 0, 1]
+    finally:
+        dynamo_index.uninstall()
+        client.delete_table(TableName=table)
