@@ -5,7 +5,9 @@ hub's proxy API listen on 127.0.0.1, where any local process could reach them. E
 account is in the ``wod-students`` group; an iptables chain rejects TCP from that group to those
 ports, over IPv4 and IPv6 alike (a part bound to ``localhost`` may listen on ::1). Each hub has a
 chain of its own (named after its proxy API port, which no other running hub has), rebuilt at its
-start and removed at its stop, so stacks side by side never unfence each other's ports.
+start and removed at its stop, so stacks side by side never unfence each other's ports. The chain's
+rule names the process that made it; a hub starting removes the chains whose process is gone (a
+hub killed before its stop), which would otherwise keep fencing ports a later stack may be given.
 
 Each workshop appliance (a per-student service on a local port) is fenced too: in a chain of the
 stack's appliances (``WOD-APPLIANCES-<proxy API port>``, kept by whoever starts the appliances, so
@@ -14,26 +16,31 @@ The rule is added when the appliance starts and removed when it stops.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 
 PREFIX = "WOD-STUDENTS"
 STUDENTS_GROUP = "wod-students"  # every student account is in it (wod_authenticator.py)
+OWNER = "wod-hub-pid"  # the comment on a chain's rule: the process that made it
 
 
 def chain_for(proxy_api_port: int) -> str:
     return f"{PREFIX}-{proxy_api_port}"  # at most 28 characters, as iptables wants
 
 
-def rules(ports: list[int], group: str, chain: str = PREFIX) -> list[list[str]]:
-    """The iptables commands (without the leading ``iptables``), in order."""
+def rules(ports: list[int], group: str, chain: str = PREFIX, owner: int | None = None) -> list[list[str]]:
+    """The iptables commands (without the leading ``iptables``), in order; ``owner``: the pid named
+    on the rule (default: this process)."""
     spec = ",".join(str(p) for p in sorted(set(ports)))
     return [
         ["-N", chain],
         ["-F", chain],
         ["-A", chain, "-p", "tcp", "-m", "multiport", "--dports", spec, "-m", "owner", "--gid-owner", group,
-         "--suppl-groups", "-j", "REJECT", "--reject-with", "tcp-reset"],
+         "--suppl-groups", "-m", "comment", "--comment", f"{OWNER} {owner or os.getpid()}",
+         "-j", "REJECT", "--reject-with", "tcp-reset"],
         ["-C", "OUTPUT", "-o", "lo", "-j", chain],
         ["-I", "OUTPUT", "-o", "lo", "-j", chain],
     ]
@@ -57,14 +64,41 @@ def remove(chain: str) -> None:
         subprocess.run([tool, "-X", chain], capture_output=True)
 
 
-def install(ports: list[int], group: str, chain: str = PREFIX) -> str | None:
-    """Apply the rules; return a problem to warn about, or None when students are fenced off."""
+def _alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+def orphaned(listing: str, alive: Callable[[int], bool] = _alive) -> list[str]:
+    """The students' chains in an ``iptables -S`` listing whose rule names a process that is gone."""
+    found = []
+    for line in listing.splitlines():
+        words = shlex.split(line)
+        if len(words) > 2 and words[0] == "-A" and words[1].startswith(f"{PREFIX}-") and "--comment" in words:
+            owner = words[words.index("--comment") + 1].split()
+            if len(owner) == 2 and owner[0] == OWNER and owner[1].isdigit() and not alive(int(owner[1])):
+                found.append(words[1])
+    return found
+
+
+def sweep() -> list[str]:
+    """Remove the chains of hubs that are gone; which."""
+    gone = sorted({chain for tool in _tools()
+                   for chain in orphaned(subprocess.run([tool, "-S"], capture_output=True, text=True).stdout)})
+    for chain in gone:
+        remove(chain)
+    return gone
+
+
+def install(ports: list[int], group: str, chain: str = PREFIX, owner: int | None = None) -> str | None:
+    """Apply the rules (after removing the chains of hubs that are gone); return a problem to warn
+    about, or None when students are fenced off."""
     if not ports:
         return None
     if not shutil.which("iptables"):
         return "iptables is not installed: students can reach the platform's local ports"
     subprocess.run(["groupadd", "-f", group], check=True)
-    commands = rules(ports, group, chain)
+    sweep()
+    commands = rules(ports, group, chain, owner)
     for tool in _tools():
         subprocess.run([tool, *commands[0]], capture_output=True)  # the chain may exist already
         for command in commands[1:3]:

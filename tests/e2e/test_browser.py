@@ -48,6 +48,17 @@ def fill_form(page, email: str) -> None:
     page.locator("#accept_terms").check()
 
 
+def catalog_until(stack, workshop_id: str, free: int, timeout: float = 15) -> dict:
+    """The catalog's entry for a workshop once it shows ``free`` seats, or as it is at the deadline:
+    each web process answers from its own snapshot of the workshops, a few seconds old."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entry = {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=10).json()}[workshop_id]
+        if entry["seats_free"] == free or time.monotonic() > deadline:
+            return entry
+        time.sleep(0.5)
+
+
 def token_of(page) -> str:
     """The participant's action token, from the status page's address."""
     match = REGISTRATION_URL.search(page.url)
@@ -171,11 +182,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     response = submit(page)
     assert_check_your_mailbox(page, response, workshop_id)
     shot(page, "check-your-mailbox")
-    deadline = time.monotonic() + 15  # the catalog shows the workshops as they were a moment ago
-    while (seats := {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=10).json()})[
-            workshop_id]["seats_free"] != 1 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert seats[workshop_id]["seats_free"] == 1, "the hold does not take its seat"
+    assert catalog_until(stack, workshop_id, free=1)["seats_free"] == 1, "the hold does not take its seat"
     confirm_subject = f"Confirm your seat: {title}"
     confirmation = stack.wait_for_message(lambda m: m["subject"] == confirm_subject, timeout=20, to=email)
     assert [m["subject"] for m in stack.messages(to=email)] == [confirm_subject]
@@ -201,8 +208,8 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     assert api["position"] is None
     assert api["workshop"] == {"id": workshop_id, "title": title}
     assert api["status_url"] == status_url
-    seats = {w["id"]: w for w in requests.get(f"{stack.app_url}/api/workshops", timeout=10).json()}
-    assert seats[workshop_id]["seats_free"] == 1 and seats[workshop_id]["seats_total"] == 2
+    entry = catalog_until(stack, workshop_id, free=1)
+    assert entry["seats_free"] == 1 and entry["seats_total"] == 2
 
     # 6. The welcome email arrives; the order goes to the backend, not to anyone's inbox.
     subject = f"You're registered: {title}"

@@ -67,7 +67,7 @@ def test_capacity_up_adds_free_seats_and_serves_the_waitlist(client, platform, t
 
 def test_capacity_down_only_removes_free_seats(client, platform, tables, workshop, monkeypatch):
     api(client, platform, "PATCH", f"/api/admin/workshops/{WORKSHOP}", {"capacity": 5})
-    monkeypatch.setattr("chalicelib.store.registrations.free_student", lambda t, w: "adm-3")  # otherwise random
+    monkeypatch.setattr("chalicelib.store.registrations.free_students", lambda t, w: ["adm-3"])  # otherwise random
     seated = participant(platform, WORKSHOP, "a@example.com")
     taken = int(seated["student"].rsplit("-", 1)[1])
     assert taken == 3

@@ -1,6 +1,7 @@
 """Local isolation is not optional: in isolated mode a hub that cannot fence students off the
-platform's ports (no iptables) refuses to start and says why, instead of starting unfenced; and
-hubs side by side (two stacks, or tests) fence their own ports without unfencing each other's."""
+platform's ports (no iptables) refuses to start and says why, instead of starting unfenced; hubs
+side by side (two stacks, or tests) fence their own ports without unfencing each other's; and the
+fence of a hub that died is removed when the next hub starts."""
 from __future__ import annotations
 
 import secrets
@@ -47,6 +48,41 @@ def test_a_second_hub_never_unfences_the_first(hub, embedded_aws, tmp_path):
     assert other not in chain_rules()  # removed with its hub
     assert [line for line in chain_rules().splitlines() if first in line] == before
 
+
+
+def test_the_fence_of_a_hub_that_died_is_removed_when_a_hub_starts():
+    """A hub killed before its stop leaves its chain, which would keep fencing ports (its hub's
+    port among them) that a later stack may be given: the next hub to start removes it, and
+    leaves the chains of hubs still running."""
+    from local.hub import student_firewall
+
+    firewall = student_firewall()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone, live, mine = (firewall.chain_for(port) for port in free_ports(3))
+    try:
+        assert firewall.install([free_ports(1)[0]], "wod-students", live) is None  # this process: alive
+        assert firewall.install([free_ports(1)[0]], "wod-students", gone, owner=dead.pid) is None
+        assert f"-A OUTPUT -o lo -j {gone}" in chain_rules()
+        assert firewall.install([free_ports(1)[0]], "wod-students", mine) is None
+        rules = chain_rules()
+        assert gone not in rules and f"-A OUTPUT -o lo -j {live}" in rules and f"-A OUTPUT -o lo -j {mine}" in rules
+    finally:
+        for chain in (gone, live, mine):
+            firewall.remove(chain)
+
+
+def test_only_the_chains_of_processes_that_are_gone_are_named_orphans():
+    from local.hub import student_firewall
+
+    firewall = student_firewall()
+    listing = "\n".join([
+        "-N WOD-STUDENTS-1", "-N WOD-STUDENTS-2", "-N WOD-STUDENTS-3",
+        '-A WOD-STUDENTS-1 -p tcp -m multiport --dports 5,6 -m comment --comment "wod-hub-pid 11" -j REJECT',
+        '-A WOD-STUDENTS-2 -p tcp -m multiport --dports 7 -m comment --comment "wod-hub-pid 22" -j REJECT',
+        "-A WOD-STUDENTS-3 -p tcp -m multiport --dports 8 -j REJECT",  # no owner named: left alone
+        '-A OUTPUT -m comment --comment "wod-hub-pid 11" -j ACCEPT'])
+    assert firewall.orphaned(listing, alive=lambda pid: pid == 22) == ["WOD-STUDENTS-1"]
 
 
 def test_students_are_fenced_off_the_platforms_ports_over_ipv6_too(tmp_path):
