@@ -67,16 +67,15 @@ check: install
 sync: install
 	$(BIN)/python -m local sync
 
-# The suite runs on TEST_WORKERS pytest-xdist workers, a module's tests on one worker, the longest
-# modules first (tests/conftest.py);
+# The suite runs on TEST_WORKERS pytest-xdist workers, a module's tests on one worker (tests/conftest.py);
 # then the tests that measure time (marked `alone`) with nothing beside them.
 TEST_WORKERS ?= 3
 test: install browser lint
-	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m "not alone"
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not alone"
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m alone
 
 test-fast: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m "not e2e and not alone"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not alone"
 
 lint: install
 	$(BIN)/ruff check .

@@ -30,29 +30,16 @@ SHARED = {"tests/integration/test_hub_bootstrap.py": "installed-hub",
           "tests/integration/test_deploy_rehearsal.py": "installed-hub",
           "tests/e2e/test_browser.py": "e2e-students", "tests/e2e/test_admin_browser.py": "e2e-students"}
 
-# The groups that take longest (minutes, on this machine kind), started first so that none of them
-# begins when the others are nearly done (``make test`` keeps this order: --no-loadscope-reorder).
-LONGEST_FIRST = ("installed-hub", "tests/integration/test_supervision.py", "tests/integration/test_seat_contention.py",
-                 "e2e-students", "tests/integration/test_provisioning.py", "tests/integration/test_durability.py",
-                 "tests/integration/test_full_life.py", "tests/integration/test_idle_cull.py",
-                 "tests/integration/test_dynamo_index.py", "tests/integration/test_hub.py")
-
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """With pytest-xdist (``make test``: ``-n``, ``--dist loadgroup``), a module's tests run on one
     worker, so that its fixtures (a stack, a hub) are made once; the modules of a ``SHARED`` group
-    run on the same worker, one after the other. Each test has its own ports and state otherwise.
-    The ``LONGEST_FIRST`` groups come first, the others in their files' order."""
-    groups = {}
+    run on the same worker, one after the other. Each test has its own ports and state otherwise."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             module = item.nodeid.split("::")[0]  # the file, as the rootdir sees it
             item.add_marker(pytest.mark.xdist_group(SHARED.get(module, module)))
-        marker = item.get_closest_marker("xdist_group")
-        groups[item.nodeid] = marker.args[0] if marker.args else marker.kwargs.get("name")
-    rank = {group: n for n, group in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))
 
 
 @pytest.fixture(scope="session")
