@@ -149,8 +149,8 @@ class _Trying:
 
 
 _trying = _Trying()
-# Seat claims of one process at a time: the store commits them one by one all the same, and each
-# claim trying at once with the others picks a student another may be taking (a transaction lost).
+# How many seat claims one process makes at a time: the store commits them one by one all the same,
+# and a claim made beside many others picks a student another may be taking (a transaction lost).
 CLAIMS_AT_ONCE = 2
 _SEATING = threading.BoundedSemaphore(CLAIMS_AT_ONCE)
 _places = threading.Lock()
