@@ -314,6 +314,24 @@ class Registrations:
             setattr(item, name, value)
         return item
 
+    def _try_seat(self, workshop: Workshop, new: Registration, candidates: list[str], applicant: Applicant,
+                  now: datetime, rules: Rules, confirm_by: datetime | None,
+                  charges: Sequence[Charge]) -> RegistrationModel | None:
+        """One seat claim with a student of ``candidates`` (read first when it is empty; the one
+        tried is taken off it); None when no free student is found."""
+        with _SEATING:
+            if not candidates:
+                candidates.extend(free_students(self.t, workshop))
+            if not candidates:
+                return None
+            with _trying.one_of(candidates) as student:
+                new = dataclasses.replace(new, student_id=student)
+                change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
+                assert change is not None
+                item = self._new_registration(new, change, now, applicant)
+                self._claim_seat(workshop.id, item, applicant, charges)
+                return item
+
     def _claim_seat(self, workshop_id: str, item: RegistrationModel, applicant: Applicant,
                     charges: Sequence[Charge]) -> None:
         with _transaction(self.t, CLAIM_INDEX_SEAT, charges) as tx:
@@ -347,10 +365,10 @@ class Registrations:
         a ``register`` event of it (with ``confirm_by``: an unconfirmed hold).
 
         At most ``CLAIMS_AT_ONCE`` seat claims of this process at a time, each trying a student
-        the other does not; a student taken
-        meanwhile by another claim: the next free student read is tried at once (no new read);
-        other contention reads again and retries; a seat that frees while
-        joining the waitlist sends the applicant back to claim it. ``workshop`` is
+        the other does not; a student taken meanwhile by another claim: the next free student
+        read is tried at once (no new read); no free student found: a waitlist place in the same
+        attempt; other contention reads again and retries; a seat that frees while joining the
+        waitlist sends the applicant back to claim it. ``workshop`` is
         a fresh read the caller already made, saving one round trip.
 
         An attempt that committed although its answer was lost is found through the
@@ -368,20 +386,12 @@ class Registrations:
             new = Registration(registration_id, workshop_id=workshop_id, created_at=now)
             seat = workshop.seats_free > 0
             try:
-                if seat:
-                    with _SEATING:
-                        candidates = candidates or free_students(self.t, workshop)
-                        # none in the index: the seats went meanwhile (the waitlist's condition checks),
-                        # or the index lags the counter for a moment (the waitlist sends it back here)
-                        seat = bool(candidates)
-                        if seat:
-                            with _trying.one_of(candidates) as student:
-                                new = dataclasses.replace(new, student_id=student)
-                                change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
-                                assert change is not None
-                                item = self._new_registration(new, change, now, applicant)
-                                self._claim_seat(workshop_id, item, applicant, charges)
-                if not seat:
+                item = self._try_seat(workshop, new, candidates, applicant, now, rules, confirm_by, charges) \
+                    if seat else None
+                # none in the index: the seats went meanwhile (the waitlist's condition checks), or
+                # the index lags the counter for a moment (the waitlist's condition sends it back)
+                seat = item is not None
+                if item is None:
                     new = dataclasses.replace(new, waitlist_seq=place_number())
                     change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
                     assert change is not None
