@@ -100,11 +100,17 @@ class SerialisedDynamoDB:
         self.writes = 0  # requests that may have changed data (for the on-disk snapshot)
         self.journal: Any = None
         self._apps: dict[str, Callable] = {}  # moto's application for each DynamoDB service
+        self.failures: deque[str] = deque(maxlen=20)  # the newest requests moto failed on (answered 500)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith(("DynamoDB_", "DynamoDBStreams_")):
-            return self.app(environ, start_response)
+            try:
+                return self.app(environ, start_response)
+            except Exception as exc:  # werkzeug answers 500 and logs the traceback; this keeps a line of it
+                self.failures.append(f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')} {target}: "
+                                     f"{type(exc).__name__}: {exc}")
+                raise
         writing = not target.split(".")[-1].startswith(READ_ONLY)
         length = int(environ.get("CONTENT_LENGTH") or 0)  # read before the lock: its holder waits for no socket
         request = environ["wsgi.input"].read(length) if length > 0 else b""
