@@ -231,7 +231,7 @@ def main() -> int:
     import boto3
 
     from chalicelib.settings import get_settings
-    from local import part
+    from local import dynamo_answers, part
     from local.messaging import create_messaging
     from local.persistence import DynamoSnapshot
     from local.stepfunctions import ForwardingDispatcher, enable_execution, reuse_lambda_clients
@@ -244,6 +244,7 @@ def main() -> int:
     region = os.environ["AWS_DEFAULT_REGION"]
     if importlib.util.find_spec("local.dynamo_index") is not None:
         importlib.import_module("local.dynamo_index").install()  # time checks stay O(due)
+    dynamo_answers.install()  # DynamoDB's answers written as JSON, not walked through moto's serializer
     aws = EmbeddedAws(config.host, config.aws_port).start()
     enable_execution(aws)
     reuse_lambda_clients()

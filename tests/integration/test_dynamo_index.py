@@ -487,6 +487,14 @@ def test_deterministic_edges(embedded_aws, walk_only):
                         "forward": True}))
     steps.append(("q", {**base, "index": "grp-num", "hash": ("grp", {S: "x"}),
                         "range": ("num", (">=", [{N: "10"}])), "limit": None, "forward": True}))
+    # a long run read a page at a time: the first page reads only Limit + 1 of it
+    for n in range(40):
+        steps.append(("w", ("put", "a", {"id": {S: f"f{n:02d}"}}, {"ph": {S: "f"}, "du": {S: f"{10 + n}"}}, None)))
+    for op, bounds in [(">=", ["12"]), ("<", ["45"]), ("BETWEEN", ["11", "40"]), ("begins_with", ["2"])]:
+        for limit in (1, 3, 9, 10, 11):
+            for forward in (True, False):
+                steps.append(("q", {**base, "hash": ("ph", {S: "f"}), "range": ("du", (op, [{S: b} for b in bounds])),
+                                    "limit": limit, "forward": forward}))
     dynamo_index.uninstall()
     walked = History(client, prefix).run(steps, install_at=None)
     before = dict(dynamo_index.stats)
@@ -497,6 +505,7 @@ def test_deterministic_edges(embedded_aws, walk_only):
     assert dynamo_index.mismatches == []
     assert indexed == walked
     assert dynamo_index.stats["window"] > before.get("window", 0)
+    assert dynamo_index.stats["cut"] > before.get("cut", 0)
     assert dynamo_index.stats["partition"] > before.get("partition", 0)  # the 1 MB guard walked the partition
 
 
