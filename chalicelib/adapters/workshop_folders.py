@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from chalicelib.adapters.render import RefusedTemplate, content_environment, render_content
+from chalicelib.domain.checks import InvalidCheck, checks
 from chalicelib.domain.workshop_spec import WorkshopSpec
 
 NOTEBOOK_VARIABLES = frozenset({"student_id", "password", "hub_url", "workshop_id", "workshop_title"})
@@ -43,7 +44,7 @@ def content_version(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _rel(path: Path, root: Path) -> str:
+def rel(path: Path, root: Path) -> str:
     try:
         return path.relative_to(root.parent).as_posix()
     except ValueError:
@@ -55,7 +56,7 @@ def _load_spec(folder: Path, root: Path, problems: list[Problem]) -> WorkshopSpe
     from pydantic import ValidationError
 
     path = folder / "workshop.yaml"
-    name = _rel(path, root)
+    name = rel(path, root)
     if not path.is_file():
         problems.append((name, "-", "missing: every workshop folder needs a workshop.yaml"))
         return None
@@ -88,12 +89,13 @@ def _load_spec(folder: Path, root: Path, problems: list[Problem]) -> WorkshopSpe
 
 
 def check_notebook(path: Path, allowed: frozenset[str], root: Path) -> list[Problem]:
-    """nbformat validity plus Jinja2 syntax and known variables in every cell."""
+    """nbformat validity, Jinja2 syntax and known variables in every cell, exercise checks marked
+    as nbgrader marks them (``domain/checks.py``)."""
     import jinja2
     import jinja2.meta
     import nbformat
 
-    name = _rel(path, root)
+    name = rel(path, root)
     try:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
@@ -119,6 +121,10 @@ def check_notebook(path: Path, allowed: frozenset[str], root: Path) -> list[Prob
             problems.append((name, f"cells[{index}]", str(exc)))
         except Exception as exc:  # whatever else Deploy's render would raise, the author sees here
             problems.append((name, f"cells[{index}]", f"does not render: {type(exc).__name__}: {exc}"))
+    try:
+        checks(nb, name)
+    except InvalidCheck as exc:
+        problems.append((name, exc.place, exc.reason))
     return problems
 
 
@@ -129,9 +135,9 @@ def load_workshop(folder: Path, root: Path, problems: list[Problem]) -> Workshop
     allowed = NOTEBOOK_VARIABLES | (APPLIANCE_VARIABLES if spec.appliance else frozenset())
     notebooks = sorted(p.name for p in folder.glob("*.ipynb"))
     if README not in notebooks:
-        problems.append((_rel(folder, root) + "/", README, "missing: participants start from this notebook"))
+        problems.append((rel(folder, root) + "/", README, "missing: participants start from this notebook"))
     if not any("conclusion" in n.lower() for n in notebooks):
-        problems.append((_rel(folder, root) + "/", "*Conclusion*.ipynb", "missing: a conclusion notebook"))
+        problems.append((rel(folder, root) + "/", "*Conclusion*.ipynb", "missing: a conclusion notebook"))
     for notebook in notebooks:
         problems.extend(check_notebook(folder / notebook, allowed, root))
     return Workshop(folder=folder, spec=spec, notebooks=notebooks, content_version=content_version(folder))
@@ -142,7 +148,7 @@ def _cross_checks(workshops: Iterable[Workshop], root: Path, known_locations: It
     owners: dict[str, str] = {}
     ports: dict[int, str] = {}
     for w in workshops:
-        yaml_name = _rel(w.folder / "workshop.yaml", root)
+        yaml_name = rel(w.folder / "workshop.yaml", root)
         clashes = sorted({owners[s] for s in w.spec.student_range.ids() if s in owners})
         for other in clashes:
             problems.append((yaml_name, "students", f"student range overlaps the range of {other}"))

@@ -169,3 +169,46 @@ def test_each_students_notebooks_carry_their_own_appliance_token(platform, sync,
         assert len(set(rendered.values())) == 2 and all(len(token) >= 32 for token in rendered.values())
     finally:
         platform.appliances.stop_all()
+
+
+def test_participants_get_stubs_and_completion_counts_the_checks_they_pass(platform, sync, recording, tmp_path,
+                                                                           monkeypatch):
+    """Deploy hands out the participant's copy (solution stubbed, hidden tests left out); cleanup
+    counts the checks that ran unchanged without an error, not the cells that ran."""
+    import json
+
+    import nbformat
+
+    sync(("WKSHP-CHK", {"seats": 1}))
+    lab = nbformat.v4.new_notebook()
+    answer = nbformat.v4.new_code_cell("### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION")
+    answer.metadata["nbgrader"] = {"solution": True, "grade": False, "grade_id": "answer-cell"}
+    checks = []
+    for grade_id in ("first", "second"):
+        cell = nbformat.v4.new_code_cell(f'assert answer == 42, "{grade_id}"\n### BEGIN HIDDEN TESTS\n'
+                                         "assert answer > 0\n### END HIDDEN TESTS")
+        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": grade_id, "points": 1}
+        checks.append(cell)
+    lab.cells = [answer, *checks]
+    nbformat.write(lab, str(tmp_path / "workshops" / "WKSHP-CHK" / "1-Lab.ipynb"))
+    hub = ContentsHub()
+    platform.hub, platform.content = hub, FolderContent(tmp_path / "workshops")
+    monkeypatch.setattr(provisioning, "callback", lambda ctx, payload: None)
+    created = registrations.register(platform, {"workshop": "WKSHP-CHK", "email": "c@example.com", "first_name": "C",
+                                                "last_name": "K", "company": "C", "accept_terms": True})
+    order = {"action": "CREATE", "workshop": "WKSHP-CHK", "student": created["student"],
+             "registration": created["id"]}
+    provisioning.deploy(platform, {"order": order})
+    mine = hub.uploaded[(created["student"], "1-Lab.ipynb")]["content"]
+    sources = ["".join(c["source"]) for c in mine["cells"]]
+    assert sources[0] == "# YOUR CODE HERE\nraise NotImplementedError()"
+    assert sources[1] == 'assert answer == 42, "first"' and "answer > 0" not in "".join(sources)
+
+    for cell in mine["cells"]:
+        cell["execution_count"] = 1  # every cell ran ...
+    mine["cells"][2]["outputs"] = [{"output_type": "error", "ename": "AssertionError", "evalue": "second",
+                                    "traceback": []}]  # ... but the second check raised
+    hub.get_contents = lambda name, path: {"content": json.loads(json.dumps(mine))} if path == "1-Lab.ipynb" \
+        else {"content": json.loads((tmp_path / "workshops" / "WKSHP-CHK" / path).read_text())}
+    measured = cleanup.measure_completion(platform, {"order": order})
+    assert measured == {"value": 50.0, "basis": "checks", "checks_passed": 1, "checks": 2}

@@ -1,0 +1,102 @@
+"""The reference run of ``catalog check``: each notebook that has checks runs, solutions in place,
+in a real Jupyter kernel (the Python the participants' servers use), from a copy of its workshop
+folder; a check that raises, or that never runs (an earlier cell hung, the kernel died), is a
+problem named like any other (file, ``cells[i]``, why)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from chalicelib.adapters.render import render_content
+from chalicelib.adapters.workshop_folders import SAMPLES, Problem, Workshop, rel
+from chalicelib.domain.checks import checks, is_check
+
+KERNEL = "wod-reference"
+# the participants' servers' Python (make installs it); a venv's python is a symlink: not resolved
+HUB_PYTHON = Path(__file__).resolve().parents[2] / ".venv-hub" / "bin" / "python"
+
+
+def kernel_python() -> str:
+    """The participants' Python when it is installed here, else this one."""
+    return str(HUB_PYTHON) if HUB_PYTHON.is_file() else sys.executable
+
+
+@contextmanager
+def _kernelspec(python: str) -> Iterator[None]:
+    """A kernel named :data:`KERNEL` that runs ``python``, found through ``JUPYTER_PATH``."""
+    with tempfile.TemporaryDirectory(prefix="wod-kernel-") as home:
+        spec = Path(home, "kernels", KERNEL)
+        spec.mkdir(parents=True)
+        (spec / "kernel.json").write_text(json.dumps({
+            "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Workshop reference", "language": "python"}))
+        before = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = home + (os.pathsep + before if before else "")
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = before
+
+
+def _error(cell: dict) -> str | None:
+    for output in cell.get("outputs") or []:
+        if output.get("output_type") == "error":
+            return f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
+    return None
+
+
+def run_checks(workshops: list[Workshop], root: Path, python: str | None = None,
+               cell_timeout: int = 60, progress: bool = True) -> list[Problem]:
+    """Run every notebook with checks of ``workshops``; the problems found (none: all pass)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    problems: list[Problem] = []
+    python = python or kernel_python()
+    with _kernelspec(python):
+        for workshop in workshops:
+            for notebook in workshop.notebooks:
+                path = workshop.folder / notebook
+                nb = nbformat.read(path, as_version=4)
+                if not checks(nb, notebook):
+                    continue
+                name = rel(path, root)
+                if progress:
+                    print(f"running {name} ({len(checks(nb, notebook))} checks) ...", flush=True)
+                for cell in nb.cells:  # as Deploy renders them, with the sample values
+                    cell.source = render_content(cell.source, SAMPLES)
+                with tempfile.TemporaryDirectory(prefix="wod-reference-") as work:
+                    shutil.copytree(workshop.folder, work, dirs_exist_ok=True)
+                    client = NotebookClient(nb, kernel_name=KERNEL, timeout=cell_timeout, allow_errors=True,
+                                            resources={"metadata": {"path": work}})
+                    km = client.km = client.create_kernel_manager()  # the client still shuts it down
+                    km.transport, km.ip = "ipc", str(Path(work, "kernel"))  # a Unix socket: nothing on TCP
+                    try:
+                        client.execute()
+                    except (CellTimeoutError, DeadKernelError, CellExecutionError) as exc:
+                        problems.append((name, "kernel", f"stopped: {str(exc).splitlines()[0] if str(exc) else exc}"))
+                    except Exception as exc:  # no kernel at all: nothing ran
+                        problems.append((name, "kernel", f"could not start {python} as a Jupyter kernel "
+                                                         f"(ipykernel installed?): {type(exc).__name__}: {exc}"))
+                        continue
+                for index, cell in enumerate(nb.cells):
+                    if not is_check(cell):
+                        continue
+                    grade_id = cell.metadata["nbgrader"]["grade_id"]
+                    failure = _error(cell)
+                    if not cell.get("execution_count"):
+                        problems.append((name, f"cells[{index}]", f"check {grade_id!r} never ran"))
+                    elif failure:
+                        problems.append((name, f"cells[{index}]", f"check {grade_id!r} fails on the reference "
+                                                                 f"solution: {failure}"))
+    return problems
