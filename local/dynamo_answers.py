@@ -8,7 +8,9 @@ about a third of the embedded AWS's CPU while people register, and a stream read
 records holds the DynamoDB turn for milliseconds. ``install()`` answers the item operations and
 ``GetRecords`` with ``json.dumps`` of the same result: the members the output shape names,
 ``None`` left out, binary in base64, timestamps as epoch seconds (the JSON protocol's), as
-the walk does. Anything else, errors included, takes moto's walk.
+the walk does (one difference: a binary key of a stream record, which moto encodes twice, is
+encoded once, as DynamoDB does; no table here has one). Anything else, errors included, takes
+moto's walk; a moto other than the one checked (``dynamo_index.SUPPORTED_MOTO``) keeps its own.
 ``tests/integration/test_dynamo_answers.py`` holds the two answers equal for every operation
 named here.
 """
@@ -69,12 +71,18 @@ def _members(service: str, operation: str) -> frozenset[str]:
     return frozenset(shape.members) if shape is not None else frozenset()
 
 
-def install() -> None:
-    """Make the DynamoDB and DynamoDB Streams handlers answer :data:`DIRECT` operations directly."""
+def install() -> bool:
+    """Make the DynamoDB and DynamoDB Streams handlers answer :data:`DIRECT` operations directly.
+    False (moto's serializer answers) on a moto this was not checked against."""
+    import moto
     from moto.core.responses import ActionResult
     from moto.dynamodb.responses import DynamoHandler, DynamoResult
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 
+    from local.dynamo_index import SUPPORTED_MOTO
+
+    if moto.__version__ not in SUPPORTED_MOTO:
+        return False
     plain_results = (ActionResult, DynamoResult)
     for handler in (DynamoHandler, DynamoDBStreamsHandler):
         if handler in _installed:
@@ -93,6 +101,7 @@ def install() -> None:
             return walked(self, action_result)
 
         handler.serialized = serialized  # type: ignore[method-assign]
+    return True
 
 
 def uninstall() -> None:

@@ -856,10 +856,12 @@ class _CopyModule:
 
 
 def _deep_copy(x: Any, memo: Any = None, _nil: Any = None) -> Any:
-    """``copy.deepcopy(x)`` for moto's update-expression validation, made by a pickle round trip:
-    a parsed expression is a tree of plain objects (no ``__deepcopy__``, no ``__reduce__``),
-    which pickle copies in about a third of the time. Anything pickle refuses is deep-copied."""
-    if memo is None:
+    """``copy.deepcopy(x)`` for moto's update-expression validation; a parsed expression (a tree
+    of plain objects: no ``__deepcopy__``, no ``__reduce__``) by a pickle round trip, in about a
+    third of the time. Anything else, or anything pickle refuses, is deep-copied."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    if memo is None and isinstance(x, Node):  # not values: DynamoType has a fast __deepcopy__ of its own
         try:
             return pickle.loads(pickle.dumps(x, pickle.HIGHEST_PROTOCOL))
         except Exception:  # not picklable: copied the usual way

@@ -1,9 +1,13 @@
 """The reference run of ``catalog check``: each notebook that has checks runs, solutions in place,
 in a real Jupyter kernel (the Python the participants' servers use), from a copy of its workshop
 folder; a check that raises, or that never runs (an earlier cell hung, the kernel died), is a
-problem named like any other (file, ``cells[i]``, why)."""
+problem named like any other (file, ``cells[i]``, why). Then the participant's copy runs the same
+way, and a check that passes on it is a problem too. The author's code runs as whoever runs the
+check (authors are trusted as the appliances they write are), in a temporary folder with a plain
+environment: no keys or settings of the machine."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -12,12 +16,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from chalicelib.adapters.render import render_content
 from chalicelib.adapters.workshop_folders import SAMPLES, Problem, Workshop, rel
-from chalicelib.domain.checks import checks, is_check
+from chalicelib.domain.checks import checks, is_check, release
 
 KERNEL = "wod-reference"
+KERNEL_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")  # what the kernel inherits, nothing else
 # the participants' servers' Python (make installs it); a venv's python is a symlink: not resolved
 HUB_PYTHON = Path(__file__).resolve().parents[2] / ".venv-hub" / "bin" / "python"
 
@@ -54,12 +60,35 @@ def _error(cell: dict) -> str | None:
     return None
 
 
-def run_checks(workshops: list[Workshop], root: Path, python: str | None = None,
-               cell_timeout: int = 60, progress: bool = True) -> list[Problem]:
-    """Run every notebook with checks of ``workshops``; the problems found (none: all pass)."""
-    import nbformat
+def _run(nb: Any, folder: Path, python: str, cell_timeout: int) -> str | None:
+    """Execute ``nb`` in place, in a kernel of ``python`` working in a copy of ``folder``, with
+    no environment but a plain one (no keys or settings of whoever runs the check). Returns why
+    the run stopped early, if it did."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    with tempfile.TemporaryDirectory(prefix="wod-reference-") as work:
+        shutil.copytree(folder, work, dirs_exist_ok=True)
+        client = NotebookClient(nb, kernel_name=KERNEL, timeout=cell_timeout, allow_errors=True,
+                                resources={"metadata": {"path": work}})
+        km = client.km = client.create_kernel_manager()  # the client still shuts it down
+        km.transport, km.ip = "ipc", str(Path(work, "kernel"))  # a Unix socket: nothing on TCP
+        env = {key: os.environ[key] for key in KERNEL_ENVIRONMENT if key in os.environ} | {"HOME": work}
+        try:
+            client.execute(env=env)
+        except (CellTimeoutError, DeadKernelError, CellExecutionError) as exc:
+            return f"stopped: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        except Exception as exc:  # no kernel at all: nothing ran
+            return f"could not start {python} as a Jupyter kernel (ipykernel installed?): {type(exc).__name__}: {exc}"
+    return None
+
+
+def run_checks(workshops: list[Workshop], root: Path, python: str | None = None,
+               cell_timeout: int = 60, progress: bool = True) -> list[Problem]:
+    """Run every notebook with checks of ``workshops`` twice: solutions in place, where every check
+    must pass, then as a participant gets it, where none may (a check that passes on the stubs
+    would count for nothing done). The problems found."""
+    import nbformat
 
     problems: list[Problem] = []
     python = python or kernel_python()
@@ -67,36 +96,33 @@ def run_checks(workshops: list[Workshop], root: Path, python: str | None = None,
         for workshop in workshops:
             for notebook in workshop.notebooks:
                 path = workshop.folder / notebook
-                nb = nbformat.read(path, as_version=4)
-                if not checks(nb, notebook):
+                reference = nbformat.read(path, as_version=4)
+                found = checks(reference, notebook)
+                if not found:
                     continue
                 name = rel(path, root)
                 if progress:
-                    print(f"running {name} ({len(checks(nb, notebook))} checks) ...", flush=True)
-                for cell in nb.cells:  # as Deploy renders them, with the sample values
+                    print(f"running {name} ({len(found)} checks) ...", flush=True)
+                for cell in reference.cells:  # as Deploy renders them, with the sample values
                     cell.source = render_content(cell.source, SAMPLES)
-                with tempfile.TemporaryDirectory(prefix="wod-reference-") as work:
-                    shutil.copytree(workshop.folder, work, dirs_exist_ok=True)
-                    client = NotebookClient(nb, kernel_name=KERNEL, timeout=cell_timeout, allow_errors=True,
-                                            resources={"metadata": {"path": work}})
-                    km = client.km = client.create_kernel_manager()  # the client still shuts it down
-                    km.transport, km.ip = "ipc", str(Path(work, "kernel"))  # a Unix socket: nothing on TCP
-                    try:
-                        client.execute()
-                    except (CellTimeoutError, DeadKernelError, CellExecutionError) as exc:
-                        problems.append((name, "kernel", f"stopped: {str(exc).splitlines()[0] if str(exc) else exc}"))
-                    except Exception as exc:  # no kernel at all: nothing ran
-                        problems.append((name, "kernel", f"could not start {python} as a Jupyter kernel "
-                                                         f"(ipykernel installed?): {type(exc).__name__}: {exc}"))
-                        continue
-                for index, cell in enumerate(nb.cells):
-                    if not is_check(cell):
-                        continue
-                    grade_id = cell.metadata["nbgrader"]["grade_id"]
-                    failure = _error(cell)
-                    if not cell.get("execution_count"):
-                        problems.append((name, f"cells[{index}]", f"check {grade_id!r} never ran"))
-                    elif failure:
-                        problems.append((name, f"cells[{index}]", f"check {grade_id!r} fails on the reference "
-                                                                 f"solution: {failure}"))
+                participant = nbformat.from_dict(release(copy.deepcopy(reference)))
+                for nb, copy_of in ((reference, "reference"), (participant, "participant")):
+                    stopped = _run(nb, workshop.folder, python, cell_timeout)
+                    if stopped:
+                        problems.append((name, "kernel", f"{stopped} (the {copy_of} copy)"))
+                    if stopped and stopped.startswith("could not start"):
+                        break
+                    for index, cell in enumerate(nb.cells):
+                        if not is_check(cell):
+                            continue
+                        grade_id, failure = cell.metadata["nbgrader"]["grade_id"], _error(cell)
+                        if copy_of == "participant":
+                            if cell.get("execution_count") and not failure:
+                                problems.append((name, f"cells[{index}]", f"check {grade_id!r} passes on the "
+                                                 "participant's copy, before any exercise is done"))
+                        elif not cell.get("execution_count"):
+                            problems.append((name, f"cells[{index}]", f"check {grade_id!r} never ran"))
+                        elif failure:
+                            problems.append((name, f"cells[{index}]", f"check {grade_id!r} fails on the "
+                                                                     f"reference solution: {failure}"))
     return problems

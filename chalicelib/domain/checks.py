@@ -3,8 +3,9 @@
 An author marks cells with nbgrader's metadata, so existing nbgrader material works as it is:
 
 * a **solution** cell (``nbgrader: {solution: true}``): the code between ``### BEGIN SOLUTION``
-  and ``### END SOLUTION`` is the reference answer; a participant gets
-  ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` in its place;
+  and ``### END SOLUTION`` (the whole cell when it has no such lines) is the reference answer; a
+  participant gets ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` in its place
+  (``YOUR ANSWER HERE`` in a markdown cell);
 * a **check** cell (``nbgrader: {grade: true, solution: false, grade_id: ..., points: ...}``):
   tests that raise (``assert ..., "hint"``) unless the exercise is right. What lies between
   ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` is left out of a participant's copy.
@@ -17,14 +18,17 @@ falls back to executed code cells (:func:`completion` says which).
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
-BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+# as nbgrader finds them: a line that contains the words (``### BEGIN SOLUTION``, ``# BEGIN SOLUTION``)
+BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+ANSWER_STUB = "YOUR ANSWER HERE"  # a markdown solution cell
 TEMPLATE = re.compile(r"{{|{%|{#")
 Cell = Mapping[str, Any]
 
@@ -54,11 +58,13 @@ class Completion:
 
 def _source(cell: Cell) -> str:
     source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
+    text = "".join(str(part) for part in source) if isinstance(source, list) else str(source)
+    return text.replace("\r\n", "\n")  # as the notebook reaches the participant (rendered)
 
 
-def _marks(cell: Cell) -> Mapping[str, Any]:
-    marks = (cell.get("metadata") or {}).get("nbgrader") or {}
+def _marks(cell: Any) -> Mapping[str, Any]:
+    metadata = cell.get("metadata") if isinstance(cell, Mapping) else None
+    marks = metadata.get("nbgrader") if isinstance(metadata, Mapping) else None
     return marks if isinstance(marks, Mapping) else {}
 
 
@@ -68,7 +74,7 @@ def is_check(cell: Cell) -> bool:
 
 
 def is_solution(cell: Cell) -> bool:
-    return cell.get("cell_type") == "code" and _marks(cell).get("solution") is True
+    return cell.get("cell_type") in ("code", "markdown") and _marks(cell).get("solution") is True
 
 
 def _cut(text: str, begin: str, end: str, replacement: str | None, where: str) -> str:
@@ -76,14 +82,13 @@ def _cut(text: str, begin: str, end: str, replacement: str | None, where: str) -
     out: list[str] = []
     inside, indent = False, ""
     for line in text.split("\n"):
-        stripped = line.strip()
-        if stripped == begin:
+        if begin in line:
             if inside:
                 raise InvalidCheck(where, f"{begin} twice without {end}")
             inside, indent = True, line[: len(line) - len(line.lstrip())]
             if replacement is not None:
                 out.extend(indent + part for part in replacement.split("\n"))
-        elif stripped == end:
+        elif end in line:
             if not inside:
                 raise InvalidCheck(where, f"{end} without {begin}")
             inside = False
@@ -98,7 +103,10 @@ def participant_source(cell: Cell, where: str = "cell") -> str:
     """What a participant's copy of ``cell`` holds: solutions stubbed, hidden tests left out."""
     source = _source(cell)
     if is_solution(cell):
-        return _cut(source, BEGIN_SOLUTION, END_SOLUTION, STUB, where)
+        stub = STUB if cell.get("cell_type") == "code" else ANSWER_STUB
+        if BEGIN_SOLUTION not in source and END_SOLUTION not in source:
+            return stub  # no region marked: the whole cell is the solution
+        return _cut(source, BEGIN_SOLUTION, END_SOLUTION, stub, where)
     if is_check(cell):
         return _cut(source, BEGIN_HIDDEN, END_HIDDEN, None, where)
     return source
@@ -124,7 +132,7 @@ def checks(notebook: Mapping[str, Any], name: str = "notebook") -> list[Check]:
             if grade_id in seen:
                 raise InvalidCheck(where, f"the grade_id {grade_id!r} is used by another check")
             points = marks.get("points", 1)
-            if isinstance(points, bool) or not isinstance(points, (int, float)) or points < 0:
+            if isinstance(points, bool) or not isinstance(points, (int, float)) or not 0 <= points < math.inf:
                 raise InvalidCheck(where, f"nbgrader.points must be a number >= 0, not {points!r}")
             if TEMPLATE.search(_source(cell)):
                 raise InvalidCheck(where, "a check cannot be a template ({{ }}, {% %}): its text is compared "
@@ -142,20 +150,27 @@ def release(notebook: dict[str, Any]) -> dict[str, Any]:
     for cell in notebook.get("cells") or []:
         if is_solution(cell) or is_check(cell):
             cell["source"] = participant_source(cell)
-            cell["outputs"], cell["execution_count"] = [], None
+            if cell.get("cell_type") == "code":
+                cell["outputs"], cell["execution_count"] = [], None
     return notebook
 
 
 def _ran_clean(cell: Cell) -> bool:
-    outputs = cell.get("outputs") or []
-    return bool(cell.get("execution_count")) and not any(o.get("output_type") == "error" for o in outputs)
+    outputs = cell.get("outputs")
+    if not isinstance(outputs, list):
+        outputs = []
+    return bool(cell.get("execution_count")) and not any(
+        not isinstance(o, Mapping) or o.get("output_type") == "error" for o in outputs)
 
 
 def passed(notebook: Mapping[str, Any], workshop_checks: Sequence[Check]) -> set[str]:
     """The ``grade_id`` of each check the participant's ``notebook`` shows passed."""
     wanted = {check.grade_id: check for check in workshop_checks}
     done: set[str] = set()
-    for cell in notebook.get("cells") or []:
+    cells = notebook.get("cells") if isinstance(notebook, Mapping) else None
+    for cell in cells if isinstance(cells, list) else []:
+        if not isinstance(cell, Mapping):
+            continue
         grade_id = _marks(cell).get("grade_id")
         check = wanted.get(grade_id) if isinstance(grade_id, str) else None
         if check is not None and _source(cell).strip() == check.source.strip() and _ran_clean(cell):

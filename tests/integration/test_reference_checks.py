@@ -1,5 +1,6 @@
 """``catalog check`` runs each notebook with exercise checks in a real Jupyter kernel (the hub's
-Python), reference solutions in place, and names a check that fails or never runs."""
+Python), reference solutions in place, and names a check that fails or never runs; then the
+participant's copy, and names a check that passes on it. The kernel sees no secret of the machine."""
 from __future__ import annotations
 
 import nbformat
@@ -48,4 +49,18 @@ def test_a_failing_and_a_never_run_check_are_named(tmp_path, capsys):
             "AssertionError: the answer is 42") in err
     assert "workshops/WKSHP-BAD/1-Lab.ipynb: kernel: stopped: A cell timed out" in err
     assert "workshops/WKSHP-BAD/1-Lab.ipynb: cells[3]: check 'after-the-hang' never ran" in err
+    # the participant's copy runs too: a check that passes with the stubs would count for nothing done
+    assert ("workshops/WKSHP-BAD/1-Lab.ipynb: cells[3]: check 'after-the-hang' passes on the participant's copy, "
+            "before any exercise is done") in err
+    assert "cells[1]: check 'answer' passes on the participant's copy" not in err
     assert "nothing was synced" in err
+
+
+def test_the_kernel_sees_none_of_the_machines_settings(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "do-not-leak")
+    monkeypatch.setenv("WOD_ADMIN_TOKEN", "do-not-leak")
+    folder = write_workshop(tmp_path / "workshops", "WKSHP-ENV")
+    _lab(folder, [solution("import os\nleaked = [k for k, v in os.environ.items() if v == 'do-not-leak']",
+                           "env-answer"),
+                  check('assert leaked == [], f"the kernel sees {leaked}"\nassert "env-answer" not in dir()', "env")])
+    assert catalog_main(["check", str(tmp_path / "workshops")]) == 0, capsys.readouterr().err

@@ -66,9 +66,33 @@ def test_completion_counts_checks_and_falls_back_to_cells_without_any():
     ((code("assert True", {"grade": True, "solution": False, "grade_id": "a", "points": -1}),), "points must be"),
     ((code("assert x == {{ student_id }}", {"grade": True, "grade_id": "a"}),), "cannot be a template"),
     ((code("### BEGIN SOLUTION\nx = 1\n", {"solution": True}),), "never closed"),
-    ((code("x = 1\n### END HIDDEN TESTS", {"grade": True, "grade_id": "a"}),), "without ### BEGIN HIDDEN TESTS"),
+    ((code("x = 1\n### END HIDDEN TESTS", {"grade": True, "grade_id": "a"}),), "without BEGIN HIDDEN TESTS"),
+    ((code("assert True", {"grade": True, "grade_id": "a", "points": float("inf")}),), "points must be"),
 ])
 def test_a_badly_marked_notebook_is_named(cells, message):
     with pytest.raises(InvalidCheck, match=message) as refused:
         checks(notebook(*cells), "1-Intro.ipynb")
     assert str(refused.value).startswith("1-Intro.ipynb: cells[")
+
+
+def test_solution_cells_are_cut_as_nbgrader_cuts_them():
+    whole = code("answer = 42", {"solution": True, "grade_id": "w"})  # no region: the whole cell
+    hashes = code("x = 1\n# BEGIN SOLUTION\nx = 2\n# END SOLUTION", {"solution": True, "grade_id": "h"})
+    prose = {"cell_type": "markdown", "source": "The answer is 42.", "metadata": {"nbgrader": {"solution": True}}}
+    released = release(notebook(whole, hashes, prose))["cells"]
+    assert released[0]["source"] == STUB
+    assert released[1]["source"] == "x = 1\n" + STUB
+    assert released[2]["source"] == "YOUR ANSWER HERE" and "outputs" not in released[2]
+
+
+def test_a_check_written_with_windows_line_ends_still_passes():
+    crlf = code('assert total == 3, "add them"\r\nprint("ok")', {"grade": True, "solution": False, "grade_id": "t"})
+    mine = notebook(code('assert total == 3, "add them"\nprint("ok")', {"grade_id": "t"}, ran=2))
+    assert passed(mine, checks(notebook(crlf))) == {"t"}
+
+
+def test_a_mangled_participant_notebook_counts_nothing_and_raises_nothing():
+    workshop = checks(notebook(CHECK))
+    for mangled in ({"cells": "x"}, {"cells": ["x", {"metadata": "m"}]}, "not a notebook",
+                    {"cells": [dict(code("x", {"grade_id": "double"}, ran=1), outputs=["boom"])]}):
+        assert passed(mangled, workshop) == set()
