@@ -27,6 +27,7 @@ class Workshop:
     spec: WorkshopSpec
     notebooks: list[str] = field(default_factory=list)
     content_version: str = ""
+    checks: int = 0  # exercise checks across its notebooks
 
 
 def content_files(folder: Path) -> list[Path]:
@@ -140,7 +141,18 @@ def load_workshop(folder: Path, root: Path, problems: list[Problem]) -> Workshop
         problems.append((rel(folder, root) + "/", "*Conclusion*.ipynb", "missing: a conclusion notebook"))
     for notebook in notebooks:
         problems.extend(check_notebook(folder / notebook, allowed, root))
-    return Workshop(folder=folder, spec=spec, notebooks=notebooks, content_version=content_version(folder))
+    return Workshop(folder=folder, spec=spec, notebooks=notebooks, content_version=content_version(folder),
+                    checks=sum(_checks_in(folder / notebook) for notebook in notebooks))
+
+
+def _checks_in(path: Path) -> int:
+    """How many exercise checks a notebook has (0 when it cannot be read: check_notebook says why)."""
+    import json
+
+    try:
+        return len(checks(json.loads(path.read_text(encoding="utf-8")), path.name))
+    except (ValueError, OSError, AttributeError, TypeError):  # InvalidCheck is a ValueError
+        return 0
 
 
 def _cross_checks(workshops: Iterable[Workshop], root: Path, known_locations: Iterable[str] | None) -> list[Problem]:

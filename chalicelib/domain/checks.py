@@ -186,6 +186,12 @@ def executed_cells(notebooks: Sequence[Mapping[str, Any]]) -> float:
     return round(100.0 * sum(1 for c in code if c.get("execution_count")) / len(code), 1)
 
 
+def earns_badge(workshop_checks: int, completion: float | None) -> bool:
+    """The workshop's badge: every check passed; in a workshop without checks, taking part (the
+    thank-you says so)."""
+    return workshop_checks == 0 or (completion is not None and completion >= 100.0)
+
+
 def completion(participant: Sequence[Mapping[str, Any]], originals: Sequence[Mapping[str, Any]]) -> Completion:
     """How much of the workshop a participant did: checks passed over the workshop's checks (the
     ``originals``' ``i``-th notebook against the participant's ``i``-th), or, for a workshop

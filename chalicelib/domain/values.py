@@ -35,6 +35,7 @@ class Workshop:
     extension_minutes: int = 30
     extension_max: int = 2
     warm_pool: int = 0
+    checks: int = 0  # exercise checks in its notebooks: completion and the badge come from them
     expected: int = 0  # the turnout an organiser expects: that many servers are warmed ahead (warming.py)
     starts_at: datetime | None = None  # a scheduled start: warming begins shortly before it, ends after it
     confirm: bool = True  # new registrations wait for their email confirmation

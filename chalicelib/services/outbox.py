@@ -17,6 +17,7 @@ from typing import Any
 
 from chalicelib.adapters import render
 from chalicelib.adapters.mail import MailThrottled
+from chalicelib.domain.checks import earns_badge
 from chalicelib.domain.errors import Unavailable, WodError
 from chalicelib.domain.mail import Email
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
@@ -82,7 +83,7 @@ def participant_email(ctx: Context, name: str, reg: Registration, workshop: Work
         registration=reg, workshop=workshop, status_url=status_url(ctx, reg.id),
         confirm_url=confirm_url(ctx, reg.id),
         position=position if position is not None else ctx.stores.registrations.waitlist_position(reg),
-        badge_url=badge_url(ctx, workshop), level=level,
+        badge_url=badge_url(ctx, workshop) if earns_badge(workshop.checks, reg.completion) else None, level=level,
     )
 
 

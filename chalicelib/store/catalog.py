@@ -78,6 +78,7 @@ def _metadata_actions(w: Workshop, seats_total: int, rng: StudentRange, override
         WorkshopModel.extension_minutes.set(s.extension.minutes),
         WorkshopModel.extension_max.set(s.extension.max),
         WorkshopModel.warm_pool.set(s.warm_pool),
+        WorkshopModel.checks.set(w.checks),
         WorkshopModel.confirm.set(s.confirm),
         WorkshopModel.seats_total.set(seats_total),
         WorkshopModel.handed_back.remove(),  # what an organiser handed back now follows the folder

@@ -49,6 +49,7 @@ class WorkshopModel(Model):
     extension_minutes = NumberAttribute(default=30)
     extension_max = NumberAttribute(default=2)
     warm_pool = NumberAttribute(default=0)
+    checks = NumberAttribute(default=0)  # exercise checks in its notebooks (domain/checks.py)
     expected = NumberAttribute(null=True)  # an organiser's expected turnout (chalicelib/domain/warming.py)
     starts_at = UTCDateTimeAttribute(null=True)  # an organiser's scheduled start
     confirm = BooleanAttribute(null=True)  # False: registrations need no email confirmation

@@ -361,7 +361,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     status_tab.get_by_role("button", name="End now").click()
     expect(status_tab.locator("p.notice")).to_have_text("Your workshop is ending; the thank-you email follows.")
     thanks = stack.wait_for_message(lambda m: email in m["to"] and m["subject"].startswith("Thank you"), timeout=90)
-    assert "You completed 100% of its exercises." in thanks["text"], thanks["text"]
+    assert "You ran 100% of its code cells." in thanks["text"], thanks["text"]  # a workshop without checks
     status_tab.reload()
     expect(status_tab.locator("p.status")).to_have_text("Status: Finished", timeout=30_000)
     shot(status_tab, "finished")

@@ -227,3 +227,38 @@ def test_a_finished_registration_shows_when_it_ended_and_its_completion(client, 
     assert "<dt>Ended</dt>" in page and "09:10 UTC" in page and "<dt>Ends</dt>" not in page
     assert "<dt>Completion</dt><dd>75%</dd>" in page
     assert "Your workshop is ending" not in page  # the notice is stale once it has ended
+
+
+@pytest.mark.parametrize(("checks", "completion", "badge", "says"), [
+    (2, 100, True, "You passed 100% of its 2 exercise checks."),
+    (2, 50, False, "The badge goes to those who pass every check."),
+    (0, 50, True, "this workshop has no checked exercises: it is for taking part"),
+])
+def test_the_badge_goes_to_those_who_pass_every_check(client, platform, recording, tmp_path, checks, completion,
+                                                      badge, says):
+    import nbformat
+
+    from chalicelib.adapters.workshop_folders import load_catalog
+    from chalicelib.services.catalog import sync_workshop
+    from tests.factory import write_workshop
+
+    folder = write_workshop(tmp_path / "workshops", WORKSHOP, seats=1, badge="badge.svg")
+    (folder / "badge.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    lab = nbformat.v4.new_notebook()
+    for n in range(checks):
+        cell = nbformat.v4.new_code_cell(f"assert answer == {n}")
+        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": f"check-{n}", "points": 1}
+        lab.cells.append(cell)
+    nbformat.write(lab, str(folder / "1-Lab.ipynb"))
+    [workshop], problems = load_catalog(tmp_path / "workshops", platform.settings.locations.keys())
+    assert problems == [] and workshop.checks == checks
+    sync_workshop(platform, workshop)
+    created = registrations.register(platform, body("badge@example.com"))
+    callback(client, platform, {"registration": created["id"], "student": created["student"], "outcome": "ready",
+                                "password": "Pw123456789x", "hub_url": "http://hub"})
+    action(client, platform, created["id"], "end")
+    callback(client, platform, {"registration": created["id"], "student": created["student"], "outcome": "cleaned",
+                                "completion": completion})
+    [thanks] = [e for e in recording.sent if e.subject.startswith("Thank you")]
+    assert says in thanks.text, thanks.text
+    assert (f"/badges/{WORKSHOP}" in thanks.text) is badge
