@@ -159,7 +159,8 @@ def reminder_at(ends_at: datetime, started_at: datetime, reminder: timedelta) ->
 def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(), *,
            confirm_by: datetime | None = None, duration: timedelta | None = None, minutes: int = 0,
            counted: bool = True, scope: str = "all", reason: str = "", cleanup: str = "CLEANUP",
-           completion: float | None = None, finished_before: int | None = None, deadline: datetime | None = None,
+           completion: float | None = None, checks_passed: int | None = None, finished_before: int | None = None,
+           deadline: datetime | None = None,
            owes: tuple[Entry, ...] = ()) -> Change | None:
     """The change ``event`` makes to ``reg`` at ``now``; None when it does not apply to the
     registration as read (already done, or another state: a repeated callback, a double click,
@@ -168,7 +169,7 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
     The details an event needs: ``confirm_by`` (register: a hold until then), ``duration``
     (provisioned), ``minutes`` and ``counted`` (extend; an organiser's extension is not counted),
     ``scope`` (reset: ``all`` or ``password``), ``reason`` (release, fail; progress: the step),
-    ``cleanup`` (fail: ``CLEANUP`` or ``PURGE``), ``completion`` and ``finished_before`` (finish: how
+    ``cleanup`` (fail: ``CLEANUP`` or ``PURGE``), ``completion``, ``checks_passed`` and ``finished_before`` (finish: how
     many other workshops the address finished before, for a level badge; None when it had finished
     this one already), ``deadline`` (redrive), ``owes`` (notify).
     """
@@ -272,7 +273,8 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
         reached = badge_level(finished_before + 1, rules.badge_levels) if ran and finished_before is not None else None
         return Change(event, (Condition("due_state", "==", DUE_CLEANING),), {
             "status": FINISHED if ran else FAILED, **_closed(now),
-            **({"completion": completion} if completion is not None else {})}, ("due_state", "due_at"),
+            **({"completion": completion} if completion is not None else {}),
+            **({"checks_passed": checks_passed} if checks_passed is not None else {})}, ("due_state", "due_at"),
             owes=(*FINISHED_OUTBOX, *((level(reached),) if reached else ())) if ran else (),
             seat=RETURN, refill=True)
     if event == LEAVE:

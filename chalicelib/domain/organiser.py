@@ -191,5 +191,6 @@ def registration_record(reg: Registration) -> dict[str, Any]:
         "email": reg.email, "first_name": reg.first_name, "last_name": reg.last_name, "company": reg.company,
         "created_at": iso(reg.created_at), "started_at": iso(reg.started_at), "ends_at": iso(reg.ends_at),
         "finished_at": iso(reg.finished_at), "extensions_used": int(reg.extensions_used or 0),
-        "completion": float(reg.completion) if reg.completion is not None else None, "failure": reg.failure,
+        "completion": float(reg.completion) if reg.completion is not None else None,
+        "checks_passed": int(reg.checks_passed) if reg.checks_passed is not None else None, "failure": reg.failure,
     }

@@ -82,6 +82,7 @@ class Registration:
     reminder_sent: bool = False
     extensions_used: int = 0
     completion: float | None = None
+    checks_passed: int | None = None  # of the workshop's exercise checks, measured at cleanup
     waitlist_workshop: str | None = None
     waitlist_seq: int | None = None
     outbox: tuple[Entry, ...] = ()

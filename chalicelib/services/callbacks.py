@@ -118,6 +118,6 @@ def failed(ctx: Context, registration_id: str, reason: str) -> str:
     return "failed"
 
 
-def cleaned(ctx: Context, registration_id: str, completion: float | None) -> str:
-    done = seats.finish(ctx, registration_id, completion)
+def cleaned(ctx: Context, registration_id: str, completion: float | None, checks_passed: int | None = None) -> str:
+    done = seats.finish(ctx, registration_id, completion, checks_passed)
     return done.status if done else FINISHED

@@ -46,8 +46,11 @@ def teardown(ctx: Context, event: Event) -> None:
 
 def report(ctx: Context, event: Event) -> None:
     order = event["order"]
-    value = (event.get("completion") or {}).get("value")
+    measured = event.get("completion") or {}
+    value = measured.get("value")
+    passed = measured.get("checks_passed") if measured.get("basis") == "checks" else None
     callback(ctx, {"registration": order["registration"], "student": order["student"], "outcome": "cleaned",
-                   "completion": value, "errors": [k for k in ("completion_error", "teardown_error") if k in event]})
+                   "completion": value, "checks_passed": passed,
+                   "errors": [k for k in ("completion_error", "teardown_error") if k in event]})
     logger.info("cleaned", extra={"registration": order["registration"], "student": order["student"],
                                   "completion": value})

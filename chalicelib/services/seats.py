@@ -32,13 +32,16 @@ def fail(ctx: Context, reg: Registration, reason: str = "", *, compensated: bool
     return failed
 
 
-def finish(ctx: Context, registration_id: str, completion: float | None) -> Registration | None:
+def finish(ctx: Context, registration_id: str, completion: float | None,
+           checks_passed: int | None = None) -> Registration | None:
     """The environment is clean: the seat comes back, the registration closes with its completion
     and, for a workshop that ran, the thank-you (and a level badge reached now) is sent; then the
     waitlist takes the seat. None for a repeated report, or the purge of a student that had no
     registration."""
     if not (completion is None or (isinstance(completion, (int, float)) and 0 <= completion <= 100)):
         raise InvalidInput({"completion": "a percentage or null"})
+    if not (checks_passed is None or (type(checks_passed) is int and 0 <= checks_passed <= 10_000)):
+        raise InvalidInput({"checks_passed": "a number of checks (0 or more) or null"})
     store = ctx.stores.registrations
     try:
         before = store.get(registration_id)
@@ -49,7 +52,8 @@ def finish(ctx: Context, registration_id: str, completion: float | None) -> Regi
         done_before = store.finished_workshop_ids(before.email)
         if before.workshop_id not in done_before:  # a workshop taken again reaches no new level
             finished_before = len(done_before)
-    done = commit(ctx, before, FINISH, completion=completion, finished_before=finished_before)
+    done = commit(ctx, before, FINISH, completion=completion, checks_passed=checks_passed,
+                  finished_before=finished_before)
     if done is not None:
         logger.info("registration finished, seat freed",
                     extra={"registration": registration_id, "workshop": done.workshop_id, "student": done.student_id,

@@ -174,6 +174,7 @@ class RegistrationModel(Model):
     reminder_sent = BooleanAttribute(default=False)
     extensions_used = NumberAttribute(default=0)
     completion = NumberAttribute(null=True)
+    checks_passed = NumberAttribute(null=True)  # of its workshop's exercise checks, at cleanup
     waitlist_workshop = UnicodeAttribute(null=True)
     waitlist_seq = NumberAttribute(null=True)  # a waitlist place: orders the waitlist (registrations.place_number)
     outbox = ListAttribute(of=UnicodeAttribute, null=True)

@@ -52,4 +52,5 @@ def provision_result():
         return json_response({"status": results.ready(ctx, registration_id, password, hub_url)})
     if outcome == "failed":
         return json_response({"status": results.failed(ctx, registration_id, str(data.get("reason", "")))})
-    return json_response({"status": results.cleaned(ctx, registration_id, data.get("completion"))})
+    return json_response({"status": results.cleaned(ctx, registration_id, data.get("completion"),
+                                                     data.get("checks_passed"))})

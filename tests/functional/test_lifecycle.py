@@ -257,8 +257,28 @@ def test_the_badge_goes_to_those_who_pass_every_check(client, platform, recordin
     callback(client, platform, {"registration": created["id"], "student": created["student"], "outcome": "ready",
                                 "password": "Pw123456789x", "hub_url": "http://hub"})
     action(client, platform, created["id"], "end")
+    passed = checks * completion // 100 if checks else None
     callback(client, platform, {"registration": created["id"], "student": created["student"], "outcome": "cleaned",
-                                "completion": completion})
+                                "completion": completion, "checks_passed": passed})
     [thanks] = [e for e in recording.sent if e.subject.startswith("Thank you")]
     assert says in thanks.text, thanks.text
     assert (f"/badges/{WORKSHOP}" in thanks.text) is badge
+    finished = platform.stores.registrations.get(created["id"])
+    assert (finished.completion, finished.checks_passed) == (completion, passed)
+    from chalicelib.domain.organiser import registration_record
+
+    assert registration_record(finished)["checks_passed"] == passed  # the API, the CSV and the webhooks
+
+
+@pytest.mark.parametrize("passed", [-1, "2", True, 2.5, 10_001])
+def test_a_cleanup_report_with_a_wrong_number_of_checks_is_refused_and_changes_nothing(client, platform, active,
+                                                                                      passed):
+    from tests.factory import signed_callback
+
+    action(client, platform, active["id"], "end")
+    data, headers = signed_callback({"registration": active["id"], "student": active["student"], "outcome": "cleaned",
+                                     "completion": 50, "checks_passed": passed},
+                                    get_key(platform.settings, "callback_key"))
+    response = client.http.post("/api/callbacks/provision", body=data, headers=headers)
+    assert response.status_code == 422 and "checks_passed" in response.body.decode()
+    assert platform.stores.registrations.get(active["id"]).status != "finished"
