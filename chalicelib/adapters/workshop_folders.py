@@ -25,7 +25,7 @@ Problem = tuple[str, str, str]
 class Workshop:
     folder: Path
     spec: WorkshopSpec
-    notebooks: list[str] = field(default_factory=list)
+    notebooks: list[str] = field(default_factory=list)  # every notebook a participant gets, by relative path
     content_version: str = ""
     checks: int = 0  # exercise checks across its notebooks
 
@@ -134,10 +134,10 @@ def load_workshop(folder: Path, root: Path, problems: list[Problem]) -> Workshop
     if spec is None:
         return None
     allowed = NOTEBOOK_VARIABLES | (APPLIANCE_VARIABLES if spec.appliance else frozenset())
-    notebooks = sorted(p.name for p in folder.glob("*.ipynb"))
+    notebooks = sorted(p.relative_to(folder).as_posix() for p in content_files(folder) if p.suffix == ".ipynb")
     if README not in notebooks:
         problems.append((rel(folder, root) + "/", README, "missing: participants start from this notebook"))
-    if not any("conclusion" in n.lower() for n in notebooks):
+    if not any("conclusion" in n.lower() for n in notebooks if "/" not in n):
         problems.append((rel(folder, root) + "/", "*Conclusion*.ipynb", "missing: a conclusion notebook"))
     for notebook in notebooks:
         problems.extend(check_notebook(folder / notebook, allowed, root))

@@ -186,10 +186,14 @@ def executed_cells(notebooks: Sequence[Mapping[str, Any]]) -> float:
     return round(100.0 * sum(1 for c in code if c.get("execution_count")) / len(code), 1)
 
 
-def earns_badge(workshop_checks: int, completion: float | None) -> bool:
-    """The workshop's badge: every check passed; in a workshop without checks, taking part (the
-    thank-you says so)."""
-    return workshop_checks == 0 or (completion is not None and completion >= 100.0)
+def earns_badge(workshop_checks: int, completion: float | None, checks_passed: int | None = None) -> bool:
+    """The workshop's badge: every check passed (counted, when the count is known); in a workshop
+    without checks, taking part (the thank-you says so)."""
+    if workshop_checks == 0:
+        return True
+    if checks_passed is not None:
+        return checks_passed >= workshop_checks
+    return completion is not None and completion >= 100.0
 
 
 def completion(participant: Sequence[Mapping[str, Any]], originals: Sequence[Mapping[str, Any]]) -> Completion:

@@ -233,6 +233,7 @@ def test_a_finished_registration_shows_when_it_ended_and_its_completion(client, 
     (2, 100, True, "You passed 100% of its 2 exercise checks."),
     (2, 50, False, "The badge goes to those who pass every check."),
     (0, 50, True, "this workshop has no checked exercises: it is for taking part"),
+    (2, None, False, "Your exercises could not be measured this time, so no badge could be given."),
 ])
 def test_the_badge_goes_to_those_who_pass_every_check(client, platform, recording, tmp_path, checks, completion,
                                                       badge, says):
@@ -257,7 +258,7 @@ def test_the_badge_goes_to_those_who_pass_every_check(client, platform, recordin
     callback(client, platform, {"registration": created["id"], "student": created["student"], "outcome": "ready",
                                 "password": "Pw123456789x", "hub_url": "http://hub"})
     action(client, platform, created["id"], "end")
-    passed = checks * completion // 100 if checks else None
+    passed = checks * completion // 100 if checks and completion is not None else None
     callback(client, platform, {"registration": created["id"], "student": created["student"], "outcome": "cleaned",
                                 "completion": completion, "checks_passed": passed})
     [thanks] = [e for e in recording.sent if e.subject.startswith("Thank you")]
@@ -265,9 +266,22 @@ def test_the_badge_goes_to_those_who_pass_every_check(client, platform, recordin
     assert (f"/badges/{WORKSHOP}" in thanks.text) is badge
     finished = platform.stores.registrations.get(created["id"])
     assert (finished.completion, finished.checks_passed) == (completion, passed)
-    from chalicelib.domain.organiser import registration_record
+    import csv
+    import io
 
-    assert registration_record(finished)["checks_passed"] == passed  # the API, the CSV and the webhooks
+    from chalicelib.services import organiser
+
+    [found] = organiser.search(platform, {"q": created["id"]})["registrations"]
+    assert found["checks_passed"] == passed  # the admin API's search
+    [row] = list(csv.DictReader(io.StringIO(organiser.export_csv(platform, "test", {}).lstrip("\ufeff"))))
+    assert row["checks_passed"] == ("" if passed is None else str(passed))  # the CSV
+
+
+def test_one_check_short_of_all_earns_no_badge_whatever_the_rounded_percentage():
+    from chalicelib.domain.checks import earns_badge
+
+    assert earns_badge(2000, 100.0, 1999) is False  # the rounded percentage would say 100
+    assert earns_badge(2, None, None) is False and earns_badge(0, None, None) is True
 
 
 @pytest.mark.parametrize("passed", [-1, "2", True, 2.5, 10_001])
