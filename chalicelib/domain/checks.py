@@ -180,7 +180,8 @@ def passed(notebook: Mapping[str, Any], workshop_checks: Sequence[Check]) -> set
 
 def executed_cells(notebooks: Sequence[Mapping[str, Any]]) -> float:
     """Executed code cells over code cells, across notebooks (0-100)."""
-    code = [c for nb in notebooks for c in nb.get("cells", []) if c.get("cell_type") == "code" and c.get("source")]
+    code = [c for nb in notebooks if isinstance(nb, Mapping) and isinstance(nb.get("cells"), list)
+            for c in nb["cells"] if isinstance(c, Mapping) and c.get("cell_type") == "code" and c.get("source")]
     if not code:
         return 0.0
     return round(100.0 * sum(1 for c in code if c.get("execution_count")) / len(code), 1)
