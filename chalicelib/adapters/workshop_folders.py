@@ -89,9 +89,9 @@ def _load_spec(folder: Path, root: Path, problems: list[Problem]) -> WorkshopSpe
     return spec
 
 
-def check_notebook(path: Path, allowed: frozenset[str], root: Path) -> list[Problem]:
+def check_notebook(path: Path, allowed: frozenset[str], root: Path) -> tuple[list[Problem], int]:
     """nbformat validity, Jinja2 syntax and known variables in every cell, exercise checks marked
-    as nbgrader marks them (``domain/checks.py``)."""
+    as nbgrader marks them (``domain/checks.py``): the problems, and how many checks it has."""
     import jinja2
     import jinja2.meta
     import nbformat
@@ -102,7 +102,7 @@ def check_notebook(path: Path, allowed: frozenset[str], root: Path) -> list[Prob
         nbformat.validate(nb)
     except Exception as exc:  # nbformat raises several unrelated types for bad files
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return [(name, "notebook", f"not a valid notebook: {first_line}")]
+        return [(name, "notebook", f"not a valid notebook: {first_line}")], 0
     env = content_environment()
     problems: list[Problem] = []
     for index, cell in enumerate(nb.cells):
@@ -123,10 +123,9 @@ def check_notebook(path: Path, allowed: frozenset[str], root: Path) -> list[Prob
         except Exception as exc:  # whatever else Deploy's render would raise, the author sees here
             problems.append((name, f"cells[{index}]", f"does not render: {type(exc).__name__}: {exc}"))
     try:
-        checks(nb, name)
+        return problems, len(checks(nb, name))
     except InvalidCheck as exc:
-        problems.append((name, exc.place, exc.reason))
-    return problems
+        return [*problems, (name, exc.place, exc.reason)], 0
 
 
 def load_workshop(folder: Path, root: Path, problems: list[Problem]) -> Workshop | None:
@@ -139,20 +138,13 @@ def load_workshop(folder: Path, root: Path, problems: list[Problem]) -> Workshop
         problems.append((rel(folder, root) + "/", README, "missing: participants start from this notebook"))
     if not any("conclusion" in n.lower() for n in notebooks if "/" not in n):
         problems.append((rel(folder, root) + "/", "*Conclusion*.ipynb", "missing: a conclusion notebook"))
+    total = 0
     for notebook in notebooks:
-        problems.extend(check_notebook(folder / notebook, allowed, root))
+        found, count = check_notebook(folder / notebook, allowed, root)
+        problems.extend(found)
+        total += count
     return Workshop(folder=folder, spec=spec, notebooks=notebooks, content_version=content_version(folder),
-                    checks=sum(_checks_in(folder / notebook) for notebook in notebooks))
-
-
-def _checks_in(path: Path) -> int:
-    """How many exercise checks a notebook has (0 when it cannot be read: check_notebook says why)."""
-    import json
-
-    try:
-        return len(checks(json.loads(path.read_text(encoding="utf-8")), path.name))
-    except (ValueError, OSError, AttributeError, TypeError):  # InvalidCheck is a ValueError
-        return 0
+                    checks=total)
 
 
 def _cross_checks(workshops: Iterable[Workshop], root: Path, known_locations: Iterable[str] | None) -> list[Problem]:

@@ -7,6 +7,7 @@ check (authors are trusted as the appliances they write are), in a temporary fol
 environment: no keys or settings of the machine."""
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import os
@@ -60,10 +61,14 @@ def _error(cell: dict) -> str | None:
     return None
 
 
+class KernelUnavailable(Exception):
+    """No kernel could be started: nothing ran."""
+
+
 def _run(nb: Any, folder: Path, python: str, cell_timeout: int) -> str | None:
     """Execute ``nb`` in place, in a kernel of ``python`` working in a copy of ``folder``, with
     no environment but a plain one (no keys or settings of whoever runs the check). Returns why
-    the run stopped early, if it did."""
+    the run stopped early, if it did; :class:`KernelUnavailable` when it never started."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -78,9 +83,55 @@ def _run(nb: Any, folder: Path, python: str, cell_timeout: int) -> str | None:
             client.execute(env=env)
         except (CellTimeoutError, DeadKernelError, CellExecutionError) as exc:
             return f"stopped: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        except Exception as exc:  # no kernel at all: nothing ran
-            return f"could not start {python} as a Jupyter kernel (ipykernel installed?): {type(exc).__name__}: {exc}"
+        except Exception as exc:  # no kernel at all
+            atexit.unregister(client._cleanup_kernel)  # left registered by nbclient when the start fails
+            raise KernelUnavailable(f"could not start {python} as a Jupyter kernel (ipykernel installed?): "
+                                    f"{type(exc).__name__}: {exc}") from exc
     return None
+
+
+def _judge(nb: Any, name: str, participant: bool) -> list[Problem]:
+    """What the run of one copy says about its checks: on the reference, each must have run and
+    passed; on the participant's copy, none may pass."""
+    problems: list[Problem] = []
+    for index, cell in enumerate(nb.cells):
+        if not is_check(cell):
+            continue
+        grade_id, failure, ran = cell.metadata["nbgrader"]["grade_id"], _error(cell), cell.get("execution_count")
+        if participant and ran and not failure:
+            problems.append((name, f"cells[{index}]", f"check {grade_id!r} passes on the participant's copy, "
+                                                      "before any exercise is done"))
+        elif not participant and not ran:
+            problems.append((name, f"cells[{index}]", f"check {grade_id!r} never ran"))
+        elif not participant and failure:
+            problems.append((name, f"cells[{index}]", f"check {grade_id!r} fails on the reference solution: "
+                                                      f"{failure}"))
+    return problems
+
+
+def _check_notebook(path: Path, name: str, folder: Path, python: str, cell_timeout: int,
+                    progress: bool) -> list[Problem]:
+    import nbformat
+
+    reference = nbformat.read(path, as_version=4)
+    found = checks(reference, name)
+    if not found:
+        return []
+    if progress:
+        print(f"running {name} ({len(found)} checks) ...", flush=True)
+    for cell in reference.cells:  # as Deploy renders them, with the sample values
+        cell.source = render_content(cell.source, SAMPLES)
+    participant = nbformat.from_dict(release(copy.deepcopy(reference)))
+    problems: list[Problem] = []
+    for nb, which in ((reference, "reference"), (participant, "participant")):
+        try:
+            stopped = _run(nb, folder, python, cell_timeout)
+        except KernelUnavailable as exc:
+            return [*problems, (name, "kernel", str(exc))]
+        if stopped:
+            problems.append((name, "kernel", f"{stopped} (the {which} copy)"))
+        problems += _judge(nb, name, participant=which == "participant")
+    return problems
 
 
 def run_checks(workshops: list[Workshop], root: Path, python: str | None = None,
@@ -88,41 +139,8 @@ def run_checks(workshops: list[Workshop], root: Path, python: str | None = None,
     """Run every notebook with checks of ``workshops`` twice: solutions in place, where every check
     must pass, then as a participant gets it, where none may (a check that passes on the stubs
     would count for nothing done). The problems found."""
-    import nbformat
-
-    problems: list[Problem] = []
     python = python or kernel_python()
     with _kernelspec(python):
-        for workshop in workshops:
-            for notebook in workshop.notebooks:
-                path = workshop.folder / notebook
-                reference = nbformat.read(path, as_version=4)
-                found = checks(reference, notebook)
-                if not found:
-                    continue
-                name = rel(path, root)
-                if progress:
-                    print(f"running {name} ({len(found)} checks) ...", flush=True)
-                for cell in reference.cells:  # as Deploy renders them, with the sample values
-                    cell.source = render_content(cell.source, SAMPLES)
-                participant = nbformat.from_dict(release(copy.deepcopy(reference)))
-                for nb, copy_of in ((reference, "reference"), (participant, "participant")):
-                    stopped = _run(nb, workshop.folder, python, cell_timeout)
-                    if stopped:
-                        problems.append((name, "kernel", f"{stopped} (the {copy_of} copy)"))
-                    if stopped and stopped.startswith("could not start"):
-                        break
-                    for index, cell in enumerate(nb.cells):
-                        if not is_check(cell):
-                            continue
-                        grade_id, failure = cell.metadata["nbgrader"]["grade_id"], _error(cell)
-                        if copy_of == "participant":
-                            if cell.get("execution_count") and not failure:
-                                problems.append((name, f"cells[{index}]", f"check {grade_id!r} passes on the "
-                                                 "participant's copy, before any exercise is done"))
-                        elif not cell.get("execution_count"):
-                            problems.append((name, f"cells[{index}]", f"check {grade_id!r} never ran"))
-                        elif failure:
-                            problems.append((name, f"cells[{index}]", f"check {grade_id!r} fails on the "
-                                                                     f"reference solution: {failure}"))
-    return problems
+        return [problem for workshop in workshops for notebook in workshop.notebooks
+                for problem in _check_notebook(workshop.folder / notebook, rel(workshop.folder / notebook, root),
+                                               workshop.folder, python, cell_timeout, progress)]

@@ -1,16 +1,22 @@
 """The run phase with a hand-moved clock: reminders, expiry, cleanup, waitlist, extend/reset/end."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import timedelta
 
+import nbformat
 import pytest
 
 from chalicelib.adapters.secrets import get_key
-from chalicelib.services import links, registrations
+from chalicelib.adapters.workshop_folders import load_catalog
+from chalicelib.domain.checks import earns_badge
+from chalicelib.services import links, organiser, registrations
 from chalicelib.services import time_checks as lifecycle
+from chalicelib.services.catalog import sync_workshop
 from chalicelib.store.models import StudentModel, WorkshopModel
-from tests.factory import signed_callback
+from tests.factory import signed_callback, write_workshop
 
 WORKSHOP = "WKSHP-LIFE"
 
@@ -237,12 +243,6 @@ def test_a_finished_registration_shows_when_it_ended_and_its_completion(client, 
 ])
 def test_the_badge_goes_to_those_who_pass_every_check(client, platform, recording, tmp_path, checks, completion,
                                                       badge, says):
-    import nbformat
-
-    from chalicelib.adapters.workshop_folders import load_catalog
-    from chalicelib.services.catalog import sync_workshop
-    from tests.factory import write_workshop
-
     folder = write_workshop(tmp_path / "workshops", WORKSHOP, seats=1, badge="badge.svg")
     (folder / "badge.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
     lab = nbformat.v4.new_notebook()
@@ -266,11 +266,6 @@ def test_the_badge_goes_to_those_who_pass_every_check(client, platform, recordin
     assert (f"/badges/{WORKSHOP}" in thanks.text) is badge
     finished = platform.stores.registrations.get(created["id"])
     assert (finished.completion, finished.checks_passed) == (completion, passed)
-    import csv
-    import io
-
-    from chalicelib.services import organiser
-
     [found] = organiser.search(platform, {"q": created["id"]})["registrations"]
     assert found["checks_passed"] == passed  # the admin API's search
     [row] = list(csv.DictReader(io.StringIO(organiser.export_csv(platform, "test", {}).lstrip("\ufeff"))))
@@ -278,8 +273,6 @@ def test_the_badge_goes_to_those_who_pass_every_check(client, platform, recordin
 
 
 def test_one_check_short_of_all_earns_no_badge_whatever_the_rounded_percentage():
-    from chalicelib.domain.checks import earns_badge
-
     assert earns_badge(2000, 100.0, 1999) is False  # the rounded percentage would say 100
     assert earns_badge(2, None, None) is False and earns_badge(0, None, None) is True
 
@@ -287,8 +280,6 @@ def test_one_check_short_of_all_earns_no_badge_whatever_the_rounded_percentage()
 @pytest.mark.parametrize("passed", [-1, "2", True, 2.5, 10_001])
 def test_a_cleanup_report_with_a_wrong_number_of_checks_is_refused_and_changes_nothing(client, platform, active,
                                                                                       passed):
-    from tests.factory import signed_callback
-
     action(client, platform, active["id"], "end")
     data, headers = signed_callback({"registration": active["id"], "student": active["student"], "outcome": "cleaned",
                                      "completion": 50, "checks_passed": passed},

@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,8 @@ def _operations(table: str) -> list[tuple[str, dict]]:
     ]
 
 
-def _call(endpoint: str, service: str, target: str, body: dict) -> tuple[int, str, object]:
+def _call(endpoint: str, service: str, target: str, body: dict, steady: bool = True) -> tuple[int, str, Any]:
+    """(status, content type, JSON answer), the answer ``_steady`` unless asked otherwise."""
     request = urllib.request.Request(endpoint, data=json.dumps(body).encode(), headers={
         "X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.0",
         "Authorization": AUTH.format(service=service)})
@@ -69,7 +71,8 @@ def _call(endpoint: str, service: str, target: str, body: dict) -> tuple[int, st
             status, content_type, raw = answer.status, answer.headers["Content-Type"], answer.read()
     except urllib.error.HTTPError as refused:
         status, content_type, raw = refused.code, refused.headers["Content-Type"], refused.read()
-    return status, content_type, _steady(json.loads(raw)) if raw else None
+    answer = json.loads(raw) if raw else None
+    return status, content_type, _steady(answer) if steady else answer
 
 
 def _steady(value: object) -> object:
@@ -83,7 +86,8 @@ def _steady(value: object) -> object:
 
 def _run(endpoint: str, table: str) -> list:
     dynamo = lambda op, body: _call(endpoint, "dynamodb", f"DynamoDB_20120810.{op}", body)  # noqa: E731
-    streams = lambda op, body: _call(endpoint, "dynamodb", f"DynamoDBStreams_20120810.{op}", body)  # noqa: E731
+    streams = lambda op, body, steady=True: _call(  # noqa: E731
+        endpoint, "dynamodb", f"DynamoDBStreams_20120810.{op}", body, steady)
     dynamo("CreateTable", {
         "TableName": table, "BillingMode": "PAY_PER_REQUEST",
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -95,13 +99,8 @@ def _run(endpoint: str, table: str) -> list:
         arn = streams("ListStreams", {"TableName": table})[2]["Streams"][0]["StreamArn"]
         shard = streams("DescribeStream", {"StreamArn": arn})[2]["StreamDescription"]["Shards"][0]["ShardId"]
         for start in ("TRIM_HORIZON", "LATEST"):
-            # the iterator itself is volatile: read it from the raw answer
-            request = urllib.request.Request(endpoint, data=json.dumps(
-                {"StreamArn": arn, "ShardId": shard, "ShardIteratorType": start}).encode(), headers={
-                "X-Amz-Target": "DynamoDBStreams_20120810.GetShardIterator",
-                "Content-Type": "application/x-amz-json-1.0", "Authorization": AUTH.format(service="dynamodb")})
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                iterator = json.loads(answer.read())["ShardIterator"]
+            iterator = streams("GetShardIterator", {"StreamArn": arn, "ShardId": shard, "ShardIteratorType": start},
+                               steady=False)[2]["ShardIterator"]  # itself volatile: from the answer as it is
             answers.append(("GetRecords", *streams("GetRecords", {"ShardIterator": iterator, "Limit": 100})))
         return answers
     finally:
