@@ -291,8 +291,21 @@ class Chain:
         report["machines"] = {m: sorted(e["status"] for e in self.executions(m)) for m in (
             "ProvisionStateMachine", "ResetStateMachine", "CleanupStateMachine", "WarmStateMachine",
             "PurgeStateMachine")}
+        report["failed_executions"] = self.failures(report["machines"])
         report["inbound"] = len(self.inbound)
         return report
+
+    def failures(self, machines: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Why each execution that did not succeed ended so (its error and the start of its cause)."""
+        client = self.r.client("stepfunctions")
+        found: dict[str, list[str]] = {}
+        for machine, statuses in machines.items():
+            for execution in self.executions(machine) if set(statuses) - {"SUCCEEDED"} else []:
+                if execution["status"] != "SUCCEEDED":
+                    described = client.describe_execution(executionArn=execution["executionArn"])
+                    found.setdefault(machine, []).append(
+                        f"{execution['name']}: {described.get('error')}: {str(described.get('cause'))[:400]}")
+        return found
 
     def lapse(self, workshop: str, past: datetime) -> str:
         """A registration nobody confirms, past its confirmation time: the time checks release it."""

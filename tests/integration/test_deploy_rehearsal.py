@@ -84,7 +84,7 @@ def test_a_participants_whole_life_runs_through_the_stack(rehearsal):
     machines = chain["machines"]
     assert machines["ProvisionStateMachine"] == ["SUCCEEDED"] * 3  # two ready, one compensated
     for machine in ("ResetStateMachine", "CleanupStateMachine", "WarmStateMachine", "PurgeStateMachine"):
-        assert machines[machine] and set(machines[machine]) == {"SUCCEEDED"}, machine
+        assert machines[machine] and set(machines[machine]) == {"SUCCEEDED"}, (machine, chain["failed_executions"])
     seats, grown, back = chain["organiser"]["resized"]
     assert chain["organiser"]["csv"] and (grown, back) == (seats + 1, seats)
     assert chain["inbound"] >= 5  # CREATE x2, RESET, CLEANUP, WARM, PURGE through SES inbound and SNS
