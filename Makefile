@@ -7,7 +7,9 @@ CHROMIUM ?= /usr/bin/chromium
 # The hub venv must come from a Python that student users can execute (not one under /root).
 HUB_PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || command -v python3.11)
 HUB_VENV   := .venv-hub
-HUB_STAMP  := $(HUB_VENV)/.installed-$(shell cat infra/jupyterhub/requirements.txt | sha1sum | cut -c1-12)
+# the kernels' progress reporter for the live room (infra/jupyterhub/progress), installed into the hub venv
+HUB_PROGRESS := $(sort $(wildcard infra/jupyterhub/progress/pyproject.toml infra/jupyterhub/progress/etc/*.py infra/jupyterhub/progress/wod_progress/*.py))
+HUB_STAMP  := $(HUB_VENV)/.installed-$(shell cat infra/jupyterhub/requirements.txt $(HUB_PROGRESS) | sha1sum | cut -c1-12)
 NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha1sum | cut -c1-12)
 
 
@@ -30,11 +32,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-$(HUB_STAMP): infra/jupyterhub/requirements.txt
+$(HUB_STAMP): infra/jupyterhub/requirements.txt $(HUB_PROGRESS)
 	@echo "Installing JupyterHub into $(HUB_VENV) ..."
 	@test -x $(HUB_VENV)/bin/python || $(HUB_PYTHON) -m venv $(HUB_VENV)
 	@$(HUB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip<26.3"
 	@$(HUB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/jupyterhub/requirements.txt
+	@$(HUB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check ./infra/jupyterhub/progress
+	@rm -rf infra/jupyterhub/progress/build infra/jupyterhub/progress/*.egg-info
 	@rm -f $(HUB_VENV)/.installed-* && touch $@
 
 $(NODE_STAMP): package.json package-lock.json

@@ -39,7 +39,7 @@ tar -xzf /opt/wod-hub-src/wod-hub.tar.gz -C /opt/wod-hub-src
 bash /opt/wod-hub-src/infra/hub/bootstrap.sh --table ${TablePrefix}-students \\
   --hub-token-secret ${SecretsPrefix}/hub-token/${Location} --region ${AWS::Region} \\
   --domain ${HubDomain} --public-ip ${HubHostAddress} --email "${AlarmEmail}" \\
-  --concurrent-spawns ${HubSpawnLimit} --idle-minutes ${IdleMinutes}
+  --concurrent-spawns ${HubSpawnLimit} --idle-minutes ${IdleMinutes} --events-url ${PublicUrl}/api/events
 """.replace("@ARCHIVE@", HUB_ARCHIVE)
 
 

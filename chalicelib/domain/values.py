@@ -6,6 +6,7 @@ Numbers arrive from DynamoDB as ``int`` or ``float``; counters are ``int`` here.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,8 @@ class Workshop:
     expected: int = 0  # the turnout an organiser expects: that many servers are warmed ahead (warming.py)
     starts_at: datetime | None = None  # a scheduled start: warming begins shortly before it, ends after it
     confirm: bool = True  # new registrations wait for their email confirmation
+    message: str | None = None  # the facilitator's message to every participant (live room)
+    message_at: datetime | None = None
     seats_total: int = 0
     seats_free: int = 0
     waitlist_seq: int = 0
@@ -62,6 +65,8 @@ class Student:
     warm: bool | None = None  # a free student whose server already runs (warm pool)
     warming_since: datetime | None = None
     warm_cycles: int = 0
+    live: Mapping[str, Any] | None = None  # what the notebook reported (domain/live.py)
+    live_seq: int | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,10 @@ from urllib.parse import urlsplit
 
 from chalicelib.domain.errors import InvalidInput
 
-EVENTS = ("registered", "provisioned", "reminder_sent", "extended", "finished", "failed")
+REGISTRATION_EVENTS = ("registered", "provisioned", "reminder_sent", "extended", "finished", "failed")
+# during a workshop (the live room): a check's result, a raised hand; a hook follows them only when asked
+LIVE_EVENTS = ("check", "help_requested")
+EVENTS = REGISTRATION_EVENTS + LIVE_EVENTS
 PING = "ping"  # sent by the "test" action only
 URL_MAX = 2000
 DESCRIPTION_MAX = 200
@@ -43,7 +46,7 @@ def validate_hook(data: Any, local: bool = False) -> tuple[str, list[str], str]:
         problem = _url_problem(url, local)
         if problem:
             errors["url"] = problem
-    events = data.get("events") or list(EVENTS)
+    events = data.get("events") or list(REGISTRATION_EVENTS)
     if isinstance(events, str):
         events = [e.strip() for e in events.split(",") if e.strip()]
     if not isinstance(events, list) or not events or any(e not in EVENTS for e in events):

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.domain import reports
-from chalicelib.domain.errors import Conflict, NotFound, Unavailable
+from chalicelib.domain.errors import Conflict, NotFound, Unavailable, WodError
 from chalicelib.domain.organiser import ORGANISER_ONLY, validate_minutes, validate_workshop_edit
 from chalicelib.domain.registration import (
     ACTIVE,
@@ -18,7 +18,7 @@ from chalicelib.domain.registration import (
     is_workshop_id,
 )
 from chalicelib.domain.values import Workshop
-from chalicelib.services import audit, outbox, pacing, participant, registrations, seats
+from chalicelib.services import audit, live, outbox, pacing, participant, registrations, seats
 from chalicelib.services.commit import refill
 from chalicelib.services.context import Context
 from chalicelib.store.catalog import SyncReport
@@ -214,6 +214,24 @@ def perform(ctx: Context, actor: str, action: str, registration_id: str,
         else:
             participant.perform(ctx, action, registration_id)
     return registration(ctx, registration_id)
+
+
+def extend_all(ctx: Context, actor: str, workshop_id: str, minutes: Any) -> dict[str, int]:
+    """Extend every running registration of the workshop (the live room's button); (extended,
+    refused) counted."""
+    validate_minutes(minutes)  # a bad value is refused before anything is extended
+    rows = live.room(ctx, workshop_id, fresh=True)["rows"]
+    done = refused = 0
+    for row in rows:
+        if row["status"] != ACTIVE:
+            continue
+        try:
+            perform(ctx, actor, "extend", row["registration"], {"minutes": minutes})
+            done += 1
+        except WodError:  # ended meanwhile, or no extension left
+            refused += 1
+    live.forget(workshop_id)
+    return {"extended": done, "refused": refused}
 
 
 def export_csv(ctx: Context, actor: str, params: Mapping[str, Any] | None = None) -> str:

@@ -1,5 +1,5 @@
 """What a participant can do with a held, running or waiting registration: confirm, extend, reset,
-end, leave."""
+end, leave, ask for help."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,11 +9,11 @@ from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.lifecycle import END, EXTEND, LEAVE, RESET, extension_refusal
 from chalicelib.domain.registration import ACTIVE, EXPIRING, FINISHED, WAITLISTED
 from chalicelib.domain.values import Registration
-from chalicelib.services import registrations
+from chalicelib.services import live, registrations
 from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
 
-ACTIONS = ("confirm", "extend", "reset", "end", "leave")
+ACTIONS = ("confirm", "extend", "reset", "end", "leave", "hand")
 
 
 def _active(reg: Registration, verb: str) -> None:
@@ -65,8 +65,14 @@ def leave(ctx: Context, registration_id: str) -> dict[str, Any]:
     return registrations.status(ctx, registration_id)
 
 
+def hand(ctx: Context, registration_id: str) -> dict[str, Any]:
+    """Ask the facilitator for help (the live room shows the hand first)."""
+    live.raise_hand(ctx, registration_id)
+    return registrations.status(ctx, registration_id)
+
+
 PERFORM: dict[str, Callable[[Context, str], dict[str, Any]]] = {
-    "confirm": registrations.confirm, "extend": extend, "reset": reset, "end": end, "leave": leave}
+    "confirm": registrations.confirm, "extend": extend, "reset": reset, "end": end, "leave": leave, "hand": hand}
 
 
 def perform(ctx: Context, action: str, registration_id: str) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def _actions(reg: Registration, workshop: Workshop | None) -> list[str]:
     if reg.status != ACTIVE:
         return []
     can_extend = workshop is not None and reg.extensions_used < workshop.extension_max
-    return (["extend"] if can_extend else []) + ["reset", "end"]
+    return (["extend"] if can_extend else []) + ["reset", "hand", "end"]
 
 
 def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None = None,
@@ -114,6 +114,7 @@ def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None
         "extensions_used": reg.extensions_used,
         "extension_minutes": workshop.extension_minutes if workshop else None,
         "actions": _actions(reg, workshop),
+        "message": workshop.message if workshop is not None and reg.status == ACTIVE else None,
         "status_url": outbox.status_url(ctx, reg.id),
     }
 

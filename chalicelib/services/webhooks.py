@@ -65,6 +65,25 @@ def emit(ctx: Context, event: str, reg: Registration) -> int:
     return len(followers)
 
 
+def emit_live(ctx: Context, event: str, registration_id: str, detail: dict[str, Any]) -> int:
+    """Queue a live-room event (a check's result, a raised hand) about a registration for every
+    hook that follows it; return how many. Never fails its caller: the events that brought it
+    are already stored, and a hook missing one is logged."""
+    followers = _followers(ctx, event)
+    if not followers:
+        return 0
+    try:
+        reg = ctx.stores.registrations.get(registration_id)
+        now = ctx.clock()
+        _queue(ctx, followers, event, {"event": event, "occurred_at": now.isoformat(),
+                                       "registration": registration_record(reg), **detail}, now)
+    except WodError as exc:
+        logger.warning("a live event was not queued for its webhooks",
+                       extra={"event": event, "registration": registration_id, "error": exc.message})
+        return 0
+    return len(followers)
+
+
 def _attempt(ctx: Context, delivery: Delivery, post: Poster) -> bool:
     """One try of a leased delivery, recorded on it."""
     now = ctx.clock()

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from chalicelib.settings import Settings
     from chalicelib.store.catalog import Catalog
     from chalicelib.store.limits import Limits
+    from chalicelib.store.live import Live
     from chalicelib.store.organiser import Organiser
     from chalicelib.store.outbox import Outbox
     from chalicelib.store.provisioning import Provisioning
@@ -37,6 +38,7 @@ class Stores:
     organiser: Organiser
     catalog: Catalog
     limits: Limits
+    live: Live
     recent: RecentWorkshops
 
 
@@ -44,6 +46,7 @@ def open_stores(settings: Settings) -> Stores:
     """The stores of the stack ``settings`` names (its tables bound once per prefix, region and endpoint)."""
     from chalicelib.store.catalog import Catalog
     from chalicelib.store.limits import Limits
+    from chalicelib.store.live import Live
     from chalicelib.store.organiser import Organiser
     from chalicelib.store.outbox import Outbox
     from chalicelib.store.provisioning import Provisioning
@@ -58,4 +61,5 @@ def open_stores(settings: Settings) -> Stores:
     return Stores(tables=tables, seats=Seats(tables), registrations=Registrations(tables),
                   provisioning=Provisioning(tables), outbox=Outbox(tables), warm=Warm(tables),
                   webhooks=Webhooks(tables), organiser=Organiser(tables), catalog=Catalog(tables),
-                  limits=Limits(tables), recent=RecentWorkshops(tables, settings.workshop_cache_seconds))
+                  limits=Limits(tables), live=Live(tables),
+                  recent=RecentWorkshops(tables, settings.workshop_cache_seconds))

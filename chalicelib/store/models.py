@@ -53,6 +53,8 @@ class WorkshopModel(Model):
     expected = NumberAttribute(null=True)  # an organiser's expected turnout (chalicelib/domain/warming.py)
     starts_at = UTCDateTimeAttribute(null=True)  # an organiser's scheduled start
     confirm = BooleanAttribute(null=True)  # False: registrations need no email confirmation
+    message = UnicodeAttribute(null=True)  # the facilitator's message to every participant (live room)
+    message_at = UTCDateTimeAttribute(null=True)
     seats_total = NumberAttribute(default=0)
     seats_free = NumberAttribute(default=0)
     waitlist_seq = NumberAttribute(default=0)  # waitlist places this workshop has given (a claim adds one)
@@ -100,6 +102,8 @@ class StudentModel(Model):
     warm = BooleanAttribute(null=True)  # a free student whose server already runs (warm pool)
     warming_since = UTCDateTimeAttribute(null=True)
     warm_cycles = NumberAttribute(default=0)
+    live = JSONAttribute(null=True)  # what the notebook reported of its registration (domain/live.py)
+    live_seq = NumberAttribute(null=True)  # the last batch of events taken: a replay is refused
 
     free_index = FreeStudentIndex()
     workshop_index = StudentWorkshopIndex()

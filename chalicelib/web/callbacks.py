@@ -54,3 +54,28 @@ def provision_result():
         return json_response({"status": results.failed(ctx, registration_id, str(data.get("reason", "")))})
     return json_response({"status": results.cleaned(ctx, registration_id, data.get("completion"),
                                                      data.get("checks_passed"))})
+
+
+EVENTS_MAX_AGE = 300
+
+
+@callbacks.route("/api/events", methods=["POST"], content_types=["application/json"])
+@json_errors
+def notebook_events():
+    """A batch of a participant's notebook events, relayed by their hub: signed with the hub's token
+    of the student's location (the hub took the student's own token first)."""
+    from chalicelib.services import live
+
+    ctx = process_context()
+    request = callbacks.current_request
+    body = request.raw_body or b""
+    try:
+        claimed = load_json(body)
+    except InvalidInput as exc:
+        if isinstance(exc, Malformed):
+            raise
+        claimed = None
+    location = live.signer_location(ctx, claimed.get("student") if isinstance(claimed, dict) else None)
+    data = verify_signed_json(body, request.headers.get(SIGNATURE_HEADER), ctx.key("hub_token", location),
+                              time.time(), EVENTS_MAX_AGE)
+    return json_response(live.ingest(ctx, data))

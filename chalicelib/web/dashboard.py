@@ -19,7 +19,7 @@ from chalicelib.domain.errors import InvalidInput, WodError
 from chalicelib.domain.webhooks import EVENTS
 from chalicelib.observability import logger
 from chalicelib.web import auth
-from chalicelib.web.http import ctx, error_page, html_errors, html_response, parse_form
+from chalicelib.web.http import ctx, error_page, html_errors, html_response, json_response, parse_form
 
 dashboard = Blueprint(__name__)
 FORM = ["application/x-www-form-urlencoded"]
@@ -280,3 +280,43 @@ def delete_webhook(session, form, hook_id):
     form = dict(form, back="/admin/webhooks")
     return _act(form, "/admin/webhooks", lambda: webhooks.remove(ctx(), session.actor, hook_id),
                 lambda _: "Webhook deleted.")
+
+
+@page_route("/admin/live/{workshop_id}")
+def live_room(session, form, workshop_id):
+    """One row per seat, hands and the stuck first; ``live.js`` refreshes the rows from ``/data``."""
+    from chalicelib.services import live
+    return _page("admin/live.html", session, room=live.room(ctx(), workshop_id))
+
+
+@page_route("/admin/live/{workshop_id}/data")
+def live_room_data(session, form, workshop_id):
+    from chalicelib.services import live
+    return json_response(live.room(ctx(), workshop_id))
+
+
+@page_route("/admin/live/{workshop_id}/extend", ("POST",))
+def live_extend_all(session, form, workshop_id):
+    from chalicelib.services import organiser as operations
+    def done(result):
+        said = f"{result['extended']} running workshop{'s' if result['extended'] != 1 else ''} extended"
+        return said + (f"; {result['refused']} could not be (ended, or no extension left)." if result["refused"]
+                       else ".")
+    return _act(form, f"/admin/live/{workshop_id}",
+                lambda: operations.extend_all(ctx(), session.actor, workshop_id, form.get("minutes")), done)
+
+
+@page_route("/admin/live/{workshop_id}/message", ("POST",))
+def live_message(session, form, workshop_id):
+    from chalicelib.services import live
+    return _act(form, f"/admin/live/{workshop_id}",
+                lambda: live.set_message(ctx(), session.actor, workshop_id, form.get("message", "")),
+                lambda text: "Message shown to every participant." if text else "Message taken down.")
+
+
+@page_route("/admin/live/{workshop_id}/hands/{student_id}", ("POST",))
+def live_answer_hand(session, form, workshop_id, student_id):
+    from chalicelib.services import live
+    return _act(form, f"/admin/live/{workshop_id}",
+                lambda: live.answer_hand(ctx(), session.actor, workshop_id, student_id),
+                lambda student: f"{student}'s hand is answered.")

@@ -136,7 +136,8 @@ def _page_version() -> str:
 
 DONE = {"extend": "Your workshop was extended.",
         "reset": "Fresh notebooks are on their way, with a new password by email.",
-        "end": "Your workshop is ending; the thank-you email follows.", "leave": "You left the waitlist."}
+        "end": "Your workshop is ending; the thank-you email follows.", "leave": "You left the waitlist.",
+        "hand": "Your hand is up: a facilitator will come to you."}
 
 
 @pages.route("/registrations/{token}/{action}", methods=["POST"],
@@ -174,7 +175,7 @@ def badge(workshop_id):
 
 
 STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "status.js": "text/javascript; charset=utf-8",
-                "admin.css": "text/css; charset=utf-8"}
+                "admin.css": "text/css; charset=utf-8", "live.js": "text/javascript; charset=utf-8"}
 
 
 @pages.route("/static/{name}", methods=["GET"])

@@ -46,6 +46,8 @@ Options:
   --idle-minutes N          minutes without traffic before a participant's server stops (default 20, 0: never;
                             the stack's IdleMinutes)
   --aws-endpoint URL        AWS endpoint for the table and the secret (tests only)
+  --events-url URL          the platform's notebook events route (https://<public address>/api/events): the
+                            hub relays participants' progress there for the live room (none: not relayed)
   --foreground              start the hub in the foreground instead of as a systemd unit
   -h, --help                this text
 EOF
@@ -58,7 +60,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HUB_FILES=$(cd "$HERE/../jupyterhub" 2>/dev/null && pwd) || die "infra/jupyterhub/ must sit next to infra/hub/"
 PREFIX=/opt/wod-hub TABLE="" TOKEN_SECRET="" TOKEN_FILE="" REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 DOMAIN="" EMAIL="" PUBLIC_IP="" DNS_WAIT=3600 TLS_CERT="" TLS_KEY="" TLS_CA="" PORT="" API_PORT=8081 PROXY_API_PORT=8002
-PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0 PUBLIC_NAME="" SPAWNS=10 IDLE_MINUTES=20
+PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0 PUBLIC_NAME="" SPAWNS=10 IDLE_MINUTES=20 EVENTS_URL=""
 STUDENT_MEMORY_MB=2048 STUDENT_PROCESSES=256 STUDENT_CPUS=1 STUDENT_DISK_MB=1024
 
 while [ $# -gt 0 ]; do
@@ -68,7 +70,7 @@ while [ $# -gt 0 ]; do
     --prefix|--table|--hub-token-secret|--hub-token-file|--region|--domain|--email|--public-ip|--dns-wait|\
     --tls-cert|--tls-key|--port|--api-port|--proxy-api-port|--python|--pip-args|--imds-chain|--aws-endpoint|\
     --public-name|--student-memory-mb|--student-processes|--student-cpus|--student-disk-mb|--tls-ca|\
-    --concurrent-spawns|--idle-minutes)
+    --concurrent-spawns|--idle-minutes|--events-url)
       [ $# -ge 2 ] || die "$1 needs a value"
       case "$1" in
         --prefix) PREFIX=$2 ;; --table) TABLE=$2 ;; --hub-token-secret) TOKEN_SECRET=$2 ;;
@@ -80,6 +82,7 @@ while [ $# -gt 0 ]; do
         --student-memory-mb) STUDENT_MEMORY_MB=$2 ;; --student-processes) STUDENT_PROCESSES=$2 ;;
         --student-cpus) STUDENT_CPUS=$2 ;; --student-disk-mb) STUDENT_DISK_MB=$2 ;;
         --concurrent-spawns) SPAWNS=$2 ;; --idle-minutes) IDLE_MINUTES=$2 ;; --tls-ca) TLS_CA=$2 ;;
+        --events-url) EVENTS_URL=$2 ;;
       esac
       shift 2 ;;
     *) usage >&2; die "unknown option: $1" ;;
@@ -159,14 +162,20 @@ install -d -m 0755 "$PREFIX" "$PREFIX/app" "$PREFIX/bin" "$PREFIX/proxy"
 install -d -m 0700 "$PREFIX/state" "$PREFIX/tls"
 step "hub files into $PREFIX/app"
 install -m 0644 "$HUB_FILES"/*.py "$HUB_FILES/requirements.txt" "$HERE/jupyterhub_config_host.py" "$PREFIX/app/"
+install -d -m 0755 "$PREFIX/app/progress/etc" "$PREFIX/app/progress/wod_progress"
+install -m 0644 "$HUB_FILES/progress/pyproject.toml" "$PREFIX/app/progress/"
+install -m 0644 "$HUB_FILES"/progress/etc/*.py "$PREFIX/app/progress/etc/"
+install -m 0644 "$HUB_FILES"/progress/wod_progress/*.py "$PREFIX/app/progress/wod_progress/"
 
 stamp() { sha1sum "$@" | sha1sum | cut -c1-12; }
-VENV_STAMP="$PREFIX/venv/.installed-$(stamp "$PREFIX/app/requirements.txt")"
+VENV_STAMP="$PREFIX/venv/.installed-$(stamp "$PREFIX/app/requirements.txt" "$PREFIX"/app/progress/*/*.py)"
 if [ ! -e "$VENV_STAMP" ]; then
   step "JupyterHub into $PREFIX/venv (Python $("$PYTHON" -c 'import platform; print(platform.python_version())'))"
   [ -x "$PREFIX/venv/bin/python" ] || "$PYTHON" -m venv "$PREFIX/venv"
   # shellcheck disable=SC2086  # --pip-args is a list of arguments
   "$PREFIX/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$PREFIX/app/requirements.txt" $PIP_ARGS
+  # shellcheck disable=SC2086
+  "$PREFIX/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$PREFIX/app/progress" $PIP_ARGS
   rm -f "$PREFIX"/venv/.installed-* && touch "$VENV_STAMP"
 else
   step "JupyterHub already installed in $PREFIX/venv"
@@ -235,6 +244,7 @@ WOD_HUB_PROXY_CMD=$PREFIX/proxy/node_modules/.bin/configurable-http-proxy
 WOD_HUB_SPAWNER=isolated
 WOD_HUB_CONCURRENT_SPAWNS=$SPAWNS
 WOD_IDLE_MINUTES=$IDLE_MINUTES
+WOD_EVENTS_URL=$EVENTS_URL
 WOD_STUDENTS_TABLE=$TABLE
 AWS_DEFAULT_REGION=$REGION
 WOD_AWS_ENDPOINT=$AWS_ENDPOINT

@@ -20,6 +20,8 @@ Environment:
                           memory, processes, CPU or disk limit off)
   WOD_HUB_LOGIN_MAX_DELAY  the longest wait failed logins impose on the next attempts (default 15 s)
   WOD_HUB_CONNECT_URL     how students' servers reach the hub: through its proxy (default: the public URL)
+  WOD_EVENTS_URL          the platform's notebook events route: participants' kernels report progress to
+                          /hub/api/wod/events, which relays it there signed with WOD_HUB_TOKEN (wod_events.py)
 
 Spawners:
   isolated         LimitedSpawner (wod_spawner.py): every student is a Linux user (created on demand
@@ -139,6 +141,12 @@ if token:
     }]
 else:
     print("WARNING: WOD_HUB_TOKEN is not set - the platform cannot drive this hub.", file=sys.stderr)
+# Participants' kernels (wod_progress) report progress for the live room to /hub/api/wod/events; the
+# hub checks the student's own token and relays the batch to the platform, signed (wod_events.py).
+if token and os.environ.get("WOD_EVENTS_URL"):
+    from wod_events import handlers as events_relay
+
+    c.JupyterHub.extra_handlers = events_relay(os.environ["WOD_EVENTS_URL"], token)
 # A participant's server idle for WOD_IDLE_MINUTES stops; the seat, Linux user and home stay.
 log.info("WoD idle culler: %s", idle_culler.configure(c, sys.executable, os.environ))
 

@@ -94,8 +94,11 @@ def test_failed_deliveries_wait_1_2_4_8_16_minutes_then_give_up():
     assert waits == [timedelta(minutes=m) for m in (1, 2, 4, 8, 16)] + [None]
 
 
-def test_hook_events_default_to_all_and_keep_their_order():
-    assert webhooks.validate_hook({"url": "https://x.example/h"}) == ("https://x.example/h", list(webhooks.EVENTS), "")
+def test_hook_events_default_to_the_registration_events_and_keep_their_order():
+    assert webhooks.validate_hook({"url": "https://x.example/h"}) == (
+        "https://x.example/h", list(webhooks.REGISTRATION_EVENTS), "")
+    assert webhooks.validate_hook({"url": "https://x.example/h", "events": ["help_requested", "check"]})[1] == [
+        "check", "help_requested"]  # the live room's events only when asked
     assert webhooks.validate_hook({"url": " http://x.example ", "events": "failed, registered"}, local=True)[1] == [
         "registered", "failed"]
 

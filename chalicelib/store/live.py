@@ -1,0 +1,67 @@
+"""The live room's data: each seat's folded notebook events (``live`` on the student item, one
+write per batch of events, never on the registrations table, whose every write is streamed to the
+outbox dispatcher), and the registrations a room shows, read in batches."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.update import Action
+
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.values import Registration, Student
+from chalicelib.store import values
+from chalicelib.store.errors import translated
+from chalicelib.store.models import StudentModel, WorkshopModel
+from chalicelib.store.seats import load_student
+from chalicelib.store.tables import Tables
+
+ROOM_ATTRIBUTES = ["id", "first_name", "last_name", "status", "ends_at", "workshop_id", "student_id"]
+
+
+class Live:
+    def __init__(self, tables: Tables):
+        self.t = tables
+
+    @translated
+    def seat(self, student_id: str) -> Student:
+        """NotFound for an unknown student."""
+        return load_student(self.t, student_id)
+
+    @translated
+    def record(self, before: Student, seq: int, state: Mapping[str, Any]) -> bool:
+        """Store ``state`` as ``before``'s live state after the batch ``seq``: only while the student
+        still holds the same active registration, nothing was recorded since ``before`` was read
+        and ``seq`` is past the last batch taken. False when any of these no longer holds."""
+        last = StudentModel.live_seq.does_not_exist() if before.live_seq is None \
+            else StudentModel.live_seq == before.live_seq
+        try:
+            self.t.students(before.id).update(
+                actions=[StudentModel.live.set(dict(state)), StudentModel.live_seq.set(seq)],
+                condition=(StudentModel.status == "active")
+                & (StudentModel.registration_id == state["registration"]) & last)
+        except UpdateError:
+            return False
+        return True
+
+    @translated
+    def set_message(self, workshop_id: str, text: str | None, at: datetime) -> None:
+        """The message every participant of the workshop sees (None takes it down)."""
+        actions: list[Action] = [WorkshopModel.message.set(text), WorkshopModel.message_at.set(at)] if text \
+            else [WorkshopModel.message.remove(), WorkshopModel.message_at.remove()]
+        try:
+            self.t.workshops(workshop_id).update(actions=actions, condition=WorkshopModel.id.exists())
+        except UpdateError:
+            raise NotFound(f"There is no workshop {workshop_id}.") from None
+
+    @translated
+    def registrations(self, ids: Iterable[str]) -> dict[str, Registration]:
+        """The registrations of ``ids`` that exist, with what the live room shows of them."""
+        keys = sorted(set(ids))
+        if not keys:
+            return {}
+        return {item.id: values.registration(item)
+                for item in self.t.customers.batch_get(keys, attributes_to_get=ROOM_ATTRIBUTES)}
+

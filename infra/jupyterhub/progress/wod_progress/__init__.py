@@ -1,0 +1,153 @@
+"""A participant's progress, as it happens, for the facilitator's live room.
+
+Loaded into every kernel the hub's servers start (an IPython extension, named in the hub venv's
+``etc/ipython/ipython_kernel_config.py``), it reports what the participant did — the notebook
+opened, each cell run (its place in the notebook), each exercise check run and whether it passed,
+a raised hand (``%hand``) — in small batches, at most every few seconds, to the hub
+(``$JUPYTERHUB_API_URL/wod/events``) with the student's own ``$JUPYTERHUB_API_TOKEN``. The hub
+names the student and signs the batch for the platform. Outside a hub (no token) it does nothing.
+
+A check is a cell marked as nbgrader marks one (``nbgrader: {grade: true}``, not a solution); it
+passed when it ran without an error. The notebook's cells are read from its saved file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+FLUSH_SECONDS = 5.0
+MAX_BATCH = 50
+MAX_WAITING = 500  # events kept while the hub does not answer
+TIMEOUT = 10
+
+
+class Notebook:
+    """The saved cells of the kernel's notebook: (id, source, grade_id of a check or None)."""
+
+    def __init__(self, path: Path | None):
+        self.path, self._seen, self.cells = path, None, []
+
+    def refresh(self) -> list[tuple[str | None, str, str | None]]:
+        if self.path is None:
+            return self.cells
+        try:
+            stamp = self.path.stat().st_mtime_ns
+            if stamp != self._seen:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                self.cells = [_cell(c) for c in data.get("cells", []) if isinstance(c, dict)]
+                self._seen = stamp
+        except (OSError, ValueError):
+            pass
+        return self.cells
+
+    def find(self, cell_id: str | None, source: str) -> tuple[int | None, str | None]:
+        """The place of the cell that ran, and its check's grade_id when it is a check."""
+        cells = self.refresh()
+        text = source.strip()
+        for index, (cid, saved, grade_id) in enumerate(cells):
+            if cell_id and cid == cell_id:
+                return index, grade_id if saved.strip() == text else None
+        for index, (_, saved, grade_id) in enumerate(cells):
+            if saved.strip() == text and text:
+                return index, grade_id
+        return None, None
+
+
+def _cell(cell: dict) -> tuple[str | None, str, str | None]:
+    source = cell.get("source", "")
+    source = "".join(source) if isinstance(source, list) else str(source)
+    marks = (cell.get("metadata") or {}).get("nbgrader") or {}
+    check = cell.get("cell_type") == "code" and marks.get("grade") is True and not marks.get("solution")
+    grade_id = marks.get("grade_id") if check and isinstance(marks.get("grade_id"), str) else None
+    return cell.get("id"), source, grade_id
+
+
+class Reporter:
+    """Events queued by the kernel, sent by a thread of their own (a cell never waits for the hub)."""
+
+    def __init__(self, url: str, token: str, notebook: str | None, background: bool = True):
+        self.url, self.token, self.notebook = url, token, notebook
+        self.queue: list[dict[str, Any]] = []
+        self.lock, self.wake = threading.Lock(), threading.Event()
+        self.refused = 0
+        self.thread = threading.Thread(target=self._run, name="wod-progress", daemon=True)
+        if background:
+            self.thread.start()
+
+    def add(self, kind: str, now: bool = False, **fields: Any) -> None:
+        event = {"kind": kind, "at": time.time(), **({"notebook": self.notebook} if self.notebook else {}), **fields}
+        with self.lock:
+            self.queue.append(event)
+            del self.queue[:-MAX_WAITING]
+            if now or len(self.queue) >= MAX_BATCH:
+                self.wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait(FLUSH_SECONDS)
+            self.wake.clear()
+            self.flush()
+
+    def flush(self) -> bool:
+        with self.lock:
+            batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
+        if not batch:
+            return True
+        request = urllib.request.Request(self.url, data=json.dumps({"events": batch}).encode(), method="POST",
+                                         headers={"Authorization": f"token {self.token}",
+                                                  "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT):
+                return True
+        except urllib.error.HTTPError as exc:
+            if exc.code >= 500 or exc.code == 429:
+                self._keep(batch)
+            else:  # refused for good (the workshop ended, a replay): nothing to retry
+                self.refused += len(batch)
+            return False
+        except (OSError, ValueError):
+            self._keep(batch)
+            return False
+
+    def _keep(self, batch: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.queue[:0] = batch
+            del self.queue[:-MAX_WAITING]
+
+
+_reporter: Reporter | None = None
+
+
+def load_ipython_extension(ip) -> None:
+    global _reporter
+    token, api = os.environ.get("JUPYTERHUB_API_TOKEN"), os.environ.get("JUPYTERHUB_API_URL")
+    if not token or not api or _reporter is not None:
+        return
+    session = os.environ.get("JPY_SESSION_NAME") or ""
+    name = Path(session).name if session.endswith(".ipynb") else None
+    notebook = Notebook(Path.cwd() / name if name else None)
+    _reporter = reporter = Reporter(api.rstrip("/") + "/wod/events", token, session or None)
+    reporter.add("opened")
+
+    def after(result) -> None:
+        info = getattr(result, "info", None)
+        if info is None or getattr(info, "silent", False):
+            return
+        index, grade_id = notebook.find(getattr(info, "cell_id", None), info.raw_cell or "")
+        if index is not None:
+            reporter.add("executed", cell=index, cells=max(len(notebook.cells), index + 1))
+        if grade_id:
+            reporter.add("check", check=grade_id, passed=bool(result.success), now=True)
+
+    def hand(line: str = "") -> None:
+        reporter.add("hand", now=True)
+        print("Your hand is up: a facilitator will come to you.")
+
+    ip.events.register("post_run_cell", after)
+    ip.register_magic_function(hand, "line", "hand")

@@ -1,0 +1,78 @@
+"""The hub's relay of participants' notebook events to the platform (``POST /hub/api/wod/events``).
+
+A participant's kernel (``wod_progress``) posts its batch here with the student's own
+``$JUPYTERHUB_API_TOKEN``; the hub checks the token (it must be allowed to report the user's
+activity), names the student itself, gives the batch the next sequence number (growing with the
+hub's clock, so the platform refuses a replayed or older batch) and signs it with the hub's token
+(``WOD_HUB_TOKEN``, shared with the platform) before posting it to ``WOD_EVENTS_URL``. Nothing a
+student sends can name another student or skip the signature.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+from jupyterhub.apihandlers.base import APIHandler
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+MAX_BODY = 64 * 1024
+SIGNATURE_HEADER = "X-WOD-Signature"
+_last_seq = 0
+
+
+def next_seq(now: float | None = None) -> int:
+    """Microseconds of the hub's clock, always past the last one given."""
+    global _last_seq
+    _last_seq = max(int((now if now is not None else time.time()) * 1_000_000), _last_seq + 1)
+    return _last_seq
+
+
+def signed(student: str, events: list, key: str, now: float | None = None) -> tuple[bytes, str]:
+    """The body the platform takes and its signature (``v1=`` HMAC-SHA256, as its callbacks)."""
+    now = time.time() if now is None else now
+    body = json.dumps({"student": student, "seq": next_seq(now), "issued_at": int(now), "events": events},
+                      separators=(",", ":")).encode()
+    return body, "v1=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+class EventsRelay(APIHandler):
+    events_url = ""
+    key = ""
+
+    async def post(self):
+        user = self.current_user
+        if user is None or getattr(user, "kind", "user") != "user" \
+                or not self.has_scope(f"users:activity!user={user.name}"):
+            raise web.HTTPError(403, "a student's own token is needed")
+        if len(self.request.body) > MAX_BODY:
+            raise web.HTTPError(413, "at most 64 KB of events")
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400, "the body is not JSON") from None
+        events = data.get("events") if isinstance(data, dict) else None
+        if not isinstance(events, list) or not events:
+            raise web.HTTPError(400, "expected {\"events\": [...]}")
+        body, signature = signed(user.name, events, self.key)
+        request = HTTPRequest(self.events_url, method="POST", body=body, request_timeout=10, headers={
+            "Content-Type": "application/json", SIGNATURE_HEADER: signature})
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+            code, answer = response.code, response.body
+        except HTTPClientError as exc:
+            code, answer = exc.code, (exc.response.body if exc.response else b"")
+        except OSError as exc:
+            self.log.warning("notebook events of %s not relayed: %s", user.name, exc)
+            raise web.HTTPError(503, "the platform did not answer") from None
+        self.set_status(code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(answer or b"{}")
+
+
+def handlers(events_url: str, key: str) -> list:
+    """The hub's extra handler, bound to the platform's events URL and the hub's token."""
+    relay = type("WodEventsRelay", (EventsRelay,), {"events_url": events_url, "key": key})
+    return [(r"/api/wod/events", relay)]

@@ -1,0 +1,182 @@
+"""The live room: notebook events relayed by the hub (signed, never replayed, only for a running
+registration), the room's rows, a raised hand, the facilitator's message and extend-all."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from chalicelib.services import links
+from tests.admintools import FORM, activate, csrf_of, form_post, participant, sign_in
+
+WORKSHOP = "WKSHP-LIVE"
+_seq = [int(time.time() * 1_000_000)]
+
+
+def batch(student: str, events: list, seq: int | None = None, issued_at: int | None = None) -> dict:
+    if seq is None:
+        _seq[0] += 1
+        seq = _seq[0]
+    return {"student": student, "seq": seq, "issued_at": issued_at or int(time.time()), "events": events}
+
+
+def send(client, key: bytes, data: dict, signature: str | None = None):
+    """POST a batch as the hub relays it (wod_events.py): HMAC-SHA256 of the body with the hub's token."""
+    body = json.dumps(data).encode()
+    sig = signature if signature is not None else "v1=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+    response = client.http.post("/api/events", body=body,
+                                headers={"Content-Type": "application/json", "X-WOD-Signature": sig})
+    return response.status_code, json.loads(response.body)
+
+
+def event(kind: str, **fields) -> dict:
+    return {"kind": kind, "at": time.time(), "notebook": "1-Exercises.ipynb", **fields}
+
+
+@pytest.fixture
+def room(client, platform, sync, recording):
+    """Two running participants and a free seat; the dashboard signed in."""
+    sync((WORKSHOP, {"seats": 3, "duration": 60, "badge": None}))
+    people = []
+    for email in ("ada@example.com", "bo@example.com"):
+        created = participant(platform, WORKSHOP, email, first=email.split("@")[0].capitalize())
+        activate(client, platform, created)
+        people.append(created)
+    cookie = sign_in(client, platform)
+    return {"people": people, "cookie": cookie, "key": platform.key("hub_token")}
+
+
+def data(client, cookie: str) -> dict:
+    response = client.http.get(f"/admin/live/{WORKSHOP}/data", headers={"Cookie": cookie})
+    assert response.status_code == 200, response.body
+    return json.loads(response.body)
+
+
+def row_of(room_data: dict, student: str) -> dict:
+    return next(r for r in room_data["rows"] if r["student"] == student)
+
+
+def fresh(client, cookie):
+    from chalicelib.services import live
+    live.forget(WORKSHOP)
+    return data(client, cookie)
+
+
+def test_a_batch_moves_the_participant_in_the_room(client, platform, room):
+    ada = room["people"][0]["student"]
+    status, answer = send(client, room["key"], batch(ada, [
+        event("opened"), event("executed", cell=2, cells=9),
+        event("check", check="q1", passed=False), event("check", check="q1", passed=True)]))
+    assert (status, answer["taken"]) == (200, 4), answer
+    row = row_of(fresh(client, room["cookie"]), ada)
+    assert row["name"].startswith("Ada") and row["status"] == "active" and row["server"] == "running"
+    assert (row["notebook"], row["step"], row["steps"]) == ("1-Exercises.ipynb", 3, 9)
+    assert row["checks_passed"] == 1 and row["last_check"] == {"id": "q1", "passed": True}
+    assert row["stuck"] is None and row["hand"] is None
+    stored = platform.stores.live.seat(ada)
+    assert stored.live["registration"] == room["people"][0]["id"]
+
+
+def test_a_forged_replayed_or_misdirected_batch_is_refused_and_changes_nothing(client, platform, room):
+    ada = room["people"][0]["student"]
+    good = batch(ada, [event("executed", cell=0, cells=3)])
+    assert send(client, room["key"], good)[0] == 200
+    before = platform.stores.live.seat(ada).live
+    # signed with another key, unsigned, or the signed body altered
+    assert send(client, b"x" * 32, batch(ada, [event("hand")]))[0] == 403
+    assert send(client, room["key"], batch(ada, [event("hand")]), signature="")[0] == 403
+    status, answer = send(client, room["key"], good)  # the same batch again
+    assert status == 409 and "already taken" in answer["message"], answer
+    older = batch(ada, [event("hand")], seq=good["seq"] - 1)
+    assert send(client, room["key"], older)[0] == 409
+    stale = batch(ada, [event("hand")], issued_at=int(time.time()) - 3600)
+    assert send(client, room["key"], stale)[0] == 403
+    assert send(client, room["key"], batch("nobody-9", [event("hand")]))[0] == 403  # an unknown student
+    free = next(r["student"] for r in fresh(client, room["cookie"])["rows"] if r["status"] == "free")
+    assert send(client, room["key"], batch(free, [event("hand")]))[0] == 409  # no running registration
+    assert platform.stores.live.seat(ada).live.get("hand") is None
+    assert platform.stores.live.seat(ada).live["events"] >= before["events"]
+
+
+@pytest.mark.parametrize("events, field", [
+    ([], "events"), ([{"kind": "dance", "at": 1}], "events[0]"), ([{"kind": "check", "at": 1}], "events[0]"),
+    ([{"kind": "executed", "at": "now", "cell": 1}], "events[0]"), ([{"kind": "executed", "at": 1}], "events[0]"),
+    ([{"kind": "opened", "at": 1, "notebook": "x" * 500}], "events[0]"), ([event("hand")] * 51, "events"),
+])
+def test_a_malformed_batch_names_what_is_wrong(client, platform, room, events, field):
+    status, answer = send(client, room["key"], batch(room["people"][0]["student"], events))
+    assert status == 422 and field in answer["fields"], answer
+
+
+def test_stuck_and_hands_come_first_and_a_finished_registration_takes_no_events(client, platform, room, clock):
+    ada, bo = (p["student"] for p in room["people"])
+    for _ in range(3):
+        assert send(client, room["key"], batch(bo, [event("check", check="q2", passed=False)]))[0] == 200
+    assert send(client, room["key"], batch(ada, [event("hand")]))[0] == 200
+    rows = fresh(client, room["cookie"])
+    assert [r["student"] for r in rows["rows"][:2]] == [ada, bo]
+    assert rows["counts"] == {"seats": 3, "running": 2, "hands": 1, "stuck": 1}
+    assert row_of(rows, bo)["stuck"] == "check q2 failed 3 times in a row"
+    assert send(client, room["key"], batch(bo, [event("check", check="q2", passed=True)]))[0] == 200
+    assert row_of(fresh(client, room["cookie"]), bo)["stuck"] is None
+    clock.advance(minutes=11)
+    assert row_of(fresh(client, room["cookie"]), bo)["stuck"] == "no progress for 11 min"
+    token = links.action_token(platform, room["people"][1]["id"])
+    assert client.http.post(f"/api/registrations/{token}/end", headers={"Content-Type": "application/json"},
+                            body="{}").status_code == 200
+    assert send(client, room["key"], batch(bo, [event("executed", cell=1)]))[0] == 409
+
+
+def test_a_hand_from_the_status_page_is_answered_from_the_room(client, platform, room):
+    reg = room["people"][1]
+    status_path = urlsplit(reg["status_url"]).path
+    page = client.http.get(status_path)
+    assert b"Ask for help" in page.body
+    asked = client.http.post(f"{status_path}/hand", headers=FORM, body="")
+    assert asked.status_code == 303
+    assert b"Your hand is up" in client.http.get(asked.headers["Location"]).body
+    room_page = client.http.get(f"/admin/live/{WORKSHOP}", headers={"Cookie": room["cookie"]})
+    assert room_page.status_code == 200 and b"Hand up since" in room_page.body
+    answered = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/hands/{reg['student']}",
+                         {"csrf": csrf_of(room_page.body), "back": f"/admin/live/{WORKSHOP}"})
+    assert answered.status_code == 303
+    assert row_of(data(client, room["cookie"]), reg["student"])["hand"] is None
+    again = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/hands/{reg['student']}",
+                      {"csrf": csrf_of(room_page.body), "back": f"/admin/live/{WORKSHOP}"})
+    assert "flash=" in again.headers["Location"]  # "no hand raised", said on the room
+
+
+def test_the_facilitators_message_reaches_status_pages_escaped_and_extend_all_extends_the_running(
+        client, platform, room):
+    room_page = client.http.get(f"/admin/live/{WORKSHOP}", headers={"Cookie": room["cookie"]})
+    csrf = csrf_of(room_page.body)
+    said = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/message",
+                     {"csrf": csrf, "message": "Break until <b>10:30</b>", "back": f"/admin/live/{WORKSHOP}"})
+    assert said.status_code == 303
+    status_path = urlsplit(room["people"][0]["status_url"]).path
+    body = client.http.get(status_path).body.decode()
+    assert "Break until &lt;b&gt;10:30&lt;/b&gt;" in body and "<b>10:30" not in body
+    too_long = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/message",
+                         {"csrf": csrf, "message": "x" * 281, "back": f"/admin/live/{WORKSHOP}"})
+    assert "flash=" in too_long.headers["Location"]
+    before = {r["student"]: r["ends_at"] for r in fresh(client, room["cookie"])["rows"]}
+    extended = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/extend",
+                         {"csrf": csrf, "minutes": "15", "back": f"/admin/live/{WORKSHOP}"})
+    assert extended.status_code == 303
+    after = {r["student"]: r["ends_at"] for r in fresh(client, room["cookie"])["rows"]}
+    running = [p["student"] for p in room["people"]]
+    assert all(after[s] > before[s] for s in running), (before, after)
+    bad = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/extend",
+                    {"csrf": csrf, "minutes": "many", "back": f"/admin/live/{WORKSHOP}"})
+    assert "flash=" in bad.headers["Location"]
+    assert {r["student"]: r["ends_at"] for r in fresh(client, room["cookie"])["rows"]} == after
+
+
+def test_the_room_needs_a_signed_in_organiser(client, platform, room):
+    assert client.http.get(f"/admin/live/{WORKSHOP}/data").status_code == 401
+    assert client.http.get(f"/admin/live/{WORKSHOP}").status_code == 401
+    assert client.http.get("/admin/live/WKSHP-NONE/data", headers={"Cookie": room["cookie"]}).status_code == 404

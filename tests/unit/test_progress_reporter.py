@@ -1,0 +1,51 @@
+"""The kernel's progress reporter (infra/jupyterhub/progress): which cell ran, and whether it was a check."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra" / "jupyterhub" / "progress"))
+from wod_progress import Notebook, Reporter  # noqa: E402
+
+CHECK = "assert answer == 42, 'Hint: six times seven'"
+
+
+def notebook(tmp_path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Exercise"), nbformat.v4.new_code_cell("answer = 42"),
+                nbformat.v4.new_code_cell(CHECK, metadata={"nbgrader": {"grade": True, "solution": False,
+                                                                         "grade_id": "q1", "points": 1}})]
+    path = tmp_path / "1-Exercise.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_cell_is_found_by_its_id_or_its_source_and_a_check_by_its_marks(tmp_path):
+    path = notebook(tmp_path)
+    cells = json.loads(path.read_text())["cells"]
+    book = Notebook(path)
+    assert book.find(cells[1]["id"], "answer = 42") == (1, None)
+    assert book.find(cells[2]["id"], CHECK) == (2, "q1")
+    assert book.find(None, CHECK + "\n") == (2, "q1")
+    # the check cell edited before it ran is not the check any more
+    assert book.find(cells[2]["id"], "assert True") == (2, None)
+    assert book.find(None, "print('elsewhere')") == (None, None)
+
+
+def test_a_notebook_that_is_not_there_or_not_json_finds_nothing(tmp_path):
+    assert Notebook(tmp_path / "missing.ipynb").find(None, "x = 1") == (None, None)
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not json")
+    assert Notebook(broken).find(None, "x = 1") == (None, None)
+
+
+def test_events_wait_while_the_hub_does_not_answer_and_are_bounded(tmp_path):
+    reporter = Reporter("http://127.0.0.1:9/hub/api/wod/events", "token", "1-Exercise.ipynb", background=False)
+    for index in range(600):
+        reporter.add("executed", cell=index)
+    assert reporter.flush() is False  # nothing listens on port 9
+    assert len(reporter.queue) == 500 and reporter.queue[-1]["cell"] == 599
+    assert all(e["notebook"] == "1-Exercise.ipynb" for e in reporter.queue)
