@@ -25,6 +25,8 @@ MAX_NOTEBOOK = 200  # characters of a notebook's path
 MAX_CHECKS = 200  # checks remembered for one participant
 GRADE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 STUDENT = re.compile(r"[A-Za-z0-9_-]{1,80}")
+SOURCE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # one kernel: its events are sent in order, and again after a timeout
+SOURCES_KEPT = 8
 EARLIEST = timedelta(minutes=15)  # an event older than this (a kernel that queued) counts as of then
 STUCK_MINUTES = 10
 STUCK_FAILURES = 3
@@ -40,14 +42,15 @@ class Event:
     cells: int | None = None
     check: str | None = None
     passed: bool | None = None
+    sent: float = 0.0  # the time the kernel gave it, as sent: a resent event is known by it
 
 
 def _int(value: Any, low: int, high: int) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high else None
 
 
-def parse_batch(data: Any, now: datetime) -> tuple[str, int, list[Event]]:
-    """``{student, seq, events: [...]}`` -> (student, seq, events); every problem named
+def parse_batch(data: Any, now: datetime) -> tuple[str, int, str | None, list[Event]]:
+    """``{student, seq, source?, events: [...]}`` -> (student, seq, source, events); every problem named
     (:class:`InvalidInput`). An event's time is kept within the last :data:`EARLIEST` and not past
     ``now``."""
     if not isinstance(data, Mapping):
@@ -58,6 +61,9 @@ def parse_batch(data: Any, now: datetime) -> tuple[str, int, list[Event]]:
         problems["student"] = "a student name of letters, digits, - and _"
     if _int(seq, 1, 2**62) is None:
         problems["seq"] = "a positive whole number, larger than the last batch's"
+    source = data.get("source")
+    if source is not None and (not isinstance(source, str) or not SOURCE.fullmatch(source)):
+        problems["source"] = "the kernel's id: 1 to 40 letters, digits, - and _"
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_EVENTS:
         problems["events"] = f"a list of 1 to {MAX_EVENTS} events"
         raw = []
@@ -69,7 +75,7 @@ def parse_batch(data: Any, now: datetime) -> tuple[str, int, list[Event]]:
             problems[f"events[{index}]"] = str(exc)
     if problems:
         raise InvalidInput(problems, "The events are not as the platform takes them.")
-    return str(student), int(seq or 0), events
+    return str(student), int(seq or 0), source, events
 
 
 def _event(item: Any, now: datetime) -> Event:
@@ -103,14 +109,25 @@ def _event(item: Any, now: datetime) -> Event:
     elif kind == "executed" and cell is None:
         raise ValueError("an executed event names its cell")
     return Event(kind, when, notebook, cell, cells, check if kind == "check" else None,
-                 passed if kind == "check" else None)
+                 passed if kind == "check" else None, float(at))
 
 
-def fold(state: Mapping[str, Any] | None, registration_id: str, events: Sequence[Event]) -> dict[str, Any]:
-    """The participant's state after ``events`` (a state of another registration starts over)."""
+def fold(state: Mapping[str, Any] | None, registration_id: str, events: Sequence[Event],
+         source: str | None = None) -> dict[str, Any]:
+    """The participant's state after ``events`` (a state of another registration starts over). Of a
+    ``source`` (a kernel), an event sent no later than the last one taken is a resend and is left
+    out; a hand raised before the facilitator answered the last one stays down."""
     live: dict[str, Any] = dict(state) if state and state.get("registration") == registration_id else {
         "registration": registration_id, "checks": {}, "fails": {}, "events": 0}
     checks, fails = dict(live.get("checks") or {}), dict(live.get("fails") or {})
+    if source:
+        sources = dict(live.get("sources") or {})
+        last = float(sources.get(source) or 0)
+        events = [e for e in events if e.sent > last]
+        if events:
+            sources[source] = max(e.sent for e in events)
+            live["sources"] = dict(sorted(sources.items(), key=lambda kv: kv[1])[-SOURCES_KEPT:])
+    answered = live.get("answered")
     for event in sorted(events, key=lambda e: e.at):
         stamp = event.at.isoformat()
         live["last_event"] = max(live.get("last_event") or stamp, stamp)
@@ -135,18 +152,24 @@ def fold(state: Mapping[str, Any] | None, registration_id: str, events: Sequence
                 fails[event.check] = int(fails.get(event.check) or 0) + 1
             checks[event.check] = checks.get(event.check) is True or bool(event.passed)
             live["last_check"] = {"id": event.check, "passed": bool(event.passed)}
-        elif event.kind == "hand" and not live.get("hand"):
+        elif event.kind == "hand" and not live.get("hand") and (not answered or stamp > answered):
             live["hand"] = stamp
         live.setdefault("last_progress", stamp)
     live.update(checks=checks, fails={k: v for k, v in fails.items() if v})
     return live
 
 
-def answer_hand(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def answer_hand(state: Mapping[str, Any] | None, now: datetime) -> dict[str, Any] | None:
     """The state with its hand lowered (None when there was nothing to lower)."""
     if not state or not state.get("hand"):
         return None
-    return {**state, "hand": None}
+    return {**state, "hand": None, "answered": now.isoformat()}
+
+
+def changed_checks(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """The checks whose result a batch changed (first run, or passed since): what a webhook tells."""
+    old, new = before.get("checks") or {}, after.get("checks") or {}
+    return [(check, bool(passed)) for check, passed in new.items() if old.get(check) != passed]
 
 
 def _since(stamp: str | None, now: datetime) -> float | None:
@@ -163,6 +186,8 @@ def row(student: Mapping[str, Any], registration: Mapping[str, Any] | None, chec
         live = {}
     checks = live.get("checks") or {}
     passed = sum(1 for ok in checks.values() if ok)
+    if checks_total:  # reported by the participant's kernel: never more than the workshop has
+        passed = min(passed, checks_total)
     quiet = _since(live.get("last_event"), now)
     active = registration is not None and registration.get("status") == "active"
     if not live:

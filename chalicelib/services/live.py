@@ -11,19 +11,24 @@ import time
 from typing import Any
 
 from chalicelib.domain import live as rules
-from chalicelib.domain.errors import Conflict, InvalidInput, NotFound
+from chalicelib.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from chalicelib.domain.orders import OrderRejected
 from chalicelib.domain.registration import ACTIVE
 from chalicelib.domain.values import Student
-from chalicelib.observability import count, logger
+from chalicelib.observability import count
 from chalicelib.services import webhooks
 from chalicelib.services.context import Context
 
 ATTEMPTS = 4  # a batch that meets another one being written reads the seat again
 ROOM_CACHE_SECONDS = 2.0  # several facilitators watching one room cost one read of it
 MESSAGE_MAX = 280
+MAX_HOOKED_CHECKS = 3  # check results a batch may send to webhooks (only results that changed)
 _rooms: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 _rooms_lock = threading.Lock()
+_names: dict[str, str] = {}
+NAMES_KEPT = 20_000
+# a seat's status as the room says it (the registration's is the same while it runs)
+SEAT_STATUS = {"reserved": "starting", "active": ACTIVE, "cleaning": "ending"}
 
 
 def signer_location(ctx: Context, student_id: object) -> str:
@@ -58,20 +63,19 @@ def _apply(ctx: Context, student_id: str, seq: int | None, change) -> tuple[str,
             return registration_id, before, before
         if ctx.stores.live.record(seat, seq if seq is not None else (seat.live_seq or 0) + 1, after):
             return registration_id, before, after
-    raise Conflict("This participant's events are being written by another request; send them again.")
+    raise Unavailable("This participant's events are being written by another request; send them again.")
 
 
 def ingest(ctx: Context, data: Any) -> dict[str, Any]:
-    """Take one batch ``{student, seq, events}`` (already verified as the hub's)."""
-    student_id, seq, events = rules.parse_batch(data, ctx.clock())
+    """Take one batch ``{student, seq, source?, events}`` (already verified as the hub's)."""
+    student_id, seq, source, events = rules.parse_batch(data, ctx.clock())
     registration_id, before, after = _apply(ctx, student_id, seq,
-                                            lambda state, reg: rules.fold(state, reg, events))
+                                            lambda state, reg: rules.fold(state, reg, events, source))
     count("LiveEvents", len(events))
-    for event in events:
-        if event.kind == "check":
-            webhooks.emit_live(ctx, "check", registration_id, {"check": {
-                "id": event.check, "passed": event.passed, "notebook": event.notebook,
-                "at": event.at.isoformat()}})
+    notebook = next((e.notebook for e in events if e.kind == "check"), None)
+    for check, passed in rules.changed_checks(before, after)[:MAX_HOOKED_CHECKS]:
+        webhooks.emit_live(ctx, "check", registration_id, {"check": {
+            "id": check, "passed": passed, "notebook": notebook, "at": after.get("last_event")}})
     if after.get("hand") and not before.get("hand"):
         webhooks.emit_live(ctx, "help_requested", registration_id,
                            {"help": {"since": after["hand"], "from": "notebook"}})
@@ -92,17 +96,22 @@ def raise_hand(ctx: Context, registration_id: str) -> dict[str, Any]:
     return {"hand": after.get("hand")}
 
 
-def answer_hand(ctx: Context, actor: str, workshop_id: str, student_id: str) -> str:
-    """The facilitator took a raised hand; returns the student's id."""
-    seat = ctx.stores.live.seat(student_id)
-    if seat.workshop_id != workshop_id:
-        raise NotFound(f"{student_id} is not a seat of {workshop_id}.")
-    _, before, _ = _apply(ctx, student_id, None, lambda state, r: rules.answer_hand(state))
-    if not before.get("hand"):
-        raise Conflict(f"{student_id} has no hand raised.")
-    logger.info("raised hand answered", extra={"actor": actor, "student": student_id, "workshop": workshop_id})
+def answer_hand(ctx: Context, actor: str, workshop_id: str, registration_id: str) -> str:
+    """The facilitator took a raised hand (of this registration: a row the seat's next participant
+    took meanwhile is refused); returns the student's id."""
+    from chalicelib.services import audit
+    reg = ctx.stores.registrations.get(registration_id)
+    if reg.workshop_id != workshop_id or not reg.student_id:
+        raise NotFound(f"Registration {registration_id} holds no seat of {workshop_id}.")
+    with audit.audited(ctx, actor, "registration.answer_hand", registration_id) as detail:
+        detail.update(student=reg.student_id, workshop=workshop_id)
+        now = ctx.clock()
+        _, before, _ = _apply(ctx, reg.student_id, None,
+                              lambda state, r: rules.answer_hand(state, now) if r == registration_id else None)
+        if not before.get("hand"):
+            raise Conflict(f"{reg.student_id} has no hand raised.")
     forget(workshop_id)
-    return student_id
+    return reg.student_id
 
 
 def set_message(ctx: Context, actor: str, workshop_id: str, text: Any) -> str | None:
@@ -127,6 +136,18 @@ def forget(workshop_id: str) -> None:
             del _rooms[key]
 
 
+def _names_of(ctx: Context, registration_ids: list[str]) -> dict[str, str]:
+    """Participants' names by registration (a registration's name never changes: each is read once
+    per process, so a refresh reads only the seats)."""
+    missing = [rid for rid in registration_ids if rid not in _names]
+    if missing:
+        if len(_names) + len(missing) > NAMES_KEPT:
+            _names.clear()
+        for rid, reg in ctx.stores.live.registrations(missing).items():
+            _names[rid] = f"{reg.first_name} {reg.last_name}".strip()
+    return {rid: _names.get(rid, "") for rid in registration_ids}
+
+
 def room(ctx: Context, workshop_id: str, fresh: bool = False) -> dict[str, Any]:
     """Every seat of the workshop as the live room shows it, hands and the stuck first. At most
     :data:`ROOM_CACHE_SECONDS` old unless ``fresh``."""
@@ -136,14 +157,14 @@ def room(ctx: Context, workshop_id: str, fresh: bool = False) -> dict[str, Any]:
     if cached and not fresh and time.monotonic() - cached[0] < ROOM_CACHE_SECONDS:
         return cached[1]
     workshop = ctx.stores.seats.get_workshop(workshop_id)
-    seats = ctx.stores.organiser.students_of(workshop_id)
-    regs = ctx.stores.live.registrations(s.registration_id for s in seats if s.registration_id)
+    seats = ctx.stores.organiser.students_of(workshop_id)  # one query: status, ends and events are on the seat
+    names = _names_of(ctx, [s.registration_id for s in seats if s.registration_id])
     now = ctx.clock()
     rows = []
     for seat in seats:
-        reg = regs.get(seat.registration_id or "")
-        shown = {"id": reg.id, "name": f"{reg.first_name} {reg.last_name}".strip(), "status": reg.status,
-                 "ends_at": reg.ends_at.isoformat() if reg.ends_at else None} if reg else None
+        shown = {"id": seat.registration_id, "name": names.get(seat.registration_id, ""),
+                 "status": SEAT_STATUS.get(seat.status, seat.status),
+                 "ends_at": seat.expires_at.isoformat() if seat.expires_at else None} if seat.registration_id else None
         rows.append(rules.row({"id": seat.id, "live": seat.live}, shown, workshop.checks, now))
     ordered = rules.order(rows)
     data = {

@@ -69,10 +69,10 @@ def emit_live(ctx: Context, event: str, registration_id: str, detail: dict[str, 
     """Queue a live-room event (a check's result, a raised hand) about a registration for every
     hook that follows it; return how many. Never fails its caller: the events that brought it
     are already stored, and a hook missing one is logged."""
-    followers = _followers(ctx, event)
-    if not followers:
-        return 0
     try:
+        followers = _followers(ctx, event)
+        if not followers:
+            return 0
         reg = ctx.stores.registrations.get(registration_id)
         now = ctx.clock()
         _queue(ctx, followers, event, {"event": event, "occurred_at": now.isoformat(),

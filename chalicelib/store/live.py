@@ -18,7 +18,7 @@ from chalicelib.store.models import StudentModel, WorkshopModel
 from chalicelib.store.seats import load_student
 from chalicelib.store.tables import Tables
 
-ROOM_ATTRIBUTES = ["id", "first_name", "last_name", "status", "ends_at", "workshop_id", "student_id"]
+ROOM_ATTRIBUTES = ["id", "first_name", "last_name"]
 
 
 class Live:
@@ -58,7 +58,7 @@ class Live:
 
     @translated
     def registrations(self, ids: Iterable[str]) -> dict[str, Registration]:
-        """The registrations of ``ids`` that exist, with what the live room shows of them."""
+        """The registrations of ``ids`` that exist, with what the live room shows of them (names)."""
         keys = sorted(set(ids))
         if not keys:
             return {}

@@ -300,8 +300,12 @@ def live_extend_all(session, form, workshop_id):
     from chalicelib.services import organiser as operations
     def done(result):
         said = f"{result['extended']} running workshop{'s' if result['extended'] != 1 else ''} extended"
-        return said + (f"; {result['refused']} could not be (ended, or no extension left)." if result["refused"]
-                       else ".")
+        if result["refused"]:
+            said += f"; {result['refused']} ended or changed meanwhile"
+        if result["left"]:
+            return (f"{said}; {result['left']} not reached in time: press Extend all again to extend every "
+                    "running workshop once more, or extend those one by one.", "error")
+        return said + "."
     return _act(form, f"/admin/live/{workshop_id}",
                 lambda: operations.extend_all(ctx(), session.actor, workshop_id, form.get("minutes")), done)
 
@@ -314,9 +318,9 @@ def live_message(session, form, workshop_id):
                 lambda text: "Message shown to every participant." if text else "Message taken down.")
 
 
-@page_route("/admin/live/{workshop_id}/hands/{student_id}", ("POST",))
-def live_answer_hand(session, form, workshop_id, student_id):
+@page_route("/admin/live/{workshop_id}/hands/{registration_id}", ("POST",))
+def live_answer_hand(session, form, workshop_id, registration_id):
     from chalicelib.services import live
     return _act(form, f"/admin/live/{workshop_id}",
-                lambda: live.answer_hand(ctx(), session.actor, workshop_id, student_id),
+                lambda: live.answer_hand(ctx(), session.actor, workshop_id, registration_id),
                 lambda student: f"{student}'s hand is answered.")

@@ -6,12 +6,18 @@ activity), names the student itself, gives the batch the next sequence number (g
 hub's clock, so the platform refuses a replayed or older batch) and signs it with the hub's token
 (``WOD_HUB_TOKEN``, shared with the platform) before posting it to ``WOD_EVENTS_URL``. Nothing a
 student sends can name another student or skip the signature.
+
+One student's batches are relayed one at a time, in the order they came (two notebooks' kernels
+never overtake each other), and at most :data:`RATE` per second with bursts of :data:`BURST`
+(a ``429`` past that: a student posting by hand cannot flood the platform).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import re
 import time
 
 from jupyterhub.apihandlers.base import APIHandler
@@ -20,7 +26,31 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 MAX_BODY = 64 * 1024
 SIGNATURE_HEADER = "X-WOD-Signature"
+SOURCE = re.compile(r"[A-Za-z0-9_-]{1,40}")
+RATE, BURST = 1.0, 10.0  # batches per second one student may send, and at once
 _last_seq = 0
+
+
+class Bucket:
+    """A token bucket per student."""
+
+    def __init__(self, rate: float = RATE, burst: float = BURST):
+        self.rate, self.burst = rate, burst
+        self.tokens: dict[str, tuple[float, float]] = {}
+
+    def take(self, name: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        tokens, since = self.tokens.get(name, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - since) * self.rate)
+        if tokens < 1:
+            self.tokens[name] = (tokens, now)
+            return False
+        self.tokens[name] = (tokens - 1, now)
+        return True
+
+
+_bucket = Bucket()
+_locks: dict[str, asyncio.Lock] = {}
 
 
 def next_seq(now: float | None = None) -> int:
@@ -30,17 +60,26 @@ def next_seq(now: float | None = None) -> int:
     return _last_seq
 
 
-def signed(student: str, events: list, key: str, now: float | None = None) -> tuple[bytes, str]:
+def signed(student: str, events: list, key: str, now: float | None = None,
+           source: str | None = None) -> tuple[bytes, str]:
     """The body the platform takes and its signature (``v1=`` HMAC-SHA256, as its callbacks)."""
     now = time.time() if now is None else now
-    body = json.dumps({"student": student, "seq": next_seq(now), "issued_at": int(now), "events": events},
-                      separators=(",", ":")).encode()
+    data = {"student": student, "seq": next_seq(now), "issued_at": int(now), "events": events}
+    if source:
+        data["source"] = source
+    body = json.dumps(data, separators=(",", ":")).encode()
     return body, "v1=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
 
 
 class EventsRelay(APIHandler):
     events_url = ""
     key = ""
+
+    def prepare(self):
+        declared = self.request.headers.get("Content-Length", "0")
+        if not declared.isdigit() or int(declared) > MAX_BODY:
+            raise web.HTTPError(413, "at most 64 KB of events")
+        return super().prepare()
 
     async def post(self):
         user = self.current_user
@@ -49,6 +88,9 @@ class EventsRelay(APIHandler):
             raise web.HTTPError(403, "a student's own token is needed")
         if len(self.request.body) > MAX_BODY:
             raise web.HTTPError(413, "at most 64 KB of events")
+        if not _bucket.take(user.name):
+            self.set_header("Retry-After", "5")
+            raise web.HTTPError(429, "too many batches: at most one a second")
         try:
             data = json.loads(self.request.body or b"{}")
         except ValueError:
@@ -56,18 +98,21 @@ class EventsRelay(APIHandler):
         events = data.get("events") if isinstance(data, dict) else None
         if not isinstance(events, list) or not events:
             raise web.HTTPError(400, "expected {\"events\": [...]}")
-        body, signature = signed(user.name, events, self.key)
-        request = HTTPRequest(self.events_url, method="POST", body=body, request_timeout=10, headers={
-            "Content-Type": "application/json", SIGNATURE_HEADER: signature})
-        try:
-            response = await AsyncHTTPClient().fetch(request)
-            code, answer = response.code, response.body
-        except HTTPClientError as exc:
-            code, answer = exc.code, (exc.response.body if exc.response else b"")
-        except OSError as exc:
-            self.log.warning("notebook events of %s not relayed: %s", user.name, exc)
-            raise web.HTTPError(503, "the platform did not answer") from None
-        self.set_status(code)
+        source = data.get("source")
+        source = source if isinstance(source, str) and SOURCE.fullmatch(source) else None
+        async with _locks.setdefault(user.name, asyncio.Lock()):  # one student's batches in order
+            body, signature = signed(user.name, events, self.key, source=source)
+            request = HTTPRequest(self.events_url, method="POST", body=body, request_timeout=10, headers={
+                "Content-Type": "application/json", SIGNATURE_HEADER: signature})
+            try:
+                response = await AsyncHTTPClient().fetch(request)
+                code, answer = response.code, response.body
+            except HTTPClientError as exc:
+                code, answer = exc.code, (exc.response.body if exc.response else b"")
+            except OSError as exc:
+                self.log.warning("notebook events of %s not relayed: %s", user.name, exc)
+                raise web.HTTPError(503, "the platform did not answer") from None
+        self.set_status(code if 200 <= code < 599 else 503)  # 599: no answer in time
         self.set_header("Content-Type", "application/json")
         self.finish(answer or b"{}")
 

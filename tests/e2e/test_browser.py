@@ -322,6 +322,33 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     hub.keyboard.press("Control+s")  # what the cleanup measures is what is saved in the home
     expect(hub.locator(".jp-mod-dirty")).to_have_count(0, timeout=30_000)
 
+    # 11b. The kernel reported the cell through the hub; `%hand` in the new cell asks for help. The
+    #      facilitator's live room shows where the participant is and the raised hand, first.
+    asking = notebook.locator(".jp-CodeCell").nth(1)
+    asking.locator(".cm-content").click()
+    hub.keyboard.type("%hand")
+    hub.keyboard.press("Shift+Enter")
+    expect(asking.locator(".jp-OutputArea-output")).to_have_text(
+        "Your hand is up: a facilitator will come to you.", timeout=30_000)
+    room = page.context.new_page()
+    room.goto(f"{stack.app_url}/admin/login?next=/admin/live/{workshop_id}")
+    room.locator("#name").fill("Grace Hopper")
+    room.locator("#token").fill(stack.secret("admin_token"))
+    with room.expect_navigation():
+        room.get_by_role("button", name="Sign in").click()
+    expect(room).to_have_url(f"{stack.app_url}/admin/live/{workshop_id}")
+    seat = room.locator(f"#seat-{student}")
+    expect(seat.locator("td").nth(6)).to_contain_text("Hand up since", timeout=30_000)  # the page refreshes itself
+    expect(seat.locator("td").nth(3)).to_have_text(re.compile(rf"^{re.escape(README)}, step \d+ of \d+$"))
+    expect(seat.locator("td").nth(2)).to_have_text("running")
+    expect(room.locator("#live-rows tbody tr").first).to_have_id(f"seat-{student}")
+    shot(room, "live-room")
+    with room.expect_navigation():
+        seat.get_by_role("button", name="Answered").click()
+    expect(room.locator("p.flash")).to_have_text(f"{student}'s hand is answered.")
+    expect(room.locator(f"#seat-{student} td").nth(6)).to_have_text("")
+    room.close()
+
     # 12. Back on the status page (it refreshed itself): active, with the end time.
     status_tab.bring_to_front()
     expect(status_tab.locator("p.status")).to_have_text("Status: Active", timeout=30_000)

@@ -19,7 +19,7 @@ _seq = [int(time.time() * 1_000_000)]
 
 def batch(student: str, events: list, seq: int | None = None, issued_at: int | None = None) -> dict:
     if seq is None:
-        _seq[0] += 1
+        _seq[0] += 1000  # the relay numbers batches by its clock, in microseconds
         seq = _seq[0]
     return {"student": student, "seq": seq, "issued_at": issued_at or int(time.time()), "events": events}
 
@@ -141,11 +141,11 @@ def test_a_hand_from_the_status_page_is_answered_from_the_room(client, platform,
     assert b"Your hand is up" in client.http.get(asked.headers["Location"]).body
     room_page = client.http.get(f"/admin/live/{WORKSHOP}", headers={"Cookie": room["cookie"]})
     assert room_page.status_code == 200 and b"Hand up since" in room_page.body
-    answered = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/hands/{reg['student']}",
+    answered = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/hands/{reg['id']}",
                          {"csrf": csrf_of(room_page.body), "back": f"/admin/live/{WORKSHOP}"})
     assert answered.status_code == 303
     assert row_of(data(client, room["cookie"]), reg["student"])["hand"] is None
-    again = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/hands/{reg['student']}",
+    again = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/hands/{reg['id']}",
                       {"csrf": csrf_of(room_page.body), "back": f"/admin/live/{WORKSHOP}"})
     assert "flash=" in again.headers["Location"]  # "no hand raised", said on the room
 
@@ -180,3 +180,47 @@ def test_the_room_needs_a_signed_in_organiser(client, platform, room):
     assert client.http.get(f"/admin/live/{WORKSHOP}/data").status_code == 401
     assert client.http.get(f"/admin/live/{WORKSHOP}").status_code == 401
     assert client.http.get("/admin/live/WKSHP-NONE/data", headers={"Cookie": room["cookie"]}).status_code == 404
+
+
+def test_a_kernels_resent_events_count_once_and_an_answered_hand_stays_down(client, platform, room, clock):
+    ada, reg = room["people"][0]["student"], room["people"][0]["id"]
+    failed_twice = [event("check", check="q3", passed=False), event("check", check="q3", passed=False),
+                    event("hand")]
+    first = dict(batch(ada, failed_twice), source="kernel-a")
+    assert send(client, room["key"], first)[0] == 200
+    page = client.http.get(f"/admin/live/{WORKSHOP}", headers={"Cookie": room["cookie"]})
+    assert form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/hands/{reg}",
+                     {"csrf": csrf_of(page.body), "back": f"/admin/live/{WORKSHOP}"}).status_code == 303
+    # the relay timed out and the kernel sent the same events again, in a new batch
+    again = dict(batch(ada, failed_twice), source="kernel-a")
+    assert send(client, room["key"], again)[0] == 200
+    state = platform.stores.live.seat(ada).live
+    assert state["fails"] == {"q3": 2} and state["hand"] is None
+    # another kernel's events are its own; a hand raised after the answer is a new one
+    clock.advance(minutes=1)
+    assert send(client, room["key"], dict(batch(ada, [event("hand")]), source="kernel-b"))[0] == 200
+    assert platform.stores.live.seat(ada).live["hand"] is not None
+    assert send(client, room["key"], dict(batch(ada, [event("hand")]), source="bad source!"))[0] == 422
+
+
+def test_check_webhooks_tell_only_results_that_changed(client, platform, room):
+    from chalicelib.services import webhooks
+    hook = webhooks.create(platform, "Grace Hopper", {"url": "http://127.0.0.1:9/hook", "events": ["check"]})
+    webhooks._subscriptions.clear()
+    ada = room["people"][0]["student"]
+    for passed in (False, False, True, True):
+        assert send(client, room["key"], batch(ada, [event("check", check="q1", passed=passed)]))[0] == 200
+    told = [json.loads(d.body)["check"]["passed"] for d in platform.stores.webhooks.deliveries(hook["id"], 10)]
+    assert sorted(told) == [False, True], told
+
+
+def test_extend_all_that_runs_out_of_time_says_how_many_are_left(client, platform, room, monkeypatch):
+    from chalicelib.services import audit, organiser
+    monkeypatch.setattr(organiser, "EXTEND_ALL_SECONDS", -1.0)
+    page = client.http.get(f"/admin/live/{WORKSHOP}", headers={"Cookie": room["cookie"]})
+    answer = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/extend",
+                       {"csrf": csrf_of(page.body), "minutes": "10", "back": f"/admin/live/{WORKSHOP}"})
+    shown = client.http.get(answer.headers["Location"], headers={"Cookie": room["cookie"]}).body.decode()
+    assert "0 running workshops extended; 2 not reached in time" in shown
+    entry = audit.entries(platform, "1")[0]
+    assert (entry["action"], entry["outcome"], entry["detail"]["left"]) == ("workshop.extend_all", "done", 2)

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra" / "jupyterhub" / "progress"))
-from wod_progress import Notebook, Reporter  # noqa: E402
+from wod_progress import Notebook, Reporter, shown_path
 
 CHECK = "assert answer == 42, 'Hint: six times seven'"
 
@@ -49,3 +49,19 @@ def test_events_wait_while_the_hub_does_not_answer_and_are_bounded(tmp_path):
     assert reporter.flush() is False  # nothing listens on port 9
     assert len(reporter.queue) == 500 and reporter.queue[-1]["cell"] == 599
     assert all(e["notebook"] == "1-Exercise.ipynb" for e in reporter.queue)
+
+
+def test_the_notebook_is_named_as_the_participant_sees_it():
+    assert shown_path("/home/student7/labs/1-Exercise.ipynb", Path("/home/student7")) == "labs/1-Exercise.ipynb"
+    assert shown_path("1-Exercise.ipynb", Path("/home/student7")) == "1-Exercise.ipynb"
+    assert shown_path("/srv/other.ipynb", Path("/home/student7")) == "/srv/other.ipynb"
+
+
+def test_odd_marks_or_a_huge_notebook_find_nothing_and_raise_nothing(tmp_path):
+    odd = tmp_path / "odd.ipynb"
+    odd.write_text('{"cells": [{"cell_type": "code", "source": "x = 1", "metadata": {"nbgrader": true}}]}')
+    assert Notebook(odd).find(None, "x = 1") == (0, None)
+    huge = tmp_path / "huge.ipynb"
+    huge.write_text('{"cells": [], "pad": "' + "x" * (5 * 1024 * 1024) + '"}')
+    assert Notebook(huge).find(None, "x = 1") == (None, None)
+    assert len(shown_path("/srv/" + "a" * 400 + ".ipynb", Path("/home/s"))) == 200

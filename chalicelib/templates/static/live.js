@@ -33,7 +33,7 @@
     if (r.hand) { needs.appendChild(el("span", {"class": "badge pending"}, ["Hand up since " + hhmmss(r.hand)])); }
     if (r.stuck) { needs.appendChild(el("span", {"class": "badge closed"}, ["Stuck: " + r.stuck])); }
     var actions = el("td", {"class": "actions"}, []);
-    if (r.hand) { actions.appendChild(form("/admin/live/" + workshop + "/hands/" + r.student, "Answered", "small")); }
+    if (r.hand) { actions.appendChild(form("/admin/live/" + workshop + "/hands/" + r.registration, "Answered", "small", "Answered " + r.student)); }
     if (r.status === "active") {
       [["extend", "Extend"], ["reset", "Reset"], ["end", "End"]].forEach(function (a) {
         actions.appendChild(form("/admin/registrations/" + r.registration + "/" + a[0], a[1],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 import time
 import urllib.error
@@ -24,6 +25,8 @@ from typing import Any
 FLUSH_SECONDS = 5.0
 MAX_BATCH = 50
 MAX_WAITING = 500  # events kept while the hub does not answer
+MAX_NOTEBOOK_BYTES = 5 * 1024 * 1024  # a larger saved notebook (big outputs) is not read
+MAX_PATH = 200
 TIMEOUT = 10
 
 
@@ -37,13 +40,16 @@ class Notebook:
         if self.path is None:
             return self.cells
         try:
-            stamp = self.path.stat().st_mtime_ns
-            if stamp != self._seen:
+            info = self.path.stat()
+            stamp = info.st_mtime_ns
+            if stamp != self._seen and info.st_size > MAX_NOTEBOOK_BYTES:
+                self.cells, self._seen = [], stamp
+            elif stamp != self._seen:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 self.cells = [_cell(c) for c in data.get("cells", []) if isinstance(c, dict)]
                 self._seen = stamp
-        except (OSError, ValueError):
-            pass
+        except (OSError, ValueError, TypeError, AttributeError):
+            self.cells = []
         return self.cells
 
     def find(self, cell_id: str | None, source: str) -> tuple[int | None, str | None]:
@@ -62,7 +68,9 @@ class Notebook:
 def _cell(cell: dict) -> tuple[str | None, str, str | None]:
     source = cell.get("source", "")
     source = "".join(source) if isinstance(source, list) else str(source)
-    marks = (cell.get("metadata") or {}).get("nbgrader") or {}
+    metadata = cell.get("metadata")
+    marks = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    marks = marks if isinstance(marks, dict) else {}
     check = cell.get("cell_type") == "code" and marks.get("grade") is True and not marks.get("solution")
     grade_id = marks.get("grade_id") if check and isinstance(marks.get("grade_id"), str) else None
     return cell.get("id"), source, grade_id
@@ -73,6 +81,7 @@ class Reporter:
 
     def __init__(self, url: str, token: str, notebook: str | None, background: bool = True):
         self.url, self.token, self.notebook = url, token, notebook
+        self.source = secrets.token_urlsafe(12)  # this kernel: the platform knows a resent event by it
         self.queue: list[dict[str, Any]] = []
         self.lock, self.wake = threading.Lock(), threading.Event()
         self.refused = 0
@@ -99,7 +108,8 @@ class Reporter:
             batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
         if not batch:
             return True
-        request = urllib.request.Request(self.url, data=json.dumps({"events": batch}).encode(), method="POST",
+        body = json.dumps({"source": self.source, "events": batch}).encode()
+        request = urllib.request.Request(self.url, data=body, method="POST",
                                          headers={"Authorization": f"token {self.token}",
                                                   "Content-Type": "application/json"})
         try:
@@ -124,6 +134,17 @@ class Reporter:
 _reporter: Reporter | None = None
 
 
+def shown_path(session: str, home: Path | None = None) -> str:
+    """The notebook as the participant sees it in JupyterLab: relative to their home."""
+    path = Path(session)
+    try:
+        shown = str(path.relative_to(home or Path.home())) if path.is_absolute() else session
+    except ValueError:
+        shown = session
+    shown = "".join(ch for ch in shown if ch.isprintable())
+    return shown if len(shown) <= MAX_PATH else "…" + shown[-(MAX_PATH - 1):]
+
+
 def load_ipython_extension(ip) -> None:
     global _reporter
     token, api = os.environ.get("JUPYTERHUB_API_TOKEN"), os.environ.get("JUPYTERHUB_API_URL")
@@ -132,10 +153,16 @@ def load_ipython_extension(ip) -> None:
     session = os.environ.get("JPY_SESSION_NAME") or ""
     name = Path(session).name if session.endswith(".ipynb") else None
     notebook = Notebook(Path.cwd() / name if name else None)
-    _reporter = reporter = Reporter(api.rstrip("/") + "/wod/events", token, session or None)
+    _reporter = reporter = Reporter(api.rstrip("/") + "/wod/events", token, shown_path(session) or None)
     reporter.add("opened")
 
     def after(result) -> None:
+        try:
+            report(result)
+        except Exception:  # a participant's cell never shows the reporter's trouble
+            pass
+
+    def report(result) -> None:
         info = getattr(result, "info", None)
         if info is None or getattr(info, "silent", False):
             return
