@@ -3,6 +3,7 @@ apology) and one that finishes (with its thank-you and badges). Each is one even
 (:mod:`chalicelib.services.commit`), which also lets the waitlist take the seat."""
 from __future__ import annotations
 
+from chalicelib.domain.checks import earns_badge
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.lifecycle import FAIL, FINISH, RELEASE
 from chalicelib.domain.registration import ACTIVE, FAILED
@@ -32,10 +33,21 @@ def fail(ctx: Context, reg: Registration, reason: str = "", *, compensated: bool
     return failed
 
 
+def _badge(ctx: Context, workshop_id: str, completion: float | None, checks_passed: int | None) -> bool:
+    """Whether a finished registration earned its workshop's badge (every check passed): only those
+    count towards a level badge. A workshop no longer in the catalog counts as it was finished."""
+    try:
+        checks = ctx.stores.recent.get(workshop_id).checks
+    except NotFound:
+        return True
+    return earns_badge(checks, completion, checks_passed)
+
+
 def finish(ctx: Context, registration_id: str, completion: float | None,
            checks_passed: int | None = None) -> Registration | None:
     """The environment is clean: the seat comes back, the registration closes with its completion
-    and, for a workshop that ran, the thank-you (and a level badge reached now) is sent; then the
+    and, for a workshop that ran, the thank-you (and a level badge reached now: workshops whose badge
+    the address earned, this one included) is sent; then the
     waitlist takes the seat. None for a repeated report, or the purge of a student that had no
     registration."""
     if not (completion is None or (isinstance(completion, (int, float)) and 0 <= completion <= 100)):
@@ -48,8 +60,9 @@ def finish(ctx: Context, registration_id: str, completion: float | None,
     except NotFound:
         return None
     finished_before: int | None = None
-    if before.status != FAILED:
-        done_before = store.finished_workshop_ids(before.email)
+    if before.status != FAILED and _badge(ctx, before.workshop_id, completion, checks_passed):
+        done_before = {r.workshop_id for r in store.finished(before.email)
+                       if _badge(ctx, r.workshop_id, r.completion, r.checks_passed)}
         if before.workshop_id not in done_before:  # a workshop taken again reaches no new level
             finished_before = len(done_before)
     done = commit(ctx, before, FINISH, completion=completion, checks_passed=checks_passed,

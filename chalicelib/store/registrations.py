@@ -257,9 +257,14 @@ class Registrations:
         return self.t.customers.waitlist_index.count(workshop_id)
 
     @translated
-    def finished_workshop_ids(self, email: str) -> set[str]:
-        """Distinct workshops this address has finished, from the by-email index."""
-        return {r.workshop_id for r in self.t.customers.email_index.query(email) if r.status == FINISHED}
+    def finished(self, email: str) -> list[Registration]:
+        """The registrations this address has finished (found by the by-email index), with their
+        workshop, completion and checks passed."""
+        ids = [r.id for r in self.t.customers.email_index.query(email) if r.status == FINISHED]
+        if not ids:
+            return []
+        return [values.registration(item) for item in self.t.customers.batch_get(
+            ids, attributes_to_get=["id", "workshop_id", "status", "completion", "checks_passed"])]
 
     # -- changes --------------------------------------------------------------------------------
 

@@ -187,6 +187,31 @@ def test_third_finished_workshop_earns_the_level_badge(client, platform, sync, r
     assert len([e for e in recording.sent if e.subject.startswith("Thank you")]) == 3
 
 
+def test_level_badges_count_only_workshops_whose_checks_were_all_passed(client, platform, recording, tmp_path):
+    root = tmp_path / "workshops"
+    for n in range(4):
+        folder = write_workshop(root, f"WKSHP-C{n}", seats=1)
+        lab = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell("assert answer == 42")
+        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "q1", "points": 1}
+        lab.cells.append(cell)
+        nbformat.write(lab, str(folder / "1-Lab.ipynb"))
+    loaded, problems = load_catalog(root, platform.settings.locations.keys())
+    assert problems == [] and all(w.checks == 1 for w in loaded)
+    for workshop in loaded:
+        sync_workshop(platform, workshop)
+    # passed, failed, passed: two earned badges, no level; the fourth, passed, is the third earned
+    for n, passed in enumerate((1, 0, 1, 1)):
+        created = registrations.register(platform, body("lea@example.com") | {"workshop": f"WKSHP-C{n}"})
+        callback(client, platform, {"registration": created["id"], "student": created["student"],
+                                    "outcome": "ready", "password": "Pw123456789x", "hub_url": "http://hub"})
+        action(client, platform, created["id"], "end")
+        callback(client, platform, {"registration": created["id"], "student": created["student"],
+                                    "outcome": "cleaned", "completion": 100.0 * passed, "checks_passed": passed})
+        levels = [e.subject for e in recording.sent if e.subject.startswith("Level")]
+        assert levels == ([] if n < 3 else ["Level 3 reached: 3 workshops completed"]), (n, levels)
+
+
 def test_closed_registrations_expire_their_personal_data(client, platform, active, clock, tables):
     action(client, platform, active["id"], "end")
     callback(client, platform, {"registration": active["id"], "student": active["student"], "outcome": "cleaned",
