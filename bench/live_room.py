@@ -14,7 +14,8 @@ every 5 s, as ``live.js`` does.
 Printed: event ingestion p50/p95/p99, the room's refresh p50/p95/p99, how old the room's data is
 for the facilitator (from an event's answer to the first refresh that shows it: p99 and max), and
 the DynamoDB requests one batch costs (counted on the same code in this process, moto in memory,
-by every operation pynamodb sends). Targets: ingestion p99 ≤ 200 ms, refresh p99 ≤ 500 ms, data
+by every operation pynamodb sends, over 40 batches sent within two seconds: the workshops' copy
+every process keeps for 2 s is read once). Targets: ingestion p99 ≤ 200 ms, refresh p99 ≤ 500 ms, data
 ≤ 10 s old. The last line is ``MET`` or ``NOT MET: <which>``.
 """
 from __future__ import annotations
@@ -100,9 +101,10 @@ def requests_per_batch(batches: int = 40) -> float:
 
         secrets = Path(tmp) / "secrets.json"
         ensure_secrets(secrets)
+        # the workshops as the stack's processes keep them (WOD_WORKSHOP_CACHE_SECONDS, 2 s): one scan of
+        # the small workshops table per process every 2 s, shared by every request, not one per batch
         settings = Settings(table_prefix="count", secrets_file=str(secrets), public_url="https://wod.example",
-                            confirm_minutes=0, outbox_dispatch="inline", workshop_cache_seconds=0,
-                            region="us-east-1")
+                            confirm_minutes=0, outbox_dispatch="inline", region="us-east-1")
         create_tables(boto3.client("dynamodb", region_name="us-east-1"), settings.table_prefix)
         ctx = bootstrap.build(settings)
         write_workshop(Path(tmp) / "workshops", WORKSHOP, seats=2)
@@ -256,7 +258,8 @@ def run(stack: LocalStack, args, low: float, high: float) -> int:
         ("batches sent", f"{len(ingestion)}  ({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})"),
         ("ingestion p50/p95/p99", " / ".join(f"{percentile(ingestion, p):.0f}" for p in (50, 95, 99)) + " ms"),
         ("room refreshes", f"{len(refreshes)}, {args.participants} rows each"),
-        ("refresh p50/p95/p99", " / ".join(f"{percentile(refreshes, p):.0f}" for p in (50, 95, 99)) + " ms"),
+        ("refresh p50/p95/p99", " / ".join(f"{percentile(refreshes, p):.0f}" for p in (50, 95, 99)) + " ms"
+         + (f" (slowest: refresh {refreshes.index(max(refreshes)) + 1} of {len(refreshes)})" if refreshes else "")),
         ("data age p99 / max", f"{percentile(ages, 99):.1f} / {figures['data age max (s)']:.1f} s "
                                f"({len(ages)} events seen, {unseen} still waiting for the next refresh)"),
         ("DynamoDB requests per batch", f"{per_batch:.2f}"),

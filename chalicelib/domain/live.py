@@ -177,10 +177,12 @@ def _since(stamp: str | None, now: datetime) -> float | None:
 
 
 def row(student: Mapping[str, Any], registration: Mapping[str, Any] | None, checks_total: int, now: datetime,
-        stuck_minutes: int = STUCK_MINUTES, stuck_failures: int = STUCK_FAILURES) -> dict[str, Any]:
+        stuck_minutes: int = STUCK_MINUTES, stuck_failures: int = STUCK_FAILURES,
+        hub_server: str | None = None) -> dict[str, Any]:
     """What the live room shows of one seat. ``student``: ``id``, ``status``, ``registration_id`` and
     ``live`` (the folded state); ``registration``: its registration's ``id``, ``name``, ``status``,
-    ``ends_at`` (None for a free seat)."""
+    ``ends_at`` (None for a free seat); ``hub_server``: what the hub said of the student's server
+    (``ready``, ``pending``, ``none``: stopped — by the idle culler, or never started), when asked."""
     live = student.get("live") or {}
     if registration is None or live.get("registration") != registration.get("id"):
         live = {}
@@ -190,7 +192,11 @@ def row(student: Mapping[str, Any], registration: Mapping[str, Any] | None, chec
         passed = min(passed, checks_total)
     quiet = _since(live.get("last_event"), now)
     active = registration is not None and registration.get("status") == "active"
-    if not live:
+    if active and hub_server == "none":
+        server = "stopped" if live else "not started"
+    elif active and hub_server in ("ready", "pending") and not live:
+        server = "running" if hub_server == "ready" else "starting"
+    elif not live:
         server = "not started" if active else "—"
     elif live.get("idle") or (quiet is not None and quiet > QUIET_MINUTES * 60):
         server = "idle"
@@ -212,6 +218,12 @@ def row(student: Mapping[str, Any], registration: Mapping[str, Any] | None, chec
         "last_check": live.get("last_check"), "last_activity": live.get("last_event"),
         "quiet_seconds": int(quiet) if quiet is not None else None, "stuck": stuck, "hand": live.get("hand"),
     }
+
+
+def quiet(row: Mapping[str, Any]) -> bool:
+    """A running participant whose notebook reported before, then nothing for a while: whether their
+    server is still there is worth asking the hub (its idle culler may have stopped it)."""
+    return row.get("status") == "active" and row.get("server") == "idle"
 
 
 def order(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

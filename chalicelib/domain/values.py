@@ -65,6 +65,7 @@ class Student:
     warm: bool | None = None  # a free student whose server already runs (warm pool)
     warming_since: datetime | None = None
     warm_cycles: int = 0
+    holder: str | None = None  # the name of whoever holds the seat (the live room)
     live: Mapping[str, Any] | None = None  # what the notebook reported (domain/live.py)
     live_seq: int | None = None
 

@@ -11,11 +11,11 @@ import time
 from typing import Any
 
 from chalicelib.domain import live as rules
-from chalicelib.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
+from chalicelib.domain.errors import Conflict, InvalidInput, NotFound, Unavailable, WodError
 from chalicelib.domain.orders import OrderRejected
 from chalicelib.domain.registration import ACTIVE
 from chalicelib.domain.values import Student
-from chalicelib.observability import count
+from chalicelib.observability import count, logger
 from chalicelib.services import webhooks
 from chalicelib.services.context import Context
 
@@ -25,8 +25,10 @@ MESSAGE_MAX = 280
 MAX_HOOKED_CHECKS = 3  # check results a batch may send to webhooks (only results that changed)
 _rooms: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 _rooms_lock = threading.Lock()
-_names: dict[str, str] = {}
-NAMES_KEPT = 20_000
+_servers: dict[tuple[str, str], tuple[float, str]] = {}  # (stack, student) -> (when asked, what the hub said)
+_hub_quiet_until: dict[str, float] = {}  # a stack's hub that did not answer is not asked again until then
+HUB_CACHE_SECONDS = 30.0
+HUB_BUDGET_SECONDS = 0.3
 # a seat's status as the room says it (the registration's is the same while it runs)
 SEAT_STATUS = {"reserved": "starting", "active": ACTIVE, "cleaning": "ending"}
 
@@ -48,9 +50,9 @@ def _running(seat: Student) -> str:
     return seat.registration_id
 
 
-def _apply(ctx: Context, student_id: str, seq: int | None, change) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def _apply(ctx: Context, student_id: str, seq: int | None, change) -> tuple[Student, dict[str, Any], dict[str, Any]]:
     """Read the seat, ``change(live_before, registration_id)`` -> the new state, write it under the
-    expected sequence; (registration, before, after). ``seq`` None: the seat's own next one."""
+    expected sequence; (the seat as read, before, after). ``seq`` None: the seat's own next one."""
     for _ in range(ATTEMPTS):
         seat = ctx.stores.live.seat(student_id)
         registration_id = _running(seat)
@@ -60,17 +62,18 @@ def _apply(ctx: Context, student_id: str, seq: int | None, change) -> tuple[str,
         before = dict(seat.live) if seat.live and seat.live.get("registration") == registration_id else {}
         after = change(before, registration_id)
         if after is None:
-            return registration_id, before, before
+            return seat, before, before
         if ctx.stores.live.record(seat, seq if seq is not None else (seat.live_seq or 0) + 1, after):
-            return registration_id, before, after
+            return seat, before, after
     raise Unavailable("This participant's events are being written by another request; send them again.")
 
 
 def ingest(ctx: Context, data: Any) -> dict[str, Any]:
-    """Take one batch ``{student, seq, source?, events}`` (already verified as the hub's)."""
+    """Take one batch ``{student, seq, source?, events}`` (already verified as the hub's). The answer
+    carries the facilitator's current message, which the participant's kernel shows once."""
     student_id, seq, source, events = rules.parse_batch(data, ctx.clock())
-    registration_id, before, after = _apply(ctx, student_id, seq,
-                                            lambda state, reg: rules.fold(state, reg, events, source))
+    seat, before, after = _apply(ctx, student_id, seq, lambda state, reg: rules.fold(state, reg, events, source))
+    registration_id = str(seat.registration_id)
     count("LiveEvents", len(events))
     notebook = next((e.notebook for e in events if e.kind == "check"), None)
     for check, passed in rules.changed_checks(before, after)[:MAX_HOOKED_CHECKS]:
@@ -79,7 +82,13 @@ def ingest(ctx: Context, data: Any) -> dict[str, Any]:
     if after.get("hand") and not before.get("hand"):
         webhooks.emit_live(ctx, "help_requested", registration_id,
                            {"help": {"since": after["hand"], "from": "notebook"}})
-    return {"taken": len(events), "registration": registration_id}
+    try:
+        workshop = ctx.stores.recent.get(seat.workshop_id)  # the pages' copy: no read of its own
+        message = {"text": workshop.message, "at": workshop.message_at.isoformat()} \
+            if workshop.message and workshop.message_at else None
+    except NotFound:
+        message = None
+    return {"taken": len(events), "registration": registration_id, "message": message}
 
 
 def raise_hand(ctx: Context, registration_id: str) -> dict[str, Any]:
@@ -136,16 +145,30 @@ def forget(workshop_id: str) -> None:
             del _rooms[key]
 
 
-def _names_of(ctx: Context, registration_ids: list[str]) -> dict[str, str]:
-    """Participants' names by registration (a registration's name never changes: each is read once
-    per process, so a refresh reads only the seats)."""
-    missing = [rid for rid in registration_ids if rid not in _names]
-    if missing:
-        if len(_names) + len(missing) > NAMES_KEPT:
-            _names.clear()
-        for rid, reg in ctx.stores.live.registrations(missing).items():
-            _names[rid] = f"{reg.first_name} {reg.last_name}".strip()
-    return {rid: _names.get(rid, "") for rid in registration_ids}
+def _hub_servers(ctx: Context, students: list[str]) -> dict[str, str]:
+    """What the hub says of these students' servers (``ready``, ``pending``, ``none``), each asked at
+    most every :data:`HUB_CACHE_SECONDS`, all within :data:`HUB_BUDGET_SECONDS`; a hub that does not
+    answer is left alone for as long, and the rows say what the events say."""
+    found: dict[str, str] = {}
+    prefix = ctx.settings.table_prefix
+    deadline = time.monotonic() + HUB_BUDGET_SECONDS
+    for student in students:
+        cached = _servers.get((prefix, student))
+        if cached and time.monotonic() - cached[0] < HUB_CACHE_SECONDS:
+            found[student] = cached[1]
+            continue
+        if time.monotonic() > deadline or time.monotonic() < _hub_quiet_until.get(prefix, 0.0):
+            continue
+        try:
+            state = ctx.hub.server_state(student)
+        except (WodError, LookupError) as exc:
+            _hub_quiet_until[prefix] = time.monotonic() + HUB_CACHE_SECONDS
+            logger.warning("the hub did not say whether servers run; the live room shows what the events say",
+                           extra={"student": student, "error": str(getattr(exc, "message", exc))})
+            break
+        _servers[(prefix, student)] = (time.monotonic(), state)
+        found[student] = state
+    return found
 
 
 def room(ctx: Context, workshop_id: str, fresh: bool = False) -> dict[str, Any]:
@@ -157,15 +180,22 @@ def room(ctx: Context, workshop_id: str, fresh: bool = False) -> dict[str, Any]:
     if cached and not fresh and time.monotonic() - cached[0] < ROOM_CACHE_SECONDS:
         return cached[1]
     workshop = ctx.stores.seats.get_workshop(workshop_id)
-    seats = ctx.stores.organiser.students_of(workshop_id)  # one query: status, ends and events are on the seat
-    names = _names_of(ctx, [s.registration_id for s in seats if s.registration_id])
+    seats = ctx.stores.organiser.students_of(workshop_id)  # one query: holder, status, ends, events are on the seat
     now = ctx.clock()
     rows = []
+    shown: dict[str, dict[str, Any] | None] = {}
     for seat in seats:
-        shown = {"id": seat.registration_id, "name": names.get(seat.registration_id, ""),
-                 "status": SEAT_STATUS.get(seat.status, seat.status),
-                 "ends_at": seat.expires_at.isoformat() if seat.expires_at else None} if seat.registration_id else None
-        rows.append(rules.row({"id": seat.id, "live": seat.live}, shown, workshop.checks, now))
+        shown[seat.id] = {"id": seat.registration_id, "name": seat.holder or "",
+                          "status": SEAT_STATUS.get(seat.status, seat.status),
+                          "ends_at": seat.expires_at.isoformat() if seat.expires_at else None} \
+            if seat.registration_id else None
+        rows.append(rules.row({"id": seat.id, "live": seat.live}, shown[seat.id], workshop.checks, now))
+    if workshop.location == ctx.settings.location:  # this stack's hub says which quiet servers stopped
+        servers = _hub_servers(ctx, [r["student"] for r in rows if rules.quiet(r)])
+        by_id = {seat.id: seat for seat in seats}
+        rows = [rules.row({"id": r["student"], "live": by_id[r["student"]].live}, shown[r["student"]],
+                          workshop.checks, now, hub_server=servers[r["student"]]) if r["student"] in servers else r
+                for r in rows]
     ordered = rules.order(rows)
     data = {
         "workshop": {"id": workshop.id, "title": workshop.title, "checks": workshop.checks,

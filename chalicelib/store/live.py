@@ -1,9 +1,11 @@
 """The live room's data: each seat's folded notebook events (``live`` on the student item, one
 write per batch of events, never on the registrations table, whose every write is streamed to the
-outbox dispatcher), and the registrations a room shows, read in batches."""
+outbox dispatcher) and the facilitator's message on the workshop. The room itself is one query of
+the workshop's seats (:meth:`chalicelib.store.organiser.Organiser.students_of`): who holds a seat,
+its status, its end and its events are all on the seat."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,14 +13,11 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.values import Registration, Student
-from chalicelib.store import values
+from chalicelib.domain.values import Student
 from chalicelib.store.errors import translated
 from chalicelib.store.models import StudentModel, WorkshopModel
 from chalicelib.store.seats import load_student
 from chalicelib.store.tables import Tables
-
-ROOM_ATTRIBUTES = ["id", "first_name", "last_name"]
 
 
 class Live:
@@ -55,13 +54,3 @@ class Live:
             self.t.workshops(workshop_id).update(actions=actions, condition=WorkshopModel.id.exists())
         except UpdateError:
             raise NotFound(f"There is no workshop {workshop_id}.") from None
-
-    @translated
-    def registrations(self, ids: Iterable[str]) -> dict[str, Registration]:
-        """The registrations of ``ids`` that exist, with what the live room shows of them (names)."""
-        keys = sorted(set(ids))
-        if not keys:
-            return {}
-        return {item.id: values.registration(item)
-                for item in self.t.customers.batch_get(keys, attributes_to_get=ROOM_ATTRIBUTES)}
-

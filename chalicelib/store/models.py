@@ -102,6 +102,7 @@ class StudentModel(Model):
     warm = BooleanAttribute(null=True)  # a free student whose server already runs (warm pool)
     warming_since = UTCDateTimeAttribute(null=True)
     warm_cycles = NumberAttribute(default=0)
+    holder = UnicodeAttribute(null=True)  # the name of whoever holds the seat, for the live room
     live = JSONAttribute(null=True)  # what the notebook reported of its registration (domain/live.py)
     live_seq = NumberAttribute(null=True)  # the last batch of events taken: a replay is refused
 

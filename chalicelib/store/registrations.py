@@ -344,6 +344,7 @@ class Registrations:
                     condition=EmailClaimModel.email.does_not_exist())
             tx.update(self.t.students(item.student_id),
                       actions=[StudentModel.status.set("reserved"), StudentModel.registration_id.set(item.id),
+                               StudentModel.holder.set(f"{applicant.first_name} {applicant.last_name}"),
                                StudentModel.free_workshop.remove()],
                       condition=(StudentModel.status == "free") & (StudentModel.workshop_id == workshop_id))
             tx.update(self.t.workshops(workshop_id), actions=[WorkshopModel.seats_free.add(-1)],
@@ -442,7 +443,7 @@ class Registrations:
             except NotFound:
                 waiting = None
             change = decide(waiting, PROMOTE, now, rules) if waiting else None
-            if change is None:  # promoted or gone meanwhile, and the index has not caught up yet
+            if waiting is None or change is None:  # promoted or gone meanwhile, and the index has not caught up
                 _backoff(attempt + 1)
                 continue
             try:
@@ -450,6 +451,7 @@ class Registrations:
                     tx.update(self.t.customers(first.id), actions=_actions(change, now), condition=_condition(change))
                     tx.update(self.t.students(student),
                               actions=[StudentModel.status.set("reserved"), StudentModel.registration_id.set(first.id),
+                                       StudentModel.holder.set(f"{waiting.first_name} {waiting.last_name}"),
                                        StudentModel.free_workshop.remove()],
                               condition=(StudentModel.status == "free") & (StudentModel.workshop_id == workshop_id))
                     tx.update(self.t.workshops(workshop_id), actions=[WorkshopModel.seats_free.add(-1)],

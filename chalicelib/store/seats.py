@@ -29,7 +29,8 @@ def return_seat(tx: TransactWrite, tables: Tables, reg: Registration, keep_warm:
     """
     actions: list[Action] = [StudentModel.status.set("free"), StudentModel.free_workshop.set(reg.workshop_id),
                StudentModel.registration_id.remove(), StudentModel.password_hash.remove(),
-               StudentModel.expires_at.remove(), StudentModel.live.remove(), StudentModel.live_seq.remove()]
+               StudentModel.expires_at.remove(), StudentModel.live.remove(), StudentModel.live_seq.remove(),
+               StudentModel.holder.remove()]
     if not keep_warm:
         actions += [StudentModel.warm.remove(), StudentModel.warming_since.remove()]
     tx.update(tables.students(reg.student_id), actions=actions, condition=StudentModel.registration_id == reg.id)
@@ -131,7 +132,8 @@ class Seats:
                           actions=[StudentModel.status.set("free"), StudentModel.free_workshop.set(student.workshop_id),
                                    StudentModel.password_hash.remove(), StudentModel.expires_at.remove(),
                                    StudentModel.warm.remove(), StudentModel.warming_since.remove(),
-                                   StudentModel.live.remove(), StudentModel.live_seq.remove()],
+                                   StudentModel.live.remove(), StudentModel.live_seq.remove(),
+                                   StudentModel.holder.remove()],
                           condition=(StudentModel.status == student.status)
                           & StudentModel.registration_id.does_not_exist())
                 tx.update(self.t.workshops(student.workshop_id), actions=[WorkshopModel.seats_free.add(1)])

@@ -347,7 +347,29 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
         seat.get_by_role("button", name="Answered").click()
     expect(room.locator("p.flash")).to_have_text(f"{student}'s hand is answered.")
     expect(room.locator(f"#seat-{student} td").nth(6)).to_have_text("")
+    # 11c. A message to every participant reaches the notebook: under a cell run after the kernel's
+    #      next batch was answered, once, as text.
+    room.locator("#live-message").fill("Break until 10:30 <b>back soon</b>")
+    with room.expect_navigation():
+        room.get_by_role("button", name="Show").click()
+    expect(room.locator("p.flash")).to_have_text("Message shown to every participant.")
     room.close()
+    hub.bring_to_front()
+    banner = notebook.locator(".jp-OutputArea-output", has_text="Message from the facilitator")
+    deadline = time.monotonic() + 90
+    while banner.count() == 0:
+        assert time.monotonic() < deadline, "the facilitator's message never reached the notebook"
+        last = notebook.locator(".jp-CodeCell").last
+        last.locator(".cm-content").click()
+        hub.keyboard.type("1 + 1")
+        hub.keyboard.press("Shift+Enter")
+        try:
+            expect(banner).to_have_count(1, timeout=7_000)  # the kernel sends its events every 5 s
+        except AssertionError:
+            continue
+    expect(banner).to_have_text("Message from the facilitator: Break until 10:30 <b>back soon</b>")
+    expect(banner.locator("b")).to_have_count(0)
+    shot(hub, "notebook-message")
 
     # 12. Back on the status page (it refreshed itself): active, with the end time.
     status_tab.bring_to_front()

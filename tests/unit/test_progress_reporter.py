@@ -65,3 +65,16 @@ def test_odd_marks_or_a_huge_notebook_find_nothing_and_raise_nothing(tmp_path):
     huge.write_text('{"cells": [], "pad": "' + "x" * (5 * 1024 * 1024) + '"}')
     assert Notebook(huge).find(None, "x = 1") == (None, None)
     assert len(shown_path("/srv/" + "a" * 400 + ".ipynb", Path("/home/s"))) == 200
+
+
+def test_the_facilitators_message_is_shown_once_per_message():
+    reporter = Reporter("http://127.0.0.1:9/", "token", None, background=False)
+    assert reporter.unseen_message() is None
+    reporter._read_message(b'{"taken": 1, "message": {"text": "Break until 10:30", "at": "2026-12-05T10:00:00"}}')
+    assert reporter.unseen_message() == "Break until 10:30"
+    assert reporter.unseen_message() is None
+    reporter._read_message(b'{"taken": 1, "message": {"text": "Back!", "at": "2026-12-05T10:30:00"}}')
+    assert reporter.unseen_message() == "Back!"
+    reporter._read_message(b"not json")
+    reporter._read_message(b'{"message": {"text": 5}}')
+    assert reporter.unseen_message() is None

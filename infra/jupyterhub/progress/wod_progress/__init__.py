@@ -6,12 +6,15 @@ opened, each cell run (its place in the notebook), each exercise check run and w
 a raised hand (``%hand``) — in small batches, at most every few seconds, to the hub
 (``$JUPYTERHUB_API_URL/wod/events``) with the student's own ``$JUPYTERHUB_API_TOKEN``. The hub
 names the student and signs the batch for the platform. Outside a hub (no token) it does nothing.
+The platform's answer carries the facilitator's message: it is shown once, under the next cell
+the participant runs.
 
 A check is a cell marked as nbgrader marks one (``nbgrader: {grade: true}``, not a solution); it
 passed when it ran without an error. The notebook's cells are read from its saved file.
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import secrets
@@ -85,6 +88,8 @@ class Reporter:
         self.queue: list[dict[str, Any]] = []
         self.lock, self.wake = threading.Lock(), threading.Event()
         self.refused = 0
+        self.message: dict[str, str] | None = None  # the facilitator's latest, as the platform answered
+        self.shown: str | None = None  # the time of the message last shown
         self.thread = threading.Thread(target=self._run, name="wod-progress", daemon=True)
         if background:
             self.thread.start()
@@ -113,7 +118,8 @@ class Reporter:
                                          headers={"Authorization": f"token {self.token}",
                                                   "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT):
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                self._read_message(response.read(64 * 1024))
                 return True
         except urllib.error.HTTPError as exc:
             if exc.code >= 500 or exc.code == 429:
@@ -124,6 +130,22 @@ class Reporter:
         except (OSError, ValueError):
             self._keep(batch)
             return False
+
+    def _read_message(self, body: bytes) -> None:
+        try:
+            message = json.loads(body or b"{}").get("message")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(message, dict) and isinstance(message.get("text"), str) and isinstance(message.get("at"), str):
+            self.message = {"text": message["text"][:280], "at": message["at"]}
+
+    def unseen_message(self) -> str | None:
+        """The facilitator's message not shown yet in this kernel (then it counts as shown)."""
+        message = self.message
+        if not message or message["at"] == self.shown:
+            return None
+        self.shown = message["at"]
+        return message["text"]
 
     def _keep(self, batch: list[dict[str, Any]]) -> None:
         with self.lock:
@@ -171,6 +193,13 @@ def load_ipython_extension(ip) -> None:
             reporter.add("executed", cell=index, cells=max(len(notebook.cells), index + 1))
         if grade_id:
             reporter.add("check", check=grade_id, passed=bool(result.success), now=True)
+        text = reporter.unseen_message()
+        if text:
+            from IPython.display import display
+            display({"text/plain": f"Message from the facilitator: {text}",
+                     "text/html": '<div role="status" style="border-left:4px solid #0b7a5a;padding:4px 8px">'
+                                  f"<strong>Message from the facilitator:</strong> {html.escape(text)}</div>"},
+                    raw=True)
 
     def hand(line: str = "") -> None:
         reporter.add("hand", now=True)
