@@ -222,7 +222,10 @@ def run(stack: LocalStack, args, low: float, high: float) -> int:
     def watch() -> None:
         while not stop.is_set():
             t0 = time.perf_counter()
-            response = facilitator.get(f"{app}/admin/live/{WORKSHOP}/data", timeout=60)
+            try:
+                response = facilitator.get(f"{app}/admin/live/{WORKSHOP}/data", timeout=60)
+            except requests.ConnectionError:  # the server closed a kept-alive connection as we sent: again
+                response = facilitator.get(f"{app}/admin/live/{WORKSHOP}/data", timeout=60)
             seen_at = time.time()
             refreshes.append((time.perf_counter() - t0) * 1000)
             if response.status_code == 200:

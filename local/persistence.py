@@ -30,6 +30,7 @@ log = logging.getLogger("wod.local.persistence")
 SAVE_CHECK_SECONDS = 1.0
 SAVE_AFTER_SECONDS = float(os.environ.get("WOD_SNAPSHOT_SECONDS") or 5.0)
 SAVE_AFTER_WRITES = 2000
+SLOW_SNAPSHOT_SECONDS = 0.1
 GENERATION_KEY = "wod:journal"  # in the snapshot: the first journal generation it does not hold (":" is
 #                                 not allowed in a table name, so no table can be called that)
 REPLAYED_HEADERS = ("X-Amz-Target", "Authorization", "Content-Type")
@@ -137,12 +138,17 @@ class DynamoSnapshot:
         """Read every table under the DynamoDB lock (no transaction half seen) and start the next
         journal there; write the copy to disk (fsync, rename); then drop the older journals."""
         with self.aws.app.lock:
+            held = time.perf_counter()
             writes = self.aws.app.writes
             data: dict[str, Any] = {name: [item.to_json()["Attributes"] for item in table.all_items()]
                                     for name, table in self._tables().items()}
             generation = self.journal.generation + 1
             if self.aws.app.journal is not None:
                 self.journal.open(generation)
+            held = time.perf_counter() - held
+        if held > SLOW_SNAPSHOT_SECONDS:  # every DynamoDB request waited this long
+            log.info("snapshot held the DynamoDB lock for %.0f ms (%d items)", held * 1000,
+                     sum(len(items) for items in data.values()))
         data[GENERATION_KEY] = generation
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as handle:
