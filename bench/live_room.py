@@ -26,6 +26,7 @@ import hmac
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--participants", type=int, default=300)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--every", default="20-60", help="seconds between a participant's batches (low-high)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary state dir (logs) and print its path")
     args = parser.parse_args(argv)
     low, high = (float(x) for x in args.every.split("-"))
 
@@ -150,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(stack, args, low, high)
     finally:
         stack.stop()
+        if args.keep:
+            print(f"state and logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(stack: LocalStack, args, low: float, high: float) -> int:
