@@ -224,3 +224,39 @@ def test_extend_all_that_runs_out_of_time_says_how_many_are_left(client, platfor
     assert "0 running workshops extended; 2 not reached in time" in shown
     entry = audit.entries(platform, "1")[0]
     assert (entry["action"], entry["outcome"], entry["detail"]["left"]) == ("workshop.extend_all", "done", 2)
+
+
+class Hub:
+    """What the hub says of students' servers (the live room asks about quiet participants)."""
+
+    def __init__(self, states: dict[str, str] | None = None, down: bool = False):
+        self.states, self.down, self.asked = dict(states or {}), down, []
+
+    def server_state(self, name: str) -> str:
+        from chalicelib.adapters.hub import HubUnavailable
+        self.asked.append(name)
+        if self.down:
+            raise HubUnavailable("JupyterHub did not answer")
+        return self.states.get(name, "ready")
+
+
+def test_a_quiet_participant_whose_server_the_hub_stopped_shows_as_stopped(client, platform, room, clock):
+    from chalicelib.services import live
+    ada, bo = (p["student"] for p in room["people"])
+    for student in (ada, bo):
+        assert send(client, room["key"], batch(student, [event("executed", cell=1)]))[0] == 200
+    platform.hub = Hub({ada: "none"})
+    rows = fresh(client, room["cookie"])
+    assert {row_of(rows, s)["server"] for s in (ada, bo)} == {"running"} and platform.hub.asked == []
+    clock.advance(minutes=6)  # quiet: the hub is asked, once per half minute
+    live._servers.clear()
+    rows = fresh(client, room["cookie"])
+    assert (row_of(rows, ada)["server"], row_of(rows, bo)["server"]) == ("stopped", "idle")
+    asked = len(platform.hub.asked)
+    fresh(client, room["cookie"])
+    assert len(platform.hub.asked) == asked  # cached
+    live._servers.clear()
+    platform.hub = Hub(down=True)  # a hub that does not answer: the rows say what the events say
+    live._hub_quiet_until.clear()
+    rows = fresh(client, room["cookie"])
+    assert row_of(rows, ada)["server"] == "idle" and len(platform.hub.asked) == 1
