@@ -25,6 +25,7 @@ import pytest
 from infra import operations
 from infra import template as infra
 from infra.standins import references
+from tests.packaging import chalice_package
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -54,12 +55,11 @@ def package(tmp_path_factory) -> Path:
                AWS_SHARED_CREDENTIALS_FILE=str(home / "none"))
     subprocess.run([sys.executable, "-m", "infra.merge", "--out", str(out / "merge-template.json")],
                    cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    run = subprocess.run([str(BIN / "chalice"), "package", "--stage", "aws", "--merge-template",
-                          str(out / "merge-template.json"), str(out / "package")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    run = chalice_package(out / "merge-template.json", out / "package", env)
     assert run.returncode == 0, run.stdout + run.stderr
-    subprocess.run([sys.executable, "-m", "infra.bytecode", str(out / "package" / "deployment.zip")],
-                   cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    compiled = subprocess.run([sys.executable, "-m", "infra.bytecode", str(out / "package" / "deployment.zip")],
+                              cwd=ROOT, env=env, capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
     return out / "package"
 
 

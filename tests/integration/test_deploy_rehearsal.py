@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.packaging import chalice_package
+
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 MAP = ROOT / "infra" / "iam-map.json"
 
 
@@ -24,8 +25,8 @@ def rehearsal(tmp_path_factory, installed_hub_host) -> tuple[subprocess.Complete
     env["AWS_DEFAULT_REGION"] = "eu-west-1"
     subprocess.run([sys.executable, "-m", "infra.merge", "--out", str(out / "merge.json")],
                    cwd=ROOT, env=env, check=True, capture_output=True)
-    subprocess.run([str(BIN / "chalice"), "package", "--stage", "aws", "--merge-template", str(out / "merge.json"),
-                    str(out / "package")], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    packaged = chalice_package(out / "merge.json", out / "package", env, timeout=300)
+    assert packaged.returncode == 0, packaged.stdout + packaged.stderr
     run = subprocess.run([sys.executable, "-m", "local.rehearsal", "--package", str(out / "package"),
                           "--hub-prefix", str(installed_hub_host.prefix), "--report", str(out / "report.json"),
                           "--map", str(out / "map.json")],
