@@ -2,7 +2,8 @@
 one small state per seat, and the row a facilitator reads from it.
 
 A batch comes from the hub (which authenticated the student's own token) and names the student;
-its events are ``opened`` (a notebook), ``executed`` (a cell: its place in the notebook), ``check``
+its events are ``opened`` (a notebook), ``executed`` (a cell: its place in the notebook, when the
+saved notebook has it; without a place, activity only), ``check``
 (an exercise check ran: passed or not), ``idle`` and ``hand`` (help asked). The state keeps only
 what the room shows: the current notebook and step, each check's last result, how often a check
 failed in a row, the last activity, the last progress (a new step or a passed check) and a raised
@@ -106,8 +107,6 @@ def _event(item: Any, now: datetime) -> Event:
             raise ValueError("check: the check's grade_id")
         if not isinstance(passed, bool):
             raise ValueError("passed: true or false")
-    elif kind == "executed" and cell is None:
-        raise ValueError("an executed event names its cell")
     return Event(kind, when, notebook, cell, cells, check if kind == "check" else None,
                  passed if kind == "check" else None, float(at))
 

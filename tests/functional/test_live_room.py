@@ -104,7 +104,8 @@ def test_a_forged_replayed_or_misdirected_batch_is_refused_and_changes_nothing(c
 
 @pytest.mark.parametrize("events, field", [
     ([], "events"), ([{"kind": "dance", "at": 1}], "events[0]"), ([{"kind": "check", "at": 1}], "events[0]"),
-    ([{"kind": "executed", "at": "now", "cell": 1}], "events[0]"), ([{"kind": "executed", "at": 1}], "events[0]"),
+    ([{"kind": "executed", "at": "now", "cell": 1}], "events[0]"),
+    ([{"kind": "executed", "at": 1, "cell": -1}], "events[0]"),
     ([{"kind": "opened", "at": 1, "notebook": "x" * 500}], "events[0]"), ([event("hand")] * 51, "events"),
 ])
 def test_a_malformed_batch_names_what_is_wrong(client, platform, room, events, field):
@@ -260,3 +261,12 @@ def test_a_quiet_participant_whose_server_the_hub_stopped_shows_as_stopped(clien
     live._hub_quiet_until.clear()
     rows = fresh(client, room["cookie"])
     assert row_of(rows, ada)["server"] == "idle" and len(platform.hub.asked) == 1
+
+
+def test_a_cell_run_outside_the_saved_notebook_is_activity_not_a_step(client, platform, room, clock):
+    ada = room["people"][0]["student"]
+    assert send(client, room["key"], batch(ada, [event("executed", cell=4, cells=9)]))[0] == 200
+    clock.advance(minutes=3)
+    assert send(client, room["key"], batch(ada, [{"kind": "executed", "at": time.time()}]))[0] == 200
+    row = row_of(fresh(client, room["cookie"]), ada)
+    assert (row["step"], row["steps"]) == (5, 9) and row["last_activity"] == clock().isoformat()

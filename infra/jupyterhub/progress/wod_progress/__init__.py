@@ -191,6 +191,8 @@ def load_ipython_extension(ip) -> None:
         index, grade_id = notebook.find(getattr(info, "cell_id", None), info.raw_cell or "")
         if index is not None:
             reporter.add("executed", cell=index, cells=max(len(notebook.cells), index + 1))
+        else:  # a cell not saved yet: activity, not a step
+            reporter.add("executed")
         if grade_id:
             reporter.add("check", check=grade_id, passed=bool(result.success), now=True)
         text = reporter.unseen_message()
