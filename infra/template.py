@@ -78,7 +78,9 @@ FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "writ
 # The backend's tasks read workshops and students by key and update a student (password hash, warm mark)
 # or a registration (progress) in place, each only the tables it touches; the frontend makes and frees
 # everything else.
-FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "admin-token", "link-key"), send_mail=True,
+# the hub tokens: the hub's relay signs participants' notebook events with its location's (the live room)
+FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "hub-token/*", "admin-token", "link-key"),
+                  send_mail=True,
                   indexes=("customers", "students"))  # by email, waitlists; free seats, a workshop's students
 TICK = Access(FRONTEND_TABLES, ("order-key/*", "link-key"), send_mail=True, report_failures=True,
               indexes=("admin", "customers", "students"))  # webhook deliveries due; what is due; warm pools

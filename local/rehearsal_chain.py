@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import hashlib
+import hmac
 import json
 import re
 import ssl
@@ -127,6 +129,16 @@ class Chain:
             time.sleep(0.5)
         last = [(str(m["To"]), str(m["Subject"])[:40]) for m in self.all_mails()[-4:]]
         raise RuntimeError(f"{what}: not within {timeout:.0f}s (the last mail sent: {last})")
+
+    def notebook_events(self, student: str) -> dict:
+        """A batch of the participant's notebook events, signed with the location's hub token as the
+        hub's relay signs it (infra/jupyterhub/wod_events.py): the API function reads that token."""
+        hub_token = self.r.client("secretsmanager").get_secret_value(
+            SecretId=f"{self.r.secrets_prefix}/hub-token/{self.r.parameters['Location']}")["SecretString"]
+        batch = {"student": student, "seq": time.time_ns() // 1000, "issued_at": int(time.time()),
+                 "events": [{"kind": "executed", "at": time.time(), "notebook": LANDING, "cell": 1}]}
+        signature = "v1=" + hmac.new(hub_token.encode(), json.dumps(batch).encode(), hashlib.sha256).hexdigest()
+        return json.loads(self.expect(200, "POST", "/api/events", batch, {"X-WOD-Signature": signature}))
 
     # ---- HTTP --------------------------------------------------------------------------------------
 
@@ -247,6 +259,8 @@ class Chain:
         student, password = self.credentials(who, 2)
         landed = login(self.r.hub_url, student, password, self.context)
         out(f"    RESET: new notebooks and a new password, logged in again ({landed.endswith(LANDING)})")
+        report["live_events"] = self.notebook_events(student)
+        out(f"    notebook events as the hub relays them, signed with its token: {report['live_events']}")
 
         token_admin = self.r.client("secretsmanager").get_secret_value(
             SecretId=f"{self.r.secrets_prefix}/admin-token")["SecretString"]

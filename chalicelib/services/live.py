@@ -39,7 +39,7 @@ def signer_location(ctx: Context, student_id: object) -> str:
     if not isinstance(student_id, str) or not rules.STUDENT.fullmatch(student_id):
         raise OrderRejected("bad_signature", "the signature is missing or does not match")
     try:
-        return ctx.stores.live.seat(student_id).location
+        return ctx.stores.seats.get_student(student_id).location
     except NotFound as exc:
         raise OrderRejected("bad_signature", "the signature is missing or does not match") from exc
 
@@ -54,7 +54,7 @@ def _apply(ctx: Context, student_id: str, seq: int | None, change) -> tuple[Stud
     """Read the seat, ``change(live_before, registration_id)`` -> the new state, write it under the
     expected sequence; (the seat as read, before, after). ``seq`` None: the seat's own next one."""
     for _ in range(ATTEMPTS):
-        seat = ctx.stores.live.seat(student_id)
+        seat = ctx.stores.seats.get_student(student_id)
         registration_id = _running(seat)
         if seq is not None and seat.live_seq is not None and seq <= seat.live_seq:
             count("LiveEventsReplayed")

@@ -16,18 +16,12 @@ from chalicelib.domain.errors import NotFound
 from chalicelib.domain.values import Student
 from chalicelib.store.errors import translated
 from chalicelib.store.models import StudentModel, WorkshopModel
-from chalicelib.store.seats import load_student
 from chalicelib.store.tables import Tables
 
 
 class Live:
     def __init__(self, tables: Tables):
         self.t = tables
-
-    @translated
-    def seat(self, student_id: str) -> Student:
-        """NotFound for an unknown student."""
-        return load_student(self.t, student_id)
 
     @translated
     def record(self, before: Student, seq: int, state: Mapping[str, Any]) -> bool:

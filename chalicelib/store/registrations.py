@@ -261,10 +261,11 @@ class Registrations:
         """The registrations this address has finished (found by the by-email index), with their
         workshop, completion and checks passed."""
         ids = [r.id for r in self.t.customers.email_index.query(email) if r.status == FINISHED]
-        if not ids:
-            return []
-        return [values.registration(item) for item in self.t.customers.batch_get(
-            ids, attributes_to_get=["id", "workshop_id", "status", "completion", "checks_passed"])]
+        # item by item: a few per address, and the functions' roles read registrations by key
+        # (GetItem), not in batches
+        return [values.registration(item) for item in (
+            self.t.customers.get(rid, attributes_to_get=["id", "workshop_id", "status", "completion",
+                                                         "checks_passed"]) for rid in ids)]
 
     # -- changes --------------------------------------------------------------------------------
 

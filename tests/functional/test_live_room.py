@@ -77,7 +77,7 @@ def test_a_batch_moves_the_participant_in_the_room(client, platform, room):
     assert (row["notebook"], row["step"], row["steps"]) == ("1-Exercises.ipynb", 3, 9)
     assert row["checks_passed"] == 1 and row["last_check"] == {"id": "q1", "passed": True}
     assert row["stuck"] is None and row["hand"] is None
-    stored = platform.stores.live.seat(ada)
+    stored = platform.stores.seats.get_student(ada)
     assert stored.live["registration"] == room["people"][0]["id"]
 
 
@@ -85,7 +85,7 @@ def test_a_forged_replayed_or_misdirected_batch_is_refused_and_changes_nothing(c
     ada = room["people"][0]["student"]
     good = batch(ada, [event("executed", cell=0, cells=3)])
     assert send(client, room["key"], good)[0] == 200
-    before = platform.stores.live.seat(ada).live
+    before = platform.stores.seats.get_student(ada).live
     # signed with another key, unsigned, or the signed body altered
     assert send(client, b"x" * 32, batch(ada, [event("hand")]))[0] == 403
     assert send(client, room["key"], batch(ada, [event("hand")]), signature="")[0] == 403
@@ -98,8 +98,8 @@ def test_a_forged_replayed_or_misdirected_batch_is_refused_and_changes_nothing(c
     assert send(client, room["key"], batch("nobody-9", [event("hand")]))[0] == 403  # an unknown student
     free = next(r["student"] for r in fresh(client, room["cookie"])["rows"] if r["status"] == "free")
     assert send(client, room["key"], batch(free, [event("hand")]))[0] == 409  # no running registration
-    assert platform.stores.live.seat(ada).live.get("hand") is None
-    assert platform.stores.live.seat(ada).live["events"] >= before["events"]
+    assert platform.stores.seats.get_student(ada).live.get("hand") is None
+    assert platform.stores.seats.get_student(ada).live["events"] >= before["events"]
 
 
 @pytest.mark.parametrize("events, field", [
@@ -195,12 +195,12 @@ def test_a_kernels_resent_events_count_once_and_an_answered_hand_stays_down(clie
     # the relay timed out and the kernel sent the same events again, in a new batch
     again = dict(batch(ada, failed_twice), source="kernel-a")
     assert send(client, room["key"], again)[0] == 200
-    state = platform.stores.live.seat(ada).live
+    state = platform.stores.seats.get_student(ada).live
     assert state["fails"] == {"q3": 2} and state["hand"] is None
     # another kernel's events are its own; a hand raised after the answer is a new one
     clock.advance(minutes=1)
     assert send(client, room["key"], dict(batch(ada, [event("hand")]), source="kernel-b"))[0] == 200
-    assert platform.stores.live.seat(ada).live["hand"] is not None
+    assert platform.stores.seats.get_student(ada).live["hand"] is not None
     assert send(client, room["key"], dict(batch(ada, [event("hand")]), source="bad source!"))[0] == 422
 
 
