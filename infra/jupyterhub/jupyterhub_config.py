@@ -20,6 +20,8 @@ Environment:
                           memory, processes, CPU or disk limit off)
   WOD_HUB_LOGIN_MAX_DELAY  the longest wait failed logins impose on the next attempts (default 15 s)
   WOD_HUB_CONNECT_URL     how students' servers reach the hub: through its proxy (default: the public URL)
+  WOD_HUB_SERVER_PORTS    ports participants' servers listen on, outside the ephemeral range
+                          (default 20000-29999; server_ports.py)
   WOD_EVENTS_URL          the platform's notebook events route: participants' kernels report progress to
                           /hub/api/wod/events, which relays it there signed with WOD_HUB_TOKEN (wod_events.py)
 
@@ -47,6 +49,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
 import idle_culler
+import server_ports
 from student_accounts import SHARED_DIRS
 from wod_authenticator import WodAuthenticator
 
@@ -177,6 +180,13 @@ c.Spawner.cmd = [os.environ.get("WOD_HUB_SINGLEUSER") or str(venv_bin / "jupyter
 c.Spawner.env_keep = ["LANG", "LC_ALL"]  # nothing of the hub's environment (AWS, tokens) leaks
 c.Spawner.environment = {"PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"}
 c.Spawner.disable_user_config = True
+try:
+    server_ports_span = server_ports.parse(os.environ.get("WOD_HUB_SERVER_PORTS"))
+except ValueError as exc:
+    raise SystemExit(str(exc)) from None
+if (crossing := server_ports.overlap(server_ports_span)) is not None:
+    log.warning("WoD participants' servers: %s; a server's port may be taken before it starts", crossing)
+c.Spawner.pre_spawn_hook = server_ports.hook(server_ports_span)
 # A burst of spawns on a small machine is slow: wait for it rather than fail it.
 c.Spawner.start_timeout = 180
 c.Spawner.http_timeout = 180

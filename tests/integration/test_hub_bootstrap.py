@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -40,7 +41,8 @@ try:
 except Exception as exc:
     imds = type(exc).__name__
 home = sorted(os.listdir(os.path.expanduser("~")))
-print("PROBE:" + json.dumps({{"user": pwd.getpwuid(os.getuid()).pw_name, "home": home, "imds": imds}}))
+print("PROBE:" + json.dumps({{"user": pwd.getpwuid(os.getuid()).pw_name, "home": home, "imds": imds,
+                             "server": os.environ.get("JUPYTERHUB_SERVICE_URL")}}))
 """
 
 
@@ -145,6 +147,8 @@ def test_bootstrap_installs_a_hub_that_provisions_a_student_and_stops_clean(embe
         assert result["user"] == name
         assert "0-ReadMeFirst.ipynb" in result["home"]
         assert result["imds"] == "ConnectionRefusedError"  # rejected by the metadata block, not reached
+        # the server listens outside the ephemeral ports another program's bind(0) could take first
+        assert 20000 <= urllib.parse.urlsplit(result["server"]).port <= 29999, result["server"]
         assert login(hub.url, name, "not-the-password")[1].url.endswith("/hub/login")
 
         print(f"logged in and ran a cell at {time.monotonic() - started:.0f}s")
