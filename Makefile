@@ -7,8 +7,9 @@ CHROMIUM ?= /usr/bin/chromium
 # The hub venv must come from a Python that student users can execute (not one under /root).
 HUB_PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || command -v python3.11)
 HUB_VENV   := .venv-hub
-# the kernels' progress reporter for the live room (infra/jupyterhub/progress), installed into the hub venv
-HUB_PROGRESS := $(sort $(wildcard infra/jupyterhub/progress/pyproject.toml infra/jupyterhub/progress/etc/*.py infra/jupyterhub/progress/wod_progress/*.py))
+# the kernels' progress reporter for the live room and JupyterLab's "Ask for help" button
+# (infra/jupyterhub/progress), installed into the hub venv
+HUB_PROGRESS := $(sort $(wildcard infra/jupyterhub/progress/pyproject.toml infra/jupyterhub/progress/etc/*.py infra/jupyterhub/progress/wod_progress/*.py infra/jupyterhub/progress/labextension/*.json infra/jupyterhub/progress/labextension/*/*))
 HUB_STAMP  := $(HUB_VENV)/.installed-$(shell cat infra/jupyterhub/requirements.txt $(HUB_PROGRESS) | sha1sum | cut -c1-12)
 NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha1sum | cut -c1-12)
 

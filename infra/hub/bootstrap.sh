@@ -162,13 +162,18 @@ install -d -m 0755 "$PREFIX" "$PREFIX/app" "$PREFIX/bin" "$PREFIX/proxy"
 install -d -m 0700 "$PREFIX/state" "$PREFIX/tls"
 step "hub files into $PREFIX/app"
 install -m 0644 "$HUB_FILES"/*.py "$HUB_FILES/requirements.txt" "$HERE/jupyterhub_config_host.py" "$PREFIX/app/"
-install -d -m 0755 "$PREFIX/app/progress/etc" "$PREFIX/app/progress/wod_progress"
+install -d -m 0755 "$PREFIX/app/progress/etc" "$PREFIX/app/progress/wod_progress" \
+  "$PREFIX/app/progress/labextension/static" "$PREFIX/app/progress/labextension/schemas"
 install -m 0644 "$HUB_FILES/progress/pyproject.toml" "$PREFIX/app/progress/"
 install -m 0644 "$HUB_FILES"/progress/etc/*.py "$PREFIX/app/progress/etc/"
 install -m 0644 "$HUB_FILES"/progress/wod_progress/*.py "$PREFIX/app/progress/wod_progress/"
+install -m 0644 "$HUB_FILES/progress/labextension/package.json" "$PREFIX/app/progress/labextension/"
+install -m 0644 "$HUB_FILES"/progress/labextension/static/*.js "$PREFIX/app/progress/labextension/static/"
+install -m 0644 "$HUB_FILES"/progress/labextension/schemas/*.json "$PREFIX/app/progress/labextension/schemas/"
 
 stamp() { sha1sum "$@" | sha1sum | cut -c1-12; }
-VENV_STAMP="$PREFIX/venv/.installed-$(stamp "$PREFIX/app/requirements.txt" "$PREFIX"/app/progress/*/*.py)"
+# shellcheck disable=SC2046  # the installed files: paths without spaces (--prefix is checked)
+VENV_STAMP="$PREFIX/venv/.installed-$(stamp "$PREFIX/app/requirements.txt" $(find "$PREFIX/app/progress" -type f | sort))"
 if [ ! -e "$VENV_STAMP" ]; then
   step "JupyterHub into $PREFIX/venv (Python $("$PYTHON" -c 'import platform; print(platform.python_version())'))"
   [ -x "$PREFIX/venv/bin/python" ] || "$PYTHON" -m venv "$PREFIX/venv"
