@@ -13,6 +13,7 @@ that came back (docs/architecture.md, "Layers" and "Flows").
         └─► pending / waitlisted (no confirmation)                                 end
     pending/provisioning ─release─► failed (seat back)       active ─end─► expiring ─finish─► finished
     pending/provisioning/active ─fail─► failed, cleaning ─finish─► failed (seat back)
+    finished ─survey─► finished (an answer kept, for a week after the end)
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from chalicelib.domain.registration import (
     WAITLISTED,
     personal_data_expiry,
 )
+from chalicelib.domain.survey import OPEN_DAYS, open_until
 from chalicelib.domain.values import Registration
 
 # due_state values of the time-check index
@@ -61,6 +63,7 @@ RETRY_CLEANUP = "retry_cleanup"  # the cleanup report did not come in time: orde
 FINISH = "finish"  # the environment is clean: the seat comes back
 LEAVE = "leave"  # a waitlisted participant leaves
 NOTIFY = "notify"  # owes entries (the "already registered" email), changes nothing else
+SURVEY = "survey"  # a finished participant answers the survey (or changes their answer) while it is open
 
 # Seat effects
 KEEP = "keep"  # the seat stays (the student row may change: Change.student)
@@ -80,6 +83,7 @@ REMINDER_OUTBOX = (mail("reminder"), webhook("reminder_sent"))
 PROVISIONED_OUTBOX = (webhook("provisioned"),)
 EXTENDED_OUTBOX = (webhook("extended"),)
 FINISHED_OUTBOX = (mail("thanks"), webhook("finished"))
+SURVEY_OUTBOX = (webhook("survey"),)
 IN_FLIGHT = (PENDING, PROVISIONING)
 
 
@@ -161,7 +165,7 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
            counted: bool = True, scope: str = "all", reason: str = "", cleanup: str = "CLEANUP",
            completion: float | None = None, checks_passed: int | None = None, finished_before: int | None = None,
            deadline: datetime | None = None,
-           owes: tuple[Entry, ...] = ()) -> Change | None:
+           owes: tuple[Entry, ...] = (), answer: Mapping[str, Any] | None = None) -> Change | None:
     """The change ``event`` makes to ``reg`` at ``now``; None when it does not apply to the
     registration as read (already done, or another state: a repeated callback, a double click,
     an overlapping time check change nothing).
@@ -171,7 +175,8 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
     ``scope`` (reset: ``all`` or ``password``), ``reason`` (release, fail; progress: the step),
     ``cleanup`` (fail: ``CLEANUP`` or ``PURGE``), ``completion``, ``checks_passed`` and ``finished_before`` (finish: how
     many other workshops the address finished before, for a level badge; None when it had finished
-    this one already), ``deadline`` (redrive), ``owes`` (notify).
+    this one already), ``deadline`` (redrive), ``owes`` (notify), ``answer`` (survey: as
+    :func:`chalicelib.domain.survey.parse` gives it).
     """
     status = reg.status
     if event == REGISTER:
@@ -282,6 +287,12 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
             return None
         return Change(event, (_is(WAITLISTED),), {"status": CANCELLED, **_closed(now)},
                       ("waitlist_workshop", "waitlist_seq"), seat=DROP_GUARD)
+    if event == SURVEY:
+        closes = open_until(reg.finished_at)
+        if status != FINISHED or closes is None or closes <= now or not answer:
+            return None
+        return Change(event, (_is(FINISHED), Condition("finished_at", ">", now - timedelta(days=OPEN_DAYS))),
+                      {"survey": dict(answer), "survey_at": now}, owes=SURVEY_OUTBOX)
     if event == NOTIFY:
         return Change(event, (_is(status),), owes=owes) if owes else None  # never writes a deleted item again
     raise ValueError(f"unknown event {event!r}")

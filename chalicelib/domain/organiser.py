@@ -14,6 +14,7 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.domain import survey
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.values import Registration
 
@@ -193,4 +194,5 @@ def registration_record(reg: Registration) -> dict[str, Any]:
         "finished_at": iso(reg.finished_at), "extensions_used": int(reg.extensions_used or 0),
         "completion": float(reg.completion) if reg.completion is not None else None,
         "checks_passed": int(reg.checks_passed) if reg.checks_passed is not None else None, "failure": reg.failure,
+        **survey.columns(reg.survey), "survey_at": iso(reg.survey_at),
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -26,7 +27,8 @@ from chalicelib.domain.registration import (
 
 STATUSES = (UNCONFIRMED, WAITLISTED, PENDING, PROVISIONING, ACTIVE, EXPIRING, FINISHED, FAILED, CANCELLED, EXPIRED)
 CSV_COLUMNS = ("id", "status", "workshop", "student", "email", "first_name", "last_name", "company",
-               "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion", "checks_passed")
+               "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion", "checks_passed",
+               "survey_rating", "survey_pace", "survey_recommend", "survey_comment", "survey_extra")
 QUERY_MAX = 100
 LIMIT_MAX = 1000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -89,6 +91,8 @@ def completion_by_workshop(records: Iterable[Mapping[str, Any]]) -> dict[str, tu
 
 def _cell(value: Any) -> str:
     """Text for a spreadsheet: a cell that would start a formula is prefixed with a quote."""
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_START) else text
 

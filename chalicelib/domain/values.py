@@ -47,6 +47,7 @@ class Workshop:
     waitlist_seq: int = 0
     overrides: dict[str, Any] | None = None  # an organiser's edits, kept by a catalog sync
     handed_back: list[str] | None = None  # fields the next catalog sync takes from the folder again
+    survey: list[dict[str, Any]] | None = None  # the workshop's own survey questions (workshop.yaml)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class Registration:
     failure: str | None = None
     ttl: int | None = None
     email_key: str | None = None  # the email guard's key (older registrations: none, the email lower-cased)
+    survey: Mapping[str, Any] | None = None  # the participant's survey answer (domain/survey.py)
+    survey_at: datetime | None = None
 
     @property
     def guard_key(self) -> str:

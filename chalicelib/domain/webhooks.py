@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from chalicelib.domain.errors import InvalidInput
 
-REGISTRATION_EVENTS = ("registered", "provisioned", "reminder_sent", "extended", "finished", "failed")
+REGISTRATION_EVENTS = ("registered", "provisioned", "reminder_sent", "extended", "finished", "failed", "survey")
 # during a workshop (the live room): a check's result, a raised hand; a hook follows them only when asked
 LIVE_EVENTS = ("check", "help_requested")
 EVENTS = REGISTRATION_EVENTS + LIVE_EVENTS

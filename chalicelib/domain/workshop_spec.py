@@ -45,6 +45,23 @@ class Extension(Strict):
     max: int = Field(2, ge=0, le=10, description="extensions a participant may take")
 
 
+class SurveyQuestion(Strict):
+    """One of a workshop's own survey questions: free text, or one of ``choices``."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    text: str = Field(min_length=1, max_length=200)
+    choices: list[str] | None = Field(None, min_length=2, max_length=6)
+
+    @model_validator(mode="after")
+    def _plain_choices(self):
+        for choice in self.choices or []:
+            if not 1 <= len(choice.strip()) <= 60 or choice != choice.strip():
+                raise ValueError("each choice is 1 to 60 characters, without surrounding spaces")
+        if self.choices and len(set(self.choices)) != len(self.choices):
+            raise ValueError("choices must differ")
+        return self
+
+
 class WorkshopSpec(Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: str = Field(min_length=1, max_length=80)
@@ -65,6 +82,14 @@ class WorkshopSpec(Strict):
     extension: Extension = Extension()
     warm_pool: int = Field(0, ge=0, le=MAX_SEATS, description="free students kept with a running server")
     confirm: bool = Field(True, description="a new registration is held until its email address confirms it")
+    survey: list[SurveyQuestion] = Field([], max_length=5, description="questions of its own, after the three")
+
+    @model_validator(mode="after")
+    def _survey_ids_differ(self):
+        ids = [q.id for q in self.survey]
+        if len(set(ids)) != len(ids):
+            raise ValueError("survey question ids must differ")
+        return self
 
     @model_validator(mode="after")
     def _one_seat_source(self):

@@ -20,6 +20,12 @@ def status_url(ctx: Context, registration_id: str) -> str:
     return f"{ctx.settings.public_url}/registrations/{action_token(ctx, registration_id)}"
 
 
+def survey_url(ctx: Context, registration_id: str, rating: int | None = None) -> str:
+    """The survey page; with ``rating``, the thank-you mail's one-click answer (chosen, then sent)."""
+    url = f"{ctx.settings.public_url}/survey/{action_token(ctx, registration_id)}"
+    return f"{url}?rating={rating}" if rating is not None else url
+
+
 def registration_id(ctx: Context, token: str) -> str:
     """The registration a participant's token opens; NotFound for anything else (a bare public
     id included), without saying which part was wrong."""

@@ -81,6 +81,7 @@ def participant_email(ctx: Context, name: str, reg: Registration, workshop: Work
     return render.email(
         name, to=reg.email, subject=SUBJECTS[name].format(title=workshop.title, level=level),
         registration=reg, workshop=workshop, status_url=status_url(ctx, reg.id),
+        survey_url=links.survey_url(ctx, reg.id),
         confirm_url=confirm_url(ctx, reg.id),
         position=position if position is not None else ctx.stores.registrations.waitlist_position(reg),
         badge_url=badge_url(ctx, workshop) if earns_badge(workshop.checks, reg.completion, reg.checks_passed) else None,

@@ -1,14 +1,15 @@
 """What a participant can do with a held, running or waiting registration: confirm, extend, reset,
-end, leave, ask for help."""
+end, leave, ask for help; and, once it finished, answer the survey."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.domain import survey as surveys
 from chalicelib.domain.errors import Conflict, NotFound
-from chalicelib.domain.lifecycle import END, EXTEND, LEAVE, RESET, extension_refusal
+from chalicelib.domain.lifecycle import END, EXTEND, LEAVE, RESET, SURVEY, extension_refusal
 from chalicelib.domain.registration import ACTIVE, EXPIRING, FINISHED, WAITLISTED
-from chalicelib.domain.values import Registration
+from chalicelib.domain.values import Registration, Workshop
 from chalicelib.services import live, registrations
 from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
@@ -79,3 +80,35 @@ def perform(ctx: Context, action: str, registration_id: str) -> dict[str, Any]:
     if action not in PERFORM:
         raise NotFound(f"Unknown action {action!r}.")
     return PERFORM[action](ctx, registration_id)
+
+
+def _survey_view(ctx: Context, reg: Registration, workshop: Workshop | None) -> dict[str, Any]:
+    closes = surveys.open_until(reg.finished_at) if reg.status == FINISHED else None
+    return {"title": workshop.title if workshop else reg.workshop_id, "first_name": reg.first_name,
+            "questions": list(workshop.survey or []) if workshop else [], "answer": dict(reg.survey or {}),
+            "answered_at": reg.survey_at.isoformat() if reg.survey_at else None,
+            "open_until": closes.isoformat() if closes else None,
+            "open": closes is not None and ctx.clock() < closes,
+            "status_url": registrations.status(ctx, reg.id)["status_url"]}
+
+
+def survey(ctx: Context, registration_id: str) -> dict[str, Any]:
+    """The survey page: the questions, the answer given so far, whether it may still be given."""
+    reg = registrations.registration(ctx, registration_id)
+    return _survey_view(ctx, reg, registrations.workshop_of(ctx, reg))
+
+
+def answer_survey(ctx: Context, registration_id: str, form: Any) -> dict[str, Any]:
+    """Keep the participant's answer (a new one replaces theirs); InvalidInput names each wrong field,
+    Conflict when the workshop did not finish or the survey closed."""
+    reg = registrations.registration(ctx, registration_id)
+    workshop = registrations.workshop_of(ctx, reg)
+    view = _survey_view(ctx, reg, workshop)
+    if not view["open"]:
+        raise Conflict("The survey opens when your workshop has finished, and closes "
+                       f"{surveys.OPEN_DAYS} days after." if reg.status != FINISHED or view["open_until"] is None
+                       else "The survey for this workshop has closed.")
+    answer = surveys.parse(form if isinstance(form, dict) else {}, view["questions"])
+    if commit(ctx, reg, SURVEY, answer=answer) is None:
+        raise Conflict("The survey for this workshop has closed.")
+    return survey(ctx, registration_id)

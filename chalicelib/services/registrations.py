@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import observability
+from chalicelib.domain import survey
 from chalicelib.domain.errors import HoldExpired, InvalidInput, NotFound, RateLimited, Unavailable
 from chalicelib.domain.lifecycle import ALREADY_OUTBOX, CONFIRM, HOLD_EXPIRED, NOTIFY
 from chalicelib.domain.registration import (
     ACTIVE,
     EXPIRED,
+    FINISHED,
     LIVE_STATUSES,
     UNCONFIRMED,
     WAITLISTED,
@@ -32,7 +34,7 @@ from chalicelib.domain.registration import (
 )
 from chalicelib.domain.values import Registration, Workshop
 from chalicelib.observability import logger
-from chalicelib.services import outbox
+from chalicelib.services import links, outbox
 from chalicelib.services.commit import claim, commit
 from chalicelib.services.context import Context
 from chalicelib.store.limits import Charge, LimitReached
@@ -116,7 +118,17 @@ def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None
         "actions": _actions(reg, workshop),
         "message": workshop.message if workshop is not None and reg.status == ACTIVE else None,
         "status_url": outbox.status_url(ctx, reg.id),
+        "survey": _survey_link(ctx, reg),
     }
+
+
+def _survey_link(ctx: Context, reg: Registration) -> dict[str, Any] | None:
+    """Where a finished participant answers the survey, while it is open."""
+    closes = survey.open_until(reg.finished_at) if reg.status == FINISHED else None
+    if closes is None or ctx.clock() >= closes:
+        return None
+    return {"url": links.survey_url(ctx, reg.id), "answered": reg.survey is not None,
+            "open_until": closes.isoformat()}
 
 
 def is_retry_of(held: Registration, applicant: Applicant, workshop_id: str, now: datetime,
@@ -314,14 +326,14 @@ def confirm(ctx: Context, registration_id: str) -> dict[str, Any]:
             reg = registration(ctx, registration_id)
     if reg.status == EXPIRED:
         raise HoldExpired(reg.workshop_id)
-    return registration_view(ctx, reg, _workshop_of(ctx, reg))
+    return registration_view(ctx, reg, workshop_of(ctx, reg))
 
 
 def confirmation(ctx: Context, registration_id: str) -> dict[str, Any]:
     """What the confirmation page shows, changing nothing (mail scanners open links): ``state``
     ``hold`` (confirm by ``hold.confirm_by``), ``expired`` or ``confirmed``, and the workshop."""
     reg = registration(ctx, registration_id)
-    found = _workshop_of(ctx, reg)
+    found = workshop_of(ctx, reg)
     view = registration_view(ctx, reg, found)
     expired = reg.status == EXPIRED or (reg.status == UNCONFIRMED and reg.confirm_by is not None
                                         and reg.confirm_by <= ctx.clock())
@@ -347,7 +359,7 @@ def registration(ctx: Context, registration_id: str) -> Registration:
     return ctx.stores.registrations.get(registration_id)
 
 
-def _workshop_of(ctx: Context, reg: Registration) -> Workshop | None:
+def workshop_of(ctx: Context, reg: Registration) -> Workshop | None:
     try:
         return ctx.stores.recent.get(reg.workshop_id)
     except NotFound:
@@ -356,7 +368,7 @@ def _workshop_of(ctx: Context, reg: Registration) -> Workshop | None:
 
 def status(ctx: Context, registration_id: str) -> dict[str, Any]:
     reg = registration(ctx, registration_id)
-    return registration_view(ctx, reg, _workshop_of(ctx, reg))
+    return registration_view(ctx, reg, workshop_of(ctx, reg))
 
 
 def workshop_badge(ctx: Context, workshop_id: str) -> tuple[bytes, str] | None:

@@ -78,6 +78,8 @@ def _metadata_actions(w: Workshop, seats_total: int, rng: StudentRange, override
         WorkshopModel.extension_minutes.set(s.extension.minutes),
         WorkshopModel.extension_max.set(s.extension.max),
         WorkshopModel.warm_pool.set(s.warm_pool),
+        WorkshopModel.survey.set([q.model_dump(exclude_none=True) for q in s.survey]) if s.survey
+        else WorkshopModel.survey.remove(),
         WorkshopModel.checks.set(w.checks),
         WorkshopModel.confirm.set(s.confirm),
         WorkshopModel.seats_total.set(seats_total),

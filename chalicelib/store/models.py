@@ -64,6 +64,7 @@ class WorkshopModel(Model):
     # fields an organiser handed back to the folder: the next catalog sync applies the folder's
     # value (and removes this)
     handed_back = JSONAttribute(null=True)
+    survey = JSONAttribute(null=True)  # the workshop's own survey questions (workshop.yaml)
 
 
 class FreeStudentIndex(GlobalSecondaryIndex):
@@ -197,6 +198,8 @@ class RegistrationModel(Model):
     resets_used = NumberAttribute(default=0)
     failure = UnicodeAttribute(null=True)
     ttl = NumberAttribute(null=True)  # epoch seconds: DynamoDB deletes the item after it
+    survey = JSONAttribute(null=True)  # the participant's survey answer (domain/survey.py)
+    survey_at = UTCDateTimeAttribute(null=True)
 
     waitlist_index = WaitlistIndex()
     outbox_index = OutboxIndex()

@@ -20,7 +20,7 @@ AUDIT = "AUDIT"
 SESSION = "SESSION"  # an organiser's open dashboard session (sk: a digest of its id, ``at``: when it ends)
 RECORD_ATTRIBUTES = ["id", "status", "workshop_id", "student_id", "email", "first_name", "last_name", "company",
                      "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion",
-                     "checks_passed", "failure"]
+                     "checks_passed", "failure", "survey", "survey_at"]
 
 
 def time_key() -> str:

@@ -156,6 +156,49 @@ def registration_action(token, action):
     return Response(body="", status_code=303, headers={"Location": f"/registrations/{token}?done={action}"})
 
 
+def _survey_page(token: str, values: dict | None = None, errors: dict | None = None, message: str | None = None,
+                 saved: bool = False, autosend: bool = False, status: int = 200) -> Response:
+    from chalicelib.adapters import render
+    from chalicelib.domain import survey as surveys
+    from chalicelib.services import links, participant
+    shown = participant.survey(ctx(), links.registration_id(ctx(), token))
+    return html_response(render.page(
+        "survey.html", survey=shown, token=token, values=values if values is not None else shown["answer"],
+        errors=errors or {}, message=message, saved=saved, autosend=autosend and shown["open"],
+        pace=list(surveys.PACES.items()), recommend=list(surveys.RECOMMEND.items()),
+        comment_max=surveys.COMMENT_MAX, extra_max=surveys.EXTRA_MAX), status)
+
+
+@pages.route("/survey/{token}", methods=["GET"])
+@html_errors
+def survey_page(token):
+    """The survey; ``?rating=N`` (the thank-you mail's buttons) chooses the rating, which the page's
+    script sends at once. A GET never records anything."""
+    from chalicelib.domain import survey as surveys
+    from chalicelib.services import links, participant
+    query = pages.current_request.query_params or {}
+    rating = surveys.rating_of(query.get("rating"))
+    if rating is None:
+        return _survey_page(token, saved=query.get("saved") == "1")
+    answer = participant.survey(ctx(), links.registration_id(ctx(), token))["answer"]
+    return _survey_page(token, values={**answer, "rating": rating}, autosend=True)
+
+
+@pages.route("/survey/{token}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+@html_errors
+def survey_form(token):
+    from chalicelib.services import links, participant
+    form = parse_form(pages.current_request.raw_body)
+    try:
+        participant.answer_survey(ctx(), links.registration_id(ctx(), token), form)
+    except InvalidInput as exc:
+        values = {**form, "extra": {k[2:]: v for k, v in form.items() if k.startswith("q_")}}
+        return _survey_page(token, values, exc.fields, exc.message, status=422)
+    except Conflict as exc:
+        return _survey_page(token, message=exc.message, status=409)
+    return Response(body="", status_code=303, headers={"Location": f"/survey/{token}?saved=1"})
+
+
 BADGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
 
 
@@ -175,7 +218,8 @@ def badge(workshop_id):
 
 
 STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "status.js": "text/javascript; charset=utf-8",
-                "admin.css": "text/css; charset=utf-8", "live.js": "text/javascript; charset=utf-8"}
+                "admin.css": "text/css; charset=utf-8", "live.js": "text/javascript; charset=utf-8",
+                "survey.js": "text/javascript; charset=utf-8"}
 
 
 @pages.route("/static/{name}", methods=["GET"])

@@ -1,0 +1,113 @@
+"""The after-workshop survey: three questions (overall rating, pace, would recommend), free text,
+and up to five questions of the workshop's own (``survey:`` in its ``workshop.yaml``).
+
+One answer per registration, kept on it (``survey``, ``survey_at``); a finished participant may
+answer and change it for :data:`OPEN_DAYS` days after their workshop ended. The rating alone is an
+answer (the thank-you mail's rating buttons open the page with it chosen); the rest is optional.
+"""
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.domain.errors import InvalidInput
+
+OPEN_DAYS = 7
+RATINGS = (1, 2, 3, 4, 5)
+PACES = {"slow": "Too slow", "right": "About right", "fast": "Too fast"}
+RECOMMEND = {"yes": "Yes", "no": "No"}
+COMMENT_MAX = 1000
+EXTRA_MAX = 300  # characters of a free-text answer to a workshop's own question
+EXTRA_FIELD = "q_"  # form field of a workshop question: q_<id>
+COLUMNS = ("survey_rating", "survey_pace", "survey_recommend", "survey_comment")  # CSV and the admin API
+
+
+def open_until(finished_at: datetime | None) -> datetime | None:
+    """Until when the participant may answer (or change their answer); None: no survey."""
+    return finished_at + timedelta(days=OPEN_DAYS) if finished_at is not None else None
+
+
+def _text(raw: Any, limit: int, field: str, errors: dict[str, str]) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        errors[field] = "Text, please."
+        return None
+    text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n")).strip()
+    if len(text) > limit:
+        errors[field] = f"At most {limit} characters (this is {len(text)})."
+        return None
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
+        errors[field] = "No control characters."
+        return None
+    return text or None
+
+
+def _choice(raw: Any, allowed: Iterable[str], field: str, errors: dict[str, str]) -> str | None:
+    if raw in (None, ""):
+        return None
+    allowed = list(allowed)
+    if raw not in allowed:
+        errors[field] = f"Choose one of: {', '.join(allowed)}."
+        return None
+    return str(raw)
+
+
+def rating_of(raw: Any) -> int | None:
+    """A rating from a link or a form (``"4"``), or None."""
+    if isinstance(raw, str) and raw.strip() in {str(r) for r in RATINGS}:
+        return int(raw.strip())
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw in RATINGS else None
+
+
+def parse(form: Mapping[str, Any], questions: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The answer in a submitted form: ``rating`` (required), ``pace``, ``recommend``, ``comment``
+    and ``q_<id>`` for each of the workshop's ``questions``; every problem named."""
+    errors: dict[str, str] = {}
+    rating = rating_of(form.get("rating"))
+    if rating is None:
+        errors["rating"] = "Choose a rating from 1 (poor) to 5 (excellent)."
+    answer: dict[str, Any] = {"rating": rating,
+                              "pace": _choice(form.get("pace"), PACES, "pace", errors),
+                              "recommend": _choice(form.get("recommend"), RECOMMEND, "recommend", errors),
+                              "comment": _text(form.get("comment"), COMMENT_MAX, "comment", errors)}
+    extra: dict[str, str] = {}
+    for question in questions:
+        field = EXTRA_FIELD + question["id"]
+        choices = question.get("choices") or []
+        value = (_choice(form.get(field), choices, field, errors) if choices
+                 else _text(form.get(field), EXTRA_MAX, field, errors))
+        if value is not None:
+            extra[question["id"]] = value
+    if errors:
+        raise InvalidInput(errors, "Some answers need attention.")
+    answer = {name: value for name, value in answer.items() if value is not None}
+    if extra:
+        answer["extra"] = extra
+    return answer
+
+
+def columns(answer: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The answer as the organiser's columns (CSV, admin API, webhooks)."""
+    answer = answer or {}
+    return {"survey_rating": answer.get("rating"), "survey_pace": answer.get("pace"),
+            "survey_recommend": answer.get("recommend"), "survey_comment": answer.get("comment"),
+            "survey_extra": dict(answer.get("extra") or {}) or None}
+
+
+def summary(answers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Figures over answers: how many, the mean rating and its spread, the pace and recommendation
+    counts, the comments (newest last, as given)."""
+    rows = [a for a in answers if a and a.get("rating") in RATINGS]
+    ratings = [a["rating"] for a in rows]
+    recommend = [a["recommend"] for a in rows if a.get("recommend") in RECOMMEND]
+    return {
+        "answers": len(rows),
+        "rating": round(sum(ratings) / len(ratings), 2) if ratings else None,
+        "ratings": {r: ratings.count(r) for r in RATINGS},
+        "pace": {p: sum(1 for a in rows if a.get("pace") == p) for p in PACES},
+        "recommend": round(100 * recommend.count("yes") / len(recommend)) if recommend else None,
+        "comments": [a["comment"] for a in rows if a.get("comment")],
+    }
