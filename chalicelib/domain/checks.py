@@ -29,6 +29,7 @@ BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 ANSWER_STUB = "YOUR ANSWER HERE"  # a markdown solution cell
+GRADE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # a check's name, as notebooks and the live room give it
 TEMPLATE = re.compile(r"{{|{%|{#")
 Cell = Mapping[str, Any]
 
@@ -129,6 +130,9 @@ def checks(notebook: Mapping[str, Any], name: str = "notebook") -> list[Check]:
             grade_id = marks.get("grade_id")
             if not isinstance(grade_id, str) or not grade_id.strip():
                 raise InvalidCheck(where, "a check needs nbgrader.grade_id (a name)")
+            if not GRADE_ID.fullmatch(grade_id):
+                raise InvalidCheck(where, f"the grade_id {grade_id!r} is not 1 to 64 letters, digits, _ . : or - "
+                                          "(the name the live room is told)")
             if grade_id in seen:
                 raise InvalidCheck(where, f"the grade_id {grade_id!r} is used by another check")
             points = marks.get("points", 1)

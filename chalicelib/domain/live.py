@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.domain.checks import GRADE_ID
 from chalicelib.domain.errors import InvalidInput
 
 KINDS = ("opened", "executed", "check", "idle", "hand")
 MAX_EVENTS = 50  # in one batch
 MAX_NOTEBOOK = 200  # characters of a notebook's path
 MAX_CHECKS = 200  # checks remembered for one participant
-GRADE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 STUDENT = re.compile(r"[A-Za-z0-9_-]{1,80}")
 SOURCE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # one kernel: its events are sent in order, and again after a timeout
 SOURCES_KEPT = 8
@@ -112,10 +112,13 @@ def _event(item: Any, now: datetime) -> Event:
 
 
 def fold(state: Mapping[str, Any] | None, registration_id: str, events: Sequence[Event],
-         source: str | None = None) -> dict[str, Any]:
+         source: str | None = None, checks_total: int | None = None) -> dict[str, Any]:
     """The participant's state after ``events`` (a state of another registration starts over). Of a
     ``source`` (a kernel), an event sent no later than the last one taken is a resend and is left
-    out; a hand raised before the facilitator answered the last one stays down."""
+    out; a hand raised before the facilitator answered the last one stays down. At most
+    ``checks_total`` (the workshop's checks; None: :data:`MAX_CHECKS`) different checks are kept: a
+    kernel cannot make up more, and a workshop without checks keeps none."""
+    most = MAX_CHECKS if checks_total is None else min(MAX_CHECKS, checks_total)
     live: dict[str, Any] = dict(state) if state and state.get("registration") == registration_id else {
         "registration": registration_id, "checks": {}, "fails": {}, "events": 0}
     checks, fails = dict(live.get("checks") or {}), dict(live.get("fails") or {})
@@ -141,7 +144,7 @@ def fold(state: Mapping[str, Any] | None, registration_id: str, events: Sequence
                 live["last_progress"] = stamp
             live.update(step=step, steps=event.cells or live.get("steps"))
         elif event.kind == "check" and event.check:
-            if event.check not in checks and len(checks) >= MAX_CHECKS:
+            if event.check not in checks and len(checks) >= most:
                 continue
             if event.passed:
                 if checks.get(event.check) is not True:

@@ -14,7 +14,7 @@ from chalicelib.domain import live as rules
 from chalicelib.domain.errors import Conflict, InvalidInput, NotFound, Unavailable, WodError
 from chalicelib.domain.orders import OrderRejected
 from chalicelib.domain.registration import ACTIVE
-from chalicelib.domain.values import Student
+from chalicelib.domain.values import Student, Workshop
 from chalicelib.observability import count, logger
 from chalicelib.services import webhooks
 from chalicelib.services.context import Context
@@ -51,7 +51,7 @@ def _running(seat: Student) -> str:
 
 
 def _apply(ctx: Context, student_id: str, seq: int | None, change) -> tuple[Student, dict[str, Any], dict[str, Any]]:
-    """Read the seat, ``change(live_before, registration_id)`` -> the new state, write it under the
+    """Read the seat, ``change(live_before, registration_id, seat)`` -> the new state, write it under the
     expected sequence; (the seat as read, before, after). ``seq`` None: the seat's own next one."""
     for _ in range(ATTEMPTS):
         seat = ctx.stores.seats.get_student(student_id)
@@ -60,7 +60,7 @@ def _apply(ctx: Context, student_id: str, seq: int | None, change) -> tuple[Stud
             count("LiveEventsReplayed")
             raise Conflict("These events were already taken (a replay, or older than the last batch).")
         before = dict(seat.live) if seat.live and seat.live.get("registration") == registration_id else {}
-        after = change(before, registration_id)
+        after = change(before, registration_id, seat)
         if after is None:
             return seat, before, before
         if ctx.stores.live.record(seat, seq if seq is not None else (seat.live_seq or 0) + 1, after):
@@ -68,11 +68,27 @@ def _apply(ctx: Context, student_id: str, seq: int | None, change) -> tuple[Stud
     raise Unavailable("This participant's events are being written by another request; send them again.")
 
 
+def _workshop(ctx: Context, workshop_id: str) -> Workshop | None:
+    """From the pages' copy (no read of its own)."""
+    try:
+        return ctx.stores.recent.get(workshop_id)
+    except NotFound:
+        return None
+
+
 def ingest(ctx: Context, data: Any) -> dict[str, Any]:
     """Take one batch ``{student, seq, source?, events}`` (already verified as the hub's). The answer
     carries the facilitator's current message, which the participant's kernel shows once."""
     student_id, seq, source, events = rules.parse_batch(data, ctx.clock())
-    seat, before, after = _apply(ctx, student_id, seq, lambda state, reg: rules.fold(state, reg, events, source))
+    seen: dict[str, Workshop | None] = {}
+
+    def fold(state: dict[str, Any], registration_id: str, seat: Student) -> dict[str, Any]:
+        seen["workshop"] = _workshop(ctx, seat.workshop_id)
+        checks = seen["workshop"].checks if seen["workshop"] is not None else None
+        return rules.fold(state, registration_id, events, source, checks)
+
+    seat, before, after = _apply(ctx, student_id, seq, fold)
+    workshop = seen.get("workshop")
     registration_id = str(seat.registration_id)
     count("LiveEvents", len(events))
     notebook = next((e.notebook for e in events if e.kind == "check"), None)
@@ -82,12 +98,8 @@ def ingest(ctx: Context, data: Any) -> dict[str, Any]:
     if after.get("hand") and not before.get("hand"):
         webhooks.emit_live(ctx, "help_requested", registration_id,
                            {"help": {"since": after["hand"], "from": "notebook"}})
-    try:
-        workshop = ctx.stores.recent.get(seat.workshop_id)  # the pages' copy: no read of its own
-        message = {"text": workshop.message, "at": workshop.message_at.isoformat()} \
-            if workshop.message and workshop.message_at else None
-    except NotFound:
-        message = None
+    message = {"text": workshop.message, "at": workshop.message_at.isoformat()} \
+        if workshop is not None and workshop.message and workshop.message_at else None
     return {"taken": len(events), "registration": registration_id, "message": message}
 
 
@@ -98,7 +110,7 @@ def raise_hand(ctx: Context, registration_id: str) -> dict[str, Any]:
         raise Conflict("You can ask for help while your workshop is running.")
     event = rules.Event("hand", ctx.clock())
     _, before, after = _apply(ctx, reg.student_id, None,
-                              lambda state, r: rules.fold(state, r, [event]) if r == registration_id else None)
+                              lambda state, r, _: rules.fold(state, r, [event]) if r == registration_id else None)
     if after.get("hand") and not before.get("hand"):
         webhooks.emit_live(ctx, "help_requested", registration_id, {"help": {"since": after["hand"],
                                                                              "from": "status page"}})
@@ -116,7 +128,7 @@ def answer_hand(ctx: Context, actor: str, workshop_id: str, registration_id: str
         detail.update(student=reg.student_id, workshop=workshop_id)
         now = ctx.clock()
         _, before, _ = _apply(ctx, reg.student_id, None,
-                              lambda state, r: rules.answer_hand(state, now) if r == registration_id else None)
+                              lambda state, r, _: rules.answer_hand(state, now) if r == registration_id else None)
         if not before.get("hand"):
             raise Conflict(f"{reg.student_id} has no hand raised.")
     forget(workshop_id)

@@ -25,6 +25,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 MAX_BODY = 64 * 1024
+MAX_IN_FLIGHT = 100  # batches relayed at once, every student together
 SIGNATURE_HEADER = "X-WOD-Signature"
 SOURCE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 RATE, BURST = 1.0, 10.0  # batches per second one student may send, and at once
@@ -71,30 +72,52 @@ def signed(student: str, events: list, key: str, now: float | None = None,
     return body, "v1=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
 
 
+_client: AsyncHTTPClient | None = None
+
+
+def client() -> AsyncHTTPClient:
+    """The relay's own HTTP client: many batches in flight at once (tornado's shared one takes ten), none
+    of them queued behind the hub's own requests to its proxy."""
+    global _client
+    if _client is None:
+        _client = AsyncHTTPClient(force_instance=True, max_clients=MAX_IN_FLIGHT)
+    return _client
+
+
+@web.stream_request_body
 class EventsRelay(APIHandler):
+    """The body is read as it comes, after the headers were checked, and never past :data:`MAX_BODY`
+    (a declared length over it is refused at once, a chunked body is cut off there)."""
+
     events_url = ""
     key = ""
 
     def prepare(self):
+        self.request.connection.set_max_body_size(MAX_BODY)
+        self.chunks: list[bytes] = []
         declared = self.request.headers.get("Content-Length", "0")
         if not declared.isdigit() or int(declared) > MAX_BODY:
             raise web.HTTPError(413, "at most 64 KB of events")
         return super().prepare()
+
+    def data_received(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
 
     async def post(self):
         user = self.current_user
         if user is None or getattr(user, "kind", "user") != "user" \
                 or not self.has_scope(f"users:activity!user={user.name}"):
             raise web.HTTPError(403, "a student's own token is needed")
-        if len(self.request.body) > MAX_BODY:
+        raw = b"".join(self.chunks)
+        if len(raw) > MAX_BODY:
             raise web.HTTPError(413, "at most 64 KB of events")
         if not _bucket.take(user.name):
             self.set_header("Retry-After", "5")
             raise web.HTTPError(429, "too many batches: at most one a second")
         try:
-            data = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "the body is not JSON") from None
+            data = json.loads(raw or b"{}")
+        except (ValueError, RecursionError):
+            raise web.HTTPError(400, "the body is not JSON (or is nested too deeply)") from None
         events = data.get("events") if isinstance(data, dict) else None
         if not isinstance(events, list) or not events:
             raise web.HTTPError(400, "expected {\"events\": [...]}")
@@ -105,7 +128,7 @@ class EventsRelay(APIHandler):
             request = HTTPRequest(self.events_url, method="POST", body=body, request_timeout=10, headers={
                 "Content-Type": "application/json", SIGNATURE_HEADER: signature})
             try:
-                response = await AsyncHTTPClient().fetch(request)
+                response = await client().fetch(request)
                 code, answer = response.code, response.body
             except HTTPClientError as exc:
                 code, answer = exc.code, (exc.response.body if exc.response else b"")

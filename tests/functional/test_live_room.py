@@ -8,10 +8,14 @@ import json
 import time
 from urllib.parse import urlsplit
 
+import nbformat
 import pytest
 
+from chalicelib.adapters.workshop_folders import load_catalog
 from chalicelib.services import links
+from chalicelib.services.catalog import sync_workshop
 from tests.admintools import FORM, activate, csrf_of, form_post, participant, sign_in
+from tests.factory import write_workshop
 
 WORKSHOP = "WKSHP-LIVE"
 _seq = [int(time.time() * 1_000_000)]
@@ -38,9 +42,18 @@ def event(kind: str, **fields) -> dict:
 
 
 @pytest.fixture
-def room(client, platform, sync, recording):
-    """Two running participants and a free seat; the dashboard signed in."""
-    sync((WORKSHOP, {"seats": 3, "duration": 60, "badge": None}))
+def room(client, platform, recording, tmp_path):
+    """Two running participants and a free seat of a workshop with three checks; the dashboard signed in."""
+    folder = write_workshop(tmp_path / "workshops", WORKSHOP, seats=3, duration=60, badge=None)
+    lab = nbformat.v4.new_notebook()
+    for n in (1, 2, 3):
+        cell = nbformat.v4.new_code_cell(f"assert answer == {n}")
+        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": f"q{n}", "points": 1}
+        lab.cells.append(cell)
+    nbformat.write(lab, str(folder / "1-Lab.ipynb"))
+    [workshop], problems = load_catalog(tmp_path / "workshops", platform.settings.locations.keys())
+    assert problems == [] and workshop.checks == 3
+    sync_workshop(platform, workshop)
     people = []
     for email in ("ada@example.com", "bo@example.com"):
         created = participant(platform, WORKSHOP, email, first=email.split("@")[0].capitalize())
@@ -64,6 +77,15 @@ def fresh(client, cookie):
     from chalicelib.services import live
     live.forget(WORKSHOP)
     return data(client, cookie)
+
+
+def test_a_kernel_cannot_make_up_more_checks_than_the_workshop_has(client, platform, room):
+    ada = room["people"][0]["student"]
+    made_up = [event("check", check=f"fake-{n}", passed=True) for n in range(8)]
+    assert send(client, room["key"], batch(ada, made_up))[0] == 200
+    row = row_of(fresh(client, room["cookie"]), ada)
+    assert (row["checks_passed"], row["checks_total"]) == (3, 3)
+    assert len(platform.stores.seats.get_student(ada).live["checks"]) == 3  # the first three names only
 
 
 def test_a_batch_moves_the_participant_in_the_room(client, platform, room):

@@ -68,6 +68,8 @@ def test_completion_counts_checks_and_falls_back_to_cells_without_any():
     ((code("### BEGIN SOLUTION\nx = 1\n", {"solution": True}),), "never closed"),
     ((code("x = 1\n### END HIDDEN TESTS", {"grade": True, "grade_id": "a"}),), "without BEGIN HIDDEN TESTS"),
     ((code("assert True", {"grade": True, "grade_id": "a", "points": float("inf")}),), "points must be"),
+    ((code("assert True", {"grade": True, "grade_id": "Exercise 1"}),), "the name the live room is told"),
+    ((code("assert True", {"grade": True, "grade_id": "é"}),), "is not 1 to 64 letters"),
 ])
 def test_a_badly_marked_notebook_is_named(cells, message):
     with pytest.raises(InvalidCheck, match=message) as refused:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra" / "jupyterhub" / "progress"))
 from wod_progress import Notebook, Reporter, shown_path
@@ -78,3 +79,77 @@ def test_the_facilitators_message_is_shown_once_per_message():
     reporter._read_message(b"not json")
     reporter._read_message(b'{"message": {"text": 5}}')
     assert reporter.unseen_message() is None
+
+
+class Hub:
+    """A stand-in for the hub's relay on a local port, answering with ``status`` (``cut``: a reply cut in
+    its status line, as a proxy killed mid-answer leaves it); it keeps the batches it was sent."""
+
+    def __init__(self, status):
+        import socketserver
+        import threading
+        from http.server import BaseHTTPRequestHandler
+
+        hub = self
+        self.status, self.batches = status, []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                hub.batches.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                if hub.status == "cut":
+                    self.wfile.write(b"HTTP/1.1 2")
+                    return
+                self.send_response(hub.status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = socketserver.TCPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hub/api/wod/events"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("status", "state", "says", "kept"), [
+    (200, "up", "Your hand is up", 0),
+    (409, "refused", "press Ask for help on your registration page", 0),  # the workshop ended: dropped
+    (403, "refused", "could not be raised", 0),
+    (503, "waiting", "your hand goes up as soon as it does", 3),
+    (429, "waiting", "your hand goes up as soon as it does", 3),
+    ("cut", "waiting", "your hand goes up as soon as it does", 3),
+])
+def test_a_raised_hand_says_what_became_of_it(status, state, says, kept):
+    import wod_progress
+    hub = Hub(status)
+    try:
+        reporter = Reporter(hub.url, "token", "1-Exercise.ipynb", background=False)
+        reporter.add("executed", cell=1)
+        reporter.add("executed", cell=2)
+        said = reporter.raise_hand()
+        assert says in said and reporter.hand_state == state
+        # what the kernel reported before the hand went first, in the same batch, the hand last
+        assert [e["kind"] for e in hub.batches[0]["events"]] == ["executed", "executed", "hand"]
+        assert len(reporter.queue) == kept
+        wod_progress._reporter = reporter
+        assert wod_progress.hand_state() == state  # what the toolbar button reads back
+    finally:
+        wod_progress._reporter = None
+        hub.close()
+
+
+def test_the_sending_thread_outlives_a_reply_cut_in_its_status_line():
+    hub = Hub("cut")
+    try:
+        reporter = Reporter(hub.url, "token", None, background=False)
+        reporter.add("executed", cell=1)
+        assert reporter.flush() is False and len(reporter.queue) == 1  # kept for the next round
+        hub.status = 200
+        assert reporter.flush() is True and reporter.queue == []
+    finally:
+        hub.close()

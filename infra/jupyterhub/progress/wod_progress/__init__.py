@@ -31,6 +31,14 @@ MAX_WAITING = 500  # events kept while the hub does not answer
 MAX_NOTEBOOK_BYTES = 5 * 1024 * 1024  # a larger saved notebook (big outputs) is not read
 MAX_PATH = 200
 TIMEOUT = 10
+SENT, KEPT, REFUSED = "sent", "kept", "refused"
+HAND_SAYS = {
+    "up": "Your hand is up: a facilitator will come to you.",
+    "waiting": "The hub does not answer right now: your hand goes up as soon as it does. If it is urgent, "
+               "press Ask for help on your registration page.",
+    "refused": "Your hand could not be raised from here (is your workshop still running?): press Ask for "
+               "help on your registration page.",
+}
 
 
 class Notebook:
@@ -87,7 +95,9 @@ class Reporter:
         self.source = secrets.token_urlsafe(12)  # this kernel: the platform knows a resent event by it
         self.queue: list[dict[str, Any]] = []
         self.lock, self.wake = threading.Lock(), threading.Event()
+        self.sending = threading.Lock()  # one batch in flight: the platform takes a kernel's events in order
         self.refused = 0
+        self.hand_state: str | None = None  # how the last raised hand went: up, waiting or refused
         self.message: dict[str, str] | None = None  # the facilitator's latest, as the platform answered
         self.shown: str | None = None  # the time of the message last shown
         self.thread = threading.Thread(target=self._run, name="wod-progress", daemon=True)
@@ -106,13 +116,34 @@ class Reporter:
         while True:
             self.wake.wait(FLUSH_SECONDS)
             self.wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the thread outlives any trouble: the events wait for the next round
+                time.sleep(FLUSH_SECONDS)
 
     def flush(self) -> bool:
+        """Send the oldest batch; True when it was taken (or nothing waited)."""
+        with self.sending:
+            return self._send() == SENT
+
+    def send_all(self) -> str:
+        """Send everything queued, in order, now (the caller waits): SENT, KEPT (the hub did not answer:
+        it waits for the next round) or REFUSED."""
+        with self.sending:
+            for _ in range(MAX_WAITING // MAX_BATCH + 1):
+                with self.lock:
+                    if not self.queue:
+                        return SENT
+                outcome = self._send()
+                if outcome != SENT:
+                    return outcome
+            return KEPT
+
+    def _send(self) -> str:
         with self.lock:
             batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
         if not batch:
-            return True
+            return SENT
         body = json.dumps({"source": self.source, "events": batch}).encode()
         request = urllib.request.Request(self.url, data=body, method="POST",
                                          headers={"Authorization": f"token {self.token}",
@@ -120,16 +151,22 @@ class Reporter:
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
                 self._read_message(response.read(64 * 1024))
-                return True
+                return SENT
         except urllib.error.HTTPError as exc:
             if exc.code >= 500 or exc.code == 429:
                 self._keep(batch)
-            else:  # refused for good (the workshop ended, a replay): nothing to retry
-                self.refused += len(batch)
-            return False
-        except (OSError, ValueError):
+                return KEPT
+            self.refused += len(batch)  # refused for good (the workshop ended, a replay): nothing to retry
+            return REFUSED
+        except Exception:  # no answer, a cut one, a proxy restarting: the batch waits for the next round
             self._keep(batch)
-            return False
+            return KEPT
+
+    def raise_hand(self) -> str:
+        """Raise the participant's hand now, after what the kernel reported before it; what to tell them."""
+        self.add("hand")
+        self.hand_state = {SENT: "up", KEPT: "waiting"}.get(self.send_all(), "refused")
+        return HAND_SAYS[self.hand_state]
 
     def _read_message(self, body: bytes) -> None:
         try:
@@ -154,6 +191,12 @@ class Reporter:
 
 
 _reporter: Reporter | None = None
+
+
+def hand_state() -> str:
+    """How the last raised hand went (``up``, ``waiting``, ``refused``; empty: none or no reporter): what
+    JupyterLab's Ask for help button reads back after running ``%hand``."""
+    return (_reporter.hand_state or "") if _reporter is not None else ""
 
 
 def shown_path(session: str, home: Path | None = None) -> str:
@@ -204,8 +247,7 @@ def load_ipython_extension(ip) -> None:
                     raw=True)
 
     def hand(line: str = "") -> None:
-        reporter.add("hand", now=True)
-        print("Your hand is up: a facilitator will come to you.")
+        print(reporter.raise_hand())
 
     ip.events.register("post_run_cell", after)
     ip.register_magic_function(hand, "line", "hand")
