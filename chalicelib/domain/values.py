@@ -42,6 +42,7 @@ class Workshop:
     confirm: bool = True  # new registrations wait for their email confirmation
     message: str | None = None  # the facilitator's message to every participant (live room)
     message_at: datetime | None = None
+    extend_round: str | None = None  # the live room's last "extend all": its form carries the round it saw
     seats_total: int = 0
     seats_free: int = 0
     waitlist_seq: int = 0

@@ -211,7 +211,8 @@ def room(ctx: Context, workshop_id: str, fresh: bool = False) -> dict[str, Any]:
     ordered = rules.order(rows)
     data = {
         "workshop": {"id": workshop.id, "title": workshop.title, "checks": workshop.checks,
-                     "message": workshop.message, "extension_minutes": workshop.extension_minutes},
+                     "message": workshop.message, "extension_minutes": workshop.extension_minutes,
+                     "extend_round": workshop.extend_round or ""},
         "generated_at": now.isoformat(),
         "counts": {"seats": len(rows), "running": sum(1 for r in rows if r["status"] == ACTIVE),
                    "hands": sum(1 for r in rows if r["hand"]), "stuck": sum(1 for r in rows if r["stuck"])},

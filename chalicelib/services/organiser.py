@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -223,14 +224,20 @@ EXTEND_ALL_WORKERS = 8  # registrations extended at once (each its own transacti
 EXTEND_ALL_SECONDS = 20.0  # then the answer says how many are left (the API's limit is 29 s)
 
 
-def extend_all(ctx: Context, actor: str, workshop_id: str, minutes: Any) -> dict[str, int]:
+def extend_all(ctx: Context, actor: str, workshop_id: str, minutes: Any,
+               seen_round: str | None = None) -> dict[str, int]:
     """Extend every running registration of the workshop by ``minutes`` (the live room's button):
     one audit entry, the registrations in parallel, the participants' own extensions untouched.
     Counted: extended, refused (ended or changed meanwhile), left (not reached in
-    :data:`EXTEND_ALL_SECONDS`)."""
+    :data:`EXTEND_ALL_SECONDS`). ``seen_round``: the round the room's form was rendered with; the
+    same form sent again (a double click, a resent POST) is refused and extends nothing."""
     with audit.audited(ctx, actor, "workshop.extend_all", workshop_id) as detail:
         # a bad value is refused before anything is extended; none: the workshop's own extension
         wanted = validate_minutes(minutes) or ctx.stores.seats.get_workshop(workshop_id).extension_minutes
+        if seen_round is not None and not ctx.stores.live.next_extend_round(workshop_id, seen_round or None,
+                                                                            secrets.token_hex(8)):
+            raise Conflict("Every running workshop was already extended from this page (the form was sent "
+                           "twice). Reload the live room to extend them again.")
         running = [r["registration"] for r in live.room(ctx, workshop_id, fresh=True)["rows"]
                    if r["status"] == ACTIVE]
         deadline = time.monotonic() + EXTEND_ALL_SECONDS

@@ -40,6 +40,18 @@ class Live:
         return True
 
     @translated
+    def next_extend_round(self, workshop_id: str, seen: str | None, new: str) -> bool:
+        """Start a new "extend all" round if the last one is still ``seen`` (None: none yet); False
+        when another round started since (the same form sent again)."""
+        last = WorkshopModel.extend_round.does_not_exist() if not seen else WorkshopModel.extend_round == seen
+        try:
+            self.t.workshops(workshop_id).update(actions=[WorkshopModel.extend_round.set(new)],
+                                                 condition=WorkshopModel.id.exists() & last)
+        except UpdateError:
+            return False
+        return True
+
+    @translated
     def set_message(self, workshop_id: str, text: str | None, at: datetime) -> None:
         """The message every participant of the workshop sees (None takes it down)."""
         actions: list[Action] = [WorkshopModel.message.set(text), WorkshopModel.message_at.set(at)] if text \

@@ -55,6 +55,7 @@ class WorkshopModel(Model):
     confirm = BooleanAttribute(null=True)  # False: registrations need no email confirmation
     message = UnicodeAttribute(null=True)  # the facilitator's message to every participant (live room)
     message_at = UTCDateTimeAttribute(null=True)
+    extend_round = UnicodeAttribute(null=True)  # the live room's last "extend all" (a form sent twice extends once)
     seats_total = NumberAttribute(default=0)
     seats_free = NumberAttribute(default=0)
     waitlist_seq = NumberAttribute(default=0)  # waitlist places this workshop has given (a claim adds one)

@@ -303,11 +303,13 @@ def live_extend_all(session, form, workshop_id):
         if result["refused"]:
             said += f"; {result['refused']} ended or changed meanwhile"
         if result["left"]:
-            return (f"{said}; {result['left']} not reached in time: press Extend all again to extend every "
-                    "running workshop once more, or extend those one by one.", "error")
+            return (f"{said}; {result['left']} not reached in time: extend those one by one from their rows "
+                    "(Extend all again would extend every running workshop once more).", "error")
         return said + "."
+    seen = form.get("round")
     return _act(form, f"/admin/live/{workshop_id}",
-                lambda: operations.extend_all(ctx(), session.actor, workshop_id, form.get("minutes")), done)
+                lambda: operations.extend_all(ctx(), session.actor, workshop_id, form.get("minutes"),
+                                              seen if isinstance(seen, str) else ""), done)
 
 
 @page_route("/admin/live/{workshop_id}/message", ("POST",))

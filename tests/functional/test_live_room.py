@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -187,16 +188,22 @@ def test_the_facilitators_message_reaches_status_pages_escaped_and_extend_all_ex
                          {"csrf": csrf, "message": "x" * 281, "back": f"/admin/live/{WORKSHOP}"})
     assert "flash=" in too_long.headers["Location"]
     before = {r["student"]: r["ends_at"] for r in fresh(client, room["cookie"])["rows"]}
-    extended = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/extend",
-                         {"csrf": csrf, "minutes": "15", "back": f"/admin/live/{WORKSHOP}"})
+    extend_form = {"csrf": csrf, "minutes": "15", "back": f"/admin/live/{WORKSHOP}",
+                   "round": re.search(r'name="round" value="([^"]*)"', room_page.body.decode()).group(1)}
+    bad = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/extend", dict(extend_form, minutes="many"))
+    assert "flash=" in bad.headers["Location"]  # refused before anything: the round is still the page's
+    extended = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/extend", extend_form)
     assert extended.status_code == 303
     after = {r["student"]: r["ends_at"] for r in fresh(client, room["cookie"])["rows"]}
     running = [p["student"] for p in room["people"]]
     assert all(after[s] > before[s] for s in running), (before, after)
-    bad = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/extend",
-                    {"csrf": csrf, "minutes": "many", "back": f"/admin/live/{WORKSHOP}"})
-    assert "flash=" in bad.headers["Location"]
+    # the same form sent again (a double click, a resent POST) extends nothing and says so
+    twice = form_post(client, room["cookie"], f"/admin/live/{WORKSHOP}/extend", extend_form)
+    shown = client.http.get(twice.headers["Location"], headers={"Cookie": room["cookie"]}).body.decode()
+    assert "already extended from this page" in shown
     assert {r["student"]: r["ends_at"] for r in fresh(client, room["cookie"])["rows"]} == after
+    reloaded = client.http.get(f"/admin/live/{WORKSHOP}", headers={"Cookie": room["cookie"]}).body.decode()
+    assert re.search(r'name="round" value="([^"]*)"', reloaded).group(1) != extend_form["round"]
 
 
 def test_the_room_needs_a_signed_in_organiser(client, platform, room):
