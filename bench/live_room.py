@@ -188,7 +188,7 @@ def run(stack: LocalStack, args, low: float, high: float) -> int:
                                                 "next": "/admin"}))
     assert response.status_code == 303, response.text
 
-    relay = Relay(stack.secret("hub_token"))
+    relay = Relay(stack.secret("events_key"))
     ingestion: list[float] = []
     refreshes: list[float] = []
     statuses: dict[int, int] = {}

@@ -38,6 +38,7 @@ done
 tar -xzf /opt/wod-hub-src/wod-hub.tar.gz -C /opt/wod-hub-src
 bash /opt/wod-hub-src/infra/hub/bootstrap.sh --table ${TablePrefix}-students \\
   --hub-token-secret ${SecretsPrefix}/hub-token/${Location} --region ${AWS::Region} \\
+  --events-key-secret ${SecretsPrefix}/events-key/${Location} \\
   --domain ${HubDomain} --public-ip ${HubHostAddress} --email "${AlarmEmail}" \\
   --concurrent-spawns ${HubSpawnLimit} --idle-minutes ${IdleMinutes} --events-url ${PublicUrl}/api/events
 """.replace("@ARCHIVE@", HUB_ARCHIVE)
@@ -88,12 +89,13 @@ def rules() -> dict:
         ]}}
 
 
-def role_statements(table_arn: dict, secret_arn: dict) -> list[dict]:
-    """Everything the hub host may do: student items by key, its hub token, its own files."""
+def role_statements(table_arn: dict, *secret_arns: dict) -> list[dict]:
+    """Everything the hub host may do: student items by key, its hub token and events key, its own files."""
     return [
         {"Sid": "ReadStudents", "Effect": "Allow", "Action": ["dynamodb:GetItem"],  # wod_login.py: one student by key
          "Resource": [table_arn]},
-        {"Sid": "HubToken", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [secret_arn]},
+        {"Sid": "HubToken", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+         "Resource": list(secret_arns)},
         {"Sid": "HubFiles", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": [_sub("${ContentBucket.Arn}/hub/*")]},
     ]
@@ -105,8 +107,9 @@ def resources() -> dict:
     domain = {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "HubUrl"}]}]}  # https://<host>/... -> <host>
     return {
         "HubHostRole": role(
-            "The JupyterHub host: reads student items by key, its hub token and its files, nothing else",
-            "ec2.amazonaws.com", role_statements(table_arn("students"), secret_arn("hub-token"))),
+            "The JupyterHub host: reads student items by key, its hub token, its events key and its files, "
+            "nothing else", "ec2.amazonaws.com",
+            role_statements(table_arn("students"), secret_arn("hub-token"), secret_arn("events-key"))),
         "HubHostInstanceProfile": {"Type": "AWS::IAM::InstanceProfile",
                                    "Properties": {"Roles": [{"Ref": "HubHostRole"}]}},
         "HubHostSecurityGroup": _on({"Type": "AWS::EC2::SecurityGroup", "Properties": {

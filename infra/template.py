@@ -36,7 +36,7 @@ NAMESPACE = "WorkshopsOnDemand"
 SERVICE = "wod-platform"
 SECRETS = {  # secret -> created by the frontend stack (shared) or by every stack (per location)
     "order-key": "location", "callback-key": "location", "admin-token": "shared", "link-key": "shared",
-    "hub-token": "location",
+    "hub-token": "location", "events-key": "location",
 }
 # the receipt rule set holding this stack's rule: its own, or the region's active one it was given
 RULE_SET = {"Fn::If": ["OwnsRuleSet", {"Ref": "OrdersRuleSet"}, {"Ref": "ReceiptRuleSet"}]}
@@ -79,7 +79,7 @@ FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "writ
 # or a registration (progress) in place, each only the tables it touches; the frontend makes and frees
 # everything else.
 # the hub tokens: the hub's relay signs participants' notebook events with its location's (the live room)
-FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "hub-token/*", "admin-token", "link-key"),
+FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "events-key/*", "admin-token", "link-key"),
                   send_mail=True,
                   indexes=("customers", "students"))  # by email, waitlists; free seats, a workshop's students
 TICK = Access(FRONTEND_TABLES, ("order-key/*", "link-key"), send_mail=True, report_failures=True,
@@ -498,6 +498,7 @@ def outputs() -> dict:
         "OrdersTopicArn": {"Value": {"Ref": "OrdersTopic"}},
         "OrdersRuleSetName": {"Value": RULE_SET},
         "HubTokenSecret": {"Value": {"Ref": "HubTokenSecret"}},
+        "EventsKeySecret": {"Value": {"Ref": "EventsKeySecret"}},
         "AdminTokenSecret": {"Condition": "IsFrontend", "Value": {"Ref": "AdminTokenSecret"}},
     }
 

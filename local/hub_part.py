@@ -35,7 +35,8 @@ def main() -> int:
               students_table=settings.table_name("students"), spawner=config.hub_spawner,
               region=settings.region, host=config.host,
               env={"WOD_HUB_BLOCKED_PORTS": ",".join(str(port) for port in blocked),
-                   "WOD_EVENTS_URL": f"{settings.callback_url or settings.public_url}/api/events"})
+                   "WOD_EVENTS_URL": f"{settings.callback_url or settings.public_url}/api/events",
+                   "WOD_EVENTS_KEY": get_secret(settings, "events_key")})
     from local.orphans import stop_left_behind
 
     for stopped in stop_left_behind(config.state_dir, kinds=("culler",)):  # a killed JupyterHub's

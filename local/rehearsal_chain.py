@@ -131,13 +131,14 @@ class Chain:
         raise RuntimeError(f"{what}: not within {timeout:.0f}s (the last mail sent: {last})")
 
     def notebook_events(self, student: str) -> dict:
-        """A batch of the participant's notebook events, signed with the location's hub token as the
-        hub's relay signs it (infra/jupyterhub/wod_events.py): the API function reads that token."""
-        hub_token = self.r.client("secretsmanager").get_secret_value(
-            SecretId=f"{self.r.secrets_prefix}/hub-token/{self.r.parameters['Location']}")["SecretString"]
+        """A batch of the participant's notebook events, signed with the location's events key as the
+        hub's relay signs it (infra/jupyterhub/wod_events.py): the API function reads that key (and never
+        the hub token)."""
+        events_key = self.r.client("secretsmanager").get_secret_value(
+            SecretId=f"{self.r.secrets_prefix}/events-key/{self.r.parameters['Location']}")["SecretString"]
         batch = {"student": student, "seq": time.time_ns() // 1000, "issued_at": int(time.time()),
                  "events": [{"kind": "executed", "at": time.time(), "notebook": LANDING, "cell": 1}]}
-        signature = "v1=" + hmac.new(hub_token.encode(), json.dumps(batch).encode(), hashlib.sha256).hexdigest()
+        signature = "v1=" + hmac.new(events_key.encode(), json.dumps(batch).encode(), hashlib.sha256).hexdigest()
         return json.loads(self.expect(200, "POST", "/api/events", batch, {"X-WOD-Signature": signature}))
 
     # ---- HTTP --------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ Parameters and cached for five minutes: ``<prefix>/admin-token`` and ``<prefix>/
 (one per platform: the second one signs participants' links) and, one per location,
 ``<prefix>/order-key/<location>`` (the frontend signs that location's orders),
 ``<prefix>/callback-key/<location>`` (that location's backend signs its callbacks) and
-``<prefix>/hub-token/<location>`` (the service token on that location's JupyterHub). A backend
+``<prefix>/hub-token/<location>`` (the service token on that location's JupyterHub) and
+``<prefix>/events-key/<location>`` (that location's hub signs the notebook events it relays to the
+live room; the API function holds this key, never the hub token). A backend
 holds only its own location's keys, so it can neither forge another location's orders nor
 report on another location's registrations.
 """
@@ -18,9 +20,9 @@ from pathlib import Path
 from chalicelib.domain.errors import Unavailable
 from chalicelib.settings import Settings
 
-NAMES = ("order_key", "callback_key", "hub_token", "admin_token", "link_key")
-PER_LOCATION = ("order_key", "callback_key", "hub_token")
-LOCAL_PER_LOCATION = ("order_key", "callback_key")  # the local file has one hub (one hub token)
+NAMES = ("order_key", "callback_key", "hub_token", "events_key", "admin_token", "link_key")
+PER_LOCATION = ("order_key", "callback_key", "hub_token", "events_key")
+LOCAL_PER_LOCATION = ("order_key", "callback_key")  # the local file has one hub (one hub token, one events key)
 CACHE_SECONDS = 300
 
 

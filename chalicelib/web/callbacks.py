@@ -62,7 +62,7 @@ EVENTS_MAX_AGE = 300
 @callbacks.route("/api/events", methods=["POST"], content_types=["application/json"])
 @json_errors
 def notebook_events():
-    """A batch of a participant's notebook events, relayed by their hub: signed with the hub's token
+    """A batch of a participant's notebook events, relayed by their hub: signed with the events key
     of the student's location (the hub took the student's own token first)."""
     from chalicelib.services import live
 
@@ -76,6 +76,6 @@ def notebook_events():
             raise
         claimed = None
     location = live.signer_location(ctx, claimed.get("student") if isinstance(claimed, dict) else None)
-    data = verify_signed_json(body, request.headers.get(SIGNATURE_HEADER), ctx.key("hub_token", location),
+    data = verify_signed_json(body, request.headers.get(SIGNATURE_HEADER), ctx.key("events_key", location),
                               time.time(), EVENTS_MAX_AGE)
     return json_response(live.ingest(ctx, data))

@@ -48,6 +48,9 @@ Options:
   --aws-endpoint URL        AWS endpoint for the table and the secret (tests only)
   --events-url URL          the platform's notebook events route (https://<public address>/api/events): the
                             hub relays participants' progress there for the live room (none: not relayed)
+  --events-key-secret ID    with --events-url: the Secrets Manager secret of the location's events key, which
+                            signs what the hub relays (<SecretsPrefix>/events-key/<Location>)
+  --events-key-file FILE    or: a file holding that key (copied, mode 0600)
   --foreground              start the hub in the foreground instead of as a systemd unit
   -h, --help                this text
 EOF
@@ -61,6 +64,7 @@ HUB_FILES=$(cd "$HERE/../jupyterhub" 2>/dev/null && pwd) || die "infra/jupyterhu
 PREFIX=/opt/wod-hub TABLE="" TOKEN_SECRET="" TOKEN_FILE="" REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 DOMAIN="" EMAIL="" PUBLIC_IP="" DNS_WAIT=3600 TLS_CERT="" TLS_KEY="" TLS_CA="" PORT="" API_PORT=8081 PROXY_API_PORT=8002
 PYTHON="" PIP_ARGS="" IMDS_CHAIN=WOD-HUB-IMDS AWS_ENDPOINT="" FOREGROUND=0 PUBLIC_NAME="" SPAWNS=10 IDLE_MINUTES=20 EVENTS_URL=""
+EVENTS_KEY_SECRET="" EVENTS_KEY_FILE=""
 STUDENT_MEMORY_MB=2048 STUDENT_PROCESSES=256 STUDENT_CPUS=1 STUDENT_DISK_MB=1024
 
 while [ $# -gt 0 ]; do
@@ -70,7 +74,7 @@ while [ $# -gt 0 ]; do
     --prefix|--table|--hub-token-secret|--hub-token-file|--region|--domain|--email|--public-ip|--dns-wait|\
     --tls-cert|--tls-key|--port|--api-port|--proxy-api-port|--python|--pip-args|--imds-chain|--aws-endpoint|\
     --public-name|--student-memory-mb|--student-processes|--student-cpus|--student-disk-mb|--tls-ca|\
-    --concurrent-spawns|--idle-minutes|--events-url)
+    --concurrent-spawns|--idle-minutes|--events-url|--events-key-secret|--events-key-file)
       [ $# -ge 2 ] || die "$1 needs a value"
       case "$1" in
         --prefix) PREFIX=$2 ;; --table) TABLE=$2 ;; --hub-token-secret) TOKEN_SECRET=$2 ;;
@@ -82,7 +86,8 @@ while [ $# -gt 0 ]; do
         --student-memory-mb) STUDENT_MEMORY_MB=$2 ;; --student-processes) STUDENT_PROCESSES=$2 ;;
         --student-cpus) STUDENT_CPUS=$2 ;; --student-disk-mb) STUDENT_DISK_MB=$2 ;;
         --concurrent-spawns) SPAWNS=$2 ;; --idle-minutes) IDLE_MINUTES=$2 ;; --tls-ca) TLS_CA=$2 ;;
-        --events-url) EVENTS_URL=$2 ;;
+        --events-url) EVENTS_URL=$2 ;; --events-key-secret) EVENTS_KEY_SECRET=$2 ;;
+        --events-key-file) EVENTS_KEY_FILE=$2 ;;
       esac
       shift 2 ;;
     *) usage >&2; die "unknown option: $1" ;;
@@ -129,6 +134,16 @@ case "$PREFIX" in /*) ;; *) die "--prefix must be an absolute path" ;; esac
 [[ -z "$TOKEN_SECRET" || "$TOKEN_SECRET" =~ ^[A-Za-z0-9/_+=.@:-]{1,512}$ ]] \
   || die "--hub-token-secret $TOKEN_SECRET: not a Secrets Manager name or ARN"
 [[ -z "$AWS_ENDPOINT" || "$AWS_ENDPOINT" =~ ^https?://[A-Za-z0-9.:/_-]+$ ]] || die "--aws-endpoint $AWS_ENDPOINT: not a URL"
+[[ -z "$EVENTS_URL" || "$EVENTS_URL" =~ ^https?://[A-Za-z0-9.:/_-]+$ ]] || die "--events-url $EVENTS_URL: not a URL"
+[[ -z "$EVENTS_KEY_SECRET" || "$EVENTS_KEY_SECRET" =~ ^[A-Za-z0-9/_+=.@:-]{1,512}$ ]] \
+  || die "--events-key-secret $EVENTS_KEY_SECRET: not a Secrets Manager name or ARN"
+if [ -n "$EVENTS_KEY_SECRET" ] && [ -n "$EVENTS_KEY_FILE" ]; then
+  die "give --events-key-secret or --events-key-file, not both"
+fi
+if [ -n "$EVENTS_URL" ] && [ -z "$EVENTS_KEY_SECRET$EVENTS_KEY_FILE" ]; then
+  die "--events-url needs --events-key-secret or --events-key-file (the key that signs the relayed events)"
+fi
+if [ -n "$EVENTS_KEY_FILE" ] && [ ! -r "$EVENTS_KEY_FILE" ]; then die "--events-key-file $EVENTS_KEY_FILE: not readable"; fi
 [[ -z "$PUBLIC_IP" || "$PUBLIC_IP" =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] || die "--public-ip $PUBLIC_IP: not an IPv4 address"
 [[ -z "$EMAIL" || "$EMAIL" =~ ^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$ ]] || die "--email $EMAIL: not an address"
 
@@ -201,6 +216,13 @@ else
   rm -f "$PREFIX/state/hub_token"
   TOKEN_SETTING="WOD_HUB_TOKEN_SECRET=$TOKEN_SECRET"
 fi
+if [ -n "$EVENTS_KEY_FILE" ]; then
+  install -m 0600 "$EVENTS_KEY_FILE" "$PREFIX/state/events_key"
+  EVENTS_KEY_SETTING="WOD_EVENTS_KEY_FILE=$PREFIX/state/events_key"
+else
+  rm -f "$PREFIX/state/events_key"
+  EVENTS_KEY_SETTING="WOD_EVENTS_KEY_SECRET=$EVENTS_KEY_SECRET"
+fi
 
 # ---- TLS -----------------------------------------------------------------------------------------
 CERT="" KEY="" CA_BUNDLE=""
@@ -262,6 +284,7 @@ WOD_STUDENT_PROCESSES=$STUDENT_PROCESSES
 WOD_STUDENT_CPUS=$STUDENT_CPUS
 WOD_STUDENT_DISK_MB=$STUDENT_DISK_MB
 $TOKEN_SETTING
+$EVENTS_KEY_SETTING
 EOF
 umask 022
 cat > "$PREFIX/bin/wod-hub" <<EOF

@@ -5,7 +5,8 @@ authenticator, the spawner, the student firewall and the idle culler) with three
 
 * the service token comes from Secrets Manager (``WOD_HUB_TOKEN_SECRET``, read with the instance
   role at every start, so a rotated token is picked up by a restart) or from a root-only file
-  (``WOD_HUB_TOKEN_FILE``); it is never in the environment bootstrap.sh writes;
+  (``WOD_HUB_TOKEN_FILE``); it is never in the environment bootstrap.sh writes; so does the events
+  key that signs the relayed notebook events (``WOD_EVENTS_KEY_SECRET``/``_FILE``, with ``WOD_EVENTS_URL``);
 * with ``WOD_HUB_TLS_CERT``/``WOD_HUB_TLS_KEY`` the hub serves HTTPS on every address
   (``WOD_HUB_BIND_IP``, default 0.0.0.0) at ``WOD_HUB_PORT``; without them, plain HTTP on
   127.0.0.1 (tests);
@@ -24,12 +25,29 @@ from pathlib import Path
 def hub_token(env, secrets_client=None):
     """The platform's service token: from the file ``WOD_HUB_TOKEN_FILE`` or the Secrets Manager
     secret ``WOD_HUB_TOKEN_SECRET``. Raises SystemExit with the reason when neither gives one."""
-    path, secret = env.get("WOD_HUB_TOKEN_FILE", ""), env.get("WOD_HUB_TOKEN_SECRET", "")
+    token = key_of(env, "WOD_HUB_TOKEN", "the hub token", secrets_client)
+    if token is None:
+        raise SystemExit("set WOD_HUB_TOKEN_SECRET (Secrets Manager) or WOD_HUB_TOKEN_FILE: "
+                         "without the service token the platform cannot drive this hub")
+    return token
+
+
+def events_key(env, secrets_client=None):
+    """The location's events key, which signs the notebook events the hub relays to the live room:
+    from ``WOD_EVENTS_KEY_FILE`` or ``WOD_EVENTS_KEY_SECRET``; None when neither is set."""
+    return key_of(env, "WOD_EVENTS_KEY", "the events key", secrets_client)
+
+
+def key_of(env, variable, what, secrets_client=None):
+    """A key from the file ``<variable>_FILE`` or the Secrets Manager secret ``<variable>_SECRET`` (read
+    with the instance role); None when neither is set. SystemExit saying why when it cannot be read
+    or is shorter than 32 characters."""
+    path, secret = env.get(f"{variable}_FILE", ""), env.get(f"{variable}_SECRET", "")
     if path:
         try:
             token = Path(path).read_text().strip()
         except OSError as exc:
-            raise SystemExit(f"WOD_HUB_TOKEN_FILE={path}: {exc.strerror}") from exc
+            raise SystemExit(f"{variable}_FILE={path}: {exc.strerror}") from exc
         source = path
     elif secret:
         if secrets_client is None:
@@ -40,14 +58,13 @@ def hub_token(env, secrets_client=None):
         try:
             token = secrets_client.get_secret_value(SecretId=secret)["SecretString"].strip()
         except Exception as exc:  # no such secret, no permission, no network: say which, then stop
-            raise SystemExit(f"cannot read the hub token from Secrets Manager ({secret}): "
+            raise SystemExit(f"cannot read {what} from Secrets Manager ({secret}): "
                              f"{type(exc).__name__}: {exc}") from exc
         source = secret
     else:
-        raise SystemExit("set WOD_HUB_TOKEN_SECRET (Secrets Manager) or WOD_HUB_TOKEN_FILE: "
-                         "without the service token the platform cannot drive this hub")
+        return None
     if len(token) < 32:
-        raise SystemExit(f"the hub token from {source} is shorter than 32 characters")
+        raise SystemExit(f"{what} from {source} is shorter than 32 characters")
     return token
 
 
@@ -69,6 +86,8 @@ if "get_config" in globals():
     # The local config reads the token from the hub's environment; only the hub process (root)
     # has it, and Spawner.env_keep passes nothing of it to student servers.
     os.environ["WOD_HUB_TOKEN"] = hub_token(os.environ)
+    if os.environ.get("WOD_EVENTS_URL"):  # the relay of notebook events signs with the location's events key
+        os.environ["WOD_EVENTS_KEY"] = events_key(os.environ) or ""
     os.environ.setdefault("WOD_HUB_SPAWNER", "isolated")
     load_subconfig(str(HERE / "jupyterhub_config.py"))  # the local mode's, copied next to this file
     c = get_config()

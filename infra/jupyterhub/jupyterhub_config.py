@@ -22,8 +22,9 @@ Environment:
   WOD_HUB_CONNECT_URL     how students' servers reach the hub: through its proxy (default: the public URL)
   WOD_HUB_SERVER_PORTS    ports participants' servers listen on, outside the ephemeral range
                           (default 20000-29999; server_ports.py)
-  WOD_EVENTS_URL          the platform's notebook events route: participants' kernels report progress to
-                          /hub/api/wod/events, which relays it there signed with WOD_HUB_TOKEN (wod_events.py)
+  WOD_EVENTS_URL, WOD_EVENTS_KEY  the platform's notebook events route and the key of this location
+                          that signs them: participants' kernels report progress to /hub/api/wod/events,
+                          which relays it there signed (wod_events.py); both unset: no relay
 
 Spawners:
   isolated         LimitedSpawner (wod_spawner.py): every student is a Linux user (created on demand
@@ -146,10 +147,13 @@ else:
     print("WARNING: WOD_HUB_TOKEN is not set - the platform cannot drive this hub.", file=sys.stderr)
 # Participants' kernels (wod_progress) report progress for the live room to /hub/api/wod/events; the
 # hub checks the student's own token and relays the batch to the platform, signed (wod_events.py).
-if token and os.environ.get("WOD_EVENTS_URL"):
+if os.environ.get("WOD_EVENTS_URL"):
+    if len(os.environ.get("WOD_EVENTS_KEY") or "") < 32:
+        raise SystemExit("WOD_EVENTS_URL is set: WOD_EVENTS_KEY (at least 32 characters, the location's events key) "
+                         "must be too")
     from wod_events import handlers as events_relay
 
-    c.JupyterHub.extra_handlers = events_relay(os.environ["WOD_EVENTS_URL"], token)
+    c.JupyterHub.extra_handlers = events_relay(os.environ["WOD_EVENTS_URL"], os.environ["WOD_EVENTS_KEY"])
 # A participant's server idle for WOD_IDLE_MINUTES stops; the seat, Linux user and home stay.
 log.info("WoD idle culler: %s", idle_culler.configure(c, sys.executable, os.environ))
 

@@ -3,9 +3,10 @@
 A participant's kernel (``wod_progress``) posts its batch here with the student's own
 ``$JUPYTERHUB_API_TOKEN``; the hub checks the token (it must be allowed to report the user's
 activity), names the student itself, gives the batch the next sequence number (growing with the
-hub's clock, so the platform refuses a replayed or older batch) and signs it with the hub's token
-(``WOD_HUB_TOKEN``, shared with the platform) before posting it to ``WOD_EVENTS_URL``. Nothing a
-student sends can name another student or skip the signature.
+hub's clock, so the platform refuses a replayed or older batch) and signs it with the location's
+events key (``WOD_EVENTS_KEY``, shared with the platform's API, which never holds the hub's own
+token) before posting it to ``WOD_EVENTS_URL``. Nothing a student sends can name another student
+or skip the signature.
 
 One student's batches are relayed one at a time, in the order they came (two notebooks' kernels
 never overtake each other), and at most :data:`RATE` per second with bursts of :data:`BURST`
@@ -141,6 +142,6 @@ class EventsRelay(APIHandler):
 
 
 def handlers(events_url: str, key: str) -> list:
-    """The hub's extra handler, bound to the platform's events URL and the hub's token."""
+    """The hub's extra handler, bound to the platform's events URL and the location's events key."""
     relay = type("WodEventsRelay", (EventsRelay,), {"events_url": events_url, "key": key})
     return [(r"/api/wod/events", relay)]

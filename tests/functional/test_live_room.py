@@ -61,7 +61,7 @@ def room(client, platform, recording, tmp_path):
         activate(client, platform, created)
         people.append(created)
     cookie = sign_in(client, platform)
-    return {"people": people, "cookie": cookie, "key": platform.key("hub_token")}
+    return {"people": people, "cookie": cookie, "key": platform.key("events_key")}
 
 
 def data(client, cookie: str) -> dict:

@@ -109,7 +109,9 @@ def test_bootstrap_installs_a_hub_that_provisions_a_student_and_stops_clean(embe
     port, api_port, proxy_api_port = free_ports(3)
     chain = f"WOD-IMDS-T{os.getpid()}"
     log = tmp_path / "bootstrap.log"
+    (tmp_path / "events_key").write_text(secrets.token_urlsafe(32))
     args = ["--prefix", str(prefix), "--table", table, "--hub-token-file", str(tmp_path / "token"),
+            "--events-url", "http://127.0.0.1:9/api/events", "--events-key-file", str(tmp_path / "events_key"),
             "--region", "us-east-1", "--aws-endpoint", embedded_aws.endpoint, "--port", str(port),
             "--api-port", str(api_port), "--proxy-api-port", str(proxy_api_port), "--imds-chain", chain]
     # Hub.stop: the hub's whole process tree and its student firewall chain go
@@ -129,6 +131,7 @@ def test_bootstrap_installs_a_hub_that_provisions_a_student_and_stops_clean(embe
         assert (prefix / "state").stat().st_mode & 0o777 == 0o700
         assert (prefix / "hub.env").stat().st_mode & 0o777 == 0o600
         assert token not in (prefix / "hub.env").read_text()
+        assert (tmp_path / "events_key").read_text() not in (prefix / "hub.env").read_text()
 
         # the platform's provisioning: hub user (+ Linux account), server, notebook, with the service token
         client = HubClient(hub.url, token, timeout=60)
@@ -195,6 +198,13 @@ def test_bootstrap_installs_a_hub_that_provisions_a_student_and_stops_clean(embe
     (["--table", "wod-students", "--hub-token-secret", "s\nWOD_HUB_SPAWNER=simple"], "--hub-token-secret"),
     (["--table", "wod-students", "--hub-token-secret", "s", "--aws-endpoint", "http://x;id"], "--aws-endpoint"),
     (["--table", "wod-students", "--hub-token-secret", "s", "--public-ip", "1.2.3.4 x"], "--public-ip"),
+    (["--table", "wod-students", "--hub-token-secret", "s", "--events-url", "https://wod.example/api/events"],
+     "--events-url needs --events-key-secret or --events-key-file"),
+    (["--table", "wod-students", "--hub-token-secret", "s", "--events-url", "https://x/$(id)", "--events-key-secret",
+      "k"], "--events-url"),
+    (["--table", "wod-students", "--hub-token-secret", "s", "--events-key-secret", "k $(id)"], "--events-key-secret"),
+    (["--table", "wod-students", "--hub-token-secret", "s", "--events-key-secret", "k", "--events-key-file",
+      "/etc/hostname"], "not both"),
     (["--table", "wod-students", "--hub-token-secret", "s", "--email", '"a@b.org'], "--email"),
 ])
 def test_bootstrap_refuses_bad_arguments_before_changing_anything(args, message, tmp_path):

@@ -57,6 +57,23 @@ def test_a_short_token_is_refused(tmp_path):
         config.hub_token({"WOD_HUB_TOKEN_FILE": str(tmp_path / "token")})
 
 
+def test_the_events_key_comes_from_a_file_or_a_secret_and_is_optional(tmp_path, aws):
+    import boto3
+
+    assert config.events_key({}) is None  # no relay of notebook events
+    (tmp_path / "key").write_text(TOKEN + "\n")
+    assert config.events_key({"WOD_EVENTS_KEY_FILE": str(tmp_path / "key")}) == TOKEN
+    boto3.client("secretsmanager", region_name="eu-west-1").create_secret(Name="/wod/events-key/paris",
+                                                                          SecretString=TOKEN)
+    assert config.events_key({"WOD_EVENTS_KEY_SECRET": "/wod/events-key/paris",
+                              "AWS_DEFAULT_REGION": "eu-west-1"}) == TOKEN
+    with pytest.raises(SystemExit, match="cannot read the events key from Secrets Manager"):
+        config.events_key({"WOD_EVENTS_KEY_SECRET": "/wod/events-key/x", "AWS_DEFAULT_REGION": "eu-west-1"})
+    (tmp_path / "key").write_text("short")
+    with pytest.raises(SystemExit, match="the events key from .* is shorter than 32"):
+        config.events_key({"WOD_EVENTS_KEY_FILE": str(tmp_path / "key")})
+
+
 def test_with_a_certificate_the_hub_serves_https_on_every_address():
     env = {"WOD_HUB_PORT": "443", "WOD_HUB_TLS_CERT": "/c.pem", "WOD_HUB_TLS_KEY": "/k.pem"}
     assert config.public_bind(env) == ("https://0.0.0.0:443", "/c.pem", "/k.pem")

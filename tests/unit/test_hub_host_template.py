@@ -45,13 +45,14 @@ def test_the_hub_hosts_role_may_do_exactly_three_things(template):
         {"Sid": "ReadStudents", "Effect": "Allow", "Action": ["dynamodb:GetItem"],  # one student by key (wod_login.py)
          "Resource": [infra.table_arn("students")]},
         {"Sid": "HubToken", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-         "Resource": [infra.secret_arn("hub-token")]},
+         "Resource": [infra.secret_arn("hub-token"), infra.secret_arn("events-key")]},
         {"Sid": "HubFiles", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": [{"Fn::Sub": "${ContentBucket.Arn}/hub/*"}]},
     ]
     text = json.dumps(policy)
     assert "*\"" not in text.replace("/hub/*\"", "")  # no wildcard action or resource besides the hub's files
     assert infra.secret_arn("hub-token")["Fn::Sub"].endswith("/hub-token/${Location}-??????")  # this location's
+    assert infra.secret_arn("events-key")["Fn::Sub"].endswith("/events-key/${Location}-??????")
 
 
 def user_data(template: dict) -> str:
@@ -68,6 +69,7 @@ def test_user_data_fetches_the_hub_files_and_runs_bootstrap_with_this_stacks_nam
     run = re.search(r"bash /opt/wod-hub-src/infra/hub/bootstrap.sh (.*?)\n(?!  )", text, re.S).group(1)
     assert "--table ${TablePrefix}-students" in run
     assert "--hub-token-secret ${SecretsPrefix}/hub-token/${Location}" in run
+    assert "--events-key-secret ${SecretsPrefix}/events-key/${Location}" in run
     assert "--region ${AWS::Region}" in run and "--domain ${HubDomain}" in run
     assert "--public-ip ${HubHostAddress}" in run
     names = set(re.findall(r"\$\{([A-Za-z0-9:]+)\}", text)) - {"HubDomain"}
