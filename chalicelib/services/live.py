@@ -202,7 +202,9 @@ def room(ctx: Context, workshop_id: str, fresh: bool = False) -> dict[str, Any]:
                           "ends_at": seat.expires_at.isoformat() if seat.expires_at else None} \
             if seat.registration_id else None
         rows.append(rules.row({"id": seat.id, "live": seat.live}, shown[seat.id], workshop.checks, now))
-    if workshop.location == ctx.settings.location:  # this stack's hub says which quiet servers stopped
+    # on one machine the platform holds its hub's token, and the hub says which quiet servers stopped;
+    # on AWS the API function holds no hub token (only the events keys): the rows say what the events say
+    if workshop.location == ctx.settings.location and ctx.settings.secrets_file:
         servers = _hub_servers(ctx, [r["student"] for r in rows if rules.quiet(r)])
         by_id = {seat.id: seat for seat in seats}
         rows = [rules.row({"id": r["student"], "live": by_id[r["student"]].live}, shown[r["student"]],
