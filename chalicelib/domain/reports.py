@@ -28,7 +28,7 @@ from chalicelib.domain.registration import (
 STATUSES = (UNCONFIRMED, WAITLISTED, PENDING, PROVISIONING, ACTIVE, EXPIRING, FINISHED, FAILED, CANCELLED, EXPIRED)
 CSV_COLUMNS = ("id", "status", "workshop", "student", "email", "first_name", "last_name", "company",
                "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion", "checks_passed",
-               "survey_rating", "survey_pace", "survey_recommend", "survey_comment", "survey_extra")
+               "survey_rating", "survey_pace", "survey_recommend", "survey_comment", "survey_extra", "survey_at")
 QUERY_MAX = 100
 LIMIT_MAX = 1000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

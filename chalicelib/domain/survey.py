@@ -21,7 +21,6 @@ RECOMMEND = {"yes": "Yes", "no": "No"}
 COMMENT_MAX = 1000
 EXTRA_MAX = 300  # characters of a free-text answer to a workshop's own question
 EXTRA_FIELD = "q_"  # form field of a workshop question: q_<id>
-COLUMNS = ("survey_rating", "survey_pace", "survey_recommend", "survey_comment")  # CSV and the admin API
 
 
 def open_until(finished_at: datetime | None) -> datetime | None:
@@ -39,8 +38,9 @@ def _text(raw: Any, limit: int, field: str, errors: dict[str, str]) -> str | Non
     if len(text) > limit:
         errors[field] = f"At most {limit} characters (this is {len(text)})."
         return None
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
-        errors[field] = "No control characters."
+    if any((unicodedata.category(ch) == "Cc" and ch not in "\n\t")
+           or (unicodedata.category(ch) == "Cf" and ch not in "\u200c\u200d") for ch in text):
+        errors[field] = "No control or invisible formatting characters."
         return None
     return text or None
 

@@ -8,12 +8,13 @@ from typing import Any
 from chalicelib.domain import survey as surveys
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.lifecycle import END, EXTEND, LEAVE, RESET, SURVEY, extension_refusal
-from chalicelib.domain.registration import ACTIVE, EXPIRING, FINISHED, WAITLISTED
+from chalicelib.domain.registration import ACTIVE, CANCELLED, EXPIRED, EXPIRING, FAILED, FINISHED, WAITLISTED
 from chalicelib.domain.values import Registration, Workshop
-from chalicelib.services import live, registrations
+from chalicelib.services import links, live, registrations
 from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
 
+NEVER_RAN = (FAILED, CANCELLED, EXPIRED)  # registrations without a survey
 ACTIONS = ("confirm", "extend", "reset", "end", "leave", "hand")
 
 
@@ -88,8 +89,8 @@ def _survey_view(ctx: Context, reg: Registration, workshop: Workshop | None) -> 
             "questions": list(workshop.survey or []) if workshop else [], "answer": dict(reg.survey or {}),
             "answered_at": reg.survey_at.isoformat() if reg.survey_at else None,
             "open_until": closes.isoformat() if closes else None,
-            "open": closes is not None and ctx.clock() < closes,
-            "status_url": registrations.status(ctx, reg.id)["status_url"]}
+            "open": closes is not None and ctx.clock() < closes, "status": reg.status,
+            "status_url": links.status_url(ctx, reg.id)}
 
 
 def survey(ctx: Context, registration_id: str) -> dict[str, Any]:
@@ -105,9 +106,11 @@ def answer_survey(ctx: Context, registration_id: str, form: Any) -> dict[str, An
     workshop = registrations.workshop_of(ctx, reg)
     view = _survey_view(ctx, reg, workshop)
     if not view["open"]:
-        raise Conflict("The survey opens when your workshop has finished, and closes "
-                       f"{surveys.OPEN_DAYS} days after." if reg.status != FINISHED or view["open_until"] is None
-                       else "The survey for this workshop has closed.")
+        if view["open_until"] is not None:
+            raise Conflict("The survey for this workshop has closed.")
+        if reg.status in NEVER_RAN:
+            raise Conflict("This registration did not run a workshop: it has no survey.")
+        raise Conflict(f"The survey opens when your workshop has finished, and closes {surveys.OPEN_DAYS} days after.")
     answer = surveys.parse(form if isinstance(form, dict) else {}, view["questions"])
     if commit(ctx, reg, SURVEY, answer=answer) is None:
         raise Conflict("The survey for this workshop has closed.")

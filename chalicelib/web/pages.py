@@ -179,9 +179,10 @@ def survey_page(token):
     query = pages.current_request.query_params or {}
     rating = surveys.rating_of(query.get("rating"))
     if rating is None:
-        return _survey_page(token, saved=query.get("saved") == "1")
-    answer = participant.survey(ctx(), links.registration_id(ctx(), token))["answer"]
-    return _survey_page(token, values={**answer, "rating": rating}, autosend=True)
+        return _survey_page(token, saved=query.get("saved") == "1")  # the page says so only if it was
+    shown = participant.survey(ctx(), links.registration_id(ctx(), token))
+    # sent at once only as the first answer: a later click (or Back) shows the rating, Save changes it
+    return _survey_page(token, values={**shown["answer"], "rating": rating}, autosend=not shown["answered_at"])
 
 
 @pages.route("/survey/{token}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])

@@ -64,11 +64,16 @@ def test_the_thank_you_mail_rates_in_one_click_and_the_page_asks_the_rest(client
     assert "Your level before the workshop" in html and "What should the next workshop be about?" in html
     assert "How was Surveys &amp; &lt;more&gt;?" in html
 
+    assert "your answer is saved" not in client.http.get(f"{survey}?saved=1").body.decode()  # nothing saved yet
     sent = post(client, survey, {"rating": "4"})
     assert sent.status_code == 303 and sent.headers["Location"] == f"{survey}?saved=1"
     assert stored(platform, finished) == {"rating": 4}
     again = client.http.get(f"{survey}?saved=1").body.decode()
     assert "your answer is saved" in again and "data-autosend" not in again
+    # a later click on another of the mail's buttons (or Back) shows that rating, sends nothing by itself
+    later = client.http.get(f"{survey}?rating=2").body.decode()
+    assert re.search(r'name="rating" value="2" checked', later) and "data-autosend" not in later
+    assert stored(platform, finished) == {"rating": 4}
     status = client.http.get(f"/registrations/{token(platform, finished)}").body.decode()
     assert "Change your answer to the survey" in status
 
@@ -97,6 +102,7 @@ def test_the_whole_answer_is_kept_escaped_and_replaced_by_a_second_one(client, p
     ({"rating": "4", "recommend": "maybe"}, {"recommend"}),
     ({"rating": "4", "comment": "x" * 1001}, {"comment"}),
     ({"rating": "4", "comment": "bell%07"}, {"comment"}),
+    ({"rating": "4", "comment": "evil%E2%80%AEtxt"}, {"comment"}),  # a right-to-left override
     ({"rating": "4", "q_level": "Guru"}, {"q_level"}),
     ({"rating": "4", "q_next": "y" * 301}, {"q_next"}),
     ({"rating": "0", "pace": "x", "recommend": "x"}, {"rating", "pace", "recommend"}),
@@ -126,6 +132,15 @@ def test_the_survey_opens_at_the_end_and_closes_a_week_later(client, platform, s
     late = post(client, survey, {"rating": "5"})
     assert late.status_code in (404, 409)  # closed (or the link itself expired with it)
     assert stored(platform, finished) == {"rating": 2}
+
+
+def test_a_registration_that_never_ran_has_no_survey(client, platform, sync, finished):
+    purged = participant(platform, WORKSHOP, "gone@example.com")
+    activate(client, platform, purged)
+    assert api(client, platform, "POST", f"/api/admin/students/{purged['student']}/purge")[0] == 200
+    assert platform.stores.registrations.get(purged["id"]).status == "failed"
+    refused = post(client, f"/survey/{token(platform, purged)}", {"rating": "5"})
+    assert refused.status_code == 409 and "did not run a workshop" in refused.body.decode()
 
 
 def test_a_link_that_is_not_ours_opens_no_survey(client, platform, finished):
@@ -169,7 +184,7 @@ def test_the_organiser_sees_the_answers_and_a_hook_hears_of_them(client, platfor
     status, body = api(client, platform, "GET", "/api/admin/registrations.csv")
     rows = {r["email"]: r for r in csv.DictReader(io.StringIO(body.decode().lstrip("\ufeff")))}
     assert (rows["kim@example.com"]["survey_rating"], rows["kim@example.com"]["survey_pace"]) == ("2", "fast")
-    assert rows["sam@example.com"]["survey_comment"] == "Loved it <b>"
+    assert rows["sam@example.com"]["survey_comment"] == "Loved it <b>" and rows["sam@example.com"]["survey_at"]
 
 
 @pytest.mark.parametrize(("survey", "said"), [
