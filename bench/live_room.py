@@ -44,6 +44,7 @@ from tests.factory import signed_callback, write_workshop
 from tests.stack import LocalStack, StackError
 
 WORKSHOP = "WKSHP-LIVEBENCH"
+CHECKS = 6  # exercise checks in the workshop's notebooks, which the events report on
 REFRESH_SECONDS = 5.0
 TARGETS = {"ingestion p99 (ms)": 200, "refresh p99 (ms)": 500, "data age max (s)": 10}
 _local = threading.local()
@@ -128,6 +129,18 @@ def requests_per_batch(batches: int = 40) -> float:
     return len(counted) / batches
 
 
+def add_checks(folder: Path, count: int) -> None:
+    """A lab notebook with ``count`` exercise checks (``q0``...), as the events name them."""
+    import nbformat
+
+    lab = nbformat.v4.new_notebook()
+    for n in range(count):
+        cell = nbformat.v4.new_code_cell(f"assert answer == {n}")
+        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": f"q{n}", "points": 1}
+        lab.cells.append(cell)
+    nbformat.write(lab, str(folder / "1-Exercises.ipynb"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=300)
@@ -138,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     low, high = (float(x) for x in args.every.split("-"))
 
     tmp = Path(tempfile.mkdtemp(prefix="wod-live-"))
-    write_workshop(tmp / "workshops", WORKSHOP, seats=args.participants, title="Live room benchmark",
-                   description="Written by bench/live_room.py.", duration=240)
+    folder = write_workshop(tmp / "workshops", WORKSHOP, seats=args.participants, title="Live room benchmark",
+                            description="Written by bench/live_room.py.", duration=240)
+    add_checks(folder, CHECKS)
     print(f"live_room: participants={args.participants} minutes={args.minutes} every={args.every}s "
           f"(cpus={os.cpu_count()}, python {sys.version.split()[0]})")
     try:
@@ -208,7 +222,7 @@ def run(stack: LocalStack, args, low: float, high: float) -> int:
             draw = rng.random()
             if draw < 0.25:
                 events.append({"kind": "check", "at": time.time(), "notebook": "1-Exercises.ipynb",
-                               "check": f"q{cell % 6}", "passed": draw < 0.18})
+                               "check": f"q{cell % CHECKS}", "passed": draw < 0.18})
             elif draw > 0.98:
                 events.append({"kind": "hand", "at": time.time()})
             body, headers = relay.body(student, events)

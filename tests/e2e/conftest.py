@@ -30,6 +30,8 @@ ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 SEATED = {"id": "WKSHP-E2E", "title": "Browser test workshop", "seats": 2, "beta": True}
 WAITLIST = {"id": "WKSHP-E2EWAIT", "title": "Waitlist test workshop", "seats": 2, "beta": False}
 FULL = {"id": "WKSHP-E2EFULL", "title": "One seat workshop", "seats": 1, "beta": False}
+SURVEY = {"id": "WKSHP-E2ESURVEY", "title": "Survey test workshop", "seats": 1, "beta": False,
+          "survey": [{"id": "level", "text": "Your level before the workshop", "choices": ["New", "Some", "Expert"]}]}
 
 # The seated workshop's first notebook: markdown and a code cell, both rendered per student.
 README = "0-ReadMeFirst.ipynb"
@@ -69,8 +71,8 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="module")
 def workshops() -> dict[str, dict]:
     """The workshops the module's stack serves, one per test: ``seated`` (2 seats, beta), ``waitlist``
-    (2 seats) and ``full`` (1 seat)."""
-    return {"seated": dict(SEATED), "waitlist": dict(WAITLIST), "full": dict(FULL)}
+    (2 seats), ``full`` (1 seat) and ``survey`` (1 seat, a survey question of its own)."""
+    return {"seated": dict(SEATED), "waitlist": dict(WAITLIST), "full": dict(FULL), "survey": dict(SURVEY)}
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +80,11 @@ def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     workshops = root / "workshops"
     folders = [write_seated_workshop(workshops, SEATED)]
-    for spec in (WAITLIST, FULL):
+    for spec in (WAITLIST, FULL, SURVEY):
         folders.append(write_workshop(workshops, spec["id"], seats=spec["seats"], beta=spec["beta"],
-                                      title=spec["title"]))
+                                      title=spec["title"], **({"survey": spec["survey"]} if "survey" in spec else {})))
     students = [name for folder in folders for name in student_ids(folder)]
-    assert students == ["e2e-1", "e2e-2", "e2ewait-1", "e2ewait-2", "e2efull-1"], students
+    assert students == ["e2e-1", "e2e-2", "e2ewait-1", "e2ewait-2", "e2efull-1", "e2esurvey-1"], students
     try:
         # Stopping waits for JupyterHub to stop the student servers (local/hub.py gives it 20 s and more):
         # a shorter stop_timeout would SIGKILL `python -m local` and orphan the hub.

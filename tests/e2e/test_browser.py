@@ -596,3 +596,59 @@ def test_a_page_on_another_site_cannot_register_its_visitors(page, stack, worksh
     status = int(seen[-1].split('"POST /api/registrations HTTP/1.1" ', 1)[1].split()[0])
     assert status in (403, 415), seen[-1]
     assert stack.messages(to=victim) == []
+
+
+def test_the_thank_you_mail_rates_in_one_click_and_the_organiser_sees_the_answer(page, stack, workshops, shot,
+                                                                                 console):
+    workshop_id, title = workshops["survey"]["id"], workshops["survey"]["title"]
+    email = "sam.survey@example.com"
+
+    # 1. A participant's workshop runs and ends; the cleanup thanks them.
+    response = requests.post(f"{stack.app_url}/api/registrations", timeout=30, json={
+        "workshop": workshop_id, "email": email, "first_name": "Sam", "last_name": "Survey", "company": "Example",
+        "accept_terms": True})
+    assert response.status_code == 202, response.text
+    status_url = stack.confirm(email)["status_url"]
+    api_url = status_url.replace("/registrations/", "/api/registrations/")
+    deadline = time.monotonic() + 120
+    while (state := requests.get(api_url, timeout=10).json())["status"] != "active":
+        assert time.monotonic() < deadline, f"never active: {state}"
+        time.sleep(1)
+    assert requests.post(f"{api_url}/end", json={}, timeout=30).status_code == 200
+    thanks = stack.wait_for_message(lambda m: m["subject"] == f"Thank you for taking {title}", timeout=120, to=email)
+
+    # 2. The mail's "4" opens the survey; the page sends the rating by itself (one click).
+    frame = open_in_inbox(page, stack, thanks)
+    four = frame.get_by_role("link", name="Rate it 4 out of 5", exact=True)
+    expect(four).to_be_visible()
+    shot(page, "thanks-email")
+    with page.expect_popup() as popup_info:
+        four.click()
+    survey = popup_info.value
+    expect(survey.locator("p.notice")).to_contain_text("Thank you: your answer is saved.", timeout=30_000)
+    expect(survey.get_by_role("radio", name="4")).to_be_checked()
+    expect(survey).to_have_url(re.compile(r"/survey/[A-Za-z0-9_.-]+\?saved=1$"))
+
+    # 3. The rest of the page, from the keyboard where it is a form: pace, recommendation, the
+    #    workshop's own question, a comment with markup (kept as text).
+    survey.get_by_role("group", name="The pace was").get_by_role("radio", name="About right").check()
+    survey.get_by_role("group", name="Would you recommend it to a colleague?").get_by_role("radio", name="Yes").check()
+    survey.get_by_role("group", name="Your level before the workshop").get_by_role("radio", name="Some").check()
+    survey.get_by_label(re.compile("^Anything else")).fill("Great pace <b>thanks</b>")
+    shot(survey, "survey")
+    with survey.expect_navigation():
+        survey.get_by_role("button", name="Save my changes").click()
+    expect(survey.locator("p.notice")).to_contain_text("your answer is saved")
+    expect(survey.get_by_label(re.compile("^Anything else"))).to_have_value("Great pace <b>thanks</b>")
+
+    # 4. The organiser's dashboard counts it, with the comment as text.
+    survey.goto(f"{stack.app_url}/admin/login?next=/admin")
+    survey.locator("#name").fill("Grace Hopper")
+    survey.locator("#token").fill(stack.secret("admin_token"))
+    with survey.expect_navigation():
+        survey.get_by_role("button", name="Sign in").click()
+    row = survey.locator(f"#survey-{workshop_id}")
+    expect(row.locator("th")).to_have_text(title)
+    expect(row.locator("td")).to_have_text(["1", "4.0", "0 / 0 / 0 / 1 / 0", "0 / 1 / 0", "100%"])
+    expect(survey.locator("ul.comments li").filter(has_text="Great pace")).to_have_text("Great pace <b>thanks</b>")
+    shot(survey, "dashboard-survey")
