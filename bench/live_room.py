@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests
 
-from tests.factory import signed_callback, write_workshop
+from tests.factory import signed_callback, write_checks, write_workshop
 from tests.stack import LocalStack, StackError
 
 WORKSHOP = "WKSHP-LIVEBENCH"
@@ -129,18 +129,6 @@ def requests_per_batch(batches: int = 40) -> float:
     return len(counted) / batches
 
 
-def add_checks(folder: Path, count: int) -> None:
-    """A lab notebook with ``count`` exercise checks (``q0``...), as the events name them."""
-    import nbformat
-
-    lab = nbformat.v4.new_notebook()
-    for n in range(count):
-        cell = nbformat.v4.new_code_cell(f"assert answer == {n}")
-        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": f"q{n}", "points": 1}
-        lab.cells.append(cell)
-    nbformat.write(lab, str(folder / "1-Exercises.ipynb"))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=300)
@@ -153,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="wod-live-"))
     folder = write_workshop(tmp / "workshops", WORKSHOP, seats=args.participants, title="Live room benchmark",
                             description="Written by bench/live_room.py.", duration=240)
-    add_checks(folder, CHECKS)
+    write_checks(folder, [f"q{n}" for n in range(CHECKS)], "1-Exercises.ipynb")  # as the events name them
     print(f"live_room: participants={args.participants} minutes={args.minutes} every={args.every}s "
           f"(cpus={os.cpu_count()}, python {sys.version.split()[0]})")
     try:

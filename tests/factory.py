@@ -42,6 +42,17 @@ def write_workshop(root: Path, workshop_id: str = "WKSHP-T1", *, seats: int | No
     return folder
 
 
+def write_checks(folder: Path, ids: list[str], name: str = "1-Lab.ipynb") -> Path:
+    """A lab notebook of exercise checks as nbgrader marks them, one per id (``assert answer == n``)."""
+    lab = nbformat.v4.new_notebook()
+    for n, grade_id in enumerate(ids):
+        cell = nbformat.v4.new_code_cell(f"assert answer == {n}")
+        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": grade_id, "points": 1}
+        lab.cells.append(cell)
+    nbformat.write(lab, str(folder / name))
+    return folder / name
+
+
 class Clock:
     """A clock tests move by hand."""
 

@@ -209,20 +209,19 @@ if [ ! -e "$PROXY_STAMP" ]; then
   rm -f "$PREFIX"/proxy/node_modules/.installed-* && touch "$PROXY_STAMP"
 fi
 
-if [ -n "$TOKEN_FILE" ]; then
-  install -m 0600 "$TOKEN_FILE" "$PREFIX/state/hub_token"
-  TOKEN_SETTING="WOD_HUB_TOKEN_FILE=$PREFIX/state/hub_token"
-else
-  rm -f "$PREFIX/state/hub_token"
-  TOKEN_SETTING="WOD_HUB_TOKEN_SECRET=$TOKEN_SECRET"
-fi
-if [ -n "$EVENTS_KEY_FILE" ]; then
-  install -m 0600 "$EVENTS_KEY_FILE" "$PREFIX/state/events_key"
-  EVENTS_KEY_SETTING="WOD_EVENTS_KEY_FILE=$PREFIX/state/events_key"
-else
-  rm -f "$PREFIX/state/events_key"
-  EVENTS_KEY_SETTING="WOD_EVENTS_KEY_SECRET=$EVENTS_KEY_SECRET"
-fi
+# key_setting VARIABLE FILE SECRET NAME: the hub.env line saying where the hub reads a key: a root-only
+# copy of FILE in the state (state/NAME), or the Secrets Manager SECRET (read at every start)
+key_setting() {
+  if [ -n "$2" ]; then
+    install -m 0600 "$2" "$PREFIX/state/$4"
+    echo "$1_FILE=$PREFIX/state/$4"
+  else
+    rm -f "$PREFIX/state/$4"
+    echo "$1_SECRET=$3"
+  fi
+}
+TOKEN_SETTING=$(key_setting WOD_HUB_TOKEN "$TOKEN_FILE" "$TOKEN_SECRET" hub_token)
+EVENTS_KEY_SETTING=$(key_setting WOD_EVENTS_KEY "$EVENTS_KEY_FILE" "$EVENTS_KEY_SECRET" events_key)
 
 # ---- TLS -----------------------------------------------------------------------------------------
 CERT="" KEY="" CA_BUNDLE=""

@@ -16,7 +16,7 @@ from chalicelib.services import links, organiser, registrations
 from chalicelib.services import time_checks as lifecycle
 from chalicelib.services.catalog import sync_workshop
 from chalicelib.store.models import StudentModel, WorkshopModel
-from tests.factory import signed_callback, write_workshop
+from tests.factory import signed_callback, write_checks, write_workshop
 
 WORKSHOP = "WKSHP-LIFE"
 
@@ -270,12 +270,7 @@ def test_the_badge_goes_to_those_who_pass_every_check(client, platform, recordin
                                                       badge, says):
     folder = write_workshop(tmp_path / "workshops", WORKSHOP, seats=1, badge="badge.svg")
     (folder / "badge.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
-    lab = nbformat.v4.new_notebook()
-    for n in range(checks):
-        cell = nbformat.v4.new_code_cell(f"assert answer == {n}")
-        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": f"check-{n}", "points": 1}
-        lab.cells.append(cell)
-    nbformat.write(lab, str(folder / "1-Lab.ipynb"))
+    write_checks(folder, [f"check-{n}" for n in range(checks)])
     [workshop], problems = load_catalog(tmp_path / "workshops", platform.settings.locations.keys())
     assert problems == [] and workshop.checks == checks
     sync_workshop(platform, workshop)

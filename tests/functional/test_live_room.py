@@ -9,14 +9,13 @@ import re
 import time
 from urllib.parse import urlsplit
 
-import nbformat
 import pytest
 
 from chalicelib.adapters.workshop_folders import load_catalog
 from chalicelib.services import links
 from chalicelib.services.catalog import sync_workshop
 from tests.admintools import FORM, activate, csrf_of, form_post, participant, sign_in
-from tests.factory import write_workshop
+from tests.factory import write_checks, write_workshop
 
 WORKSHOP = "WKSHP-LIVE"
 _seq = [int(time.time() * 1_000_000)]
@@ -46,12 +45,7 @@ def event(kind: str, **fields) -> dict:
 def room(client, platform, recording, tmp_path):
     """Two running participants and a free seat of a workshop with three checks; the dashboard signed in."""
     folder = write_workshop(tmp_path / "workshops", WORKSHOP, seats=3, duration=60, badge=None)
-    lab = nbformat.v4.new_notebook()
-    for n in (1, 2, 3):
-        cell = nbformat.v4.new_code_cell(f"assert answer == {n}")
-        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": f"q{n}", "points": 1}
-        lab.cells.append(cell)
-    nbformat.write(lab, str(folder / "1-Lab.ipynb"))
+    write_checks(folder, ["q1", "q2", "q3"])
     [workshop], problems = load_catalog(tmp_path / "workshops", platform.settings.locations.keys())
     assert problems == [] and workshop.checks == 3
     sync_workshop(platform, workshop)
