@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.registration import FINISHED
 
 OPEN_DAYS = 7
 RATINGS = (1, 2, 3, 4, 5)
@@ -26,6 +27,11 @@ EXTRA_FIELD = "q_"  # form field of a workshop question: q_<id>
 def open_until(finished_at: datetime | None) -> datetime | None:
     """Until when the participant may answer (or change their answer); None: no survey."""
     return finished_at + timedelta(days=OPEN_DAYS) if finished_at is not None else None
+
+
+def closes(status: str, finished_at: datetime | None) -> datetime | None:
+    """When a registration's survey closes: only a finished one has a survey."""
+    return open_until(finished_at) if status == FINISHED else None
 
 
 def _text(raw: Any, limit: int, field: str, errors: dict[str, str]) -> str | None:

@@ -20,10 +20,9 @@ def status_url(ctx: Context, registration_id: str) -> str:
     return f"{ctx.settings.public_url}/registrations/{action_token(ctx, registration_id)}"
 
 
-def survey_url(ctx: Context, registration_id: str, rating: int | None = None) -> str:
-    """The survey page; with ``rating``, the thank-you mail's one-click answer (chosen, then sent)."""
-    url = f"{ctx.settings.public_url}/survey/{action_token(ctx, registration_id)}"
-    return f"{url}?rating={rating}" if rating is not None else url
+def survey_url(ctx: Context, registration_id: str) -> str:
+    """The survey page (the thank-you mail's buttons add ``?rating=N``)."""
+    return f"{ctx.settings.public_url}/survey/{action_token(ctx, registration_id)}"
 
 
 def registration_id(ctx: Context, token: str) -> str:

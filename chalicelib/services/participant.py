@@ -84,8 +84,8 @@ def perform(ctx: Context, action: str, registration_id: str) -> dict[str, Any]:
 
 
 def _survey_view(ctx: Context, reg: Registration, workshop: Workshop | None) -> dict[str, Any]:
-    closes = surveys.open_until(reg.finished_at) if reg.status == FINISHED else None
-    return {"title": workshop.title if workshop else reg.workshop_id, "first_name": reg.first_name,
+    closes = surveys.closes(reg.status, reg.finished_at)
+    return {"title": workshop.title if workshop else reg.workshop_id,
             "questions": list(workshop.survey or []) if workshop else [], "answer": dict(reg.survey or {}),
             "answered_at": reg.survey_at.isoformat() if reg.survey_at else None,
             "open_until": closes.isoformat() if closes else None,

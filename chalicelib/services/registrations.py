@@ -19,7 +19,6 @@ from chalicelib.domain.lifecycle import ALREADY_OUTBOX, CONFIRM, HOLD_EXPIRED, N
 from chalicelib.domain.registration import (
     ACTIVE,
     EXPIRED,
-    FINISHED,
     LIVE_STATUSES,
     UNCONFIRMED,
     WAITLISTED,
@@ -124,7 +123,7 @@ def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None
 
 def _survey_link(ctx: Context, reg: Registration) -> dict[str, Any] | None:
     """Where a finished participant answers the survey, while it is open."""
-    closes = survey.open_until(reg.finished_at) if reg.status == FINISHED else None
+    closes = survey.closes(reg.status, reg.finished_at)
     if closes is None or ctx.clock() >= closes:
         return None
     return {"url": links.survey_url(ctx, reg.id), "answered": reg.survey is not None,
