@@ -19,7 +19,7 @@ NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha1sum | 
 help:
 	@echo "make run     start the platform on this machine (catalog :8000, inbox :8025)"
 	@echo "make test    install everything and run the whole test suite"
-	@echo "make check   validate workshops/ ; make sync  sync it into a running local stack"
+	@echo "make check   validate workshops/ and the translations ; make sync  sync workshops/ into a running local stack"
 	@echo "make lint    ruff, mypy and the import layers (config in pyproject.toml)"
 	@echo "make bench   run the benchmarks in bench/"
 	@echo "make package REGION=eu-west-1   CloudFormation + deployment package in dist/ (no AWS account needed)"
@@ -43,7 +43,7 @@ $(HUB_STAMP): infra/jupyterhub/requirements.txt $(HUB_PROGRESS)
 	@rm -f $(HUB_VENV)/.installed-* && touch $@
 
 $(NODE_STAMP): package.json package-lock.json
-	@echo "Installing node packages (configurable-http-proxy, asl-validator) ..."
+	@echo "Installing node packages (configurable-http-proxy, asl-validator, axe-core) ..."
 	@npm ci --no-audit --no-fund --loglevel=error
 	@rm -f node_modules/.installed-* && touch $@
 
@@ -67,6 +67,7 @@ run: install system
 	$(BIN)/python -m local run
 
 check: install
+	$(BIN)/python -m local.messages check
 	$(BIN)/python -m chalicelib.catalog check workshops
 
 sync: install

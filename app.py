@@ -5,11 +5,12 @@ from chalicelib.backend.tasks import function_name, run, tasks
 from chalicelib.web.api import api
 from chalicelib.web.callbacks import callbacks
 from chalicelib.web.dashboard import dashboard
+from chalicelib.web.openbadges import openbadges
 from chalicelib.web.organiser_api import organiser_api
 from chalicelib.web.pages import pages
 
 app = Chalice(app_name="wod")
-for blueprint in (api, pages, callbacks, organiser_api, dashboard):
+for blueprint in (api, pages, callbacks, organiser_api, dashboard, openbadges):
     app.register_blueprint(blueprint)
 
 

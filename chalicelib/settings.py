@@ -83,6 +83,9 @@ class Settings:
     warm_drain_minutes: int = 30  # ... and the spare ones stop this long after it
     warm_at_once: int = 50  # servers warming at the same time, all workshops together
     badge_levels: tuple[int, ...] = (3, 5, 7, 10, 15)
+    schedule_lead_minutes: int = 10  # a scheduled session's environments are ordered this long before its start
+    report_to: tuple[str, ...] = ()  # the organisers the event report is mailed to (none: on the dashboard only)
+    report_delay_minutes: int = 60  # the report is mailed this long after the event's last seat came back
 
     def table_name(self, kind: str) -> str:
         return f"{self.table_prefix}-{kind}"
@@ -138,6 +141,19 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def _addresses(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated email addresses, each checked (no display names); a bad one is named."""
+    from email_validator import EmailNotValidError, validate_email
+
+    found = []
+    for part in _split(env.get(name, "")):
+        try:
+            found.append(validate_email(part, check_deliverability=False).normalized)
+        except EmailNotValidError as exc:
+            raise SettingsError(f"{name}: {part!r} is not an email address ({exc})") from None
+    return tuple(found)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -201,6 +217,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         warm_at_once=int(_number(env, "WOD_WARM_AT_ONCE", defaults.warm_at_once, 1, 1000)),
         badge_levels=tuple(int(n) for n in _split(env["WOD_BADGE_LEVELS"])) if env.get("WOD_BADGE_LEVELS")
         else defaults.badge_levels,
+        schedule_lead_minutes=int(_number(env, "WOD_SCHEDULE_LEAD_MINUTES", defaults.schedule_lead_minutes, 1, 1440)),
+        report_to=_addresses(env, "WOD_REPORT_TO"),
+        report_delay_minutes=int(_number(env, "WOD_REPORT_DELAY_MINUTES", defaults.report_delay_minutes, 0, 10080)),
     )
 
 

@@ -36,7 +36,7 @@ NAMESPACE = "WorkshopsOnDemand"
 SERVICE = "wod-platform"
 SECRETS = {  # secret -> created by the frontend stack (shared) or by every stack (per location)
     "order-key": "location", "callback-key": "location", "admin-token": "shared", "link-key": "shared",
-    "hub-token": "location", "events-key": "location",
+    "hub-token": "location", "events-key": "location", "badge-key": "shared",
 }
 # the receipt rule set holding this stack's rule: its own, or the region's active one it was given
 RULE_SET = {"Fn::If": ["OwnsRuleSet", {"Ref": "OrdersRuleSet"}, {"Ref": "ReceiptRuleSet"}]}
@@ -78,8 +78,10 @@ FRONTEND_TABLES = {"workshops": "write", "students": "write", "customers": "writ
 # The backend's tasks read workshops and students by key and update a student (password hash, warm mark)
 # or a registration (progress) in place, each only the tables it touches; the frontend makes and frees
 # everything else.
-# the hub tokens: the hub's relay signs participants' notebook events with its location's (the live room)
-FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "events-key/*", "admin-token", "link-key"),
+# the hub tokens: the hub's relay signs participants' notebook events with its location's (the live room);
+# the badge key: the API alone signs verifiable badges (the mail that links one needs only the link key)
+FRONTEND = Access(FRONTEND_TABLES, ("order-key/*", "callback-key/*", "events-key/*", "admin-token", "link-key",
+                                    "badge-key"),
                   send_mail=True,
                   indexes=("customers", "students"))  # by email, waitlists; free seats, a workshop's students
 TICK = Access(FRONTEND_TABLES, ("order-key/*", "link-key"), send_mail=True, report_failures=True,
@@ -367,6 +369,11 @@ def parameters() -> dict:
         "AlarmEmail": {"Type": "String", "Default": "",
                        "AllowedPattern": r"([A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})?",
                        "Description": "Where alarms and mail bounces are emailed (required for a frontend)"},
+        "ReportTo": {"Type": "String", "Default": "",
+                     "AllowedPattern": r"([A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+                                       r"(,[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})*)?",
+                     "Description": "Comma-separated organisers the event report is mailed to, an hour after an "
+                                    "event's last seat comes back (empty: the report is on the dashboard only)"},
         "TableDeletionProtection": {"Type": "String", "AllowedValues": ["true", "false"], "Default": "false",
                                     "Description": "DynamoDB deletion protection on the tables: `make deploy` "
                                                    "turns it on once a first deploy has created them"},
@@ -412,6 +419,7 @@ def environment(logical: str) -> dict:
         "WOD_ECS_SECURITY_GROUPS": {"Ref": "EcsSecurityGroups"},
         "WOD_SES_CONFIGURATION_SET": {"Ref": "MailConfigurationSet"},
         "WOD_VENUE_NETWORKS": {"Ref": "VenueNetworks"},
+        "WOD_REPORT_TO": {"Ref": "ReportTo"},
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
         **{limit.variable: {"Ref": name} for name, limit in LIMITS.items() if not limit.hub},
     }

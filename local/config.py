@@ -147,6 +147,8 @@ class LocalConfig:
             "WOD_SECRETS_FILE": str(self.secrets_file),
             "WOD_HUB_URL": self.hub_url,
             "WOD_WORKSHOPS_DIR": str(self.workshops),
+            # the event report, to the local inbox
+            "WOD_REPORT_TO": os.environ.get("WOD_REPORT_TO", "organisers@example.org"),
             # the workers read the registrations' stream (local/stream.py)
             "WOD_OUTBOX_DISPATCH": os.environ.get("WOD_OUTBOX_DISPATCH", "stream"),
             "AWS_ACCESS_KEY_ID": "local",

@@ -6,10 +6,10 @@ Register (rate limits on) and confirm from the mail; the CREATE order mail throu
 -> every task -> the hub -> the callback -> the credentials mail; log in as the student; a RESET;
 the organiser API (resize, CSV, a webhook and its test, a purge); the time checks (a warm pool
 topped up, the reminder, the end, the CLEANUP order, the thank-you mail, a hold nobody confirmed
-released); the readiness checks invoked as their state machines do; a provisioning that fails
-(moto's ECS cannot start the appliance's Fargate task) and is compensated. moto has no SES
-inbound: :meth:`Chain.deliver_inbound` does what SES would with every mail sent to an address of
-the active rule set. The business clock cannot be moved inside
+released); the verifiable badges' published key; the readiness checks invoked as their state
+machines do; a provisioning that fails (moto's ECS cannot start the appliance's Fargate task) and
+is compensated. moto has no SES inbound: :meth:`Chain.deliver_inbound` does what SES would with
+every mail sent to an address of the active rule set. The business clock cannot be moved inside
 the functions, so the rehearsal moves a registration's times in the table instead.
 """
 from __future__ import annotations
@@ -278,6 +278,9 @@ class Chain:
         self.wait("the thank-you mail after the cleanup", lambda: self.mails(who, "Thank you for taking"), 180,
                   tick_every=10)
         out(f"    time checks: the session ended ({ended['expired']}), CLEANUP ordered, cleaned, thanked")
+        key_set = json.loads(self.expect(200, "GET", "/openbadges/jwks"))  # the API signs with the badge key
+        report["badge_key"] = [key["crv"] for key in key_set["keys"]]
+        out(f"    verifiable badges: the issuer's key published ({', '.join(report['badge_key'])})")
         self.wait("the warm pool's WARM execution", lambda: self.finished("WarmStateMachine"), 180)
         report["time_checks"] = {"warming": first.get("warming", 0), "reminders": reminded["reminders"],
                                  "expired": ended["expired"]}

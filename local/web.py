@@ -203,17 +203,19 @@ def _port_free(host: str, port: int) -> None:
 def warm() -> int:
     """What a worker's first requests would otherwise load while the requests queued behind them
     wait: the services the handlers import when first called, and every page and email template
-    compiled. Done once in the master (``preload_app``), shared by the workers it forks. Returns the
-    templates compiled."""
+    compiled in every shipped language (its catalog read). Done once in the master (``preload_app``),
+    shared by the workers it forks. Returns the templates compiled per language."""
     import chalicelib.services
     from chalicelib.adapters import render
+    from chalicelib.domain.languages import SHIPPED
 
     for module in pkgutil.iter_modules(chalicelib.services.__path__):
         importlib.import_module(f"chalicelib.services.{module.name}")
-    env = render.environment()
-    names = env.list_templates(filter_func=lambda name: name.endswith((".html", ".txt", ".css")))
-    for name in names:
-        env.get_template(name)
+    names = render.environment().list_templates(filter_func=lambda name: name.endswith((".html", ".txt", ".css")))
+    for language in SHIPPED:
+        env = render.environment(language)
+        for name in names:
+            env.get_template(name)
     return len(names)
 
 

@@ -1,13 +1,17 @@
-"""A wall clock tests move by sleeping, and an SES client that throttles like the real one."""
+"""A wall clock tests move by sleeping, an SES client that throttles like the real one, and the
+calendar invitation a mail carries, read from its MIME."""
 from __future__ import annotations
 
 import threading
 from collections import Counter
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 from botocore.exceptions import ClientError
+from icalendar import Calendar
 
-from chalicelib.adapters.mail import SesMailer
+from chalicelib.adapters.mail import SesMailer, to_mime
+from chalicelib.domain.mail import Email
 from chalicelib.services.pacing import Pacer, constant
 
 START = 1_800_000_000.0
@@ -84,3 +88,24 @@ def throttled_mail(context, per_second: int, rate: float | None = None, max_wait
     context.mailer = SesMailer(lambda: ses, "noreply@wod.local")
     context.pacer = Pacer(constant(rate or per_second), share, max_wait, now=wall.now, sleep=wall.sleep)
     return ses, wall
+
+
+def invitation_of(mail: Email | EmailMessage) -> tuple[str, Calendar] | None:
+    """The calendar invitation of a mail (an :class:`Email` goes through the MIME the mailers
+    send): its ``text/calendar`` part's ``method`` parameter and the calendar parsed; None when it
+    carries none. The ``invite.ics`` attachment must hold the same file."""
+    msg = to_mime(mail, "Workshops-on-Demand <noreply@wod.local>") if isinstance(mail, Email) else mail
+    msg = message_from_bytes(msg.as_bytes(), policy=policy.default)  # as a mail client reads it
+    calendars = [part for part in msg.walk() if part.get_content_type() == "text/calendar"]
+    attached = [part for part in msg.iter_attachments() if part.get_filename() == "invite.ics"]
+    if not calendars:
+        assert not attached
+        return None
+    [part], [ics] = calendars, attached
+    assert not part.is_attachment() and part.get_content_charset() == "utf-8"
+    assert msg.get_content_type() == "multipart/mixed"
+    assert [p.get_content_type() for p in msg.get_payload()[0].iter_parts()] == [
+        "text/plain", "text/html", "text/calendar"]
+    data = part.get_payload(decode=True)
+    assert ics.get_content_type() == "application/ics" and ics.get_payload(decode=True) == data
+    return part.get_param("method"), Calendar.from_ical(data)

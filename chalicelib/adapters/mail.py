@@ -11,7 +11,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any, Protocol
 
 from chalicelib.domain.errors import Unavailable
-from chalicelib.domain.mail import Email
+from chalicelib.domain.mail import Email, Part
 
 # what SES (v1 and v2) answers when a send goes past the account's rate or daily quota
 THROTTLE_CODES = frozenset({"Throttling", "ThrottlingException", "MaxSendingRateExceeded", "TooManyRequestsException",
@@ -45,7 +45,24 @@ def to_mime(email: Email, sender: str) -> EmailMessage:
     msg.set_content(email.text)
     if email.html:
         msg.add_alternative(email.html, subtype="html")
+    for part in email.alternatives:
+        _add(msg.add_alternative, part)
+    for part in email.attachments:
+        _add(msg.add_attachment, part)
     return msg
+
+
+def _add(add: Callable[..., None], part: Part) -> None:
+    """Text goes as UTF-8 (Content-Type ``text/<subtype>; charset="utf-8"``), bytes as base64;
+    a part with a filename is an attachment."""
+    maintype, _, subtype = part.mime_type.partition("/")
+    named = {"filename": part.filename} if part.filename else {}
+    if isinstance(part.content, str):
+        if maintype != "text":
+            raise ValueError(f"text content needs a text/* type, not {part.mime_type}")
+        add(part.content, subtype=subtype, params=dict(part.params), **named)
+    else:
+        add(part.content, maintype=maintype, subtype=subtype, params=dict(part.params), **named)
 
 
 class SmtpMailer:

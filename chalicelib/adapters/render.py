@@ -1,31 +1,54 @@
-"""Jinja2 for pages, emails and workshop notebooks: one environment for the platform's own templates
-(autoescaped HTML, strict undefined), and per-cell rendering of notebooks."""
+"""Jinja2 for pages, emails and workshop notebooks: one environment per language for the platform's
+own templates (autoescaped HTML, strict undefined, Jinja's i18n extension with the language's
+catalog), and per-cell rendering of notebooks.
+
+In a participant template, ``{% trans %}`` and ``_()`` mark the text (whitespace trimmed, values
+autoescaped: newstyle gettext); a :class:`~chalicelib.domain.text.Text` that Python made (a field's
+error, a refusal) is shown in the template's language wherever ``{{ }}`` outputs it; the filters
+``datetime``, ``date``, ``time``, ``number`` and ``percent`` write values as the language does."""
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache, lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from chalicelib.adapters import translations
+from chalicelib.domain.languages import DEFAULT, NAMES, SHIPPED
 from chalicelib.domain.mail import Email
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
+def environment(language: str = DEFAULT) -> jinja2.Environment:
+    """The templates' environment in a shipped language (any other: the default), one per process."""
+    return _environment(language if language in SHIPPED else DEFAULT)
+
+
+@cache
+def _environment(language: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+        finalize=partial(translations.translate, language=language),
     )
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_translations(translations.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(translations.filters(language))
     env.filters["duration"] = format_duration
+    env.globals.update(language=language, languages=[(code, NAMES[code]) for code in SHIPPED])
     return env
+
+
+# environment.cache_clear() forgets every language's (the tests, the web process's warm-up)
+environment.cache_clear = _environment.cache_clear  # type: ignore[attr-defined]
 
 
 def format_duration(minutes: int | float) -> str:
@@ -35,13 +58,17 @@ def format_duration(minutes: int | float) -> str:
     return f"{hours} h" if not mins else f"{hours} h {mins} min"
 
 
-def page(name: str, **context) -> str:
-    return environment().get_template(name).render(**context)
+def page(name: str, language: str = DEFAULT, **context) -> str:
+    return environment(language).get_template(name).render(**context)
 
 
-def email(kind: str, to: str, subject: str, headers: dict[str, str] | None = None, **context) -> Email:
-    """Render ``email/<kind>.txt`` and ``email/<kind>.html`` into one message."""
-    env = environment()
+def email(kind: str, to: str, subject: str, headers: dict[str, str] | None = None, language: str = DEFAULT,
+          **context) -> Email:
+    """Render ``email/<kind>.txt`` and ``email/<kind>.html`` into one message in ``language`` (the
+    subject too, when it is a :class:`~chalicelib.domain.text.Text`)."""
+    language = language if language in SHIPPED else DEFAULT
+    env = environment(language)
+    subject = translations.translate(subject, language)
     context.setdefault("subject", subject)
     return Email(
         to=to,

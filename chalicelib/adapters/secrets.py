@@ -2,8 +2,9 @@
 
 Local mode reads a generated JSON file (mode 0600). On AWS they are Secrets Manager
 secrets the stack generates (``infra/template.py``), read through Powertools
-Parameters and cached for five minutes: ``<prefix>/admin-token`` and ``<prefix>/link-key``
-(one per platform: the second one signs participants' links) and, one per location,
+Parameters and cached for five minutes: ``<prefix>/admin-token``, ``<prefix>/link-key`` and
+``<prefix>/badge-key`` (one per platform: the second one signs participants' links, the third is
+what the issuer's Ed25519 key of the verifiable badges is derived from) and, one per location,
 ``<prefix>/order-key/<location>`` (the frontend signs that location's orders),
 ``<prefix>/callback-key/<location>`` (that location's backend signs its callbacks) and
 ``<prefix>/hub-token/<location>`` (the service token on that location's JupyterHub) and
@@ -20,7 +21,7 @@ from pathlib import Path
 from chalicelib.domain.errors import Unavailable
 from chalicelib.settings import Settings
 
-NAMES = ("order_key", "callback_key", "hub_token", "events_key", "admin_token", "link_key")
+NAMES = ("order_key", "callback_key", "hub_token", "events_key", "admin_token", "link_key", "badge_key")
 PER_LOCATION = ("order_key", "callback_key", "hub_token", "events_key")
 LOCAL_PER_LOCATION = ("order_key", "callback_key")  # the local file has one hub (one hub token, one events key)
 CACHE_SECONDS = 300

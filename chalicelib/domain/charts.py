@@ -75,6 +75,17 @@ def hourly_histogram(series: list[tuple[datetime, int]], width: int = 720, heigh
     return Histogram(bars, width, height, peak, ticks)
 
 
+def daily_histogram(series: list[tuple[datetime, int]], width: int = 720, height: int = 120) -> Histogram:
+    """Vertical bars, one per day (labelled by date, at most about twelve labels)."""
+    peak = max([count for _, count in series] + [1])
+    slot = width / max(len(series), 1)
+    every = max(1, -(-len(series) // 12))
+    bars = [Bar(round(n * slot + 1, 1), round(height - height * count / peak, 1), round(max(slot - 2, 1), 1),
+                round(height * count / peak, 1), count, f"{day:%Y-%m-%d}") for n, (day, count) in enumerate(series)]
+    ticks = [(round(n * slot + slot / 2, 1), f"{day:%m-%d}") for n, (day, _) in enumerate(series) if n % every == 0]
+    return Histogram(bars, width, height, peak, ticks)
+
+
 def percent_bars(items: list[tuple[str, float, int]], width: int = 480, bar: int = 18,
                  gap: int = 10) -> tuple[list[Bar], int]:
     """Horizontal bars 0-100 %, one per (label, percent, how many) item; returns bars and height."""

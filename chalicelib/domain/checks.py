@@ -193,9 +193,9 @@ def executed_cells(notebooks: Sequence[Mapping[str, Any]]) -> float:
 
 def earns_badge(workshop_checks: int, completion: float | None, checks_passed: int | None = None) -> bool:
     """The workshop's badge: every check passed (counted, when the count is known); in a workshop
-    without checks, taking part (the thank-you says so)."""
+    without checks, taking part: at least one of its cells run (the thank-you says so)."""
     if workshop_checks == 0:
-        return True
+        return completion is not None and completion > 0
     if checks_passed is not None:
         return checks_passed >= workshop_checks
     return completion is not None and completion >= 100.0
@@ -213,3 +213,11 @@ def completion(participant: Sequence[Mapping[str, Any]], originals: Sequence[Map
     if not total:
         return Completion(executed_cells(participant), "cells")
     return Completion(round(100.0 * passed_count / total, 1), "checks", passed_count, total)
+
+
+def earned(badge_earned: bool | None, workshop_checks: int, completion: float | None,
+           checks_passed: int | None) -> bool:
+    """Whether a finished registration earned its workshop's badge: as decided when it finished
+    (the workshop's checks then), or, for a registration that finished before that was kept, by
+    :func:`earns_badge` with the workshop's checks now."""
+    return badge_earned if badge_earned is not None else earns_badge(workshop_checks, completion, checks_passed)

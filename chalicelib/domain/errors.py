@@ -2,6 +2,8 @@
 status of each kind is decided in one place, ``chalicelib.web.http``."""
 from __future__ import annotations
 
+from chalicelib.domain.text import N_
+
 
 class WodError(Exception):
     """Base of every error the platform raises on purpose."""
@@ -18,7 +20,7 @@ class InvalidInput(WodError):
 
     code = "invalid"
 
-    def __init__(self, fields: dict[str, str], message: str = "Some fields need attention."):
+    def __init__(self, fields: dict[str, str], message: str = N_("Some fields need attention.")):
         super().__init__(message)
         self.fields = dict(fields)
 
@@ -43,8 +45,8 @@ class HoldExpired(Conflict):
     code = "hold_expired"
 
     def __init__(self, workshop_id: str):
-        super().__init__("This registration was not confirmed in time, so its seat went back to the pool. "
-                         "Please register again from the workshop page.")
+        super().__init__(N_("This registration was not confirmed in time, so its seat went back to the pool. "
+                            "Please register again from the workshop page."))
         self.workshop_id = workshop_id
 
 

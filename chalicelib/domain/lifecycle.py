@@ -37,6 +37,7 @@ from chalicelib.domain.registration import (
     personal_data_expiry,
 )
 from chalicelib.domain.survey import OPEN_DAYS, open_until
+from chalicelib.domain.text import N_
 from chalicelib.domain.values import Registration
 
 # due_state values of the time-check index
@@ -44,6 +45,7 @@ DUE_CONFIRMING = "confirming"  # due = when an unconfirmed hold expires
 DUE_PROVISIONING = "provisioning"
 DUE_ACTIVE = "active"
 DUE_CLEANING = "cleaning"
+DUE_SCHEDULED = "scheduled"  # due = when a seat of a scheduled session gets its environment ordered
 
 # Events
 REGISTER = "register"  # a new claim: a seat when the registration has a student, else a waitlist place
@@ -63,6 +65,8 @@ RETRY_CLEANUP = "retry_cleanup"  # the cleanup report did not come in time: orde
 FINISH = "finish"  # the environment is clean: the seat comes back
 LEAVE = "leave"  # a waitlisted participant leaves
 NOTIFY = "notify"  # owes entries (the "already registered" email), changes nothing else
+RESCHEDULE = "reschedule"  # a scheduled session's start moved (or was cleared) before its seats were ordered
+START = "start"  # a seat of a scheduled session: its environment is ordered now, shortly before the start
 SURVEY = "survey"  # a finished participant answers the survey (or changes their answer) while it is open
 
 # Seat effects
@@ -77,11 +81,16 @@ CONFIRM_OUTBOX = (mail("confirm"),)
 SEATED_OUTBOX = (mail("welcome"), order("CREATE"), webhook("registered"))
 WAITLISTED_OUTBOX = (mail("waitlisted"), webhook("registered"))
 PROMOTED_OUTBOX = (mail("promoted"), order("CREATE"))
+# a seat of a scheduled session: the environment is ordered by ``start``, shortly before the session
+SCHEDULED_OUTBOX = (mail("welcome"), webhook("registered"))
+SCHEDULED_PROMOTED_OUTBOX = (mail("promoted"),)
+STARTED_OUTBOX = (order("CREATE"),)
+RESCHEDULED_OUTBOX = (mail("rescheduled"),)
 ALREADY_OUTBOX = (mail("already"),)
 FAILED_OUTBOX = (mail("apology"), webhook("failed"))
 REMINDER_OUTBOX = (mail("reminder"), webhook("reminder_sent"))
 PROVISIONED_OUTBOX = (webhook("provisioned"),)
-EXTENDED_OUTBOX = (webhook("extended"),)
+EXTENDED_OUTBOX = (mail("extended"), webhook("extended"))
 FINISHED_OUTBOX = (mail("thanks"), webhook("finished"))
 SURVEY_OUTBOX = (webhook("survey"),)
 IN_FLIGHT = (PENDING, PROVISIONING)
@@ -95,6 +104,7 @@ class Rules:
     reminder: timedelta = timedelta(minutes=10)  # the "ends soon" email, this long before the end
     cleanup_retry: timedelta = timedelta(minutes=5)  # a cleanup not reported by then is ordered again
     badge_levels: tuple[int, ...] = ()
+    schedule_lead: timedelta = timedelta(minutes=10)  # a scheduled session's environments are ordered this early
 
 
 @dataclass(frozen=True)
@@ -160,23 +170,36 @@ def reminder_at(ends_at: datetime, started_at: datetime, reminder: timedelta) ->
     return max(ends_at - reminder, started_at)
 
 
+def _seated(now: datetime, rules: Rules, scheduled: datetime | None, owes: tuple[Entry, ...],
+            later: tuple[Entry, ...]) -> tuple[dict[str, Any], tuple[Entry, ...]]:
+    """A seat's due fields and what it owes: provisioning now, or, for a session scheduled to start
+    later than ``rules.schedule_lead`` from now, ordered by ``start`` then (``later`` owed now)."""
+    at = scheduled - rules.schedule_lead if scheduled is not None else None
+    if at is not None and at > now:
+        return {"status": PENDING, "due_state": DUE_SCHEDULED, "due_at": at}, later
+    return {"status": PENDING, "due_state": DUE_PROVISIONING, "due_at": now + rules.stuck_after}, owes
+
+
 def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(), *,
            confirm_by: datetime | None = None, duration: timedelta | None = None, minutes: int = 0,
            counted: bool = True, scope: str = "all", reason: str = "", cleanup: str = "CLEANUP",
            completion: float | None = None, checks_passed: int | None = None, finished_before: int | None = None,
-           deadline: datetime | None = None,
+           deadline: datetime | None = None, first_seen: datetime | None = None, scheduled: datetime | None = None,
+           earned: bool | None = None,
            owes: tuple[Entry, ...] = (), answer: Mapping[str, Any] | None = None) -> Change | None:
     """The change ``event`` makes to ``reg`` at ``now``; None when it does not apply to the
     registration as read (already done, or another state: a repeated callback, a double click,
     an overlapping time check change nothing).
 
-    The details an event needs: ``confirm_by`` (register: a hold until then), ``duration``
+    The details an event needs: ``confirm_by`` (register: a hold until then), ``scheduled`` (register,
+    confirm, promote: the workshop's scheduled start, if any), ``duration``
     (provisioned), ``minutes`` and ``counted`` (extend; an organiser's extension is not counted),
     ``scope`` (reset: ``all`` or ``password``), ``reason`` (release, fail; progress: the step),
     ``cleanup`` (fail: ``CLEANUP`` or ``PURGE``), ``completion``, ``checks_passed`` and ``finished_before`` (finish: how
     many other workshops the address finished before, for a level badge; None when it had finished
-    this one already), ``deadline`` (redrive), ``owes`` (notify), ``answer`` (survey: as
-    :func:`chalicelib.domain.survey.parse` gives it).
+    this one already; ``first_seen``: when the participant's notebook first reported, kept for the
+    event report; ``earned``: whether it earned the workshop's badge), ``deadline`` (redrive),
+    ``owes`` (notify), ``answer`` (survey: as :func:`chalicelib.domain.survey.parse` gives it).
     """
     status = reg.status
     if event == REGISTER:
@@ -185,18 +208,19 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
             return Change(event, (), {"status": UNCONFIRMED, "confirm_by": confirm_by, "due_state": DUE_CONFIRMING,
                                       "due_at": confirm_by}, owes=CONFIRM_OUTBOX, seat=TAKE if seated else KEEP)
         if seated:
-            return Change(event, (), {"status": PENDING, "due_state": DUE_PROVISIONING,
-                                      "due_at": now + rules.stuck_after}, owes=SEATED_OUTBOX, seat=TAKE)
-        return Change(event, (), {"status": WAITLISTED, "waitlist_workshop": reg.workshop_id},
+            due, owed = _seated(now, rules, scheduled, SEATED_OUTBOX, SCHEDULED_OUTBOX)
+            return Change(event, (), due, owes=owed, seat=TAKE)
+        return Change(event, (), {"status": WAITLISTED, "waitlist_workshop": reg.workshop_id, "waitlisted_at": now},
                       owes=WAITLISTED_OUTBOX)
     if event == CONFIRM:
         if status != UNCONFIRMED or (reg.confirm_by is not None and reg.confirm_by <= now):
             return None
         when = (_is(UNCONFIRMED), Condition("confirm_by", ">", now))
         if reg.student_id:  # a seat: as a registration without confirmation
-            return Change(event, when, {"status": PENDING, "due_state": DUE_PROVISIONING,
-                                        "due_at": now + rules.stuck_after}, ("confirm_by",), owes=SEATED_OUTBOX)
-        return Change(event, when, {"status": WAITLISTED, "waitlist_workshop": reg.workshop_id},
+            due, owed = _seated(now, rules, scheduled, SEATED_OUTBOX, SCHEDULED_OUTBOX)
+            return Change(event, when, {**due, "confirmed_at": now}, ("confirm_by",), owes=owed)
+        return Change(event, when, {"status": WAITLISTED, "waitlist_workshop": reg.workshop_id, "confirmed_at": now,
+                                    "waitlisted_at": now},
                       ("confirm_by", "due_state", "due_at"), owes=WAITLISTED_OUTBOX, refill=True)
     if event == HOLD_EXPIRED:
         if status != UNCONFIRMED or (reg.confirm_by is not None and reg.confirm_by > now):
@@ -207,10 +231,24 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
     if event == PROMOTE:
         if status != WAITLISTED or not reg.student_id:
             return None
+        due, owed = _seated(now, rules, scheduled, PROMOTED_OUTBOX, SCHEDULED_PROMOTED_OUTBOX)
         return Change(event, (_is(WAITLISTED), *_unchanged(reg, "waitlist_seq")),
-                      {"status": PENDING, "student_id": reg.student_id, "due_state": DUE_PROVISIONING,
-                       "due_at": now + rules.stuck_after}, ("waitlist_workshop", "waitlist_seq"),
-                      owes=PROMOTED_OUTBOX, seat=TAKE)
+                      {**due, "student_id": reg.student_id, "promoted_at": now}, ("waitlist_workshop", "waitlist_seq"),
+                      owes=owed, seat=TAKE)
+    if event == RESCHEDULE:  # ``scheduled``: the new start (None: on-demand now)
+        if status != PENDING or reg.due_state != DUE_SCHEDULED:
+            return None
+        at = max(now, scheduled - rules.schedule_lead) if scheduled is not None else now
+        if at == reg.due_at:
+            return None
+        return Change(event, (_is(PENDING), Condition("due_state", "==", DUE_SCHEDULED), *_unchanged(reg, "due_at")),
+                      {"due_at": at}, add={"reschedules": 1}, owes=RESCHEDULED_OUTBOX)
+    if event == START:
+        if status != PENDING or reg.due_state != DUE_SCHEDULED:
+            return None
+        return Change(event, (_is(PENDING), Condition("due_state", "==", DUE_SCHEDULED)),
+                      {"due_state": DUE_PROVISIONING, "due_at": now + rules.stuck_after, "ordered_at": now},
+                      owes=STARTED_OUTBOX)
     if event == PROGRESS:
         if status not in IN_FLIGHT:
             return None
@@ -226,7 +264,9 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
     if event == PROVISIONED:
         if status not in IN_FLIGHT or duration is None:
             return None
-        ends = now + duration
+        # a scheduled session's seat, ready before the start, runs its whole time from the start
+        begins = max(now, scheduled) if scheduled is not None and reg.ordered_at is not None else now
+        ends = begins + duration
         return Change(event, (_is(IN_FLIGHT),), {
             "status": ACTIVE, "started_at": now, "ends_at": ends, "progress": "ready", "due_state": DUE_ACTIVE,
             "due_at": reminder_at(ends, now, rules.reminder)}, owes=PROVISIONED_OUTBOX,
@@ -257,7 +297,8 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
         ends = reg.ends_at + timedelta(minutes=minutes)
         return Change(event, (_is(ACTIVE), *_unchanged(reg, "ends_at")), {
             "ends_at": ends, "reminder_sent": False, "due_at": reminder_at(ends, reg.started_at, rules.reminder)},
-            add={"extensions_used": 1 if counted else 0}, owes=EXTENDED_OUTBOX, student={"expires_at": ends})
+            add={"extensions_used": 1 if counted else 0, "extensions_total": 1}, owes=EXTENDED_OUTBOX,
+            student={"expires_at": ends})
     if event == RESET:
         if status != ACTIVE:
             return None
@@ -279,7 +320,10 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
         return Change(event, (Condition("due_state", "==", DUE_CLEANING),), {
             "status": FINISHED if ran else FAILED, **_closed(now),
             **({"completion": completion} if completion is not None else {}),
-            **({"checks_passed": checks_passed} if checks_passed is not None else {})}, ("due_state", "due_at"),
+            **({"checks_passed": checks_passed} if checks_passed is not None else {}),
+            **({"first_seen_at": first_seen} if first_seen is not None and reg.first_seen_at is None else {}),
+            **({"badge_earned": earned} if ran and earned is not None else {})},
+            ("due_state", "due_at"),
             owes=(*FINISHED_OUTBOX, *((level(reached),) if reached else ())) if ran else (),
             seat=RETURN, refill=True)
     if event == LEAVE:
@@ -301,11 +345,11 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
 def extension_refusal(extensions_used: int, extension_max: int, waitlist_length: int) -> str | None:
     """Why an extension is refused, or None when it is allowed."""
     if extension_max <= 0:
-        return "This workshop cannot be extended."
+        return N_("This workshop cannot be extended.")
     if extensions_used >= extension_max:
-        return f"You have already used the {extension_max} extension(s) this workshop allows."
+        return N_("You have already used the %(count)s extension(s) this workshop allows.", count=extension_max)
     if waitlist_length > 0:
-        return "People are waiting for a seat in this workshop, so it cannot be extended."
+        return N_("People are waiting for a seat in this workshop, so it cannot be extended.")
     return None
 
 

@@ -133,6 +133,7 @@ def fold(state: Mapping[str, Any] | None, registration_id: str, events: Sequence
     for event in sorted(events, key=lambda e: e.at):
         stamp = event.at.isoformat()
         live["last_event"] = max(live.get("last_event") or stamp, stamp)
+        live["first_event"] = min(live.get("first_event") or stamp, stamp)
         live["events"] = int(live.get("events") or 0) + 1
         live["idle"] = event.kind == "idle"
         if event.notebook and event.kind != "hand":

@@ -6,9 +6,23 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Part:
+    """A body part besides the text and the HTML: text content goes as UTF-8 ``text/<subtype>``,
+    bytes as they are; ``params`` are its Content-Type parameters (``method=REQUEST``), ``filename``
+    names it as an attachment."""
+
+    content: str | bytes
+    mime_type: str  # "text/calendar", "application/ics"
+    params: Mapping[str, str] = field(default_factory=dict)
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
 class Email:
     to: str
     subject: str
     text: str
     html: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    alternatives: tuple[Part, ...] = ()  # other renderings of the message (a calendar invitation)
+    attachments: tuple[Part, ...] = ()

@@ -195,4 +195,8 @@ def registration_record(reg: Registration) -> dict[str, Any]:
         "completion": float(reg.completion) if reg.completion is not None else None,
         "checks_passed": int(reg.checks_passed) if reg.checks_passed is not None else None, "failure": reg.failure,
         **survey.columns(reg.survey), "survey_at": iso(reg.survey_at),
+        "confirmed_at": iso(reg.confirmed_at), "waitlisted_at": iso(reg.waitlisted_at),
+        "promoted_at": iso(reg.promoted_at), "first_seen_at": iso(reg.first_seen_at),
+        "delivery_error": reg.outbox_error, "ordered_at": iso(reg.ordered_at), "badge_earned": reg.badge_earned,
+        "language": reg.language,
     }

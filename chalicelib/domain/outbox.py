@@ -7,7 +7,8 @@ failed. This module is the only place that knows how an entry is written down.
 
 Stored form (a string in the registration's ``outbox`` list)::
 
-    confirm | already | welcome | waitlisted | promoted | reminder | thanks | apology     an email
+    confirm | already | welcome | waitlisted | promoted | reminder |
+    extended | thanks | apology                                        an email
     level:<N>                                                          the level-N badge email
     order:<ACTION>[:<attempt>[:<scope>]]                               a signed order
     webhook:<event>                                                    a webhook event
@@ -17,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAIL, ORDER, WEBHOOK = "mail", "order", "webhook"
-MAILS = ("confirm", "already", "welcome", "waitlisted", "promoted", "reminder", "thanks", "apology", "level")
+MAILS = ("confirm", "already", "welcome", "waitlisted", "promoted", "reminder", "extended", "thanks", "apology",
+         "level", "rescheduled")
 ORDER_SCOPES = ("all", "password")
 OUTBOX_PENDING = "pending"  # the registration's ``outbox_state`` while something is left to send
 

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.domain import languages
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.text import N_, Text
 
 # Registration statuses (docs/architecture.md, "Data model").
 UNCONFIRMED = "unconfirmed"  # a seat (or waitlist place) held until the address confirms it
@@ -44,6 +46,7 @@ NAME_MAX = 64
 COMPANY_MAX = 100
 EMAIL_MAX = 254
 TRUE_WORDS = frozenset({"on", "true", "yes", "1"})
+EMAIL, FIRST_NAME, LAST_NAME, COMPANY = N_("Email"), N_("First name"), N_("Last name"), N_("Company")
 RAW_SLACK = 4  # a field may arrive this many times longer than its limit (spaces are collapsed) before it is read
 
 
@@ -53,6 +56,7 @@ class Applicant:
     first_name: str
     last_name: str
     company: str
+    language: str = languages.DEFAULT  # of every mail the registration is sent
 
     @property
     def email_key(self) -> str:
@@ -129,28 +133,28 @@ def _has_control(value: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") for ch in value)
 
 
-def _text(data: Mapping[str, Any], name: str, label: str, limit: int, errors: dict[str, str]) -> str:
+def _text(data: Mapping[str, Any], name: str, label: Text, limit: int, errors: dict[str, str]) -> str:
     raw = data.get(name)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        errors[name] = f"{label} is required."
+        errors[name] = N_("%(label)s is required.", label=label)
         return ""
     if not isinstance(raw, str):
-        errors[name] = f"{label} must be text."
+        errors[name] = N_("%(label)s must be text.", label=label)
         return ""
     if len(raw) > RAW_SLACK * limit:  # before anything reads it: no scan of a megabyte-long name
-        errors[name] = f"{label} must be at most {limit} characters."
+        errors[name] = N_("%(label)s must be at most %(limit)s characters.", label=label, limit=limit)
         return ""
     value = raw.strip()
     if _has_control(value):
-        errors[name] = f"{label} must not contain control or invisible characters."
+        errors[name] = N_("%(label)s must not contain control or invisible characters.", label=label)
         return value
     value = unicodedata.normalize("NFC", " ".join(value.split()))
     if len(value) > limit:
-        errors[name] = f"{label} must be at most {limit} characters."
+        errors[name] = N_("%(label)s must be at most %(limit)s characters.", label=label, limit=limit)
     elif any(ch in value for ch in "<>"):
-        errors[name] = f"{label} must not contain < or >."
+        errors[name] = N_("%(label)s must not contain < or >.", label=label)
     elif _WEB_ADDRESS.search(as_a_browser_reads(value)):
-        errors[name] = f"{label} must not contain a web or email address."
+        errors[name] = N_("%(label)s must not contain a web or email address.", label=label)
     return value
 
 
@@ -167,29 +171,30 @@ _WEB_ADDRESS = re.compile(r"(?i)(\w+:/+|www\.|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-
 
 def _email(raw: Any, deny_domains: Iterable[str], errors: dict[str, str]) -> str:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        errors["email"] = "Email is required."
+        errors["email"] = N_("%(label)s is required.", label=EMAIL)
         return ""
     if not isinstance(raw, str):
-        errors["email"] = "Email must be text."
+        errors["email"] = N_("%(label)s must be text.", label=EMAIL)
         return ""
     if len(raw) > RAW_SLACK * EMAIL_MAX:
-        errors["email"] = "Enter a valid email address."
+        errors["email"] = N_("Enter a valid email address.")
         return ""
     raw = raw.strip()
     if len(raw) > EMAIL_MAX or _has_control(raw):
-        errors["email"] = "Enter a valid email address."
+        errors["email"] = N_("Enter a valid email address.")
         return ""
     from email_validator import EmailNotValidError, validate_email
 
     try:
         checked = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        errors["email"] = f"Enter a valid email address ({exc})."
+        errors["email"] = N_("Enter a valid email address (%(reason)s).", reason=str(exc))
         return ""
     email = checked.ascii_email or checked.normalized
     domain = email.rsplit("@", 1)[1].lower()
     if any(domain == d or domain.endswith("." + d) for d in deny_domains):
-        errors["email"] = f"Addresses at {domain} cannot register; please use your work or personal address."
+        errors["email"] = N_("Addresses at %(domain)s cannot register; please use your work or personal address.",
+                             domain=domain)
     return email
 
 
@@ -199,17 +204,30 @@ def _accepted(raw: Any) -> bool:
     return isinstance(raw, str) and raw.strip().lower() in TRUE_WORDS
 
 
-def validate_applicant(data: Any, deny_domains: Iterable[str] = ()) -> Applicant:
-    """Check a registration form or API body; raise :class:`InvalidInput` with every problem."""
+def _language(raw: Any, default: str, errors: dict[str, str]) -> str:
+    """The body's ``language`` (a shipped one; a regional tag counts as its language), else ``default``."""
+    if raw is None:
+        return languages.shipped(default) or languages.DEFAULT
+    found = languages.shipped(raw)
+    if found is None:
+        errors["language"] = N_("Choose one of these languages: %(languages)s.", languages=", ".join(languages.SHIPPED))
+        return languages.DEFAULT
+    return found
+
+
+def validate_applicant(data: Any, deny_domains: Iterable[str] = (), language: str = languages.DEFAULT) -> Applicant:
+    """Check a registration form or API body; raise :class:`InvalidInput` with every problem.
+    ``language``: the participant's when the body names none."""
     if not isinstance(data, Mapping):
-        raise InvalidInput({"body": "Expected a JSON object."}, "The request body must be a JSON object.")
+        raise InvalidInput({"body": N_("Expected a JSON object.")}, N_("The request body must be a JSON object."))
     errors: dict[str, str] = {}
     email = _email(data.get("email"), deny_domains, errors)
-    first = _text(data, "first_name", "First name", NAME_MAX, errors)
-    last = _text(data, "last_name", "Last name", NAME_MAX, errors)
-    company = _text(data, "company", "Company", COMPANY_MAX, errors)
+    first = _text(data, "first_name", FIRST_NAME, NAME_MAX, errors)
+    last = _text(data, "last_name", LAST_NAME, NAME_MAX, errors)
+    company = _text(data, "company", COMPANY, COMPANY_MAX, errors)
     if not _accepted(data.get("accept_terms")):
-        errors["accept_terms"] = "You must accept the terms to register."
+        errors["accept_terms"] = N_("You must accept the terms to register.")
+    spoken = _language(data.get("language"), language, errors)
     if errors:
-        raise InvalidInput(errors)
-    return Applicant(email=email, first_name=first, last_name=last, company=company)
+        raise InvalidInput(errors, N_("Some fields need attention."))
+    return Applicant(email=email, first_name=first, last_name=last, company=company, language=spoken)

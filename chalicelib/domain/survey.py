@@ -14,11 +14,12 @@ from typing import Any
 
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.registration import FINISHED
+from chalicelib.domain.text import N_
 
 OPEN_DAYS = 7
 RATINGS = (1, 2, 3, 4, 5)
-PACES = {"slow": "Too slow", "right": "About right", "fast": "Too fast"}
-RECOMMEND = {"yes": "Yes", "no": "No"}
+PACES = {"slow": N_("Too slow"), "right": N_("About right"), "fast": N_("Too fast")}
+RECOMMEND = {"yes": N_("Yes"), "no": N_("No")}
 COMMENT_MAX = 1000
 EXTRA_MAX = 300  # characters of a free-text answer to a workshop's own question
 EXTRA_FIELD = "q_"  # form field of a workshop question: q_<id>
@@ -38,15 +39,15 @@ def _text(raw: Any, limit: int, field: str, errors: dict[str, str]) -> str | Non
     if raw is None:
         return None
     if not isinstance(raw, str):
-        errors[field] = "Text, please."
+        errors[field] = N_("Text, please.")
         return None
     text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n")).strip()
     if len(text) > limit:
-        errors[field] = f"At most {limit} characters (this is {len(text)})."
+        errors[field] = N_("At most %(limit)s characters (this is %(length)s).", limit=limit, length=len(text))
         return None
     if any((unicodedata.category(ch) == "Cc" and ch not in "\n\t")
            or (unicodedata.category(ch) == "Cf" and ch not in "\u200c\u200d") for ch in text):
-        errors[field] = "No control or invisible formatting characters."
+        errors[field] = N_("No control or invisible formatting characters.")
         return None
     return text or None
 
@@ -56,7 +57,7 @@ def _choice(raw: Any, allowed: Iterable[str], field: str, errors: dict[str, str]
         return None
     allowed = list(allowed)
     if raw not in allowed:
-        errors[field] = f"Choose one of: {', '.join(allowed)}."
+        errors[field] = N_("Choose one of: %(choices)s.", choices=", ".join(allowed))
         return None
     return str(raw)
 
@@ -74,7 +75,7 @@ def parse(form: Mapping[str, Any], questions: Sequence[Mapping[str, Any]] = ()) 
     errors: dict[str, str] = {}
     rating = rating_of(form.get("rating"))
     if rating is None:
-        errors["rating"] = "Choose a rating from 1 (poor) to 5 (excellent)."
+        errors["rating"] = N_("Choose a rating from 1 (poor) to 5 (excellent).")
     answer: dict[str, Any] = {"rating": rating,
                               "pace": _choice(form.get("pace"), PACES, "pace", errors),
                               "recommend": _choice(form.get("recommend"), RECOMMEND, "recommend", errors),
@@ -88,7 +89,7 @@ def parse(form: Mapping[str, Any], questions: Sequence[Mapping[str, Any]] = ()) 
         if value is not None:
             extra[question["id"]] = value
     if errors:
-        raise InvalidInput(errors, "Some answers need attention.")
+        raise InvalidInput(errors, N_("Some answers need attention."))
     answer = {name: value for name, value in answer.items() if value is not None}
     if extra:
         answer["extra"] = extra

@@ -49,6 +49,10 @@ class Workshop:
     overrides: dict[str, Any] | None = None  # an organiser's edits, kept by a catalog sync
     handed_back: list[str] | None = None  # fields the next catalog sync takes from the folder again
     survey: list[dict[str, Any]] | None = None  # the workshop's own survey questions (workshop.yaml)
+    translations: dict[str, dict[str, str]] | None = None  # its title and description in other languages
+    timezone: str | None = None  # an IANA zone name: the calendar invitations' times are given in it
+    last_return_at: datetime | None = None  # when a seat last came back (the event report waits for the last)
+    report_sent_at: datetime | None = None  # when the event report was last mailed to the organisers
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Registration:
     ends_at: datetime | None = None
     reminder_sent: bool = False
     extensions_used: int = 0
+    extensions_total: int = 0  # every extension, the organiser's too: the calendar invitation's revision
     completion: float | None = None
     checks_passed: int | None = None  # of the workshop's exercise checks, measured at cleanup
     waitlist_workshop: str | None = None
@@ -110,6 +115,14 @@ class Registration:
     email_key: str | None = None  # the email guard's key (older registrations: none, the email lower-cased)
     survey: Mapping[str, Any] | None = None  # the participant's survey answer (domain/survey.py)
     survey_at: datetime | None = None
+    confirmed_at: datetime | None = None  # the address confirmed its hold (the event report)
+    waitlisted_at: datetime | None = None
+    promoted_at: datetime | None = None
+    first_seen_at: datetime | None = None  # the first event from the participant's notebook, kept at the end
+    ordered_at: datetime | None = None  # a scheduled session's seat: when its environment was ordered
+    badge_earned: bool | None = None  # decided when it finished, against the workshop's checks then
+    reschedules: int = 0  # times its scheduled start moved before it started (the invitation's SEQUENCE)
+    language: str | None = None  # of every mail it is sent (domain/languages.py); none: the default
 
     @property
     def guard_key(self) -> str:

@@ -1,11 +1,16 @@
 """The schema of ``workshop.yaml``."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from zoneinfo import available_timezones
 
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+from chalicelib.domain.languages import DEFAULT, SHIPPED
 from chalicelib.domain.registration import WORKSHOP_ID_PATTERN as ID_PATTERN
 
 MAX_SEATS = 1000
+TITLE_MAX, DESCRIPTION_MAX = 80, 400
+ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"  # a title is a mail subject and a calendar event's summary
 
 
 class Strict(BaseModel):
@@ -62,10 +67,24 @@ class SurveyQuestion(Strict):
         return self
 
 
+class WorkshopText(Strict):
+    """The title and description in another language (``translations: {fr: {title, description}}``);
+    what is left out shows in the workshop's own."""
+
+    title: str | None = Field(None, min_length=1, max_length=TITLE_MAX, pattern=ONE_LINE)
+    description: str | None = Field(None, min_length=1, max_length=DESCRIPTION_MAX)
+
+    @model_validator(mode="after")
+    def _says_something(self):
+        if self.title is None and self.description is None:
+            raise ValueError("give a title, a description or both")
+        return self
+
+
 class WorkshopSpec(Strict):
     id: str = Field(pattern=ID_PATTERN)
-    title: str = Field(min_length=1, max_length=80)
-    description: str = Field(min_length=1, max_length=400)
+    title: str = Field(min_length=1, max_length=TITLE_MAX, pattern=ONE_LINE)
+    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX)
     category: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")
     duration: int = Field(ge=15, le=480, description="minutes")
     students: StudentRange | None = None
@@ -83,6 +102,25 @@ class WorkshopSpec(Strict):
     warm_pool: int = Field(0, ge=0, le=MAX_SEATS, description="free students kept with a running server")
     confirm: bool = Field(True, description="a new registration is held until its email address confirms it")
     survey: list[SurveyQuestion] = Field([], max_length=5, description="questions of its own, after the three")
+    timezone: str | None = Field(None, max_length=64, description="IANA zone of its calendar invitations' times")
+    translations: dict[str, WorkshopText] = Field({}, description="its title and description in other languages")
+
+    @field_validator("translations")
+    @classmethod
+    def _shipped_languages(cls, given: dict[str, WorkshopText]) -> dict[str, WorkshopText]:
+        others = [code for code in SHIPPED if code != DEFAULT]
+        for language in given:
+            if language not in others:
+                raise ValueError(f"{language!r} is not a language the platform ships besides its own ({DEFAULT}): "
+                                 f"one of {', '.join(others)}")
+        return given
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str | None) -> str | None:
+        if name is not None and name not in available_timezones():
+            raise ValueError("an IANA time zone name, such as Europe/Paris or America/New_York")
+        return name
 
     @model_validator(mode="after")
     def _survey_ids_differ(self):

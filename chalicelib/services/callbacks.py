@@ -9,13 +9,16 @@ from typing import TypeGuard
 from urllib.parse import quote
 
 from chalicelib.adapters import render
+from chalicelib.domain import languages
+from chalicelib.domain.calendar import REQUEST
 from chalicelib.domain.errors import Conflict, NotFound, Unavailable
 from chalicelib.domain.lifecycle import PROVISIONED, RESET
 from chalicelib.domain.orders import OrderRejected
 from chalicelib.domain.registration import ACTIVE, FINISHED
+from chalicelib.domain.text import N_
 from chalicelib.domain.values import Registration
 from chalicelib.observability import count, logger, seconds
-from chalicelib.services import outbox, pacing, seats
+from chalicelib.services import invitations, outbox, pacing, seats
 from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
 
@@ -32,17 +35,20 @@ def _send_credentials(ctx: Context, reg: Registration, password: str, reported_h
     """The one email that is never an outbox entry: it carries the password, which is never
     stored. It is urgent mail: it waits a few seconds for the mail budget rather than yield to
     participant mail. The hub link is the workshop location's configured hub, whatever the
-    callback reported."""
+    callback reported. It carries the session's calendar invitation with its real start and end."""
     workshop = ctx.stores.seats.get_workshop(reg.workshop_id)
     hub_url = ctx.settings.hub_url_for(workshop.location)
     if reported_hub.rstrip("/") != hub_url:
         logger.warning("a ready callback reported another hub than the location's; the configured one is used",
                        extra={"registration": reg.id, "location": workshop.location, "configured": hub_url})
-    pacing.send(ctx, render.email(
-        "credentials", to=reg.email, subject=f"Your workshop is ready: {workshop.title}",
-        registration=reg, workshop=workshop, password=password, hub_url=hub_url, start_url=start_link(hub_url),
-        status_url=outbox.status_url(ctx, reg.id),
-    ), urgent=True)
+    language = languages.shipped(reg.language) or languages.DEFAULT
+    shown = languages.localized(workshop, language)
+    email = render.email(
+        "credentials", to=reg.email, subject=N_("Your workshop is ready: %(title)s", title=shown.title),
+        language=language, registration=reg, workshop=shown, password=password, hub_url=hub_url,
+        start_url=start_link(hub_url), status_url=outbox.status_url(ctx, reg.id),
+    )
+    pacing.send(ctx, invitations.with_invitation(ctx, email, reg, shown, REQUEST), urgent=True)
 
 
 def _key_shaped(value: object) -> TypeGuard[str]:
@@ -84,7 +90,8 @@ def ready(ctx: Context, registration_id: str, password: str, hub_url: str) -> st
     first = reg.status != ACTIVE
     if first:
         workshop = ctx.stores.seats.get_workshop(reg.workshop_id)
-        activated = commit(ctx, reg, PROVISIONED, duration=timedelta(minutes=workshop.duration_minutes))
+        activated = commit(ctx, reg, PROVISIONED, duration=timedelta(minutes=workshop.duration_minutes),
+                           scheduled=workshop.starts_at)
         if activated is None:
             reg = ctx.stores.registrations.get(registration_id)
             if reg.status != ACTIVE:

@@ -24,7 +24,8 @@ def rules(ctx: Context) -> Rules:
     return Rules(stuck_after=timedelta(minutes=settings.stuck_minutes),
                  reminder=timedelta(minutes=settings.reminder_minutes),
                  cleanup_retry=timedelta(minutes=settings.cleanup_retry_minutes),
-                 badge_levels=settings.badge_levels)
+                 badge_levels=settings.badge_levels,
+                 schedule_lead=timedelta(minutes=settings.schedule_lead_minutes))
 
 
 def commit(ctx: Context, reg: Registration, event: str, **details: Any) -> Registration | None:

@@ -14,6 +14,7 @@ from chalicelib.domain import live as rules
 from chalicelib.domain.errors import Conflict, InvalidInput, NotFound, Unavailable, WodError
 from chalicelib.domain.orders import OrderRejected
 from chalicelib.domain.registration import ACTIVE
+from chalicelib.domain.text import N_
 from chalicelib.domain.values import Student, Workshop
 from chalicelib.observability import count, logger
 from chalicelib.services import webhooks
@@ -107,7 +108,7 @@ def raise_hand(ctx: Context, registration_id: str) -> dict[str, Any]:
     """A participant asks for help from the status page (their workshop must be running)."""
     reg = ctx.stores.registrations.get(registration_id)
     if reg.status != ACTIVE or not reg.student_id:
-        raise Conflict("You can ask for help while your workshop is running.")
+        raise Conflict(N_("You can ask for help while your workshop is running."))
     event = rules.Event("hand", ctx.clock())
     _, before, after = _apply(ctx, reg.student_id, None,
                               lambda state, r, _: rules.fold(state, r, [event]) if r == registration_id else None)

@@ -11,7 +11,7 @@ from typing import Any
 
 from chalicelib.domain import reports, survey
 from chalicelib.domain.errors import Conflict, NotFound, Unavailable, WodError
-from chalicelib.domain.lifecycle import EXTEND
+from chalicelib.domain.lifecycle import DUE_SCHEDULED, EXTEND, RESCHEDULE
 from chalicelib.domain.organiser import ORGANISER_ONLY, validate_minutes, validate_workshop_edit
 from chalicelib.domain.registration import (
     ACTIVE,
@@ -22,6 +22,7 @@ from chalicelib.domain.registration import (
     is_workshop_id,
 )
 from chalicelib.domain.values import Workshop
+from chalicelib.observability import logger
 from chalicelib.services import audit, live, outbox, pacing, participant, registrations, seats
 from chalicelib.services.commit import commit, refill
 from chalicelib.services.context import Context
@@ -127,6 +128,22 @@ def _resize(ctx: Context, workshop: Workshop, capacity: int) -> dict[str, Any]:
             "skipped": report.skipped}
 
 
+def _reschedule(ctx: Context, workshop_id: str, start: datetime | None) -> int:
+    """The seats waiting for the workshop's scheduled session follow its new start (None: on-demand,
+    ordered by the next time checks), each told by a mail with the moved invitation."""
+    moved = 0
+    for registration_id in ctx.stores.registrations.in_phase(DUE_SCHEDULED):
+        try:
+            reg = ctx.stores.registrations.get(registration_id)
+        except NotFound:
+            continue
+        if reg.workshop_id == workshop_id and commit(ctx, reg, RESCHEDULE, scheduled=start) is not None:
+            moved += 1
+    if moved:
+        logger.info("scheduled seats follow the new start", extra={"workshop": workshop_id, "seats": moved})
+    return moved
+
+
 def update_workshop(ctx: Context, actor: str, workshop_id: str, data: Any) -> dict[str, Any]:
     """Open or close a workshop, change its duration (new sessions) or its capacity. The change
     is kept as an override: a later catalog sync keeps it. ``null`` hands a field back to the
@@ -171,6 +188,8 @@ def update_workshop(ctx: Context, actor: str, workshop_id: str, data: Any) -> di
             raise shortfall
     if changes.get("capacity"):
         refill(ctx, workshop_id)  # new seats go to whoever waits
+    if "starts_at" in changes:
+        _reschedule(ctx, workshop_id, changes["starts_at"])
     return _workshop_view(ctx, ctx.stores.seats.get_workshop(workshop_id))
 
 

@@ -17,14 +17,16 @@ from typing import Any
 
 from chalicelib.adapters import render
 from chalicelib.adapters.mail import MailThrottled
-from chalicelib.domain.checks import earns_badge
+from chalicelib.domain import calendar, languages
+from chalicelib.domain.checks import earned
 from chalicelib.domain.errors import Unavailable, WodError
 from chalicelib.domain.mail import Email
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
 from chalicelib.domain.outbox import MAIL, ORDER, WEBHOOK, Entry, mail, webhook
+from chalicelib.domain.text import N_
 from chalicelib.domain.values import Registration, Workshop
 from chalicelib.observability import logger
-from chalicelib.services import links, pacing, webhooks
+from chalicelib.services import invitations, links, pacing, webhooks
 from chalicelib.services.context import Context
 
 MAX_BACKOFF_STEPS = 6
@@ -33,15 +35,17 @@ DRAIN_SECONDS = 30.0  # how long one run of the time checks goes on sending a ba
 # A webhook event that announces an email waits until that email has gone.
 ANNOUNCES = {webhook("reminder_sent"): mail("reminder")}
 SUBJECTS = {
-    "confirm": "Confirm your seat: {title}",
-    "already": "You are already registered: {title}",
-    "welcome": "You're registered: {title}",
-    "waitlisted": "You're on the waitlist: {title}",
-    "apology": "We could not prepare your workshop: {title}",
-    "promoted": "A seat is yours: {title}",
-    "reminder": "One hour left: {title}",
-    "thanks": "Thank you for taking {title}",
-    "level": "Level {level} reached: {level} workshops completed",
+    "confirm": N_("Confirm your seat: %(title)s"),
+    "already": N_("You are already registered: %(title)s"),
+    "welcome": N_("You're registered: %(title)s"),
+    "waitlisted": N_("You're on the waitlist: %(title)s"),
+    "apology": N_("We could not prepare your workshop: %(title)s"),
+    "promoted": N_("A seat is yours: %(title)s"),
+    "reminder": N_("One hour left: %(title)s"),
+    "extended": N_("More time: %(title)s"),
+    "rescheduled": N_("New time: %(title)s"),
+    "thanks": N_("Thank you for taking %(title)s"),
+    "level": N_("Level %(level)s reached: %(level)s workshops completed"),
 }
 
 
@@ -77,16 +81,24 @@ def order_email(ctx: Context, action: str, attempt: int, workshop: Workshop, stu
 
 def participant_email(ctx: Context, name: str, reg: Registration, workshop: Workshop, level: int = 0,
                       position: int | None = None) -> Email:
-    """``position``: the waitlist place, when the caller has just counted it."""
-    return render.email(
-        name, to=reg.email, subject=SUBJECTS[name].format(title=workshop.title, level=level),
+    """``position``: the waitlist place, when the caller has just counted it. The welcome, promotion
+    and extension emails carry the session's calendar invitation; the thank-you of a session that
+    ended early and the apology cancel it (:func:`chalicelib.domain.calendar.method_for`). In the
+    registration's language, the workshop's title too."""
+    language = languages.shipped(reg.language) or languages.DEFAULT
+    workshop = languages.localized(workshop, language)
+    email = render.email(
+        name, to=reg.email, subject=SUBJECTS[name].filled(title=workshop.title, level=level), language=language,
         registration=reg, workshop=workshop, status_url=status_url(ctx, reg.id),
         survey_url=links.survey_url(ctx, reg.id),
         confirm_url=confirm_url(ctx, reg.id),
         position=position if position is not None else ctx.stores.registrations.waitlist_position(reg),
-        badge_url=badge_url(ctx, workshop) if earns_badge(workshop.checks, reg.completion, reg.checks_passed) else None,
+        badge_url=badge_url(ctx, workshop) if earned(reg.badge_earned, workshop.checks, reg.completion,
+                                                       reg.checks_passed) else None,
+        verifiable_badge=links.verifiable_badge(ctx, reg, workshop),
         level=level,
     )
+    return invitations.with_invitation(ctx, email, reg, workshop, calendar.method_for(name, reg))
 
 
 def _send(ctx: Context, entry: Entry, reg: Registration, workshop: Workshop | None,

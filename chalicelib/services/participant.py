@@ -7,8 +7,10 @@ from typing import Any
 
 from chalicelib.domain import survey as surveys
 from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.languages import localized
 from chalicelib.domain.lifecycle import END, EXTEND, LEAVE, RESET, SURVEY, extension_refusal
 from chalicelib.domain.registration import ACTIVE, CANCELLED, EXPIRED, EXPIRING, FAILED, FINISHED, WAITLISTED
+from chalicelib.domain.text import N_
 from chalicelib.domain.values import Registration, Workshop
 from chalicelib.services import links, live, registrations
 from chalicelib.services.commit import commit
@@ -18,9 +20,14 @@ NEVER_RAN = (FAILED, CANCELLED, EXPIRED)  # registrations without a survey
 ACTIONS = ("confirm", "extend", "reset", "end", "leave", "hand")
 
 
+NOT_RUNNING = {"ended": N_("Only a running workshop can be ended; this one is %(status)s."),
+               "extended": N_("Only a running workshop can be extended; this one is %(status)s."),
+               "reset": N_("Only a running workshop can be reset; this one is %(status)s.")}
+
+
 def _active(reg: Registration, verb: str) -> None:
     if reg.status != ACTIVE:
-        raise Conflict(f"Only a running workshop can be {verb}; this one is {reg.status}.")
+        raise Conflict(NOT_RUNNING[verb].filled(status=reg.status))
 
 
 def end(ctx: Context, registration_id: str) -> dict[str, Any]:
@@ -45,7 +52,7 @@ def extend(ctx: Context, registration_id: str, minutes: int | None = None, organ
         if refusal:
             raise Conflict(refusal)
     if commit(ctx, reg, EXTEND, minutes=minutes or workshop.extension_minutes, counted=not organiser) is None:
-        raise Conflict("The workshop changed meanwhile (ended or extended); please reload and try again.")
+        raise Conflict(N_("The workshop changed meanwhile (ended or extended); please reload and try again."))
     return registrations.status(ctx, registration_id)
 
 
@@ -55,14 +62,14 @@ def reset(ctx: Context, registration_id: str, notebooks: bool = True) -> dict[st
     reg = registrations.registration(ctx, registration_id)
     _active(reg, "reset")
     if commit(ctx, reg, RESET, scope="all" if notebooks else "password") is None:
-        raise Conflict("The workshop changed meanwhile (ended or reset); please reload and try again.")
+        raise Conflict(N_("The workshop changed meanwhile (ended or reset); please reload and try again."))
     return registrations.status(ctx, registration_id)
 
 
 def leave(ctx: Context, registration_id: str) -> dict[str, Any]:
     reg = registrations.registration(ctx, registration_id)
     if reg.status != WAITLISTED:
-        raise Conflict("Only a place in the waitlist can be left.")
+        raise Conflict(N_("Only a place in the waitlist can be left."))
     commit(ctx, reg, LEAVE)
     return registrations.status(ctx, registration_id)
 
@@ -79,13 +86,14 @@ PERFORM: dict[str, Callable[[Context, str], dict[str, Any]]] = {
 
 def perform(ctx: Context, action: str, registration_id: str) -> dict[str, Any]:
     if action not in PERFORM:
-        raise NotFound(f"Unknown action {action!r}.")
+        raise NotFound(N_("Unknown action %(action)s.", action=repr(action)))
     return PERFORM[action](ctx, registration_id)
 
 
-def _survey_view(ctx: Context, reg: Registration, workshop: Workshop | None) -> dict[str, Any]:
+def _survey_view(ctx: Context, reg: Registration, workshop: Workshop | None,
+                 language: str | None = None) -> dict[str, Any]:
     closes = surveys.closes(reg.status, reg.finished_at)
-    return {"title": workshop.title if workshop else reg.workshop_id,
+    return {"title": localized(workshop, language or reg.language).title if workshop else reg.workshop_id,
             "questions": list(workshop.survey or []) if workshop else [], "answer": dict(reg.survey or {}),
             "answered_at": reg.survey_at.isoformat() if reg.survey_at else None,
             "open_until": closes.isoformat() if closes else None,
@@ -93,10 +101,11 @@ def _survey_view(ctx: Context, reg: Registration, workshop: Workshop | None) -> 
             "status_url": links.status_url(ctx, reg.id)}
 
 
-def survey(ctx: Context, registration_id: str) -> dict[str, Any]:
-    """The survey page: the questions, the answer given so far, whether it may still be given."""
+def survey(ctx: Context, registration_id: str, language: str | None = None) -> dict[str, Any]:
+    """The survey page: the questions, the answer given so far, whether it may still be given; the
+    workshop's title in ``language`` (by default the registration's)."""
     reg = registrations.registration(ctx, registration_id)
-    return _survey_view(ctx, reg, registrations.workshop_of(ctx, reg))
+    return _survey_view(ctx, reg, registrations.workshop_of(ctx, reg), language)
 
 
 def answer_survey(ctx: Context, registration_id: str, form: Any) -> dict[str, Any]:
@@ -107,11 +116,12 @@ def answer_survey(ctx: Context, registration_id: str, form: Any) -> dict[str, An
     view = _survey_view(ctx, reg, workshop)
     if not view["open"]:
         if view["open_until"] is not None:
-            raise Conflict("The survey for this workshop has closed.")
+            raise Conflict(N_("The survey for this workshop has closed."))
         if reg.status in NEVER_RAN:
-            raise Conflict("This registration did not run a workshop: it has no survey.")
-        raise Conflict(f"The survey opens when your workshop has finished, and closes {surveys.OPEN_DAYS} days after.")
+            raise Conflict(N_("This registration did not run a workshop: it has no survey."))
+        raise Conflict(N_("The survey opens when your workshop has finished, and closes %(days)s days after.",
+                          days=surveys.OPEN_DAYS))
     answer = surveys.parse(form if isinstance(form, dict) else {}, view["questions"])
     if commit(ctx, reg, SURVEY, answer=answer) is None:
-        raise Conflict("The survey for this workshop has closed.")
+        raise Conflict(N_("The survey for this workshop has closed."))
     return survey(ctx, registration_id)

@@ -15,7 +15,8 @@ from typing import Any
 from chalicelib import observability
 from chalicelib.domain import survey
 from chalicelib.domain.errors import HoldExpired, InvalidInput, NotFound, RateLimited, Unavailable
-from chalicelib.domain.lifecycle import ALREADY_OUTBOX, CONFIRM, HOLD_EXPIRED, NOTIFY
+from chalicelib.domain.languages import DEFAULT, localized
+from chalicelib.domain.lifecycle import ALREADY_OUTBOX, CONFIRM, DUE_SCHEDULED, HOLD_EXPIRED, NOTIFY
 from chalicelib.domain.registration import (
     ACTIVE,
     EXPIRED,
@@ -31,6 +32,7 @@ from chalicelib.domain.registration import (
     new_registration_id,
     validate_applicant,
 )
+from chalicelib.domain.text import N_
 from chalicelib.domain.values import Registration, Workshop
 from chalicelib.observability import logger
 from chalicelib.services import links, outbox
@@ -44,14 +46,16 @@ ALREADY_WINDOW_SECONDS = 300
 # Registering mails one mailbox at most ``settings.mailbox_mails_per_day`` times a day (UTC): anyone may type
 # an address, so this bounds what a stranger makes the platform send it.
 RECEIVED = {"status": "received",
-            "message": "Check your mailbox: the next step is in the email we have sent to this address."}
+            "message": N_("Check your mailbox: the next step is in the email we have sent to this address.")}
 
 
-def workshop_view(w: Workshop) -> dict[str, Any]:
+def workshop_view(w: Workshop, language: str = DEFAULT) -> dict[str, Any]:
+    """What the catalog shows of a workshop, its title and description in ``language`` if it has them."""
+    shown = localized(w, language)
     return {
         "id": w.id,
-        "title": w.title,
-        "description": w.description,
+        "title": shown.title,
+        "description": shown.description,
         "category": w.category,
         "duration_minutes": w.duration_minutes,
         "seats_total": w.seats_total,
@@ -68,21 +72,21 @@ def workshop_view(w: Workshop) -> dict[str, Any]:
     }
 
 
-def catalog(ctx: Context, include_inactive: bool = False) -> list[dict[str, Any]]:
-    return [workshop_view(w) for w in ctx.stores.recent.all() if include_inactive or w.active]
+def catalog(ctx: Context, language: str = DEFAULT, include_inactive: bool = False) -> list[dict[str, Any]]:
+    return [workshop_view(w, language) for w in ctx.stores.recent.all() if include_inactive or w.active]
 
 
 def _open_workshop(ctx: Context, workshop_id: str) -> Workshop:
     if not is_workshop_id(workshop_id):
-        raise NotFound("There is no such workshop.")
+        raise NotFound(N_("There is no such workshop."))
     found = ctx.stores.recent.get(workshop_id)
     if not found.active:
-        raise NotFound(f"The workshop {workshop_id} is not open for registration.")
+        raise NotFound(N_("The workshop %(workshop)s is not open for registration.", workshop=workshop_id))
     return found
 
 
-def workshop(ctx: Context, workshop_id: str) -> dict[str, Any]:
-    return workshop_view(_open_workshop(ctx, workshop_id))
+def workshop(ctx: Context, workshop_id: str, language: str = DEFAULT) -> dict[str, Any]:
+    return workshop_view(_open_workshop(ctx, workshop_id), language)
 
 
 def _actions(reg: Registration, workshop: Workshop | None) -> list[str]:
@@ -95,14 +99,17 @@ def _actions(reg: Registration, workshop: Workshop | None) -> list[str]:
 
 
 def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None = None,
-                      position: int | None = None) -> dict[str, Any]:
+                      position: int | None = None, language: str | None = None) -> dict[str, Any]:
+    """A registration as its participant sees it; the workshop's title in ``language`` (by default
+    the registration's)."""
     def iso(value):
         return value.isoformat() if value else None
 
+    title = localized(workshop, language or reg.language).title if workshop else None
     return {
         "id": reg.id,
         "status": reg.status,
-        "workshop": {"id": reg.workshop_id, "title": workshop.title if workshop else None},
+        "workshop": {"id": reg.workshop_id, "title": title},
         "student": reg.student_id,
         "position": position if position is not None else ctx.stores.registrations.waitlist_position(reg),
         "created_at": iso(reg.created_at),
@@ -112,12 +119,14 @@ def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None
         "confirm_by": iso(reg.confirm_by) if reg.status == UNCONFIRMED else None,
         "completion": reg.completion,
         "progress": reg.progress,
+        "scheduled_start": iso(workshop.starts_at) if workshop is not None and reg.due_state == DUE_SCHEDULED else None,
         "extensions_used": reg.extensions_used,
         "extension_minutes": workshop.extension_minutes if workshop else None,
         "actions": _actions(reg, workshop),
         "message": workshop.message if workshop is not None and reg.status == ACTIVE else None,
         "status_url": outbox.status_url(ctx, reg.id),
         "survey": _survey_link(ctx, reg),
+        "verifiable_badge": links.verifiable_badge(ctx, reg, workshop),
     }
 
 
@@ -231,8 +240,8 @@ def _domain(applicant: Applicant) -> str:
 
 def _from_network(wait: int) -> RateLimited:
     observability.count("RateLimited")
-    return RateLimited(f"Too many registrations from your network right now; please try again in {wait} seconds.",
-                       wait)
+    return RateLimited(N_("Too many registrations from your network right now; please try again in %(seconds)s "
+                          "seconds.", seconds=wait), wait)
 
 
 def _refused(ctx: Context, client: str | None, applicant: Applicant, reached: LimitReached) -> RateLimited | None:
@@ -249,13 +258,17 @@ def _refused(ctx: Context, client: str | None, applicant: Applicant, reached: Li
         if share is None:
             return None
         observability.count("RateLimited")
-        return RateLimited(f"Too many registrations for addresses at {domain} right now; please try again in "
-                           f"{share} seconds.", share)
+        return RateLimited(N_("Too many registrations for addresses at %(domain)s right now; please try again in "
+                              "%(seconds)s seconds.", domain=domain, seconds=share), share)
     return _from_network(reached.wait)
 
 
-def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | None = None) -> dict[str, Any] | None:
+def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | None = None,
+             language: str = DEFAULT) -> dict[str, Any] | None:
     """Validate, claim a seat (or a waitlist place) atomically, then deliver what it owes.
+
+    The registration keeps its participant's language, for every mail it is sent: the body's
+    ``language`` (one of the shipped ones), else ``language`` (the page's, or the request's).
 
     The claim is an unconfirmed hold owing only the confirmation email, unless confirmation is
     off (``WOD_CONFIRM_MINUTES=0``, a workshop's ``confirm: false``): then it owes the welcome and
@@ -268,10 +281,10 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
     if workshop_id is None:
         workshop_id = data.get("workshop") if isinstance(data, dict) else None
         if workshop_id is None or (isinstance(workshop_id, str) and not workshop_id.strip()):
-            raise InvalidInput({"workshop": "Choose a workshop."})
+            raise InvalidInput({"workshop": N_("Choose a workshop.")})
         if not isinstance(workshop_id, str):
-            raise InvalidInput({"workshop": "The workshop must be given by its id, as text."})
-    applicant = validate_applicant(data, ctx.settings.deny_domains)
+            raise InvalidInput({"workshop": N_("The workshop must be given by its id, as text.")})
+    applicant = validate_applicant(data, ctx.settings.deny_domains, language)
     now = ctx.clock()
     opened = _open_workshop(ctx, workshop_id)  # an invalid body or an unknown workshop is charged nothing
     window = confirm_window(ctx.settings.confirm_minutes, opened.confirm)
@@ -307,6 +320,13 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
     return registration_view(ctx, reg, found, position)
 
 
+def _scheduled_start(ctx: Context, workshop_id: str) -> datetime | None:
+    try:
+        return ctx.stores.recent.get(workshop_id).starts_at
+    except NotFound:
+        return None
+
+
 def confirm(ctx: Context, registration_id: str) -> dict[str, Any]:
     """The address confirmed its hold (the link of the confirmation email, then a POST): the hold
     becomes a registration like one that needs no confirmation, owing what that one owes.
@@ -314,7 +334,8 @@ def confirm(ctx: Context, registration_id: str) -> dict[str, Any]:
     now if the time checks have not yet done it)."""
     reg = registration(ctx, registration_id)
     if reg.status == UNCONFIRMED:
-        confirmed = commit(ctx, reg, CONFIRM)  # a place confirmed takes a seat freed meanwhile
+        # a place confirmed takes a seat freed meanwhile; a seat of a scheduled session waits for it
+        confirmed = commit(ctx, reg, CONFIRM, scheduled=_scheduled_start(ctx, reg.workshop_id))
         if confirmed is not None:
             observability.count("Confirmed")
             logger.info("registration confirmed", extra={"registration": reg.id, "workshop": reg.workshop_id,
@@ -328,16 +349,16 @@ def confirm(ctx: Context, registration_id: str) -> dict[str, Any]:
     return registration_view(ctx, reg, workshop_of(ctx, reg))
 
 
-def confirmation(ctx: Context, registration_id: str) -> dict[str, Any]:
+def confirmation(ctx: Context, registration_id: str, language: str | None = None) -> dict[str, Any]:
     """What the confirmation page shows, changing nothing (mail scanners open links): ``state``
     ``hold`` (confirm by ``hold.confirm_by``), ``expired`` or ``confirmed``, and the workshop."""
     reg = registration(ctx, registration_id)
     found = workshop_of(ctx, reg)
-    view = registration_view(ctx, reg, found)
+    view = registration_view(ctx, reg, found, language=language)
     expired = reg.status == EXPIRED or (reg.status == UNCONFIRMED and reg.confirm_by is not None
                                         and reg.confirm_by <= ctx.clock())
     state = "expired" if expired else "hold" if reg.status == UNCONFIRMED else "confirmed"
-    return {"state": state, "hold": view, "workshop": {"id": reg.workshop_id, "title": found.title if found else ""}}
+    return {"state": state, "hold": view, "workshop": {"id": reg.workshop_id, "title": view["workshop"]["title"] or ""}}
 
 
 def release_hold(ctx: Context, reg: Registration) -> bool:
@@ -354,7 +375,7 @@ def release_hold(ctx: Context, reg: Registration) -> bool:
 def registration(ctx: Context, registration_id: str) -> Registration:
     """The registration of a well-formed id; NotFound otherwise."""
     if not is_registration_id(registration_id):
-        raise NotFound("No registration has this id.")
+        raise NotFound(N_("No registration has this id."))
     return ctx.stores.registrations.get(registration_id)
 
 
@@ -365,9 +386,9 @@ def workshop_of(ctx: Context, reg: Registration) -> Workshop | None:
         return None
 
 
-def status(ctx: Context, registration_id: str) -> dict[str, Any]:
+def status(ctx: Context, registration_id: str, language: str | None = None) -> dict[str, Any]:
     reg = registration(ctx, registration_id)
-    return registration_view(ctx, reg, workshop_of(ctx, reg))
+    return registration_view(ctx, reg, workshop_of(ctx, reg), language=language)
 
 
 def workshop_badge(ctx: Context, workshop_id: str) -> tuple[bytes, str] | None:

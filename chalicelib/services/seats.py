@@ -3,7 +3,9 @@ apology) and one that finishes (with its thank-you and badges). Each is one even
 (:mod:`chalicelib.services.commit`), which also lets the waitlist take the seat."""
 from __future__ import annotations
 
-from chalicelib.domain.checks import earns_badge
+from datetime import datetime
+
+from chalicelib.domain.checks import earned
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.lifecycle import FAIL, FINISH, RELEASE
 from chalicelib.domain.registration import ACTIVE, FAILED
@@ -33,14 +35,33 @@ def fail(ctx: Context, reg: Registration, reason: str = "", *, compensated: bool
     return failed
 
 
-def _badge(ctx: Context, workshop_id: str, completion: float | None, checks_passed: int | None) -> bool:
+def _badge(ctx: Context, workshop_id: str, completion: float | None, checks_passed: int | None,
+           badge_earned: bool | None = None) -> bool:
     """Whether a finished registration earned its workshop's badge (every check passed): only those
     count towards a level badge. A workshop no longer in the catalog counts as it was finished."""
     try:
         checks = ctx.stores.recent.get(workshop_id).checks
     except NotFound:
         return True
-    return earns_badge(checks, completion, checks_passed)
+    return earned(badge_earned, checks, completion, checks_passed)
+
+
+def _first_seen(ctx: Context, reg: Registration) -> datetime | None:
+    """When the participant's notebook first reported (kept on the registration: the seat's state
+    goes with the seat)."""
+    if not reg.student_id or reg.first_seen_at is not None:
+        return None
+    try:
+        live = ctx.stores.seats.get_student(reg.student_id).live or {}
+    except NotFound:
+        return None
+    stamp = live.get("first_event") or live.get("last_event")
+    if live.get("registration") != reg.id or not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
 
 
 def finish(ctx: Context, registration_id: str, completion: float | None,
@@ -60,13 +81,14 @@ def finish(ctx: Context, registration_id: str, completion: float | None,
     except NotFound:
         return None
     finished_before: int | None = None
-    if before.status != FAILED and _badge(ctx, before.workshop_id, completion, checks_passed):
+    earned = before.status != FAILED and _badge(ctx, before.workshop_id, completion, checks_passed)
+    if earned:
         done_before = {r.workshop_id for r in store.finished(before.email)
-                       if _badge(ctx, r.workshop_id, r.completion, r.checks_passed)}
+                       if _badge(ctx, r.workshop_id, r.completion, r.checks_passed, r.badge_earned)}
         if before.workshop_id not in done_before:  # a workshop taken again reaches no new level
             finished_before = len(done_before)
     done = commit(ctx, before, FINISH, completion=completion, checks_passed=checks_passed,
-                  finished_before=finished_before)
+                  finished_before=finished_before, first_seen=_first_seen(ctx, before), earned=earned)
     if done is not None:
         logger.info("registration finished, seat freed",
                     extra={"registration": registration_id, "workshop": done.workshop_id, "student": done.student_id,

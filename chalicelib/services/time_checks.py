@@ -12,15 +12,17 @@ from chalicelib.domain.lifecycle import (
     DUE_CLEANING,
     DUE_CONFIRMING,
     DUE_PROVISIONING,
+    DUE_SCHEDULED,
     END,
     REMIND,
     RETRY_CLEANUP,
+    START,
 )
 from chalicelib.domain.registration import ACTIVE, PENDING, PROVISIONING, UNCONFIRMED
 from chalicelib.domain.values import Registration, Student, Workshop
 from chalicelib.domain.warming import warm_target
 from chalicelib.observability import logger
-from chalicelib.services import outbox, pacing, registrations, seats, webhooks
+from chalicelib.services import event_report, outbox, pacing, registrations, seats, webhooks
 from chalicelib.services.commit import commit, refill
 from chalicelib.services.context import Context
 
@@ -96,6 +98,8 @@ def _step(ctx: Context, reg: Registration) -> str | None:
     """What the time has come for, done for one due registration; the name it is counted under."""
     if reg.due_state == DUE_CONFIRMING:  # a hold nobody confirmed: its seat goes to the waitlist
         return "unconfirmed" if reg.status == UNCONFIRMED and registrations.release_hold(ctx, reg) else None
+    if reg.due_state == DUE_SCHEDULED:  # a scheduled session comes: its environment is ordered
+        return "started" if commit(ctx, reg, START) else None
     if reg.due_state == DUE_PROVISIONING:
         return "stuck" if reg.status in (PENDING, PROVISIONING) and seats.fail(ctx, reg, STUCK) else None
     if reg.due_state == DUE_ACTIVE:
@@ -108,9 +112,9 @@ def _step(ctx: Context, reg: Registration) -> str | None:
 
 
 def tick(ctx: Context) -> dict[str, int]:
-    counts = dict.fromkeys(("read", "unconfirmed", "stuck", "reminders", "expired", "cleanup_retried", "promoted",
-                            "outbox_retried", "warming", "webhooks", "errors"), 0)
-    for state in (DUE_CONFIRMING, DUE_PROVISIONING, DUE_ACTIVE, DUE_CLEANING):
+    counts = dict.fromkeys(("read", "unconfirmed", "started", "stuck", "reminders", "expired", "cleanup_retried",
+                            "promoted", "outbox_retried", "warming", "webhooks", "reports", "errors"), 0)
+    for state in (DUE_CONFIRMING, DUE_SCHEDULED, DUE_PROVISIONING, DUE_ACTIVE, DUE_CLEANING):
         for reg in _due(ctx, state, counts):
             try:
                 done = _step(ctx, reg)
@@ -126,6 +130,7 @@ def tick(ctx: Context) -> dict[str, int]:
     counts["outbox_retried"] = outbox.deliver_due(ctx)
     counts["warming"] = top_up_warm_pools(ctx)
     counts["webhooks"] = webhooks.deliver_due(ctx)
+    counts["reports"] = event_report.send_due(ctx)
     if any(counts.values()):
         logger.info("time checks", extra=counts)
     return counts

@@ -80,6 +80,10 @@ def _metadata_actions(w: Workshop, seats_total: int, rng: StudentRange, override
         WorkshopModel.warm_pool.set(s.warm_pool),
         WorkshopModel.survey.set([q.model_dump(exclude_none=True) for q in s.survey]) if s.survey
         else WorkshopModel.survey.remove(),
+        WorkshopModel.timezone.set(s.timezone) if s.timezone else WorkshopModel.timezone.remove(),
+        WorkshopModel.translations.set({language: text.model_dump(exclude_none=True)
+                                        for language, text in s.translations.items()}) if s.translations
+        else WorkshopModel.translations.remove(),
         WorkshopModel.checks.set(w.checks),
         WorkshopModel.confirm.set(s.confirm),
         WorkshopModel.seats_total.set(seats_total),

@@ -66,6 +66,10 @@ class WorkshopModel(Model):
     # value (and removes this)
     handed_back = JSONAttribute(null=True)
     survey = JSONAttribute(null=True)  # the workshop's own survey questions (workshop.yaml)
+    translations = JSONAttribute(null=True)  # {language: {title, description}} (workshop.yaml)
+    timezone = UnicodeAttribute(null=True)  # IANA zone name of its calendar invitations (workshop.yaml)
+    last_return_at = UTCDateTimeAttribute(null=True)  # when a seat last came back
+    report_sent_at = UTCDateTimeAttribute(null=True)  # when the event report was last mailed
 
 
 class FreeStudentIndex(GlobalSecondaryIndex):
@@ -180,6 +184,7 @@ class RegistrationModel(Model):
     ends_at = UTCDateTimeAttribute(null=True)
     reminder_sent = BooleanAttribute(default=False)
     extensions_used = NumberAttribute(default=0)
+    extensions_total = NumberAttribute(default=0)  # the organiser's extensions too (domain/calendar.py)
     completion = NumberAttribute(null=True)
     checks_passed = NumberAttribute(null=True)  # of its workshop's exercise checks, at cleanup
     waitlist_workshop = UnicodeAttribute(null=True)
@@ -201,6 +206,14 @@ class RegistrationModel(Model):
     ttl = NumberAttribute(null=True)  # epoch seconds: DynamoDB deletes the item after it
     survey = JSONAttribute(null=True)  # the participant's survey answer (domain/survey.py)
     survey_at = UTCDateTimeAttribute(null=True)
+    confirmed_at = UTCDateTimeAttribute(null=True)
+    waitlisted_at = UTCDateTimeAttribute(null=True)
+    promoted_at = UTCDateTimeAttribute(null=True)
+    first_seen_at = UTCDateTimeAttribute(null=True)  # the first event from the participant's notebook
+    ordered_at = UTCDateTimeAttribute(null=True)  # a scheduled session's seat: when its environment was ordered
+    badge_earned = BooleanAttribute(null=True)  # decided when it finished
+    reschedules = NumberAttribute(default=0)  # times its scheduled start moved before it started
+    language = UnicodeAttribute(null=True)  # the participant's language, of every mail (domain/languages.py)
 
     waitlist_index = WaitlistIndex()
     outbox_index = OutboxIndex()

@@ -20,7 +20,8 @@ AUDIT = "AUDIT"
 SESSION = "SESSION"  # an organiser's open dashboard session (sk: a digest of its id, ``at``: when it ends)
 RECORD_ATTRIBUTES = ["id", "status", "workshop_id", "student_id", "email", "first_name", "last_name", "company",
                      "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion",
-                     "checks_passed", "failure", "survey", "survey_at"]
+                     "checks_passed", "failure", "survey", "survey_at", "confirmed_at", "waitlisted_at", "promoted_at",
+                     "first_seen_at", "outbox_error", "language", "ordered_at", "badge_earned"]
 
 
 def time_key() -> str:
@@ -57,6 +58,42 @@ class Organiser:
     @translated
     def students_of(self, workshop_id: str) -> list[Student]:
         return [values.student(s) for s in self.t.students.workshop_index.query(workshop_id)]
+
+    @translated
+    def reports_owed(self) -> list[Workshop]:
+        """The workshops a seat came back to since their last event report (a scan of the few
+        workshops, with the figures :func:`chalicelib.domain.event_report.due` reads)."""
+        return [values.workshop(w) for w in self.t.workshops.scan(
+            filter_condition=WorkshopModel.last_return_at.exists(),
+            attributes_to_get=["id", "title", "checks", "seats_free", "seats_total", "last_return_at",
+                               "report_sent_at"])
+            if w.report_sent_at is None or w.report_sent_at < w.last_return_at]
+
+    @translated
+    def mark_reported(self, workshop: Workshop, now: datetime) -> bool:
+        """Record that the event report is being mailed, once: False when another run recorded it first."""
+        before = workshop.report_sent_at
+        condition = (WorkshopModel.report_sent_at == before) if before \
+            else WorkshopModel.report_sent_at.does_not_exist()
+        try:
+            self.t.workshops(workshop.id).update(actions=[WorkshopModel.report_sent_at.set(now)],
+                                                 condition=WorkshopModel.id.exists() & condition)
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    @translated
+    def unmark_reported(self, workshop: Workshop, now: datetime) -> None:
+        """Give the report back to the next run (its mail could not be sent)."""
+        before = workshop.report_sent_at
+        action = WorkshopModel.report_sent_at.set(before) if before else WorkshopModel.report_sent_at.remove()
+        try:
+            self.t.workshops(workshop.id).update(actions=[action], condition=WorkshopModel.report_sent_at == now)
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     @translated
     def update_workshop(self, workshop: Workshop, changes: dict[str, Any], overrides: dict[str, Any],

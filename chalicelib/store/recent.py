@@ -9,6 +9,7 @@ import threading
 import time
 
 from chalicelib.domain.errors import NotFound
+from chalicelib.domain.text import N_
 from chalicelib.domain.values import Workshop
 from chalicelib.store import values
 from chalicelib.store.errors import translated
@@ -31,7 +32,7 @@ class RecentWorkshops:
     def get(self, workshop_id: str) -> Workshop:
         found = self._snapshot().get(workshop_id)
         if found is None:
-            raise NotFound(f"There is no workshop called {workshop_id}.")
+            raise NotFound(N_("There is no workshop called %(workshop)s.", workshop=workshop_id))
         return found
 
     def saw(self, workshop: Workshop) -> None:

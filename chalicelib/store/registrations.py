@@ -50,6 +50,7 @@ from chalicelib.domain.lifecycle import (
 )
 from chalicelib.domain.outbox import OUTBOX_PENDING
 from chalicelib.domain.registration import FINISHED, WAITLISTED, Applicant
+from chalicelib.domain.text import N_
 from chalicelib.domain.values import Registration, Workshop
 from chalicelib.store import values
 from chalicelib.store.errors import translated
@@ -221,7 +222,7 @@ class Registrations:
         try:
             return values.registration(self.t.customers.get(registration_id, consistent_read=True))
         except DoesNotExist:
-            raise NotFound("No registration has this id.") from None
+            raise NotFound(N_("No registration has this id.")) from None
 
     @translated
     def due(self, state: str, now: datetime, limit: int = 100) -> list[str]:
@@ -265,7 +266,7 @@ class Registrations:
         # (GetItem), not in batches
         return [values.registration(item) for item in (
             self.t.customers.get(rid, attributes_to_get=["id", "workshop_id", "status", "completion",
-                                                         "checks_passed"]) for rid in ids)]
+                                                         "checks_passed", "badge_earned"]) for rid in ids)]
 
     # -- changes --------------------------------------------------------------------------------
 
@@ -289,7 +290,7 @@ class Registrations:
             with TransactWrite(connection=self.t.connection) as tx:
                 tx.update(self.t.customers(reg.id), actions=actions, condition=condition)
                 if change.seat in (RETURN, RETURN_WARM):
-                    return_seat(tx, self.t, reg, keep_warm=change.seat == RETURN_WARM)
+                    return_seat(tx, self.t, reg, now, keep_warm=change.seat == RETURN_WARM)
                 elif change.seat == DROP_GUARD:
                     tx.delete(self.t.emails(reg.guard_key), condition=EmailClaimModel.registration_id == reg.id)
                 if change.student and reg.student_id:
@@ -311,7 +312,8 @@ class Registrations:
                           applicant: Applicant) -> RegistrationModel:
         item = self.t.customers(
             new.id, email=applicant.email, email_key=applicant.email_key, first_name=applicant.first_name,
-            last_name=applicant.last_name, company=applicant.company, workshop_id=new.workshop_id,
+            last_name=applicant.last_name, company=applicant.company, language=applicant.language,
+            workshop_id=new.workshop_id,
             student_id=new.student_id, created_at=now, waitlist_seq=new.waitlist_seq,
             outbox=[e.format() for e in change.owes], outbox_state=OUTBOX_PENDING,
             # delivered right away (by the creator or the dispatcher); the retry tick looks only later
@@ -332,7 +334,7 @@ class Registrations:
                 return None
             with _trying.one_of(candidates) as student:
                 new = dataclasses.replace(new, student_id=student)
-                change = decide(new, REGISTER, now, rules, confirm_by=confirm_by)
+                change = decide(new, REGISTER, now, rules, confirm_by=confirm_by, scheduled=workshop.starts_at)
                 assert change is not None
                 item = self._new_registration(new, change, now, applicant)
                 self._claim_seat(workshop.id, item, applicant, charges)
@@ -443,7 +445,7 @@ class Registrations:
                 waiting = dataclasses.replace(self.get(first.id), student_id=student)
             except NotFound:
                 waiting = None
-            change = decide(waiting, PROMOTE, now, rules) if waiting else None
+            change = decide(waiting, PROMOTE, now, rules, scheduled=workshop.starts_at) if waiting else None
             if waiting is None or change is None:  # promoted or gone meanwhile, and the index has not caught up
                 _backoff(attempt + 1)
                 continue

@@ -4,6 +4,7 @@ transaction that closes its registration, a lost student freed). Registrations a
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
@@ -11,6 +12,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.errors import NotFound
+from chalicelib.domain.text import N_
 from chalicelib.domain.values import Registration, Student, Workshop
 from chalicelib.store import values
 from chalicelib.store.errors import translated
@@ -20,7 +22,7 @@ from chalicelib.store.tables import Tables
 CANDIDATES = 25
 
 
-def return_seat(tx: TransactWrite, tables: Tables, reg: Registration, keep_warm: bool = False) -> None:
+def return_seat(tx: TransactWrite, tables: Tables, reg: Registration, now: datetime, keep_warm: bool = False) -> None:
     """Add to ``tx``: the student back to free, the counter up by one, the email guard gone.
 
     Every path that gives a seat back goes through here, inside its own transaction.
@@ -34,7 +36,9 @@ def return_seat(tx: TransactWrite, tables: Tables, reg: Registration, keep_warm:
     if not keep_warm:
         actions += [StudentModel.warm.remove(), StudentModel.warming_since.remove()]
     tx.update(tables.students(reg.student_id), actions=actions, condition=StudentModel.registration_id == reg.id)
-    tx.update(tables.workshops(reg.workshop_id), actions=[WorkshopModel.seats_free.add(1)])
+    # a seat back from a session (not an unconfirmed hold's) marks when the event's last one ended
+    tx.update(tables.workshops(reg.workshop_id), actions=[WorkshopModel.seats_free.add(1)] if keep_warm
+              else [WorkshopModel.seats_free.add(1), WorkshopModel.last_return_at.set(now)])
     tx.delete(tables.emails(reg.guard_key), condition=EmailClaimModel.registration_id == reg.id)
 
 
@@ -49,14 +53,14 @@ def get_workshop(tables: Tables, workshop_id: str) -> Workshop:
     try:
         return values.workshop(tables.workshops.get(workshop_id, consistent_read=True))
     except DoesNotExist:
-        raise NotFound(f"There is no workshop called {workshop_id}.") from None
+        raise NotFound(N_("There is no workshop called %(workshop)s.", workshop=workshop_id)) from None
 
 
 def open_workshop(tables: Tables, workshop_id: str) -> Workshop:
     """The workshop, if it takes registrations; NotFound otherwise."""
     workshop = get_workshop(tables, workshop_id)
     if not workshop.active:
-        raise NotFound(f"The workshop {workshop_id} is not open for registration.")
+        raise NotFound(N_("The workshop %(workshop)s is not open for registration.", workshop=workshop_id))
     return workshop
 
 

@@ -3,7 +3,16 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.web.http import client_address, ctx, etag_of, json_errors, json_response, not_modified, parse_json
+from chalicelib.web.http import (
+    client_address,
+    ctx,
+    etag_of,
+    json_errors,
+    json_response,
+    language,
+    not_modified,
+    parse_json,
+)
 
 api = Blueprint(__name__)
 
@@ -12,15 +21,17 @@ api = Blueprint(__name__)
 @json_errors
 def list_workshops():
     from chalicelib.services import registrations
-    return json_response(registrations.catalog(ctx()))
+    return json_response(registrations.catalog(ctx(), language()))
 
 
 @api.route("/api/registrations", methods=["POST"], content_types=["application/json"])
 @json_errors
 def create_registration():
-    """``202`` and the same body whatever happened: nothing tells whether the address was registered."""
+    """``202`` and the same body whatever happened: nothing tells whether the address was registered.
+    The participant's mail is in the body's ``language`` (a shipped one), else the request's."""
     from chalicelib.services import registrations
-    registrations.register(ctx(), parse_json(api.current_request.raw_body), client=client_address(api.current_request))
+    registrations.register(ctx(), parse_json(api.current_request.raw_body), client=client_address(api.current_request),
+                           language=language())
     return json_response(registrations.RECEIVED, 202)
 
 

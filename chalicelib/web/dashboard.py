@@ -42,9 +42,11 @@ def _page(template: str, session, status: int = 200, **context) -> Response:
 
 
 def _login_page(status: int, message: str | None = None, next_path: str = "/admin", name: str = "",
-                clear: bool = False) -> Response:
+                clear: bool = False, invalid: str | None = None) -> Response:
+    """The sign-in form; ``invalid`` names the field (``name``, ``token``) the message is about."""
     from chalicelib.adapters import render
-    body = render.page("admin/login.html", message=message, next=rules.safe_next(next_path), actor_name=name)
+    body = render.page("admin/login.html", message=message, next=rules.safe_next(next_path), actor_name=name,
+                       invalid=invalid)
     return html_response(body, status, {"Set-Cookie": auth.session_cookie(None)} if clear else None)
 
 
@@ -114,10 +116,10 @@ def login():
     try:
         actor = rules.validate_actor(form.get("name"))
     except InvalidInput as exc:
-        return _login_page(422, exc.fields["name"], next_path, form.get("name", "")[:64])
+        return _login_page(422, exc.fields["name"], next_path, form.get("name", "")[:64], invalid="name")
     if not auth.check_token(form.get("token", ""), actor, dashboard.current_request, "dashboard"):
         logger.warning("dashboard sign-in refused", extra={"actor": actor})
-        return _login_page(403, "That is not the admin token.", next_path, actor)
+        return _login_page(403, "That is not the admin token.", next_path, actor, invalid="token")
     session = auth.start_session(actor)
     audit.record(ctx(), actor, "sign_in", "dashboard", "done", {})
     return Response(body="", status_code=303, headers={"Location": next_path,
@@ -280,6 +282,49 @@ def delete_webhook(session, form, hook_id):
     form = dict(form, back="/admin/webhooks")
     return _act(form, "/admin/webhooks", lambda: webhooks.remove(ctx(), session.actor, hook_id),
                 lambda _: "Webhook deleted.")
+
+
+def _report_charts(report: dict[str, Any]) -> dict[str, Any]:
+    """The report's charts, drawn here as SVG shapes (no script, no CDN)."""
+    days = [(datetime.fromisoformat(d["day"]), d["count"]) for d in report["per_day"]][-60:]
+    progress = [(p["label"], p["percent"] or 0.0, p["count"]) for p in report["progress"]]
+    return {"per_day": charts.daily_histogram(days), "progress": charts.percent_bars(progress),
+            "ratings": charts.percent_bars([(f"{k} ★", 100 * n / report["survey"]["answers"], n)
+                                            for k, n in report["survey"]["ratings"].items()]
+                                           if report["survey"]["answers"] else [])}
+
+
+@page_route("/admin/reports/{workshop_id}")
+def report_page(session, form, workshop_id):
+    """The event report (``?from=YYYY-MM-DD&to=YYYY-MM-DD``), with links to its CSV and JSON."""
+    from chalicelib.services import event_report
+    params = {k: form[k] for k in ("from", "to") if form.get(k)}
+    try:
+        report, problem, status = event_report.report(ctx(), workshop_id, params), None, 200
+    except InvalidInput as exc:
+        report, problem, status = event_report.report(ctx(), workshop_id), " ".join(exc.fields.values()), 422
+        params = {}
+    query = "?" + urlencode(params) if params else ""
+    return _page("admin/report.html", session, status, report=report, problem=problem, params=params,
+                 charts=_report_charts(report), csv_url=f"/admin/reports/{workshop_id}/csv{query}",
+                 json_url=f"/admin/reports/{workshop_id}/json{query}")
+
+
+@page_route("/admin/reports/{workshop_id}/csv")
+def report_csv(session, form, workshop_id):
+    from chalicelib.domain import event_report as figures
+    from chalicelib.services import event_report
+    report = event_report.report(ctx(), workshop_id, {k: form[k] for k in ("from", "to") if form.get(k)})
+    return Response(body=figures.to_csv(report),
+                    headers={"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
+                             "Content-Disposition": f'attachment; filename="report-{report["workshop"]["id"]}.csv"',
+                             "X-Content-Type-Options": "nosniff"})
+
+
+@page_route("/admin/reports/{workshop_id}/json")
+def report_json(session, form, workshop_id):
+    from chalicelib.services import event_report
+    return json_response(event_report.report(ctx(), workshop_id, {k: form[k] for k in ("from", "to") if form.get(k)}))
 
 
 @page_route("/admin/live/{workshop_id}")

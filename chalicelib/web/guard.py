@@ -25,11 +25,13 @@ from urllib.parse import urlsplit
 from chalice import Response
 
 from chalicelib.domain.errors import Forbidden, WodError, WrongHost, WrongMediaType
-from chalicelib.web.http import ctx, error_body, error_page, json_response, status_of
+from chalicelib.domain.text import N_
+from chalicelib.web.http import answering, ctx, error_body, error_page, json_response, status_of
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
+FROM_ELSEWHERE = N_("This can only be sent from this site's own pages; please open the page again and retry.")
 
 
 def origin_of(url: str) -> str:
@@ -60,16 +62,16 @@ def check(method: str, headers: Any, public_url: str, gateway_domain: str | None
     host = (headers.get("host") or "").strip().lower()
     allowed = hosts_of(public_url) | ({gateway_domain.lower()} if gateway_domain else set())
     if host and host not in allowed:
-        raise WrongHost("This address is not the platform's: open it through its public address.")
+        raise WrongHost(N_("This address is not the platform's: open it through its public address."))
     if method not in STATE_CHANGING:
         return
     origin = headers.get("origin")
     if origin is not None and (not origin_of(origin) or origin_of(origin) != origin_of(public_url)):
-        raise Forbidden("This can only be sent from this site's own pages; please open the page again and retry.")
+        raise Forbidden(FROM_ELSEWHERE)
     if (headers.get("sec-fetch-site") or "").strip().lower() == "cross-site":
-        raise Forbidden("This can only be sent from this site's own pages; please open the page again and retry.")
+        raise Forbidden(FROM_ELSEWHERE)
     if method in WITH_BODY and not media_type_ok(headers.get("content-type") or ""):
-        raise WrongMediaType("Name the body's type: Content-Type: application/json.")
+        raise WrongMediaType(N_("Name the body's type: Content-Type: application/json."))
 
 
 def media_type_ok(value: str) -> bool:
@@ -79,13 +81,15 @@ def media_type_ok(value: str) -> bool:
 
 
 def screen(request: Any, get_response: Callable[[Any], Response]) -> Response:
-    """The Chalice HTTP middleware: :func:`check`, then the route; a refusal answers as the route
-    would (JSON under ``/api/``, a page elsewhere)."""
+    """The Chalice HTTP middleware: :func:`check`, then the route, both in the request's language
+    (:func:`~chalicelib.web.http.answering`); a refusal answers as the route would (JSON under
+    ``/api/``, a page elsewhere)."""
     context = getattr(request, "context", None) or {}
-    try:
-        check(request.method, request.headers, ctx().settings.public_url, context.get("domainName"))
-    except WodError as exc:
-        if str(context.get("resourcePath") or context.get("path") or "").startswith("/api/"):
-            return json_response(error_body(exc), status_of(exc))
-        return error_page(status_of(exc), exc.message)
-    return get_response(request)
+    with answering(request):
+        try:
+            check(request.method, request.headers, ctx().settings.public_url, context.get("domainName"))
+        except WodError as exc:
+            if str(context.get("resourcePath") or context.get("path") or "").startswith("/api/"):
+                return json_response(error_body(exc), status_of(exc))
+            return error_page(status_of(exc), exc.message)
+        return get_response(request)

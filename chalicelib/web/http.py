@@ -4,12 +4,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from chalice import Response
 
+from chalicelib.domain import languages
 from chalicelib.domain.errors import (
     Conflict,
     Forbidden,
@@ -23,6 +27,7 @@ from chalicelib.domain.errors import (
     WrongHost,
     WrongMediaType,
 )
+from chalicelib.domain.text import N_
 from chalicelib.observability import logger
 
 if TYPE_CHECKING:
@@ -43,7 +48,11 @@ PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-INTERNAL = "Something went wrong on our side; please try again."
+INTERNAL = N_("Something went wrong on our side; please try again.")
+# A page in the participant's language varies with both: a cache must not give it to another.
+VARY = "Accept-Language, Cookie"
+# The request being answered: its language and its path (the language switch comes back to it).
+_REQUEST: ContextVar[tuple[str, str]] = ContextVar("request", default=(languages.DEFAULT, "/"))
 
 
 def ctx() -> Context:
@@ -104,9 +113,53 @@ def error_body(exc: WodError) -> dict[str, Any]:
     return body
 
 
-def error_page(status: int, message: str) -> Response:
+def cookie(headers: Any, name: str) -> str | None:
+    """The first value of a cookie the request carries, if any."""
+    for part in ((headers or {}).get("cookie") or "").split(";")[:50]:
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value.strip().strip('"')
+    return None
+
+
+def path_of(request: Any) -> str:
+    """The path a request asked for, as the app's routes name it (its route with its parameters)."""
+    context = getattr(request, "context", None) or {}
+    params = getattr(request, "uri_params", None) or {}
+    route = str(context.get("resourcePath") or "/")
+    return re.sub(r"\{(\w+)\+?\}", lambda m: quote(str(params.get(m.group(1), "")), safe="", errors="replace"), route)
+
+
+@contextmanager
+def answering(request: Any) -> Iterator[str]:
+    """While a request is answered: its language (the language switch's cookie, else
+    ``Accept-Language``), which :func:`language` gives and every page and error page is in."""
+    headers = getattr(request, "headers", None) or {}
+    language = languages.chosen(cookie(headers, languages.COOKIE), headers.get("accept-language"))
+    token = _REQUEST.set((language, path_of(request)))
+    try:
+        yield language
+    finally:
+        _REQUEST.reset(token)
+
+
+def language() -> str:
+    """The language of the request being answered."""
+    return _REQUEST.get()[0]
+
+
+def page(name: str, code: int = 200, headers: dict[str, str] | None = None, **context: Any) -> Response:
+    """A participant page in the request's language (status ``code``), its language switch coming
+    back to this path (or to ``here``, a page shown by a POST whose path shows nothing)."""
     from chalicelib.adapters import render
-    return html_response(render.page("error.html", status=status, message=message), status)
+    spoken, path = _REQUEST.get()
+    here = context.pop("here", path)
+    body = render.page(name, language=spoken, here=here, **context)
+    return html_response(body, code, {"Content-Language": spoken, "Vary": VARY, **(headers or {})})
+
+
+def error_page(status: int, message: str) -> Response:
+    return page("error.html", status, status=status, message=message)
 
 
 def _errors(as_json: bool) -> Callable[[Callable[..., Response]], Callable[..., Response]]:

@@ -66,6 +66,13 @@ def api_stats(actor):
     return json_response(operations.stats(ctx()))
 
 
+@api_route("/api/admin/reports/{workshop_id}")
+def api_report(actor, workshop_id):
+    """The event report of a workshop, ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (days included, UTC)."""
+    from chalicelib.services import event_report
+    return json_response(event_report.report(ctx(), workshop_id, _query()))
+
+
 @api_route("/api/admin/registrations")
 def api_registrations(actor):
     """``?q=&status=&workshop=&limit=``"""

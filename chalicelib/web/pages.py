@@ -3,20 +3,25 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from pathlib import Path
 from urllib.parse import quote
 
 from chalice import Blueprint, Response
 
+from chalicelib.domain import languages
 from chalicelib.domain.errors import Conflict, HoldExpired, InvalidInput
+from chalicelib.domain.text import N_
 from chalicelib.web.http import (
+    VARY,
     client_address,
     ctx,
     error_page,
     etag_of,
     html_errors,
-    html_response,
+    language,
     not_modified,
+    page,
     parse_form,
 )
 
@@ -32,51 +37,52 @@ BACKOFF, MAX_REFRESH = 1.5, 60
 @pages.route("/", methods=["GET"])
 @html_errors
 def catalog_page():
-    from chalicelib.adapters import render
     from chalicelib.services import registrations
-    shown = registrations.catalog(ctx())
-    etag = etag_of(shown, _page_version())
-    return not_modified(pages.current_request.headers, etag) or html_response(
-        render.page("catalog.html", workshops=shown), headers={"ETag": etag, "Cache-Control": "no-cache"})
+    shown = registrations.catalog(ctx(), language())
+    etag = etag_of(shown, language(), _page_version())
+    return _varied(not_modified(pages.current_request.headers, etag)) or page(
+        "catalog.html", headers={"ETag": etag, "Cache-Control": "no-cache"}, workshops=shown)
+
+
+def _varied(response: Response | None) -> Response | None:
+    """A ``304`` of a page that varies with the language says so too."""
+    if response is not None:
+        response.headers["Vary"] = VARY
+    return response
 
 
 def _form_page(workshop, values=None, errors=None, message=None, status=200):
-    from chalicelib.adapters import render
-    body = render.page(
-        "workshop.html", workshop=workshop, values=values or {}, errors=errors or {}, message=message
-    )
-    return html_response(body, status)
+    return page("workshop.html", status, workshop=workshop, values=values or {}, errors=errors or {},
+                message=message)
 
 
 @pages.route("/workshops/{workshop_id}", methods=["GET"])
 @html_errors
 def workshop_page(workshop_id):
     from chalicelib.services import registrations
-    return _form_page(registrations.workshop(ctx(), workshop_id))
+    return _form_page(registrations.workshop(ctx(), workshop_id, language()))
 
 
 @pages.route("/workshops/{workshop_id}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 @html_errors
 def register_form(workshop_id):
-    from chalicelib.adapters import render
     from chalicelib.services import registrations
     form = parse_form(pages.current_request.raw_body)
-    workshop = registrations.workshop(ctx(), workshop_id)
+    workshop = registrations.workshop(ctx(), workshop_id, language())
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     try:
-        registrations.register(ctx(), form, workshop_id, client=client_address(pages.current_request))
+        registrations.register(ctx(), form, workshop_id, client=client_address(pages.current_request),
+                               language=language())
     except InvalidInput as exc:
         return _form_page(workshop, values, exc.fields, exc.message, 422)
     # the same page whether the address was new, retried or already registered
-    return html_response(render.page("received.html", workshop=workshop, message=registrations.RECEIVED["message"]))
+    return page("received.html", workshop=workshop, message=registrations.RECEIVED["message"])
 
 
 def _confirm_page(token: str, status: int = 200) -> Response:
-    from chalicelib.adapters import render
     from chalicelib.services import links, registrations
-    shown = registrations.confirmation(ctx(), links.registration_id(ctx(), token))
-    return html_response(render.page("confirm.html", **shown, action=f"/confirm/{token}",
-                                     status_url=shown["hold"]["status_url"]), status)
+    shown = registrations.confirmation(ctx(), links.registration_id(ctx(), token), language())
+    return page("confirm.html", status, **shown, action=f"/confirm/{token}", status_url=shown["hold"]["status_url"])
 
 
 @pages.route("/confirm/{token}", methods=["GET"])
@@ -104,21 +110,20 @@ def status_page(token):
     ``REFRESH`` seconds with ``If-None-Match`` (a ``304`` costs no rendering), waiting longer after
     each look that changed nothing, up to ``MAX_REFRESH``; without JavaScript, a ``<meta refresh>``
     that backs off the same way (``looks``, counted while the page stays as ``seen``)."""
-    from chalicelib.adapters import render
     from chalicelib.services import links, registrations
-    reg = registrations.status(ctx(), links.registration_id(ctx(), token))
+    reg = registrations.status(ctx(), links.registration_id(ctx(), token), language())
     query = pages.current_request.query_params or {}
     done = DONE.get(query.get("done", ""))
-    etag = etag_of(reg, done, _page_version())
-    unchanged = not_modified(pages.current_request.headers, etag)
+    etag = etag_of(reg, done, language(), _page_version())
+    unchanged = _varied(not_modified(pages.current_request.headers, etag))
     if unchanged:
         return unchanged
     base = REFRESH.get(reg["status"])
     looks = _looks(query) if query.get("seen") == etag else 0
     wait = min(MAX_REFRESH, round(base * BACKOFF ** looks)) if base else None
-    return html_response(render.page("status.html", reg=reg, token=token, refresh=wait, refresh_base=base,
-                                     refresh_url=f"?looks={looks + 1}&seen={quote(etag)}", etag=etag, done=done),
-                         headers={"ETag": etag, "Cache-Control": "no-cache, private"})
+    return page("status.html", headers={"ETag": etag, "Cache-Control": "no-cache, private"}, reg=reg, token=token,
+                refresh=wait, refresh_base=base, refresh_url=f"?looks={looks + 1}&seen={quote(etag)}", etag=etag,
+                done=done)
 
 
 def _looks(query: dict) -> int:
@@ -128,45 +133,45 @@ def _looks(query: dict) -> int:
 
 @functools.cache
 def _page_version() -> str:
-    """What the status page looks like this release: a new page shows with the same data too."""
-    folder = Path(__file__).parent.parent / "templates"
-    names = ("status.html", "catalog.html", "base.html")
+    """What the status page looks like this release (its templates and their translations): a new
+    page shows with the same data too."""
+    folder = Path(__file__).parent.parent
+    names = ("templates/status.html", "templates/catalog.html", "templates/base.html",
+             *(f"locale/{code}/LC_MESSAGES/messages.po" for code in languages.SHIPPED if code != languages.DEFAULT))
     return hashlib.sha256(b"".join((folder / name).read_bytes() for name in names)).hexdigest()
 
 
-DONE = {"extend": "Your workshop was extended.",
-        "reset": "Fresh notebooks are on their way, with a new password by email.",
-        "end": "Your workshop is ending; the thank-you email follows.", "leave": "You left the waitlist.",
-        "hand": "Your hand is up: a facilitator will come to you."}
+DONE = {"extend": N_("Your workshop was extended."),
+        "reset": N_("Fresh notebooks are on their way, with a new password by email."),
+        "end": N_("Your workshop is ending; the thank-you email follows."), "leave": N_("You left the waitlist."),
+        "hand": N_("Your hand is up: a facilitator will come to you.")}
 
 
 @pages.route("/registrations/{token}/{action}", methods=["POST"],
              content_types=["application/x-www-form-urlencoded"])
 @html_errors
 def registration_action(token, action):
-    from chalicelib.adapters import render
     from chalicelib.services import links, participant, registrations
     registration_id = links.registration_id(ctx(), token)
     try:
         participant.perform(ctx(), action, registration_id)
     except Conflict as exc:
-        reg = registrations.status(ctx(), registration_id)
-        return html_response(render.page("status.html", reg=reg, token=token, refresh=False, message=exc.message),
-                             409)
+        reg = registrations.status(ctx(), registration_id, language())
+        return page("status.html", 409, here=f"/registrations/{token}", reg=reg, token=token, refresh=False,
+                    message=exc.message)
     return Response(body="", status_code=303, headers={"Location": f"/registrations/{token}?done={action}"})
 
 
 def _survey_page(token: str, values: dict | None = None, errors: dict | None = None, message: str | None = None,
                  saved: bool = False, autosend: bool = False, status: int = 200) -> Response:
-    from chalicelib.adapters import render
     from chalicelib.domain import survey as surveys
     from chalicelib.services import links, participant
-    shown = participant.survey(ctx(), links.registration_id(ctx(), token))
-    return html_response(render.page(
-        "survey.html", survey=shown, token=token, values=values if values is not None else shown["answer"],
+    shown = participant.survey(ctx(), links.registration_id(ctx(), token), language())
+    return page(
+        "survey.html", status, survey=shown, token=token, values=values if values is not None else shown["answer"],
         errors=errors or {}, message=message, saved=saved, autosend=autosend and shown["open"],
         pace=list(surveys.PACES.items()), recommend=list(surveys.RECOMMEND.items()),
-        comment_max=surveys.COMMENT_MAX, extra_max=surveys.EXTRA_MAX), status)
+        comment_max=surveys.COMMENT_MAX, extra_max=surveys.EXTRA_MAX)
 
 
 @pages.route("/survey/{token}", methods=["GET"])
@@ -180,7 +185,7 @@ def survey_page(token):
     rating = surveys.rating_of(query.get("rating"))
     if rating is None:
         return _survey_page(token, saved=query.get("saved") == "1")  # the page says so only if it was
-    shown = participant.survey(ctx(), links.registration_id(ctx(), token))
+    shown = participant.survey(ctx(), links.registration_id(ctx(), token), language())
     # sent at once only as the first answer: a later click (or Back) shows the rating, Save changes it
     return _survey_page(token, values={**shown["answer"], "rating": rating}, autosend=not shown["answered_at"])
 
@@ -200,6 +205,27 @@ def survey_form(token):
     return Response(body="", status_code=303, headers={"Location": f"/survey/{token}?saved=1"})
 
 
+LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9._~%!$&'()*+,;=:@/-]{0,500}")
+LANGUAGE_COOKIE_SECONDS = 365 * 86400
+
+
+@pages.route("/language", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+@html_errors
+def choose_language():
+    """The language switch of every page: the choice is kept in a cookie (this site's every path,
+    sent on links from other sites too: ``SameSite=Lax``; no script reads it), then the page it was
+    pressed on is shown again (``next``, a path of this site only)."""
+    form = parse_form(pages.current_request.raw_body)
+    chosen = languages.shipped(form.get("language"))
+    back = form.get("next", "/")
+    headers = {"Location": back if LOCAL_PATH.fullmatch(back) else "/", "Cache-Control": "no-store"}
+    if chosen:
+        secure = "; Secure" if ctx().settings.public_url.startswith("https://") else ""
+        headers["Set-Cookie"] = (f"{languages.COOKIE}={chosen}; Path=/; SameSite=Lax; HttpOnly; "
+                                 f"Max-Age={LANGUAGE_COOKIE_SECONDS}{secure}")
+    return Response(body="", status_code=303, headers=headers)
+
+
 BADGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
 
 
@@ -210,7 +236,7 @@ def badge(workshop_id):
     from chalicelib.services import registrations
     found = registrations.workshop_badge(ctx(), workshop_id)
     if found is None:
-        return error_page(404, "This workshop has no badge.")
+        return error_page(404, N_("This workshop has no badge."))
     data, suffix = found
     return Response(body=data.decode() if suffix == ".svg" else data,
                     headers={"Content-Type": BADGE_TYPES[suffix], "Cache-Control": "public, max-age=86400",
@@ -220,13 +246,13 @@ def badge(workshop_id):
 
 STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "status.js": "text/javascript; charset=utf-8",
                 "admin.css": "text/css; charset=utf-8", "live.js": "text/javascript; charset=utf-8",
-                "survey.js": "text/javascript; charset=utf-8"}
+                "survey.js": "text/javascript; charset=utf-8", "times.js": "text/javascript; charset=utf-8"}
 
 
 @pages.route("/static/{name}", methods=["GET"])
 def static_file(name):
     if name not in STATIC_TYPES:
-        return error_page(404, "No such file.")
+        return error_page(404, N_("No such file."))
     return Response(body=(STATIC / name).read_text(),
                     headers={"Content-Type": STATIC_TYPES[name], "Cache-Control": "public, max-age=3600",
                              "X-Content-Type-Options": "nosniff"})

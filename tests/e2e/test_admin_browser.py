@@ -13,6 +13,8 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from tests.e2e.axe import assert_accessible
+
 pytestmark = pytest.mark.e2e
 
 FIRST, LAST, COMPANY = "Zoë", "Ñúñez, Jr.", '"Quoted" & Co'
@@ -46,11 +48,16 @@ def test_an_organiser_signs_in_extends_a_participant_and_sees_the_audit_entry(pa
     response = page.goto(f"{stack.app_url}/admin")
     assert response.status == 401
     expect(page.locator("h1")).to_have_text("Organiser sign-in")
+    assert_accessible(page, "the sign-in page")
     page.locator("#name").fill(ORGANISER)
     page.locator("#token").fill("not-the-token")
     with page.expect_navigation():
         page.get_by_role("button", name="Sign in").click()
     expect(page.locator('p.alert[role="alert"]')).to_have_text("That is not the admin token.")
+    expect(page.locator("#token")).to_be_focused()
+    expect(page.locator("#token")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#token")).to_have_attribute("aria-describedby", "login-problem token-hint")
+    assert_accessible(page, "the sign-in page with an error")
 
     # 2. With the stack's admin token: the overview, with one seat of the workshop taken.
     page.locator("#name").fill(ORGANISER)
@@ -64,6 +71,7 @@ def test_an_organiser_signs_in_extends_a_participant_and_sees_the_audit_entry(pa
     expect(seats.locator("rect.free")).to_have_count(1)
     expect(page.locator("svg.chart.hourly rect.bar")).to_have_count(24)
     shot(page, "overview")
+    assert_accessible(page, "the dashboard overview")
 
     # 3. The participant, found by a piece of their name, with their state and times.
     page.get_by_role("link", name="Registrations", exact=True).click()
@@ -75,6 +83,7 @@ def test_an_organiser_signs_in_extends_a_participant_and_sees_the_audit_entry(pa
     expect(row.locator(".name")).to_have_text(f"{FIRST} {LAST}")
     expect(row.locator(".state")).to_have_text("active")
     shot(page, "registrations")
+    assert_accessible(page, "the registrations")
 
     # 4. Extend: back on the same search with the result; the session ends 30 minutes later.
     with page.expect_navigation():
@@ -86,6 +95,7 @@ def test_an_organiser_signs_in_extends_a_participant_and_sees_the_audit_entry(pa
     after = requests.get(stack.app_url + stack.participant_path(registration_id), timeout=10).json()
     assert datetime.fromisoformat(after["ends_at"]) == ends
     shot(page, "extended")
+    assert_accessible(page, "the registrations with an action's result")
 
     # 5. The audit log names who did it, to whom, and that it was done.
     page.get_by_role("link", name="Audit log", exact=True).click()
@@ -97,6 +107,7 @@ def test_an_organiser_signs_in_extends_a_participant_and_sees_the_audit_entry(pa
     expect(newest.locator(".detail")).to_contain_text(running["student"])
     expect(newest.locator(".detail")).not_to_contain_text(email)  # the audit log holds no personal data
     shot(page, "audit")
+    assert_accessible(page, "the audit log")
 
     # 6. Signing out ends the session: the dashboard asks again.
     with page.expect_navigation():

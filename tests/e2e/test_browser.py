@@ -17,6 +17,9 @@ import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
+from tests.e2e.axe import assert_accessible
+from tests.e2e.keyboard import assert_focus_visible, tab_through, tab_to
+
 pytestmark = pytest.mark.e2e
 
 REGISTRATION_URL = re.compile(r"/registrations/([A-Za-z0-9_-]{16,64}\.[A-Za-z0-9_-]{32})$")
@@ -94,6 +97,7 @@ def confirm_from_email(page, stack, email: str, title: str):
     assert tab is not None, "the confirmation link opened no tab after three clicks"
     tab.wait_for_load_state()
     expect(tab.locator("h1")).to_have_text(title)
+    assert_accessible(tab, "the confirmation page")
     button = tab.get_by_role("button", name="Confirm my seat")
     with tab.expect_navigation() as navigation:
         button.click()
@@ -145,6 +149,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     expect(register).to_have_text("Register")
     expect(register).to_have_attribute("href", f"/workshops/{workshop_id}")
     shot(page, "catalog")
+    assert_accessible(page, "the catalog")
 
     # 2. Register opens the workshop's form.
     register.click()
@@ -155,13 +160,17 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     expect(form.locator("button[type=submit]")).to_have_text("Register")
     expect(form.locator("div.alert")).to_have_count(0)
     shot(page, "form")
+    assert_accessible(page, "the registration form")
 
-    # 3. An empty form comes back (422) with one message per field.
+    # 3. An empty form comes back (422) with one message per field, a summary that links to each, and
+    #    the first field in error focused.
     response = submit(page)
     assert response.status == 422
     assert response.request.method == "POST"
     expect(page).to_have_url(f"{stack.app_url}/workshops/{workshop_id}")
-    expect(page.locator('div.alert[role="alert"]')).to_have_text("Some fields need attention.")
+    summary = page.locator('div.alert[role="alert"]')
+    expect(summary.locator("p")).to_have_text("Some fields need attention.")
+    expect(page.locator("#email")).to_be_focused()
     expected_errors = {
         "email": "Email is required.",
         "first_name": "First name is required.",
@@ -173,8 +182,10 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
         expect(page.locator(f"p.error#{field}-error")).to_have_text(message)
         expect(page.locator(f"#{field}")).to_have_attribute("aria-invalid", "true")
         expect(page.locator(f"#{field}")).to_have_attribute("aria-describedby", f"{field}-error")
+    expect(summary.locator("li a")).to_have_text(list(expected_errors.values()))
     expect(page.locator("p.error")).to_have_count(len(expected_errors))
     shot(page, "errors")
+    assert_accessible(page, "the registration form with errors")
 
     # 4. A valid form (non-ASCII name, apostrophe, ampersand) answers "check your mailbox": the seat
     #    is held until the address confirms it, and only the confirmation email goes out.
@@ -182,6 +193,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     response = submit(page)
     assert_check_your_mailbox(page, response, workshop_id)
     shot(page, "check-your-mailbox")
+    assert_accessible(page, "check your mailbox")
     assert catalog_until(stack, workshop_id, free=1)["seats_free"] == 1, "the hold does not take its seat"
     confirm_subject = f"Confirm your seat: {title}"
     confirmation = stack.wait_for_message(lambda m: m["subject"] == confirm_subject, timeout=20, to=email)
@@ -200,6 +212,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     student = student_dd.inner_text().strip()
     expect(confirmed.locator("dd.position")).to_have_count(0)
     shot(confirmed, "status")
+    assert_accessible(confirmed, "the status page of a seated registration")
     confirmed.close()
 
     api = requests.get(f"{stack.app_url}/api/registrations/{token}", timeout=10).json()
@@ -344,6 +357,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     expect(seat.locator("td").nth(2)).to_have_text("running")
     expect(room.locator("#live-rows tbody tr").first).to_have_id(f"seat-{student}")
     shot(room, "live-room")
+    assert_accessible(room, "the live room")
     with room.expect_navigation():
         seat.get_by_role("button", name="Answered").click()
     expect(room.locator("p.flash")).to_have_text(f"{student}'s hand is answered.")
@@ -383,9 +397,12 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     assert timedelta(minutes=55) < ends_at - datetime.now(UTC) <= timedelta(minutes=60), api["ends_at"]
     ends = status_tab.locator("dt", has_text="Ends").locator("+ dd time")
     expect(ends).to_have_attribute("datetime", api["ends_at"])
-    expect(ends).to_have_text(f"{api['ends_at'][:16].replace('T', ' ')} UTC")
+    # the server's UTC text stays as the tooltip; the browser shows its own zone (here UTC), named
+    expect(ends).to_have_attribute("title", f"{api['ends_at'][:16].replace('T', ' ')} UTC")
+    expect(ends).to_have_text(re.compile(rf"{ends_at.year}.*{ends_at:%M}.*(UTC|GMT)"))
     assert f"until {ends_at.strftime('%H:%M UTC on %d %b %Y')}." in text
     shot(status_tab, "status-active")
+    assert_accessible(status_tab, "the status page, active")
 
     # 13. The same email (any case) registering again gets the same answer, takes nothing, and the
     #     mailbox gets a short email with the registration's link.
@@ -418,6 +435,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     status_tab.reload()
     expect(status_tab.locator("p.status")).to_have_text("Status: Finished", timeout=30_000)
     shot(status_tab, "finished")
+    assert_accessible(status_tab, "the status page, finished")
 
 
 def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, workshops, shot, console):
@@ -476,6 +494,7 @@ def test_full_workshop_puts_the_form_registration_on_the_waitlist(page, stack, w
     expect(waiting.locator("dt", has_text="Your student account")).to_have_count(0)
     expect(waiting.locator("dt", has_text="Workshop").locator("+ dd")).to_have_text(title)
     shot(waiting, "status")
+    assert_accessible(waiting, "the status page, waitlisted")
     waiting.close()
 
     api = requests.get(f"{stack.app_url}/api/registrations/{token}", timeout=10).json()
@@ -628,6 +647,7 @@ def test_the_thank_you_mail_rates_in_one_click_and_the_organiser_sees_the_answer
     expect(survey.locator("p.notice")).to_contain_text("Thank you: your answer is saved.", timeout=30_000)
     expect(survey.get_by_role("radio", name="4")).to_be_checked()
     expect(survey).to_have_url(re.compile(r"/survey/[A-Za-z0-9_.-]+\?saved=1$"))
+    assert_accessible(survey, "the survey")
 
     # 3. The rest of the page, from the keyboard where it is a form: pace, recommendation, the
     #    workshop's own question, a comment with markup (kept as text).
@@ -652,3 +672,155 @@ def test_the_thank_you_mail_rates_in_one_click_and_the_organiser_sees_the_answer
     expect(row.locator("td")).to_have_text(["1", "4.0", "0 / 0 / 0 / 1 / 0", "0 / 1 / 0", "100%"])
     expect(survey.locator("ul.comments li").filter(has_text="Great pace")).to_have_text("Great pace <b>thanks</b>")
     shot(survey, "dashboard-survey")
+    assert_accessible(survey, "the dashboard overview with survey answers")
+
+
+def sign_in(page, stack, next_path: str) -> None:
+    page.goto(f"{stack.app_url}/admin/login?next={next_path}")
+    page.locator("#name").fill("Grace Hopper")
+    page.locator("#token").fill(stack.secret("admin_token"))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{stack.app_url}{next_path}")
+
+
+def test_the_pages_no_journey_reaches_pass_the_accessibility_scan(page, stack, workshops, console):
+    """The journeys above scan the pages they reach; these are the rest."""
+    # 1. A page that is not there.
+    response = page.goto(f"{stack.app_url}/workshops/WKSHP-NOSUCH")
+    assert response.status == 404
+    expect(page.locator("h1")).to_have_text("Not found")
+    assert_accessible(page, "the not-found page")
+
+    # 2. A registration whose address is not confirmed yet.
+    email = "not.yet+e2e@example.com"
+    response = requests.post(f"{stack.app_url}/api/registrations", timeout=30, json={
+        "workshop": workshops["full"]["id"], "email": email, "first_name": FIRST, "last_name": LAST,
+        "company": COMPANY, "accept_terms": True})
+    assert response.status_code == 202, response.text
+    page.goto(stack.confirmation_link(email).replace("/confirm/", "/registrations/"))
+    expect(page.locator("p.status")).to_have_text("Status: Unconfirmed")
+    assert_accessible(page, "the status page, unconfirmed")
+
+    # 3. The organiser's event report, the webhooks (refused, added) and a webhook's deliveries.
+    sign_in(page, stack, f"/admin/reports/{workshops['seated']['id']}")
+    expect(page.locator("h1")).to_contain_text(f"Event report: {workshops['seated']['title']}")
+    assert_accessible(page, "the event report")
+    page.get_by_role("link", name="Webhooks", exact=True).click()
+    expect(page.locator("h1")).to_have_text("Webhooks")
+    assert_accessible(page, "the webhooks")
+    page.locator("#url").fill("ftp://nowhere.example/hook")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Add webhook").click()
+    expect(page.locator('form.hook [role="alert"]')).to_be_visible()
+    assert_accessible(page, "the webhooks with a refused address")
+    page.locator("#url").fill("http://127.0.0.1:9/hook")  # local mode takes this machine; nothing listens
+    with page.expect_navigation():
+        page.get_by_role("button", name="Add webhook").click()
+    expect(page.locator("div.notice.secret")).to_contain_text("Webhook created")
+    assert_accessible(page, "the webhooks with a new secret")
+    page.get_by_role("link", name="Delivery log").click()
+    expect(page.locator("h1")).to_contain_text("Deliveries to")
+    assert_accessible(page, "a webhook's deliveries")
+    page.get_by_role("link", name="All webhooks").click()
+    page.locator("details.danger-zone summary").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Delete").click()
+    expect(page.locator("p.flash")).to_have_text("Webhook deleted.")
+    assert console.errors == [], f"the browser reported errors: {console.errors}"
+
+
+def test_register_confirm_and_start_the_workshop_with_the_keyboard_alone(page, stack, workshops, shot, console):
+    """No click from the catalog to JupyterLab: Tab, Shift+Tab, Enter and Space, the focus visible at
+    every stop on the platform's pages. Links in emails are opened as a mail client opens them."""
+    workshop_id, title = workshops["seated"]["id"], workshops["seated"]["title"]
+    email = "kay.board+e2e@example.com"
+
+    # 1. The catalog: the first Tab shows the skip link; on to the workshop's Register link.
+    page.goto(f"{stack.app_url}/")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    assert_focus_visible(page)
+    tab_to(page, card(page, workshop_id).get_by_role("link", name=f"Register for {title}"))
+    shot(page, "catalog-focus")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{stack.app_url}/workshops/{workshop_id}")
+
+    # 2. The form, typed field after field; the terms are passed over, so it comes back with the
+    #    focus on them, the one field in error.
+    tab_to(page, page.locator("#email"))
+    page.keyboard.type(email)
+    for field, value in (("first_name", FIRST), ("last_name", LAST), ("company", COMPANY)):
+        page.keyboard.press("Tab")
+        expect(page.locator(f"#{field}")).to_be_focused()
+        assert_focus_visible(page)
+        page.keyboard.type(value)
+    tab_to(page, page.locator("form.register button[type=submit]"))
+    with page.expect_navigation() as navigation:
+        page.keyboard.press("Enter")
+    assert navigation.value.status == 422
+    terms = page.locator("#accept_terms")
+    expect(terms).to_be_focused()
+    expect(page.locator('div.alert[role="alert"] li')).to_have_text(["You must accept the terms to register."])
+    page.keyboard.press("Space")
+    expect(terms).to_be_checked()
+    assert_focus_visible(page)
+    shot(page, "form-focus")
+
+    # 3. Shift+Tab back over what was typed (kept), then Tab to the button and send it.
+    tab_to(page, page.locator("#email"), back=True)
+    expect(page.locator("#email")).to_have_value(email)
+    expect(page.locator("#company")).to_have_value(COMPANY)
+    tab_to(page, page.locator("form.register button[type=submit]"))
+    with page.expect_navigation() as navigation:
+        page.keyboard.press("Enter")
+    assert_check_your_mailbox(page, navigation.value, workshop_id)
+
+    # 4. The confirmation email's link; its button, from the keyboard, lands on the status page.
+    page.goto(stack.confirmation_link(email))
+    expect(page.locator("h1")).to_have_text(title)
+    tab_to(page, page.get_by_role("button", name="Confirm my seat"))
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/registrations/"))
+    expect(page.locator("p.status")).to_have_text(SEATED_STATUS)
+    status_url = page.url
+
+    # 5. Once the workshop runs (the page refreshes itself until then), every control of the status
+    #    page is reached with the focus visible.
+    expect(page.locator("p.status")).to_have_text("Status: Active", timeout=120_000)
+    page.reload()
+    stops = tab_through(page)
+    assert any('"End now"' in stop for stop in stops) and any('"Ask for help"' in stop for stop in stops), stops
+    shot(page, "status-focus")
+
+    # 6. Start: the credentials email's Start workshop link, then the hub's sign-in, by keyboard.
+    ready = stack.wait_for_message(lambda m: m["subject"] == f"Your workshop is ready: {title}", timeout=90, to=email)
+    student = re.search(r"^\s*Student name: (\S+)$", ready["text"], re.M).group(1)
+    password = re.search(r"^\s*Password:     (\S+)$", ready["text"], re.M).group(1)
+    page.goto(f"{stack.inbox_url}/messages/{ready['id']}")
+    start = page.frame_locator('iframe[title="HTML body"]').get_by_role("link", name="Start workshop", exact=True)
+    tab_to(page, start, visible=False)  # the mail client's page, not the platform's
+    with page.expect_popup() as popup_info:
+        page.keyboard.press("Enter")
+    hub = popup_info.value
+    hub.wait_for_load_state()
+    tab_to(hub, hub.locator("#username_input"), visible=False)
+    hub.keyboard.type(student)
+    hub.keyboard.press("Tab")
+    expect(hub.locator("#password_input")).to_be_focused()
+    hub.keyboard.type(password)
+    hub.keyboard.press("Enter")
+    expect(hub).to_have_url(f"{stack.hub_url}/user/{student}/lab/tree/{README}", timeout=60_000)
+    expect(hub.get_by_role("main").get_by_role("tab", name=README, selected=True)).to_be_visible(timeout=60_000)
+    assert console.errors == [], f"the browser reported errors: {console.errors}"
+
+    # 7. Done: End now on the status page, from the keyboard; the cleanup thanks the participant.
+    hub.close()
+    page.goto(status_url)
+    tab_to(page, page.get_by_role("button", name="End now"))
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page.locator("p.notice")).to_have_text("Your workshop is ending; the thank-you email follows.")
+    stack.wait_for_message(lambda m: m["subject"] == f"Thank you for taking {title}", timeout=90, to=email)

@@ -294,7 +294,10 @@ def test_the_badge_goes_to_those_who_pass_every_check(client, platform, recordin
 
 def test_one_check_short_of_all_earns_no_badge_whatever_the_rounded_percentage():
     assert earns_badge(2000, 100.0, 1999) is False  # the rounded percentage would say 100
-    assert earns_badge(2, None, None) is False and earns_badge(0, None, None) is True
+    assert earns_badge(2, None, None) is False
+    # a workshop without checks: taking part, at least one of its cells run
+    assert earns_badge(0, 12.5, None) is True and earns_badge(0, 0.0, None) is False
+    assert earns_badge(0, None, None) is False
 
 
 @pytest.mark.parametrize("passed", [-1, "2", True, 2.5, 10_001])

@@ -32,6 +32,15 @@ def test_defaults_and_good_values(tmp_path):
     assert (config.tick_seconds, config.web_workers, config.app_port, config.worker_threads) == (0.5, 2, 8000, 32)
 
 
+def test_the_settings_local_mode_gives_the_app_load_as_they_are(tmp_path, monkeypatch):
+    """Every default local mode hands the app's settings is one they accept (a stack would not start)."""
+    from chalicelib.settings import load_settings
+
+    monkeypatch.delenv("WOD_REPORT_TO", raising=False)
+    settings = load_settings(LocalConfig.from_env({"WOD_STATE_DIR": str(tmp_path)}).app_environment())
+    assert settings.report_to == ("organisers@example.org",) and settings.mail_transport == "smtp"
+
+
 def test_a_supervisor_that_started_nothing_leaves_the_pids_file_alone(tmp_path):
     pids = tmp_path / "run" / "parts.json"
     pids.parent.mkdir()

@@ -36,14 +36,11 @@ def test_unreachable_relay_is_unavailable():
 
 
 def test_email_templates_escape_html_but_not_text():
-    class Reg:
-        first_name = "<b>Bob</b> & Co"
+    from chalicelib.domain.values import Registration, Workshop
 
-    class Workshop:
-        title = "T & <T>"
-        duration_minutes = 90
-
-    msg = render_email("welcome", to="a@example.com", subject="s", registration=Reg, workshop=Workshop,
+    reg = Registration("r-1", first_name="<b>Bob</b> & Co")
+    workshop = Workshop("WKSHP-T", title="T & <T>", duration_minutes=90)
+    msg = render_email("welcome", to="a@example.com", subject="s", registration=reg, workshop=workshop,
                        status_url="https://wod.example/registrations/x")
     assert "&lt;b&gt;Bob&lt;/b&gt; &amp; Co" in msg.html and "<b>Bob</b>" not in msg.html
     assert "Hello <b>Bob</b> & Co," in msg.text

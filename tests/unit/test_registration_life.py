@@ -94,8 +94,10 @@ def test_a_change_is_conditional_on_what_was_read():
     assert not extend.applies_to(dataclasses.replace(running, ends_at=running.ends_at + timedelta(minutes=30)))
     assert not extend.applies_to(dataclasses.replace(running, status=EXPIRING))
     assert extend.set["ends_at"] == running.ends_at + timedelta(minutes=30)
-    assert extend.add == {"extensions_used": 1} and extend.owes == (webhook("extended"),)
-    assert life.decide(running, life.EXTEND, NOW, RULES, minutes=30, counted=False).add == {"extensions_used": 0}
+    assert extend.add == {"extensions_used": 1, "extensions_total": 1}
+    assert extend.owes == (mail("extended"), webhook("extended"))
+    organisers = life.decide(running, life.EXTEND, NOW, RULES, minutes=30, counted=False)
+    assert organisers.add == {"extensions_used": 0, "extensions_total": 1}
 
 
 def test_a_hold_is_confirmed_before_its_time_and_released_after_it():
@@ -200,3 +202,36 @@ def test_only_the_commit_step_delivers_a_change_or_promotes():
         assert not {c for c in calls if c.endswith("promote_next")}, f"{path} promotes by hand"
         if path.name != "outbox.py":
             assert not {c for c in calls if c.endswith("outbox.deliver")}, f"{path} delivers by hand"
+
+
+def test_a_seat_of_a_scheduled_session_is_ordered_shortly_before_it():
+    rules = dataclasses.replace(RULES, schedule_lead=timedelta(minutes=10))
+    later = NOW + timedelta(hours=2)
+    seated = life.decide(reg(PENDING, due_state=None, due_at=None), life.REGISTER, NOW, rules, scheduled=later)
+    assert seated.set == {"status": PENDING, "due_state": life.DUE_SCHEDULED, "due_at": later - timedelta(minutes=10)}
+    assert seated.owes == (mail("welcome"), webhook("registered")) and seated.seat == life.TAKE
+    near = life.decide(reg(PENDING), life.REGISTER, NOW, rules, scheduled=NOW + timedelta(minutes=9))
+    assert near.set["due_state"] == life.DUE_PROVISIONING and order("CREATE") in near.owes
+    past = life.decide(reg(PENDING), life.REGISTER, NOW, rules, scheduled=NOW - timedelta(hours=1))
+    assert past.set["due_state"] == life.DUE_PROVISIONING
+    confirmed = life.decide(reg(UNCONFIRMED), life.CONFIRM, NOW, rules, scheduled=later)
+    assert confirmed.set["due_state"] == life.DUE_SCHEDULED and order("CREATE") not in confirmed.owes
+    promoted = life.decide(reg(WAITLISTED, student_id="s-2"), life.PROMOTE, NOW, rules, scheduled=later)
+    assert promoted.set["due_state"] == life.DUE_SCHEDULED and promoted.owes == (mail("promoted"),)
+
+    waiting = reg(PENDING, due_state=life.DUE_SCHEDULED, due_at=NOW)
+    start = life.decide(waiting, life.START, NOW, rules)
+    assert start.set == {"due_state": life.DUE_PROVISIONING, "due_at": NOW + timedelta(minutes=10), "ordered_at": NOW}
+    assert start.owes == (order("CREATE"),) and start.applies_to(waiting)
+    assert not start.applies_to(dataclasses.replace(waiting, due_state=life.DUE_PROVISIONING))
+    assert life.decide(reg(PENDING), life.START, NOW, rules) is None  # already provisioning
+    assert life.decide(reg(ACTIVE), life.START, NOW, rules) is None
+    assert life.decide(waiting, life.REDRIVE, NOW, rules, deadline=NOW, owes=(order("CREATE"),)) is None
+
+
+def test_a_finish_keeps_whether_the_badge_was_earned_and_when_the_notebook_first_reported():
+    done = life.decide(reg(EXPIRING), life.FINISH, NOW, RULES, completion=100.0, checks_passed=3, finished_before=0,
+                       earned=True, first_seen=NOW - timedelta(minutes=50))
+    assert done.set["badge_earned"] is True and done.set["first_seen_at"] == NOW - timedelta(minutes=50)
+    failed = life.decide(reg(FAILED, due_state=life.DUE_CLEANING, due_at=NOW), life.FINISH, NOW, RULES, earned=False)
+    assert "badge_earned" not in failed.set  # a session that failed earns nothing to keep
