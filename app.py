@@ -31,6 +31,15 @@ def order_intake(event):
     return intake.handle_order(event.message, event.to_dict())
 
 
+@app.on_sns_message(topic="wod-mail-feedback", name="mail-feedback")
+def mail_feedback(event):
+    """SES's bounces and complaints, published by the configuration set to its SNS topic."""
+    from chalicelib.services import mail_feedback as feedback
+    from chalicelib.services.bootstrap import for_process
+
+    return feedback.handle(for_process(), event.message)
+
+
 @app.lambda_function(name="outbox-dispatcher")
 def outbox_dispatcher(event, context):
     """The registrations' stream (DynamoDB Streams): deliver what each written change owes."""

@@ -2,7 +2,7 @@
 
 Its resources are merged with the operations and the hub host by ``python -m infra.merge``.
 
-Chalice declares the functions, the API, the schedule and the SNS subscription; this adds
+Chalice declares the functions, the API, the schedule and the SNS subscriptions; this adds
 everything else from the definitions in ``infra/``: the tables (``tables.json``), the state
 machines (``statemachines/*.asl.json`` with their task ARNs substituted), the SES receipt
 rule -> SNS topic for orders, the content bucket, the secrets, the alarms, the JupyterHub
@@ -93,6 +93,8 @@ INTAKE = Access({"nonces": "insert"}, ("order-key",), start_workflows=True, repo
 DISPATCH = Access({"customers": "read+update", "workshops": "lookup", "nonces": "update", "admin": "read+insert"},
                   ("order-key/*", "link-key"), send_mail=True, report_failures=True, stream="customers",
                   indexes=("customers",))  # a waitlist place, for the waitlist email
+# SES's bounces and complaints (the mail feedback topic): a registration read by key and marked in place
+FEEDBACK = Access({"customers": "lookup+update"})
 STREAM_BATCH = 100  # records per invocation, as local/stream.py reads them
 ASYNC_RETRIES = 2  # Lambda's own retries of an asynchronous event before it goes to the failed-events queue
 
@@ -114,6 +116,7 @@ FUNCTIONS: dict[str, Access] = {
     "TimeChecks": TICK,
     "OrderIntake": INTAKE,
     "OutboxDispatcher": DISPATCH,
+    "MailFeedback": FEEDBACK,
     "ProvisionPrepare": backend_task("students:lookup customers:update", hub=False),
     "ProvisionCreateHubUser": backend_task("customers:update", appliances="stop"),  # a previous holder's
     "ProvisionStartServer": backend_task("workshops:lookup", appliances="start"),
@@ -512,7 +515,7 @@ def outputs() -> dict:
 
 
 def function_overrides() -> dict:
-    """What the merge sets on Chalice's own resources: roles, settings, the orders topic."""
+    """What the merge sets on Chalice's own resources: roles, settings, the orders and mail feedback topics."""
     resources = {}
     for logical, access in FUNCTIONS.items():
         resources[f"{logical}Role"] = function_role(logical, access)
@@ -532,6 +535,8 @@ def function_overrides() -> dict:
     resources["OrderIntake"]["Properties"]["Events"] = {
         # Fn::Sub, as Chalice writes it: the merge replaces Chalice's fixed topic ARN with this stack's.
         "OrderIntakeSnsSubscription": {"Type": "SNS", "Properties": {"Topic": sub("${OrdersTopic}")}}}
+    resources["MailFeedback"]["Properties"]["Events"] = {  # the configuration set's topic (infra/operations.py)
+        "MailFeedbackSnsSubscription": {"Type": "SNS", "Properties": {"Topic": sub("${MailFeedbackTopic}")}}}
     # The time checks run once per platform: in the frontend stack only (the rule's State; SAM's
     # boolean Enabled would take any intrinsic for true).
     resources["TimeChecks"]["Properties"]["Events"] = {"TimeChecksEvent": {"Type": "Schedule", "Properties": {

@@ -6,7 +6,8 @@ Register (rate limits on) and confirm from the mail; the CREATE order mail throu
 -> every task -> the hub -> the callback -> the credentials mail; log in as the student; a RESET;
 the organiser API (resize, CSV, a webhook and its test, a purge); the time checks (a warm pool
 topped up, the reminder, the end, the CLEANUP order, the thank-you mail, a hold nobody confirmed
-released); the verifiable badges' published key; the readiness checks invoked as their state
+released); SES's bounce of the thank-you mail, published to the mail feedback topic, marking the
+registration (``mail-feedback``); the verifiable badges' published key; the readiness checks invoked as their state
 machines do; a provisioning that fails (moto's ECS cannot start the appliance's Fargate task) and
 is compensated. moto has no SES inbound: :meth:`Chain.deliver_inbound` does what SES would with
 every mail sent to an address of the active rule set. The business clock cannot be moved inside
@@ -94,12 +95,7 @@ class Chain:
 
     def publish_as_ses(self, sns: Any, topic: str, rule: dict, raw: str, recipients: list[str],
                        parsed: email.message.EmailMessage) -> None:
-        policy = json.loads(sns.get_topic_attributes(TopicArn=topic)["Attributes"].get("Policy") or "{}")
-        allowed = iam.Policy(policy).decide(iam.Request("sns:Publish", topic, {
-            "aws:PrincipalServiceName": ("ses.amazonaws.com",), "AWS:SourceAccount": (self.r.account,)}))
-        ses_allowed = any(s.get("Principal", {}).get("Service") == "ses.amazonaws.com"
-                          for s in policy.get("Statement", []) if s.get("Sid") == allowed.statement)
-        if not (allowed.allowed and ses_allowed):
+        if not self.ses_may_publish(sns, topic):
             raise RuntimeError(f"the policy of {topic} does not let SES publish to it: SES would drop the order")
         verdict = {"status": "PASS"}
         notification = {"notificationType": "Received", "content": base64.b64encode(raw.encode()).decode(),
@@ -111,6 +107,37 @@ class Chain:
         sns.publish(TopicArn=topic, Message=json.dumps(notification), Subject="Amazon SES Email Receipt Notification")
         self.inbound.append(str(parsed["Subject"] or ""))
         self.r.out(f"      SES received \"{parsed['Subject']}\": published to {topic.rsplit(':', 1)[-1]}")
+
+    def ses_may_publish(self, sns: Any, topic: str) -> bool:
+        """Whether the topic's policy lets SES (of this account) publish to it."""
+        policy = json.loads(sns.get_topic_attributes(TopicArn=topic)["Attributes"].get("Policy") or "{}")
+        allowed = iam.Policy(policy).decide(iam.Request("sns:Publish", topic, {
+            "aws:PrincipalServiceName": ("ses.amazonaws.com",), "AWS:SourceAccount": (self.r.account,)}))
+        return allowed.allowed and any(s.get("Principal", {}).get("Service") == "ses.amazonaws.com"
+                                       for s in policy.get("Statement", []) if s.get("Sid") == allowed.statement)
+
+    def bounce(self, to: str, subject: str) -> str:
+        """What SES's configuration set publishes when a mail bounces: a Bounce record with the
+        mail's headers, to the mail feedback topic (SNS invokes ``mail-feedback``); the mark the
+        registration the mail named gets."""
+        from chalicelib.domain.mail import REGISTRATION_HEADER
+
+        sent = self.mails(to, subject)[-1]
+        registration = str(sent[REGISTRATION_HEADER])
+        record = {"eventType": "Bounce",
+                  "bounce": {"bounceType": "Permanent", "bounceSubType": "General", "reportingMTA": "dsn; rehearsal",
+                             "bouncedRecipients": [{"emailAddress": to, "action": "failed", "status": "5.1.1"}],
+                             "timestamp": utc_text(datetime.now(UTC)), "feedbackId": "rehearsal"},
+                  "mail": {"timestamp": utc_text(datetime.now(UTC)), "messageId": str(sent["Message-ID"]),
+                           "destination": [to], "headersTruncated": False,
+                           "headers": [{"name": name, "value": str(value)} for name, value in sent.items()]}}
+        sns, topic = self.r.client("sns"), self.r.report["resources"]["MailFeedbackTopic"]["id"]
+        if not self.ses_may_publish(sns, topic):
+            raise RuntimeError(f"the policy of {topic} does not let SES publish to it: bounces would be lost")
+        sns.publish(TopicArn=topic, Message=json.dumps(record))
+        table, key = self.r.table("customers"), {"id": {"S": registration}}
+        return self.wait("the bounce marked on the registration", lambda: self.r.client("dynamodb").get_item(
+            TableName=table, Key=key, ConsistentRead=True)["Item"].get("mail_bounce", {}).get("S"), 60)
 
     def wait(self, what: str, found: Callable[[], Any], timeout: float = 240.0, tick_every: float = 0.0) -> Any:
         """Until ``found()`` says so, SES receiving what was sent meanwhile; ``tick_every``: the time
@@ -278,6 +305,9 @@ class Chain:
         self.wait("the thank-you mail after the cleanup", lambda: self.mails(who, "Thank you for taking"), 180,
                   tick_every=10)
         out(f"    time checks: the session ended ({ended['expired']}), CLEANUP ordered, cleaned, thanked")
+        report["mail_bounce"] = self.bounce(who, "Thank you for taking")
+        out(f"    the thank-you mail bounced: SES -> mail feedback topic -> mail-feedback, the registration marked "
+            f"{report['mail_bounce']}")
         key_set = json.loads(self.expect(200, "GET", "/openbadges/jwks"))  # the API signs with the badge key
         report["badge_key"] = [key["crv"] for key in key_set["keys"]]
         out(f"    verifiable badges: the issuer's key published ({', '.join(report['badge_key'])})")

@@ -5,8 +5,9 @@ Figures: registrations; the confirmation rate; seated, waitlisted, promoted; who
 notebook reported at least once); the time from registration (or confirmation, or promotion, or a
 scheduled session's order: when the platform could act) to the credentials and to the first
 notebook event, p50/p95; how far participants got (checks passed, or completion where the
-workshop has no checks); completion and badges; the survey; failures by reason; mail still
-undelivered. Pure: the service reads, this counts.
+workshop has no checks); completion and badges; the survey; failures by reason; mail: the
+registrations whose mail bounced (SES's bounces, permanent or transient), that complained, and whose
+mail is still undelivered. Pure: the service reads, this counts.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from chalicelib.domain.registration import (
     UNCONFIRMED,
     WAITLISTED,
 )
+from chalicelib.domain.reports import spreadsheet_cell
 
 SEATED = (PENDING, PROVISIONING, ACTIVE, EXPIRING, FINISHED, FAILED)
 RAN = (ACTIVE, EXPIRING, FINISHED)
@@ -177,7 +179,9 @@ def build(workshop: Mapping[str, Any], records: Iterable[Mapping[str, Any]], now
                        "badges": badges, "from_checks": bool(checks)},
         "survey": survey.summary(answers),
         "failures": [{"reason": reason, "count": n} for reason, n in failures.most_common()],
-        "undelivered_mail": sum(1 for r, _ in rows if r.get("delivery_error")),
+        "mail": {"bounced": sum(1 for r, _ in rows if r.get("mail_bounce") in ("permanent", "transient")),
+                 "complaints": sum(1 for r, _ in rows if r.get("mail_bounce") == "complaint"),
+                 "undelivered": sum(1 for r, _ in rows if r.get("delivery_error"))},
         "per_day": [{"day": d.isoformat(), "count": per_day[d]} for d in _days(per_day)],
     }
 
@@ -189,11 +193,6 @@ def _days(counted: Counter) -> list[date]:
     first, last = min(counted), max(counted)
     first = max(first, last - timedelta(days=MAX_DAYS))
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
 
 
 def to_csv(report: Mapping[str, Any]) -> str:
@@ -212,12 +211,12 @@ def to_csv(report: Mapping[str, Any]) -> str:
     rows += [("survey", f"rating {k}", n) for k, n in summary["ratings"].items()]
     rows += [("survey", f"pace {k}", n) for k, n in summary["pace"].items()]
     rows += [("failures", f["reason"], f["count"]) for f in report["failures"]]
-    rows.append(("mail", "undelivered", report["undelivered_mail"]))
+    rows += [("mail", name, value) for name, value in report["mail"].items()]
     rows += [("per_day", d["day"], d["count"]) for d in report["per_day"]]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(("section", "figure", "value"))
-    writer.writerows((_cell(a), _cell(b), _cell(c)) for a, b, c in rows)
+    writer.writerows((spreadsheet_cell(a), spreadsheet_cell(b), spreadsheet_cell(c)) for a, b, c in rows)
     return out.getvalue()
 
 

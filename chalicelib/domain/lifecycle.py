@@ -14,6 +14,7 @@ that came back (docs/architecture.md, "Layers" and "Flows").
     pending/provisioning ─release─► failed (seat back)       active ─end─► expiring ─finish─► finished
     pending/provisioning/active ─fail─► failed, cleaning ─finish─► failed (seat back)
     finished ─survey─► finished (an answer kept, for a week after the end)
+    any ─bounced─► the same status, its mail marked as bounced or complained about (the event report)
 """
 from __future__ import annotations
 
@@ -68,6 +69,10 @@ NOTIFY = "notify"  # owes entries (the "already registered" email), changes noth
 RESCHEDULE = "reschedule"  # a scheduled session's start moved (or was cleared) before its seats were ordered
 START = "start"  # a seat of a scheduled session: its environment is ordered now, shortly before the start
 SURVEY = "survey"  # a finished participant answers the survey (or changes their answer) while it is open
+BOUNCED = "bounced"  # SES reported a bounce of, or a complaint about, a mail the registration was sent
+
+# What a bounce marks (``mail_bounce``), weakest first: a mark is only ever raised (a repeat changes nothing)
+BOUNCE_MARKS = ("transient", "permanent", "complaint")
 
 # Seat effects
 KEEP = "keep"  # the seat stays (the student row may change: Change.student)
@@ -186,7 +191,7 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
            completion: float | None = None, checks_passed: int | None = None, finished_before: int | None = None,
            deadline: datetime | None = None, first_seen: datetime | None = None, scheduled: datetime | None = None,
            earned: bool | None = None,
-           owes: tuple[Entry, ...] = (), answer: Mapping[str, Any] | None = None) -> Change | None:
+           owes: tuple[Entry, ...] = (), answer: Mapping[str, Any] | None = None, bounce: str = "") -> Change | None:
     """The change ``event`` makes to ``reg`` at ``now``; None when it does not apply to the
     registration as read (already done, or another state: a repeated callback, a double click,
     an overlapping time check change nothing).
@@ -199,7 +204,8 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
     many other workshops the address finished before, for a level badge; None when it had finished
     this one already; ``first_seen``: when the participant's notebook first reported, kept for the
     event report; ``earned``: whether it earned the workshop's badge), ``deadline`` (redrive),
-    ``owes`` (notify), ``answer`` (survey: as :func:`chalicelib.domain.survey.parse` gives it).
+    ``owes`` (notify), ``answer`` (survey: as :func:`chalicelib.domain.survey.parse` gives it), ``bounce``
+    (bounced: one of :data:`BOUNCE_MARKS`).
     """
     status = reg.status
     if event == REGISTER:
@@ -339,6 +345,12 @@ def decide(reg: Registration, event: str, now: datetime, rules: Rules = Rules(),
                       {"survey": dict(answer), "survey_at": now}, owes=SURVEY_OUTBOX)
     if event == NOTIFY:
         return Change(event, (_is(status),), owes=owes) if owes else None  # never writes a deleted item again
+    if event == BOUNCED:
+        marked = BOUNCE_MARKS.index(reg.mail_bounce) if reg.mail_bounce in BOUNCE_MARKS else -1
+        if bounce not in BOUNCE_MARKS or BOUNCE_MARKS.index(bounce) <= marked:
+            return None
+        return Change(event, (Condition("id", "==", reg.id), *_unchanged(reg, "mail_bounce")),
+                      {"mail_bounced_at": now, "mail_bounce": bounce})
     raise ValueError(f"unknown event {event!r}")
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+# names the registration a participant email is for, so SES's bounce or complaint can be tied to it
+# (ids are the status page's public token, not a secret)
+REGISTRATION_HEADER = "X-WOD-Registration"
+
 
 @dataclass(frozen=True)
 class Part:

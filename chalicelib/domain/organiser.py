@@ -198,5 +198,5 @@ def registration_record(reg: Registration) -> dict[str, Any]:
         "confirmed_at": iso(reg.confirmed_at), "waitlisted_at": iso(reg.waitlisted_at),
         "promoted_at": iso(reg.promoted_at), "first_seen_at": iso(reg.first_seen_at),
         "delivery_error": reg.outbox_error, "ordered_at": iso(reg.ordered_at), "badge_earned": reg.badge_earned,
-        "language": reg.language,
+        "language": reg.language, "mail_bounced_at": iso(reg.mail_bounced_at), "mail_bounce": reg.mail_bounce,
     }

@@ -89,7 +89,7 @@ def completion_by_workshop(records: Iterable[Mapping[str, Any]]) -> dict[str, tu
     return {workshop: (round(sum(values) / len(values), 1), len(values)) for workshop, values in seen.items()}
 
 
-def _cell(value: Any) -> str:
+def spreadsheet_cell(value: Any) -> str:
     """Text for a spreadsheet: a cell that would start a formula is prefixed with a quote."""
     if isinstance(value, dict):
         value = json.dumps(value, ensure_ascii=False, sort_keys=True)
@@ -104,5 +104,5 @@ def to_csv(records: Iterable[Mapping[str, Any]]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for record in records:
-        writer.writerow([_cell(record.get(column)) for column in CSV_COLUMNS])
+        writer.writerow([spreadsheet_cell(record.get(column)) for column in CSV_COLUMNS])
     return out.getvalue()

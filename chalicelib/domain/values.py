@@ -123,6 +123,8 @@ class Registration:
     badge_earned: bool | None = None  # decided when it finished, against the workshop's checks then
     reschedules: int = 0  # times its scheduled start moved before it started (the invitation's SEQUENCE)
     language: str | None = None  # of every mail it is sent (domain/languages.py); none: the default
+    mail_bounced_at: datetime | None = None  # SES reported a bounce of, or a complaint about, its mail
+    mail_bounce: str | None = None  # "permanent", "transient" or "complaint" (domain/lifecycle.py BOUNCE_MARKS)
 
     @property
     def guard_key(self) -> str:

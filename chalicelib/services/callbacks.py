@@ -13,6 +13,7 @@ from chalicelib.domain import languages
 from chalicelib.domain.calendar import REQUEST
 from chalicelib.domain.errors import Conflict, NotFound, Unavailable
 from chalicelib.domain.lifecycle import PROVISIONED, RESET
+from chalicelib.domain.mail import REGISTRATION_HEADER
 from chalicelib.domain.orders import OrderRejected
 from chalicelib.domain.registration import ACTIVE, FINISHED
 from chalicelib.domain.text import N_
@@ -45,8 +46,8 @@ def _send_credentials(ctx: Context, reg: Registration, password: str, reported_h
     shown = languages.localized(workshop, language)
     email = render.email(
         "credentials", to=reg.email, subject=N_("Your workshop is ready: %(title)s", title=shown.title),
-        language=language, registration=reg, workshop=shown, password=password, hub_url=hub_url,
-        start_url=start_link(hub_url), status_url=outbox.status_url(ctx, reg.id),
+        headers={REGISTRATION_HEADER: reg.id}, language=language, registration=reg, workshop=shown,
+        password=password, hub_url=hub_url, start_url=start_link(hub_url), status_url=outbox.status_url(ctx, reg.id),
     )
     pacing.send(ctx, invitations.with_invitation(ctx, email, reg, shown, REQUEST), urgent=True)
 

@@ -20,7 +20,7 @@ from chalicelib.adapters.mail import MailThrottled
 from chalicelib.domain import calendar, languages
 from chalicelib.domain.checks import earned
 from chalicelib.domain.errors import Unavailable, WodError
-from chalicelib.domain.mail import Email
+from chalicelib.domain.mail import REGISTRATION_HEADER, Email
 from chalicelib.domain.orders import SIGNATURE_HEADER, Order, sign
 from chalicelib.domain.outbox import MAIL, ORDER, WEBHOOK, Entry, mail, webhook
 from chalicelib.domain.text import N_
@@ -89,7 +89,7 @@ def participant_email(ctx: Context, name: str, reg: Registration, workshop: Work
     workshop = languages.localized(workshop, language)
     email = render.email(
         name, to=reg.email, subject=SUBJECTS[name].filled(title=workshop.title, level=level), language=language,
-        registration=reg, workshop=workshop, status_url=status_url(ctx, reg.id),
+        headers={REGISTRATION_HEADER: reg.id}, registration=reg, workshop=workshop, status_url=status_url(ctx, reg.id),
         survey_url=links.survey_url(ctx, reg.id),
         confirm_url=confirm_url(ctx, reg.id),
         position=position if position is not None else ctx.stores.registrations.waitlist_position(reg),

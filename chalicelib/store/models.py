@@ -214,6 +214,8 @@ class RegistrationModel(Model):
     badge_earned = BooleanAttribute(null=True)  # decided when it finished
     reschedules = NumberAttribute(default=0)  # times its scheduled start moved before it started
     language = UnicodeAttribute(null=True)  # the participant's language, of every mail (domain/languages.py)
+    mail_bounced_at = UTCDateTimeAttribute(null=True)  # SES reported a bounce or complaint (services/mail_feedback.py)
+    mail_bounce = UnicodeAttribute(null=True)  # "permanent", "transient" or "complaint"
 
     waitlist_index = WaitlistIndex()
     outbox_index = OutboxIndex()

@@ -21,7 +21,8 @@ SESSION = "SESSION"  # an organiser's open dashboard session (sk: a digest of it
 RECORD_ATTRIBUTES = ["id", "status", "workshop_id", "student_id", "email", "first_name", "last_name", "company",
                      "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion",
                      "checks_passed", "failure", "survey", "survey_at", "confirmed_at", "waitlisted_at", "promoted_at",
-                     "first_seen_at", "outbox_error", "language", "ordered_at", "badge_earned"]
+                     "first_seen_at", "outbox_error", "language", "ordered_at", "badge_earned", "mail_bounced_at",
+                     "mail_bounce"]
 
 
 def time_key() -> str:

@@ -258,7 +258,7 @@ def test_register_through_the_form_then_log_in_to_the_workshop(page, stack, work
     text = ready["text"]
     assert f"Hello {FIRST}," in text
     assert re.search(rf"^\s*Student name: {re.escape(student)}$", text, re.M), text
-    password_line = re.search(r"^\s*Password:     (\S+)$", text, re.M)
+    password_line = re.search(r"^\s*Password:\s+(\S+)$", text, re.M)
     assert password_line, text
     password = password_line.group(1)
     assert len(password) == 12, "the generated password is 12 characters"
@@ -798,7 +798,7 @@ def test_register_confirm_and_start_the_workshop_with_the_keyboard_alone(page, s
     # 6. Start: the credentials email's Start workshop link, then the hub's sign-in, by keyboard.
     ready = stack.wait_for_message(lambda m: m["subject"] == f"Your workshop is ready: {title}", timeout=90, to=email)
     student = re.search(r"^\s*Student name: (\S+)$", ready["text"], re.M).group(1)
-    password = re.search(r"^\s*Password:     (\S+)$", ready["text"], re.M).group(1)
+    password = re.search(r"^\s*Password:\s+(\S+)$", ready["text"], re.M).group(1)
     page.goto(f"{stack.inbox_url}/messages/{ready['id']}")
     start = page.frame_locator('iframe[title="HTML body"]').get_by_role("link", name="Start workshop", exact=True)
     tab_to(page, start, visible=False)  # the mail client's page, not the platform's

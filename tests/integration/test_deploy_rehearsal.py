@@ -59,6 +59,7 @@ def test_what_moto_cannot_create_is_named_and_what_the_chain_needs_is_stood_in_f
         assert f"skipped {logical}: " in run.stdout
     assert {"OrderKeySecret", "HubTokenSecret", "MailIdentity", "MailConfigurationSet", "OrdersRuleSet",
             "OrdersRule", "ActiveRuleSet", "OrdersTopicPolicy", "OrderIntakeOrderIntakeSnsSubscription",
+            "MailFeedbackMailFeedbackSnsSubscription",
             "AlarmsSubscription", "OrderIntakeEventInvokeConfig", "TimeChecksEventInvokeConfig",
             "FailedEventsAlarm"} <= set(report["stood_in"])
     assert report["active_rule_set"] == "wod-rehearsal-orders"
@@ -79,6 +80,7 @@ def test_a_participants_whole_life_runs_through_the_stack(rehearsal):
     assert chain["login"].endswith("/lab/tree/0-ReadMeFirst.ipynb")
     assert chain["check_ready"] == chain["warm_check_ready"] == {"ready": True, "wait": 0}  # as machines invoke it
     assert chain["hold_released"] == "expired"
+    assert chain["mail_bounce"] == "permanent"  # SES's bounce through the mail feedback topic, on the registration
     assert chain["time_checks"]["reminders"] == 1 and chain["time_checks"]["expired"] == 1
     assert chain["time_checks"]["warming"] == 1
     assert chain["warm_taken"]  # a registration for the warm workshop took the warm seat

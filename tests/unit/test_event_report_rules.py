@@ -100,3 +100,14 @@ def test_registrations_per_day_leave_no_day_out():
     report = event_report.build({"id": "WKSHP-A", "title": "A", "checks": 0}, records, NOW)
     assert report["per_day"] == [{"day": "2026-11-29", "count": 1}, {"day": "2026-11-30", "count": 0},
                                  {"day": "2026-12-01", "count": 1}]
+
+
+def test_mail_counts_bounces_complaints_and_what_is_still_undelivered():
+    records = [record(1, mail_bounce="permanent"), record(2, mail_bounce="transient"),
+               record(3, mail_bounce="complaint"), record(4, delivery_error="SMTP relay refused the mail"),
+               record(5, mail_bounce="permanent", workshop="WKSHP-B")]
+    report = event_report.build({"id": "WKSHP-A", "title": "A", "checks": 0}, records, NOW)
+    assert report["mail"] == {"bounced": 2, "complaints": 1, "undelivered": 1}
+    rows = list(csv.reader(io.StringIO(event_report.to_csv(report))))
+    assert [r for r in rows if r[0] == "mail"] == [["mail", "bounced", "2"], ["mail", "complaints", "1"],
+                                                   ["mail", "undelivered", "1"]]

@@ -52,7 +52,8 @@ def reg(status: str, **fields) -> Registration:
 
 
 DETAILS = {life.PROVISIONED: {"duration": timedelta(minutes=120)}, life.REDRIVE: {"deadline": NOW},
-           life.NOTIFY: {"owes": (mail("already"),)}, life.EXTEND: {"minutes": 30}}
+           life.NOTIFY: {"owes": (mail("already"),)}, life.EXTEND: {"minutes": 30},
+           life.BOUNCED: {"bounce": "permanent"}}
 
 # event -> the statuses it applies to, and the status it leads to (None: unchanged)
 ALLOWED = {
@@ -70,6 +71,7 @@ ALLOWED = {
     life.FINISH: ({EXPIRING}, FINISHED),
     life.LEAVE: ({WAITLISTED}, CANCELLED),
     life.NOTIFY: (set(STATUSES), None),
+    life.BOUNCED: (set(STATUSES), None),
 }
 
 
@@ -235,3 +237,17 @@ def test_a_finish_keeps_whether_the_badge_was_earned_and_when_the_notebook_first
     assert done.set["badge_earned"] is True and done.set["first_seen_at"] == NOW - timedelta(minutes=50)
     failed = life.decide(reg(FAILED, due_state=life.DUE_CLEANING, due_at=NOW), life.FINISH, NOW, RULES, earned=False)
     assert "badge_earned" not in failed.set  # a session that failed earns nothing to keep
+
+
+def test_a_bounce_marks_the_registration_once_and_only_ever_up():
+    finished = reg(FINISHED)
+    bounced = life.decide(finished, life.BOUNCED, NOW, RULES, bounce="transient")
+    assert bounced.set == {"mail_bounced_at": NOW, "mail_bounce": "transient"}
+    assert not bounced.owes and bounced.seat == life.KEEP and not bounced.remove and not bounced.delivers
+    assert not bounced.applies_to(dataclasses.replace(finished, mail_bounce="transient"))
+    marked = dataclasses.replace(finished, mail_bounce="transient", mail_bounced_at=NOW)
+    assert life.decide(marked, life.BOUNCED, NOW, RULES, bounce="transient") is None  # SES repeats itself
+    assert life.decide(marked, life.BOUNCED, NOW, RULES, bounce="permanent").set["mail_bounce"] == "permanent"
+    complained = dataclasses.replace(finished, mail_bounce="complaint")
+    assert life.decide(complained, life.BOUNCED, NOW, RULES, bounce="permanent") is None
+    assert life.decide(finished, life.BOUNCED, NOW, RULES, bounce="soft") is None
