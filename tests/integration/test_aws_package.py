@@ -220,10 +220,12 @@ def test_schedule_runs_in_the_frontend_only_and_orders_come_from_this_stacks_top
     [rule] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
     assert rule["State"] == {"Fn::If": ["IsFrontend", "ENABLED", "DISABLED"]}
     assert sam["Conditions"]["IsFrontend"] == {"Fn::Equals": [{"Ref": "Frontend"}, "true"]}
-    [subscription] = [r["Properties"] for r in resources.values()
-                      if r["Type"] == "AWS::SNS::Subscription" and r["Properties"]["Protocol"] == "lambda"]
-    assert subscription["TopicArn"] == {"Fn::Sub": "${OrdersTopic}"}
-    assert subscription["Endpoint"] == {"Fn::GetAtt": ["OrderIntake", "Arn"]}
+    subscriptions = {r["Properties"]["Endpoint"]["Fn::GetAtt"][0]: r["Properties"]["TopicArn"]
+                     for r in resources.values()
+                     if r["Type"] == "AWS::SNS::Subscription" and r["Properties"]["Protocol"] == "lambda"}
+    # orders from this stack's topic; SES's bounces and complaints from the mail feedback topic
+    assert subscriptions == {"OrderIntake": {"Fn::Sub": "${OrdersTopic}"},
+                             "MailFeedback": {"Fn::Sub": "${MailFeedbackTopic}"}}
     machines = json.loads(resources["OrderIntake"]["Properties"]["Environment"]["Variables"]["WOD_STATE_MACHINES"]
                           ["Fn::Sub"])
     assert set(machines) == set(infra.ACTIONS.values())
