@@ -45,7 +45,7 @@ def test_the_stack_is_created_by_the_deploy_commands_signed_and_authorized(rehea
     assert kinds.count("AWS::DynamoDB::Table") == 6
     assert kinds.count("AWS::StepFunctions::StateMachine") == 5
     assert kinds.count("AWS::Lambda::Function") == 22  # the app's 21 and the rule set's activation
-    assert kinds.count("AWS::IAM::Role") == 23  # one per function, the activation's, the state machines', the hub's
+    assert kinds.count("AWS::IAM::Role") == 24  # one per function, the activation's, the state machines', the hub's
     assert kinds.count("AWS::Lambda::EventSourceMapping") == 1  # the registrations' stream to the dispatcher
     assert "every request from now on is signed and authorized" in run.stdout
     assert "aws cloudformation deploy --template-file" in run.stdout  # the CLI's own words
