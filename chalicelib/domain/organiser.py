@@ -11,6 +11,7 @@ import json
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -185,18 +186,47 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _number(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _count(value: Any) -> int:
+    return int(value or 0)
+
+
+def _share(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+# The record's columns, in order: (column, the registration's field, how it is written). The
+# survey's answer is spread over columns of its own (domain/survey.py) where ``survey`` stands.
+RECORD_COLUMNS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    ("id", "id", _same), ("status", "status", _same), ("workshop", "workshop_id", _same),
+    ("student", "student_id", _same), ("email", "email", _same), ("first_name", "first_name", _same),
+    ("last_name", "last_name", _same), ("company", "company", _same), ("created_at", "created_at", iso),
+    ("started_at", "started_at", iso), ("ends_at", "ends_at", iso), ("finished_at", "finished_at", iso),
+    ("extensions_used", "extensions_used", _count), ("completion", "completion", _share),
+    ("checks_passed", "checks_passed", _number), ("failure", "failure", _same), ("survey", "survey", survey.columns),
+    ("survey_at", "survey_at", iso), ("confirmed_at", "confirmed_at", iso), ("waitlisted_at", "waitlisted_at", iso),
+    ("promoted_at", "promoted_at", iso), ("first_seen_at", "first_seen_at", iso),
+    ("delivery_error", "outbox_error", _same), ("ordered_at", "ordered_at", iso),
+    ("badge_earned", "badge_earned", _same), ("language", "language", _same),
+    ("mail_bounced_at", "mail_bounced_at", iso), ("mail_bounce", "mail_bounce", _same),
+)
+RECORD_FIELDS: tuple[str, ...] = tuple(name for _, name, _ in RECORD_COLUMNS)  # what a listing reads
+
+
 def registration_record(reg: Registration) -> dict[str, Any]:
     """A registration as the organiser (API, CSV, webhooks) sees it: personal data, never a password."""
-    return {
-        "id": reg.id, "status": reg.status, "workshop": reg.workshop_id, "student": reg.student_id,
-        "email": reg.email, "first_name": reg.first_name, "last_name": reg.last_name, "company": reg.company,
-        "created_at": iso(reg.created_at), "started_at": iso(reg.started_at), "ends_at": iso(reg.ends_at),
-        "finished_at": iso(reg.finished_at), "extensions_used": int(reg.extensions_used or 0),
-        "completion": float(reg.completion) if reg.completion is not None else None,
-        "checks_passed": int(reg.checks_passed) if reg.checks_passed is not None else None, "failure": reg.failure,
-        **survey.columns(reg.survey), "survey_at": iso(reg.survey_at),
-        "confirmed_at": iso(reg.confirmed_at), "waitlisted_at": iso(reg.waitlisted_at),
-        "promoted_at": iso(reg.promoted_at), "first_seen_at": iso(reg.first_seen_at),
-        "delivery_error": reg.outbox_error, "ordered_at": iso(reg.ordered_at), "badge_earned": reg.badge_earned,
-        "language": reg.language, "mail_bounced_at": iso(reg.mail_bounced_at), "mail_bounce": reg.mail_bounce,
-    }
+    record: dict[str, Any] = {}
+    for column, name, write in RECORD_COLUMNS:
+        value = write(getattr(reg, name))
+        if column == "survey":
+            record.update(value)
+        else:
+            record[column] = value
+    return record

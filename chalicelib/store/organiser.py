@@ -9,7 +9,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.organiser import registration_record
+from chalicelib.domain.organiser import RECORD_FIELDS, registration_record
 from chalicelib.domain.values import Student, Workshop
 from chalicelib.store import values
 from chalicelib.store.errors import translated
@@ -18,11 +18,6 @@ from chalicelib.store.tables import Tables
 
 AUDIT = "AUDIT"
 SESSION = "SESSION"  # an organiser's open dashboard session (sk: a digest of its id, ``at``: when it ends)
-RECORD_ATTRIBUTES = ["id", "status", "workshop_id", "student_id", "email", "first_name", "last_name", "company",
-                     "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion",
-                     "checks_passed", "failure", "survey", "survey_at", "confirmed_at", "waitlisted_at", "promoted_at",
-                     "first_seen_at", "outbox_error", "language", "ordered_at", "badge_earned", "mail_bounced_at",
-                     "mail_bounce"]
 
 
 def time_key() -> str:
@@ -40,7 +35,7 @@ class Organiser:
     @translated
     def all_registrations(self) -> list[dict[str, Any]]:
         return [registration_record(values.registration(r))
-                for r in self.t.customers.scan(attributes_to_get=RECORD_ATTRIBUTES)]
+                for r in self.t.customers.scan(attributes_to_get=list(RECORD_FIELDS))]
 
     @translated
     def registration(self, registration_id: str) -> dict[str, Any]:

@@ -28,3 +28,21 @@ def test_a_value_and_its_stored_item_name_each_field_once(value):
     assert read_from - attributes == set(), f"{value.__name__} fields with no stored attribute"
     if stored_only is not None:  # the admin table holds several kinds of item: only the value's are checked
         assert attributes - read_from == stored_only, f"{model.__name__} attributes {value.__name__} does not read"
+
+
+def test_the_organisers_record_reads_only_what_a_listing_fetches():
+    from datetime import UTC, datetime
+
+    from chalicelib.domain.organiser import RECORD_FIELDS, registration_record
+
+    names = {f.name for f in dataclasses.fields(values.Registration)}
+    assert set(RECORD_FIELDS) - names == set(), "record columns naming no registration field"
+    # a registration holding only what a listing fetches gives the same record as the whole item
+    at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    whole = values.Registration(id="r1", email="a@example.org", workshop_id="W", status="finished",
+                                created_at=at, finished_at=at, completion=0.5, checks_passed=2, extensions_used=1,
+                                survey={"rating": 4}, outbox_error="refused", due_state="active", progress="ready")
+    fetched = values.Registration(**{n: getattr(whole, n) for n in RECORD_FIELDS})
+    assert registration_record(fetched) == registration_record(whole)
+    assert registration_record(whole)["delivery_error"] == "refused"
+    assert registration_record(whole)["completion"] == 0.5
