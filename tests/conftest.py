@@ -74,9 +74,12 @@ def clock() -> Clock:
 def aws():
     from moto import mock_aws
 
-    with mock_aws():
+    with mock_aws():  # which drops boto3's default session: the next is made on the shared service models
         import boto3
 
+        from chalicelib.adapters.aws import sdk_session
+
+        boto3.setup_default_session(botocore_session=sdk_session())
         boto3.client("ses", region_name=tests.environment.REGION).verify_email_identity(EmailAddress=SENDER)
         yield
 

@@ -11,8 +11,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import pynamodb.connection.base
 from pynamodb.connection import Connection
 
+from chalicelib.adapters.aws import sdk_session
 from chalicelib.settings import Settings
 from chalicelib.store.models import (
     MODELS,
@@ -25,6 +27,8 @@ from chalicelib.store.models import (
 )
 
 MAX_POOL_CONNECTIONS = 64
+# pynamodb makes a botocore session per connection and thread: ours share the SDK's service models
+pynamodb.connection.base.get_session = sdk_session
 
 
 @dataclass(frozen=True)

@@ -134,11 +134,16 @@ def test_cleanup_waits_out_a_hub_outage_and_frees_the_seat(stack):
     stack.wait_for_message(lambda m: "carol@example.com" in m["to"] and m["subject"].startswith("Your workshop"),
                            timeout=90)
     pid = hub_pid(stack)
+    workers_log = stack.part_log("workers")
+    timeouts = workers_log.read_text(errors="replace").count("did not answer")
     os.kill(pid, signal.SIGSTOP)  # the hub hangs: its API answers nothing
     try:
         assert requests.post(stack.app_url + stack.participant_path(created["id"]) + "/end", json={},
                              timeout=30).status_code == 200
-        time.sleep(15)  # teardown times out and retries meanwhile
+        deadline = time.monotonic() + 120  # the teardown's call to the hub times out, to be retried
+        while workers_log.read_text(errors="replace").count("did not answer") == timeouts:
+            assert time.monotonic() < deadline, "no teardown attempt met the hung hub"
+            time.sleep(0.5)
         assert status(stack, created["id"])["status"] == "expiring"
     finally:
         os.kill(pid, signal.SIGCONT)

@@ -217,7 +217,11 @@ def test_a_worker_pool_that_comes_back_is_retried_by_the_state_machine(embedded_
     machine = sfn.create_state_machine(name=f"sup-{uuid.uuid4().hex[:6]}", definition=definition,
                                        roleArn="arn:aws:iam::123456789012:role/wod-test")["stateMachineArn"]
     run = sfn.start_execution(stateMachineArn=machine, name="once", input='{"n": 41}')  # the pool is away
-    time.sleep(2)
+    deadline = time.monotonic() + 30
+    while not any(e["type"] == "LambdaFunctionFailed"
+                  for e in sfn.get_execution_history(executionArn=run["executionArn"])["events"]):
+        assert time.monotonic() < deadline, "the execution never met the pool away"
+        time.sleep(0.2)
     workers.start()  # ... and back
     deadline = time.monotonic() + 30
     while (done := sfn.describe_execution(executionArn=run["executionArn"]))["status"] == "RUNNING":
