@@ -31,15 +31,32 @@ SHARED = {"tests/integration/test_hub_bootstrap.py": "installed-hub",
           "tests/e2e/test_browser.py": "e2e-students", "tests/e2e/test_admin_browser.py": "e2e-students"}
 
 
+# The longest groups, longest first (a run's durations by group, `docs/testing.md`): they are
+# handed out first, so that none of them starts last and runs alone at the end.
+LONGEST = ["installed-hub", "e2e-students", "tests/integration/test_supervision.py",
+           "tests/integration/test_provisioning.py", "tests/integration/test_dynamo_index.py",
+           "tests/integration/test_full_life.py", "tests/integration/test_hub.py",
+           "tests/integration/test_seat_contention.py", "tests/integration/test_idle_cull.py",
+           "tests/security/test_seat_handover.py", "tests/security/test_hub_lockout.py",
+           "tests/integration/test_durability.py"]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """With pytest-xdist (``make test``: ``-n``, ``--dist loadgroup``), a module's tests run on one
     worker, so that its fixtures (a stack, a hub) are made once; the modules of a ``SHARED`` group
-    run on the same worker, one after the other. Each test has its own ports and state otherwise."""
+    run on the same worker, one after the other; the ``LONGEST`` groups first. Each test has its
+    own ports and state otherwise."""
+    groups = {}
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
+        marker = item.get_closest_marker("xdist_group")
+        if marker is None:
             module = item.nodeid.split("::")[0]  # the file, as the rootdir sees it
             item.add_marker(pytest.mark.xdist_group(SHARED.get(module, module)))
+            marker = item.get_closest_marker("xdist_group")
+        groups[item] = marker.args[0] if marker.args else marker.kwargs.get("name", "")
+    rank = {group: n for n, group in enumerate(LONGEST)}
+    items.sort(key=lambda item: rank.get(groups[item], len(LONGEST)))  # stable: a module keeps its order
 
 
 @pytest.fixture(scope="session")
