@@ -91,6 +91,9 @@ def clock() -> Clock:
 def aws():
     from moto import mock_aws
 
+    from local import dynamo_index
+
+    dynamo_index.install(check=False)  # moto's DynamoDB as the embedded AWS serves it (local/dynamo_index.py)
     with mock_aws():  # which drops boto3's default session: the next is made on the shared service models
         import boto3
 

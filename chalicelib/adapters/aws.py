@@ -2,6 +2,7 @@
 the tables' connections are made from."""
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
@@ -15,15 +16,22 @@ def _models() -> Any:
     return botocore.loaders.create_loader()
 
 
-def sdk_session() -> Any:
-    """A new botocore session that reads the SDK's service models through the process's one loader:
-    each session otherwise parses them again (DynamoDB's alone is tens of milliseconds a client, and
-    a process makes a client per table and per thread). Sessions are not shared between threads;
-    the loader only caches what it read."""
-    import botocore.session
+_threads = threading.local()
 
-    session = botocore.session.Session()
-    session.register_component("data_loader", _models())
+
+def sdk_session() -> Any:
+    """This thread's botocore session, which reads the SDK's service models through the process's
+    one loader. A session of its own per client would parse them again and register the SDK's
+    handlers again (tens of milliseconds a client: DynamoDB's model alone; a process makes a client
+    per table and per thread). A session is never shared between threads; the loader only caches
+    what it read."""
+    session = getattr(_threads, "session", None)
+    if session is None:
+        import botocore.session
+
+        session = botocore.session.Session()
+        session.register_component("data_loader", _models())
+        _threads.session = session
     return session
 
 

@@ -218,6 +218,8 @@ RECORD_COLUMNS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("mail_bounced_at", "mail_bounced_at", iso), ("mail_bounce", "mail_bounce", _same),
 )
 RECORD_FIELDS: tuple[str, ...] = tuple(name for _, name, _ in RECORD_COLUMNS)  # what a listing reads
+RECORD_HEADER: tuple[str, ...] = tuple(  # the record's keys in order: the CSV's header
+    name for column, _, write in RECORD_COLUMNS for name in (write(None) if column == "survey" else (column,)))
 
 
 def registration_record(reg: Registration) -> dict[str, Any]:

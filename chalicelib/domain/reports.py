@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.organiser import whole_number
+from chalicelib.domain.organiser import RECORD_HEADER, whole_number
 from chalicelib.domain.registration import (
     ACTIVE,
     CANCELLED,
@@ -26,9 +26,7 @@ from chalicelib.domain.registration import (
 )
 
 STATUSES = (UNCONFIRMED, WAITLISTED, PENDING, PROVISIONING, ACTIVE, EXPIRING, FINISHED, FAILED, CANCELLED, EXPIRED)
-CSV_COLUMNS = ("id", "status", "workshop", "student", "email", "first_name", "last_name", "company",
-               "created_at", "started_at", "ends_at", "finished_at", "extensions_used", "completion", "checks_passed",
-               "survey_rating", "survey_pace", "survey_recommend", "survey_comment", "survey_extra", "survey_at")
+CSV_COLUMNS = RECORD_HEADER  # every column of the organiser's record
 QUERY_MAX = 100
 LIMIT_MAX = 1000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -1,6 +1,7 @@
 """The schema of ``workshop.yaml``."""
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
@@ -140,6 +141,23 @@ class WorkshopSpec(Strict):
         if self.warm_pool > len(self.student_range.ids()):
             raise ValueError("warm_pool cannot exceed the number of seats")
         return self
+
+    def stored_fields(self) -> dict[str, Any]:
+        """What a catalog sync writes of this spec on the workshop's item, by attribute name (``None``:
+        the item has none). A new ``workshop.yaml`` field that pages or mails read is one line here."""
+        return {
+            "title": self.title, "description": self.description, "category": self.category,
+            "duration_minutes": self.duration, "presenter": self.presenter.model_dump(exclude_none=True),
+            "replay_url": str(self.replay) if self.replay else None, "badge": self.badge or None,
+            "active": self.active, "beta": self.beta, "priority": self.priority,
+            "appliance": self.appliance.model_dump() if self.appliance else None,
+            "extension_minutes": self.extension.minutes, "extension_max": self.extension.max,
+            "warm_pool": self.warm_pool, "confirm": self.confirm,
+            "survey": [q.model_dump(exclude_none=True) for q in self.survey] or None,
+            "timezone": self.timezone,
+            "translations": {language: text.model_dump(exclude_none=True)
+                             for language, text in self.translations.items()} or None,
+        }
 
     @property
     def student_range(self) -> StudentRange:

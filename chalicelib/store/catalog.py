@@ -57,38 +57,17 @@ def _location(w: Workshop) -> str:
 
 
 def _metadata_actions(w: Workshop, seats_total: int, rng: StudentRange, overrides: dict[str, Any]) -> list:
-    s = w.spec
-    return [
-        WorkshopModel.title.set(s.title),
-        WorkshopModel.description.set(s.description),
-        WorkshopModel.category.set(s.category),
-        WorkshopModel.duration_minutes.set(overrides.get("duration_minutes", s.duration)),
-        WorkshopModel.location.set(_location(w)),
-        WorkshopModel.presenter.set(s.presenter.model_dump(exclude_none=True)),
-        WorkshopModel.replay_url.set(str(s.replay)) if s.replay else WorkshopModel.replay_url.remove(),
-        WorkshopModel.badge.set(s.badge) if s.badge else WorkshopModel.badge.remove(),
-        WorkshopModel.active.set(overrides.get("active", s.active)),
-        WorkshopModel.beta.set(s.beta),
-        WorkshopModel.priority.set(s.priority),
-        WorkshopModel.content_version.set(w.content_version),
-        WorkshopModel.student_prefix.set(rng.prefix),
-        WorkshopModel.student_from.set(rng.first),
-        WorkshopModel.student_to.set(rng.last),
-        WorkshopModel.appliance.set(s.appliance.model_dump()) if s.appliance else WorkshopModel.appliance.remove(),
-        WorkshopModel.extension_minutes.set(s.extension.minutes),
-        WorkshopModel.extension_max.set(s.extension.max),
-        WorkshopModel.warm_pool.set(s.warm_pool),
-        WorkshopModel.survey.set([q.model_dump(exclude_none=True) for q in s.survey]) if s.survey
-        else WorkshopModel.survey.remove(),
-        WorkshopModel.timezone.set(s.timezone) if s.timezone else WorkshopModel.timezone.remove(),
-        WorkshopModel.translations.set({language: text.model_dump(exclude_none=True)
-                                        for language, text in s.translations.items()}) if s.translations
-        else WorkshopModel.translations.remove(),
-        WorkshopModel.checks.set(w.checks),
-        WorkshopModel.confirm.set(s.confirm),
-        WorkshopModel.seats_total.set(seats_total),
-        WorkshopModel.handed_back.remove(),  # what an organiser handed back now follows the folder
-    ]
+    """The folder's fields (``WorkshopSpec.stored_fields``), what the sync measured, and an organiser's
+    edits over the folder's duration and opening."""
+    fields: dict[str, Any] = {
+        **w.spec.stored_fields(), "location": _location(w), "content_version": w.content_version,
+        "student_prefix": rng.prefix, "student_from": rng.first, "student_to": rng.last, "checks": w.checks,
+        "seats_total": seats_total,
+        **{name: overrides[name] for name in ("duration_minutes", "active") if name in overrides}}
+    attributes = WorkshopModel.get_attributes()
+    actions = [attributes[name].set(value) if value is not None else attributes[name].remove()
+               for name, value in fields.items()]
+    return [*actions, WorkshopModel.handed_back.remove()]  # what an organiser handed back follows the folder again
 
 
 class Catalog:

@@ -46,3 +46,14 @@ def test_the_organisers_record_reads_only_what_a_listing_fetches():
     assert registration_record(fetched) == registration_record(whole)
     assert registration_record(whole)["delivery_error"] == "refused"
     assert registration_record(whole)["completion"] == 0.5
+
+
+def test_what_a_sync_writes_of_a_workshop_folder_is_a_field_of_the_workshop():
+    from chalicelib.domain.workshop_spec import WorkshopSpec
+
+    spec = WorkshopSpec(id="WKSHP-A", title="A", description="About A.", category="python", duration=60,
+                        seats=2, presenter={"name": "P"})
+    written = spec.stored_fields()
+    assert set(written) - {f.name for f in dataclasses.fields(values.Workshop)} == set()
+    assert set(written) - set(models.WorkshopModel.get_attributes()) == set()
+    assert written["replay_url"] is None and written["survey"] is None and written["translations"] is None
