@@ -134,7 +134,7 @@ class Api:
         response = self.http.post(f"{self.hub.api_url}/users/{name}/server", timeout=90)
         assert response.status_code in (201, 202), response.text
 
-    def wait_ready(self, name: str, timeout: float = 60) -> None:
+    def wait_ready(self, name: str, timeout: float = 170) -> None:  # the hub waits 180 s (start_timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             server = self.http.get(f"{self.hub.api_url}/users/{name}", timeout=10).json()["servers"].get("", {})

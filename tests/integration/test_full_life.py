@@ -85,7 +85,7 @@ def test_a_whole_life(stack):
                        headers=xsrf, timeout=30).status_code == 200
 
     make_due(stack, first["id"], due_at=timedelta(seconds=-1))
-    stack.wait_for_message(lambda m: m["subject"].startswith("One hour left"), timeout=30)
+    stack.wait_for_message(lambda m: m["subject"].startswith("One hour left"), timeout=90)
     before = datetime.fromisoformat(status(stack, first["id"])["ends_at"])
     extended = requests.post(stack.app_url + stack.participant_path(first["id"]) + "/extend", json={}, timeout=30)
     assert extended.status_code == 200

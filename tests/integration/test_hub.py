@@ -30,7 +30,7 @@ LANDING = f"lab/tree/{README}"
 PASSWORD_ITERATIONS = 20_000  # the platform's format, cheaper than production's count
 
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(400)
 
 
 @pytest.fixture(scope="module")

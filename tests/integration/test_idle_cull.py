@@ -30,7 +30,7 @@ CHECK_SECONDS = 1
 README = "0-ReadMeFirst.ipynb"
 LANDING = f"lab/tree/{README}"
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = pytest.mark.timeout(400)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def login_again(hub: Hub, name: str, password: str) -> tuple[requests.Session, r
     session, response = login(hub.url, name, password)
     assert response.status_code == 200, (response.status_code, response.url)
     if "/spawn-pending/" in response.url:
-        hub.api.wait_ready(name, timeout=60)
+        hub.api.wait_ready(name)
         response = session.get(f"{hub.url}/hub/user-redirect/{LANDING}", timeout=30)
     return session, response
 

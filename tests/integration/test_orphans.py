@@ -194,7 +194,7 @@ def test_a_dead_stacks_parts_and_idle_culler_are_stopped_not_another_states(layo
     stopped = orphans.stop_orphans(state, grace=5)
     assert any("workers part of a stopped stack" in line for line in stopped), stopped
     assert any("idle culler of a stopped JupyterHub" in line for line in stopped), stopped
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while any(alive(pid) for pid in ours) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(pid) for pid in ours)

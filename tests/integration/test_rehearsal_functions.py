@@ -44,7 +44,7 @@ def test_a_function_process_ends_with_the_rehearsal_even_one_killed(tmp_path):
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while alive(host) and time.monotonic() < deadline:
         time.sleep(0.1)
     if alive(host):

@@ -18,7 +18,7 @@ import pytest
 
 from tests.hubtools import login, new_name, run_in_kernel, running_hub
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(400)
 MAX_DELAY = 1.0  # seconds: the longest wait, short for the test (WOD_HUB_LOGIN_MAX_DELAY)
 
 

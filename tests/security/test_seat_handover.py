@@ -22,7 +22,7 @@ import pytest
 
 from tests.hubtools import login, new_name, processes_of, run_in_kernel, running_hub
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(400)
 MEMORY_MB, PROCESSES, DISK_MB = 512, 128, 64
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.hubtools import new_name
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(400)
 
 
 def server_pid(name: str) -> int:
