@@ -87,19 +87,43 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def aws():
-    from moto import mock_aws
+@pytest.fixture(scope="session")
+def embedded_dynamodb():
+    """moto's DynamoDB in this process served as the embedded AWS serves it (``local/aws.py``): one
+    request at a time (moto's backend is not thread-safe), queries answered from the key index and
+    expressions parsed once (``local/dynamo_index.py``; ``WOD_DYNAMO_INDEX_CHECK=1`` compares every
+    answer with moto's own walk). Undone at the end of the session."""
+    import threading
+
+    from moto.dynamodb.responses import DynamoHandler
 
     from local import dynamo_index
 
-    dynamo_index.install(check=False)  # moto's DynamoDB as the embedded AWS serves it (local/dynamo_index.py)
-    with mock_aws():  # which drops boto3's default session: the next is made on the shared service models
-        import boto3
+    lock = threading.RLock()
+    real = DynamoHandler.call_action
 
-        from chalicelib.adapters.aws import sdk_session
+    def one_at_a_time(self, *args, **kwargs):
+        with lock:
+            return real(self, *args, **kwargs)
 
-        boto3.setup_default_session(botocore_session=sdk_session())
+    DynamoHandler.call_action = one_at_a_time
+    was_installed = dynamo_index.installed()
+    dynamo_index.install()
+    yield
+    DynamoHandler.call_action = real
+    if not was_installed:
+        dynamo_index.uninstall()
+
+
+@pytest.fixture
+def aws(embedded_dynamodb):
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib.adapters.aws import boto3_session
+
+    with mock_aws():
+        boto3.DEFAULT_SESSION = boto3_session()  # mock_aws dropped it: the thread's, on the shared service models
         boto3.client("ses", region_name=tests.environment.REGION).verify_email_identity(EmailAddress=SENDER)
         yield
 
