@@ -43,7 +43,7 @@ class Tables:
 
     def connect(self) -> None:
         """Make every table's SDK client now. Made on first use otherwise: the threads of a process
-        serving its first burst would each build them at once (a second of CPU apiece)."""
+        serving its first burst would each build them at once."""
         for model in (self.workshops, self.students, self.customers, self.emails, self.nonces, self.admin):
             model._get_connection().connection.client  # noqa: B018 (the property builds it)
         self.connection.client  # noqa: B018
