@@ -11,7 +11,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any, Protocol
 
 from chalicelib.domain.errors import Unavailable
-from chalicelib.domain.mail import Email, Part
+from chalicelib.domain.mail import REGISTRATION_HEADER, REGISTRATION_TAG, Email, Part
 
 # what SES (v1 and v2) answers when a send goes past the account's rate or daily quota
 THROTTLE_CODES = frozenset({"Throttling", "ThrottlingException", "MaxSendingRateExceeded", "TooManyRequestsException",
@@ -80,7 +80,8 @@ class SmtpMailer:
 
 class SesMailer:
     """Sends raw MIME so custom headers (the order signature) survive; names the configuration set
-    (SES's event publishing) when one is set. SES's rate and daily-quota refusals are
+    (SES's event publishing) when one is set, and tags a participant's mail with its registration.
+    SES's rate and daily-quota refusals are
     :class:`MailThrottled`, every other failure :class:`Unavailable`."""
 
     def __init__(self, client_factory: Callable[[], Any], sender: str, configuration_set: str | None = None):
@@ -94,6 +95,9 @@ class SesMailer:
                                    "RawMessage": {"Data": msg.as_bytes()}}
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set
+        registration = email.headers.get(REGISTRATION_HEADER)
+        if registration:  # SES's bounce and complaint notifications carry the tag
+            request["Tags"] = [{"Name": REGISTRATION_TAG, "Value": registration}]
         try:
             self.client_factory().send_raw_email(**request)
         except ClientError as exc:

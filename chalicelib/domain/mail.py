@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 # names the registration a participant email is for, so SES's bounce or complaint can be tied to it
 # (ids are the status page's public token, not a secret)
 REGISTRATION_HEADER = "X-WOD-Registration"
+REGISTRATION_TAG = "registration"  # the same id as SES's message tag (``mail.tags`` in its notifications)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@ destination publishes it to SNS (``eventType``; an identity's own feedback notif
 ``notificationType``), read into whose registration it was and what it marks.
 
 Every participant email names its registration in the :data:`chalicelib.domain.mail.REGISTRATION_HEADER`
-header, which event publishing returns in ``mail.headers``; a ``registration`` message tag
-(``mail.tags``) names it as well. Pure: anything that is not such a notification is None.
+header, which event publishing returns in ``mail.headers``; the SES mailer also sends it as the
+``registration`` message tag (``mail.tags``), kept when SES leaves the headers out. Pure: anything
+that is not such a notification is None.
 """
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.domain.mail import REGISTRATION_HEADER
+from chalicelib.domain.mail import REGISTRATION_HEADER, REGISTRATION_TAG
 
 BOUNCE, COMPLAINT = "bounce", "complaint"
-REGISTRATION_TAG = "registration"
 ID_SHAPED = re.compile(r"[A-Za-z0-9_-]{1,80}")  # a registration id (an item key)
 
 

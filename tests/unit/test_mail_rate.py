@@ -1,12 +1,15 @@
 """The mail rate: its budget per window, its settings, and what the SES adapter reads and sends."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters.mail import MailThrottled, SesMailer, SesQuota
+from chalicelib.domain import mail_feedback
 from chalicelib.domain.errors import Unavailable
-from chalicelib.domain.mail import Email
+from chalicelib.domain.mail import REGISTRATION_HEADER, Email
 from chalicelib.domain.pacing import budget
 from chalicelib.services.pacing import LOCAL_SEND_RATE, pacer_for
 from chalicelib.settings import Settings, SettingsError, load_settings
@@ -80,6 +83,16 @@ def test_the_configuration_set_is_named_only_when_set():
     assert ses.requests[0]["ConfigurationSetName"] == "wod-mail"
     assert "ConfigurationSetName" not in ses.requests[1]
     assert ses.requests[0]["Source"] == "noreply@wod.local" and ses.requests[0]["Destinations"] == ["a@example.com"]
+
+
+def test_a_participants_mail_is_tagged_with_its_registration():
+    ses = FakeSes()
+    mailer = SesMailer(lambda: ses, "noreply@wod.local", "wod-mail")
+    mailer.send(dataclasses.replace(EMAIL, headers={REGISTRATION_HEADER: "r-1_A"}))
+    mailer.send(EMAIL)
+    assert ses.requests[0]["Tags"] == [{"Name": "registration", "Value": "r-1_A"}]
+    assert "Tags" not in ses.requests[1]
+    assert mail_feedback.REGISTRATION_TAG == "registration"  # what a notification's tags are read by
 
 
 @pytest.mark.parametrize("error, daily", [
