@@ -1,5 +1,5 @@
 """The event report: how a workshop's event went, from its registrations' records (as
-:func:`chalicelib.domain.organiser.registration_record` gives them), for a date range.
+:func:`chalicelib.domain.reports.registration_record` gives them), for a date range.
 
 Figures: registrations; the confirmation rate; seated, waitlisted, promoted; who showed up (their
 notebook reported at least once); the time from registration (or confirmation, or promotion, or a
@@ -153,9 +153,7 @@ def build(workshop: Mapping[str, Any], records: Iterable[Mapping[str, Any]], now
                     for n in [sum(1 for c in completions if low <= round(c) <= high)]]
     badges = sum(1 for r in finished if earned(r.get("badge_earned"), checks, r.get("completion"),
                                                 r.get("checks_passed")))
-    answers = [{"rating": r.get("survey_rating"), "pace": r.get("survey_pace"),
-                "recommend": r.get("survey_recommend"), "comment": r.get("survey_comment")}
-               for r, _ in sorted(rows, key=lambda rc: rc[0].get("survey_at") or "") if r.get("survey_rating")]
+    answers = survey.answers_in(r for r, _ in rows)
     failures = Counter(_reason(r.get("failure")) for r, _ in rows if r["status"] == FAILED)
     per_day = Counter(c.date() for _, c in rows)
     return {

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.domain.outbox import OUTBOX_PENDING, Entry, level, mail, order, webhook
+from chalicelib.domain.outbox import OUTBOX_PENDING, WEBHOOK, Entry, level, mail, order, webhook
 from chalicelib.domain.registration import (
     ACTIVE,
     CANCELLED,
@@ -92,12 +92,15 @@ SCHEDULED_PROMOTED_OUTBOX = (mail("promoted"),)
 STARTED_OUTBOX = (order("CREATE"),)
 RESCHEDULED_OUTBOX = (mail("rescheduled"),)
 ALREADY_OUTBOX = (mail("already"),)
-FAILED_OUTBOX = (mail("apology"), webhook("failed"))
-REMINDER_OUTBOX = (mail("reminder"), webhook("reminder_sent"))
 PROVISIONED_OUTBOX = (webhook("provisioned"),)
+REMINDER_OUTBOX = (mail("reminder"), webhook("reminder_sent"))
 EXTENDED_OUTBOX = (mail("extended"), webhook("extended"))
 FINISHED_OUTBOX = (mail("thanks"), webhook("finished"))
+FAILED_OUTBOX = (mail("apology"), webhook("failed"))
 SURVEY_OUTBOX = (webhook("survey"),)
+# the registration events a webhook can follow: every one a change above owes, in the order first owed
+WEBHOOK_EVENTS = tuple(dict.fromkeys(entry.action for name, owed in list(globals().items()) if name.endswith("_OUTBOX")
+                                     for entry in owed if entry.kind == WEBHOOK))
 IN_FLIGHT = (PENDING, PROVISIONING)
 
 

@@ -11,13 +11,10 @@ import json
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain import survey
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.values import Registration
 
 SESSION_SECONDS = 8 * 3600
 ACTOR_MAX = 64
@@ -178,57 +175,3 @@ def validate_minutes(value: Any) -> int | None:
     if minutes is None:
         raise InvalidInput({"minutes": f"A whole number of minutes from {EXTENSION_RANGE[0]} to {EXTENSION_RANGE[1]}."})
     return minutes
-
-
-# -- what the organiser (API, CSV, webhooks) sees of a registration ---------------------------------
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _number(value: Any) -> int | None:
-    return int(value) if value is not None else None
-
-
-def _count(value: Any) -> int:
-    return int(value or 0)
-
-
-def _share(value: Any) -> float | None:
-    return float(value) if value is not None else None
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-# The record's columns, in order: (column, the registration's field, how it is written). The
-# survey's answer is spread over columns of its own (domain/survey.py) where ``survey`` stands.
-RECORD_COLUMNS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
-    ("id", "id", _same), ("status", "status", _same), ("workshop", "workshop_id", _same),
-    ("student", "student_id", _same), ("email", "email", _same), ("first_name", "first_name", _same),
-    ("last_name", "last_name", _same), ("company", "company", _same), ("created_at", "created_at", iso),
-    ("started_at", "started_at", iso), ("ends_at", "ends_at", iso), ("finished_at", "finished_at", iso),
-    ("extensions_used", "extensions_used", _count), ("completion", "completion", _share),
-    ("checks_passed", "checks_passed", _number), ("failure", "failure", _same), ("survey", "survey", survey.columns),
-    ("survey_at", "survey_at", iso), ("confirmed_at", "confirmed_at", iso), ("waitlisted_at", "waitlisted_at", iso),
-    ("promoted_at", "promoted_at", iso), ("first_seen_at", "first_seen_at", iso),
-    ("delivery_error", "outbox_error", _same), ("ordered_at", "ordered_at", iso),
-    ("badge_earned", "badge_earned", _same), ("language", "language", _same),
-    ("mail_bounced_at", "mail_bounced_at", iso), ("mail_bounce", "mail_bounce", _same),
-)
-RECORD_FIELDS: tuple[str, ...] = tuple(name for _, name, _ in RECORD_COLUMNS)  # what a listing reads
-RECORD_HEADER: tuple[str, ...] = tuple(  # the record's keys in order: the CSV's header
-    name for column, _, write in RECORD_COLUMNS for name in (write(None) if column == "survey" else (column,)))
-
-
-def registration_record(reg: Registration) -> dict[str, Any]:
-    """A registration as the organiser (API, CSV, webhooks) sees it: personal data, never a password."""
-    record: dict[str, Any] = {}
-    for column, name, write in RECORD_COLUMNS:
-        value = write(getattr(reg, name))
-        if column == "survey":
-            record.update(value)
-        else:
-            record[column] = value
-    return record

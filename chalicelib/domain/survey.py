@@ -104,6 +104,23 @@ def columns(answer: Mapping[str, Any] | None) -> dict[str, Any]:
             "survey_extra": dict(answer.get("extra") or {}) or None}
 
 
+def answers_in(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The answers that organiser records hold (their :func:`columns`), oldest first, each with its
+    workshop."""
+    found = [{"workshop": r["workshop"], "rating": r["survey_rating"], "pace": r.get("survey_pace"),
+              "recommend": r.get("survey_recommend"), "comment": r.get("survey_comment"),
+              "at": r.get("survey_at") or ""} for r in records if r.get("survey_rating") is not None]
+    return sorted(found, key=lambda a: a["at"])
+
+
+def by_workshop(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The :func:`summary` of each workshop's answers in the organiser's records."""
+    answers: dict[str, list[dict[str, Any]]] = {}
+    for answer in answers_in(records):
+        answers.setdefault(answer["workshop"], []).append(answer)
+    return {workshop: summary(found) for workshop, found in answers.items()}
+
+
 def summary(answers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Figures over answers: how many, the mean rating and its spread, the pace and recommendation
     counts, the comments (newest last, as given)."""

@@ -18,8 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.lifecycle import WEBHOOK_EVENTS
 
-REGISTRATION_EVENTS = ("registered", "provisioned", "reminder_sent", "extended", "finished", "failed", "survey")
+REGISTRATION_EVENTS = WEBHOOK_EVENTS  # what a change of a registration owes (domain/lifecycle.py)
 # during a workshop (the live room): a check's result, a raised hand; a hook follows them only when asked
 LIVE_EVENTS = ("check", "help_requested")
 EVENTS = REGISTRATION_EVENTS + LIVE_EVENTS

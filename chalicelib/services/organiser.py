@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain import reports, survey
+from chalicelib.domain import reports
 from chalicelib.domain.errors import Conflict, NotFound, Unavailable, WodError
 from chalicelib.domain.lifecycle import DUE_SCHEDULED, EXTEND, RESCHEDULE
 from chalicelib.domain.organiser import ORGANISER_ONLY, validate_minutes, validate_workshop_edit
@@ -295,26 +295,5 @@ def export_csv(ctx: Context, actor: str, params: Mapping[str, Any] | None = None
 
 
 def stats(ctx: Context, hours: int = 24) -> dict[str, Any]:
-    """What the dashboard draws: seats per workshop, registrations per hour, completion and survey answers per
-    workshop."""
-    records = ctx.stores.organiser.all_registrations()
-    listed = workshops(ctx)
-    titles = {w["id"]: w["title"] for w in listed}
-    created = [datetime.fromisoformat(r["created_at"]) for r in records if r["created_at"]]
-    completion = reports.completion_by_workshop(records)
-    answers: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        if r.get("survey_rating") is not None:
-            answers.setdefault(r["workshop"], []).append(
-                {"rating": r["survey_rating"], "pace": r["survey_pace"], "recommend": r["survey_recommend"],
-                 "comment": r["survey_comment"], "at": r["survey_at"] or ""})
-    return {
-        "workshops": listed,
-        "registrations_per_hour": [{"hour": start.isoformat(), "count": n}
-                                   for start, n in reports.per_hour(created, ctx.clock(), hours)],
-        "completion": [{"workshop": w, "title": titles.get(w, w), "average": avg, "finished": n}
-                       for w, (avg, n) in sorted(completion.items())],
-        "registrations": len(records),
-        "survey": [{"workshop": w, "title": titles.get(w, w),
-                    **survey.summary(sorted(answers[w], key=lambda a: a["at"]))} for w in sorted(answers)],
-    }
+    """What the dashboard draws (:func:`chalicelib.domain.reports.dashboard`)."""
+    return reports.dashboard(ctx.stores.organiser.all_registrations(), workshops(ctx), ctx.clock(), hours)

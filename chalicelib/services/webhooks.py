@@ -19,7 +19,7 @@ from typing import Any
 from chalicelib.adapters import webhooks as http
 from chalicelib.domain import webhooks as rules
 from chalicelib.domain.errors import InvalidInput, NotFound, WodError
-from chalicelib.domain.organiser import iso, registration_record
+from chalicelib.domain.reports import iso, registration_record
 from chalicelib.domain.values import Delivery, Hook, Registration
 from chalicelib.observability import logger
 from chalicelib.services.audit import audited

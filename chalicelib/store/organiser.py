@@ -9,7 +9,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.organiser import RECORD_FIELDS, registration_record
+from chalicelib.domain.reports import RECORD_FIELDS, registration_record
 from chalicelib.domain.values import Student, Workshop
 from chalicelib.store import values
 from chalicelib.store.errors import translated

@@ -33,7 +33,7 @@ def test_a_value_and_its_stored_item_name_each_field_once(value):
 def test_the_organisers_record_reads_only_what_a_listing_fetches():
     from datetime import UTC, datetime
 
-    from chalicelib.domain.organiser import RECORD_FIELDS, registration_record
+    from chalicelib.domain.reports import RECORD_FIELDS, registration_record
 
     names = {f.name for f in dataclasses.fields(values.Registration)}
     assert set(RECORD_FIELDS) - names == set(), "record columns naming no registration field"
@@ -57,3 +57,16 @@ def test_what_a_sync_writes_of_a_workshop_folder_is_a_field_of_the_workshop():
     assert set(written) - {f.name for f in dataclasses.fields(values.Workshop)} == set()
     assert set(written) - set(models.WorkshopModel.get_attributes()) == set()
     assert written["replay_url"] is None and written["survey"] is None and written["translations"] is None
+
+
+def test_a_hook_can_follow_every_event_a_change_owes_and_the_api_docs_name_each():
+    from pathlib import Path
+
+    from chalicelib.domain import lifecycle, webhooks
+    from chalicelib.domain.outbox import WEBHOOK
+
+    owed = {entry.action for name, value in vars(lifecycle).items() if name.endswith("_OUTBOX")
+            for entry in value if entry.kind == WEBHOOK}
+    assert "survey" in owed and set(webhooks.REGISTRATION_EVENTS) == owed
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    assert [event for event in webhooks.EVENTS if f"`{event}`" not in docs] == []
