@@ -211,7 +211,7 @@ def warm() -> int:
 
     for module in pkgutil.iter_modules(chalicelib.services.__path__):
         importlib.import_module(f"chalicelib.services.{module.name}")
-    names = render.environment().list_templates(filter_func=lambda name: name.endswith((".html", ".txt", ".css")))
+    names = render.environment().list_templates(filter_func=lambda name: name.endswith((".html", ".css")))
     for language in SHIPPED:
         env = render.environment(language)
         for name in names:

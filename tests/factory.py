@@ -117,7 +117,7 @@ def registered(platform, email: str) -> dict:
     """The live registration of an address, as the status API shows it (id, status, student,
     position...), found through its email guard: the registration POST answers without it."""
     from chalicelib.domain.registration import mailbox_key
-    from chalicelib.services import registrations
+    from chalicelib.services import participant
 
     guard = platform.stores.tables.emails.get(mailbox_key(email), consistent_read=True)
-    return registrations.status(platform, guard.registration_id)
+    return participant.status(platform, guard.registration_id)

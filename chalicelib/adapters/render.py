@@ -64,17 +64,18 @@ def page(name: str, language: str = DEFAULT, **context) -> str:
 
 def email(kind: str, to: str, subject: str, headers: dict[str, str] | None = None, language: str = DEFAULT,
           **context) -> Email:
-    """Render ``email/<kind>.txt`` and ``email/<kind>.html`` into one message in ``language`` (the
-    subject too, when it is a :class:`~chalicelib.domain.text.Text`)."""
+    """Render ``email/<kind>.html`` into one message in ``language`` (the subject too, when it is a
+    :class:`~chalicelib.domain.text.Text`): one file holds both parts of a mail, its plain text in
+    ``{% block text %}{% autoescape false %}``, its HTML in ``email/layout.html``'s ``body``."""
     language = language if language in SHIPPED else DEFAULT
-    env = environment(language)
     subject = translations.translate(subject, language)
     context.setdefault("subject", subject)
+    template = environment(language).get_template(f"email/{kind}.html")
     return Email(
         to=to,
         subject=subject,
-        text=env.get_template(f"email/{kind}.txt").render(**context),
-        html=env.get_template(f"email/{kind}.html").render(**context),
+        text="".join(template.blocks["text"](template.new_context(context))),
+        html=template.render(**context),
         headers=headers or {},
     )
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 LOCALE = Path(__file__).resolve().parent.parent / "locale"
 DOMAIN = "messages"
 # English keeps the platform's own unambiguous formats (an ISO date, a 24-hour clock, "26 Nov 2026"),
-# which the browser's script (static/times.js) also reads; other languages write CLDR's.
+# which the browser's script (static/page.js) also reads; other languages write CLDR's.
 PATTERNS = {"en": {"datetime": "yyyy-MM-dd HH:mm", "date": "dd MMM yyyy", "time": "HH:mm"}}
 
 

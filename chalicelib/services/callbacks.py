@@ -19,7 +19,7 @@ from chalicelib.domain.registration import ACTIVE, FINISHED
 from chalicelib.domain.text import N_
 from chalicelib.domain.values import Registration
 from chalicelib.observability import count, logger, seconds
-from chalicelib.services import invitations, outbox, pacing, seats
+from chalicelib.services import invitations, links, pacing, seats
 from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
 
@@ -47,7 +47,7 @@ def _send_credentials(ctx: Context, reg: Registration, password: str, reported_h
     email = render.email(
         "credentials", to=reg.email, subject=N_("Your workshop is ready: %(title)s", title=shown.title),
         headers={REGISTRATION_HEADER: reg.id}, language=language, registration=reg, workshop=shown,
-        password=password, hub_url=hub_url, start_url=start_link(hub_url), status_url=outbox.status_url(ctx, reg.id),
+        password=password, hub_url=hub_url, start_url=start_link(hub_url), status_url=links.status_url(ctx, reg.id),
     )
     pacing.send(ctx, invitations.with_invitation(ctx, email, reg, shown, REQUEST), urgent=True)
 

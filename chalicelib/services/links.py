@@ -20,13 +20,14 @@ def action_token(ctx: Context, registration_id: str) -> str:
     return links.action_token(ctx.key("link_key"), registration_id)
 
 
+def page_url(ctx: Context, registration_id: str, page: str = "registrations") -> str:
+    """A page of the participant's own, opened by their action token: ``/<page>/<token>``, the status
+    page by default (a mail's template asks for the others: ``page_url("confirm")``)."""
+    return f"{ctx.settings.public_url}/{page}/{action_token(ctx, registration_id)}"
+
+
 def status_url(ctx: Context, registration_id: str) -> str:
-    return f"{ctx.settings.public_url}/registrations/{action_token(ctx, registration_id)}"
-
-
-def survey_url(ctx: Context, registration_id: str) -> str:
-    """The survey page (the thank-you mail's buttons add ``?rating=N``)."""
-    return f"{ctx.settings.public_url}/survey/{action_token(ctx, registration_id)}"
+    return page_url(ctx, registration_id)
 
 
 def registration_id(ctx: Context, token: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from chalicelib.adapters import render
@@ -49,15 +50,6 @@ SUBJECTS = {
 }
 
 
-def status_url(ctx: Context, registration_id: str) -> str:
-    return links.status_url(ctx, registration_id)
-
-
-def confirm_url(ctx: Context, registration_id: str) -> str:
-    """The confirmation link of an unconfirmed hold: the one place that builds it."""
-    return f"{ctx.settings.public_url}/confirm/{links.action_token(ctx, registration_id)}"
-
-
 def badge_url(ctx: Context, workshop: Workshop) -> str | None:
     if not workshop.badge:
         return None
@@ -89,9 +81,8 @@ def participant_email(ctx: Context, name: str, reg: Registration, workshop: Work
     workshop = languages.localized(workshop, language)
     email = render.email(
         name, to=reg.email, subject=SUBJECTS[name].filled(title=workshop.title, level=level), language=language,
-        headers={REGISTRATION_HEADER: reg.id}, registration=reg, workshop=workshop, status_url=status_url(ctx, reg.id),
-        survey_url=links.survey_url(ctx, reg.id),
-        confirm_url=confirm_url(ctx, reg.id),
+        headers={REGISTRATION_HEADER: reg.id}, registration=reg, workshop=workshop,
+        status_url=links.status_url(ctx, reg.id), page_url=partial(links.page_url, ctx, reg.id),
         position=position if position is not None else ctx.stores.registrations.waitlist_position(reg),
         badge_url=badge_url(ctx, workshop) if earned(reg.badge_earned, workshop.checks, reg.completion,
                                                        reg.checks_passed) else None,

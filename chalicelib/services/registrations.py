@@ -1,5 +1,6 @@
 """Registration use cases shared by the JSON API and the HTML pages: the catalog, claiming a seat
-(or a waitlist place), confirming it by email, a registration's status.
+(or a waitlist place). What follows a claim (confirming it, its status, the participant's actions)
+is :mod:`chalicelib.services.participant`'s.
 
 Registering answers the same whatever happened (:data:`RECEIVED`): a new hold, a client's retry, or
 an address that already has a live registration (which gets a short email with its link instead).
@@ -13,13 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import observability
-from chalicelib.domain import survey
-from chalicelib.domain.errors import HoldExpired, InvalidInput, NotFound, RateLimited, Unavailable
+from chalicelib.domain.errors import InvalidInput, NotFound, RateLimited, Unavailable
 from chalicelib.domain.languages import DEFAULT, localized
-from chalicelib.domain.lifecycle import ALREADY_OUTBOX, CONFIRM, DUE_SCHEDULED, HOLD_EXPIRED, NOTIFY
+from chalicelib.domain.lifecycle import ALREADY_OUTBOX, NOTIFY
 from chalicelib.domain.registration import (
-    ACTIVE,
-    EXPIRED,
     LIVE_STATUSES,
     UNCONFIRMED,
     WAITLISTED,
@@ -27,17 +25,15 @@ from chalicelib.domain.registration import (
     client_key,
     confirm_window,
     in_venue,
-    is_registration_id,
     is_workshop_id,
     new_registration_id,
     validate_applicant,
 )
 from chalicelib.domain.text import N_
 from chalicelib.domain.values import Registration, Workshop
-from chalicelib.observability import logger
-from chalicelib.services import links, outbox
 from chalicelib.services.commit import claim, commit
 from chalicelib.services.context import Context
+from chalicelib.services.participant import registration_view
 from chalicelib.store.limits import Charge, LimitReached
 from chalicelib.store.registrations import EmailTaken
 
@@ -87,56 +83,6 @@ def _open_workshop(ctx: Context, workshop_id: str) -> Workshop:
 
 def workshop(ctx: Context, workshop_id: str, language: str = DEFAULT) -> dict[str, Any]:
     return workshop_view(_open_workshop(ctx, workshop_id), language)
-
-
-def _actions(reg: Registration, workshop: Workshop | None) -> list[str]:
-    if reg.status == WAITLISTED:
-        return ["leave"]
-    if reg.status != ACTIVE:
-        return []
-    can_extend = workshop is not None and reg.extensions_used < workshop.extension_max
-    return (["extend"] if can_extend else []) + ["reset", "hand", "end"]
-
-
-def registration_view(ctx: Context, reg: Registration, workshop: Workshop | None = None,
-                      position: int | None = None, language: str | None = None) -> dict[str, Any]:
-    """A registration as its participant sees it; the workshop's title in ``language`` (by default
-    the registration's)."""
-    def iso(value):
-        return value.isoformat() if value else None
-
-    title = localized(workshop, language or reg.language).title if workshop else None
-    return {
-        "id": reg.id,
-        "status": reg.status,
-        "workshop": {"id": reg.workshop_id, "title": title},
-        "student": reg.student_id,
-        "position": position if position is not None else ctx.stores.registrations.waitlist_position(reg),
-        "created_at": iso(reg.created_at),
-        "started_at": iso(reg.started_at),
-        "ends_at": iso(reg.ends_at),
-        "finished_at": iso(reg.finished_at),
-        "confirm_by": iso(reg.confirm_by) if reg.status == UNCONFIRMED else None,
-        "completion": reg.completion,
-        "progress": reg.progress,
-        "scheduled_start": iso(workshop.starts_at) if workshop is not None and reg.due_state == DUE_SCHEDULED else None,
-        "extensions_used": reg.extensions_used,
-        "extension_minutes": workshop.extension_minutes if workshop else None,
-        "actions": _actions(reg, workshop),
-        "message": workshop.message if workshop is not None and reg.status == ACTIVE else None,
-        "status_url": outbox.status_url(ctx, reg.id),
-        "survey": _survey_link(ctx, reg),
-        "verifiable_badge": links.verifiable_badge(ctx, reg, workshop),
-    }
-
-
-def _survey_link(ctx: Context, reg: Registration) -> dict[str, Any] | None:
-    """Where a finished participant answers the survey, while it is open."""
-    closes = survey.closes(reg.status, reg.finished_at)
-    if closes is None or ctx.clock() >= closes:
-        return None
-    return {"url": links.survey_url(ctx, reg.id), "answered": reg.survey is not None,
-            "open_until": closes.isoformat()}
 
 
 def is_retry_of(held: Registration, applicant: Applicant, workshop_id: str, now: datetime,
@@ -318,77 +264,6 @@ def register(ctx: Context, data: Any, workshop_id: Any = None, client: str | Non
                         "Waitlisted" if reg.status == WAITLISTED else "Registrations")
     observability.gauge("SeatsFree", found.seats_free, workshop=found.id)
     return registration_view(ctx, reg, found, position)
-
-
-def _scheduled_start(ctx: Context, workshop_id: str) -> datetime | None:
-    try:
-        return ctx.stores.recent.get(workshop_id).starts_at
-    except NotFound:
-        return None
-
-
-def confirm(ctx: Context, registration_id: str) -> dict[str, Any]:
-    """The address confirmed its hold (the link of the confirmation email, then a POST): the hold
-    becomes a registration like one that needs no confirmation, owing what that one owes.
-    Repeating it is harmless; after the hold's time :class:`HoldExpired` (and the hold is released
-    now if the time checks have not yet done it)."""
-    reg = registration(ctx, registration_id)
-    if reg.status == UNCONFIRMED:
-        # a place confirmed takes a seat freed meanwhile; a seat of a scheduled session waits for it
-        confirmed = commit(ctx, reg, CONFIRM, scheduled=_scheduled_start(ctx, reg.workshop_id))
-        if confirmed is not None:
-            observability.count("Confirmed")
-            logger.info("registration confirmed", extra={"registration": reg.id, "workshop": reg.workshop_id,
-                                                         "student": reg.student_id, "status": confirmed.status})
-            reg = confirmed if confirmed.status != WAITLISTED else registration(ctx, registration_id)  # promoted?
-        else:  # past its time (released now if the time checks have not yet done it), or confirmed meanwhile
-            release_hold(ctx, registration(ctx, registration_id))
-            reg = registration(ctx, registration_id)
-    if reg.status == EXPIRED:
-        raise HoldExpired(reg.workshop_id)
-    return registration_view(ctx, reg, workshop_of(ctx, reg))
-
-
-def confirmation(ctx: Context, registration_id: str, language: str | None = None) -> dict[str, Any]:
-    """What the confirmation page shows, changing nothing (mail scanners open links): ``state``
-    ``hold`` (confirm by ``hold.confirm_by``), ``expired`` or ``confirmed``, and the workshop."""
-    reg = registration(ctx, registration_id)
-    found = workshop_of(ctx, reg)
-    view = registration_view(ctx, reg, found, language=language)
-    expired = reg.status == EXPIRED or (reg.status == UNCONFIRMED and reg.confirm_by is not None
-                                        and reg.confirm_by <= ctx.clock())
-    state = "expired" if expired else "hold" if reg.status == UNCONFIRMED else "confirmed"
-    return {"state": state, "hold": view, "workshop": {"id": reg.workshop_id, "title": view["workshop"]["title"] or ""}}
-
-
-def release_hold(ctx: Context, reg: Registration) -> bool:
-    """Give back what an unconfirmed hold past its time held (its seat, which the waitlist takes; or
-    its waitlist place). False when it is not one (confirmed, released, or not yet due)."""
-    if commit(ctx, reg, HOLD_EXPIRED) is None:
-        return False
-    observability.count("HoldsExpired")
-    logger.info("unconfirmed hold released", extra={"registration": reg.id, "workshop": reg.workshop_id,
-                                                    "student": reg.student_id})
-    return True
-
-
-def registration(ctx: Context, registration_id: str) -> Registration:
-    """The registration of a well-formed id; NotFound otherwise."""
-    if not is_registration_id(registration_id):
-        raise NotFound(N_("No registration has this id."))
-    return ctx.stores.registrations.get(registration_id)
-
-
-def workshop_of(ctx: Context, reg: Registration) -> Workshop | None:
-    try:
-        return ctx.stores.recent.get(reg.workshop_id)
-    except NotFound:
-        return None
-
-
-def status(ctx: Context, registration_id: str, language: str | None = None) -> dict[str, Any]:
-    reg = registration(ctx, registration_id)
-    return registration_view(ctx, reg, workshop_of(ctx, reg), language=language)
 
 
 def workshop_badge(ctx: Context, workshop_id: str) -> tuple[bytes, str] | None:

@@ -22,7 +22,7 @@ from chalicelib.domain.registration import ACTIVE, PENDING, PROVISIONING, UNCONF
 from chalicelib.domain.values import Registration, Student, Workshop
 from chalicelib.domain.warming import warm_target
 from chalicelib.observability import logger
-from chalicelib.services import event_report, outbox, pacing, registrations, seats, webhooks
+from chalicelib.services import event_report, outbox, pacing, participant, seats, webhooks
 from chalicelib.services.commit import commit, refill
 from chalicelib.services.context import Context
 
@@ -97,7 +97,7 @@ def _order(ctx: Context, action: str, attempt: int, workshop: Workshop, student_
 def _step(ctx: Context, reg: Registration) -> str | None:
     """What the time has come for, done for one due registration; the name it is counted under."""
     if reg.due_state == DUE_CONFIRMING:  # a hold nobody confirmed: its seat goes to the waitlist
-        return "unconfirmed" if reg.status == UNCONFIRMED and registrations.release_hold(ctx, reg) else None
+        return "unconfirmed" if reg.status == UNCONFIRMED and participant.release_hold(ctx, reg) else None
     if reg.due_state == DUE_SCHEDULED:  # a scheduled session comes: its environment is ordered
         return "started" if commit(ctx, reg, START) else None
     if reg.due_state == DUE_PROVISIONING:

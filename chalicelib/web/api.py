@@ -40,8 +40,8 @@ def create_registration():
 def get_registration(token):
     """The participant's own registration, by the action token of their links; ``304`` when the
     client's ``If-None-Match`` names it as it is."""
-    from chalicelib.services import links, registrations
-    shown = registrations.status(ctx(), links.registration_id(ctx(), token))
+    from chalicelib.services import links, participant
+    shown = participant.status(ctx(), links.registration_id(ctx(), token))
     etag = etag_of(shown)
     return not_modified(api.current_request.headers, etag) or json_response(
         shown, headers={"ETag": etag, "Cache-Control": "no-cache, private"})

@@ -80,8 +80,8 @@ def register_form(workshop_id):
 
 
 def _confirm_page(token: str, status: int = 200) -> Response:
-    from chalicelib.services import links, registrations
-    shown = registrations.confirmation(ctx(), links.registration_id(ctx(), token), language())
+    from chalicelib.services import links, participant
+    shown = participant.confirmation(ctx(), links.registration_id(ctx(), token), language())
     return page("confirm.html", status, **shown, action=f"/confirm/{token}", status_url=shown["hold"]["status_url"])
 
 
@@ -95,9 +95,9 @@ def confirm_page(token):
 @pages.route("/confirm/{token}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 @html_errors
 def confirm_form(token):
-    from chalicelib.services import links, registrations
+    from chalicelib.services import links, participant
     try:
-        confirmed = registrations.confirm(ctx(), links.registration_id(ctx(), token))
+        confirmed = participant.confirm(ctx(), links.registration_id(ctx(), token))
     except HoldExpired:
         return _confirm_page(token, 409)
     return Response(body="", status_code=303, headers={"Location": confirmed["status_url"]})
@@ -110,8 +110,8 @@ def status_page(token):
     ``REFRESH`` seconds with ``If-None-Match`` (a ``304`` costs no rendering), waiting longer after
     each look that changed nothing, up to ``MAX_REFRESH``; without JavaScript, a ``<meta refresh>``
     that backs off the same way (``looks``, counted while the page stays as ``seen``)."""
-    from chalicelib.services import links, registrations
-    reg = registrations.status(ctx(), links.registration_id(ctx(), token), language())
+    from chalicelib.services import links, participant
+    reg = participant.status(ctx(), links.registration_id(ctx(), token), language())
     query = pages.current_request.query_params or {}
     done = DONE.get(query.get("done", ""))
     etag = etag_of(reg, done, language(), _page_version())
@@ -151,12 +151,12 @@ DONE = {"extend": N_("Your workshop was extended."),
              content_types=["application/x-www-form-urlencoded"])
 @html_errors
 def registration_action(token, action):
-    from chalicelib.services import links, participant, registrations
+    from chalicelib.services import links, participant
     registration_id = links.registration_id(ctx(), token)
     try:
         participant.perform(ctx(), action, registration_id)
     except Conflict as exc:
-        reg = registrations.status(ctx(), registration_id, language())
+        reg = participant.status(ctx(), registration_id, language())
         return page("status.html", 409, here=f"/registrations/{token}", reg=reg, token=token, refresh=False,
                     message=exc.message)
     return Response(body="", status_code=303, headers={"Location": f"/registrations/{token}?done={action}"})
@@ -246,7 +246,7 @@ def badge(workshop_id):
 
 STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "status.js": "text/javascript; charset=utf-8",
                 "admin.css": "text/css; charset=utf-8", "live.js": "text/javascript; charset=utf-8",
-                "survey.js": "text/javascript; charset=utf-8", "times.js": "text/javascript; charset=utf-8"}
+                "page.js": "text/javascript; charset=utf-8"}
 
 
 @pages.route("/static/{name}", methods=["GET"])

@@ -134,7 +134,8 @@ def colours(style: str) -> tuple[str | None, str | None]:
 def test_every_email_template_is_rendered_here(emails):
     templates = {p.stem for p in TEMPLATES.glob("*.html")} - {"layout"}
     assert set(emails) == templates
-    assert templates == {p.stem for p in TEMPLATES.glob("*.txt")}, "an email template without its text part"
+    without_text = {name for name in templates if "{% block text %}" not in (TEMPLATES / f"{name}.html").read_text()}
+    assert without_text == set(), "an email template without its text part"
 
 
 def test_every_email_has_a_text_part_that_says_it_all_without_html(emails):

@@ -12,7 +12,7 @@ import pytest
 from chalicelib.adapters.secrets import get_key
 from chalicelib.adapters.workshop_folders import load_catalog
 from chalicelib.domain.checks import earns_badge
-from chalicelib.services import links, organiser, registrations
+from chalicelib.services import links, organiser, participant, registrations
 from chalicelib.services import time_checks as lifecycle
 from chalicelib.services.catalog import sync_workshop
 from chalicelib.store.models import StudentModel, WorkshopModel
@@ -153,9 +153,9 @@ def test_cleanup_not_reported_in_time_is_ordered_again(client, platform, active,
 def test_leaving_the_waitlist_moves_the_others_up(client, platform, active):
     first = registrations.register(platform, body("w1@example.com"))
     second = registrations.register(platform, body("w2@example.com"))
-    assert registrations.status(platform, second["id"])["position"] == 2
+    assert participant.status(platform, second["id"])["position"] == 2
     assert action(client, platform, first["id"], "leave")[1]["status"] == "cancelled"
-    assert registrations.status(platform, second["id"])["position"] == 1
+    assert participant.status(platform, second["id"])["position"] == 1
     assert registrations.register(platform, body("w1@example.com"))["status"] == "waitlisted"  # the email is free again
 
 

@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 import tests.environment
-from chalicelib.services import outbox, registrations, time_checks
+from chalicelib.services import outbox, participant, registrations, time_checks
 
 WORKSHOP = "WKSHP-DISP"
 APPLICANT = {"workshop": WORKSHOP, "first_name": "Ada", "last_name": "Lovelace", "company": "Analytical",
@@ -65,7 +65,7 @@ def test_a_registration_answers_before_its_mail_and_the_dispatcher_sends_it_once
 def test_confirming_owes_the_welcome_and_the_order_which_the_dispatcher_sends(platform, streamed, recording, tables):
     created = register(platform, "ada@example.com")
     outbox.dispatch(platform, streamed.read())
-    registrations.confirm(platform, created["id"])
+    participant.confirm(platform, created["id"])
     assert len(recording.sent) == 1  # still only the confirmation email
     outbox.dispatch(platform, streamed.read())
     subjects = sorted(m.subject.split(" ")[0] for m in recording.sent[1:])
@@ -110,7 +110,7 @@ def test_a_registration_makes_two_dynamodb_requests_and_a_confirmation_two(platf
     created = registrations.register(platform, {**APPLICANT, "email": "ada@example.com"}, client="203.0.113.7")
     registering = dict(counted)
     counted.clear()
-    registrations.confirm(platform, created["id"])
+    participant.confirm(platform, created["id"])
     print(f"registration: {registering}; confirmation: {dict(counted)}")
     assert registering == {"Query": 1, "TransactWriteItems": 1}
     assert dict(counted) == {"GetItem": 1, "UpdateItem": 1}

@@ -59,7 +59,7 @@ def test_the_thank_you_mail_rates_in_one_click_and_the_page_asks_the_rest(client
     html = page.body.decode()
     assert page.status_code == 200
     assert re.search(r'name="rating" value="4" checked', html)
-    assert 'data-autosend="rating"' in html and '<script src="/static/survey.js"' in html
+    assert 'data-autosend="rating"' in html and '<script src="/static/page.js"' in html
     assert stored(platform, finished) is None  # a GET (a mail scanner's too) records nothing
     assert "Your level before the workshop" in html and "What should the next workshop be about?" in html
     assert "How was Surveys &amp; &lt;more&gt;?" in html

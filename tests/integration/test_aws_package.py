@@ -297,7 +297,7 @@ def test_non_serverless_part_deploys_and_a_smoke_flow_runs(deployed, tmp_path, m
     from chalicelib.adapters.secrets import get_secret
     from chalicelib.adapters.workshop_folders import load_catalog
     from chalicelib.services import bootstrap as ctx
-    from chalicelib.services import registrations
+    from chalicelib.services import participant, registrations
     from chalicelib.services.catalog import sync_workshop
     from chalicelib.settings import load_settings
     from tests.factory import write_workshop
@@ -344,7 +344,7 @@ def test_non_serverless_part_deploys_and_a_smoke_flow_runs(deployed, tmp_path, m
     assert created["status"] == "unconfirmed"  # held until the address confirms (WOD_CONFIRM_MINUTES)
     table = boto3.resource("dynamodb", region_name=REGION).Table(f"{PARAMETERS['TablePrefix']}-customers")
     assert table.get_item(Key={"id": created["id"]})["Item"]["email"] == "ada@example.com"
-    assert registrations.confirm(context, created["id"])["status"] in ("pending", "provisioning")
+    assert participant.confirm(context, created["id"])["status"] in ("pending", "provisioning")
     sent = boto3.client("ses", region_name=REGION).get_send_quota()["SentLast24Hours"]
     assert sent >= 3  # the confirmation, the welcome mail and the CREATE order to the location's address
 

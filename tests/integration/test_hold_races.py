@@ -15,7 +15,7 @@ import pytest
 
 from chalicelib.adapters.workshop_folders import load_catalog
 from chalicelib.domain.lifecycle import CONFIRM, HOLD_EXPIRED, decide
-from chalicelib.services import registrations
+from chalicelib.services import participant, registrations
 from chalicelib.services.catalog import sync_workshop
 from tests.factory import write_workshop
 
@@ -90,7 +90,7 @@ def test_a_confirmation_racing_the_release_at_the_deadline_wins_or_loses_whole(r
 
 def test_two_confirmations_at_once_confirm_once(racing):
     held = hold(racing, 1)
-    results = at_once(*[lambda: registrations.confirm(racing, held.id)] * 4)
+    results = at_once(*[lambda: participant.confirm(racing, held.id)] * 4)
     assert [r["status"] for r in results if isinstance(r, dict)] == ["pending"] * 4
     creates = [m for m in racing.mailer.sent if m.subject.startswith("CREATE")]
     assert len(creates) == 1

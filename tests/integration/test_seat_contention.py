@@ -5,7 +5,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.adapters.workshop_folders import load_catalog
-from chalicelib.services import registrations
+from chalicelib.services import participant, registrations
 from chalicelib.services.catalog import sync_workshop
 from tests.factory import write_workshop
 
@@ -31,7 +31,7 @@ def test_burst_of_300_for_100_seats(served, tmp_path):
     assert tables.workshops.get("WKSHP-RUSH").seats_free == 0
     assert tables.students.free_index.count("WKSHP-RUSH") == 0
     assert {s.status for s in tables.students.workshop_index.query("WKSHP-RUSH")} == {"reserved"}
-    positions = sorted(registrations.status(served, r["id"])["position"]
+    positions = sorted(participant.status(served, r["id"])["position"]
                        for r in results if r["status"] == "waitlisted")
     assert positions == list(range(1, 201))
     sent = served.mailer.sent

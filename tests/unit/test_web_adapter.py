@@ -134,5 +134,5 @@ def test_the_master_compiles_every_template_and_loads_every_service_before_forki
     compiled = warm()
     env = render.environment()
     assert compiled >= 30 and len(env.cache) == compiled  # every page and email, already compiled
-    assert {"status.html", "email/credentials.txt"} <= {template.name for template in env.cache.values()}
+    assert {"status.html", "email/credentials.html"} <= {template.name for template in env.cache.values()}
     assert "chalicelib.services.registrations" in sys.modules and "chalicelib.services.organiser" in sys.modules

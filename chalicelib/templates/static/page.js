@@ -1,3 +1,6 @@
+// The script of every page (the pages' `script-src 'self'` allows it alone): times in the browser's
+// own time zone, and a form that asks for it sent on arrival.
+//
 // Times in the browser's own time zone. The server writes every time as
 // <time datetime="ISO in UTC">2026-11-26 09:00 UTC</time>, readable without JavaScript, in the
 // page's language ("26 nov. 2026, 09:00 UTC" on a French page); this shows each in local time with
@@ -5,6 +8,20 @@
 // server's text (a date, with a year, or not; seconds or not), the UTC text kept as its tooltip.
 // Times that arrive later (a status page refreshed in place, the live room's rows) are shown the
 // same way. The status page's countdown ("until 11:00 UTC"), which its own script writes, is left alone.
+(function () {
+  "use strict";
+  // <form data-autosend="NAME">: when the link that opened the page chose NAME (a mail's button that
+  // opens the page with its choice checked), the form is sent at once, one click in all; Back does
+  // not send it again. Without JavaScript the participant presses the form's button.
+  // A mail scanner that only fetches the link sends nothing.
+  var form = document.querySelector("form[data-autosend]");
+  if (form && form.querySelector("input[name='" + form.getAttribute("data-autosend") + "']:checked")) {
+    history.replaceState(null, "", location.pathname);
+    form.submit();
+    return;
+  }
+})();
+
 (function () {
   "use strict";
   if (!window.Intl || !Intl.DateTimeFormat || !window.MutationObserver) { return; }
