@@ -49,6 +49,7 @@ class Chain:
         self.api = f"https://localhost:{rehearsal.ports['api']}"
         self.delivered = 0
         self.inbound: list[str] = []  # subjects of the mail SES received and handed to SNS
+        self.waited: list[tuple[str, float]] = []  # what the chain waited for, and how many seconds
 
     # ---- mail ------------------------------------------------------------------------------------
 
@@ -143,12 +144,13 @@ class Chain:
         """Until ``found()`` says so, SES receiving what was sent meanwhile; ``tick_every``: the time
         checks run that often too (the schedule's every minute, sooner: mail the pacer deferred
         waits in the outbox for them)."""
-        deadline = time.monotonic() + timeout
-        ticked = time.monotonic()
+        started = time.monotonic()
+        deadline, ticked = started + timeout, started
         while time.monotonic() < deadline:
             self.deliver_inbound()
             value = found()
             if value:
+                self.waited.append((what, round(time.monotonic() - started, 1)))
                 return value
             if tick_every and time.monotonic() - ticked > tick_every:
                 self.tick()
@@ -341,6 +343,9 @@ class Chain:
             "PurgeStateMachine")}
         report["failed_executions"] = self.failures(report["machines"])
         report["inbound"] = len(self.inbound)
+        report["waited"] = dict(self.waited)
+        longest = sorted(self.waited, key=lambda waited: -waited[1])[:3]
+        out("    the longest waits: " + "; ".join(f"{what} {seconds:.0f} s" for what, seconds in longest))
         return report
 
     def failures(self, machines: dict[str, list[str]]) -> dict[str, list[str]]:

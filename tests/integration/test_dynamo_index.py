@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 import uuid
 
 import boto3
@@ -427,18 +426,6 @@ def test_same_answers_as_moto_walk(embedded_aws, walk_only, steps, install_at, j
     assert indexed == walked
 
 
-def _timeline(client, prefix: str, due: int, not_due: int) -> str:
-    table = f"{prefix}-a"
-    for start in range(0, due + not_due, 25):
-        requests = []
-        for n in range(start, min(start + 25, due + not_due)):
-            requests.append({"PutRequest": {"Item": {
-                "id": {S: f"r{n:06d}"}, "ph": {S: "a"}, "grp": {S: "x"}, "num": {N: str(n)},
-                "du": {S: "00" if n < due else "99"}, "pay": {S: "p" * 200}}}})
-        client.batch_write_item(RequestItems={table: requests})
-    return table
-
-
 def _due_query(client, table: str) -> dict:
     return client.query(TableName=table, IndexName="due", KeyConditionExpression="#h = :h AND #r <= :r",
                         ExpressionAttributeNames={"#h": "ph", "#r": "du"},
@@ -579,42 +566,6 @@ def test_concurrent_requests_through_the_lock(embedded_aws, walk_only):
     assert dynamo_index.mismatches == []
     assert dynamo_index.stats["dropped"] == before.get("dropped", 0)
     assert dynamo_index.stats["window"] > before.get("window", 0)
-
-
-def test_timing_is_printed_not_asserted(embedded_aws, walk_only):
-    """10 due among 20 000: the due query and a one-update transaction, with moto alone and with
-    install() (printed, not asserted)."""
-    client = _client(embedded_aws)
-    history = History(client, f"t{uuid.uuid4().hex[:8]}")
-    history.create()
-
-    def transaction() -> None:
-        client.transact_write_items(TransactItems=[{"Update": {
-            "TableName": table, "Key": {"id": {S: "r000005"}}, "UpdateExpression": "SET #p = :p",
-            "ExpressionAttributeNames": {"#p": "pay"}, "ExpressionAttributeValues": {":p": {S: "q"}}}}])
-
-    try:
-        table = _timeline(client, history.prefix, due=10, not_due=19990)
-        timings = {}
-        for label in ("moto", "install()"):
-            if label == "install()":
-                dynamo_index.install(check=False)
-                started = time.monotonic()
-                _due_query(client, table)  # builds the index (one walk)
-                timings["build"] = (time.monotonic() - started) * 1000
-            started = time.monotonic()
-            for _ in range(3):
-                answer = _due_query(client, table)
-            timings[f"query {label}"] = (time.monotonic() - started) / 3 * 1000
-            assert answer["Count"] == 10
-            started = time.monotonic()
-            for _ in range(3):
-                transaction()
-            timings[f"transaction {label}"] = (time.monotonic() - started) / 3 * 1000
-        print("\n10 due among 20000 (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
-    finally:
-        dynamo_index.uninstall()
-        history.drop()
 
 
 def test_a_condition_parsed_once_compares_the_values_each_request_gives(embedded_aws, walk_only):
