@@ -92,12 +92,13 @@ def embedded_dynamodb():
     """moto's DynamoDB in this process served as the embedded AWS serves it (``local/aws.py``): one
     request at a time (moto's backend is not thread-safe), queries answered from the key index and
     expressions parsed once (``local/dynamo_index.py``; ``WOD_DYNAMO_INDEX_CHECK=1`` compares every
-    answer with moto's own walk). Undone at the end of the session."""
+    answer with moto's own walk), answers written as JSON (``local/dynamo_answers.py``). Undone at
+    the end of the session."""
     import threading
 
     from moto.dynamodb.responses import DynamoHandler
 
-    from local import dynamo_index
+    from local import dynamo_answers, dynamo_index
 
     lock = threading.RLock()
     real = DynamoHandler.call_action
@@ -109,8 +110,11 @@ def embedded_dynamodb():
     DynamoHandler.call_action = one_at_a_time
     was_installed = dynamo_index.installed()
     dynamo_index.install()
+    answers_installed = dynamo_answers.install()
     yield
     DynamoHandler.call_action = real
+    if answers_installed:
+        dynamo_answers.uninstall()
     if not was_installed:
         dynamo_index.uninstall()
 
