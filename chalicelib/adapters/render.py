@@ -66,7 +66,8 @@ def email(kind: str, to: str, subject: str, headers: dict[str, str] | None = Non
           **context) -> Email:
     """Render ``email/<kind>.html`` into one message in ``language`` (the subject too, when it is a
     :class:`~chalicelib.domain.text.Text`): one file holds both parts of a mail, its plain text in
-    ``{% block text %}{% autoescape false %}``, its HTML in ``email/layout.html``'s ``body``."""
+    ``{% block text %}{% autoescape false %}``, its HTML in ``email/layout.html``'s ``body``. The
+    text block is rendered alone: what it uses (a macro, a ``set``) is written inside it."""
     language = language if language in SHIPPED else DEFAULT
     subject = translations.translate(subject, language)
     context.setdefault("subject", subject)

@@ -51,7 +51,8 @@ def _same(value: Any) -> Any:
 
 
 # The record's columns, in order: (column, the registration's field, how it is written). A field
-# written as a dict is spread over the columns it names (the survey's answer: domain/survey.py).
+# whose writer gives a dict of columns, None included, is spread over those columns (the survey's
+# answer: domain/survey.py); any other value, a dict too, is one column.
 RECORD_COLUMNS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("id", "id", _same), ("status", "status", _same), ("workshop", "workshop_id", _same),
     ("student", "student_id", _same), ("email", "email", _same), ("first_name", "first_name", _same),
@@ -68,7 +69,8 @@ RECORD_COLUMNS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
 RECORD_FIELDS: tuple[str, ...] = tuple(name for _, name, _ in RECORD_COLUMNS)  # what a listing reads
 
 
-SPREAD = frozenset(column for column, _, write in RECORD_COLUMNS if isinstance(write(None), dict))
+SPREAD = frozenset(column for column, _, write in RECORD_COLUMNS  # writers of the columns they name, even for None
+                   if isinstance(write(None), dict) and write(None))
 RECORD_HEADER: tuple[str, ...] = tuple(  # the record's keys in order: the CSV's header
     name for column, _, write in RECORD_COLUMNS for name in (write(None) if column in SPREAD else (column,)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TypeGuard
 from urllib.parse import quote
 
@@ -48,6 +49,7 @@ def _send_credentials(ctx: Context, reg: Registration, password: str, reported_h
         "credentials", to=reg.email, subject=N_("Your workshop is ready: %(title)s", title=shown.title),
         headers={REGISTRATION_HEADER: reg.id}, language=language, registration=reg, workshop=shown,
         password=password, hub_url=hub_url, start_url=start_link(hub_url), status_url=links.status_url(ctx, reg.id),
+        page_url=partial(links.page_url, ctx, reg.id),
     )
     pacing.send(ctx, invitations.with_invitation(ctx, email, reg, shown, REQUEST), urgent=True)
 

@@ -3,6 +3,7 @@ the registration while it is live and for ``WOD_LINK_DAYS_AFTER_END`` days after
 links of a verifiable badge, whose token shows that credential only, for as long as the registration is kept."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from chalicelib.domain import links
@@ -14,6 +15,7 @@ from chalicelib.domain.values import Registration, Workshop
 from chalicelib.services.context import Context
 
 MAX_TOKEN_LENGTH = 128
+PAGE = re.compile(r"[a-z]+")  # the first segment of a page's route
 
 
 def action_token(ctx: Context, registration_id: str) -> str:
@@ -23,6 +25,8 @@ def action_token(ctx: Context, registration_id: str) -> str:
 def page_url(ctx: Context, registration_id: str, page: str = "registrations") -> str:
     """A page of the participant's own, opened by their action token: ``/<page>/<token>``, the status
     page by default (a mail's template asks for the others: ``page_url("confirm")``)."""
+    if not PAGE.fullmatch(page):
+        raise ValueError(f"not a page's name: {page!r}")
     return f"{ctx.settings.public_url}/{page}/{action_token(ctx, registration_id)}"
 
 

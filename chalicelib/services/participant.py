@@ -44,7 +44,6 @@ NEVER_RAN = (FAILED, CANCELLED, EXPIRED)  # registrations without a survey
 ACTIONS = ("confirm", "extend", "reset", "end", "leave", "hand")
 
 
-
 def registration(ctx: Context, registration_id: str) -> Registration:
     """The registration of a well-formed id; NotFound otherwise."""
     if not is_registration_id(registration_id):

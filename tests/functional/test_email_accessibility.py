@@ -136,6 +136,9 @@ def test_every_email_template_is_rendered_here(emails):
     assert set(emails) == templates
     without_text = {name for name in templates if "{% block text %}" not in (TEMPLATES / f"{name}.html").read_text()}
     assert without_text == set(), "an email template without its text part"
+    escaped = {name for name in templates
+               if "{% block text %}{% autoescape false %}" not in (TEMPLATES / f"{name}.html").read_text()}
+    assert escaped == set(), "a text part written as HTML (its entities would show)"
 
 
 def test_every_email_has_a_text_part_that_says_it_all_without_html(emails):
@@ -147,6 +150,9 @@ def test_every_email_has_a_text_part_that_says_it_all_without_html(emails):
         text = plain.get_content()
         assert text.strip(), f"{name}: an empty text part"
         assert not re.search(r"<(p|a|br|table|td|strong|img)\b", text, re.I), f"{name}: HTML in the text part"
+        assert not re.search(r"&(amp|lt|gt|quot|#\d+);", text), f"{name}: an HTML entity in the text part"
+        if "Mail &amp; &lt;accessibility&gt;" in email.html:  # the title, escaped in the HTML, is as it is here
+            assert "Mail & <accessibility>" in text, f"{name}: the title not written as it is"
         for link in parsed(email.html).links:  # every address the HTML offers, the text offers too
             href = (link["href"] or "").replace("&amp;", "&")
             if href.startswith("http") and "?rating=" not in href:

@@ -148,6 +148,11 @@ def test_a_link_that_is_not_ours_opens_no_survey(client, platform, finished):
     forged = f"/survey/{finished['id']}.{'A' * 32}"
     assert post(client, forged, {"rating": "5"}).status_code == 404
     assert stored(platform, finished) is None
+    assert links.page_url(platform, finished["id"], "survey") == \
+        f"https://wod.example/survey/{links.action_token(platform, finished['id'])}"
+    for page in ("", "survey/../admin", "survey?x=1", "//evil.example"):  # a link is to one of our pages
+        with pytest.raises(ValueError):
+            links.page_url(platform, finished["id"], page)
 
 
 def test_the_organiser_sees_the_answers_and_a_hook_hears_of_them(client, platform, finished, recording):
