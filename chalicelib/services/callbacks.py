@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import TypeGuard
 from urllib.parse import quote
 
@@ -14,13 +13,12 @@ from chalicelib.domain import languages
 from chalicelib.domain.calendar import REQUEST
 from chalicelib.domain.errors import Conflict, NotFound, Unavailable
 from chalicelib.domain.lifecycle import PROVISIONED, RESET
-from chalicelib.domain.mail import REGISTRATION_HEADER
 from chalicelib.domain.orders import OrderRejected
 from chalicelib.domain.registration import ACTIVE, FINISHED
 from chalicelib.domain.text import N_
 from chalicelib.domain.values import Registration
 from chalicelib.observability import count, logger, seconds
-from chalicelib.services import invitations, links, pacing, seats
+from chalicelib.services import invitations, outbox, pacing, seats
 from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
 
@@ -47,9 +45,8 @@ def _send_credentials(ctx: Context, reg: Registration, password: str, reported_h
     shown = languages.localized(workshop, language)
     email = render.email(
         "credentials", to=reg.email, subject=N_("Your workshop is ready: %(title)s", title=shown.title),
-        headers={REGISTRATION_HEADER: reg.id}, language=language, registration=reg, workshop=shown,
-        password=password, hub_url=hub_url, start_url=start_link(hub_url), status_url=links.status_url(ctx, reg.id),
-        page_url=partial(links.page_url, ctx, reg.id),
+        language=language, **outbox.mail_context(ctx, reg, shown),
+        password=password, hub_url=hub_url, start_url=start_link(hub_url),
     )
     pacing.send(ctx, invitations.with_invitation(ctx, email, reg, shown, REQUEST), urgent=True)
 

@@ -71,6 +71,14 @@ def order_email(ctx: Context, action: str, attempt: int, workshop: Workshop, stu
                  headers={SIGNATURE_HEADER: sign(body, ctx.key("order_key", workshop.location))})
 
 
+def mail_context(ctx: Context, reg: Registration, workshop: Workshop) -> dict[str, Any]:
+    """What every mail to a participant is rendered with: the registration's header (which names it
+    to the bounce reader), the registration, the workshop (as the mail's language shows it), the
+    participant's links."""
+    return {"headers": {REGISTRATION_HEADER: reg.id}, "registration": reg, "workshop": workshop,
+            "status_url": links.status_url(ctx, reg.id), "page_url": partial(links.page_url, ctx, reg.id)}
+
+
 def participant_email(ctx: Context, name: str, reg: Registration, workshop: Workshop, level: int = 0,
                       position: int | None = None) -> Email:
     """``position``: the waitlist place, when the caller has just counted it. The welcome, promotion
@@ -81,8 +89,7 @@ def participant_email(ctx: Context, name: str, reg: Registration, workshop: Work
     workshop = languages.localized(workshop, language)
     email = render.email(
         name, to=reg.email, subject=SUBJECTS[name].filled(title=workshop.title, level=level), language=language,
-        headers={REGISTRATION_HEADER: reg.id}, registration=reg, workshop=workshop,
-        status_url=links.status_url(ctx, reg.id), page_url=partial(links.page_url, ctx, reg.id),
+        **mail_context(ctx, reg, workshop),
         position=position if position is not None else ctx.stores.registrations.waitlist_position(reg),
         badge_url=badge_url(ctx, workshop) if earned(reg.badge_earned, workshop.checks, reg.completion,
                                                        reg.checks_passed) else None,

@@ -14,10 +14,12 @@ import os
 import re
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
 
+from chalicelib.services import signin
 from chalicelib.web import auth
 from tests.admintools import FORM, admin_token, bearer, csrf_of, form_post, sign_in
 
@@ -63,9 +65,12 @@ def test_signing_in_again_opens_a_new_session_and_others_stay_open(client, world
 
 @pytest.fixture
 def clients(monkeypatch):
-    """Requests name their client address in a header (API Gateway's sourceIp, locally the peer)."""
+    """Requests name their client address in a header (API Gateway's sourceIp, locally the peer).
+    Failed sign-ins count per 15-minute wall-clock window: the test stays inside one (mid-window,
+    not at a boundary, where the next window would start counting again)."""
     monkeypatch.setattr(auth, "client_address", lambda request: request.headers.get("x-test-client", "192.0.2.1"),
                         raising=False)
+    monkeypatch.setattr(signin, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))
 
 
 def attempt_dashboard(client, token: str, address: str):
