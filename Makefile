@@ -73,15 +73,13 @@ check: install
 sync: install
 	$(BIN)/python -m local sync
 
-# The suite runs on TEST_WORKERS pytest-xdist workers, a module's tests on one worker (tests/conftest.py);
-# then the tests that measure time (marked `alone`) with nothing beside them.
+# The suite runs on TEST_WORKERS pytest-xdist workers, a module's tests on one worker (tests/conftest.py).
 TEST_WORKERS ?= 3
 test: install browser lint
-	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not alone"
-	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m alone
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not alone"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e"
 
 lint: install
 	$(BIN)/ruff check .

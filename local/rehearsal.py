@@ -51,10 +51,10 @@ BASE_PARAMETERS = {
     "Locations": json.dumps({"paris": "orders@example.org"}),
     "AlarmEmail": "ops@example.org", "EcsCluster": "wod-appliances", "EcsSubnets": "subnet-0a",
     "EcsSecurityGroups": "sg-0a", "HubHost": "false",  # the hub: this machine, set up by bootstrap.sh
-    # a provisioning that cannot succeed (the appliance: moto's ECS cannot run it) is retried for two
-    # and a half minutes, then compensated: the rehearsal sees the apology without waiting an event's
+    # a provisioning that cannot succeed (the appliance: moto's ECS cannot run it) is retried for a
+    # minute and a half, then compensated: the rehearsal sees the apology without waiting an event's
     # patience, and a participant's first server, cold on a busy machine, still has the time to start
-    "StuckMinutes": "3", "ReadySeconds": "150",
+    "StuckMinutes": "2", "ReadySeconds": "90",
 }
 DEFAULT_HUB_PREFIX = Path("/opt/wod-rehearsal-hub")  # kept: a second rehearsal installs nothing; not under
 # /tmp or /var/tmp, which each student server has a private one of

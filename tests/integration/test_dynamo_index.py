@@ -408,7 +408,7 @@ history = st.tuples(_seed("a"), _seed("b"), st.lists(
     min_size=10, max_size=60)).map(lambda t: [("w", ("batch", "a", t[0], [])), ("w", ("batch", "b", t[1], []))] + t[2])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(steps=history, install_at=st.integers(0, 30), journal=st.booleans())
 def test_same_answers_as_moto_walk(embedded_aws, walk_only, steps, install_at, journal):

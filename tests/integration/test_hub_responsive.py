@@ -6,18 +6,17 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from local.hub import HUB_VENV, NODE_BIN
 from tests.hubtools import new_name, running_hub
 
-ACCOUNTS = 50
-USERADD_SECONDS = 2  # each account takes this long to make, at least
+ACCOUNTS = 16
+USERADD_SECONDS = 6  # each account takes this long to make, at least
+# A request that waited for an account would wait for a useradd: up to USERADD_SECONDS. One that
+# did not answers within a fraction of that, also on a machine busy with other tests.
+ANSWERED_WITHIN = USERADD_SECONDS / 2
 
-pytestmark = pytest.mark.alone  # it measures the hub's answer time: nothing else may run beside it
 
-
-def test_the_hub_answers_within_a_second_while_fifty_accounts_are_made(embedded_aws, tmp_path):
+def test_the_hub_answers_while_accounts_are_made(embedded_aws, tmp_path):
     slow = tmp_path / "bin"  # a useradd that takes its time, first on the hub's PATH
     slow.mkdir()
     useradd = slow / "useradd"
@@ -42,4 +41,4 @@ def test_the_hub_answers_within_a_second_while_fifty_accounts_are_made(embedded_
         print(f"{ACCOUNTS} accounts in {took:.1f} s; {len(answered)} requests meanwhile, the slowest "
               f"{max(answered):.2f} s")
         assert took >= USERADD_SECONDS and len(answered) >= 5  # the requests were made while accounts were
-        assert max(answered) < 1.0  # never waiting for an account (each takes 2 s)
+        assert max(answered) < ANSWERED_WITHIN  # never waiting for an account
