@@ -37,6 +37,28 @@ READ_ONLY = ("Get", "BatchGet", "Query", "Scan", "Describe", "List", "TransactGe
 STREAM_KEEP = 10_000  # records of a table's stream the embedded AWS keeps (the reader follows the newest)
 ITERATORS_KEEP = 100  # stream positions kept (each GetRecords makes one)
 TRIM_SECONDS = 30
+_SYNTAX_TREES = threading.RLock()
+
+
+def one_syntax_tree_at_a_time() -> None:
+    """Python syntax trees are built one at a time in this process: CPython 3.11 counts the depth of
+    the tree it is building per interpreter, not per thread, so two threads building one at once
+    (moto's Step Functions reading an ASL string with ``ast.literal_eval``, werkzeug compiling a
+    service's URL rules on its first request, a traceback placing its carets) can fail each other
+    with ``SystemError: AST constructor recursion depth mismatch`` (CPython gh-106905) -- a Lambda
+    invoke was answered 500 so. ``ast.parse``, which ``ast.literal_eval`` calls, takes a lock."""
+    import ast
+
+    if getattr(ast.parse, "one_at_a_time", False):
+        return
+    parse = ast.parse
+
+    def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+        with _SYNTAX_TREES:
+            return parse(*args, **kwargs)
+
+    one_at_a_time.one_at_a_time = True  # type: ignore[attr-defined]
+    ast.parse = one_at_a_time
 JOURNALED = {"X-Amz-Target": "HTTP_X_AMZ_TARGET", "Authorization": "HTTP_AUTHORIZATION",
              "Content-Type": "CONTENT_TYPE"}  # what a journaled request needs to be replayed
 
@@ -148,6 +170,7 @@ class EmbeddedAws:
     def __init__(self, host: str = "127.0.0.1", port: int = 4566):
         from moto.server import DomainDispatcherApplication, create_backend_app
 
+        one_syntax_tree_at_a_time()  # the server's threads, the executions', and this process's others
         self.host, self.port = host, port
         self.app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app))
         # moto answers every origin's CORS preflight: no web page may reach it (local/loopback.py)

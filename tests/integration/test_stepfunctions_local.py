@@ -251,3 +251,34 @@ def test_unknown_function_is_named(executing, clients):
     # moto reports a Lambda API error as "Exception" (real AWS: Lambda.ResourceNotFoundException)
     assert done["error"] == "Exception"
     assert f"Function not found: {fn_arn(missing)}" in done["cause"]
+
+
+def test_syntax_trees_are_built_one_at_a_time_beside_the_executions(embedded_aws):
+    """Python 3.11 counts a syntax tree's depth per process: threads building two at once (the
+    executions reading ASL strings, werkzeug's first request of a service, a traceback's carets) can
+    fail each other with a SystemError (CPython gh-106905); the embedded AWS's process builds them one
+    at a time, and every way of building one goes through that."""
+    import ast
+    import threading
+    import traceback
+
+    assert getattr(ast.parse, "one_at_a_time", False)
+    errors: list[BaseException] = []
+
+    def build(n: int) -> None:
+        try:
+            for i in range(300):
+                assert ast.literal_eval(f'"seat-{n}-{i}\\u00e9"') == f"seat-{n}-{i}\u00e9"
+                try:
+                    {}["missing"][i]  # a traceback with carets to place
+                except KeyError as exc:
+                    traceback.format_exception(exc)
+        except BaseException as exc:  # any failure of a thread is the test's
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
