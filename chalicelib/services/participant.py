@@ -41,7 +41,6 @@ from chalicelib.services.commit import commit
 from chalicelib.services.context import Context
 
 NEVER_RAN = (FAILED, CANCELLED, EXPIRED)  # registrations without a survey
-ACTIONS = ("confirm", "extend", "reset", "end", "leave", "hand")
 
 
 def registration(ctx: Context, registration_id: str) -> Registration:
